@@ -1,0 +1,135 @@
+package api_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/yaml"
+)
+
+// corpusDoc is one YAML document of testdata/cyclone.
+type corpusDoc struct {
+	name string // file:index, for failure messages
+	json []byte
+}
+
+func readCorpus(t *testing.T) []corpusDoc {
+	t.Helper()
+	files, err := filepath.Glob("../testdata/cyclone/*.yaml")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no corpus under testdata/cyclone: %v", err)
+	}
+	var docs []corpusDoc
+	for _, file := range files {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := utilyaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(b)))
+		for i := 0; ; i++ {
+			doc, err := r.Read()
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				t.Fatalf("%s: %v", file, err)
+			}
+			if len(bytes.TrimSpace(doc)) == 0 {
+				continue
+			}
+			j, err := yaml.YAMLToJSON(doc)
+			if err != nil {
+				t.Fatalf("%s[%d]: %v", file, i, err)
+			}
+			docs = append(docs, corpusDoc{name: fmt.Sprintf("%s#%d", filepath.Base(file), i), json: j})
+		}
+	}
+	return docs
+}
+
+// TestCycloneCorpus_roundTrips decodes every Cyclone document strictly into
+// gyre's types and encodes it again: an unknown field is an error and a
+// field the types drop shows up as a difference.
+func TestCycloneCorpus_roundTrips(t *testing.T) {
+	for _, doc := range readCorpus(t) {
+		t.Run(doc.name, func(t *testing.T) {
+			g := NewWithT(t)
+			obj := typedFor(g, doc.json)
+			g.Expect(yaml.UnmarshalStrict(doc.json, obj)).To(Succeed(), "strict decode")
+			out, err := json.Marshal(obj)
+			g.Expect(err).NotTo(HaveOccurred())
+			g.Expect(normalise(g, out)).To(Equal(normalise(g, doc.json)), "round trip changed the document")
+		})
+	}
+}
+
+// TestCycloneCorpus_acceptedByAPIServer creates every Cyclone document on a
+// real API server and reads it back: the CRD schemas must accept it and
+// prune none of its fields.
+func TestCycloneCorpus_acceptedByAPIServer(t *testing.T) {
+	ctx := context.Background()
+	ns := newNamespace(t)
+	for _, doc := range readCorpus(t) {
+		t.Run(doc.name, func(t *testing.T) {
+			g := NewWithT(t)
+			u := &unstructured.Unstructured{}
+			g.Expect(u.UnmarshalJSON(doc.json)).To(Succeed())
+			if u.GetKind() != "ExecutionCluster" {
+				u.SetNamespace(ns)
+			}
+			want := u.DeepCopy()
+			g.Expect(k8sClient.Create(ctx, u)).To(Succeed())
+			t.Cleanup(func() { _ = k8sClient.Delete(ctx, u) })
+
+			got := &unstructured.Unstructured{}
+			got.SetGroupVersionKind(u.GroupVersionKind())
+			g.Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(u), got)).To(Succeed())
+			g.Expect(got.Object["spec"]).To(Equal(want.Object["spec"]), "the API server pruned or changed spec")
+		})
+	}
+}
+
+func typedFor(g Gomega, doc []byte) client.Object {
+	var tm metav1.TypeMeta
+	g.Expect(json.Unmarshal(doc, &tm)).To(Succeed())
+	gvk := schema.FromAPIVersionAndKind(tm.APIVersion, tm.Kind)
+	obj, err := scheme.New(gvk)
+	g.Expect(err).NotTo(HaveOccurred(), "kind %s is not registered", gvk)
+	return obj.(client.Object)
+}
+
+func normalise(g Gomega, b []byte) map[string]any {
+	var m map[string]any
+	g.Expect(json.Unmarshal(b, &m)).To(Succeed())
+	// An empty metadata.creationTimestamp is how ObjectMeta encodes "unset".
+	if md, ok := m["metadata"].(map[string]any); ok && md["creationTimestamp"] == nil {
+		delete(md, "creationTimestamp")
+	}
+	return m
+}
+
+func newNamespace(t *testing.T) string {
+	t.Helper()
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: strings.ToLower(t.Name()[:min(len(t.Name()), 30)]) + "-"}}
+	ns.GenerateName = strings.NewReplacer("_", "-", "/", "-").Replace(ns.GenerateName)
+	if err := k8sClient.Create(context.Background(), ns); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = k8sClient.Delete(context.Background(), ns) })
+	return ns.Name
+}

@@ -1,0 +1,325 @@
+package testcluster
+
+import (
+	"bytes"
+	"context"
+	"embed"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+)
+
+// Annotations that pick a stage Pod's fate under kwok (see kwok/pod.yaml).
+const (
+	// AnnotationResult is succeed, fail, oom, init-fail or
+	// image-pull-backoff; without it a Pod runs until deleted.
+	AnnotationResult = "test.gyre.dev/result"
+	// AnnotationDelay is how long the Pod runs before its result, as a Go
+	// duration.
+	AnnotationDelay = "test.gyre.dev/delay"
+	// AnnotationExitCode is the exit code of a failing container.
+	AnnotationExitCode = "test.gyre.dev/exit-code"
+)
+
+//go:embed kwok/*.yaml
+var kwokStages embed.FS
+
+// Options says which parts of a control plane to start.
+type Options struct {
+	// Scheduler starts kube-scheduler, so Pods get nodes.
+	Scheduler bool
+	// ControllerManager starts kube-controller-manager with the namespace
+	// and garbage-collector controllers, so namespaces finalise and
+	// ownerReferences cascade.
+	ControllerManager bool
+	// Nodes > 0 starts kwok and registers that many fake nodes that run
+	// Pods by gyre's stages.
+	Nodes int
+	// CRDDirs hold CRD manifests to install; gyre's config/crd/bases when
+	// nil.
+	CRDDirs []string
+}
+
+// Cluster is a running control plane.
+type Cluster struct {
+	// Config reaches the API server as a cluster admin.
+	Config *rest.Config
+	// Kubeconfig is the path of an admin kubeconfig for the cluster.
+	Kubeconfig string
+
+	env   *envtest.Environment
+	dir   string
+	procs []*process
+}
+
+// Start starts a control plane as opts asks and waits until it serves.
+func Start(ctx context.Context, opts Options) (*Cluster, error) {
+	root, err := RepoRoot()
+	if err != nil {
+		return nil, err
+	}
+	binDir := filepath.Join(root, "bin")
+	for _, name := range requiredBinaries(opts) {
+		if _, err := os.Stat(filepath.Join(binDir, name)); err != nil {
+			return nil, fmt.Errorf("test control plane: %s missing in %s: run `make tools`", name, binDir)
+		}
+	}
+	crdDirs := opts.CRDDirs
+	if crdDirs == nil {
+		crdDirs = []string{filepath.Join(root, "config", "crd", "bases")}
+	}
+	dir, err := os.MkdirTemp("", "gyre-testcluster-")
+	if err != nil {
+		return nil, err
+	}
+	c := &Cluster{dir: dir, env: &envtest.Environment{
+		BinaryAssetsDirectory: binDir,
+		CRDDirectoryPaths:     crdDirs,
+		ErrorIfCRDPathMissing: true,
+	}}
+	if c.Config, err = c.env.Start(); err != nil {
+		_ = os.RemoveAll(dir)
+		return nil, fmt.Errorf("start etcd and kube-apiserver: %w", err)
+	}
+	if err := c.startExtras(ctx, binDir, opts); err != nil {
+		_ = c.Stop()
+		return nil, err
+	}
+	return c, nil
+}
+
+func requiredBinaries(opts Options) []string {
+	names := []string{"etcd", "kube-apiserver"}
+	if opts.Scheduler {
+		names = append(names, "kube-scheduler")
+	}
+	if opts.ControllerManager {
+		names = append(names, "kube-controller-manager")
+	}
+	if opts.Nodes > 0 {
+		names = append(names, "kwok")
+	}
+	return names
+}
+
+func (c *Cluster) startExtras(ctx context.Context, binDir string, opts Options) error {
+	user, err := c.env.ControlPlane.AddUser(envtest.User{Name: "gyre-admin", Groups: []string{"system:masters"}}, nil)
+	if err != nil {
+		return fmt.Errorf("add admin user: %w", err)
+	}
+	kubeconfig, err := user.KubeConfig()
+	if err != nil {
+		return fmt.Errorf("admin kubeconfig: %w", err)
+	}
+	c.Kubeconfig = filepath.Join(c.dir, "kubeconfig")
+	if err := os.WriteFile(c.Kubeconfig, kubeconfig, 0o600); err != nil {
+		return err
+	}
+	if opts.Scheduler {
+		if err := c.run(binDir, "kube-scheduler",
+			"--kubeconfig="+c.Kubeconfig,
+			"--authentication-kubeconfig="+c.Kubeconfig,
+			"--authorization-kubeconfig="+c.Kubeconfig,
+			"--leader-elect=false",
+			"--bind-address=127.0.0.1",
+			"--secure-port=0",
+		); err != nil {
+			return err
+		}
+	}
+	if opts.ControllerManager {
+		if err := c.run(binDir, "kube-controller-manager",
+			"--kubeconfig="+c.Kubeconfig,
+			"--authentication-kubeconfig="+c.Kubeconfig,
+			"--authorization-kubeconfig="+c.Kubeconfig,
+			"--leader-elect=false",
+			"--bind-address=127.0.0.1",
+			"--secure-port=0",
+			"--controllers=namespace,garbagecollector",
+			"--use-service-account-credentials=false",
+		); err != nil {
+			return err
+		}
+	}
+	if opts.Nodes > 0 {
+		stages, err := c.writeKwokStages()
+		if err != nil {
+			return err
+		}
+		if err := c.run(binDir, "kwok",
+			"--kubeconfig="+c.Kubeconfig,
+			"--config="+stages,
+			"--manage-all-nodes=false",
+			"--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
+			"--node-lease-duration-seconds=40",
+			"--server-address=",
+		); err != nil {
+			return err
+		}
+		if err := c.addNodes(ctx, opts.Nodes); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// writeKwokStages joins gyre's kwok Stage files into one multi-document
+// config file.
+func (c *Cluster) writeKwokStages() (string, error) {
+	entries, err := kwokStages.ReadDir("kwok")
+	if err != nil {
+		return "", err
+	}
+	var buf bytes.Buffer
+	for _, e := range entries {
+		b, err := kwokStages.ReadFile("kwok/" + e.Name())
+		if err != nil {
+			return "", err
+		}
+		buf.WriteString("---\n")
+		buf.Write(b)
+	}
+	path := filepath.Join(c.dir, "kwok-stages.yaml")
+	return path, os.WriteFile(path, buf.Bytes(), 0o600)
+}
+
+// addNodes registers fake nodes and waits until kwok reports them Ready.
+func (c *Cluster) addNodes(ctx context.Context, n int) error {
+	cs, err := kubernetes.NewForConfig(c.Config)
+	if err != nil {
+		return err
+	}
+	for i := range n {
+		node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{
+			Name:        fmt.Sprintf("kwok-node-%d", i),
+			Annotations: map[string]string{"kwok.x-k8s.io/node": "fake"},
+			Labels:      map[string]string{"type": "kwok", "kubernetes.io/os": "linux"},
+		}}
+		if _, err := cs.CoreV1().Nodes().Create(ctx, node, metav1.CreateOptions{}); err != nil {
+			return fmt.Errorf("create node %s: %w", node.Name, err)
+		}
+	}
+	err = wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
+		nodes, err := cs.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return false, nil
+		}
+		ready := 0
+		for _, node := range nodes.Items {
+			for _, cond := range node.Status.Conditions {
+				if cond.Type == corev1.NodeReady && cond.Status == corev1.ConditionTrue {
+					ready++
+				}
+			}
+		}
+		return ready >= n, nil
+	})
+	if err != nil {
+		return fmt.Errorf("wait for %d kwok nodes to be Ready (kwok log: %s): %w", n, filepath.Join(c.dir, "kwok.log"), err)
+	}
+	return nil
+}
+
+// Stop stops every process of the cluster and removes its files.
+func (c *Cluster) Stop() error {
+	var errs []error
+	for i := len(c.procs) - 1; i >= 0; i-- {
+		errs = append(errs, c.procs[i].stop())
+	}
+	c.procs = nil
+	if c.env != nil {
+		errs = append(errs, c.env.Stop())
+	}
+	errs = append(errs, os.RemoveAll(c.dir))
+	return errors.Join(errs...)
+}
+
+// Dir is the cluster's scratch directory; process logs are there.
+func (c *Cluster) Dir() string { return c.dir }
+
+type process struct {
+	name string
+	cmd  *exec.Cmd
+	done chan error
+	log  *os.File
+}
+
+// run starts a binary of binDir with its output in <dir>/<name>.log.
+func (c *Cluster) run(binDir, name string, args ...string) error {
+	log, err := os.Create(filepath.Join(c.dir, name+".log"))
+	if err != nil {
+		return err
+	}
+	cmd := exec.Command(filepath.Join(binDir, name), args...)
+	cmd.Stdout, cmd.Stderr = log, log
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		log.Close()
+		return fmt.Errorf("start %s: %w", name, err)
+	}
+	p := &process{name: name, cmd: cmd, done: make(chan error, 1), log: log}
+	go func() { p.done <- cmd.Wait() }()
+	c.procs = append(c.procs, p)
+	// A process that dies at once was misconfigured: say so now, with
+	// its own words, rather than as a time-out later.
+	select {
+	case err := <-p.done:
+		p.done <- err
+		out, _ := os.ReadFile(log.Name())
+		return fmt.Errorf("%s exited at start (%v): %s", name, err, lastLines(string(out), 10))
+	case <-time.After(500 * time.Millisecond):
+	}
+	return nil
+}
+
+func (p *process) stop() error {
+	defer p.log.Close()
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(10 * time.Second):
+		_ = p.cmd.Process.Kill()
+		<-p.done
+	}
+	return nil
+}
+
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// RepoRoot finds the root of the gyre repository from the working
+// directory, so tests in any package find bin/ and config/.
+func RepoRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		b, err := os.ReadFile(filepath.Join(dir, "go.mod"))
+		if err == nil && bytes.HasPrefix(b, []byte("module github.com/gyreops/gyre\n")) {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("test control plane: not inside the gyre repository")
+		}
+		dir = parent
+	}
+}
