@@ -113,14 +113,38 @@ func typedFor(g Gomega, doc []byte) client.Object {
 	return obj.(client.Object)
 }
 
-func normalise(g Gomega, b []byte) map[string]any {
-	var m map[string]any
-	g.Expect(json.Unmarshal(b, &m)).To(Succeed())
-	// An empty metadata.creationTimestamp is how ObjectMeta encodes "unset".
-	if md, ok := m["metadata"].(map[string]any); ok && md["creationTimestamp"] == nil {
-		delete(md, "creationTimestamp")
+// normalise decodes a JSON document and drops nulls and empty objects and
+// lists: Go encodes an unset struct field as {} (corev1.Container's
+// resources, say) and an unset time as null, which adds nothing and loses
+// nothing.
+func normalise(g Gomega, b []byte) any {
+	var v any
+	g.Expect(json.Unmarshal(b, &v)).To(Succeed())
+	return dropEmpty(v)
+}
+
+func dropEmpty(v any) any {
+	switch v := v.(type) {
+	case map[string]any:
+		for k, e := range v {
+			if e = dropEmpty(e); e == nil {
+				delete(v, k)
+			} else {
+				v[k] = e
+			}
+		}
+		if len(v) == 0 {
+			return nil
+		}
+	case []any:
+		for i, e := range v {
+			v[i] = dropEmpty(e)
+		}
+		if len(v) == 0 {
+			return nil
+		}
 	}
-	return m
+	return v
 }
 
 func newNamespace(t *testing.T) string {

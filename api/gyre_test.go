@@ -3,6 +3,7 @@ package api_test
 import (
 	"context"
 	"testing"
+	"time"
 
 	. "github.com/onsi/gomega"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -76,7 +77,7 @@ func TestRepository_validation(t *testing.T) {
 			if len(tt.wantErr) == 0 {
 				g.Expect(err).NotTo(HaveOccurred())
 				t.Cleanup(func() { _ = k8sClient.Delete(context.Background(), repo) })
-				g.Expect(repo.Spec.Interval.Duration.String()).To(Equal("1m0s"), "interval defaulted")
+				g.Expect(repo.Spec.Interval).To(HaveValue(Equal(metav1.Duration{Duration: time.Minute})), "interval defaulted")
 				return
 			}
 			g.Expect(err).To(HaveOccurred())

@@ -38,7 +38,7 @@ type RepositorySpec struct {
 	// Interval between polls of the remote.
 	// +kubebuilder:default="1m"
 	// +optional
-	Interval metav1.Duration `json:"interval,omitempty"`
+	Interval *metav1.Duration `json:"interval,omitempty"`
 	// Timeout of one Git operation.
 	// +kubebuilder:default="60s"
 	// +optional

@@ -79,7 +79,7 @@ type TenantSpec struct {
 	// Interval of the full drift check.
 	// +kubebuilder:default="5m"
 	// +optional
-	Interval metav1.Duration `json:"interval,omitempty"`
+	Interval *metav1.Duration `json:"interval,omitempty"`
 	// Timeout of one target's apply.
 	// +optional
 	Timeout *metav1.Duration `json:"timeout,omitempty"`
