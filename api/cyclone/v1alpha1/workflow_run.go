@@ -155,6 +155,50 @@ type WorkflowRunStatus struct {
 	// Notifications records what was sent to each receiver.
 	// +optional
 	Notifications map[string]NotificationStatus `json:"notifications,omitempty"`
+	// ObservedGeneration is the run generation the status was last written
+	// for. gyre extension.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+	// GlobalVariables are the final values of the Workflow's variables,
+	// fixed once when the run starts so that "$(random:N)" and
+	// "$(timenow:FORMAT)" keep their values across stages and controller
+	// restarts. gyre extension.
+	// +optional
+	GlobalVariables []GlobalVariable `json:"globalVariables,omitempty"`
+	// GC records the removal of the run's Pods and scratch data once the
+	// run has finished. gyre extension.
+	// +optional
+	GC *GCStatus `json:"gc,omitempty"`
+}
+
+// GCPhase is the phase of a run's garbage collection.
+// +kubebuilder:validation:Enum=Running;Succeeded;Failed
+type GCPhase string
+
+// Garbage collection phases.
+const (
+	// GCRunning: the GC Pod is being created or runs.
+	GCRunning GCPhase = "Running"
+	// GCSucceeded: the run's scratch data is gone.
+	GCSucceeded GCPhase = "Succeeded"
+	// GCFailed: every attempt failed; the data is left in place.
+	GCFailed GCPhase = "Failed"
+)
+
+// GCStatus records the removal of a run's scratch data. gyre extension.
+type GCStatus struct {
+	// Phase of the garbage collection.
+	// +optional
+	Phase GCPhase `json:"phase,omitempty"`
+	// Attempt is the number of the current GC Pod attempt, from 1.
+	// +optional
+	Attempt int32 `json:"attempt,omitempty"`
+	// StartTime is when the current attempt started.
+	// +optional
+	StartTime *metav1.Time `json:"startTime,omitempty"`
+	// Message says why the last attempt failed.
+	// +optional
+	Message string `json:"message,omitempty"`
 }
 
 // StageStatus is the status of one stage of a run.
@@ -177,6 +221,14 @@ type StageStatus struct {
 	// Events are warnings seen on the stage Pod.
 	// +optional
 	Events []StageEvent `json:"events,omitempty"`
+	// Attempt is the number of the stage's current attempt, from 1; the
+	// stage Pod of attempt N is named "<run>-<stage>-<N>". gyre extension.
+	// +optional
+	Attempt int32 `json:"attempt,omitempty"`
+	// NextAttemptTime is the earliest time the next attempt of a failed
+	// stage may start. gyre extension.
+	// +optional
+	NextAttemptTime *metav1.Time `json:"nextAttemptTime,omitempty"`
 }
 
 // StageEvent is a warning event seen on a stage Pod.
@@ -251,9 +303,13 @@ type Status struct {
 	// Message for people about the last transition.
 	// +optional
 	Message string `json:"message,omitempty"`
-	// StartTime is when the stage or run started.
+	// StartTime is when the stage or run started; for a stage, when its
+	// current attempt started.
 	// +optional
 	StartTime *metav1.Time `json:"startTime,omitempty"`
+	// CompletionTime is when the stage or run finished. gyre extension.
+	// +optional
+	CompletionTime *metav1.Time `json:"completionTime,omitempty"`
 }
 
 // NotificationResult is the outcome of sending a notification.
