@@ -10,6 +10,7 @@ import metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 // +kubebuilder:printcolumn:name="Type",type=string,JSONPath=`.spec.type`
 // +kubebuilder:printcolumn:name="Workflow",type=string,JSONPath=`.spec.workflowRef.name`
 // +kubebuilder:printcolumn:name="Count",type=integer,JSONPath=`.status.count`
+// +kubebuilder:printcolumn:name="Last",type=date,JSONPath=`.status.lastFired.time`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type WorkflowTrigger struct {
 	metav1.TypeMeta   `json:",inline"`
@@ -59,21 +60,120 @@ type WorkflowTriggerSpec struct {
 
 // CronTrigger is a schedule.
 type CronTrigger struct {
-	// Schedule in cron syntax.
+	// Schedule in cron syntax: five fields, or a descriptor such as
+	// "@hourly" or "@every 90m". A "CRON_TZ=Europe/Paris " prefix gives the
+	// time zone.
 	// +optional
 	Schedule string `json:"schedule,omitempty"`
+	// Timezone is the IANA time zone the schedule is read in, such as
+	// "Europe/Paris"; UTC when empty. A CRON_TZ= prefix in the schedule wins.
+	// gyre extension.
+	// +optional
+	Timezone string `json:"timezone,omitempty"`
+	// CatchUp says which scheduled times missed while gyre was not running
+	// still start runs. gyre extension.
+	// +optional
+	// +kubebuilder:default=Latest
+	CatchUp CatchUpPolicy `json:"catchUp,omitempty"`
+	// MaxCatchUp caps how many missed times the All policy starts runs for;
+	// the latest ones win. 10 when unset. gyre extension.
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=1000
+	MaxCatchUp *int32 `json:"maxCatchUp,omitempty"`
+	// StartingDeadlineSeconds is how late a scheduled time may still start a
+	// run; older times are skipped whatever the catch-up policy. No limit
+	// when unset. gyre extension.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	StartingDeadlineSeconds *int64 `json:"startingDeadlineSeconds,omitempty"`
+	// ConcurrencyPolicy says what a scheduled time does while an earlier
+	// run of the trigger is still going. gyre extension.
+	// +optional
+	// +kubebuilder:default=Allow
+	ConcurrencyPolicy ConcurrencyPolicy `json:"concurrencyPolicy,omitempty"`
 }
+
+// CatchUpPolicy says which missed scheduled times start runs.
+// +kubebuilder:validation:Enum=None;Latest;All
+type CatchUpPolicy string
+
+// Catch-up policies.
+const (
+	// CatchUpNone starts no run for a missed time: a time starts a run only
+	// if gyre sees it within a minute.
+	CatchUpNone CatchUpPolicy = "None"
+	// CatchUpLatest starts one run for the latest missed time.
+	CatchUpLatest CatchUpPolicy = "Latest"
+	// CatchUpAll starts one run for each missed time, oldest first, up to
+	// maxCatchUp.
+	CatchUpAll CatchUpPolicy = "All"
+)
+
+// ConcurrencyPolicy says what a scheduled time does while an earlier run is
+// still going.
+// +kubebuilder:validation:Enum=Allow;Forbid;Replace
+type ConcurrencyPolicy string
+
+// Concurrency policies.
+const (
+	// ConcurrencyAllow starts the new run alongside the running ones.
+	ConcurrencyAllow ConcurrencyPolicy = "Allow"
+	// ConcurrencyForbid skips the scheduled time.
+	ConcurrencyForbid ConcurrencyPolicy = "Forbid"
+	// ConcurrencyReplace stops the running ones and starts the new run.
+	ConcurrencyReplace ConcurrencyPolicy = "Replace"
+)
 
 // WorkflowTriggerStatus records what a trigger did.
 type WorkflowTriggerStatus struct {
 	// Count is how many runs the trigger started.
 	// +optional
 	Count int `json:"count,omitempty"`
+	// LastScheduleTime is the latest scheduled time the trigger has dealt
+	// with, whether it started a run or skipped it. It is the ledger that
+	// catch-up after a restart is computed from. gyre extension.
+	// +optional
+	LastScheduleTime *metav1.Time `json:"lastScheduleTime,omitempty"`
+	// NextScheduleTime is the next time the schedule fires. gyre extension.
+	// +optional
+	NextScheduleTime *metav1.Time `json:"nextScheduleTime,omitempty"`
+	// LastFired names the last run the trigger started. gyre extension.
+	// +optional
+	LastFired *FiredRun `json:"lastFired,omitempty"`
+	// LastError says why the trigger last failed to start a run; empty after
+	// a success. gyre extension.
+	// +optional
+	LastError string `json:"lastError,omitempty"`
+	// ObservedGeneration is the trigger generation the status was last
+	// written for. gyre extension.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+}
+
+// FiredRun is a run a trigger started. gyre extension.
+type FiredRun struct {
+	// Name of the WorkflowRun, in the trigger's namespace.
+	Name string `json:"name"`
+	// Time the run was created.
+	// +optional
+	Time *metav1.Time `json:"time,omitempty"`
+	// ScheduleTime is the scheduled time a cron trigger fired for.
+	// +optional
+	ScheduleTime *metav1.Time `json:"scheduleTime,omitempty"`
+	// Event is the SCM event an SCM trigger fired for, such as "push",
+	// "tag" or "pullRequest".
+	// +optional
+	Event string `json:"event,omitempty"`
 }
 
 // SCMTrigger fires on events of an SCM repository.
 type SCMTrigger struct {
-	// Secret names the integration of the SCM.
+	// Secret names the integration of the SCM. gyre reads the webhook secret
+	// from the key "webhookSecret" of the Secret of this name in the
+	// trigger's namespace: the HMAC key of GitHub's X-Hub-Signature-256, or
+	// the token GitLab sends as X-Gitlab-Token. Webhook events for a trigger
+	// without it are refused.
 	// +optional
 	Secret string `json:"secret,omitempty"`
 	// Repo is the repository's full name without the server, such as
