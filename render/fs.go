@@ -1,0 +1,416 @@
+package render
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+
+	"sigs.k8s.io/kustomize/kyaml/filesys"
+)
+
+// DefaultMaxFileSize caps the size of any one file a render reads.
+const DefaultMaxFileSize = 10 << 20
+
+// errReadOnly is returned by every write to a confinedFS.
+var errReadOnly = errors.New("the render file system is read-only")
+
+// confinedFS is the file system kustomize sees during a render. It is the
+// repository, read-only, with three guarantees kustomize does not give on
+// its own: nothing outside the repository root is readable (lexically or
+// through a symlink), no file over the size cap is read, and no YAML file
+// with duplicate keys or an alias bomb reaches kustomize's parser. It
+// also serves the few in-memory files of gyre's entry kustomization, and
+// records which directories were read so that a render can be cached on
+// exactly what it depended on.
+//
+// Refusals are recorded as violations as well as returned, because
+// kustomize sometimes swallows an error and tries something else (a
+// resource that is not a directory is retried as a file); the render
+// reports the violations and discards kustomize's output.
+type confinedFS struct {
+	root     string            // absolute, symlinks resolved
+	virtual  map[string][]byte // absolute path → content
+	vdir     string            // the directory holding the virtual files
+	maxSize  int64
+	remoteOK bool // reads of kustomize's git clones are allowed
+
+	mu         sync.Mutex
+	dirs       map[string]struct{} // relative to root, slash-separated
+	violations []Error
+	remoteUsed bool
+}
+
+func newConfinedFS(root string, maxSize int64, remoteOK bool) (*confinedFS, error) {
+	abs, err := filepath.Abs(root)
+	if err != nil {
+		return nil, err
+	}
+	abs, err = filepath.EvalSymlinks(abs)
+	if err != nil {
+		return nil, err
+	}
+	if maxSize <= 0 {
+		maxSize = DefaultMaxFileSize
+	}
+	// The entry kustomization lives beside the root, not inside it:
+	// kustomize refuses to build a directory that contains the
+	// kustomization building it, and a target may be the root itself.
+	vdir := filepath.Join(filepath.Dir(abs), ".gyre-render-"+filepath.Base(abs))
+	return &confinedFS{
+		root:     abs,
+		virtual:  map[string][]byte{},
+		vdir:     vdir,
+		maxSize:  maxSize,
+		remoteOK: remoteOK,
+		dirs:     map[string]struct{}{},
+	}, nil
+}
+
+// rel returns p relative to the root, slash-separated, for messages.
+func (f *confinedFS) rel(p string) string {
+	r, err := filepath.Rel(f.root, p)
+	if err != nil {
+		return p
+	}
+	return filepath.ToSlash(r)
+}
+
+func (f *confinedFS) violate(file, msg string) error {
+	e := Error{File: file, Message: msg}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, v := range f.violations {
+		if v == e {
+			return e
+		}
+	}
+	f.violations = append(f.violations, e)
+	return e
+}
+
+func (f *confinedFS) recordDir(abs string) {
+	if !within(f.root, abs) {
+		return
+	}
+	f.mu.Lock()
+	f.dirs[f.rel(abs)] = struct{}{}
+	f.mu.Unlock()
+}
+
+// Dirs returns the directories read so far, relative to the root, sorted.
+func (f *confinedFS) Dirs() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := make([]string, 0, len(f.dirs))
+	for d := range f.dirs {
+		out = append(out, d)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Violations returns the refusals recorded so far.
+func (f *confinedFS) Violations() []Error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]Error(nil), f.violations...)
+}
+
+func within(root, p string) bool {
+	return p == root || strings.HasPrefix(p, root+string(filepath.Separator))
+}
+
+// allowed reports whether a resolved absolute path may be read.
+func (f *confinedFS) allowed(p string) bool {
+	if within(f.root, p) {
+		return true
+	}
+	if f.remoteOK && isKustomizeClone(p) {
+		f.mu.Lock()
+		f.remoteUsed = true
+		f.mu.Unlock()
+		return true
+	}
+	return false
+}
+
+// isKustomizeClone reports whether p is inside a temporary directory
+// kustomize's git cloner made for a remote base.
+func isKustomizeClone(p string) bool {
+	tmp, err := filepath.EvalSymlinks(os.TempDir())
+	if err != nil {
+		tmp = os.TempDir()
+	}
+	r, err := filepath.Rel(tmp, p)
+	if err != nil || !filepath.IsLocal(r) {
+		return false
+	}
+	first := strings.Split(filepath.ToSlash(r), "/")[0]
+	return strings.HasPrefix(first, "kustomize-")
+}
+
+// resolve turns a path kustomize asks about into an absolute path with
+// symlinks resolved, refusing (and recording) anything outside the
+// repository. Nonexistent paths inside the repository resolve lexically
+// and fail later with the usual not-exist error.
+func (f *confinedFS) resolve(p string) (string, error) {
+	if !filepath.IsAbs(p) {
+		p = filepath.Join(f.root, p)
+	}
+	p = filepath.Clean(p)
+	if within(f.vdir, p) {
+		return "", &fs.PathError{Op: "open", Path: p, Err: fs.ErrNotExist}
+	}
+	if !f.allowed(p) {
+		return "", f.violate(f.rel(p), "path is outside the repository")
+	}
+	real, err := filepath.EvalSymlinks(p)
+	if err != nil {
+		return p, nil
+	}
+	if !f.allowed(real) {
+		return "", f.violate(f.rel(p), "symlink resolves outside the repository")
+	}
+	return real, nil
+}
+
+func (f *confinedFS) isVirtual(p string) bool {
+	p = filepath.Clean(p)
+	if p == f.vdir {
+		return true
+	}
+	_, ok := f.virtual[p]
+	return ok
+}
+
+// Create is refused: renders never write.
+func (f *confinedFS) Create(string) (filesys.File, error) { return nil, errReadOnly }
+
+// Mkdir is refused: renders never write.
+func (f *confinedFS) Mkdir(string) error { return errReadOnly }
+
+// MkdirAll is refused: renders never write.
+func (f *confinedFS) MkdirAll(string) error { return errReadOnly }
+
+// RemoveAll is refused: renders never write.
+func (f *confinedFS) RemoveAll(string) error { return errReadOnly }
+
+// WriteFile is refused: renders never write.
+func (f *confinedFS) WriteFile(string, []byte) error { return errReadOnly }
+
+// Open opens a confined file for reading.
+func (f *confinedFS) Open(p string) (filesys.File, error) {
+	if f.isVirtual(p) {
+		return nil, fmt.Errorf("open %s: not supported for in-memory files", p)
+	}
+	real, err := f.resolve(p)
+	if err != nil {
+		return nil, err
+	}
+	fi, err := os.Stat(real)
+	if err != nil {
+		return nil, err
+	}
+	if fi.Size() > f.maxSize {
+		return nil, f.violate(f.rel(real), tooBig(fi.Size(), f.maxSize))
+	}
+	f.recordDir(filepath.Dir(real))
+	return os.Open(real)
+}
+
+// IsDir reports whether p is a directory the render may read.
+func (f *confinedFS) IsDir(p string) bool {
+	if filepath.Clean(p) == f.vdir {
+		return true
+	}
+	if f.isVirtual(p) {
+		return false
+	}
+	real, err := f.resolveQuiet(p)
+	if err != nil {
+		return false
+	}
+	fi, err := os.Stat(real)
+	return err == nil && fi.IsDir()
+}
+
+// resolveQuiet is resolve for probes (IsDir, Exists): a probe outside the
+// repository just answers no, without recording a violation, because
+// kustomize probes speculatively.
+func (f *confinedFS) resolveQuiet(p string) (string, error) {
+	if !filepath.IsAbs(p) {
+		p = filepath.Join(f.root, p)
+	}
+	p = filepath.Clean(p)
+	if within(f.vdir, p) || !f.allowed(p) {
+		return "", fs.ErrNotExist
+	}
+	real, err := filepath.EvalSymlinks(p)
+	if err != nil {
+		return "", err
+	}
+	if !f.allowed(real) {
+		return "", fs.ErrNotExist
+	}
+	return real, nil
+}
+
+// ReadDir lists a confined directory.
+func (f *confinedFS) ReadDir(p string) ([]string, error) {
+	if filepath.Clean(p) == f.vdir {
+		var names []string
+		for v := range f.virtual {
+			names = append(names, filepath.Base(v))
+		}
+		sort.Strings(names)
+		return names, nil
+	}
+	real, err := f.resolve(p)
+	if err != nil {
+		return nil, err
+	}
+	entries, err := os.ReadDir(real)
+	if err != nil {
+		return nil, err
+	}
+	f.recordDir(real)
+	names := make([]string, 0, len(entries))
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	return names, nil
+}
+
+// CleanedAbs splits a confined path into a confirmed directory and a file
+// name (empty when the path is a directory), as kustomize expects.
+func (f *confinedFS) CleanedAbs(p string) (filesys.ConfirmedDir, string, error) {
+	if !filepath.IsAbs(p) {
+		p = filepath.Join(f.root, p)
+	}
+	p = filepath.Clean(p)
+	if p == f.vdir {
+		return filesys.ConfirmedDir(p), "", nil
+	}
+	if _, ok := f.virtual[p]; ok {
+		return filesys.ConfirmedDir(filepath.Dir(p)), filepath.Base(p), nil
+	}
+	real, err := f.resolve(p)
+	if err != nil {
+		return "", "", err
+	}
+	fi, err := os.Stat(real)
+	if err != nil {
+		return "", "", err
+	}
+	if fi.IsDir() {
+		f.recordDir(real)
+		return filesys.ConfirmedDir(real), "", nil
+	}
+	f.recordDir(filepath.Dir(real))
+	return filesys.ConfirmedDir(filepath.Dir(real)), filepath.Base(real), nil
+}
+
+// Exists reports whether p exists and may be read.
+func (f *confinedFS) Exists(p string) bool {
+	if f.isVirtual(p) {
+		return true
+	}
+	real, err := f.resolveQuiet(p)
+	if err != nil {
+		return false
+	}
+	_, err = os.Stat(real)
+	return err == nil
+}
+
+// Glob lists the confined paths matching pattern.
+func (f *confinedFS) Glob(pattern string) ([]string, error) {
+	matches, err := filepath.Glob(pattern)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, m := range matches {
+		if real, err := f.resolveQuiet(m); err == nil {
+			f.recordDir(filepath.Dir(real))
+			out = append(out, m)
+		}
+	}
+	sort.Strings(out)
+	return out, nil
+}
+
+// ReadFile reads a confined file, refusing files over the size cap and
+// YAML files with duplicate keys or alias bombs.
+func (f *confinedFS) ReadFile(p string) ([]byte, error) {
+	if data, ok := f.virtual[filepath.Clean(p)]; ok {
+		return data, nil
+	}
+	real, err := f.resolve(p)
+	if err != nil {
+		return nil, err
+	}
+	file, err := os.Open(real)
+	if err != nil {
+		return nil, err
+	}
+	defer file.Close()
+	fi, err := file.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if fi.IsDir() {
+		return nil, fmt.Errorf("read %s: is a directory", f.rel(real))
+	}
+	f.recordDir(filepath.Dir(real))
+	if fi.Size() > f.maxSize {
+		return nil, f.violate(f.rel(real), tooBig(fi.Size(), f.maxSize))
+	}
+	// Read one byte past the cap: the file may grow after Stat.
+	data, err := io.ReadAll(io.LimitReader(file, f.maxSize+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(data)) > f.maxSize {
+		return nil, f.violate(f.rel(real), tooBig(int64(len(data)), f.maxSize))
+	}
+	if isYAML(real) || bytes.HasPrefix(data, []byte("apiVersion:")) {
+		if err := checkYAML(data); err != nil {
+			return nil, f.violate(f.rel(real), err.Error())
+		}
+	}
+	return data, nil
+}
+
+// Walk walks a confined directory tree; entries outside the repository
+// are skipped.
+func (f *confinedFS) Walk(p string, fn filepath.WalkFunc) error {
+	real, err := f.resolve(p)
+	if err != nil {
+		return err
+	}
+	return filepath.Walk(real, func(path string, info fs.FileInfo, err error) error {
+		if err == nil {
+			if r, rerr := filepath.EvalSymlinks(path); rerr != nil || !f.allowed(r) {
+				return nil
+			}
+			if info.IsDir() {
+				f.recordDir(path)
+			}
+		}
+		return fn(path, info, err)
+	})
+}
+
+func tooBig(size, limit int64) string {
+	return fmt.Sprintf("file is %d bytes, over the %d-byte limit", size, limit)
+}
+
+var _ filesys.FileSystem = (*confinedFS)(nil)

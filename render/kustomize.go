@@ -1,0 +1,299 @@
+package render
+
+import (
+	_ "embed"
+	"fmt"
+	"os"
+	"path"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"sigs.k8s.io/kustomize/api/konfig"
+	"sigs.k8s.io/kustomize/api/krusty"
+	"sigs.k8s.io/kustomize/api/resource"
+	"sigs.k8s.io/kustomize/api/types"
+	"sigs.k8s.io/yaml"
+)
+
+// kustomizeConfig is gyre's nameReference and images configuration for
+// Cyclone kinds; every render merges it into kustomize's built-in one.
+//
+//go:embed kustomizeconfig.yaml
+var kustomizeConfig []byte
+
+// originAnnotation is where kustomize records the file an object came
+// from when asked to (buildMetadata: [originAnnotations]).
+const originAnnotation = "config.kubernetes.io/origin"
+
+// kustomizeMu serialises kustomize builds. kustomize keeps process-wide
+// state that its builds write without locking: kyaml's OpenAPI schema
+// (krusty's Run calls openapi.SetSchema on every build) and its lazily
+// built indexes. Concurrent builds race on it (go test -race), so gyre
+// builds one target at a time; every other step of a render runs in
+// parallel.
+var kustomizeMu sync.Mutex
+
+// built is kustomize's output for one target, before tenancy and
+// validation.
+type built struct {
+	objects []*unstructured.Unstructured
+	origins []string // per object: source file relative to the root
+}
+
+// entryKustomization is the in-memory kustomization gyre builds for a
+// target: it includes the target directory (or, for a directory without a
+// kustomization, its YAML files), merges gyre's transformer configuration
+// and asks kustomize to record each object's origin file.
+func entryKustomization(fsys *confinedFS, dir string) ([]byte, error) {
+	abs := filepath.Join(fsys.root, filepath.FromSlash(dir))
+	var resources []string
+	if hasKustomization(abs) {
+		r, err := filepath.Rel(fsys.vdir, abs)
+		if err != nil {
+			return nil, err
+		}
+		resources = []string{filepath.ToSlash(r)}
+	} else {
+		names, err := fsys.ReadDir(abs)
+		if err != nil {
+			return nil, err
+		}
+		sort.Strings(names)
+		for _, n := range names {
+			if !isYAML(n) || fsys.IsDir(filepath.Join(abs, n)) {
+				continue
+			}
+			r, err := filepath.Rel(fsys.vdir, filepath.Join(abs, n))
+			if err != nil {
+				return nil, err
+			}
+			resources = append(resources, filepath.ToSlash(r))
+		}
+		if len(resources) == 0 {
+			return nil, fmt.Errorf("directory has neither a kustomization nor YAML files")
+		}
+	}
+	k := types.Kustomization{
+		TypeMeta:       types.TypeMeta{APIVersion: types.KustomizationVersion, Kind: types.KustomizationKind},
+		Resources:      resources,
+		Configurations: []string{"gyre-config.yaml"},
+		BuildMetadata:  []string{types.OriginAnnotations},
+	}
+	return yaml.Marshal(k)
+}
+
+func hasKustomization(dir string) bool {
+	for _, n := range konfig.RecognizedKustomizationFileNames() {
+		if fi, err := os.Stat(filepath.Join(dir, n)); err == nil && !fi.IsDir() {
+			return true
+		}
+	}
+	return false
+}
+
+// kustomize builds dir (relative to the repository root) in-process:
+// builtin plugins only, no exec or Go plugins, no Helm, files loadable
+// from anywhere in the repository (overlays reach ../../base) but not
+// outside it, which fsys enforces.
+func kustomize(fsys *confinedFS, dir string) (*built, error) {
+	entry, err := entryKustomization(fsys, dir)
+	if err != nil {
+		return nil, err
+	}
+	fsys.virtual[filepath.Join(fsys.vdir, konfig.DefaultKustomizationFileName())] = entry
+	fsys.virtual[filepath.Join(fsys.vdir, "gyre-config.yaml")] = kustomizeConfig
+
+	opts := &krusty.Options{
+		Reorder:          krusty.ReorderOptionNone,
+		LoadRestrictions: types.LoadRestrictionsNone,
+		PluginConfig:     types.DisabledPluginConfig(),
+	}
+	kustomizeMu.Lock()
+	m, err := krusty.MakeKustomizer(opts).Run(fsys, fsys.vdir)
+	kustomizeMu.Unlock()
+	if err != nil {
+		return nil, err
+	}
+
+	out := &built{}
+	for _, r := range m.Resources() {
+		origin, err := r.GetOrigin()
+		if err != nil {
+			return nil, fmt.Errorf("read origin of %s: %w", r.CurId(), err)
+		}
+		b, err := r.MarshalJSON()
+		if err != nil {
+			return nil, fmt.Errorf("marshal %s: %w", r.CurId(), err)
+		}
+		u := &unstructured.Unstructured{}
+		if err := u.UnmarshalJSON(b); err != nil {
+			return nil, fmt.Errorf("decode %s: %w", r.CurId(), err)
+		}
+		annotations := u.GetAnnotations()
+		delete(annotations, originAnnotation)
+		if len(annotations) == 0 {
+			annotations = nil
+		}
+		u.SetAnnotations(annotations)
+		out.objects = append(out.objects, u)
+		out.origins = append(out.origins, fsys.originFile(origin))
+	}
+	return out, nil
+}
+
+// originFile turns a kustomize origin into a file relative to the
+// repository root: the file an object was read from or, for generated
+// objects, the kustomization that generated it.
+func (f *confinedFS) originFile(o *resource.Origin) string {
+	if o == nil {
+		return ""
+	}
+	p := o.Path
+	if p == "" {
+		p = o.ConfiguredIn
+	}
+	if p == "" {
+		return ""
+	}
+	if o.Repo != "" {
+		return o.Repo + "//" + p
+	}
+	return f.rel(filepath.Join(f.vdir, filepath.FromSlash(p)))
+}
+
+// remoteRef reports whether a kustomization entry names something remote:
+// a URL, or a git repository in one of the forms kustomize accepts.
+func remoteRef(ref string) bool {
+	if strings.Contains(ref, "://") {
+		return true
+	}
+	for _, prefix := range []string{"git::", "git@", "gh:"} {
+		if strings.HasPrefix(ref, prefix) {
+			return true
+		}
+	}
+	// github.com/org/repo//path?ref=v1: a host name as first segment.
+	first := strings.Split(ref, "/")[0]
+	return strings.Contains(first, ".") && first != "." && first != ".." &&
+		strings.Count(ref, "/") >= 2 && (strings.Contains(ref, "//") || strings.Contains(ref, "?ref="))
+}
+
+// precheck walks the kustomizations reachable from dir, before kustomize
+// runs, and reports what gyre refuses with the file and field that asked
+// for it: remote bases and files (unless allowed), paths leaving the
+// repository and Helm charts. kustomize would otherwise clone or download
+// first and fail, if at all, with less context.
+func precheck(root, dir string, allowRemote bool) []Error {
+	var errs []Error
+	seen := map[string]bool{}
+	var visit func(dir string)
+	visit = func(dir string) {
+		if seen[dir] {
+			return
+		}
+		seen[dir] = true
+		abs := filepath.Join(root, filepath.FromSlash(dir))
+		var file string
+		var data []byte
+		for _, n := range konfig.RecognizedKustomizationFileNames() {
+			if b, err := os.ReadFile(filepath.Join(abs, n)); err == nil {
+				file, data = path.Join(dir, n), b
+				break
+			}
+		}
+		if file == "" {
+			return
+		}
+		var k types.Kustomization
+		if err := k.Unmarshal(data); err != nil {
+			return // kustomize reports it
+		}
+		k.FixKustomization()
+		check := func(field, ref string, dirs bool) {
+			if ref == "" {
+				return
+			}
+			if remoteRef(ref) || (!dirs && (strings.HasPrefix(ref, "http://") || strings.HasPrefix(ref, "https://"))) {
+				if !allowRemote {
+					errs = append(errs, Error{File: file, Field: field, Message: fmt.Sprintf("remote %q refused: the repository does not allow remote bases", ref)})
+				}
+				return
+			}
+			if strings.HasPrefix(ref, "/") {
+				errs = append(errs, Error{File: file, Field: field, Message: fmt.Sprintf("absolute path %q refused: paths are relative to the kustomization", ref)})
+				return
+			}
+			target := path.Join(dir, filepath.ToSlash(ref))
+			if target == ".." || strings.HasPrefix(target, "../") {
+				errs = append(errs, Error{File: file, Field: field, Message: fmt.Sprintf("path %q is outside the repository", ref)})
+				return
+			}
+			if dirs {
+				if fi, err := os.Stat(filepath.Join(root, filepath.FromSlash(target))); err == nil && fi.IsDir() {
+					visit(target)
+				}
+			}
+		}
+		for i, r := range k.Resources {
+			check(fmt.Sprintf("resources[%d]", i), r, true)
+		}
+		for i, r := range k.Components {
+			check(fmt.Sprintf("components[%d]", i), r, true)
+		}
+		for i, r := range k.Crds {
+			check(fmt.Sprintf("crds[%d]", i), r, false)
+		}
+		for i, r := range k.Configurations {
+			check(fmt.Sprintf("configurations[%d]", i), r, false)
+		}
+		check("openapi.path", k.OpenAPI["path"], false)
+		for i, p := range k.Patches {
+			check(fmt.Sprintf("patches[%d].path", i), p.Path, false)
+		}
+		for i, p := range k.PatchesJson6902 {
+			check(fmt.Sprintf("patchesJson6902[%d].path", i), p.Path, false)
+		}
+		for i, p := range k.PatchesStrategicMerge {
+			if !strings.Contains(string(p), "\n") {
+				check(fmt.Sprintf("patchesStrategicMerge[%d]", i), string(p), false)
+			}
+		}
+		for i, g := range k.ConfigMapGenerator {
+			checkGenerator(check, fmt.Sprintf("configMapGenerator[%d]", i), g.GeneratorArgs)
+		}
+		for i, g := range k.SecretGenerator {
+			checkGenerator(check, fmt.Sprintf("secretGenerator[%d]", i), g.GeneratorArgs)
+		}
+		for _, list := range []struct {
+			field string
+			refs  []string
+		}{{"generators", k.Generators}, {"transformers", k.Transformers}, {"validators", k.Validators}} {
+			for i, r := range list.refs {
+				if !strings.Contains(r, "\n") {
+					check(fmt.Sprintf("%s[%d]", list.field, i), r, true)
+				}
+			}
+		}
+		if len(k.HelmCharts) > 0 || k.HelmGlobals != nil {
+			errs = append(errs, Error{File: file, Field: "helmCharts", Message: "Helm charts are not supported"})
+		}
+	}
+	visit(dir)
+	return errs
+}
+
+func checkGenerator(check func(field, ref string, dirs bool), field string, g types.GeneratorArgs) {
+	for i, s := range g.FileSources {
+		// A file source may be "key=path".
+		if k, v, ok := strings.Cut(s, "="); ok && !strings.Contains(k, "/") {
+			s = v
+		}
+		check(fmt.Sprintf("%s.files[%d]", field, i), s, false)
+	}
+	for i, s := range g.EnvSources {
+		check(fmt.Sprintf("%s.envs[%d]", field, i), s, false)
+	}
+}

@@ -1,0 +1,277 @@
+package render
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+)
+
+// Options tune a render. The zero value is the safe default.
+type Options struct {
+	// Revision is stamped on every object as the gyre.dev/revision
+	// annotation, such as "main@sha1:3f2a…"; nothing is stamped when empty.
+	Revision string
+	// AllowRemoteBases lets kustomizations load remote bases and files.
+	AllowRemoteBases bool
+	// AllowedKinds a target may contain; DefaultAllowedKinds when empty.
+	AllowedKinds []metav1.GroupKind
+	// MaxFileSize caps the size of any file read; DefaultMaxFileSize when
+	// zero.
+	MaxFileSize int64
+	// Schemas validates objects; DefaultSchemas when nil.
+	Schemas *Schemas
+}
+
+// fingerprint identifies the options that shape a render's content; the
+// revision is stamped after the cache and is not part of it.
+func (o Options) fingerprint() string {
+	kinds := make([]string, len(o.AllowedKinds))
+	for i, gk := range o.AllowedKinds {
+		kinds[i] = gk.Group + "/" + gk.Kind
+	}
+	sort.Strings(kinds)
+	return fmt.Sprintf("remote=%t kinds=%s max=%d schemas=%p", o.AllowRemoteBases, strings.Join(kinds, ","), o.MaxFileSize, o.Schemas)
+}
+
+// Render renders one target of the repository checked out at root,
+// without a cache. See Renderer.Render.
+func Render(ctx context.Context, root string, t Target, opts Options) (*Result, error) {
+	return (&Renderer{}).Render(ctx, root, t, opts)
+}
+
+// Renderer renders targets and remembers each target's last render, so
+// that a target whose files did not change is not rebuilt when others
+// did. It is safe for concurrent use.
+type Renderer struct {
+	mu    sync.Mutex
+	cache map[cacheKey]*cacheEntry
+}
+
+// NewRenderer returns a Renderer with an empty cache.
+func NewRenderer() *Renderer {
+	return &Renderer{cache: map[cacheKey]*cacheEntry{}}
+}
+
+type cacheKey struct {
+	target  Target
+	options string
+}
+
+// cacheEntry is a target's last render before the revision stamp, with
+// the directories it read and their digest. When those directories hash
+// the same again, the render would read the same bytes and produce the
+// same result: the closure includes every kustomization that decided what
+// else to read.
+type cacheEntry struct {
+	dir    string
+	dirs   []string
+	digest string
+	result *Result
+}
+
+// Render renders target t of the repository checked out at root: it
+// builds the target's overlay with kustomize, enforces tenancy, stamps the
+// objects and validates them. Problems with the repository's content are
+// returned in Result.Errors, all of them, and then Result.Objects is
+// empty; the error is for failures to render at all (a missing root, a
+// cancelled context).
+func (r *Renderer) Render(ctx context.Context, root string, t Target, opts Options) (*Result, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if fi, err := os.Stat(root); err != nil {
+		return nil, fmt.Errorf("render %s: %w", t, err)
+	} else if !fi.IsDir() {
+		return nil, fmt.Errorf("render %s: %s is not a directory", t, root)
+	}
+	if opts.Schemas == nil {
+		s, err := DefaultSchemas()
+		if err != nil {
+			return nil, fmt.Errorf("render %s: %w", t, err)
+		}
+		opts.Schemas = s
+	}
+	dir, err := t.Resolve(root)
+	if err != nil {
+		return &Result{Target: t, Errors: Errors{{Message: err.Error()}}}, nil
+	}
+
+	key := cacheKey{target: t, options: opts.fingerprint()}
+	var res *Result
+	if e := r.lookup(key); e != nil && e.dir == dir {
+		if d, err := treeDigest(root, e.dirs); err == nil && d == e.digest {
+			res = e.result.clone()
+		}
+	}
+	if res == nil {
+		var dirs []string
+		var cacheable bool
+		res, dirs, cacheable = renderTarget(ctx, root, dir, t, opts)
+		if cacheable && r.cache != nil {
+			if d, err := treeDigest(root, dirs); err == nil {
+				r.store(key, &cacheEntry{dir: dir, dirs: dirs, digest: d, result: res.clone()})
+			}
+		}
+	}
+	if len(res.Errors) == 0 {
+		stampRevision(res.Objects, opts.Revision)
+		if res.Digest, err = digestOf(res.Objects); err != nil {
+			return nil, fmt.Errorf("render %s: %w", t, err)
+		}
+	}
+	return res, nil
+}
+
+func (r *Renderer) lookup(k cacheKey) *cacheEntry {
+	if r.cache == nil {
+		return nil
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.cache[k]
+}
+
+func (r *Renderer) store(k cacheKey, e *cacheEntry) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.cache[k] = e
+}
+
+func (r *Result) clone() *Result {
+	c := &Result{Target: r.Target, Dir: r.Dir, Digest: r.Digest, Errors: append(Errors(nil), r.Errors...)}
+	c.Objects = make([]*unstructured.Unstructured, len(r.Objects))
+	for i, o := range r.Objects {
+		c.Objects[i] = o.DeepCopy()
+	}
+	return c
+}
+
+// renderTarget does the work of Render for one resolved directory. It
+// returns the directories the render read and whether its result may be
+// cached (not when remote bases were loaded: they can change under the
+// same files).
+func renderTarget(ctx context.Context, root, dir string, t Target, opts Options) (*Result, []string, bool) {
+	res := &Result{Target: t, Dir: dir}
+	if errs := precheck(root, dir, opts.AllowRemoteBases); len(errs) > 0 {
+		sortErrors(errs)
+		res.fail(errs...)
+		return res, nil, false
+	}
+	fsys, err := newConfinedFS(root, opts.MaxFileSize, opts.AllowRemoteBases)
+	if err != nil {
+		res.fail(Error{Message: err.Error()})
+		return res, nil, false
+	}
+	b, kerr := kustomize(fsys, dir)
+	cacheable := !fsys.remoteUsed
+	if v := fsys.Violations(); len(v) > 0 {
+		sortErrors(v)
+		res.fail(v...)
+		return res, fsys.Dirs(), cacheable
+	}
+	if kerr != nil {
+		res.fail(Error{File: dir, Message: fsys.cleanMessage(kerr.Error())})
+		return res, fsys.Dirs(), cacheable
+	}
+
+	fixArtifactSources(b.objects)
+	errs := enforceTenancy(b.objects, b.origins, t, opts.AllowedKinds, opts.Schemas)
+	for i, o := range b.objects {
+		for _, fe := range opts.Schemas.Validate(ctx, o) {
+			errs = append(errs, fieldError(b.origins[i], o, fe))
+		}
+		errs = append(errs, strictCore(b.origins[i], o)...)
+	}
+	errs = append(errs, checkCyclone(b.objects, b.origins, t)...)
+	if len(errs) > 0 {
+		sortErrors(errs)
+		res.fail(errs...)
+		return res, fsys.Dirs(), cacheable
+	}
+	Sort(b.objects)
+	res.Objects = b.objects
+	return res, fsys.Dirs(), cacheable
+}
+
+// strictCore checks ConfigMaps and Secrets, which have no CRD schema,
+// against their Go types, so that a misspelt field is an error rather
+// than silently dropped.
+func strictCore(file string, o *unstructured.Unstructured) []Error {
+	if o.GroupVersionKind().Group != "" || o.GroupVersionKind().Version != "v1" {
+		return nil
+	}
+	var into runtime.Object
+	switch o.GetKind() {
+	case "ConfigMap":
+		into = &corev1.ConfigMap{}
+	case "Secret":
+		into = &corev1.Secret{}
+	default:
+		return nil
+	}
+	if err := runtime.DefaultUnstructuredConverter.FromUnstructuredWithValidation(o.Object, into, true); err != nil {
+		return []Error{{File: file, Kind: o.GetKind(), Name: o.GetName(), Message: err.Error()}}
+	}
+	return nil
+}
+
+// cleanMessage makes a kustomize error message repository-relative: no
+// absolute paths of the checkout or of gyre's entry kustomization.
+func (f *confinedFS) cleanMessage(msg string) string {
+	msg = strings.ReplaceAll(msg, f.vdir+string(filepath.Separator), "")
+	msg = strings.ReplaceAll(msg, f.vdir, ".")
+	msg = strings.ReplaceAll(msg, f.root+string(filepath.Separator), "")
+	return strings.ReplaceAll(msg, f.root, ".")
+}
+
+// treeDigest hashes the directories a render read: for each, the names,
+// types and contents of its entries (subdirectories by name only; the
+// ones the render entered are in dirs themselves). A missing directory
+// hashes as missing.
+func treeDigest(root string, dirs []string) (string, error) {
+	h := sha256.New()
+	for _, d := range dirs {
+		fmt.Fprintf(h, "dir %s\n", d)
+		abs := filepath.Join(root, filepath.FromSlash(d))
+		entries, err := os.ReadDir(abs)
+		if err != nil {
+			fmt.Fprintf(h, "missing\n")
+			continue
+		}
+		for _, e := range entries {
+			p := filepath.Join(abs, e.Name())
+			switch {
+			case e.Type()&os.ModeSymlink != 0:
+				target, _ := os.Readlink(p)
+				fmt.Fprintf(h, "link %s %s\n", e.Name(), target)
+			case e.IsDir():
+				fmt.Fprintf(h, "subdir %s\n", e.Name())
+			default:
+				f, err := os.Open(p)
+				if err != nil {
+					return "", err
+				}
+				fh := sha256.New()
+				_, err = io.Copy(fh, f)
+				f.Close()
+				if err != nil {
+					return "", err
+				}
+				fmt.Fprintf(h, "file %s %x\n", e.Name(), fh.Sum(nil))
+			}
+		}
+	}
+	return "sha256:" + hex.EncodeToString(h.Sum(nil)), nil
+}

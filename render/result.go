@@ -1,0 +1,93 @@
+package render
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"strings"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+)
+
+// Error is one reason a target does not render: a file the render refused
+// or an object that failed validation. Every field but Message may be
+// empty when it does not apply.
+type Error struct {
+	// File is the source file, relative to the repository root.
+	File string `json:"file,omitempty"`
+	// Kind and Name identify the object.
+	Kind string `json:"kind,omitempty"`
+	Name string `json:"name,omitempty"`
+	// Field is the path of the offending field, such as spec.stages[1].name.
+	Field string `json:"field,omitempty"`
+	// Message says what is wrong.
+	Message string `json:"message"`
+}
+
+// Error formats the error as "file: Kind/name: field: message", leaving
+// out the parts that are empty.
+func (e Error) Error() string {
+	parts := make([]string, 0, 4)
+	if e.File != "" {
+		parts = append(parts, e.File)
+	}
+	if e.Kind != "" || e.Name != "" {
+		parts = append(parts, e.Kind+"/"+e.Name)
+	}
+	if e.Field != "" {
+		parts = append(parts, e.Field)
+	}
+	parts = append(parts, e.Message)
+	return strings.Join(parts, ": ")
+}
+
+// Errors is every reason a target does not render.
+type Errors []Error
+
+// Error joins the errors, one per line.
+func (es Errors) Error() string {
+	lines := make([]string, len(es))
+	for i, e := range es {
+		lines[i] = e.Error()
+	}
+	return strings.Join(lines, "\n")
+}
+
+// Result is the rendering of one target. Objects is empty whenever Errors
+// is not: a target renders completely or not at all.
+type Result struct {
+	// Target that was rendered.
+	Target Target `json:"target"`
+	// Dir is the directory the target rendered, relative to the
+	// repository root.
+	Dir string `json:"dir,omitempty"`
+	// Objects, sorted in apply order (see Sort).
+	Objects []*unstructured.Unstructured `json:"-"`
+	// Digest is "sha256:<hex>" of the objects' YAML, as WriteYAML writes
+	// them; empty when Errors is not.
+	Digest string `json:"digest,omitempty"`
+	// Errors are every reason the target did not render.
+	Errors Errors `json:"errors,omitempty"`
+}
+
+// Err returns the result's errors as one error, or nil.
+func (r *Result) Err() error {
+	if len(r.Errors) == 0 {
+		return nil
+	}
+	return r.Errors
+}
+
+// fail records errors and drops any objects: no partial output.
+func (r *Result) fail(errs ...Error) {
+	r.Errors = append(r.Errors, errs...)
+	r.Objects = nil
+	r.Digest = ""
+}
+
+func digestOf(objs []*unstructured.Unstructured) (string, error) {
+	h := sha256.New()
+	if err := WriteYAML(h, objs); err != nil {
+		return "", err
+	}
+	return "sha256:" + hex.EncodeToString(h.Sum(nil)), nil
+}

@@ -1,0 +1,235 @@
+package render
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"embed"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"path"
+	"sort"
+	"strings"
+	"sync"
+
+	apiextensions "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	structuralschema "k8s.io/apiextensions-apiserver/pkg/apiserver/schema"
+	"k8s.io/apiextensions-apiserver/pkg/apiserver/schema/cel"
+	"k8s.io/apiextensions-apiserver/pkg/apiserver/schema/listtype"
+	schemaobjectmeta "k8s.io/apiextensions-apiserver/pkg/apiserver/schema/objectmeta"
+	"k8s.io/apiextensions-apiserver/pkg/apiserver/schema/pruning"
+	apiservervalidation "k8s.io/apiextensions-apiserver/pkg/apiserver/validation"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+	celconfig "k8s.io/apiserver/pkg/apis/cel"
+	"sigs.k8s.io/yaml"
+)
+
+// Copies of config/crd/bases; TestDefaultSchemasAreCurrent fails when
+// they are stale.
+//
+//go:generate sh -c "rm -f crds/*.yaml && cp ../config/crd/bases/*.yaml crds/"
+//go:embed crds/*.yaml
+var crdFiles embed.FS
+
+// Schemas validates objects offline against CRD OpenAPI schemas, the way
+// the API server would: structure, unknown fields, list types, metadata
+// and CEL rules. It is safe for concurrent use.
+type Schemas struct {
+	versions map[schema.GroupVersionKind]*versionSchema
+	scopes   map[schema.GroupKind]apiextensionsv1.ResourceScope
+}
+
+type versionSchema struct {
+	structural *structuralschema.Structural
+	validator  apiservervalidation.SchemaValidator
+	cel        *cel.Validator
+}
+
+var (
+	defaultSchemasOnce sync.Once
+	defaultSchemas     *Schemas
+	defaultSchemasErr  error
+)
+
+// DefaultSchemas returns the schemas of gyre's own CRDs (cyclone.dev and
+// gyre.dev), built into the binary.
+func DefaultSchemas() (*Schemas, error) {
+	defaultSchemasOnce.Do(func() {
+		sub, err := fs.Sub(crdFiles, "crds")
+		if err != nil {
+			defaultSchemasErr = err
+			return
+		}
+		defaultSchemas, defaultSchemasErr = LoadSchemas(sub)
+	})
+	return defaultSchemas, defaultSchemasErr
+}
+
+// LoadSchemas reads every *.yaml file at the top of fsys as
+// CustomResourceDefinitions.
+func LoadSchemas(fsys fs.FS) (*Schemas, error) {
+	names, err := fs.Glob(fsys, "*.yaml")
+	if err != nil {
+		return nil, err
+	}
+	s := &Schemas{
+		versions: map[schema.GroupVersionKind]*versionSchema{},
+		scopes:   map[schema.GroupKind]apiextensionsv1.ResourceScope{},
+	}
+	for _, name := range names {
+		data, err := fs.ReadFile(fsys, name)
+		if err != nil {
+			return nil, err
+		}
+		if err := s.add(data); err != nil {
+			return nil, fmt.Errorf("load CRD schemas from %s: %w", name, err)
+		}
+	}
+	return s, nil
+}
+
+func (s *Schemas) add(data []byte) error {
+	dec := utilyaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(data)))
+	for {
+		doc, err := dec.Read()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if len(bytes.TrimSpace(doc)) == 0 {
+			continue
+		}
+		var crd apiextensionsv1.CustomResourceDefinition
+		if err := yaml.Unmarshal(doc, &crd); err != nil {
+			return err
+		}
+		if crd.Kind != "CustomResourceDefinition" {
+			continue
+		}
+		gk := schema.GroupKind{Group: crd.Spec.Group, Kind: crd.Spec.Names.Kind}
+		s.scopes[gk] = crd.Spec.Scope
+		for _, v := range crd.Spec.Versions {
+			if !v.Served || v.Schema == nil || v.Schema.OpenAPIV3Schema == nil {
+				continue
+			}
+			var internal apiextensions.JSONSchemaProps
+			if err := apiextensionsv1.Convert_v1_JSONSchemaProps_To_apiextensions_JSONSchemaProps(v.Schema.OpenAPIV3Schema, &internal, nil); err != nil {
+				return fmt.Errorf("%s %s: %w", gk, v.Name, err)
+			}
+			structural, err := structuralschema.NewStructural(&internal)
+			if err != nil {
+				return fmt.Errorf("%s %s: %w", gk, v.Name, err)
+			}
+			validator, _, err := apiservervalidation.NewSchemaValidator(&internal)
+			if err != nil {
+				return fmt.Errorf("%s %s: %w", gk, v.Name, err)
+			}
+			s.versions[gk.WithVersion(v.Name)] = &versionSchema{
+				structural: structural,
+				validator:  validator,
+				cel:        cel.NewValidator(structural, true, celconfig.PerCallLimit),
+			}
+		}
+	}
+}
+
+// Namespaced reports whether a kind is namespaced and whether the answer
+// is known: from the CRDs for custom kinds, from a built-in list for the
+// Kubernetes kinds a tenant repository plausibly contains.
+func (s *Schemas) Namespaced(gk schema.GroupKind) (namespaced, known bool) {
+	if s != nil {
+		if scope, ok := s.scopes[gk]; ok {
+			return scope == apiextensionsv1.NamespaceScoped, true
+		}
+	}
+	if clusterScoped[gk] {
+		return false, true
+	}
+	return true, false
+}
+
+// clusterScoped lists the cluster-scoped Kubernetes kinds.
+var clusterScoped = func() map[schema.GroupKind]bool {
+	m := map[schema.GroupKind]bool{}
+	for _, gk := range []string{
+		"Namespace", "Node", "PersistentVolume", "ComponentStatus",
+		"CustomResourceDefinition.apiextensions.k8s.io",
+		"APIService.apiregistration.k8s.io",
+		"ClusterRole.rbac.authorization.k8s.io",
+		"ClusterRoleBinding.rbac.authorization.k8s.io",
+		"StorageClass.storage.k8s.io", "CSIDriver.storage.k8s.io",
+		"CSINode.storage.k8s.io", "VolumeAttachment.storage.k8s.io",
+		"PriorityClass.scheduling.k8s.io", "RuntimeClass.node.k8s.io",
+		"IngressClass.networking.k8s.io",
+		"MutatingWebhookConfiguration.admissionregistration.k8s.io",
+		"ValidatingWebhookConfiguration.admissionregistration.k8s.io",
+		"ValidatingAdmissionPolicy.admissionregistration.k8s.io",
+		"ValidatingAdmissionPolicyBinding.admissionregistration.k8s.io",
+		"CertificateSigningRequest.certificates.k8s.io",
+		"FlowSchema.flowcontrol.apiserver.k8s.io",
+		"PriorityLevelConfiguration.flowcontrol.apiserver.k8s.io",
+	} {
+		m[schema.ParseGroupKind(gk)] = true
+	}
+	return m
+}()
+
+// Validate checks one object against its CRD schema and returns the
+// field errors, sorted by field. Objects of kinds without a CRD are not
+// checked; an object of a known kind in an unknown version is an error.
+func (s *Schemas) Validate(ctx context.Context, obj *unstructured.Unstructured) field.ErrorList {
+	gvk := obj.GroupVersionKind()
+	vs, ok := s.versions[gvk]
+	if !ok {
+		if _, known := s.scopes[gvk.GroupKind()]; known {
+			return field.ErrorList{field.NotSupported(field.NewPath("apiVersion"), obj.GetAPIVersion(), s.servedVersions(gvk.GroupKind()))}
+		}
+		return nil
+	}
+	var errs field.ErrorList
+	// Unknown fields: the API server would silently drop them, which in a
+	// reviewed repository hides a typo; here they are errors.
+	pruned := obj.DeepCopy().Object
+	opts := structuralschema.UnknownFieldPathOptions{TrackUnknownFieldPaths: true}
+	for _, p := range pruning.PruneWithOptions(pruned, vs.structural, true, opts) {
+		errs = append(errs, field.Invalid(field.NewPath(p), nil, "unknown field"))
+	}
+	errs = append(errs, schemaobjectmeta.Validate(ctx, nil, obj.Object, vs.structural, true)...)
+	errs = append(errs, apiservervalidation.ValidateCustomResource(nil, obj.Object, vs.validator)...)
+	errs = append(errs, listtype.ValidateListSetsAndMaps(nil, vs.structural, obj.Object)...)
+	if len(errs) == 0 && vs.cel != nil {
+		celErrs, _ := vs.cel.Validate(ctx, nil, vs.structural, obj.Object, nil, celconfig.RuntimeCELCostBudget)
+		errs = append(errs, celErrs...)
+	}
+	sort.SliceStable(errs, func(i, j int) bool { return errs[i].Field < errs[j].Field })
+	return errs
+}
+
+func (s *Schemas) servedVersions(gk schema.GroupKind) []string {
+	var vs []string
+	for gvk := range s.versions {
+		if gvk.GroupKind() == gk {
+			vs = append(vs, path.Join(gk.Group, gvk.Version))
+		}
+	}
+	sort.Strings(vs)
+	return vs
+}
+
+// fieldError converts an API field error to a render Error.
+func fieldError(file string, obj *unstructured.Unstructured, e *field.Error) Error {
+	msg := e.ErrorBody()
+	if e.Type == field.ErrorTypeInvalid && e.BadValue == nil {
+		msg = e.Detail
+	}
+	return Error{File: file, Kind: obj.GetKind(), Name: obj.GetName(), Field: strings.TrimPrefix(e.Field, "<nil>"), Message: msg}
+}
+

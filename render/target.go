@@ -1,0 +1,162 @@
+package render
+
+import (
+	"fmt"
+	"os"
+	"path"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	gyrev1alpha1 "github.com/gyreops/gyre/api/gyre/v1alpha1"
+)
+
+// TenantsDir is the repository directory holding one directory per tenant.
+const TenantsDir = "tenants"
+
+// DefaultCluster names the single target of a tenant that lists no
+// clusters; it is the control cluster.
+const DefaultCluster = "default"
+
+// Target is one (tenant, cluster) pair: the unit gyre renders and applies.
+type Target struct {
+	// Tenant owns the objects; they land in namespace cyclone-<Tenant>.
+	Tenant string `json:"tenant"`
+	// Cluster is the name of the target within the tenant.
+	Cluster string `json:"cluster"`
+	// TenantDir is the tenant's directory, relative to the repository
+	// root; tenants/<Tenant> when empty. It is where the overlay search
+	// starts, so a Tenant's spec.path moves every one of its targets.
+	TenantDir string `json:"tenantDir,omitempty"`
+	// Path, when set, is the exact directory to render, relative to the
+	// repository root; it wins over the search.
+	Path string `json:"path,omitempty"`
+}
+
+// String returns "tenant/cluster", the way errors and output name a target.
+func (t Target) String() string { return t.Tenant + "/" + t.Cluster }
+
+// Namespace returns the namespace every object of the target lands in.
+func (t Target) Namespace() string { return "cyclone-" + t.Tenant }
+
+func (t Target) tenantDir() string {
+	if t.TenantDir != "" {
+		return path.Clean(filepath.ToSlash(t.TenantDir))
+	}
+	return path.Join(TenantsDir, t.Tenant)
+}
+
+// candidates lists, in order, the directories that may hold the target's
+// overlay. The per-cluster overlay comes first because it usually builds
+// on the tenant base (resources: ../base); kustomize refuses an overlay
+// nested inside the directory it builds on, so the tenant directory itself
+// is only the last resort for tenants without per-cluster overlays.
+func (t Target) candidates() []string {
+	if t.Path != "" {
+		return []string{path.Clean(filepath.ToSlash(t.Path))}
+	}
+	dir := t.tenantDir()
+	return []string{path.Join(dir, t.Cluster), path.Join(dir, "base"), dir}
+}
+
+// Resolve returns the directory, relative to root, that the target
+// renders: Path when set, else the first that exists of
+// <tenant dir>/<cluster>, <tenant dir>/base and <tenant dir>.
+func (t Target) Resolve(root string) (string, error) {
+	for _, c := range t.candidates() {
+		if !filepath.IsLocal(filepath.FromSlash(c)) && c != "." {
+			return "", fmt.Errorf("target %s: path %q is outside the repository", t, c)
+		}
+		fi, err := os.Stat(filepath.Join(root, filepath.FromSlash(c)))
+		if err == nil && fi.IsDir() {
+			return c, nil
+		}
+	}
+	return "", fmt.Errorf("target %s: none of %s exists", t, strings.Join(t.candidates(), ", "))
+}
+
+// TargetsForTenant returns the targets of a Tenant object, one per
+// cluster, or the single DefaultCluster target when it lists none.
+func TargetsForTenant(tenant *gyrev1alpha1.Tenant) []Target {
+	if len(tenant.Spec.Clusters) == 0 {
+		return []Target{{Tenant: tenant.Name, Cluster: DefaultCluster, TenantDir: tenant.Spec.Path}}
+	}
+	targets := make([]Target, 0, len(tenant.Spec.Clusters))
+	for _, c := range tenant.Spec.Clusters {
+		targets = append(targets, Target{Tenant: tenant.Name, Cluster: c.Name, TenantDir: tenant.Spec.Path, Path: c.Path})
+	}
+	sortTargets(targets)
+	return targets
+}
+
+// Discover lists the targets of a repository laid out the way gyre reads
+// it: every directory under tenants/ is a tenant, and its clusters are its
+// subdirectories, other than base, that hold a kustomization or YAML. A
+// tenant without such subdirectories has the single DefaultCluster target.
+// Targets come sorted by tenant, then cluster.
+func Discover(root string) ([]Target, error) {
+	entries, err := os.ReadDir(filepath.Join(root, TenantsDir))
+	if err != nil {
+		return nil, fmt.Errorf("discover targets: %w", err)
+	}
+	var targets []Target
+	for _, tenant := range entries {
+		if !tenant.IsDir() || strings.HasPrefix(tenant.Name(), ".") {
+			continue
+		}
+		dir := filepath.Join(root, TenantsDir, tenant.Name())
+		subs, err := os.ReadDir(dir)
+		if err != nil {
+			return nil, fmt.Errorf("discover targets: %w", err)
+		}
+		var clusters []string
+		for _, sub := range subs {
+			if !sub.IsDir() || sub.Name() == "base" || strings.HasPrefix(sub.Name(), ".") {
+				continue
+			}
+			if hasManifests(filepath.Join(dir, sub.Name())) {
+				clusters = append(clusters, sub.Name())
+			}
+		}
+		if len(clusters) == 0 {
+			clusters = []string{DefaultCluster}
+		}
+		for _, c := range clusters {
+			targets = append(targets, Target{Tenant: tenant.Name(), Cluster: c})
+		}
+	}
+	sortTargets(targets)
+	return targets, nil
+}
+
+// hasManifests reports whether dir directly holds a kustomization or a
+// YAML file.
+func hasManifests(dir string) bool {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return false
+	}
+	for _, e := range entries {
+		if !e.IsDir() && isYAML(e.Name()) {
+			return true
+		}
+		if e.Name() == "Kustomization" {
+			return true
+		}
+	}
+	return false
+}
+
+func isYAML(name string) bool {
+	ext := strings.ToLower(filepath.Ext(name))
+	return ext == ".yaml" || ext == ".yml"
+}
+
+func sortTargets(ts []Target) {
+	sort.Slice(ts, func(i, j int) bool {
+		if ts[i].Tenant != ts[j].Tenant {
+			return ts[i].Tenant < ts[j].Tenant
+		}
+		return ts[i].Cluster < ts[j].Cluster
+	})
+}
