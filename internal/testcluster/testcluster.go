@@ -15,6 +15,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
@@ -229,6 +230,15 @@ func (c *Cluster) addNodes(ctx context.Context, n int) error {
 	if err != nil {
 		return fmt.Errorf("wait for %d kwok nodes to be Ready (kwok log: %s): %w", n, filepath.Join(c.dir, "kwok.log"), err)
 	}
+	// The API server taints new nodes not-ready and only the node
+	// lifecycle controller, which this control plane does not run, lifts
+	// the taint; lift it here now that kwok reports the nodes Ready.
+	for i := range n {
+		patch := []byte(`{"spec":{"taints":null}}`)
+		if _, err := cs.CoreV1().Nodes().Patch(ctx, fmt.Sprintf("kwok-node-%d", i), types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
+			return fmt.Errorf("untaint kwok node: %w", err)
+		}
+	}
 	return nil
 }
 
@@ -242,7 +252,12 @@ func (c *Cluster) Stop() error {
 	if c.env != nil {
 		errs = append(errs, c.env.Stop())
 	}
-	errs = append(errs, os.RemoveAll(c.dir))
+	// GYRE_TESTCLUSTER_KEEP=1 keeps the process logs for a post-mortem.
+	if os.Getenv("GYRE_TESTCLUSTER_KEEP") == "" {
+		errs = append(errs, os.RemoveAll(c.dir))
+	} else {
+		fmt.Fprintln(os.Stderr, "testcluster: logs kept in", c.dir)
+	}
 	return errors.Join(errs...)
 }
 
