@@ -2,7 +2,6 @@ package testcluster
 
 import (
 	"context"
-	"os"
 	"testing"
 	"time"
 
@@ -55,7 +54,7 @@ func TestStart_twoAtOnceAreSeparate(t *testing.T) {
 func TestStart_kwokRunsPodsByAnnotation(t *testing.T) {
 	g := NewWithT(t)
 	ctx := context.Background()
-	c, err := Start(ctx, Options{Scheduler: true, ControllerManager: os.Getenv("NO_KCM") == "", Nodes: 2})
+	c, err := Start(ctx, Options{Scheduler: true, ControllerManager: true, Nodes: 2})
 	g.Expect(err).NotTo(HaveOccurred())
 	defer c.Stop()
 	cs := clientset(g, c)
