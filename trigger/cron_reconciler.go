@@ -1,0 +1,271 @@
+package trigger
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/equality"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/tools/events"
+	"k8s.io/klog/v2"
+	"k8s.io/utils/clock"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	cyclonev1alpha1 "github.com/gyreops/gyre/api/cyclone/v1alpha1"
+)
+
+// Event reasons of triggers.
+const (
+	// ReasonFired: the trigger started a run.
+	ReasonFired = "Fired"
+	// ReasonMissed: scheduled times were skipped by the catch-up policy or
+	// the starting deadline.
+	ReasonMissed = "MissedSchedule"
+	// ReasonForbidden: a scheduled time was skipped because a run of the
+	// trigger is still going and the concurrency policy is Forbid.
+	ReasonForbidden = "ConcurrentRunForbidden"
+	// ReasonReplaced: running runs were stopped for a new one.
+	ReasonReplaced = "Replaced"
+	// ReasonInvalidSchedule: the schedule or time zone does not parse.
+	ReasonInvalidSchedule = "InvalidSchedule"
+	// ReasonFailed: a run could not be started.
+	ReasonFailed = "FireFailed"
+)
+
+// CronReconciler starts the WorkflowRuns of Cron WorkflowTriggers at their
+// scheduled times.
+type CronReconciler struct {
+	// Client reads triggers and writes runs and trigger status.
+	Client client.Client
+	// APIReader lists runs straight from the API server, so the concurrency
+	// policy sees a run started moments ago that a cache may not have yet.
+	APIReader client.Reader
+	// Recorder records an event per outcome on the trigger.
+	Recorder events.EventRecorder
+	// Clock tells the time; the schedule is read against it.
+	Clock clock.PassiveClock
+}
+
+// cronScope carries one reconcile of one trigger.
+type cronScope struct {
+	trig *cyclonev1alpha1.WorkflowTrigger
+	now  time.Time
+	// fired counts the scheduled times that have a run, started by this
+	// reconcile or by an earlier one that did not record it.
+	fired int
+}
+
+// Reconcile starts the runs due for one Cron trigger, records the ledger
+// in its status and requeues for the next scheduled time.
+func (r *CronReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	trig := &cyclonev1alpha1.WorkflowTrigger{}
+	if err := r.Client.Get(ctx, req.NamespacedName, trig); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if trig.Spec.Type != cyclonev1alpha1.TriggerTypeCron || !trig.DeletionTimestamp.IsZero() {
+		return ctrl.Result{}, nil
+	}
+	ctx = ctrl.LoggerInto(ctx, ctrl.LoggerFrom(ctx).WithValues("WorkflowTrigger", klog.KObj(trig)))
+	base := trig.DeepCopy()
+
+	sc := &cronScope{trig: trig, now: r.Clock.Now()}
+	result, err := r.reconcile(ctx, sc)
+
+	if equality.Semantic.DeepEqual(base.Status, trig.Status) {
+		return result, err
+	}
+	// The optimistic lock makes the ledger exactly-once: of two replicas
+	// that fired the same times, only one records them; the other gets a
+	// conflict, rereads the ledger and finds nothing left to do.
+	patch := client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{})
+	if perr := r.Client.Status().Patch(ctx, trig, patch); perr != nil {
+		if apierrors.IsConflict(perr) {
+			return ctrl.Result{RequeueAfter: time.Second}, nil
+		}
+		return ctrl.Result{}, errors.Join(err, fmt.Errorf("record status of trigger %s: %w", klog.KObj(trig), perr))
+	}
+	return result, err
+}
+
+// reconcile fires the due times of sc.trig and updates its status in
+// memory; Reconcile writes it.
+func (r *CronReconciler) reconcile(ctx context.Context, sc *cronScope) (ctrl.Result, error) {
+	trig := sc.trig
+	sched, err := parseSchedule(trig.Spec.Cron)
+	if err != nil {
+		if trig.Status.LastError != err.Error() {
+			r.event(trig, corev1.EventTypeWarning, ReasonInvalidSchedule, "%s", err)
+		}
+		trig.Status.LastError = err.Error()
+		trig.Status.NextScheduleTime = nil
+		trig.Status.ObservedGeneration = trig.Generation
+		return ctrl.Result{}, reconcile.TerminalError(err)
+	}
+
+	since := trig.CreationTimestamp.Time
+	if trig.Status.LastScheduleTime != nil {
+		since = trig.Status.LastScheduleTime.Time
+	}
+	plan := planCron(sched, trig.Spec.Cron, since, sc.now)
+
+	if trig.Spec.Disabled {
+		// A disabled trigger still moves its ledger, so the times it slept
+		// through are not caught up when it is enabled again.
+		plan.fire, plan.missed = nil, false
+	}
+	if plan.missed {
+		r.event(trig, corev1.EventTypeWarning, ReasonMissed,
+			"Skipped scheduled times up to %s (catch-up %s)", plan.ledger.UTC().Format(time.RFC3339), catchUp(trig.Spec.Cron))
+	}
+	for i, t := range plan.fire {
+		if err := r.fire(ctx, sc, t); err != nil {
+			// Record what was done: the ledger stops at the last time that
+			// fired, so the next attempt starts again from t and does not
+			// count the earlier ones twice.
+			var ledger time.Time
+			if i > 0 {
+				ledger = plan.fire[i-1]
+			}
+			r.finish(sc, plan, ledger)
+			trig.Status.LastError = err.Error()
+			r.event(trig, corev1.EventTypeWarning, ReasonFailed, "%s", err)
+			return ctrl.Result{}, err
+		}
+	}
+	r.finish(sc, plan, plan.ledger)
+	trig.Status.LastError = ""
+	trig.Status.ObservedGeneration = trig.Generation
+
+	if plan.next.IsZero() {
+		return ctrl.Result{}, nil
+	}
+	return ctrl.Result{RequeueAfter: plan.next.Sub(sc.now)}, nil
+}
+
+// finish records the ledger, the count and the next time.
+func (r *CronReconciler) finish(sc *cronScope, plan cronPlan, ledger time.Time) {
+	st := &sc.trig.Status
+	st.Count += sc.fired
+	if !ledger.IsZero() {
+		st.LastScheduleTime = &metav1.Time{Time: ledger}
+	}
+	st.NextScheduleTime = nil
+	if !plan.next.IsZero() && !sc.trig.Spec.Disabled {
+		st.NextScheduleTime = &metav1.Time{Time: plan.next}
+	}
+}
+
+// fire starts the run of scheduled time t, as the concurrency policy
+// allows. A run of that name already there counts as fired.
+func (r *CronReconciler) fire(ctx context.Context, sc *cronScope, t time.Time) error {
+	trig := sc.trig
+	log := ctrl.LoggerFrom(ctx)
+	name := cronRunName(trig.Name, t)
+
+	existing := &cyclonev1alpha1.WorkflowRun{}
+	err := r.APIReader.Get(ctx, client.ObjectKey{Namespace: trig.Namespace, Name: name}, existing)
+	if err == nil {
+		log.V(1).Info("Run already started", "WorkflowRun", klog.KObj(existing))
+		sc.fired++
+		return nil
+	}
+	if !apierrors.IsNotFound(err) {
+		return fmt.Errorf("get run %q: %w", name, err)
+	}
+
+	if ok, err := r.admit(ctx, sc, t); err != nil || !ok {
+		return err
+	}
+
+	run := newRun(trig, name, map[string]string{AnnotationScheduleTime: t.UTC().Format(time.RFC3339)}, nil)
+	if err := r.Client.Create(ctx, run); err != nil {
+		if apierrors.IsAlreadyExists(err) {
+			sc.fired++
+			return nil
+		}
+		return fmt.Errorf("create run %q: %w", name, err)
+	}
+	log.Info("Started run", "WorkflowRun", klog.KObj(run), "scheduleTime", t)
+	sc.fired++
+	trig.Status.LastFired = &cyclonev1alpha1.FiredRun{
+		Name:         run.Name,
+		Time:         &metav1.Time{Time: sc.now},
+		ScheduleTime: &metav1.Time{Time: t},
+	}
+	r.event(trig, corev1.EventTypeNormal, ReasonFired, "Started WorkflowRun %s for %s", run.Name, t.UTC().Format(time.RFC3339))
+	return nil
+}
+
+// admit applies the concurrency policy before the run of time t starts:
+// Forbid refuses while a run of the trigger is going, Replace stops those
+// runs first.
+func (r *CronReconciler) admit(ctx context.Context, sc *cronScope, t time.Time) (bool, error) {
+	trig := sc.trig
+	policy := trig.Spec.Cron.ConcurrencyPolicy
+	if policy == "" || policy == cyclonev1alpha1.ConcurrencyAllow {
+		return true, nil
+	}
+	active, err := r.activeRuns(ctx, trig)
+	if err != nil {
+		return false, err
+	}
+	if len(active) == 0 {
+		return true, nil
+	}
+	if policy == cyclonev1alpha1.ConcurrencyForbid {
+		r.event(trig, corev1.EventTypeNormal, ReasonForbidden,
+			"Skipped %s: WorkflowRun %s is still running", t.UTC().Format(time.RFC3339), active[0].Name)
+		return false, nil
+	}
+	for i := range active {
+		run := &active[i]
+		if run.Spec.Stop {
+			continue
+		}
+		patch := client.MergeFrom(run.DeepCopy())
+		run.Spec.Stop = true
+		if err := r.Client.Patch(ctx, run, patch); err != nil && !apierrors.IsNotFound(err) {
+			return false, fmt.Errorf("stop run %q: %w", run.Name, err)
+		}
+		r.event(trig, corev1.EventTypeNormal, ReasonReplaced,
+			"Stopped WorkflowRun %s for the run of %s", run.Name, t.UTC().Format(time.RFC3339))
+	}
+	return true, nil
+}
+
+// activeRuns lists the runs of trig that have not finished.
+func (r *CronReconciler) activeRuns(ctx context.Context, trig *cyclonev1alpha1.WorkflowTrigger) ([]cyclonev1alpha1.WorkflowRun, error) {
+	var runs cyclonev1alpha1.WorkflowRunList
+	if err := r.APIReader.List(ctx, &runs, client.InNamespace(trig.Namespace),
+		client.MatchingLabels{LabelTrigger: triggerLabel(trig.Name)}); err != nil {
+		return nil, fmt.Errorf("list runs of trigger %q: %w", trig.Name, err)
+	}
+	active := runs.Items[:0]
+	for _, run := range runs.Items {
+		if startedBy(&run, trig) && !finished(&run) {
+			active = append(active, run)
+		}
+	}
+	return active, nil
+}
+
+// event records one event on a trigger.
+func (r *CronReconciler) event(trig *cyclonev1alpha1.WorkflowTrigger, eventType, reason, format string, args ...any) {
+	if r.Recorder != nil {
+		r.Recorder.Eventf(trig, nil, eventType, reason, reason, format, args...)
+	}
+}
+
+// catchUp is the effective catch-up policy of c.
+func catchUp(c cyclonev1alpha1.CronTrigger) cyclonev1alpha1.CatchUpPolicy {
+	if c.CatchUp == "" {
+		return cyclonev1alpha1.CatchUpLatest
+	}
+	return c.CatchUp
+}

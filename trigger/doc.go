@@ -1,0 +1,19 @@
+// Package trigger turns WorkflowTriggers into WorkflowRuns, on a cron
+// schedule or on a signed SCM webhook event.
+//
+// Every run a trigger starts has a name derived only from what started it:
+// the trigger and the scheduled time for a cron trigger, the trigger and
+// the SCM delivery id for a webhook. The API server refuses a second object
+// of the same name, so a restarted controller, two replicas racing, or a
+// replayed webhook delivery can never start the same run twice; an
+// AlreadyExists answer means "already started".
+//
+// The cron reconciler keeps a ledger in the trigger's status: the latest
+// scheduled time it has dealt with. After a restart it starts runs for the
+// times missed since then, as the trigger's catch-up policy says, and
+// requeues itself for the next scheduled time.
+//
+// The webhook server is an http.Handler for GitHub and GitLab events. It
+// starts nothing for a request that is not signed with the secret of a
+// matching trigger.
+package trigger
