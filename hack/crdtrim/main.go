@@ -25,7 +25,7 @@ func main() {
 
 func run(args []string) error {
 	if len(args) < 2 {
-		return fmt.Errorf("usage: crdtrim FILE PATH...")
+		return fmt.Errorf("usage: crdtrim FILE PATH [PATH]")
 	}
 	file := args[0]
 	b, err := os.ReadFile(file)
