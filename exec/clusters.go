@@ -1,0 +1,189 @@
+package exec
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/cluster"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/source"
+
+	cyclonev1alpha1 "github.com/gyreops/gyre/api/cyclone/v1alpha1"
+)
+
+// errClusterNotFound: a run names an ExecutionCluster that does not exist.
+var errClusterNotFound = errors.New("execution cluster not found")
+
+// target is where one run's Pods live.
+type target struct {
+	// client reads Pods from the cluster's label-filtered cache and
+	// writes to its API server.
+	client client.Client
+	// live reads from the cluster's API server.
+	live      client.Reader
+	namespace string
+	// pvc is the tenant PVC; empty for an emptyDir.
+	pvc string
+}
+
+// conn is a connection to one cluster that runs stage Pods.
+type conn struct {
+	cluster cluster.Cluster
+	// stop ends the cluster's cache; nil for the control cluster, whose
+	// cache the manager runs.
+	stop context.CancelFunc
+	// secretVersion is the resourceVersion of the kubeconfig Secret the
+	// connection was made from, to reconnect when it changes.
+	secretVersion string
+}
+
+// clusterSet holds a connection, with a label-filtered Pod cache watched by
+// the engine's controller, to the control cluster and to every
+// ExecutionCluster in use.
+type clusterSet struct {
+	scheme  *runtime.Scheme
+	reader  client.Reader // Cyclone objects, cached
+	secrets client.Reader // Secrets, read live so they are never cached
+	control *conn
+	watch   func(cl cluster.Cluster) source.Source
+
+	mu sync.Mutex
+	// base is the manager's lifetime, the parent of every remote cache's
+	// context. It is kept, against the usual rule, because remote caches
+	// start on demand long after Start was called.
+	base   context.Context
+	remote map[string]*conn
+	ctrl   controller.Controller
+}
+
+// newPodCluster connects to a cluster with a cache that holds only the
+// engine's Pods.
+func newPodCluster(cfg *rest.Config, scheme *runtime.Scheme) (cluster.Cluster, error) {
+	selector := labels.SelectorFromSet(labels.Set{LabelManagedBy: ManagedByExec})
+	return cluster.New(cfg, func(o *cluster.Options) {
+		o.Scheme = scheme
+		o.Cache.ByObject = map[client.Object]cache.ByObject{&corev1.Pod{}: {Label: selector}}
+	})
+}
+
+// Start records the manager's lifetime and stops every remote cache when
+// it ends. It makes the set a manager.Runnable.
+func (cs *clusterSet) Start(ctx context.Context) error {
+	cs.mu.Lock()
+	cs.base = ctx
+	cs.mu.Unlock()
+	<-ctx.Done()
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	for name, c := range cs.remote {
+		c.stop()
+		delete(cs.remote, name)
+	}
+	return nil
+}
+
+// get returns the connection to the named ExecutionCluster, "" being the
+// control cluster, connecting on first use.
+func (cs *clusterSet) get(ctx context.Context, name string) (*conn, error) {
+	if name == "" {
+		return cs.control, nil
+	}
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	ec := &cyclonev1alpha1.ExecutionCluster{}
+	if err := cs.reader.Get(ctx, types.NamespacedName{Name: name}, ec); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil, fmt.Errorf("%w: %s", errClusterNotFound, name)
+		}
+		return nil, fmt.Errorf("get execution cluster %s: %w", name, err)
+	}
+	ref := ec.Spec.SecretRef
+	if ref == nil {
+		return nil, fmt.Errorf("%w: %s has no secretRef; inline credentials are not supported", errClusterNotFound, name)
+	}
+	secret := &corev1.Secret{}
+	if err := cs.secrets.Get(ctx, types.NamespacedName{Namespace: ref.Namespace, Name: ref.Name}, secret); err != nil {
+		return nil, fmt.Errorf("execution cluster %s: get kubeconfig secret %s/%s: %w", name, ref.Namespace, ref.Name, err)
+	}
+	if c := cs.remote[name]; c != nil {
+		if c.secretVersion == secret.ResourceVersion {
+			return c, nil
+		}
+		c.stop() // the credentials changed: reconnect
+		delete(cs.remote, name)
+	}
+	if cs.base == nil || cs.ctrl == nil {
+		return nil, errors.New("engine not started yet")
+	}
+	key := ref.Key
+	if key == "" {
+		key = "value"
+	}
+	cfg, err := clientcmd.RESTConfigFromKubeConfig(secret.Data[key])
+	if err != nil {
+		return nil, fmt.Errorf("execution cluster %s: kubeconfig in secret %s/%s key %s: %w", name, ref.Namespace, ref.Name, key, err)
+	}
+	cl, err := newPodCluster(cfg, cs.scheme)
+	if err != nil {
+		return nil, fmt.Errorf("execution cluster %s: %w", name, err)
+	}
+	cctx, cancel := context.WithCancel(cs.base)
+	go func() {
+		if err := cl.Start(cctx); err != nil {
+			ctrl.LoggerFrom(cctx).Error(err, "Execution cluster cache stopped", "cluster", name)
+		}
+	}()
+	// Fill the Pod cache before the engine reads it, so that it never
+	// mistakes an unsynced cache for missing Pods.
+	syncCtx, done := context.WithTimeout(ctx, 30*time.Second)
+	defer done()
+	if _, err := cl.GetCache().GetInformer(syncCtx, &corev1.Pod{}); err != nil {
+		cancel()
+		return nil, fmt.Errorf("execution cluster %s: sync pods: %w", name, err)
+	}
+	if err := cs.ctrl.Watch(cs.watch(cl)); err != nil {
+		cancel()
+		return nil, fmt.Errorf("execution cluster %s: watch pods: %w", name, err)
+	}
+	c := &conn{cluster: cl, stop: cancel, secretVersion: secret.ResourceVersion}
+	cs.remote[name] = c
+	return c, nil
+}
+
+// forget disconnects from an ExecutionCluster that is gone.
+func (cs *clusterSet) forget(name string) {
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	if c := cs.remote[name]; c != nil {
+		c.stop()
+		delete(cs.remote, name)
+	}
+}
+
+// clusterReconciler connects to ExecutionClusters as they appear, so their
+// Pods are watched before a run needs them, and disconnects when they go.
+type clusterReconciler struct {
+	clusters *clusterSet
+}
+
+func (r *clusterReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	_, err := r.clusters.get(ctx, req.Name)
+	if errors.Is(err, errClusterNotFound) {
+		r.clusters.forget(req.Name)
+		return ctrl.Result{}, nil
+	}
+	return ctrl.Result{}, err
+}

@@ -1,0 +1,149 @@
+package exec
+
+import (
+	"net/http"
+	"strings"
+	"time"
+
+	"k8s.io/utils/clock"
+)
+
+// Config configures an Engine. The zero value works: every unset field
+// takes the default its comment gives.
+type Config struct {
+	// ResolverImages maps a Resource type (Git, Image, Http, ...) to the
+	// image that pulls and pushes it, for Resources that name no resolver
+	// of their own.
+	ResolverImages map[string]string
+	// DefaultResolverImage resolves Resources of a type ResolverImages does
+	// not list. Default "ghcr.io/gyreops/gyre:latest".
+	DefaultResolverImage string
+	// CoordinatorImage runs the coordinator sidecar of every stage Pod.
+	// Default "ghcr.io/gyreops/gyre:latest".
+	CoordinatorImage string
+	// GCImage runs the GC Pod that removes a finished run's scratch data.
+	// Default "busybox:1.37".
+	GCImage string
+
+	// WorkerNamespace gives the namespace of a tenant's stage Pods when the
+	// run's executionContext names none. Default "cyclone-<tenant>-worker".
+	WorkerNamespace func(tenant string) string
+	// PVCName gives the tenant PVC that stages share when the run's
+	// executionContext names none. Default "cyclone-pvc-<tenant>", Cyclone's
+	// name. An empty result gives each stage Pod an emptyDir instead, and
+	// then there is no scratch data to collect and no GC Pod.
+	PVCName func(tenant string) string
+
+	// GCPodLabels and GCPodAnnotations are added to every GC Pod, for
+	// instance to place it or, in tests, to pick its fate.
+	GCPodLabels      map[string]string
+	GCPodAnnotations map[string]string
+	// GCAttempts is how many GC Pods are tried before GC is marked Failed.
+	// Default 3.
+	GCAttempts int32
+	// GCTimeout fails a GC attempt that has not finished in time.
+	// Default 10 minutes.
+	GCTimeout time.Duration
+
+	// TenantParallelism caps the stages running at once across all runs of
+	// one tenant; 0 means no cap. The cap is counted from the engine's
+	// cache, so concurrent reconciles may briefly exceed it by a few.
+	TenantParallelism int
+	// ImagePullGracePeriod is how long a stage Pod may wait on an image
+	// pull error before the attempt fails. Default 2 minutes.
+	ImagePullGracePeriod time.Duration
+	// RetryBackoff is the wait before the second attempt of a failed stage;
+	// it doubles with every further attempt up to MaxRetryBackoff.
+	// Defaults 10 seconds and 5 minutes.
+	RetryBackoff    time.Duration
+	MaxRetryBackoff time.Duration
+	// WaitInterval is how often a run blocked by the tenant cap or an
+	// unreachable execution cluster looks again. Default 5 seconds.
+	WaitInterval time.Duration
+
+	// MaxConcurrentReconciles is how many runs are reconciled at once.
+	// Default 4.
+	MaxConcurrentReconciles int
+	// HTTPClient sends webhook notifications. Default a client with a
+	// 10-second timeout.
+	HTTPClient *http.Client
+	// Clock tells the time; tests inject a fake one. Default the real
+	// clock.
+	Clock clock.Clock
+}
+
+// Default images, chosen so that a bare Config gives runnable Pods.
+const (
+	defaultHelperImage = "ghcr.io/gyreops/gyre:latest"
+	defaultGCImage     = "busybox:1.37"
+)
+
+// withDefaults returns c with every unset field set to its default.
+func (c Config) withDefaults() Config {
+	if c.DefaultResolverImage == "" {
+		c.DefaultResolverImage = defaultHelperImage
+	}
+	if c.CoordinatorImage == "" {
+		c.CoordinatorImage = defaultHelperImage
+	}
+	if c.GCImage == "" {
+		c.GCImage = defaultGCImage
+	}
+	if c.WorkerNamespace == nil {
+		c.WorkerNamespace = func(tenant string) string { return "cyclone-" + tenant + "-worker" }
+	}
+	if c.PVCName == nil {
+		c.PVCName = func(tenant string) string { return "cyclone-pvc-" + tenant }
+	}
+	if c.GCAttempts <= 0 {
+		c.GCAttempts = 3
+	}
+	if c.GCTimeout <= 0 {
+		c.GCTimeout = 10 * time.Minute
+	}
+	if c.ImagePullGracePeriod <= 0 {
+		c.ImagePullGracePeriod = 2 * time.Minute
+	}
+	if c.RetryBackoff <= 0 {
+		c.RetryBackoff = 10 * time.Second
+	}
+	if c.MaxRetryBackoff <= 0 {
+		c.MaxRetryBackoff = 5 * time.Minute
+	}
+	if c.WaitInterval <= 0 {
+		c.WaitInterval = 5 * time.Second
+	}
+	if c.MaxConcurrentReconciles <= 0 {
+		c.MaxConcurrentReconciles = 4
+	}
+	if c.HTTPClient == nil {
+		c.HTTPClient = &http.Client{Timeout: 10 * time.Second}
+	}
+	if c.Clock == nil {
+		c.Clock = clock.RealClock{}
+	}
+	return c
+}
+
+// resolverImage is the image that resolves a Resource of type typ.
+func (c Config) resolverImage(typ string) string {
+	if img := c.ResolverImages[typ]; img != "" {
+		return img
+	}
+	return c.DefaultResolverImage
+}
+
+// retryBackoff is the wait before attempt next (2, 3, ...) of a stage.
+func (c Config) retryBackoff(next int32) time.Duration {
+	d := c.RetryBackoff
+	for i := int32(2); i < next && d < c.MaxRetryBackoff; i++ {
+		d *= 2
+	}
+	return min(d, c.MaxRetryBackoff)
+}
+
+// Tenant is the tenant owning a namespace of the control cluster: the
+// namespace name without Cyclone's "cyclone-" prefix.
+func Tenant(namespace string) string {
+	return strings.TrimPrefix(namespace, "cyclone-")
+}

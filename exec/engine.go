@@ -1,0 +1,419 @@
+package exec
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"math/big"
+	"sync/atomic"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+
+	cyclonev1alpha1 "github.com/gyreops/gyre/api/cyclone/v1alpha1"
+)
+
+// Engine reconciles WorkflowRuns. Create it with a Config and register it
+// with SetupWithManager.
+type Engine struct {
+	// Config configures the engine; read once by SetupWithManager.
+	Config Config
+
+	cfg Config
+	// client reads Cyclone objects from the manager's cache and writes to
+	// the control cluster.
+	client client.Client
+	// live reads WorkflowRuns from the API server: decisions that create
+	// Pods must never be taken on a stale run.
+	live     client.Reader
+	clusters *clusterSet
+	// reconciles counts Reconcile calls, for tests and benchmarks.
+	reconciles atomic.Int64
+}
+
+// conflictRetry is how soon a run is looked at again after another writer
+// changed it under us.
+const conflictRetry = 100 * time.Millisecond
+
+// scope is one reconcile of one run.
+type scope struct {
+	run *cyclonev1alpha1.WorkflowRun
+	// target is where the run's Pods live; filled after the run is known.
+	target *target
+	// workflow is the run's Workflow; filled by progress.
+	workflow *cyclonev1alpha1.Workflow
+	now      time.Time
+	// requeue is the earliest time the run must be looked at again
+	// without any event; zero means never.
+	requeue time.Time
+}
+
+// wakeAt asks for a reconcile at t at the latest.
+func (s *scope) wakeAt(t time.Time) {
+	if s.requeue.IsZero() || t.Before(s.requeue) {
+		s.requeue = t
+	}
+}
+
+func (s *scope) result() ctrl.Result {
+	if s.requeue.IsZero() {
+		return ctrl.Result{}
+	}
+	return ctrl.Result{RequeueAfter: max(s.requeue.Sub(s.now), time.Millisecond)}
+}
+
+// Reconcile moves one WorkflowRun forward: start, schedule stages, observe
+// their Pods, finish, notify, collect garbage, or clean up after deletion.
+func (r *Engine) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	r.reconciles.Add(1)
+	run := &cyclonev1alpha1.WorkflowRun{}
+	if err := r.live.Get(ctx, req.NamespacedName, run); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	s := &scope{run: run, now: r.cfg.Clock.Now()}
+	res, err := r.reconcile(ctx, s)
+	if apierrors.IsConflict(err) {
+		return ctrl.Result{RequeueAfter: conflictRetry}, nil
+	}
+	return res, err
+}
+
+func (r *Engine) reconcile(ctx context.Context, s *scope) (ctrl.Result, error) {
+	run := s.run
+	if !run.DeletionTimestamp.IsZero() {
+		return r.reconcileDelete(ctx, s)
+	}
+	if controllerutil.AddFinalizer(run, Finalizer) {
+		if err := r.client.Update(ctx, run); err != nil {
+			return ctrl.Result{}, fmt.Errorf("add finalizer: %w", err)
+		}
+	}
+	var err error
+	s.target, err = r.targetOf(ctx, run)
+	if err != nil {
+		if !errors.Is(err, errClusterNotFound) {
+			return ctrl.Result{}, err
+		}
+		return r.failWithoutCluster(ctx, s, err)
+	}
+	if !finished(run.Status.Overall.Phase) {
+		if err := r.progress(ctx, s); err != nil || !finished(run.Status.Overall.Phase) {
+			return s.result(), err
+		}
+	}
+	if err := r.finish(ctx, s); err != nil {
+		return ctrl.Result{}, err
+	}
+	return s.result(), nil
+}
+
+// failWithoutCluster ends a run whose execution cluster does not exist:
+// nothing ran, so there is nothing to clean either.
+func (r *Engine) failWithoutCluster(ctx context.Context, s *scope, cause error) (ctrl.Result, error) {
+	st := s.run.Status.DeepCopy()
+	endStages(st, cyclonev1alpha1.StatusFailed, ReasonClusterNotFound, cause.Error(), s.now)
+	transition(&st.Overall, cyclonev1alpha1.StatusFailed, ReasonClusterNotFound, cause.Error(), s.now)
+	st.Cleaned = true
+	return ctrl.Result{}, r.writeStatus(ctx, s.run, st)
+}
+
+// progress runs one round of the run's state machine: start it if new,
+// observe stage Pods, apply stop and timeouts, start stages whose
+// dependencies are met, derive the overall phase, persist the status, and
+// only then create and delete Pods. Because the status is written before
+// any Pod is created, a Pod always belongs to an attempt the status
+// already records.
+func (r *Engine) progress(ctx context.Context, s *scope) error {
+	run := s.run
+	wf := &cyclonev1alpha1.Workflow{}
+	if err := r.client.Get(ctx, types.NamespacedName{Namespace: run.Namespace, Name: workflowName(run)}, wf); err != nil {
+		if !apierrors.IsNotFound(err) {
+			return fmt.Errorf("get workflow %s: %w", workflowName(run), err)
+		}
+		return r.failRun(ctx, s, ReasonInvalidWorkflow, fmt.Sprintf("workflow %q not found", workflowName(run)))
+	}
+	s.workflow = wf
+	st := run.Status.DeepCopy()
+	if st.Stages == nil {
+		if msg := r.start(s, st); msg != "" {
+			return r.failRun(ctx, s, ReasonInvalidWorkflow, msg)
+		}
+	}
+	pods, err := r.runPods(ctx, s, podKindWorkload)
+	if err != nil {
+		return err
+	}
+	missing := r.observe(s, st, pods)
+	switch {
+	case run.Spec.Stop:
+		msg := "the run was stopped"
+		endStages(st, cyclonev1alpha1.StatusCancelled, cyclonev1alpha1.ReasonManuallyStop, msg, s.now)
+		transition(&st.Overall, cyclonev1alpha1.StatusCancelled, cyclonev1alpha1.ReasonManuallyStop, msg, s.now)
+	case r.runTimedOut(s, st):
+		msg := fmt.Sprintf("the run exceeded its timeout of %s", run.Spec.Timeout)
+		endStages(st, cyclonev1alpha1.StatusFailed, ReasonTimeout, msg, s.now)
+		transition(&st.Overall, cyclonev1alpha1.StatusFailed, ReasonTimeout, msg, s.now)
+	}
+	var create []*corev1.Pod
+	if !finished(st.Overall.Phase) {
+		if create, err = r.schedule(ctx, s, st); err != nil {
+			return err
+		}
+		for _, name := range missing {
+			// Recorded in the status but not in the cache: created by an
+			// earlier reconcile that did not see it yet, or never created
+			// because that reconcile stopped. Create adopts either way.
+			pod, err := r.buildPod(ctx, s, st, name)
+			if err != nil {
+				if !asInvalid(err, st.Stages[name], s.now) {
+					return err
+				}
+				continue
+			}
+			create = append(create, pod)
+		}
+		summarize(st, s.now)
+	}
+	if err := r.writeStatus(ctx, run, st); err != nil {
+		return err
+	}
+	for _, pod := range create {
+		if err := r.createPod(ctx, s, pod); err != nil {
+			return err
+		}
+	}
+	return r.deleteStrayPods(ctx, s, pods)
+}
+
+// start fixes what a run is made of: the selected stages with their
+// dependencies, and the final values of the global variables. It returns
+// a message when the Workflow cannot run.
+func (r *Engine) start(s *scope, st *cyclonev1alpha1.WorkflowRunStatus) string {
+	run, wf := s.run, s.workflow
+	nodes, err := selectStages(wf.Spec.Stages, run.Spec.StartStages, run.Spec.EndStages)
+	if err != nil {
+		return fmt.Sprintf("workflow %s: %v", wf.Name, err)
+	}
+	if _, err := parseTimeout(run.Spec.Timeout); err != nil {
+		return fmt.Sprintf("run timeout: %v", err)
+	}
+	for _, it := range wf.Spec.Stages {
+		if _, err := parseTimeout(it.Timeout); err != nil {
+			return fmt.Sprintf("workflow %s: stage %s timeout: %v", wf.Name, it.Name, err)
+		}
+	}
+	st.Stages = make(map[string]*cyclonev1alpha1.StageStatus, len(nodes))
+	for _, n := range nodes {
+		st.Stages[n.Name] = &cyclonev1alpha1.StageStatus{
+			Depends: n.Depends,
+			Trivial: n.Trivial,
+			Status:  cyclonev1alpha1.Status{Phase: cyclonev1alpha1.StatusPending},
+		}
+	}
+	st.GlobalVariables = resolveVariables(wf.Spec.GlobalVariables, run.Spec.GlobalVariables, s.now, randomString)
+	now := metav1.NewTime(s.now)
+	transition(&st.Overall, cyclonev1alpha1.StatusRunning, "", "", s.now)
+	st.Overall.StartTime = &now
+	return ""
+}
+
+// failRun ends a run that cannot proceed as it is specified.
+func (r *Engine) failRun(ctx context.Context, s *scope, reason, msg string) error {
+	st := s.run.Status.DeepCopy()
+	endStages(st, cyclonev1alpha1.StatusFailed, reason, msg, s.now)
+	transition(&st.Overall, cyclonev1alpha1.StatusFailed, reason, msg, s.now)
+	return r.writeStatus(ctx, s.run, st)
+}
+
+// observe folds the run's Pods into the stage statuses and returns the
+// stages whose recorded Pod is missing and must be created.
+func (r *Engine) observe(s *scope, st *cyclonev1alpha1.WorkflowRunStatus, pods map[string]*corev1.Pod) (missing []string) {
+	for _, name := range sortedStages(st.Stages) {
+		ss := st.Stages[name]
+		if !active(ss) {
+			continue
+		}
+		start := s.now
+		if ss.Status.StartTime != nil {
+			start = ss.Status.StartTime.Time
+		}
+		pod := pods[ss.Pod.Name]
+		var state podState
+		switch {
+		case pod != nil:
+			state = stateOfPod(pod, start, s.now, r.cfg.ImagePullGracePeriod)
+		case ss.Status.Phase == cyclonev1alpha1.StatusRunning:
+			state = podState{Phase: cyclonev1alpha1.StatusFailed, Reason: ReasonPodDeleted,
+				Message: fmt.Sprintf("pod %s disappeared while the stage was running", ss.Pod.Name)}
+		default:
+			missing = append(missing, name)
+			state = podState{Phase: cyclonev1alpha1.StatusPending, Reason: ss.Status.Reason, Message: ss.Status.Message}
+		}
+		item := stageItem(s.workflow, name)
+		if timeout, _ := parseTimeout(item.Timeout); timeout > 0 && !finished(state.Phase) {
+			if deadline := start.Add(timeout); !s.now.Before(deadline) {
+				state = podState{Phase: cyclonev1alpha1.StatusFailed, Reason: ReasonTimeout,
+					Message: fmt.Sprintf("attempt %d exceeded the stage timeout of %s", ss.Attempt, item.Timeout)}
+			} else {
+				s.wakeAt(deadline)
+			}
+		}
+		if !state.Deadline.IsZero() {
+			s.wakeAt(state.Deadline)
+		}
+		if state.Phase == cyclonev1alpha1.StatusFailed {
+			r.failAttempt(s, ss, item, state)
+			continue
+		}
+		transition(&ss.Status, state.Phase, state.Reason, state.Message, s.now)
+	}
+	return missing
+}
+
+// failAttempt fails a stage's current attempt: the stage waits for its
+// next attempt while retries are left, and fails otherwise.
+func (r *Engine) failAttempt(s *scope, ss *cyclonev1alpha1.StageStatus, item cyclonev1alpha1.StageItem, state podState) {
+	if ss.Attempt > item.Retries {
+		transition(&ss.Status, cyclonev1alpha1.StatusFailed, state.Reason, state.Message, s.now)
+		return
+	}
+	next := ss.Attempt + 1
+	at := s.now.Add(r.cfg.retryBackoff(next))
+	transition(&ss.Status, cyclonev1alpha1.StatusPending, ReasonRetrying,
+		fmt.Sprintf("attempt %d failed: %s: %s; attempt %d of %d starts at %s",
+			ss.Attempt, state.Reason, state.Message, next, item.Retries+1, at.UTC().Format(time.RFC3339)), s.now)
+	ss.Attempt, ss.Pod = next, nil
+	t := metav1.NewTime(at)
+	ss.NextAttemptTime = &t
+	s.wakeAt(at)
+}
+
+// runTimedOut reports whether the run has run out of time, and otherwise
+// asks to be woken when it will.
+func (r *Engine) runTimedOut(s *scope, st *cyclonev1alpha1.WorkflowRunStatus) bool {
+	timeout, _ := parseTimeout(s.run.Spec.Timeout)
+	if timeout <= 0 || st.Overall.StartTime == nil {
+		return false
+	}
+	deadline := st.Overall.StartTime.Add(timeout)
+	if s.now.Before(deadline) {
+		s.wakeAt(deadline)
+		return false
+	}
+	return true
+}
+
+// writeStatus persists st as the run's status if it changed. The update
+// carries the run's resourceVersion, so a write based on an outdated run
+// fails with a conflict instead of overwriting newer progress.
+func (r *Engine) writeStatus(ctx context.Context, run *cyclonev1alpha1.WorkflowRun, st *cyclonev1alpha1.WorkflowRunStatus) error {
+	st.ObservedGeneration = run.Generation
+	if equality.Semantic.DeepEqual(&run.Status, st) {
+		return nil
+	}
+	updated := run.DeepCopy()
+	updated.Status = *st
+	if err := r.client.Status().Update(ctx, updated); err != nil {
+		return fmt.Errorf("update status: %w", err)
+	}
+	*run = *updated
+	return nil
+}
+
+// runPods returns the run's Pods of one kind in its target, by name.
+func (r *Engine) runPods(ctx context.Context, s *scope, kind string) (map[string]*corev1.Pod, error) {
+	list := &corev1.PodList{}
+	if err := s.target.client.List(ctx, list, client.InNamespace(s.target.namespace),
+		client.MatchingLabels{LabelRunUID: string(s.run.UID), LabelPodKind: kind}); err != nil {
+		return nil, fmt.Errorf("list pods: %w", err)
+	}
+	pods := make(map[string]*corev1.Pod, len(list.Items))
+	for i := range list.Items {
+		pods[list.Items[i].Name] = &list.Items[i]
+	}
+	return pods, nil
+}
+
+// targetOf returns where the run's Pods live: its executionContext, with
+// the tenant's worker namespace and PVC by default.
+func (r *Engine) targetOf(ctx context.Context, run *cyclonev1alpha1.WorkflowRun) (*target, error) {
+	c, err := r.clusters.get(ctx, clusterName(run))
+	if err != nil {
+		return nil, err
+	}
+	tenant := Tenant(run.Namespace)
+	t := &target{
+		client:    c.cluster.GetClient(),
+		live:      c.cluster.GetAPIReader(),
+		namespace: r.cfg.WorkerNamespace(tenant),
+		pvc:       r.cfg.PVCName(tenant),
+	}
+	if ec := run.Spec.ExecutionContext; ec != nil {
+		if ec.Namespace != "" {
+			t.namespace = ec.Namespace
+		}
+		if ec.PVC != "" {
+			t.pvc = ec.PVC
+		}
+	}
+	return t, nil
+}
+
+func workflowName(run *cyclonev1alpha1.WorkflowRun) string {
+	if run.Spec.WorkflowRef == nil {
+		return ""
+	}
+	return run.Spec.WorkflowRef.Name
+}
+
+func clusterName(run *cyclonev1alpha1.WorkflowRun) string {
+	if run.Spec.ExecutionContext == nil {
+		return ""
+	}
+	return run.Spec.ExecutionContext.Cluster
+}
+
+func stageItem(wf *cyclonev1alpha1.Workflow, name string) cyclonev1alpha1.StageItem {
+	for _, it := range wf.Spec.Stages {
+		if it.Name == name {
+			return it
+		}
+	}
+	return cyclonev1alpha1.StageItem{Name: name}
+}
+
+// parseTimeout parses a Go duration; empty means none.
+func parseTimeout(s string) (time.Duration, error) {
+	if s == "" {
+		return 0, nil
+	}
+	d, err := time.ParseDuration(s)
+	if err == nil && d < 0 {
+		err = fmt.Errorf("negative duration %q", s)
+	}
+	return d, err
+}
+
+const randomAlphabet = "abcdefghijklmnopqrstuvwxyz0123456789"
+
+// randomString returns n random lower-case letters and digits, usable in
+// names and tags.
+func randomString(n int) string {
+	b := make([]byte, n)
+	for i := range b {
+		k, err := rand.Int(rand.Reader, big.NewInt(int64(len(randomAlphabet))))
+		if err != nil {
+			panic(err) // crypto/rand does not fail on supported platforms
+		}
+		b[i] = randomAlphabet[k.Int64()]
+	}
+	return string(b)
+}

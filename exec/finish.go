@@ -1,0 +1,303 @@
+package exec
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"sort"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+
+	cyclonev1alpha1 "github.com/gyreops/gyre/api/cyclone/v1alpha1"
+)
+
+// finish does what follows the end of a run, each step at most once and
+// each recorded in the status: notify, delete the stage Pods, remove the
+// scratch data with a GC Pod, and prune the Workflow's old runs.
+func (r *Engine) finish(ctx context.Context, s *scope) error {
+	if err := r.notify(ctx, s); err != nil {
+		return err
+	}
+	done, err := r.cleanup(ctx, s)
+	if err != nil || !done {
+		return err
+	}
+	return r.pruneHistory(ctx, s)
+}
+
+// reconcileDelete cleans up after a deleted run, then lets it go.
+func (r *Engine) reconcileDelete(ctx context.Context, s *scope) (ctrl.Result, error) {
+	run := s.run
+	if !controllerutil.ContainsFinalizer(run, Finalizer) {
+		return ctrl.Result{}, nil
+	}
+	if !run.Status.Cleaned && (run.Status.GC == nil || run.Status.GC.Phase != cyclonev1alpha1.GCFailed) {
+		var err error
+		s.target, err = r.targetOf(ctx, run)
+		switch {
+		case errors.Is(err, errClusterNotFound):
+			// The cluster is gone, and the run's Pods and data with it.
+		case err != nil:
+			return ctrl.Result{}, err
+		default:
+			done, err := r.cleanup(ctx, s)
+			if err != nil || !done {
+				return s.result(), err
+			}
+		}
+	}
+	controllerutil.RemoveFinalizer(run, Finalizer)
+	if err := r.client.Update(ctx, run); client.IgnoreNotFound(err) != nil {
+		return ctrl.Result{}, fmt.Errorf("remove finalizer: %w", err)
+	}
+	return ctrl.Result{}, nil
+}
+
+// cleanup deletes the run's stage Pods, then runs the GC Pod, and reports
+// whether all is done. GC is a phase in the status with its own attempts,
+// so it resumes where it was after a restart.
+func (r *Engine) cleanup(ctx context.Context, s *scope) (bool, error) {
+	run := s.run
+	if run.Status.Cleaned || (run.Status.GC != nil && run.Status.GC.Phase != cyclonev1alpha1.GCRunning) {
+		return true, nil
+	}
+	stagePods, err := r.runPods(ctx, s, podKindWorkload)
+	if err != nil {
+		return false, err
+	}
+	for _, pod := range stagePods {
+		if pod.DeletionTimestamp != nil {
+			continue
+		}
+		if err := s.target.client.Delete(ctx, pod, client.Preconditions{UID: &pod.UID}); client.IgnoreNotFound(err) != nil {
+			return false, fmt.Errorf("delete pod %s/%s: %w", pod.Namespace, pod.Name, err)
+		}
+	}
+	if len(stagePods) > 0 {
+		// The GC Pod must not remove data a stage Pod still writes: wait
+		// for their deletion events.
+		s.wakeAt(s.now.Add(r.cfg.WaitInterval))
+		return false, nil
+	}
+	st := run.Status.DeepCopy()
+	if s.target.pvc == "" {
+		st.Cleaned = true
+		st.GC = &cyclonev1alpha1.GCStatus{Phase: cyclonev1alpha1.GCSucceeded}
+		return true, r.writeStatus(ctx, run, st)
+	}
+	now := metav1.NewTime(s.now)
+	if st.GC == nil {
+		st.GC = &cyclonev1alpha1.GCStatus{Phase: cyclonev1alpha1.GCRunning, Attempt: 1, StartTime: &now}
+		if err := r.writeStatus(ctx, run, st); err != nil {
+			return false, err
+		}
+	}
+	gcPods, err := r.runPods(ctx, s, podKindGC)
+	if err != nil {
+		return false, err
+	}
+	pod := gcPods[gcPodName(run.Name)]
+	gc := st.GC
+	timedOut := gc.StartTime != nil && !s.now.Before(gc.StartTime.Add(r.cfg.GCTimeout))
+	switch {
+	case pod == nil:
+		return false, r.createGCPod(ctx, s)
+	case pod.DeletionTimestamp != nil:
+		return false, nil // an earlier attempt is going away
+	case pod.Status.Phase == corev1.PodSucceeded:
+		if err := r.deletePod(ctx, s, pod); err != nil {
+			return false, err
+		}
+		st.Cleaned = true
+		gc.Phase, gc.Message = cyclonev1alpha1.GCSucceeded, ""
+		return true, r.writeStatus(ctx, run, st)
+	case pod.Status.Phase == corev1.PodFailed || timedOut:
+		if err := r.deletePod(ctx, s, pod); err != nil {
+			return false, err
+		}
+		reason, msg := podFailure(pod)
+		if timedOut && pod.Status.Phase != corev1.PodFailed {
+			reason, msg = ReasonTimeout, fmt.Sprintf("GC pod did not finish within %s", r.cfg.GCTimeout)
+		}
+		gc.Message = fmt.Sprintf("attempt %d: %s: %s", gc.Attempt, reason, msg)
+		if gc.Attempt >= r.cfg.GCAttempts {
+			gc.Phase = cyclonev1alpha1.GCFailed
+		} else {
+			gc.Attempt++
+			gc.StartTime = &now
+		}
+		return gc.Phase == cyclonev1alpha1.GCFailed, r.writeStatus(ctx, run, st)
+	default:
+		s.wakeAt(gc.StartTime.Add(r.cfg.GCTimeout))
+		return false, nil
+	}
+}
+
+func (r *Engine) deletePod(ctx context.Context, s *scope, pod *corev1.Pod) error {
+	if err := s.target.client.Delete(ctx, pod, client.Preconditions{UID: &pod.UID}); client.IgnoreNotFound(err) != nil {
+		return fmt.Errorf("delete pod %s/%s: %w", pod.Namespace, pod.Name, err)
+	}
+	return nil
+}
+
+// createGCPod creates the Pod that removes "<run>/" from the tenant PVC.
+func (r *Engine) createGCPod(ctx context.Context, s *scope) error {
+	run := s.run
+	pod := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{
+			Name:        gcPodName(run.Name),
+			Namespace:   s.target.namespace,
+			Labels:      map[string]string{},
+			Annotations: map[string]string{AnnotationRun: run.Namespace + "/" + run.Name},
+		},
+		Spec: corev1.PodSpec{
+			RestartPolicy: corev1.RestartPolicyNever,
+			Containers: []corev1.Container{{
+				Name:  "gc",
+				Image: r.cfg.GCImage,
+				// The run name is a DNS subdomain: it cannot climb out of
+				// the workspace.
+				Command:      []string{"rm", "-rf", workspace + "/" + run.Name},
+				VolumeMounts: []corev1.VolumeMount{{Name: dataVolume, MountPath: workspace}},
+			}},
+			Volumes: []corev1.Volume{dataVolumeSource(s.target.pvc)},
+		},
+	}
+	for k, v := range r.cfg.GCPodLabels {
+		pod.Labels[k] = v
+	}
+	for k, v := range r.cfg.GCPodAnnotations {
+		pod.Annotations[k] = v
+	}
+	for k, v := range ownLabels(run, podKindGC) {
+		pod.Labels[k] = v
+	}
+	return r.createPod(ctx, s, pod)
+}
+
+// notify tells the Workflow's receivers about the finished run, once per
+// receiver, and records the outcome. A crash between sending and recording
+// sends again: delivery is at least once.
+//
+// Only Webhook receivers are implemented; Email and Slack receivers are
+// recorded as failed with a message saying so, until they are.
+func (r *Engine) notify(ctx context.Context, s *scope) error {
+	run := s.run
+	wf := &cyclonev1alpha1.Workflow{}
+	if err := r.client.Get(ctx, types.NamespacedName{Namespace: run.Namespace, Name: workflowName(run)}, wf); err != nil {
+		return client.IgnoreNotFound(err)
+	}
+	n := wf.Spec.Notification
+	phase := run.Status.Overall.Phase
+	switch n.Policy {
+	case cyclonev1alpha1.NotificationPolicySuccess:
+		if phase != cyclonev1alpha1.StatusSucceeded {
+			return nil
+		}
+	case cyclonev1alpha1.NotificationPolicyFailure:
+		if phase != cyclonev1alpha1.StatusFailed {
+			return nil
+		}
+	}
+	st := run.Status.DeepCopy()
+	for _, rcv := range n.Receivers {
+		for _, addr := range rcv.Addresses {
+			key := string(rcv.Type) + ":" + addr
+			if _, done := st.Notifications[key]; done {
+				continue
+			}
+			if st.Notifications == nil {
+				st.Notifications = map[string]cyclonev1alpha1.NotificationStatus{}
+			}
+			st.Notifications[key] = r.send(ctx, run, rcv.Type, addr)
+		}
+	}
+	return r.writeStatus(ctx, run, st)
+}
+
+// send delivers one notification.
+func (r *Engine) send(ctx context.Context, run *cyclonev1alpha1.WorkflowRun, typ cyclonev1alpha1.NotificationType, addr string) cyclonev1alpha1.NotificationStatus {
+	failed := func(format string, args ...any) cyclonev1alpha1.NotificationStatus {
+		return cyclonev1alpha1.NotificationStatus{Result: cyclonev1alpha1.NotificationResultFailed, Message: fmt.Sprintf(format, args...)}
+	}
+	if typ != cyclonev1alpha1.NotificationTypeWebhook {
+		return failed("%s notifications are not supported yet", typ)
+	}
+	body, err := json.Marshal(run)
+	if err != nil {
+		return failed("encode run: %v", err)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, addr, bytes.NewReader(body))
+	if err != nil {
+		return failed("bad webhook address: %v", err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := r.cfg.HTTPClient.Do(req)
+	if err != nil {
+		return failed("post: %v", err)
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<16))
+	if resp.StatusCode/100 != 2 {
+		return failed("webhook answered %s", resp.Status)
+	}
+	return cyclonev1alpha1.NotificationStatus{Result: cyclonev1alpha1.NotificationResultSucceeded}
+}
+
+// pruneHistory deletes the oldest finished runs of the run's Workflow
+// beyond its historyLimit. Deleted runs clean up through their finalizer.
+func (r *Engine) pruneHistory(ctx context.Context, s *scope) error {
+	run := s.run
+	wf := &cyclonev1alpha1.Workflow{}
+	if err := r.client.Get(ctx, types.NamespacedName{Namespace: run.Namespace, Name: workflowName(run)}, wf); err != nil {
+		return client.IgnoreNotFound(err)
+	}
+	if wf.Spec.HistoryLimit == nil {
+		return nil
+	}
+	list := &cyclonev1alpha1.WorkflowRunList{}
+	if err := r.client.List(ctx, list, client.InNamespace(run.Namespace)); err != nil {
+		return fmt.Errorf("list runs: %w", err)
+	}
+	var done []*cyclonev1alpha1.WorkflowRun
+	for i := range list.Items {
+		o := &list.Items[i]
+		if workflowName(o) == wf.Name && finished(o.Status.Overall.Phase) && o.DeletionTimestamp.IsZero() {
+			done = append(done, o)
+		}
+	}
+	limit := int(*wf.Spec.HistoryLimit)
+	if len(done) <= limit {
+		return nil
+	}
+	finishedAt := func(o *cyclonev1alpha1.WorkflowRun) metav1.Time {
+		if t := o.Status.Overall.CompletionTime; t != nil {
+			return *t
+		}
+		return o.CreationTimestamp
+	}
+	sort.SliceStable(done, func(i, j int) bool {
+		ti, tj := finishedAt(done[i]), finishedAt(done[j])
+		if !ti.Equal(&tj) {
+			return tj.Before(&ti)
+		}
+		return done[i].Name > done[j].Name
+	})
+	for _, old := range done[limit:] {
+		if err := r.client.Delete(ctx, old, client.Preconditions{UID: &old.UID}); client.IgnoreNotFound(err) != nil && !apierrors.IsConflict(err) {
+			return fmt.Errorf("delete old run %s: %w", old.Name, err)
+		}
+		ctrl.LoggerFrom(ctx).Info("Deleted run beyond the history limit", "WorkflowRun", client.ObjectKeyFromObject(old))
+	}
+	return nil
+}

@@ -1,0 +1,239 @@
+package exec
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	cyclonev1alpha1 "github.com/gyreops/gyre/api/cyclone/v1alpha1"
+)
+
+// labelProject is Cyclone's label naming a run's or workflow's Project.
+const labelProject = "project.cyclone.dev/name"
+
+// schedule records a new attempt for every stage that may start now, within
+// the run's and the tenant's parallelism, and returns the Pods to create.
+func (r *Engine) schedule(ctx context.Context, s *scope, st *cyclonev1alpha1.WorkflowRunStatus) ([]*corev1.Pod, error) {
+	if _, failed := blockingFailure(st.Stages); failed {
+		return nil, nil
+	}
+	running := 0
+	for _, ss := range st.Stages {
+		if active(ss) {
+			running++
+		}
+	}
+	runCap := math.MaxInt
+	if p := s.run.Spec.Parallelism; p != nil && *p > 0 {
+		runCap = int(*p)
+	}
+	tenantCap, tenantRunning := math.MaxInt, 0
+	var pods []*corev1.Pod
+	for _, name := range scheduleOrder(st.Stages, s.workflow) {
+		ss := st.Stages[name]
+		if ss.Pod != nil || finished(ss.Status.Phase) || !depsMet(st.Stages, ss) {
+			continue
+		}
+		if t := ss.NextAttemptTime; t != nil && s.now.Before(t.Time) {
+			s.wakeAt(t.Time)
+			continue
+		}
+		if running >= runCap {
+			break
+		}
+		if r.cfg.TenantParallelism > 0 && tenantCap == math.MaxInt {
+			// Counted lazily: most rounds start nothing.
+			n, err := r.tenantRunning(ctx, s.run)
+			if err != nil {
+				return nil, err
+			}
+			tenantCap, tenantRunning = r.cfg.TenantParallelism, n
+		}
+		if running+tenantRunning >= tenantCap {
+			transition(&ss.Status, cyclonev1alpha1.StatusPending, "TenantParallelism",
+				fmt.Sprintf("waiting: the tenant already runs %d stages", tenantCap), s.now)
+			s.wakeAt(s.now.Add(r.cfg.WaitInterval))
+			break
+		}
+		attempt := max(ss.Attempt, 1)
+		ss.Attempt = attempt
+		pod, err := r.buildPod(ctx, s, st, name)
+		if err != nil {
+			if asInvalid(err, ss, s.now) {
+				continue
+			}
+			return nil, err
+		}
+		now := metav1.NewTime(s.now)
+		ss.Pod = &cyclonev1alpha1.PodInfo{Name: pod.Name, Namespace: pod.Namespace}
+		ss.NextAttemptTime = nil
+		ss.Status.Phase = "" // a new attempt: its phase starts afresh
+		transition(&ss.Status, cyclonev1alpha1.StatusPending, ReasonPodCreating, fmt.Sprintf("attempt %d", attempt), s.now)
+		ss.Status.StartTime = &now
+		pods = append(pods, pod)
+		running++
+	}
+	return pods, nil
+}
+
+// asInvalid fails a stage whose Pod cannot be built as specified and
+// reports whether err was of that kind.
+func asInvalid(err error, ss *cyclonev1alpha1.StageStatus, now time.Time) bool {
+	var invalid *invalidStageError
+	if !errors.As(err, &invalid) {
+		return false
+	}
+	transition(&ss.Status, cyclonev1alpha1.StatusFailed, ReasonInvalidStage, invalid.msg, now)
+	ss.NextAttemptTime = nil
+	return true
+}
+
+// tenantRunning counts the stage attempts in flight in the other runs of
+// the run's tenant, from the cache.
+func (r *Engine) tenantRunning(ctx context.Context, run *cyclonev1alpha1.WorkflowRun) (int, error) {
+	list := &cyclonev1alpha1.WorkflowRunList{}
+	if err := r.client.List(ctx, list, client.InNamespace(run.Namespace), client.UnsafeDisableDeepCopy); err != nil {
+		return 0, fmt.Errorf("list runs of tenant: %w", err)
+	}
+	n := 0
+	for i := range list.Items {
+		other := &list.Items[i]
+		if other.UID == run.UID || finished(other.Status.Overall.Phase) {
+			continue
+		}
+		for _, ss := range other.Status.Stages {
+			if active(ss) {
+				n++
+			}
+		}
+	}
+	return n, nil
+}
+
+// buildPod builds the Pod of a stage's current attempt from the Stage, its
+// Resources and the Project.
+func (r *Engine) buildPod(ctx context.Context, s *scope, st *cyclonev1alpha1.WorkflowRunStatus, name string) (*corev1.Pod, error) {
+	run := s.run
+	stage := &cyclonev1alpha1.Stage{}
+	if err := r.client.Get(ctx, types.NamespacedName{Namespace: run.Namespace, Name: name}, stage); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil, invalidStage("stage %s not found", name)
+		}
+		return nil, fmt.Errorf("get stage %s: %w", name, err)
+	}
+	resources := map[string]*cyclonev1alpha1.Resource{}
+	if stage.Spec.Pod != nil {
+		for _, items := range [][]cyclonev1alpha1.ResourceItem{stage.Spec.Pod.Inputs.Resources, stage.Spec.Pod.Outputs.Resources} {
+			for _, it := range items {
+				res := &cyclonev1alpha1.Resource{}
+				err := r.client.Get(ctx, types.NamespacedName{Namespace: run.Namespace, Name: it.Name}, res)
+				if apierrors.IsNotFound(err) {
+					continue // stagePod names the missing resource
+				}
+				if err != nil {
+					return nil, fmt.Errorf("get resource %s: %w", it.Name, err)
+				}
+				resources[it.Name] = res
+			}
+		}
+	}
+	project, err := r.project(ctx, s)
+	if err != nil {
+		return nil, err
+	}
+	withVars := run.DeepCopy()
+	withVars.Status.GlobalVariables = st.GlobalVariables
+	return r.cfg.stagePod(stagePodInput{
+		Run:       withVars,
+		Workflow:  s.workflow,
+		Item:      stageItem(s.workflow, name),
+		Stage:     stage,
+		Resources: resources,
+		Project:   project,
+		Namespace: s.target.namespace,
+		PVC:       s.target.pvc,
+		Attempt:   st.Stages[name].Attempt,
+	})
+}
+
+// project returns the run's Project, named by Cyclone's project label on
+// the run or its Workflow, or nil.
+func (r *Engine) project(ctx context.Context, s *scope) (*cyclonev1alpha1.Project, error) {
+	name := s.run.Labels[labelProject]
+	if name == "" {
+		name = s.workflow.Labels[labelProject]
+	}
+	if name == "" {
+		return nil, nil
+	}
+	p := &cyclonev1alpha1.Project{}
+	if err := r.client.Get(ctx, types.NamespacedName{Namespace: s.run.Namespace, Name: name}, p); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil, nil
+		}
+		return nil, fmt.Errorf("get project %s: %w", name, err)
+	}
+	return p, nil
+}
+
+// createPod creates a stage Pod, adopting one of the same name that this
+// run already created.
+func (r *Engine) createPod(ctx context.Context, s *scope, pod *corev1.Pod) error {
+	err := s.target.client.Create(ctx, pod)
+	if err == nil || !apierrors.IsAlreadyExists(err) {
+		if err != nil {
+			return fmt.Errorf("create pod %s/%s: %w", pod.Namespace, pod.Name, err)
+		}
+		ctrl.LoggerFrom(ctx).V(1).Info("Created pod", "Pod", client.ObjectKeyFromObject(pod))
+		return nil
+	}
+	existing := &corev1.Pod{}
+	if err := s.target.live.Get(ctx, client.ObjectKeyFromObject(pod), existing); err != nil {
+		return fmt.Errorf("get existing pod %s/%s: %w", pod.Namespace, pod.Name, err)
+	}
+	if existing.Labels[LabelRunUID] == string(s.run.UID) {
+		return nil // ours: adopt
+	}
+	if existing.Labels[LabelManagedBy] == ManagedByExec {
+		// Left behind by an earlier run of the same name whose clean-up
+		// never finished: remove it and create ours on the next round.
+		if err := s.target.client.Delete(ctx, existing, client.Preconditions{UID: &existing.UID}); client.IgnoreNotFound(err) != nil {
+			return fmt.Errorf("delete stale pod %s/%s: %w", pod.Namespace, pod.Name, err)
+		}
+		s.wakeAt(s.now.Add(r.cfg.WaitInterval))
+		return nil
+	}
+	return errors.New("pod " + pod.Namespace + "/" + pod.Name + " exists and does not belong to gyre")
+}
+
+// deleteStrayPods deletes the unfinished Pods of attempts the status no
+// longer runs: timed-out attempts, cancelled stages, superseded attempts.
+// Deletion is level-based, so a deletion lost to a restart happens on the
+// next round.
+func (r *Engine) deleteStrayPods(ctx context.Context, s *scope, pods map[string]*corev1.Pod) error {
+	current := map[string]bool{}
+	for _, ss := range s.run.Status.Stages {
+		if active(ss) {
+			current[ss.Pod.Name] = true
+		}
+	}
+	for _, pod := range pods {
+		if current[pod.Name] || pod.DeletionTimestamp != nil ||
+			pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed {
+			continue
+		}
+		if err := s.target.client.Delete(ctx, pod, client.Preconditions{UID: &pod.UID}); client.IgnoreNotFound(err) != nil {
+			return fmt.Errorf("delete pod %s/%s: %w", pod.Namespace, pod.Name, err)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,126 @@
+package exec
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/cluster"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/controller-runtime/pkg/source"
+
+	cyclonev1alpha1 "github.com/gyreops/gyre/api/cyclone/v1alpha1"
+)
+
+// SetupWithManager registers the engine with mgr: a controller for
+// WorkflowRuns that also watches the engine's Pods on the control cluster
+// and on every ExecutionCluster, and a controller that connects to
+// ExecutionClusters as they appear. Pods are cached through label-filtered
+// caches of the engine's own, so other Pods cost nothing.
+func (r *Engine) SetupWithManager(mgr ctrl.Manager) error {
+	r.cfg = r.Config.withDefaults()
+	r.client = mgr.GetClient()
+	r.live = mgr.GetAPIReader()
+
+	control, err := newPodCluster(mgr.GetConfig(), mgr.GetScheme())
+	if err != nil {
+		return fmt.Errorf("control cluster pod cache: %w", err)
+	}
+	if err := mgr.Add(control); err != nil {
+		return err
+	}
+	r.clusters = &clusterSet{
+		scheme:  mgr.GetScheme(),
+		reader:  mgr.GetClient(),
+		secrets: mgr.GetAPIReader(),
+		control: &conn{cluster: control},
+		remote:  map[string]*conn{},
+		watch:   podSource,
+	}
+	if err := mgr.Add(r.clusters); err != nil {
+		return err
+	}
+	c, err := ctrl.NewControllerManagedBy(mgr).
+		Named("workflowrun").
+		For(&cyclonev1alpha1.WorkflowRun{}, builder.WithPredicates(runChanged())).
+		WatchesRawSource(podSource(control)).
+		WithOptions(controller.Options{MaxConcurrentReconciles: r.cfg.MaxConcurrentReconciles}).
+		Build(r)
+	if err != nil {
+		return err
+	}
+	r.clusters.mu.Lock()
+	r.clusters.ctrl = c
+	r.clusters.mu.Unlock()
+	return ctrl.NewControllerManagedBy(mgr).
+		Named("executioncluster").
+		For(&cyclonev1alpha1.ExecutionCluster{}).
+		Complete(&clusterReconciler{clusters: r.clusters})
+}
+
+// runChanged lets through the run events the engine acts on: anything but
+// a change of status only, which the engine writes itself and has already
+// acted on in the same reconcile.
+func runChanged() predicate.Predicate {
+	return predicate.Or(
+		predicate.GenerationChangedPredicate{},
+		predicate.LabelChangedPredicate{},
+		predicate.AnnotationChangedPredicate{},
+		predicate.Funcs{UpdateFunc: func(e event.UpdateEvent) bool {
+			return !e.ObjectNew.GetDeletionTimestamp().IsZero()
+		}},
+	)
+}
+
+// podSource watches the engine's Pods in one cluster and enqueues the run
+// each belongs to.
+func podSource(cl cluster.Cluster) source.Source {
+	return source.Kind(cl.GetCache(), &corev1.Pod{},
+		handler.TypedEnqueueRequestsFromMapFunc(func(_ context.Context, pod *corev1.Pod) []reconcile.Request {
+			ns, name, ok := strings.Cut(pod.Annotations[AnnotationRun], "/")
+			if !ok {
+				return nil
+			}
+			return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: ns, Name: name}}}
+		}),
+		podChanged())
+}
+
+// podChanged lets through the Pod events that can change a stage: phase
+// changes, deletions and container waiting reasons. Creations are left
+// out: the engine made the Pod and knows, and after a restart every run is
+// reconciled anyway.
+func podChanged() predicate.TypedPredicate[*corev1.Pod] {
+	return predicate.TypedFuncs[*corev1.Pod]{
+		CreateFunc: func(event.TypedCreateEvent[*corev1.Pod]) bool { return false },
+		UpdateFunc: func(e event.TypedUpdateEvent[*corev1.Pod]) bool {
+			o, n := e.ObjectOld, e.ObjectNew
+			return o.Status.Phase != n.Status.Phase ||
+				(o.DeletionTimestamp == nil) != (n.DeletionTimestamp == nil) ||
+				waitingReasons(o) != waitingReasons(n)
+		},
+		DeleteFunc:  func(event.TypedDeleteEvent[*corev1.Pod]) bool { return true },
+		GenericFunc: func(event.TypedGenericEvent[*corev1.Pod]) bool { return false },
+	}
+}
+
+func waitingReasons(pod *corev1.Pod) string {
+	var b strings.Builder
+	for _, list := range [][]corev1.ContainerStatus{pod.Status.InitContainerStatuses, pod.Status.ContainerStatuses} {
+		for _, cs := range list {
+			if w := cs.State.Waiting; w != nil {
+				b.WriteString(w.Reason)
+			}
+			b.WriteByte(',')
+		}
+	}
+	return b.String()
+}
