@@ -99,8 +99,41 @@ func TestCycloneCorpus_acceptedByAPIServer(t *testing.T) {
 			got := &unstructured.Unstructured{}
 			got.SetGroupVersionKind(u.GroupVersionKind())
 			g.Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(u), got)).To(Succeed())
-			g.Expect(got.Object["spec"]).To(Equal(want.Object["spec"]), "the API server pruned or changed spec")
+			// Defaults may add fields; none may be pruned or changed.
+			g.Expect(missing("spec", want.Object["spec"], got.Object["spec"])).To(BeEmpty(), "the API server pruned or changed spec")
 		})
+	}
+}
+
+// missing lists the paths below path where got lacks or differs from what
+// want holds; got may hold more.
+func missing(path string, want, got any) []string {
+	switch w := want.(type) {
+	case map[string]any:
+		gm, ok := got.(map[string]any)
+		if !ok {
+			return []string{path}
+		}
+		var out []string
+		for k, v := range w {
+			out = append(out, missing(path+"."+k, v, gm[k])...)
+		}
+		return out
+	case []any:
+		gl, ok := got.([]any)
+		if !ok || len(gl) != len(w) {
+			return []string{path}
+		}
+		var out []string
+		for i := range w {
+			out = append(out, missing(fmt.Sprintf("%s[%d]", path, i), w[i], gl[i])...)
+		}
+		return out
+	default:
+		if fmt.Sprint(want) != fmt.Sprint(got) {
+			return []string{fmt.Sprintf("%s: %v, got %v", path, want, got)}
+		}
+		return nil
 	}
 }
 
