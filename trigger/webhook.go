@@ -1,0 +1,318 @@
+package trigger
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/go-logr/logr"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/validation"
+	"k8s.io/client-go/tools/events"
+	"k8s.io/client-go/util/retry"
+	"k8s.io/klog/v2"
+	"k8s.io/utils/clock"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	cyclonev1alpha1 "github.com/gyreops/gyre/api/cyclone/v1alpha1"
+)
+
+// WebhookPath is where the webhook server takes events: an SCM posts to
+// WebhookPath + "<namespace>", the namespace of the triggers it may fire.
+const WebhookPath = "/webhooks/"
+
+// DefaultMaxBodyBytes caps a webhook body when WebhookOptions says nothing:
+// larger requests get 413. GitHub caps its payloads at 25 MB but push
+// events with up to 20 commits stay well under this.
+const DefaultMaxBodyBytes = 1 << 20
+
+// WebhookOptions configures a WebhookServer.
+type WebhookOptions struct {
+	// Addr is the address Start listens on, such as ":9443".
+	Addr string
+	// CertFile and KeyFile, when both set, make Start serve TLS.
+	CertFile, KeyFile string
+	// MaxBodyBytes caps a request body; DefaultMaxBodyBytes when 0.
+	MaxBodyBytes int64
+	// APIReader reads Secrets and fresh triggers straight from the API
+	// server, so the server needs no cluster-wide Secret cache; the client
+	// when nil.
+	APIReader client.Reader
+	// Recorder records an event on each trigger that fires; none when nil.
+	Recorder events.EventRecorder
+	// Clock stamps status.lastFired; the real clock when nil.
+	Clock clock.PassiveClock
+	// Logger logs each request; logr.Discard() when unset.
+	Logger logr.Logger
+}
+
+// WebhookServer starts WorkflowRuns of SCM WorkflowTriggers on signed
+// GitHub and GitLab push, tag and pull request events. It is an
+// http.Handler and a controller-runtime Runnable.
+type WebhookServer struct {
+	client client.Client
+	opts   WebhookOptions
+}
+
+// NewWebhookServer returns a server that lists triggers and creates runs
+// with c.
+func NewWebhookServer(c client.Client, opts WebhookOptions) *WebhookServer {
+	if opts.MaxBodyBytes <= 0 {
+		opts.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if opts.APIReader == nil {
+		opts.APIReader = c
+	}
+	if opts.Clock == nil {
+		opts.Clock = clock.RealClock{}
+	}
+	if opts.Logger.GetSink() == nil {
+		opts.Logger = logr.Discard()
+	}
+	return &WebhookServer{client: c, opts: opts}
+}
+
+// firedRun is one entry of the server's answer.
+type firedRun struct {
+	Trigger string `json:"trigger"`
+	Run     string `json:"run"`
+	// Created is false for a replayed delivery whose run exists already.
+	Created bool `json:"created"`
+}
+
+// webhookResponse is the JSON body of an accepted request.
+type webhookResponse struct {
+	Message string     `json:"message"`
+	Runs    []firedRun `json:"runs,omitempty"`
+}
+
+// ServeHTTP fires the SCM triggers of the namespace in the path that an
+// event's signature proves it is for.
+//
+// It answers 401 when no trigger of the event's repository accepts the
+// signature, 413 for a body over the limit, 400 for a request that is not
+// a GitHub or GitLab event, 202 with the runs when triggers fired (a replay
+// lists the runs of the first delivery, created false) and 200 when the
+// event is authentic but no trigger's policy fires on it.
+func (s *WebhookServer) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	if req.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		httpError(w, http.StatusMethodNotAllowed, "only POST is accepted")
+		return
+	}
+	ns, ok := strings.CutPrefix(req.URL.Path, WebhookPath)
+	if !ok || len(validation.IsDNS1123Label(ns)) > 0 {
+		httpError(w, http.StatusNotFound, "post to "+WebhookPath+"<namespace>")
+		return
+	}
+	provider, eventType, delivery, err := readEventHeaders(req.Header)
+	if err != nil {
+		httpError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	log := s.opts.Logger.WithValues("namespace", ns, "provider", provider, "event", eventType, "delivery", delivery)
+	ctx := logr.NewContext(req.Context(), log)
+
+	body, status, err := s.readBody(w, req)
+	if err != nil {
+		httpError(w, status, err.Error())
+		return
+	}
+	e, err := parseEvent(provider, eventType, body)
+	if err != nil {
+		httpError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	e.delivery = delivery
+
+	trigs, err := s.authenticTriggers(ctx, ns, e, req.Header, body)
+	if err != nil {
+		log.Error(err, "Listing triggers")
+		httpError(w, http.StatusInternalServerError, "cannot read triggers")
+		return
+	}
+	if len(trigs) == 0 {
+		log.V(1).Info("Refusing event: no trigger of the repository accepts its signature", "repo", e.repo)
+		httpError(w, http.StatusUnauthorized, "signature does not match any trigger of the repository")
+		return
+	}
+	if e.kind == eventPing || e.kind == "" {
+		writeJSON(w, http.StatusOK, webhookResponse{Message: "event accepted; nothing to run for it"})
+		return
+	}
+
+	resp, err := s.fireAll(ctx, trigs, e)
+	if err != nil {
+		log.Error(err, "Starting runs")
+		httpError(w, http.StatusInternalServerError, "cannot start runs; redeliver the event")
+		return
+	}
+	if len(resp.Runs) == 0 {
+		writeJSON(w, http.StatusOK, resp)
+		return
+	}
+	writeJSON(w, http.StatusAccepted, resp)
+}
+
+// readBody reads the request body up to the size limit.
+func (s *WebhookServer) readBody(w http.ResponseWriter, req *http.Request) ([]byte, int, error) {
+	tooLarge := fmt.Errorf("body larger than %d bytes", s.opts.MaxBodyBytes)
+	if req.ContentLength > s.opts.MaxBodyBytes {
+		return nil, http.StatusRequestEntityTooLarge, tooLarge
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, req.Body, s.opts.MaxBodyBytes))
+	if err != nil {
+		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
+			return nil, http.StatusRequestEntityTooLarge, tooLarge
+		}
+		return nil, http.StatusBadRequest, fmt.Errorf("read body: %w", err)
+	}
+	return body, 0, nil
+}
+
+// authenticTriggers returns the enabled SCM triggers in ns for the event's
+// repository whose secret signed the request.
+func (s *WebhookServer) authenticTriggers(ctx context.Context, ns string, e scmEvent, h http.Header, body []byte) ([]*cyclonev1alpha1.WorkflowTrigger, error) {
+	log := logr.FromContextOrDiscard(ctx)
+	var list cyclonev1alpha1.WorkflowTriggerList
+	if err := s.client.List(ctx, &list, client.InNamespace(ns)); err != nil {
+		return nil, fmt.Errorf("list triggers in %q: %w", ns, err)
+	}
+	secrets := map[string][]byte{}
+	var out []*cyclonev1alpha1.WorkflowTrigger
+	for i := range list.Items {
+		trig := &list.Items[i]
+		if trig.Spec.Type != cyclonev1alpha1.TriggerTypeSCM || trig.Spec.Disabled || !sameRepo(trig.Spec.SCM.Repo, e.repo) {
+			continue
+		}
+		name := trig.Spec.SCM.Secret
+		if name == "" {
+			log.V(1).Info("Trigger has no webhook secret", "WorkflowTrigger", klog.KObj(trig))
+			continue
+		}
+		secret, seen := secrets[name]
+		if !seen {
+			var err error
+			if secret, err = s.webhookSecret(ctx, ns, name); err != nil {
+				log.Error(err, "Reading webhook secret", "WorkflowTrigger", klog.KObj(trig))
+			}
+			secrets[name] = secret
+		}
+		if authentic(e.provider, h, body, secret) {
+			out = append(out, trig)
+		}
+	}
+	return out, nil
+}
+
+// webhookSecret reads the webhook secret of Secret ns/name. Its value never
+// leaves this package: not in an error, a log line or a response.
+func (s *WebhookServer) webhookSecret(ctx context.Context, ns, name string) ([]byte, error) {
+	var sec corev1.Secret
+	if err := s.opts.APIReader.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, &sec); err != nil {
+		return nil, fmt.Errorf("get Secret %s/%s: %w", ns, name, err)
+	}
+	v, ok := sec.Data[SecretKey]
+	if !ok || len(v) == 0 {
+		return nil, fmt.Errorf("secret %s/%s has no key %q", ns, name, SecretKey)
+	}
+	return v, nil
+}
+
+// fireAll starts a run for each trigger whose policy fires on e.
+func (s *WebhookServer) fireAll(ctx context.Context, trigs []*cyclonev1alpha1.WorkflowTrigger, e scmEvent) (webhookResponse, error) {
+	resp := webhookResponse{Message: "no trigger fires on this event"}
+	var errs []error
+	for _, trig := range trigs {
+		if !matches(trig.Spec.SCM.SCMTriggerPolicy, e) {
+			continue
+		}
+		fr, err := s.fire(ctx, trig, e)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		resp.Runs = append(resp.Runs, fr)
+	}
+	if len(resp.Runs) > 0 {
+		resp.Message = "runs started"
+	}
+	return resp, errors.Join(errs...)
+}
+
+// scmRunName is the run a delivery starts for trigger: the same delivery
+// always gives the same name, so a replay finds the run there.
+func scmRunName(trigger string, e scmEvent) string {
+	return shortName(trigger, hash(e.provider+"/"+e.delivery, 10))
+}
+
+// fire starts the run of e for trig and records it in trig's status.
+func (s *WebhookServer) fire(ctx context.Context, trig *cyclonev1alpha1.WorkflowTrigger, e scmEvent) (firedRun, error) {
+	log := logr.FromContextOrDiscard(ctx)
+	run := newRun(trig, scmRunName(trig.Name, e), map[string]string{
+		AnnotationSCMDelivery: e.provider + "/" + e.delivery,
+		AnnotationSCMEvent:    e.kind,
+	}, e.variables())
+	for i := range run.Spec.ResourceParams {
+		rp := &run.Spec.ResourceParams[i]
+		rp.Parameters = setParameter(rp.Parameters, VarSCMRevision, e.sha)
+	}
+	fr := firedRun{Trigger: trig.Name, Run: run.Name}
+	if err := s.client.Create(ctx, run); err != nil {
+		if apierrors.IsAlreadyExists(err) {
+			log.Info("Replayed delivery: run exists", "WorkflowRun", klog.KObj(run))
+			return fr, nil
+		}
+		return fr, fmt.Errorf("create run %q for trigger %q: %w", run.Name, trig.Name, err)
+	}
+	fr.Created = true
+	log.Info("Started run", "WorkflowRun", klog.KObj(run), "ref", e.ref, "revision", e.sha)
+	if s.opts.Recorder != nil {
+		s.opts.Recorder.Eventf(trig, run, corev1.EventTypeNormal, ReasonFired, ReasonFired,
+			"Started WorkflowRun %s for %s %s of %s", run.Name, e.kind, e.ref, e.sha)
+	}
+	if err := s.recordFired(ctx, trig, run.Name, e.kind); err != nil {
+		// The run is started and a replay will not start another; only the
+		// count is behind.
+		log.Error(err, "Recording the run in the trigger's status")
+	}
+	return fr, nil
+}
+
+// recordFired counts a started run in trig's status, rereading the trigger
+// on conflicts with other deliveries.
+func (s *WebhookServer) recordFired(ctx context.Context, trig *cyclonev1alpha1.WorkflowTrigger, run, kind string) error {
+	key := client.ObjectKeyFromObject(trig)
+	return retry.RetryOnConflict(retry.DefaultBackoff, func() error {
+		cur := &cyclonev1alpha1.WorkflowTrigger{}
+		if err := s.opts.APIReader.Get(ctx, key, cur); err != nil {
+			return err
+		}
+		base := cur.DeepCopy()
+		cur.Status.Count++
+		cur.Status.LastFired = &cyclonev1alpha1.FiredRun{
+			Name:  run,
+			Time:  &metav1.Time{Time: s.opts.Clock.Now().Truncate(time.Second)},
+			Event: kind,
+		}
+		cur.Status.LastError = ""
+		return s.client.Status().Patch(ctx, cur, client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{}))
+	})
+}
+
+func httpError(w http.ResponseWriter, code int, msg string) {
+	writeJSON(w, code, webhookResponse{Message: msg})
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(v)
+}
