@@ -28,6 +28,7 @@ func newRootCmd() *cobra.Command {
 		SilenceErrors: true,
 	}
 	root.AddCommand(
+		newControllerCmd(),
 		newVersionCmd(),
 	)
 	return root

@@ -1,0 +1,55 @@
+package main
+
+import (
+	"fmt"
+
+	"github.com/spf13/cobra"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+
+	"github.com/gyreops/gyre/reconciler"
+)
+
+func newControllerCmd() *cobra.Command {
+	var (
+		o           reconciler.Options
+		kubeconfig  string
+		development bool
+	)
+	cmd := &cobra.Command{
+		Use:   "controller",
+		Short: "Run gyre's controllers against a cluster",
+		Long: `Run every gyre controller: Repositories are polled, Tenants rendered,
+applied and pruned, WorkflowRuns executed, WorkflowTriggers fired.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctrl.SetLogger(zap.New(zap.UseDevMode(development)))
+			cfg, err := restConfig(kubeconfig)
+			if err != nil {
+				return err
+			}
+			scheme, err := reconciler.NewScheme()
+			if err != nil {
+				return err
+			}
+			mgr, err := ctrl.NewManager(cfg, reconciler.ManagerOptions(scheme, o))
+			if err != nil {
+				return fmt.Errorf("create manager: %w", err)
+			}
+			if err := reconciler.Setup(mgr, o); err != nil {
+				return err
+			}
+			return mgr.Start(cmd.Context())
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&kubeconfig, "kubeconfig", "", "kubeconfig of the control cluster; in-cluster or $KUBECONFIG when empty")
+	f.StringVar(&o.MetricsAddr, "metrics-addr", ":8080", `address of the Prometheus metrics endpoint; "0" turns it off`)
+	f.StringVar(&o.ProbeAddr, "health-addr", ":9440", `address of /healthz and /readyz; "0" turns them off`)
+	f.BoolVar(&o.LeaderElection, "leader-elect", false, "elect one active replica")
+	f.StringVar(&o.WebhookAddr, "webhook-addr", ":9292", "address of the SCM webhook server; empty turns it off")
+	f.StringVar(&o.WebhookCertFile, "webhook-tls-cert", "", "TLS certificate of the webhook server")
+	f.StringVar(&o.WebhookKeyFile, "webhook-tls-key", "", "TLS key of the webhook server")
+	f.BoolVar(&development, "log-development", false, "human-friendly logs")
+	return cmd
+}

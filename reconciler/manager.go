@@ -1,0 +1,96 @@
+package reconciler
+
+import (
+	"fmt"
+
+	"k8s.io/apimachinery/pkg/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	cyclonev1alpha1 "github.com/gyreops/gyre/api/cyclone/v1alpha1"
+	gyrev1alpha1 "github.com/gyreops/gyre/api/gyre/v1alpha1"
+	"github.com/gyreops/gyre/exec"
+	"github.com/gyreops/gyre/trigger"
+)
+
+// Options configures gyre's controller manager: `gyre controller`, `gyre
+// dev` and the envtest suites build it the same way, from these.
+type Options struct {
+	// MetricsAddr serves Prometheus metrics; "0" turns them off.
+	MetricsAddr string
+	// ProbeAddr serves /healthz and /readyz; "0" turns them off.
+	ProbeAddr string
+	// LeaderElection makes one replica of several do the work.
+	LeaderElection bool
+	// LeaderElectionNamespace holds the lease; the in-cluster namespace
+	// when empty.
+	LeaderElectionNamespace string
+	// WebhookAddr serves SCM webhooks for WorkflowTriggers; none when empty.
+	WebhookAddr string
+	// WebhookCertFile and WebhookKeyFile make the webhook server use TLS.
+	WebhookCertFile, WebhookKeyFile string
+	// Exec configures the WorkflowRun engine.
+	Exec exec.Config
+}
+
+// NewScheme returns a scheme with every kind gyre reads or writes.
+func NewScheme() (*runtime.Scheme, error) {
+	s := runtime.NewScheme()
+	for _, add := range []func(*runtime.Scheme) error{
+		clientgoscheme.AddToScheme,
+		cyclonev1alpha1.AddToScheme,
+		gyrev1alpha1.AddToScheme,
+	} {
+		if err := add(s); err != nil {
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+// ManagerOptions turns Options into controller-runtime's.
+func ManagerOptions(scheme *runtime.Scheme, o Options) ctrl.Options {
+	return ctrl.Options{
+		Scheme:                        scheme,
+		Metrics:                       metricsserver.Options{BindAddress: o.MetricsAddr},
+		HealthProbeBindAddress:        o.ProbeAddr,
+		LeaderElection:                o.LeaderElection,
+		LeaderElectionID:              "gyre-controller.gyre.dev",
+		LeaderElectionNamespace:       o.LeaderElectionNamespace,
+		LeaderElectionReleaseOnCancel: true,
+	}
+}
+
+// Setup registers every gyre controller with mgr.
+func Setup(mgr ctrl.Manager, o Options) error {
+	if err := (&exec.Engine{Config: o.Exec}).SetupWithManager(mgr); err != nil {
+		return fmt.Errorf("workflowrun engine: %w", err)
+	}
+	if err := (&trigger.CronReconciler{}).SetupWithManager(mgr); err != nil {
+		return fmt.Errorf("cron triggers: %w", err)
+	}
+	if o.WebhookAddr != "" {
+		hooks := trigger.NewWebhookServer(mgr.GetClient(), trigger.WebhookOptions{
+			Addr:      o.WebhookAddr,
+			CertFile:  o.WebhookCertFile,
+			KeyFile:   o.WebhookKeyFile,
+			APIReader: mgr.GetAPIReader(),
+			Recorder:  mgr.GetEventRecorder("gyre-webhook"),
+			Logger:    mgr.GetLogger().WithName("webhook"),
+		})
+		if err := mgr.Add(hooks); err != nil {
+			return fmt.Errorf("webhook server: %w", err)
+		}
+	}
+	if o.ProbeAddr != "0" {
+		if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
+			return err
+		}
+		if err := mgr.AddReadyzCheck("ping", healthz.Ping); err != nil {
+			return err
+		}
+	}
+	return nil
+}
