@@ -1,0 +1,85 @@
+package trigger
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"testing"
+
+	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	cyclonev1alpha1 "github.com/gyreops/gyre/api/cyclone/v1alpha1"
+	"github.com/gyreops/gyre/internal/testcluster"
+)
+
+var (
+	scheme    = runtime.NewScheme()
+	restCfg   *rest.Config
+	k8sClient client.Client
+)
+
+func TestMain(m *testing.M) {
+	os.Exit(runTests(m))
+}
+
+func runTests(m *testing.M) int {
+	for _, add := range []func(*runtime.Scheme) error{clientgoscheme.AddToScheme, cyclonev1alpha1.AddToScheme} {
+		if err := add(scheme); err != nil {
+			panic(err)
+		}
+	}
+	cluster, err := testcluster.Start(context.Background(), testcluster.Options{})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer cluster.Stop()
+	// The benchmarks create thousands of objects; client-go's default rate
+	// limit would measure itself.
+	restCfg = rest.CopyConfig(cluster.Config)
+	restCfg.QPS, restCfg.Burst = 5000, 10000
+	if k8sClient, err = newClient(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	return m.Run()
+}
+
+// newClient returns a client of its own, as a second replica would have.
+func newClient() (client.Client, error) {
+	return client.New(restCfg, client.Options{Scheme: scheme})
+}
+
+// newNamespace makes a namespace for one test and removes it after.
+func newNamespace(t testing.TB) string {
+	t.Helper()
+	g := NewWithT(t)
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "trigger-test-"}}
+	g.Expect(k8sClient.Create(context.Background(), ns)).To(Succeed())
+	t.Cleanup(func() { _ = k8sClient.Delete(context.Background(), ns) })
+	return ns.Name
+}
+
+// listRuns lists the runs in ns, by name.
+func listRuns(g Gomega, ns string) map[string]cyclonev1alpha1.WorkflowRun {
+	var list cyclonev1alpha1.WorkflowRunList
+	g.Expect(k8sClient.List(context.Background(), &list, client.InNamespace(ns))).To(Succeed())
+	runs := map[string]cyclonev1alpha1.WorkflowRun{}
+	for _, r := range list.Items {
+		runs[r.Name] = r
+	}
+	return runs
+}
+
+// getTrigger reads a trigger back.
+func getTrigger(g Gomega, ns, name string) *cyclonev1alpha1.WorkflowTrigger {
+	trig := &cyclonev1alpha1.WorkflowTrigger{}
+	g.Expect(k8sClient.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: name}, trig)).To(Succeed())
+	return trig
+}
