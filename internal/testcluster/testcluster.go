@@ -6,6 +6,7 @@ import (
 	"embed"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
@@ -34,7 +36,7 @@ const (
 	AnnotationExitCode = "test.gyre.dev/exit-code"
 )
 
-//go:embed kwok/*.yaml
+//go:embed kwok/*.yaml kwok/dev/*.yaml
 var kwokStages embed.FS
 
 // Options says which parts of a control plane to start.
@@ -51,6 +53,14 @@ type Options struct {
 	// CRDDirs hold CRD manifests to install; gyre's config/crd/bases when
 	// nil.
 	CRDDirs []string
+	// StateDir keeps etcd's data, the certificates, the kubeconfig and the
+	// process logs, so a cluster started again on it has every object it
+	// had (gyre dev). Empty means a temporary directory removed by Stop.
+	StateDir string
+	// PodsSucceedByDefault makes Pods without a test.gyre.dev/result
+	// annotation succeed after a second or two instead of running until
+	// deleted: gyre dev's simulated workloads.
+	PodsSucceedByDefault bool
 }
 
 // Cluster is a running control plane.
@@ -62,6 +72,7 @@ type Cluster struct {
 
 	env   *envtest.Environment
 	dir   string
+	keep  bool // dir is the caller's state directory
 	procs []*process
 }
 
@@ -81,17 +92,33 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 	if crdDirs == nil {
 		crdDirs = []string{filepath.Join(root, "config", "crd", "bases")}
 	}
-	dir, err := os.MkdirTemp("", "gyre-testcluster-")
-	if err != nil {
-		return nil, err
-	}
-	c := &Cluster{dir: dir, env: &envtest.Environment{
+	c := &Cluster{keep: opts.StateDir != "", env: &envtest.Environment{
 		BinaryAssetsDirectory: binDir,
 		CRDDirectoryPaths:     crdDirs,
 		ErrorIfCRDPathMissing: true,
 	}}
+	if c.keep {
+		c.dir = opts.StateDir
+		// envtest only fills in the serving CA when it makes the
+		// certificates itself, so they are made anew at every start; the
+		// kubeconfig is rewritten to match.
+		if err := os.RemoveAll(filepath.Join(c.dir, "certs")); err != nil {
+			return nil, err
+		}
+		for _, sub := range []string{"etcd", "certs"} {
+			if err := os.MkdirAll(filepath.Join(c.dir, sub), 0o700); err != nil {
+				return nil, err
+			}
+		}
+		c.env.ControlPlane.Etcd = &envtest.Etcd{DataDir: filepath.Join(c.dir, "etcd")}
+		c.env.ControlPlane.APIServer = &envtest.APIServer{CertDir: filepath.Join(c.dir, "certs")}
+	} else if c.dir, err = os.MkdirTemp("", "gyre-testcluster-"); err != nil {
+		return nil, err
+	}
 	if c.Config, err = c.env.Start(); err != nil {
-		_ = os.RemoveAll(dir)
+		if !c.keep {
+			_ = os.RemoveAll(c.dir)
+		}
 		return nil, fmt.Errorf("start etcd and kube-apiserver: %w", err)
 	}
 	if err := c.startExtras(ctx, binDir, opts); err != nil {
@@ -155,7 +182,7 @@ func (c *Cluster) startExtras(ctx context.Context, binDir string, opts Options) 
 		}
 	}
 	if opts.Nodes > 0 {
-		stages, err := c.writeKwokStages()
+		stages, err := c.writeKwokStages(opts.PodsSucceedByDefault)
 		if err != nil {
 			return err
 		}
@@ -178,14 +205,17 @@ func (c *Cluster) startExtras(ctx context.Context, binDir string, opts Options) 
 
 // writeKwokStages joins gyre's kwok Stage files into one multi-document
 // config file.
-func (c *Cluster) writeKwokStages() (string, error) {
-	entries, err := kwokStages.ReadDir("kwok")
+func (c *Cluster) writeKwokStages(podsSucceed bool) (string, error) {
+	files, err := fs.Glob(kwokStages, "kwok/*.yaml")
 	if err != nil {
 		return "", err
 	}
+	if podsSucceed {
+		files = append(files, "kwok/dev/pod-default.yaml")
+	}
 	var buf bytes.Buffer
-	for _, e := range entries {
-		b, err := kwokStages.ReadFile("kwok/" + e.Name())
+	for _, f := range files {
+		b, err := kwokStages.ReadFile(f)
 		if err != nil {
 			return "", err
 		}
@@ -208,7 +238,7 @@ func (c *Cluster) addNodes(ctx context.Context, n int) error {
 			Annotations: map[string]string{"kwok.x-k8s.io/node": "fake"},
 			Labels:      map[string]string{"type": "kwok", "kubernetes.io/os": "linux"},
 		}}
-		if _, err := cs.CoreV1().Nodes().Create(ctx, node, metav1.CreateOptions{}); err != nil {
+		if _, err := cs.CoreV1().Nodes().Create(ctx, node, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
 			return fmt.Errorf("create node %s: %w", node.Name, err)
 		}
 	}
@@ -253,6 +283,9 @@ func (c *Cluster) Stop() error {
 		errs = append(errs, c.env.Stop())
 	}
 	// GYRE_TESTCLUSTER_KEEP=1 keeps the process logs for a post-mortem.
+	if c.keep {
+		return errors.Join(errs...)
+	}
 	if os.Getenv("GYRE_TESTCLUSTER_KEEP") == "" {
 		errs = append(errs, os.RemoveAll(c.dir))
 	} else {

@@ -2,6 +2,7 @@ package testcluster
 
 import (
 	"context"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -144,4 +145,38 @@ func TestStart_kwokRunsPodsByAnnotation(t *testing.T) {
 			return err
 		}).WithTimeout(30 * time.Second).Should(MatchError(ContainSubstring("not found")))
 	})
+}
+
+// TestStart_stateDirSurvivesRestart is gyre dev's case: a cluster started
+// again on its state directory has everything it had, and in dev mode a
+// Pod with no test annotation runs to success.
+func TestStart_stateDirSurvivesRestart(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	state := t.TempDir()
+	opts := Options{StateDir: state, Scheduler: true, Nodes: 1, PodsSucceedByDefault: true}
+
+	c, err := Start(ctx, opts)
+	g.Expect(err).NotTo(HaveOccurred())
+	cs := clientset(g, c)
+	pod := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "work", Namespace: "default"},
+		Spec:       corev1.PodSpec{RestartPolicy: corev1.RestartPolicyNever, Containers: []corev1.Container{{Name: "main", Image: "work"}}},
+	}
+	_, err = cs.CoreV1().Pods("default").Create(ctx, pod, metav1.CreateOptions{})
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Eventually(func(g Gomega) {
+		p, err := cs.CoreV1().Pods("default").Get(ctx, "work", metav1.GetOptions{})
+		g.Expect(err).NotTo(HaveOccurred())
+		g.Expect(p.Status.Phase).To(Equal(corev1.PodSucceeded))
+	}).WithTimeout(30 * time.Second).Should(Succeed())
+	g.Expect(c.Stop()).To(Succeed())
+	g.Expect(filepath.Join(state, "kubeconfig")).To(BeAnExistingFile(), "kubectl can use the kept kubeconfig")
+
+	c, err = Start(ctx, opts)
+	g.Expect(err).NotTo(HaveOccurred(), "a second start on the same state")
+	defer c.Stop()
+	p, err := clientset(g, c).CoreV1().Pods("default").Get(ctx, "work", metav1.GetOptions{})
+	g.Expect(err).NotTo(HaveOccurred(), "the Pod survived the restart")
+	g.Expect(p.Status.Phase).To(Equal(corev1.PodSucceeded))
 }
