@@ -43,9 +43,10 @@ var kwokStages embed.FS
 type Options struct {
 	// Scheduler starts kube-scheduler, so Pods get nodes.
 	Scheduler bool
-	// ControllerManager starts kube-controller-manager with the namespace
-	// and garbage-collector controllers, so namespaces finalise and
-	// ownerReferences cascade.
+	// ControllerManager starts kube-controller-manager with the namespace,
+	// garbage-collector, resource-quota and volume-binder controllers, so
+	// namespaces finalise, ownerReferences cascade, quotas count and PVCs
+	// bind to PersistentVolumes.
 	ControllerManager bool
 	// Nodes > 0 starts kwok and registers that many fake nodes that run
 	// Pods by gyre's stages.
@@ -175,7 +176,7 @@ func (c *Cluster) startExtras(ctx context.Context, binDir string, opts Options) 
 			"--leader-elect=false",
 			"--bind-address=127.0.0.1",
 			"--secure-port=0",
-			"--controllers=namespace,garbagecollector",
+			"--controllers=namespace-controller,garbage-collector-controller,resourcequota-controller,persistentvolume-binder-controller",
 			"--use-service-account-credentials=false",
 		); err != nil {
 			return err
