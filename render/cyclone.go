@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"time"
+	_ "time/tzdata" // time zones are checked the same on every machine
 
 	"github.com/robfig/cron/v3"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -77,7 +79,7 @@ func checkCyclone(objs []*unstructured.Unstructured, origins []string, t Target)
 			c.workflow(i, obj)
 		case *cyclonev1alpha1.WorkflowTrigger:
 			if obj.Spec.Type == cyclonev1alpha1.TriggerTypeCron {
-				c.cron(i, obj.Spec.Cron.Schedule)
+				c.cron(i, obj.Spec.Cron)
 			}
 			c.runSpec(i, &obj.Spec.WorkflowRunSpec)
 		case *cyclonev1alpha1.WorkflowRun:
@@ -140,7 +142,6 @@ func (c *checker) workflow(i int, wf *cyclonev1alpha1.Workflow) {
 	}
 	if cycle := findCycle(wf.Spec.Stages); cycle != nil {
 		c.fail(i, "spec.stages", "stages depend on each other in a cycle: %s", strings.Join(cycle, " → "))
-		return
 	}
 	ancestors := stageAncestors(wf.Spec.Stages)
 	for k, st := range wf.Spec.Stages {
@@ -213,7 +214,8 @@ func findCycle(stages []cyclonev1alpha1.StageItem) []string {
 }
 
 // stageAncestors maps each stage to every stage that must finish before
-// it. The stages must form a DAG.
+// it. In a cycle, a stage's ancestors are those reached before the walk
+// came back to it; the cycle itself is reported separately.
 func stageAncestors(stages []cyclonev1alpha1.StageItem) map[string]map[string]bool {
 	deps := map[string][]string{}
 	for _, s := range stages {
@@ -241,13 +243,19 @@ func stageAncestors(stages []cyclonev1alpha1.StageItem) map[string]map[string]bo
 	return memo
 }
 
-func (c *checker) cron(i int, schedule string) {
-	if schedule == "" {
+// cron checks a Cron trigger's schedule the way the trigger controller
+// reads it: robfig/cron's standard parser (five fields, descriptors such
+// as "@hourly", an optional CRON_TZ= prefix) and an IANA time zone.
+func (c *checker) cron(i int, spec cyclonev1alpha1.CronTrigger) {
+	if spec.Schedule == "" {
 		c.fail(i, "spec.cron.schedule", "a Cron trigger needs a schedule")
-		return
+	} else if _, err := cron.ParseStandard(spec.Schedule); err != nil {
+		c.fail(i, "spec.cron.schedule", "invalid schedule %q: %v", spec.Schedule, err)
 	}
-	if _, err := cron.ParseStandard(schedule); err != nil {
-		c.fail(i, "spec.cron.schedule", "invalid schedule %q: %v", schedule, err)
+	if spec.Timezone != "" {
+		if _, err := time.LoadLocation(spec.Timezone); err != nil {
+			c.fail(i, "spec.cron.timezone", "unknown time zone %q", spec.Timezone)
+		}
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -57,6 +58,8 @@ func Render(ctx context.Context, root string, t Target, opts Options) (*Result, 
 type Renderer struct {
 	mu    sync.Mutex
 	cache map[cacheKey]*cacheEntry
+	// builds counts renders that ran kustomize, for tests and metrics.
+	builds atomic.Int64
 }
 
 // NewRenderer returns a Renderer with an empty cache.
@@ -118,6 +121,7 @@ func (r *Renderer) Render(ctx context.Context, root string, t Target, opts Optio
 	if res == nil {
 		var dirs []string
 		var cacheable bool
+		r.builds.Add(1)
 		res, dirs, cacheable = renderTarget(ctx, root, dir, t, opts)
 		if cacheable && r.cache != nil {
 			if d, err := treeDigest(root, dirs); err == nil {

@@ -24,8 +24,8 @@ import (
 	apiservervalidation "k8s.io/apiextensions-apiserver/pkg/apiserver/validation"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
-	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"k8s.io/apimachinery/pkg/util/validation/field"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	celconfig "k8s.io/apiserver/pkg/apis/cel"
 	"sigs.k8s.io/yaml"
 )
@@ -232,4 +232,3 @@ func fieldError(file string, obj *unstructured.Unstructured, e *field.Error) Err
 	}
 	return Error{File: file, Kind: obj.GetKind(), Name: obj.GetName(), Field: strings.TrimPrefix(e.Field, "<nil>"), Message: msg}
 }
-
