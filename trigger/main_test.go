@@ -13,6 +13,7 @@ import (
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	cyclonev1alpha1 "github.com/gyreops/gyre/api/cyclone/v1alpha1"
 	"github.com/gyreops/gyre/internal/testcluster"
@@ -83,3 +84,6 @@ func getTrigger(g Gomega, ns, name string) *cyclonev1alpha1.WorkflowTrigger {
 	g.Expect(k8sClient.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: name}, trig)).To(Succeed())
 	return trig
 }
+
+// metricsserverOff keeps test managers off the metrics port.
+var metricsserverOff = metricsserver.Options{BindAddress: "0"}
