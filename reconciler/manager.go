@@ -31,6 +31,8 @@ type Options struct {
 	WebhookAddr string
 	// WebhookCertFile and WebhookKeyFile make the webhook server use TLS.
 	WebhookCertFile, WebhookKeyFile string
+	// ArtifactDir holds the Repositories' checked-out artifacts.
+	ArtifactDir string
 	// Exec configures the WorkflowRun engine.
 	Exec exec.Config
 }

@@ -29,6 +29,7 @@ func newRootCmd() *cobra.Command {
 	}
 	root.AddCommand(
 		newControllerCmd(),
+		newDevCmd(),
 		newVersionCmd(),
 	)
 	return root

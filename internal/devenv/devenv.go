@@ -1,0 +1,165 @@
+package devenv
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/gyreops/gyre/internal/gitserver"
+	"github.com/gyreops/gyre/internal/testcluster"
+	"github.com/gyreops/gyre/reconciler"
+)
+
+// Options configures a dev run.
+type Options struct {
+	// StateDir keeps the control plane's data, the example repository and
+	// the artifacts across runs.
+	StateDir string
+	// Example is the directory the example repository is made from on
+	// first start.
+	Example string
+	// Once exits when the example WorkflowRun has finished and been
+	// cleaned up, with an error unless it succeeded.
+	Once bool
+	// Timeout bounds a Once run.
+	Timeout time.Duration
+	// Out receives the progress a person follows.
+	Out io.Writer
+}
+
+// Tenants gyre dev creates: two tenants with two targets each, all on the
+// local control plane.
+var devTenants = []struct {
+	name     string
+	clusters []string
+}{
+	{name: "shop", clusters: []string{"staging", "prod"}},
+	{name: "payments", clusters: []string{"eu", "us"}},
+}
+
+// runTenant is the tenant whose pipeline gyre dev runs once started.
+const runTenant = "shop"
+
+// ErrRunFailed is returned by a Once run whose WorkflowRun did not
+// succeed.
+var ErrRunFailed = errors.New("the example WorkflowRun did not succeed")
+
+// Run starts everything, shows progress until ctx ends (or, with Once,
+// until the example run is done) and stops everything again.
+func Run(ctx context.Context, o Options) error {
+	start := time.Now()
+	p := &printer{out: o.Out, start: start}
+	if err := os.MkdirAll(o.StateDir, 0o755); err != nil {
+		return err
+	}
+	stateDir, err := filepath.Abs(o.StateDir)
+	if err != nil {
+		return err
+	}
+
+	p.say("Starting the local control plane in %s (etcd, kube-apiserver, kube-scheduler, kube-controller-manager, kwok with 3 nodes)", stateDir)
+	cluster, err := testcluster.Start(ctx, testcluster.Options{
+		StateDir:             filepath.Join(stateDir, "cluster"),
+		Scheduler:            true,
+		ControllerManager:    true,
+		Nodes:                3,
+		PodsSucceedByDefault: true,
+	})
+	if err != nil {
+		return fmt.Errorf("start the local control plane: %w", err)
+	}
+	defer cluster.Stop()
+	p.say("Control plane up; kubectl works with: export KUBECONFIG=%s", cluster.Kubeconfig)
+
+	repoDir := filepath.Join(stateDir, "git", "pipelines")
+	created, err := ensureRepo(ctx, o.Example, repoDir)
+	if err != nil {
+		return err
+	}
+	if created {
+		p.say("Made the example repository %s from %s", repoDir, o.Example)
+	}
+	git, err := gitserver.StartHTTP(filepath.Dir(repoDir), gitserver.HTTPOptions{})
+	if err != nil {
+		return fmt.Errorf("serve the example repository: %w", err)
+	}
+	defer git.Close()
+	url := git.URL + "/pipelines/.git"
+	p.say("Serving it over HTTP at %s", url)
+
+	scheme, err := reconciler.NewScheme()
+	if err != nil {
+		return err
+	}
+	c, err := client.New(cluster.Config, client.Options{Scheme: scheme})
+	if err != nil {
+		return err
+	}
+	if err := seed(ctx, c, url, stateDir); err != nil {
+		return err
+	}
+	p.say("Created Repository pipelines and Tenants %s", tenantList())
+
+	opts := reconciler.Options{
+		MetricsAddr: "0",
+		ProbeAddr:   "0",
+		ArtifactDir: filepath.Join(stateDir, "artifacts"),
+	}
+	mgr, err := ctrl.NewManager(cluster.Config, reconciler.ManagerOptions(scheme, opts))
+	if err != nil {
+		return err
+	}
+	if err := reconciler.Setup(mgr, opts); err != nil {
+		return err
+	}
+	mgrCtx, stopMgr := context.WithCancel(ctx)
+	defer stopMgr()
+	mgrErr := make(chan error, 1)
+	go func() { mgrErr <- mgr.Start(mgrCtx) }()
+	p.say("Controllers running: repository, tenant, workflowrun engine, cron triggers")
+
+	w := &watcher{c: c, p: p, repoDir: repoDir}
+	runCtx := ctx
+	if o.Once && o.Timeout > 0 {
+		var cancel context.CancelFunc
+		runCtx, cancel = context.WithTimeout(ctx, o.Timeout)
+		defer cancel()
+	}
+	err = w.watch(runCtx, o.Once)
+	stopMgr()
+	if mErr := <-mgrErr; mErr != nil && err == nil {
+		err = mErr
+	}
+	if errors.Is(err, context.Canceled) && !o.Once {
+		return nil
+	}
+	return err
+}
+
+func tenantList() string {
+	s := ""
+	for i, t := range devTenants {
+		if i > 0 {
+			s += " and "
+		}
+		s += fmt.Sprintf("%s (%s, %s)", t.name, t.clusters[0], t.clusters[1])
+	}
+	return s
+}
+
+// printer writes timestamped progress lines.
+type printer struct {
+	out   io.Writer
+	start time.Time
+}
+
+func (p *printer) say(format string, args ...any) {
+	fmt.Fprintf(p.out, "[%6.1fs] %s\n", time.Since(p.start).Seconds(), fmt.Sprintf(format, args...))
+}

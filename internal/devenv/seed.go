@@ -1,0 +1,64 @@
+package devenv
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	gyrev1alpha1 "github.com/gyreops/gyre/api/gyre/v1alpha1"
+)
+
+// seed creates what a platform team would: the Repository, the Tenants,
+// and, standing in for a storage provisioner, one PersistentVolume per
+// tenant for its PVC to bind to. Objects already there are left alone.
+func seed(ctx context.Context, c client.Client, url, stateDir string) error {
+	objs := []client.Object{&gyrev1alpha1.Repository{
+		ObjectMeta: metav1.ObjectMeta{Name: "pipelines"},
+		Spec: gyrev1alpha1.RepositorySpec{
+			URL:      url,
+			Ref:      &gyrev1alpha1.GitRef{Branch: "main"},
+			Interval: &metav1.Duration{Duration: 3 * time.Second},
+		},
+	}}
+	for i, t := range devTenants {
+		tenant := &gyrev1alpha1.Tenant{
+			ObjectMeta: metav1.ObjectMeta{Name: t.name},
+			Spec: gyrev1alpha1.TenantSpec{
+				RepositoryRef: gyrev1alpha1.ObjectReference{Name: "pipelines"},
+				Quota: corev1.ResourceList{
+					corev1.ResourcePods:           resource.MustParse("50"),
+					corev1.ResourceRequestsMemory: resource.MustParse("64Gi"),
+				},
+				Storage: &gyrev1alpha1.TenantStorage{Size: resource.MustParse("1Gi")},
+			},
+		}
+		for _, cl := range t.clusters {
+			tenant.Spec.Clusters = append(tenant.Spec.Clusters, gyrev1alpha1.TenantCluster{Name: cl})
+		}
+		objs = append(objs, tenant, &corev1.PersistentVolume{
+			// Any tenant's PVC may bind to any of these: they are alike.
+			ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("gyre-dev-%d", i)},
+			Spec: corev1.PersistentVolumeSpec{
+				Capacity:                      corev1.ResourceList{corev1.ResourceStorage: resource.MustParse("10Gi")},
+				AccessModes:                   []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce, corev1.ReadWriteMany},
+				PersistentVolumeReclaimPolicy: corev1.PersistentVolumeReclaimRetain,
+				PersistentVolumeSource: corev1.PersistentVolumeSource{
+					HostPath: &corev1.HostPathVolumeSource{Path: filepath.Join(stateDir, "volumes", fmt.Sprint(i))},
+				},
+			},
+		})
+	}
+	for _, obj := range objs {
+		if err := c.Create(ctx, obj); err != nil && !apierrors.IsAlreadyExists(err) {
+			return fmt.Errorf("create %T %s: %w", obj, obj.GetName(), err)
+		}
+	}
+	return nil
+}
