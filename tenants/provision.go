@@ -1,0 +1,181 @@
+package tenants
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+
+	"github.com/fluxcd/pkg/ssa"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	gyrev1alpha1 "github.com/gyreops/gyre/api/gyre/v1alpha1"
+)
+
+// ControlCluster is the name Clusters gives the control cluster.
+const ControlCluster = ""
+
+// Clusters returns the execution clusters a tenant's targets name, sorted
+// and without duplicates; ControlCluster stands for a target that names
+// none.
+func Clusters(t *gyrev1alpha1.Tenant) []string {
+	seen := map[string]bool{}
+	if len(t.Spec.Clusters) == 0 {
+		seen[ControlCluster] = true
+	}
+	for _, c := range t.Spec.Clusters {
+		name := ControlCluster
+		if c.ExecutionClusterRef != nil {
+			name = c.ExecutionClusterRef.Name
+		}
+		seen[name] = true
+	}
+	names := make([]string, 0, len(seen))
+	for n := range seen {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// Result says what a Provision wrote.
+type Result struct {
+	// Written lists the objects created or changed, as
+	// "<cluster>: Kind/namespace/name"; empty when everything matched.
+	Written []string
+}
+
+// Provision makes a tenant's namespace on the control cluster and its
+// worker namespace, quota, PVC and RBAC on each of its execution clusters
+// match the Tenant, putting back what was changed or deleted. Objects
+// that already match are not written. A failing cluster does not stop the
+// others; every failure is in the returned error.
+func Provision(ctx context.Context, cs *Clients, t *gyrev1alpha1.Tenant) (Result, error) {
+	var res Result
+	var errs []error
+	if err := apply(ctx, cs.Control, ControlObjects(t), ControlCluster, &res); err != nil {
+		errs = append(errs, err)
+	}
+	worker, err := WorkerObjects(t)
+	if err != nil {
+		return res, err
+	}
+	for _, name := range Clusters(t) {
+		c, err := cs.Get(ctx, name)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if err := apply(ctx, c, worker, name, &res); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if len(t.Spec.Quota) == 0 {
+			if err := deleteQuota(ctx, c, t.Name, name, &res); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	return res, errors.Join(errs...)
+}
+
+// apply server-side applies objs to one cluster, namespaces first: the
+// objects in a namespace cannot be created before it.
+func apply(ctx context.Context, c client.Client, objs []*unstructured.Unstructured, cluster string, res *Result) error {
+	m := ssa.NewResourceManager(c, nil, ssa.Owner{Field: FieldManager, Group: "gyre.dev"})
+	var namespaces, rest []*unstructured.Unstructured
+	for _, o := range objs {
+		o = o.DeepCopy() // ssa mutates what it applies
+		if o.GetKind() == "Namespace" {
+			namespaces = append(namespaces, o)
+		} else {
+			rest = append(rest, o)
+		}
+	}
+	for _, stage := range [][]*unstructured.Unstructured{namespaces, rest} {
+		if len(stage) == 0 {
+			continue
+		}
+		cs, err := m.ApplyAll(ctx, stage, ssa.DefaultApplyOptions())
+		if err != nil {
+			return fmt.Errorf("provision cluster %s: %w", clusterName(cluster), err)
+		}
+		for _, e := range cs.Entries {
+			if e.Action == ssa.CreatedAction || e.Action == ssa.ConfiguredAction {
+				res.Written = append(res.Written, clusterName(cluster)+": "+e.Subject)
+			}
+		}
+	}
+	return nil
+}
+
+// deleteQuota removes the ResourceQuota gyre made once the Tenant no
+// longer sets a quota, and only if gyre made it.
+func deleteQuota(ctx context.Context, c client.Client, tenant, cluster string, res *Result) error {
+	q := &corev1.ResourceQuota{}
+	err := c.Get(ctx, client.ObjectKey{Namespace: WorkerNamespace(tenant), Name: QuotaName}, q)
+	if apierrors.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("provision cluster %s: get quota: %w", clusterName(cluster), err)
+	}
+	if q.Labels[TenantLabel] != tenant {
+		return nil
+	}
+	if err := c.Delete(ctx, q); client.IgnoreNotFound(err) != nil {
+		return fmt.Errorf("provision cluster %s: delete quota: %w", clusterName(cluster), err)
+	}
+	res.Written = append(res.Written, clusterName(cluster)+": ResourceQuota/"+q.Namespace+"/"+q.Name+" deleted")
+	return nil
+}
+
+// Remove deletes a tenant's worker namespace on each of its execution
+// clusters and its namespace on the control cluster, with everything in
+// them. Only namespaces labelled with the tenant are deleted. It does not
+// wait for them to finalise: a finalizer that never clears (a PVC still in
+// use, an unreachable webhook) must not hold the Tenant forever.
+func Remove(ctx context.Context, cs *Clients, t *gyrev1alpha1.Tenant) error {
+	var errs []error
+	for _, name := range Clusters(t) {
+		c, err := cs.Get(ctx, name)
+		if errors.Is(err, ErrClusterNotFound) {
+			continue // nothing of the tenant can be left on a cluster gyre cannot name
+		}
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		errs = append(errs, removeNamespace(ctx, c, t.Name, WorkerNamespace(t.Name), name))
+	}
+	errs = append(errs, removeNamespace(ctx, cs.Control, t.Name, Namespace(t.Name), ControlCluster))
+	return errors.Join(errs...)
+}
+
+func removeNamespace(ctx context.Context, c client.Client, tenant, name, cluster string) error {
+	ns := &corev1.Namespace{}
+	err := c.Get(ctx, client.ObjectKey{Name: name}, ns)
+	if apierrors.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("remove namespace %s on cluster %s: %w", name, clusterName(cluster), err)
+	}
+	if ns.Labels[TenantLabel] != tenant || ns.DeletionTimestamp != nil {
+		return nil // not gyre's, or already going
+	}
+	if err := c.Delete(ctx, ns); client.IgnoreNotFound(err) != nil {
+		return fmt.Errorf("remove namespace %s on cluster %s: %w", name, clusterName(cluster), err)
+	}
+	return nil
+}
+
+func clusterName(name string) string {
+	if name == ControlCluster {
+		return "control"
+	}
+	return name
+}

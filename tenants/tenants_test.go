@@ -1,0 +1,242 @@
+package tenants_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/go-logr/logr"
+	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
+
+	cyclonev1alpha1 "github.com/gyreops/gyre/api/cyclone/v1alpha1"
+	gyrev1alpha1 "github.com/gyreops/gyre/api/gyre/v1alpha1"
+	"github.com/gyreops/gyre/internal/testcluster"
+	"github.com/gyreops/gyre/tenants"
+)
+
+var (
+	control, far *testcluster.Cluster
+	scheme       = runtime.NewScheme()
+)
+
+func TestMain(m *testing.M) {
+	ctrllog.SetLogger(logr.Discard())
+	for _, add := range []func(*runtime.Scheme) error{clientgoscheme.AddToScheme, cyclonev1alpha1.AddToScheme, gyrev1alpha1.AddToScheme} {
+		if err := add(scheme); err != nil {
+			panic(err)
+		}
+	}
+	os.Exit(run(m))
+}
+
+func run(m *testing.M) int {
+	ctx := context.Background()
+	var err error
+	if control, err = testcluster.Start(ctx, testcluster.Options{ControllerManager: true}); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer control.Stop()
+	if far, err = testcluster.Start(ctx, testcluster.Options{ControllerManager: true}); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer far.Stop()
+	return m.Run()
+}
+
+func newClient(g Gomega, c *testcluster.Cluster) client.Client {
+	cl, err := client.New(c.Config, client.Options{Scheme: scheme})
+	g.Expect(err).NotTo(HaveOccurred())
+	return cl
+}
+
+// registerCluster stores far's kubeconfig in a Secret on the control
+// cluster and an ExecutionCluster pointing to it.
+func registerCluster(ctx context.Context, g Gomega, c client.Client, name string, kubeconfig []byte) *corev1.Secret {
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "creds-"}}
+	g.Expect(c.Create(ctx, ns)).To(Succeed())
+	secret := &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Name: "kubeconfig", Namespace: ns.Name},
+		Data:       map[string][]byte{"value": kubeconfig},
+	}
+	g.Expect(c.Create(ctx, secret)).To(Succeed())
+	g.Expect(c.Create(ctx, &cyclonev1alpha1.ExecutionCluster{
+		ObjectMeta: metav1.ObjectMeta{Name: name},
+		Spec: cyclonev1alpha1.ExecutionClusterSpec{SecretRef: &cyclonev1alpha1.SecretKeyReference{
+			Name: secret.Name, Namespace: secret.Namespace,
+		}},
+	})).To(Succeed())
+	return secret
+}
+
+func TestProvision_twoClusters(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	cc, fc := newClient(g, control), newClient(g, far)
+	kubeconfig, err := os.ReadFile(far.Kubeconfig)
+	g.Expect(err).NotTo(HaveOccurred())
+	registerCluster(ctx, g, cc, "far", kubeconfig)
+	cs := &tenants.Clients{Control: cc, Reader: cc}
+
+	tenant := &gyrev1alpha1.Tenant{
+		ObjectMeta: metav1.ObjectMeta{Name: "acme"},
+		Spec: gyrev1alpha1.TenantSpec{
+			Clusters: []gyrev1alpha1.TenantCluster{
+				{Name: "local"},
+				{Name: "remote", ExecutionClusterRef: &gyrev1alpha1.ObjectReference{Name: "far"}},
+			},
+			Quota:   corev1.ResourceList{corev1.ResourcePods: resource.MustParse("10")},
+			Storage: &gyrev1alpha1.TenantStorage{Size: resource.MustParse("1Gi")},
+		},
+	}
+	res, err := tenants.Provision(ctx, cs, tenant)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(res.Written).To(HaveLen(1 + 2*6))
+
+	g.Expect(cc.Get(ctx, client.ObjectKey{Name: "cyclone-acme"}, &corev1.Namespace{})).To(Succeed())
+	for _, c := range []client.Client{cc, fc} {
+		ns := "cyclone-acme-worker"
+		q := &corev1.ResourceQuota{}
+		g.Expect(c.Get(ctx, client.ObjectKey{Namespace: ns, Name: tenants.QuotaName}, q)).To(Succeed())
+		g.Expect(q.Spec.Hard.Pods().String()).To(Equal("10"))
+		g.Expect(q.Labels).To(HaveKeyWithValue(tenants.TenantLabel, "acme"))
+		g.Expect(c.Get(ctx, client.ObjectKey{Namespace: ns, Name: "cyclone-pvc-acme"}, &corev1.PersistentVolumeClaim{})).To(Succeed())
+		g.Expect(c.Get(ctx, client.ObjectKey{Namespace: ns, Name: tenants.WorkerName}, &corev1.ServiceAccount{})).To(Succeed())
+		g.Expect(c.Get(ctx, client.ObjectKey{Namespace: ns, Name: tenants.WorkerName}, &rbacv1.RoleBinding{})).To(Succeed())
+	}
+
+	t.Run("A second provision of an unchanged tenant writes nothing.", func(t *testing.T) {
+		g := NewWithT(t)
+		res, err := tenants.Provision(ctx, cs, tenant)
+		g.Expect(err).NotTo(HaveOccurred())
+		g.Expect(res.Written).To(BeEmpty())
+	})
+
+	t.Run("A changed quota and a deleted Role on the execution cluster are repaired.", func(t *testing.T) {
+		g := NewWithT(t)
+		q := &corev1.ResourceQuota{}
+		g.Expect(fc.Get(ctx, client.ObjectKey{Namespace: "cyclone-acme-worker", Name: tenants.QuotaName}, q)).To(Succeed())
+		q.Spec.Hard[corev1.ResourcePods] = resource.MustParse("99")
+		g.Expect(fc.Update(ctx, q)).To(Succeed())
+		g.Expect(fc.Delete(ctx, &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Namespace: "cyclone-acme-worker", Name: tenants.WorkerName}})).To(Succeed())
+
+		res, err := tenants.Provision(ctx, cs, tenant)
+		g.Expect(err).NotTo(HaveOccurred())
+		g.Expect(res.Written).To(ConsistOf(
+			"far: ResourceQuota/cyclone-acme-worker/cyclone-quota",
+			"far: Role/cyclone-acme-worker/cyclone-worker",
+		))
+		g.Expect(fc.Get(ctx, client.ObjectKeyFromObject(q), q)).To(Succeed())
+		g.Expect(q.Spec.Hard.Pods().String()).To(Equal("10"))
+	})
+
+	t.Run("Dropping the quota from the spec removes the ResourceQuota.", func(t *testing.T) {
+		g := NewWithT(t)
+		t2 := tenant.DeepCopy()
+		t2.Spec.Quota = nil
+		_, err := tenants.Provision(ctx, cs, t2)
+		g.Expect(err).NotTo(HaveOccurred())
+		err = fc.Get(ctx, client.ObjectKey{Namespace: "cyclone-acme-worker", Name: tenants.QuotaName}, &corev1.ResourceQuota{})
+		g.Expect(apierrors.IsNotFound(err)).To(BeTrue())
+		_, err = tenants.Provision(ctx, cs, tenant)
+		g.Expect(err).NotTo(HaveOccurred())
+	})
+
+	t.Run("Remove deletes the namespaces on both clusters.", func(t *testing.T) {
+		g := NewWithT(t)
+		g.Expect(tenants.Remove(ctx, cs, tenant)).To(Succeed())
+		// The test control plane runs no pvc-protection controller, so
+		// the test lifts the PVC's finalizer the way it would.
+		g.Eventually(func(g Gomega) {
+			for _, c := range []client.Client{cc, fc} {
+				pvc := &corev1.PersistentVolumeClaim{}
+				if err := c.Get(ctx, client.ObjectKey{Namespace: "cyclone-acme-worker", Name: "cyclone-pvc-acme"}, pvc); err == nil && len(pvc.Finalizers) > 0 {
+					pvc.Finalizers = nil
+					g.Expect(c.Update(ctx, pvc)).To(Succeed())
+				}
+				err := c.Get(ctx, client.ObjectKey{Name: "cyclone-acme-worker"}, &corev1.Namespace{})
+				g.Expect(apierrors.IsNotFound(err)).To(BeTrue())
+			}
+		}, time.Minute, time.Second).Should(Succeed())
+		for _, c := range []client.Client{cc, fc} {
+			err := c.Get(ctx, client.ObjectKey{Name: "cyclone-acme-worker"}, &corev1.Namespace{})
+			g.Expect(apierrors.IsNotFound(err)).To(BeTrue())
+		}
+	})
+}
+
+func TestClients_refreshesWhenTheSecretChanges(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	cc := newClient(g, control)
+	kubeconfig, err := os.ReadFile(far.Kubeconfig)
+	g.Expect(err).NotTo(HaveOccurred())
+	secret := registerCluster(ctx, g, cc, "rotating", kubeconfig)
+	cs := &tenants.Clients{Control: cc, Reader: cc}
+
+	first, err := cs.Get(ctx, "rotating")
+	g.Expect(err).NotTo(HaveOccurred())
+	again, err := cs.Get(ctx, "rotating")
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(again).To(BeIdenticalTo(first), "an unchanged Secret reuses the client")
+
+	secret.Data["value"] = append(append([]byte{}, kubeconfig...), '\n')
+	g.Expect(cc.Update(ctx, secret)).To(Succeed())
+	rotated, err := cs.Get(ctx, "rotating")
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(rotated).NotTo(BeIdenticalTo(first), "a changed Secret makes a new client")
+	g.Expect(rotated.List(ctx, &corev1.NamespaceList{})).To(Succeed())
+
+	_, err = cs.Get(ctx, "missing")
+	g.Expect(err).To(MatchError(tenants.ErrClusterNotFound))
+}
+
+func TestRESTConfig_refusesPlugins(t *testing.T) {
+	const base = `apiVersion: v1
+kind: Config
+clusters:
+- name: c
+  cluster: {server: "https://example.invalid"}
+contexts:
+- name: x
+  context: {cluster: c, user: u}
+current-context: x
+users:
+- name: u
+  user:
+`
+	for _, tc := range []struct {
+		name, user, want string
+	}{
+		{"An exec credential plugin is refused.", "    exec: {apiVersion: client.authentication.k8s.io/v1, command: /bin/steal}\n", "exec credential plugins (/bin/steal) are refused"},
+		{"An auth-provider plugin is refused.", "    auth-provider: {name: gcp}\n", "auth-provider plugins (gcp) are refused"},
+		{"A token file is refused.", "    tokenFile: /var/run/secrets/kubernetes.io/serviceaccount/token\n", "file paths are refused"},
+		{"An inline token is accepted.", "    token: abc\n", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			g := NewWithT(t)
+			cfg, err := tenants.RESTConfig([]byte(base + tc.user))
+			if tc.want == "" {
+				g.Expect(err).NotTo(HaveOccurred())
+				g.Expect(cfg.BearerToken).To(Equal("abc"))
+				return
+			}
+			g.Expect(err).To(HaveOccurred())
+			g.Expect(err.Error()).To(ContainSubstring(tc.want))
+			g.Expect(strings.Contains(err.Error(), "abc")).To(BeFalse())
+		})
+	}
+}
