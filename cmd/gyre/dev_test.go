@@ -1,0 +1,150 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	. "github.com/onsi/gomega"
+)
+
+// buildGyre builds the gyre binary once for the tests that run it as a
+// user would.
+var buildGyre = sync.OnceValues(func() (string, error) {
+	dir, err := os.MkdirTemp("", "gyre-bin-")
+	if err != nil {
+		return "", err
+	}
+	bin := filepath.Join(dir, "gyre")
+	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
+	if err != nil {
+		return "", errors.New(string(out))
+	}
+	return bin, nil
+})
+
+// TestDev_onceRunsTheExamplePipeline runs `gyre dev --once` from a fresh
+// state directory, as the README's first command does, and checks that it
+// converges every target, runs the example WorkflowRun through its stages
+// and GC, and exits 0.
+func TestDev_onceRunsTheExamplePipeline(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a control plane")
+	}
+	g := NewWithT(t)
+	bin, err := buildGyre()
+	g.Expect(err).NotTo(HaveOccurred())
+
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, "dev", "--once", "--state-dir", t.TempDir(), "--timeout", "4m")
+	out, err := cmd.CombinedOutput()
+	t.Logf("gyre dev output:\n%s", out)
+	g.Expect(err).NotTo(HaveOccurred(), "gyre dev --once exits 0")
+	for _, want := range []string{
+		`Control plane up; kubectl works with: export KUBECONFIG=`,
+		`Repository pipelines is at main@sha1:[0-9a-f]{40}`,
+		`Tenant shop, cluster staging: Ready, \d+ objects applied at main@sha1:`,
+		`Tenant payments, cluster us: Ready, \d+ objects applied at main@sha1:`,
+		`Started WorkflowRun cyclone-shop/`,
+		`stage \S+\s+Running`,
+		`stage \S+\s+Succeeded`,
+		`GC Pod cyclone-shop-worker/\S+-gc created`,
+		`WorkflowRun \S+ Succeeded in`,
+	} {
+		g.Expect(string(out)).To(MatchRegexp(want))
+	}
+}
+
+// TestDev_appliesACommit runs `gyre dev`, commits a change to the example
+// repository it made, and watches gyre apply the new revision and prune an
+// object the commit removed.
+func TestDev_appliesACommit(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a control plane")
+	}
+	g := NewWithT(t)
+	bin, err := buildGyre()
+	g.Expect(err).NotTo(HaveOccurred())
+
+	state := t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, "dev", "--state-dir", state)
+	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
+	cmd.WaitDelay = 30 * time.Second
+	stdout, err := cmd.StdoutPipe()
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(cmd.Start()).To(Succeed())
+	lines := make(chan string, 1000)
+	go func() {
+		defer close(lines)
+		s := bufio.NewScanner(stdout)
+		for s.Scan() {
+			t.Log(s.Text())
+			lines <- s.Text()
+		}
+		_, _ = io.Copy(io.Discard, stdout)
+	}()
+	waitFor := func(re string) string {
+		t.Helper()
+		rx := regexp.MustCompile(re)
+		for {
+			select {
+			case line, ok := <-lines:
+				if !ok {
+					t.Fatalf("gyre dev ended before printing %q", re)
+				}
+				if m := rx.FindString(line); m != "" {
+					return m
+				}
+			case <-ctx.Done():
+				t.Fatalf("no line matching %q", re)
+			}
+		}
+	}
+	waitFor(`The dev loop is live`)
+
+	repo := filepath.Join(state, "git", "pipelines")
+	// Take the payments Project out of Git: gyre must prune it from both
+	// of payments' targets.
+	kust := filepath.Join(repo, "tenants", "payments", "base", "kustomization.yaml")
+	b, err := os.ReadFile(kust)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(string(b)).To(ContainSubstring("project.yaml"))
+	g.Expect(os.WriteFile(kust, []byte(strings.Replace(string(b), "- project.yaml\n", "", 1)), 0o644)).To(Succeed())
+	git := exec.Command("git", "-c", "user.name=test", "-c", "user.email=test@gyre.invalid", "commit", "-qam", "payments: drop the project")
+	git.Dir = repo
+	out, err := git.CombinedOutput()
+	g.Expect(err).NotTo(HaveOccurred(), string(out))
+	head, err := exec.Command("git", "-C", repo, "rev-parse", "HEAD").Output()
+	g.Expect(err).NotTo(HaveOccurred())
+	rev := strings.TrimSpace(string(head))
+
+	waitFor(`Repository pipelines is at main@sha1:` + rev)
+	waitFor(`Tenant payments, cluster (eu|us): Ready, \d+ objects applied at main@sha1:` + rev)
+	waitFor(`Tenant payments, cluster (eu|us): Ready, \d+ objects applied at main@sha1:` + rev)
+
+	kubectl := func(args ...string) (string, error) {
+		root, _ := filepath.Abs("../..")
+		c := exec.Command(filepath.Join(root, "bin", "kubectl"), args...)
+		c.Env = append(os.Environ(), "KUBECONFIG="+filepath.Join(state, "cluster", "kubeconfig"))
+		out, err := c.CombinedOutput()
+		return string(out), err
+	}
+	g.Eventually(func() string {
+		out, _ := kubectl("get", "projects.cyclone.dev", "-n", "cyclone-payments", "-o", "name")
+		return out
+	}).WithTimeout(30*time.Second).Should(BeEmpty(), "the Project that left Git was pruned")
+	g.Expect(cmd.Cancel()).To(Succeed())
+	_ = cmd.Wait()
+}
