@@ -217,4 +217,3 @@ func (s *SSHServer) repoPath(arg string) (string, error) {
 	}
 	return full, nil
 }
-
