@@ -117,8 +117,10 @@ func (s *WebhookServer) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		httpError(w, http.StatusBadRequest, err.Error())
 		return
 	}
+	// The logger stays out of ctx: client-go logs response bodies, a
+	// Secret's among them, to a logger it finds there.
 	log := s.opts.Logger.WithValues("namespace", ns, "provider", provider, "event", eventType, "delivery", delivery)
-	ctx := logr.NewContext(req.Context(), log)
+	ctx := req.Context()
 
 	body, status, err := s.readBody(w, req)
 	if err != nil {
@@ -132,7 +134,7 @@ func (s *WebhookServer) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	}
 	e.delivery = delivery
 
-	trigs, err := s.authenticTriggers(ctx, ns, e, req.Header, body)
+	trigs, err := s.authenticTriggers(ctx, log, ns, e, req.Header, body)
 	if err != nil {
 		log.Error(err, "Listing triggers")
 		httpError(w, http.StatusInternalServerError, "cannot read triggers")
@@ -148,7 +150,7 @@ func (s *WebhookServer) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 
-	resp, err := s.fireAll(ctx, trigs, e)
+	resp, err := s.fireAll(ctx, log, trigs, e)
 	if err != nil {
 		log.Error(err, "Starting runs")
 		httpError(w, http.StatusInternalServerError, "cannot start runs; redeliver the event")
@@ -179,8 +181,7 @@ func (s *WebhookServer) readBody(w http.ResponseWriter, req *http.Request) ([]by
 
 // authenticTriggers returns the enabled SCM triggers in ns for the event's
 // repository whose secret signed the request.
-func (s *WebhookServer) authenticTriggers(ctx context.Context, ns string, e scmEvent, h http.Header, body []byte) ([]*cyclonev1alpha1.WorkflowTrigger, error) {
-	log := logr.FromContextOrDiscard(ctx)
+func (s *WebhookServer) authenticTriggers(ctx context.Context, log logr.Logger, ns string, e scmEvent, h http.Header, body []byte) ([]*cyclonev1alpha1.WorkflowTrigger, error) {
 	var list cyclonev1alpha1.WorkflowTriggerList
 	if err := s.client.List(ctx, &list, client.InNamespace(ns)); err != nil {
 		return nil, fmt.Errorf("list triggers in %q: %w", ns, err)
@@ -227,14 +228,14 @@ func (s *WebhookServer) webhookSecret(ctx context.Context, ns, name string) ([]b
 }
 
 // fireAll starts a run for each trigger whose policy fires on e.
-func (s *WebhookServer) fireAll(ctx context.Context, trigs []*cyclonev1alpha1.WorkflowTrigger, e scmEvent) (webhookResponse, error) {
+func (s *WebhookServer) fireAll(ctx context.Context, log logr.Logger, trigs []*cyclonev1alpha1.WorkflowTrigger, e scmEvent) (webhookResponse, error) {
 	resp := webhookResponse{Message: "no trigger fires on this event"}
 	var errs []error
 	for _, trig := range trigs {
 		if !matches(trig.Spec.SCM.SCMTriggerPolicy, e) {
 			continue
 		}
-		fr, err := s.fire(ctx, trig, e)
+		fr, err := s.fire(ctx, log, trig, e)
 		if err != nil {
 			errs = append(errs, err)
 			continue
@@ -254,8 +255,7 @@ func scmRunName(trigger string, e scmEvent) string {
 }
 
 // fire starts the run of e for trig and records it in trig's status.
-func (s *WebhookServer) fire(ctx context.Context, trig *cyclonev1alpha1.WorkflowTrigger, e scmEvent) (firedRun, error) {
-	log := logr.FromContextOrDiscard(ctx)
+func (s *WebhookServer) fire(ctx context.Context, log logr.Logger, trig *cyclonev1alpha1.WorkflowTrigger, e scmEvent) (firedRun, error) {
 	run := newRun(trig, scmRunName(trig.Name, e), map[string]string{
 		AnnotationSCMDelivery: e.provider + "/" + e.delivery,
 		AnnotationSCMEvent:    e.kind,

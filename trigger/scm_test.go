@@ -1,0 +1,160 @@
+package trigger
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"net/http"
+	"os"
+	"path/filepath"
+	"testing"
+
+	. "github.com/onsi/gomega"
+
+	cyclonev1alpha1 "github.com/gyreops/gyre/api/cyclone/v1alpha1"
+)
+
+func readPayload(t testing.TB, name string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("testdata", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// githubSignature is what GitHub sends as X-Hub-Signature-256.
+func githubSignature(secret string, body []byte) string {
+	mac := hmac.New(sha256.New, []byte(secret))
+	mac.Write(body)
+	return "sha256=" + hex.EncodeToString(mac.Sum(nil))
+}
+
+func TestAuthentic(t *testing.T) {
+	body := []byte(`{"ref":"refs/heads/main"}`)
+	tests := []struct {
+		name     string
+		provider string
+		header   http.Header
+		secret   string
+		want     bool
+	}{
+		{"A GitHub signature made with the secret is accepted", providerGitHub,
+			http.Header{"X-Hub-Signature-256": {githubSignature("s3cr3t", body)}}, "s3cr3t", true},
+		{"A GitHub signature made with another secret is refused", providerGitHub,
+			http.Header{"X-Hub-Signature-256": {githubSignature("guess", body)}}, "s3cr3t", false},
+		{"A GitHub signature of another body is refused", providerGitHub,
+			http.Header{"X-Hub-Signature-256": {githubSignature("s3cr3t", []byte(`{}`))}}, "s3cr3t", false},
+		{"A GitHub signature without the sha256 prefix is refused", providerGitHub,
+			http.Header{"X-Hub-Signature-256": {githubSignature("s3cr3t", body)[7:]}}, "s3cr3t", false},
+		{"A GitHub signature that is not hex is refused", providerGitHub,
+			http.Header{"X-Hub-Signature-256": {"sha256=zz"}}, "s3cr3t", false},
+		{"An unsigned GitHub request is refused", providerGitHub, http.Header{}, "s3cr3t", false},
+		{"The legacy SHA-1 GitHub signature alone is refused", providerGitHub,
+			http.Header{"X-Hub-Signature": {"sha1=0000"}}, "s3cr3t", false},
+		{"A GitLab token equal to the secret is accepted", providerGitLab,
+			http.Header{"X-Gitlab-Token": {"s3cr3t"}}, "s3cr3t", true},
+		{"A GitLab token that differs is refused", providerGitLab,
+			http.Header{"X-Gitlab-Token": {"s3cr3T"}}, "s3cr3t", false},
+		{"A GitLab request without a token is refused", providerGitLab, http.Header{}, "s3cr3t", false},
+		{"An empty secret accepts nothing, not even an empty signature", providerGitLab,
+			http.Header{"X-Gitlab-Token": {""}}, "", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			g := NewWithT(t)
+			g.Expect(authentic(tt.provider, tt.header, body, []byte(tt.secret))).To(Equal(tt.want))
+		})
+	}
+}
+
+func TestParseEvent(t *testing.T) {
+	tests := []struct {
+		name      string
+		provider  string
+		eventType string
+		file      string
+		want      scmEvent
+	}{
+		{"A GitHub branch push is a push of its head commit", providerGitHub, "push", "github-push.json",
+			scmEvent{provider: providerGitHub, kind: eventPush, repo: "gyreops/demo", ref: "refs/heads/main", branch: "main", sha: "0d1a26e67d8f5eaf1f6ba5c57fc3c7d91ac0fd1c"}},
+		{"A GitHub tag push is a tag event", providerGitHub, "push", "github-push-tag.json",
+			scmEvent{provider: providerGitHub, kind: eventTag, repo: "gyreops/demo", ref: "refs/tags/v1.4.0", sha: "9c3b1f0e7a52d4be0f7d2cdd3b8a06f3e41c2b77"}},
+		{"A GitHub branch deletion fires nothing", providerGitHub, "push", "github-push-deleted.json",
+			scmEvent{provider: providerGitHub, repo: "gyreops/demo"}},
+		{"A GitHub pull request builds its head commit for its base branch", providerGitHub, "pull_request", "github-pull-request.json",
+			scmEvent{provider: providerGitHub, kind: eventPullRequest, repo: "gyreops/demo", ref: "refs/pull/42/head", branch: "main", sha: "e1f2a3b4c5d6e7f8a9b0c1d2e3f4a5b6c7d8e9f0"}},
+		{"A GitHub ping is a ping", providerGitHub, "ping", "github-ping.json",
+			scmEvent{provider: providerGitHub, kind: eventPing, repo: "gyreops/demo"}},
+		{"A GitHub event of another type fires nothing", providerGitHub, "star", "github-ping.json",
+			scmEvent{provider: providerGitHub, repo: "gyreops/demo"}},
+		{"A GitLab push is a push of its checkout commit", providerGitLab, "Push Hook", "gitlab-push.json",
+			scmEvent{provider: providerGitLab, kind: eventPush, repo: "gyreops/demo", ref: "refs/heads/main", branch: "main", sha: "da1560886d4f094c3e6c9ef40349f7d38b5d27d7"}},
+		{"A GitLab tag push is a tag event", providerGitLab, "Tag Push Hook", "gitlab-tag-push.json",
+			scmEvent{provider: providerGitLab, kind: eventTag, repo: "gyreops/demo", ref: "refs/tags/v1.4.0", sha: "82b3d5ae55f7080f1e6022629cdb57bfae7cccc7"}},
+		{"A GitLab merge request update with new commits builds its last commit", providerGitLab, "Merge Request Hook", "gitlab-merge-request.json",
+			scmEvent{provider: providerGitLab, kind: eventPullRequest, repo: "gyreops/demo", ref: "refs/merge-requests/17/head", branch: "main", sha: "b83d6e391c22777fca1ed3012fce84f633d7fed0"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			g := NewWithT(t)
+			e, err := parseEvent(tt.provider, tt.eventType, readPayload(t, tt.file))
+			g.Expect(err).NotTo(HaveOccurred())
+			g.Expect(e).To(Equal(tt.want))
+		})
+	}
+	t.Run("A body that is not JSON is refused", func(t *testing.T) {
+		g := NewWithT(t)
+		_, err := parseEvent(providerGitHub, "push", []byte("ref=main"))
+		g.Expect(err).To(HaveOccurred())
+	})
+	t.Run("An event that names no repository is refused", func(t *testing.T) {
+		g := NewWithT(t)
+		_, err := parseEvent(providerGitLab, "Push Hook", []byte(`{"ref":"refs/heads/main","checkout_sha":"abc","after":"abc"}`))
+		g.Expect(err).To(MatchError(ContainSubstring("names no repository")))
+	})
+}
+
+func TestMatches(t *testing.T) {
+	policy := cyclonev1alpha1.SCMTriggerPolicy{
+		Push:        cyclonev1alpha1.SCMTriggerPush{SCMTriggerBasic: cyclonev1alpha1.SCMTriggerBasic{Enabled: true}, Branches: []string{"main", "release/*"}},
+		PullRequest: cyclonev1alpha1.SCMTriggerPullRequest{SCMTriggerBasic: cyclonev1alpha1.SCMTriggerBasic{Enabled: true}},
+	}
+	tests := []struct {
+		name string
+		e    scmEvent
+		want bool
+	}{
+		{"A push to a listed branch fires", scmEvent{kind: eventPush, branch: "main"}, true},
+		{"A push to a branch matching a glob fires", scmEvent{kind: eventPush, branch: "release/1.4"}, true},
+		{"A push to another branch does not fire", scmEvent{kind: eventPush, branch: "feature/x"}, false},
+		{"A pull request to any branch fires when no branches are listed", scmEvent{kind: eventPullRequest, branch: "dev"}, true},
+		{"A tag does not fire when tag releases are off", scmEvent{kind: eventTag}, false},
+		{"An event of no kind never fires", scmEvent{}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			g := NewWithT(t)
+			g.Expect(matches(policy, tt.e)).To(Equal(tt.want))
+		})
+	}
+}
+
+func TestSameRepo(t *testing.T) {
+	tests := []struct {
+		name, spec, repo string
+		want             bool
+	}{
+		{"The full name matches whatever its case", "GyreOps/Demo", "gyreops/demo", true},
+		{"A clone URL names its repository", "https://github.com/gyreops/demo.git", "gyreops/demo", true},
+		{"A GitLab subgroup path matches in full", "group/sub/demo", "group/sub/demo", true},
+		{"Another repository does not match", "gyreops/other", "gyreops/demo", false},
+		{"An empty spec matches nothing", "", "gyreops/demo", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			g := NewWithT(t)
+			g.Expect(sameRepo(tt.spec, tt.repo)).To(Equal(tt.want))
+		})
+	}
+}

@@ -1,0 +1,437 @@
+package trigger
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/go-logr/logr/funcr"
+	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/tools/events"
+	clocktesting "k8s.io/utils/clock/testing"
+
+	cyclonev1alpha1 "github.com/gyreops/gyre/api/cyclone/v1alpha1"
+)
+
+const (
+	demoSecret   = "s3cr3t-demo"
+	mirrorSecret = "s3cr3t-mirror"
+)
+
+// newWebhookTest makes a namespace with SCM triggers for gyreops/demo and
+// gyreops/other and a server for them.
+//
+//   - build: push to main, pull requests to main, tags; Secret scm-demo.
+//   - mirror: pushes to any branch; Secret scm-mirror, another secret.
+//   - other: gyreops/other; Secret scm-demo.
+//   - paused: like build but disabled.
+//   - open: like build but names no Secret, so nothing can fire it.
+func newWebhookTest(t *testing.T) (string, *WebhookServer) {
+	t.Helper()
+	g := NewWithT(t)
+	ctx := context.Background()
+	ns := newNamespace(t)
+	for name, value := range map[string]string{"scm-demo": demoSecret, "scm-mirror": mirrorSecret} {
+		sec := &corev1.Secret{
+			ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
+			Data:       map[string][]byte{SecretKey: []byte(value)},
+		}
+		g.Expect(k8sClient.Create(ctx, sec)).To(Succeed())
+	}
+	on := cyclonev1alpha1.SCMTriggerBasic{Enabled: true}
+	buildPolicy := cyclonev1alpha1.SCMTriggerPolicy{
+		Push:        cyclonev1alpha1.SCMTriggerPush{SCMTriggerBasic: on, Branches: []string{"main"}},
+		PullRequest: cyclonev1alpha1.SCMTriggerPullRequest{SCMTriggerBasic: on, Branches: []string{"main"}},
+		TagRelease:  cyclonev1alpha1.SCMTriggerTagRelease{SCMTriggerBasic: on},
+	}
+	pushAll := cyclonev1alpha1.SCMTriggerPolicy{Push: cyclonev1alpha1.SCMTriggerPush{SCMTriggerBasic: on}}
+	for _, tc := range []struct {
+		name, repo, secret string
+		policy             cyclonev1alpha1.SCMTriggerPolicy
+		disabled           bool
+	}{
+		{"build", "gyreops/demo", "scm-demo", buildPolicy, false},
+		{"mirror", "https://github.com/gyreops/demo.git", "scm-mirror", pushAll, false},
+		{"other", "gyreops/other", "scm-demo", pushAll, false},
+		{"paused", "gyreops/demo", "scm-demo", buildPolicy, true},
+		{"open", "gyreops/demo", "", buildPolicy, false},
+	} {
+		trig := &cyclonev1alpha1.WorkflowTrigger{
+			ObjectMeta: metav1.ObjectMeta{Name: tc.name, Namespace: ns},
+			Spec: cyclonev1alpha1.WorkflowTriggerSpec{
+				Type:     cyclonev1alpha1.TriggerTypeSCM,
+				SCM:      cyclonev1alpha1.SCMTrigger{Secret: tc.secret, Repo: tc.repo, SCMTriggerPolicy: tc.policy},
+				Disabled: tc.disabled,
+				WorkflowRunSpec: cyclonev1alpha1.WorkflowRunSpec{
+					WorkflowRef:    &corev1.ObjectReference{Name: "build"},
+					ResourceParams: []cyclonev1alpha1.ParameterConfig{{Name: "demo-git"}},
+				},
+			},
+		}
+		g.Expect(k8sClient.Create(ctx, trig)).To(Succeed())
+	}
+	srv := NewWebhookServer(k8sClient, WebhookOptions{
+		Recorder: events.NewFakeRecorder(100),
+		Clock:    clocktesting.NewFakeClock(time.Date(2026, 11, 23, 9, 30, 0, 0, time.UTC)),
+	})
+	return ns, srv
+}
+
+// delivery is one webhook request.
+type delivery struct {
+	provider string // github or gitlab
+	event    string
+	id       string
+	body     []byte
+	// sign is "good", "bad" (another secret) or "" (unsigned).
+	sign   string
+	secret string // the good secret; demoSecret when empty
+}
+
+func (d delivery) request(ns string) *http.Request {
+	req := httptest.NewRequest(http.MethodPost, WebhookPath+ns, bytes.NewReader(d.body))
+	req.Header.Set("Content-Type", "application/json")
+	secret := d.secret
+	if secret == "" {
+		secret = demoSecret
+	}
+	if d.sign == "bad" {
+		secret = "not-the-secret"
+	}
+	switch d.provider {
+	case providerGitHub:
+		req.Header.Set("X-GitHub-Event", d.event)
+		if d.id != "" {
+			req.Header.Set("X-GitHub-Delivery", d.id)
+		}
+		if d.sign != "" {
+			req.Header.Set("X-Hub-Signature-256", githubSignature(secret, d.body))
+		}
+	case providerGitLab:
+		req.Header.Set("X-Gitlab-Event", d.event)
+		if d.id != "" {
+			req.Header.Set("X-Gitlab-Event-UUID", d.id)
+		}
+		if d.sign != "" {
+			req.Header.Set("X-Gitlab-Token", secret)
+		}
+	}
+	return req
+}
+
+// runsByTrigger maps trigger names to the runs in ns they started.
+func runsByTrigger(g Gomega, ns string) map[string][]cyclonev1alpha1.WorkflowRun {
+	out := map[string][]cyclonev1alpha1.WorkflowRun{}
+	for _, r := range listRuns(g, ns) {
+		out[r.Annotations[AnnotationTrigger]] = append(out[r.Annotations[AnnotationTrigger]], r)
+	}
+	return out
+}
+
+func triggerNames(m map[string][]cyclonev1alpha1.WorkflowRun) []string {
+	names := []string{}
+	for k := range m {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	return names
+}
+
+func TestWebhookServer_deliveries(t *testing.T) {
+	const uuid = "8f1c6a2e-3b4d-11ef-9a7e-0242ac120002"
+	tests := []struct {
+		name         string
+		d            func(t *testing.T) delivery
+		wantCode     int
+		wantTriggers []string
+		wantEvent    string
+		wantRef      string
+		wantSHA      string
+	}{
+		{
+			name: "A signed GitHub push to main starts one run of the trigger whose secret signed it",
+			d: func(t *testing.T) delivery {
+				return delivery{providerGitHub, "push", uuid, readPayload(t, "github-push.json"), "good", ""}
+			},
+			wantCode: http.StatusAccepted, wantTriggers: []string{"build"},
+			wantEvent: eventPush, wantRef: "refs/heads/main", wantSHA: "0d1a26e67d8f5eaf1f6ba5c57fc3c7d91ac0fd1c",
+		},
+		{
+			name: "A GitHub push signed with the other trigger's secret starts only that trigger's run",
+			d: func(t *testing.T) delivery {
+				return delivery{providerGitHub, "push", uuid, readPayload(t, "github-push-feature.json"), "good", mirrorSecret}
+			},
+			wantCode: http.StatusAccepted, wantTriggers: []string{"mirror"},
+			wantEvent: eventPush, wantRef: "refs/heads/feature/faster-builds", wantSHA: "0d1a26e67d8f5eaf1f6ba5c57fc3c7d91ac0fd1c",
+		},
+		{
+			name: "A GitHub push with a wrong signature is refused and starts nothing",
+			d: func(t *testing.T) delivery {
+				return delivery{providerGitHub, "push", uuid, readPayload(t, "github-push.json"), "bad", ""}
+			},
+			wantCode: http.StatusUnauthorized,
+		},
+		{
+			name: "An unsigned GitHub push is refused and starts nothing",
+			d: func(t *testing.T) delivery {
+				return delivery{providerGitHub, "push", uuid, readPayload(t, "github-push.json"), "", ""}
+			},
+			wantCode: http.StatusUnauthorized,
+		},
+		{
+			name: "A signed GitHub push to a branch the trigger does not watch starts nothing",
+			d: func(t *testing.T) delivery {
+				return delivery{providerGitHub, "push", uuid, readPayload(t, "github-push-feature.json"), "good", ""}
+			},
+			wantCode: http.StatusOK,
+		},
+		{
+			name: "A signed GitHub push for a repository no trigger watches is refused",
+			d: func(t *testing.T) delivery {
+				body := bytes.ReplaceAll(readPayload(t, "github-push.json"), []byte("gyreops/demo"), []byte("gyreops/unknown"))
+				return delivery{providerGitHub, "push", uuid, body, "good", ""}
+			},
+			wantCode: http.StatusUnauthorized,
+		},
+		{
+			name: "A signed GitHub tag push starts a tag run",
+			d: func(t *testing.T) delivery {
+				return delivery{providerGitHub, "push", uuid, readPayload(t, "github-push-tag.json"), "good", ""}
+			},
+			wantCode: http.StatusAccepted, wantTriggers: []string{"build"},
+			wantEvent: eventTag, wantRef: "refs/tags/v1.4.0", wantSHA: "9c3b1f0e7a52d4be0f7d2cdd3b8a06f3e41c2b77",
+		},
+		{
+			name: "A signed GitHub pull request to main starts a run of its head commit",
+			d: func(t *testing.T) delivery {
+				return delivery{providerGitHub, "pull_request", uuid, readPayload(t, "github-pull-request.json"), "good", ""}
+			},
+			wantCode: http.StatusAccepted, wantTriggers: []string{"build"},
+			wantEvent: eventPullRequest, wantRef: "refs/pull/42/head", wantSHA: "e1f2a3b4c5d6e7f8a9b0c1d2e3f4a5b6c7d8e9f0",
+		},
+		{
+			name: "A signed GitHub ping is answered and starts nothing",
+			d: func(t *testing.T) delivery {
+				return delivery{providerGitHub, "ping", uuid, readPayload(t, "github-ping.json"), "good", ""}
+			},
+			wantCode: http.StatusOK,
+		},
+		{
+			name: "An unsigned GitHub ping is refused",
+			d: func(t *testing.T) delivery {
+				return delivery{providerGitHub, "ping", uuid, readPayload(t, "github-ping.json"), "", ""}
+			},
+			wantCode: http.StatusUnauthorized,
+		},
+		{
+			name: "A GitHub push without a delivery id is refused",
+			d: func(t *testing.T) delivery {
+				return delivery{providerGitHub, "push", "", readPayload(t, "github-push.json"), "good", ""}
+			},
+			wantCode: http.StatusBadRequest,
+		},
+		{
+			name: "A GitLab push with the right token starts one run",
+			d: func(t *testing.T) delivery {
+				return delivery{providerGitLab, "Push Hook", uuid, readPayload(t, "gitlab-push.json"), "good", ""}
+			},
+			wantCode: http.StatusAccepted, wantTriggers: []string{"build"},
+			wantEvent: eventPush, wantRef: "refs/heads/main", wantSHA: "da1560886d4f094c3e6c9ef40349f7d38b5d27d7",
+		},
+		{
+			name: "A GitLab push with a wrong token is refused and starts nothing",
+			d: func(t *testing.T) delivery {
+				return delivery{providerGitLab, "Push Hook", uuid, readPayload(t, "gitlab-push.json"), "bad", ""}
+			},
+			wantCode: http.StatusUnauthorized,
+		},
+		{
+			name: "A GitLab push without a token is refused and starts nothing",
+			d: func(t *testing.T) delivery {
+				return delivery{providerGitLab, "Push Hook", uuid, readPayload(t, "gitlab-push.json"), "", ""}
+			},
+			wantCode: http.StatusUnauthorized,
+		},
+		{
+			name: "A GitLab tag push with the right token starts a tag run",
+			d: func(t *testing.T) delivery {
+				return delivery{providerGitLab, "Tag Push Hook", uuid, readPayload(t, "gitlab-tag-push.json"), "good", ""}
+			},
+			wantCode: http.StatusAccepted, wantTriggers: []string{"build"},
+			wantEvent: eventTag, wantRef: "refs/tags/v1.4.0", wantSHA: "82b3d5ae55f7080f1e6022629cdb57bfae7cccc7",
+		},
+		{
+			name: "A GitLab merge request to main starts a run of its last commit",
+			d: func(t *testing.T) delivery {
+				return delivery{providerGitLab, "Merge Request Hook", uuid, readPayload(t, "gitlab-merge-request.json"), "good", ""}
+			},
+			wantCode: http.StatusAccepted, wantTriggers: []string{"build"},
+			wantEvent: eventPullRequest, wantRef: "refs/merge-requests/17/head", wantSHA: "b83d6e391c22777fca1ed3012fce84f633d7fed0",
+		},
+		{
+			name: "A signed body over one MiB is refused with 413 and starts nothing",
+			d: func(t *testing.T) delivery {
+				body := readPayload(t, "github-push.json")
+				body = append(body[:len(body)-2], []byte(`,"padding":"`+strings.Repeat("x", DefaultMaxBodyBytes)+`"}`)...)
+				return delivery{providerGitHub, "push", uuid, body, "good", ""}
+			},
+			wantCode: http.StatusRequestEntityTooLarge,
+		},
+		{
+			name: "A request that is neither GitHub's nor GitLab's is refused",
+			d: func(t *testing.T) delivery {
+				return delivery{"bitbucket", "repo:push", uuid, readPayload(t, "github-push.json"), "", ""}
+			},
+			wantCode: http.StatusBadRequest,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			g := NewWithT(t)
+			ns, srv := newWebhookTest(t)
+			rec := httptest.NewRecorder()
+			srv.ServeHTTP(rec, tt.d(t).request(ns))
+			g.Expect(rec.Code).To(Equal(tt.wantCode), rec.Body.String())
+			g.Expect(rec.Header().Get("Content-Type")).To(Equal("application/json"))
+
+			runs := runsByTrigger(g, ns)
+			g.Expect(triggerNames(runs)).To(ConsistOf(tt.wantTriggers))
+			for _, name := range tt.wantTriggers {
+				g.Expect(runs[name]).To(HaveLen(1))
+				run := runs[name][0]
+				g.Expect(run.Labels).To(HaveKeyWithValue(LabelTriggerType, "SCM"))
+				g.Expect(run.Annotations).To(HaveKeyWithValue(AnnotationSCMEvent, tt.wantEvent))
+				g.Expect(run.Spec.GlobalVariables).To(ConsistOf(
+					cyclonev1alpha1.GlobalVariable{Name: VarSCMEvent, Value: tt.wantEvent},
+					cyclonev1alpha1.GlobalVariable{Name: VarSCMRef, Value: tt.wantRef},
+					cyclonev1alpha1.GlobalVariable{Name: VarSCMRevision, Value: tt.wantSHA},
+					cyclonev1alpha1.GlobalVariable{Name: VarSCMRepo, Value: "gyreops/demo"},
+				))
+				g.Expect(run.Spec.ResourceParams).To(HaveLen(1))
+				g.Expect(run.Spec.ResourceParams[0].Parameters).To(HaveLen(1))
+				g.Expect(*run.Spec.ResourceParams[0].Parameters[0].Value).To(Equal(tt.wantSHA))
+
+				st := getTrigger(g, ns, name).Status
+				g.Expect(st.Count).To(Equal(1))
+				g.Expect(st.LastFired.Name).To(Equal(run.Name))
+				g.Expect(st.LastFired.Event).To(Equal(tt.wantEvent))
+			}
+			g.Expect(rec.Body.String()).NotTo(ContainSubstring(demoSecret))
+		})
+	}
+}
+
+func TestWebhookServer_replayedDeliveryStartsNoSecondRun(t *testing.T) {
+	tests := []struct {
+		name string
+		d    func(t *testing.T, id string) delivery
+	}{
+		{"A replayed GitHub delivery finds the run of the first", func(t *testing.T, id string) delivery {
+			return delivery{providerGitHub, "push", id, readPayload(t, "github-push.json"), "good", ""}
+		}},
+		{"A replayed GitLab delivery finds the run of the first", func(t *testing.T, id string) delivery {
+			return delivery{providerGitLab, "Push Hook", id, readPayload(t, "gitlab-push.json"), "good", ""}
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			g := NewWithT(t)
+			ns, srv := newWebhookTest(t)
+			post := func(id string) webhookResponse {
+				rec := httptest.NewRecorder()
+				srv.ServeHTTP(rec, tt.d(t, id).request(ns))
+				g.Expect(rec.Code).To(Equal(http.StatusAccepted), rec.Body.String())
+				var resp webhookResponse
+				g.Expect(json.Unmarshal(rec.Body.Bytes(), &resp)).To(Succeed())
+				g.Expect(resp.Runs).To(HaveLen(1))
+				return resp
+			}
+			first := post("delivery-1")
+			g.Expect(first.Runs[0].Created).To(BeTrue())
+			replay := post("delivery-1")
+			g.Expect(replay.Runs[0].Created).To(BeFalse())
+			g.Expect(replay.Runs[0].Run).To(Equal(first.Runs[0].Run))
+			g.Expect(listRuns(g, ns)).To(HaveLen(1))
+			g.Expect(getTrigger(g, ns, "build").Status.Count).To(Equal(1))
+
+			// A new delivery of the same commit is a new run.
+			g.Expect(post("delivery-2").Runs[0].Created).To(BeTrue())
+			g.Expect(listRuns(g, ns)).To(HaveLen(2))
+			g.Expect(getTrigger(g, ns, "build").Status.Count).To(Equal(2))
+		})
+	}
+}
+
+func TestWebhookServer_refusals(t *testing.T) {
+	tests := []struct {
+		name     string
+		req      func(t *testing.T, ns string) *http.Request
+		wantCode int
+	}{
+		{"A GET is refused", func(_ *testing.T, ns string) *http.Request {
+			return httptest.NewRequest(http.MethodGet, WebhookPath+ns, nil)
+		}, http.StatusMethodNotAllowed},
+		{"A path without a namespace is refused", func(*testing.T, string) *http.Request {
+			return httptest.NewRequest(http.MethodPost, WebhookPath, nil)
+		}, http.StatusNotFound},
+		{"A path that is not a namespace name is refused", func(_ *testing.T, ns string) *http.Request {
+			return httptest.NewRequest(http.MethodPost, WebhookPath+ns+"/../kube-system", nil)
+		}, http.StatusNotFound},
+		{"A body declared over the limit is refused before it is read", func(_ *testing.T, ns string) *http.Request {
+			req := delivery{providerGitHub, "push", "d", []byte("{}"), "good", ""}.request(ns)
+			req.ContentLength = DefaultMaxBodyBytes + 1
+			return req
+		}, http.StatusRequestEntityTooLarge},
+		{"A chunked body that grows over the limit is refused while it is read", func(t *testing.T, ns string) *http.Request {
+			body := append([]byte(`{"x":"`), bytes.Repeat([]byte("x"), DefaultMaxBodyBytes)...)
+			req := delivery{providerGitHub, "push", "d", body, "good", ""}.request(ns)
+			req.ContentLength = -1
+			return req
+		}, http.StatusRequestEntityTooLarge},
+		{"A signed body that is not JSON is refused", func(_ *testing.T, ns string) *http.Request {
+			return delivery{providerGitHub, "push", "d", []byte("payload=%7B%7D"), "good", ""}.request(ns)
+		}, http.StatusBadRequest},
+		{"A trigger whose Secret is gone can no longer be fired", func(t *testing.T, ns string) *http.Request {
+			sec := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "scm-demo", Namespace: ns}}
+			NewWithT(t).Expect(k8sClient.Delete(context.Background(), sec)).To(Succeed())
+			return delivery{providerGitHub, "push", "d", readPayload(t, "github-push.json"), "good", ""}.request(ns)
+		}, http.StatusUnauthorized},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			g := NewWithT(t)
+			ns, srv := newWebhookTest(t)
+			rec := httptest.NewRecorder()
+			srv.ServeHTTP(rec, tt.req(t, ns))
+			g.Expect(rec.Code).To(Equal(tt.wantCode), rec.Body.String())
+			g.Expect(listRuns(g, ns)).To(BeEmpty())
+		})
+	}
+}
+
+func TestWebhookServer_neverLogsSecrets(t *testing.T) {
+	g := NewWithT(t)
+	ns, _ := newWebhookTest(t)
+	var logs strings.Builder
+	log := funcr.New(func(prefix, args string) { logs.WriteString(prefix + args + "\n") }, funcr.Options{Verbosity: 10})
+	srv := NewWebhookServer(k8sClient, WebhookOptions{Logger: log})
+	for _, d := range []delivery{
+		{providerGitHub, "push", "d-1", readPayload(t, "github-push.json"), "good", ""},
+		{providerGitHub, "push", "d-2", readPayload(t, "github-push.json"), "bad", ""},
+		{providerGitLab, "Push Hook", "d-3", readPayload(t, "gitlab-push.json"), "good", ""},
+		{providerGitLab, "Push Hook", "d-4", readPayload(t, "gitlab-push.json"), "good", mirrorSecret},
+	} {
+		srv.ServeHTTP(httptest.NewRecorder(), d.request(ns))
+	}
+	g.Expect(logs.String()).To(ContainSubstring("Started run"), "the logger is wired")
+	g.Expect(logs.String()).NotTo(ContainSubstring(demoSecret))
+	g.Expect(logs.String()).NotTo(ContainSubstring(mirrorSecret))
+}
