@@ -105,7 +105,8 @@ func podChanged() predicate.TypedPredicate[*corev1.Pod] {
 			o, n := e.ObjectOld, e.ObjectNew
 			return o.Status.Phase != n.Status.Phase ||
 				(o.DeletionTimestamp == nil) != (n.DeletionTimestamp == nil) ||
-				waitingReasons(o) != waitingReasons(n)
+				waitingReasons(o) != waitingReasons(n) ||
+				unschedulable(o) != unschedulable(n)
 		},
 		DeleteFunc:  func(event.TypedDeleteEvent[*corev1.Pod]) bool { return true },
 		GenericFunc: func(event.TypedGenericEvent[*corev1.Pod]) bool { return false },
@@ -123,4 +124,13 @@ func waitingReasons(pod *corev1.Pod) string {
 		}
 	}
 	return b.String()
+}
+
+func unschedulable(pod *corev1.Pod) bool {
+	for _, c := range pod.Status.Conditions {
+		if c.Type == corev1.PodScheduled {
+			return c.Status == corev1.ConditionFalse
+		}
+	}
+	return false
 }

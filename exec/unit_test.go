@@ -1,0 +1,264 @@
+package exec
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	cyclonev1alpha1 "github.com/gyreops/gyre/api/cyclone/v1alpha1"
+)
+
+func items(spec ...string) []cyclonev1alpha1.StageItem {
+	// "b:a,c" is stage b depending on a and c.
+	var out []cyclonev1alpha1.StageItem
+	for _, s := range spec {
+		name, deps, _ := strings.Cut(s, ":")
+		it := cyclonev1alpha1.StageItem{Name: name}
+		if deps != "" {
+			it.Depends = strings.Split(deps, ",")
+		}
+		out = append(out, it)
+	}
+	return out
+}
+
+func TestSelectStages(t *testing.T) {
+	diamond := items("a", "b:a", "c:a", "d:b,c", "e:d")
+	tests := []struct {
+		name       string
+		items      []cyclonev1alpha1.StageItem
+		start, end []string
+		want       map[string][]string
+		wantErr    string
+	}{
+		{name: "A run without limits runs every stage.", items: diamond,
+			want: map[string][]string{"a": nil, "b": {"a"}, "c": {"a"}, "d": {"b", "c"}, "e": {"d"}}},
+		{name: "Start stages keep what follows them and drop skipped dependencies.", items: diamond, start: []string{"b"},
+			want: map[string][]string{"b": nil, "d": {"b"}, "e": {"d"}}},
+		{name: "End stages keep what precedes them.", items: diamond, end: []string{"c"},
+			want: map[string][]string{"a": nil, "c": {"a"}}},
+		{name: "Start and end stages keep what lies between.", items: diamond, start: []string{"b"}, end: []string{"d"},
+			want: map[string][]string{"b": nil, "d": {"b"}}},
+		{name: "A cycle is refused.", items: items("a:c", "b:a", "c:b"), wantErr: "cycle"},
+		{name: "An unknown dependency is refused.", items: items("a:x"), wantErr: `unknown stage "x"`},
+		{name: "A stage listed twice is refused.", items: items("a", "a"), wantErr: "twice"},
+		{name: "An unknown start stage is refused.", items: diamond, start: []string{"zz"}, wantErr: `unknown stage "zz"`},
+		{name: "Disjoint start and end stages select nothing and are refused.", items: diamond, start: []string{"b"}, end: []string{"c"}, wantErr: "no stage"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			g := NewWithT(t)
+			nodes, err := selectStages(tt.items, tt.start, tt.end)
+			if tt.wantErr != "" {
+				g.Expect(err).To(MatchError(ContainSubstring(tt.wantErr)))
+				return
+			}
+			g.Expect(err).NotTo(HaveOccurred())
+			got := map[string][]string{}
+			for _, n := range nodes {
+				got[n.Name] = n.Depends
+			}
+			g.Expect(got).To(Equal(tt.want))
+		})
+	}
+}
+
+func TestTopoOrder(t *testing.T) {
+	g := NewWithT(t)
+	order, err := topoOrder(items("e:d", "d:b,c", "c:a", "b:a", "a"))
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(order).To(Equal([]string{"a", "c", "b", "d", "e"}))
+}
+
+func TestPodName(t *testing.T) {
+	long := strings.Repeat("r", 40)
+	tests := []struct {
+		name, run, stage string
+		attempt          int32
+		want             string
+	}{
+		{name: "A short name is kept as it is.", run: "run", stage: "build", attempt: 1, want: "run-build-1"},
+		{name: "A name of exactly 63 characters is kept.", run: strings.Repeat("r", 53), stage: "stage", attempt: 2,
+			want: strings.Repeat("r", 53) + "-stage-2"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			g := NewWithT(t)
+			g.Expect(podName(tt.run, tt.stage, tt.attempt)).To(Equal(tt.want))
+		})
+	}
+	t.Run("A long name is shortened with a hash, deterministically and distinctly.", func(t *testing.T) {
+		g := NewWithT(t)
+		a1 := podName(long, "a-very-long-stage-name", 1)
+		a2 := podName(long, "a-very-long-stage-name", 2)
+		g.Expect(len(a1)).To(BeNumerically("<=", 63))
+		g.Expect(a1).To(HavePrefix(long))
+		g.Expect(a1).To(Equal(podName(long, "a-very-long-stage-name", 1)))
+		g.Expect(a1).NotTo(Equal(a2))
+		g.Expect(a1).To(MatchRegexp(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`))
+	})
+}
+
+func TestStateOfPod(t *testing.T) {
+	start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	grace := time.Minute
+	terminated := func(name, reason string, code int32) corev1.ContainerStatus {
+		return corev1.ContainerStatus{Name: name, State: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{Reason: reason, ExitCode: code}}}
+	}
+	waiting := func(name, reason string) corev1.ContainerStatus {
+		return corev1.ContainerStatus{Name: name, State: corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: reason, Message: "back-off"}}}
+	}
+	pod := func(phase corev1.PodPhase, mutate func(*corev1.Pod)) *corev1.Pod {
+		p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "p"}, Status: corev1.PodStatus{Phase: phase}}
+		if mutate != nil {
+			mutate(p)
+		}
+		return p
+	}
+	tests := []struct {
+		name        string
+		pod         *corev1.Pod
+		now         time.Time
+		wantPhase   cyclonev1alpha1.StatusPhase
+		wantReason  string
+		wantMessage string
+	}{
+		{name: "A succeeded Pod succeeds the attempt.", pod: pod(corev1.PodSucceeded, nil),
+			wantPhase: cyclonev1alpha1.StatusSucceeded, wantReason: ReasonCompleted},
+		{name: "A running Pod runs.", pod: pod(corev1.PodRunning, nil), wantPhase: cyclonev1alpha1.StatusRunning},
+		{name: "A non-zero exit code fails with the container and code.", pod: pod(corev1.PodFailed, func(p *corev1.Pod) {
+			p.Status.ContainerStatuses = []corev1.ContainerStatus{terminated("main", "Error", 3)}
+		}), wantPhase: cyclonev1alpha1.StatusFailed, wantReason: ReasonError, wantMessage: "container main exited with code 3"},
+		{name: "OOMKilled says the container ran out of memory.", pod: pod(corev1.PodFailed, func(p *corev1.Pod) {
+			p.Status.ContainerStatuses = []corev1.ContainerStatus{terminated("main", "OOMKilled", 137)}
+		}), wantPhase: cyclonev1alpha1.StatusFailed, wantReason: ReasonOOMKilled, wantMessage: "ran out of memory"},
+		{name: "An evicted Pod fails as evicted.", pod: pod(corev1.PodFailed, func(p *corev1.Pod) {
+			p.Status.Reason, p.Status.Message = "Evicted", "node low on memory"
+		}), wantPhase: cyclonev1alpha1.StatusFailed, wantReason: ReasonEvicted, wantMessage: "node low on memory"},
+		{name: "A failed init container is named.", pod: pod(corev1.PodFailed, func(p *corev1.Pod) {
+			p.Status.InitContainerStatuses = []corev1.ContainerStatus{terminated("i-src", "Error", 2)}
+		}), wantPhase: cyclonev1alpha1.StatusFailed, wantReason: ReasonInitFailed, wantMessage: "init container i-src exited with code 2"},
+		{name: "ImagePullBackOff within the grace period waits.", now: start.Add(30 * time.Second), pod: pod(corev1.PodPending, func(p *corev1.Pod) {
+			p.Status.ContainerStatuses = []corev1.ContainerStatus{waiting("main", "ImagePullBackOff")}
+		}), wantPhase: cyclonev1alpha1.StatusPending, wantReason: "ImagePullBackOff"},
+		{name: "ImagePullBackOff past the grace period fails.", now: start.Add(2 * time.Minute), pod: pod(corev1.PodPending, func(p *corev1.Pod) {
+			p.Status.ContainerStatuses = []corev1.ContainerStatus{waiting("main", "ImagePullBackOff")}
+		}), wantPhase: cyclonev1alpha1.StatusFailed, wantReason: ReasonImagePull, wantMessage: "container main: ImagePullBackOff"},
+		{name: "A Pod being deleted before it finished fails the attempt.", pod: pod(corev1.PodRunning, func(p *corev1.Pod) {
+			p.DeletionTimestamp = &metav1.Time{Time: start}
+		}), wantPhase: cyclonev1alpha1.StatusFailed, wantReason: ReasonPodDeleted},
+		{name: "An unscheduled Pod waits with the scheduler's reason.", pod: pod(corev1.PodPending, func(p *corev1.Pod) {
+			p.Status.Conditions = []corev1.PodCondition{{Type: corev1.PodScheduled, Status: corev1.ConditionFalse, Reason: "Unschedulable", Message: "0/2 nodes"}}
+		}), wantPhase: cyclonev1alpha1.StatusPending, wantReason: "Unschedulable", wantMessage: "0/2 nodes"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			g := NewWithT(t)
+			now := tt.now
+			if now.IsZero() {
+				now = start
+			}
+			got := stateOfPod(tt.pod, start, now, grace)
+			g.Expect(got.Phase).To(Equal(tt.wantPhase))
+			g.Expect(got.Reason).To(Equal(tt.wantReason))
+			g.Expect(got.Message).To(ContainSubstring(tt.wantMessage))
+		})
+	}
+}
+
+func TestResolveVariables(t *testing.T) {
+	now := time.Date(2026, 5, 24, 11, 10, 13, 0, time.UTC)
+	random := func(n int) string { return strings.Repeat("x", n) }
+	v := func(name, value string) cyclonev1alpha1.GlobalVariable {
+		return cyclonev1alpha1.GlobalVariable{Name: name, Value: value}
+	}
+	tests := []struct {
+		name          string
+		workflow, run []cyclonev1alpha1.GlobalVariable
+		want          []cyclonev1alpha1.GlobalVariable
+	}{
+		{name: "A literal is kept.", workflow: []cyclonev1alpha1.GlobalVariable{v("A", "a")}, want: []cyclonev1alpha1.GlobalVariable{v("A", "a")}},
+		{name: "The run's value wins over the Workflow's.", workflow: []cyclonev1alpha1.GlobalVariable{v("A", "a"), v("B", "b")},
+			run: []cyclonev1alpha1.GlobalVariable{v("A", "run")}, want: []cyclonev1alpha1.GlobalVariable{v("A", "run"), v("B", "b")}},
+		{name: "Random makes N characters.", workflow: []cyclonev1alpha1.GlobalVariable{v("R", "$(random:5)")}, want: []cyclonev1alpha1.GlobalVariable{v("R", "xxxxx")}},
+		{name: "Timenow takes a named layout.", workflow: []cyclonev1alpha1.GlobalVariable{v("T", "$(timenow:RFC3339)")}, want: []cyclonev1alpha1.GlobalVariable{v("T", "2026-05-24T11:10:13Z")}},
+		{name: "Timenow takes a Go layout.", workflow: []cyclonev1alpha1.GlobalVariable{v("T", "$(timenow:20060102150405)")}, want: []cyclonev1alpha1.GlobalVariable{v("T", "20260524111013")}},
+		{name: "Timenow without a layout is a Unix timestamp.", workflow: []cyclonev1alpha1.GlobalVariable{v("T", "$(timenow:)")}, want: []cyclonev1alpha1.GlobalVariable{v("T", "1779621013")}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			g := NewWithT(t)
+			g.Expect(resolveVariables(tt.workflow, tt.run, now, random)).To(Equal(tt.want))
+		})
+	}
+}
+
+func TestSubstitution(t *testing.T) {
+	g := NewWithT(t)
+	vars := map[string]string{"TAG": "v1"}
+	g.Expect(substituteVariables("img:${variables.TAG}-${variables.NOPE}", vars)).To(Equal("img:v1-${variables.NOPE}"))
+	g.Expect(substituteArguments("run {{ cmd }} {{x}} {{ y }}", map[string]string{"cmd": "make", "x": "1"})).To(Equal("run make 1 {{ y }}"))
+	s := func(v string) *string { return &v }
+	names, values := parameterValues(vars,
+		[]cyclonev1alpha1.ParameterItem{{Name: "IMAGE", Value: s("app:${variables.TAG}")}, {Name: "URL", Value: s("u")}},
+		[]cyclonev1alpha1.ParameterItem{{Name: "URL", Value: s("override")}, {Name: "UNSET"}})
+	g.Expect(names).To(Equal([]string{"IMAGE", "URL"}))
+	g.Expect(values).To(Equal(map[string]string{"IMAGE": "app:v1", "URL": "override"}))
+}
+
+func TestSummarize(t *testing.T) {
+	now := time.Now()
+	stage := func(phase cyclonev1alpha1.StatusPhase, trivial, withPod bool, deps ...string) *cyclonev1alpha1.StageStatus {
+		s := &cyclonev1alpha1.StageStatus{Status: cyclonev1alpha1.Status{Phase: phase}, Trivial: trivial, Depends: deps}
+		if withPod {
+			s.Pod = &cyclonev1alpha1.PodInfo{Name: "p"}
+		}
+		return s
+	}
+	t.Run("A trivial failure lets dependants start and the run succeed.", func(t *testing.T) {
+		g := NewWithT(t)
+		st := &cyclonev1alpha1.WorkflowRunStatus{Stages: map[string]*cyclonev1alpha1.StageStatus{
+			"t": stage(cyclonev1alpha1.StatusFailed, true, true),
+			"c": stage(cyclonev1alpha1.StatusPending, false, false, "t"),
+		}}
+		g.Expect(depsMet(st.Stages, st.Stages["c"])).To(BeTrue())
+		summarize(st, now)
+		g.Expect(st.Overall.Phase).To(BeEmpty())
+		st.Stages["c"].Status.Phase = cyclonev1alpha1.StatusSucceeded
+		summarize(st, now)
+		g.Expect(st.Overall.Phase).To(Equal(cyclonev1alpha1.StatusSucceeded))
+	})
+	t.Run("A blocking failure cancels unstarted stages and fails the run once nothing runs.", func(t *testing.T) {
+		g := NewWithT(t)
+		st := &cyclonev1alpha1.WorkflowRunStatus{Stages: map[string]*cyclonev1alpha1.StageStatus{
+			"b": stage(cyclonev1alpha1.StatusFailed, false, true),
+			"c": stage(cyclonev1alpha1.StatusPending, false, false, "b"),
+			"d": stage(cyclonev1alpha1.StatusRunning, false, true),
+		}}
+		summarize(st, now)
+		g.Expect(st.Stages["c"].Status.Phase).To(Equal(cyclonev1alpha1.StatusCancelled))
+		g.Expect(st.Stages["c"].Status.Reason).To(Equal(ReasonUpstreamFailed))
+		g.Expect(st.Overall.Phase).To(BeEmpty())
+		st.Stages["d"].Status.Phase = cyclonev1alpha1.StatusSucceeded
+		summarize(st, now)
+		g.Expect(st.Overall.Phase).To(Equal(cyclonev1alpha1.StatusFailed))
+		g.Expect(st.Overall.Message).To(ContainSubstring("stage b failed"))
+	})
+	t.Run("A finished stage never changes again.", func(t *testing.T) {
+		g := NewWithT(t)
+		s := cyclonev1alpha1.Status{Phase: cyclonev1alpha1.StatusSucceeded}
+		transition(&s, cyclonev1alpha1.StatusFailed, "X", "y", now)
+		g.Expect(s.Phase).To(Equal(cyclonev1alpha1.StatusSucceeded))
+	})
+}
+
+func TestRetryBackoff(t *testing.T) {
+	g := NewWithT(t)
+	c := Config{RetryBackoff: time.Second, MaxRetryBackoff: 5 * time.Second}
+	g.Expect([]time.Duration{c.retryBackoff(2), c.retryBackoff(3), c.retryBackoff(4), c.retryBackoff(5)}).
+		To(Equal([]time.Duration{time.Second, 2 * time.Second, 4 * time.Second, 5 * time.Second}))
+}
