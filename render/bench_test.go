@@ -1,0 +1,153 @@
+package render
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+)
+
+// benchRepo writes a repository of tenants × 2 clusters, each target
+// rendering objectsPerTarget Cyclone objects from its tenant base, and
+// returns its root and targets.
+func benchRepo(b *testing.B, tenants, objectsPerTarget int) (string, []Target) {
+	b.Helper()
+	root := b.TempDir()
+	write := func(rel, content string) {
+		p := filepath.Join(root, rel)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			b.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			b.Fatal(err)
+		}
+	}
+	// Each stage reads one resource; the workflow chains the stages;
+	// one trigger runs it: (objects-2)/2 resources and stages.
+	pairs := (objectsPerTarget - 2) / 2
+	var targets []Target
+	for t := range tenants {
+		tenant := fmt.Sprintf("team-%03d", t)
+		var docs, items string
+		for i := range pairs {
+			docs += fmt.Sprintf(`---
+apiVersion: cyclone.dev/v1alpha1
+kind: Resource
+metadata:
+  name: src-%[1]d
+spec:
+  type: Git
+  parameters:
+  - name: SCM_URL
+    value: https://git.example.com/%[2]s/repo-%[1]d.git
+---
+apiVersion: cyclone.dev/v1alpha1
+kind: Stage
+metadata:
+  name: step-%[1]d
+spec:
+  pod:
+    inputs:
+      resources:
+      - name: src-%[1]d
+        path: /src
+    spec:
+      containers:
+      - name: main
+        image: golang:1.27
+        command: [go, test, ./...]
+`, i, tenant)
+			items += fmt.Sprintf("  - name: step-%d\n", i)
+			if i > 0 {
+				items += fmt.Sprintf("    depends: [step-%d]\n", i-1)
+			}
+		}
+		docs += "---\napiVersion: cyclone.dev/v1alpha1\nkind: Workflow\nmetadata:\n  name: pipeline\nspec:\n  stages:\n" + items
+		docs += "---\napiVersion: cyclone.dev/v1alpha1\nkind: WorkflowTrigger\nmetadata:\n  name: nightly\nspec:\n  type: Cron\n  cron:\n    schedule: 0 2 * * *\n  workflowRef:\n    name: pipeline\n"
+		write(filepath.Join("tenants", tenant, "base", "pipeline.yaml"), docs)
+		write(filepath.Join("tenants", tenant, "base", "kustomization.yaml"), "resources:\n- pipeline.yaml\n")
+		for _, c := range []string{"eu", "us"} {
+			write(filepath.Join("tenants", tenant, c, "kustomization.yaml"), "resources:\n- ../base\nnameSuffix: -"+c+"\n")
+			targets = append(targets, Target{Tenant: tenant, Cluster: c})
+		}
+	}
+	return root, targets
+}
+
+// BenchmarkRender renders 100 tenants × 2 clusters × 30 objects:
+//
+//   - cold: every target built (no cache),
+//   - parallel: the same, from GOMAXPROCS goroutines,
+//   - one-tenant-changed: a warm cache, one tenant's file changed, every
+//     target rendered again.
+func BenchmarkRender(b *testing.B) {
+	const tenants, objects = 100, 30
+	root, targets := benchRepo(b, tenants, objects)
+	ctx := context.Background()
+	total := float64(len(targets) * objects)
+
+	b.Run("cold", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			for _, t := range targets {
+				res, err := Render(ctx, root, t, Options{})
+				if err != nil || len(res.Errors) > 0 || len(res.Objects) != objects {
+					b.Fatalf("%s: %v %v (%d objects)", t, err, res.Errors, len(res.Objects))
+				}
+			}
+		}
+		b.ReportMetric(total*float64(b.N)/b.Elapsed().Seconds(), "objects/s")
+	})
+
+	b.Run("parallel", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			var wg sync.WaitGroup
+			work := make(chan Target)
+			for range 8 {
+				wg.Go(func() {
+					for t := range work {
+						if _, err := Render(ctx, root, t, Options{}); err != nil {
+							b.Error(err)
+						}
+					}
+				})
+			}
+			for _, t := range targets {
+				work <- t
+			}
+			close(work)
+			wg.Wait()
+		}
+		b.ReportMetric(total*float64(b.N)/b.Elapsed().Seconds(), "objects/s")
+	})
+
+	b.Run("one-tenant-changed", func(b *testing.B) {
+		r := NewRenderer()
+		for _, t := range targets {
+			if _, err := r.Render(ctx, root, t, Options{}); err != nil {
+				b.Fatal(err)
+			}
+		}
+		changed := filepath.Join(root, "tenants", "team-042", "eu", "kustomization.yaml")
+		b.ReportAllocs()
+		i := 0
+		for b.Loop() {
+			i++
+			b.StopTimer()
+			if err := os.WriteFile(changed, fmt.Appendf(nil, "resources:\n- ../base\nnameSuffix: -eu\ncommonAnnotations:\n  bench: \"%d\"\n", i), 0o644); err != nil {
+				b.Fatal(err)
+			}
+			b.StartTimer()
+			for _, t := range targets {
+				if _, err := r.Render(ctx, root, t, Options{}); err != nil {
+					b.Fatal(err)
+				}
+			}
+		}
+		b.ReportMetric(float64(r.builds.Load()-int64(len(targets)))/float64(b.N), "builds/op")
+		b.ReportMetric(total*float64(b.N)/b.Elapsed().Seconds(), "objects/s")
+	})
+}
