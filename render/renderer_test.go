@@ -76,7 +76,7 @@ func TestRenderer_rebuildsOnlyTargetsWhoseFilesChanged(t *testing.T) {
 	before = r.builds.Load()
 	g.Expect(os.WriteFile(filepath.Join(root, "base/notes.txt"), []byte("not YAML, but in a directory the render read\n"), 0o644)).To(Succeed())
 	renderAll(t, r, root, Options{Revision: "r2"})
-	g.Expect(r.builds.Load() - before).To(BeEquivalentTo(4), "shop and payments, two clusters each")
+	g.Expect(r.builds.Load()-before).To(BeEquivalentTo(4), "shop and payments, two clusters each")
 }
 
 func TestRenderer_cachedResultsAreIndependentCopies(t *testing.T) {
