@@ -1,0 +1,292 @@
+package reconciler
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/fluxcd/pkg/ssa"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+
+	gyrev1alpha1 "github.com/gyreops/gyre/api/gyre/v1alpha1"
+	"github.com/gyreops/gyre/tenants"
+)
+
+const (
+	eventNormal  = corev1.EventTypeNormal
+	eventWarning = corev1.EventTypeWarning
+)
+
+// resourceManager returns the server-side apply engine of the objects.
+func (r *TenantReconciler) resourceManager() *ssa.ResourceManager {
+	// No status poller: render admits only namespaced objects, so the
+	// staged apply never has cluster definitions to wait for.
+	m := ssa.NewResourceManager(r.Applier, nil, ssa.Owner{Field: tenants.FieldManager, Group: "gyre.dev"})
+	m.SetConcurrency(r.ApplyConcurrency)
+	return m
+}
+
+// apply applies every target, prunes what left it, and deletes the
+// inventories of targets the Tenant no longer lists.
+func (r *TenantReconciler) apply(ctx context.Context, s *tenantScope) (ctrl.Result, error) {
+	t := s.tenant
+	m := r.resourceManager()
+	applied := map[string][]*unstructured.Unstructured{}
+	statuses := make([]gyrev1alpha1.TargetStatus, 0, len(s.targets))
+	var kinds []*unstructured.Unstructured
+	for _, ts := range s.targets {
+		st := gyrev1alpha1.TargetStatus{Cluster: ts.target.Cluster}
+		if old := targetStatus(t, ts.target.Cluster); old != nil {
+			st = *old.DeepCopy()
+		}
+		tctx := ctrl.LoggerInto(ctx, ctrl.LoggerFrom(ctx).WithValues("target", ts.target.Cluster))
+		if s.driftOnly {
+			r.correctDrift(tctx, s, m, ts, &st)
+		} else {
+			r.applyTarget(tctx, s, m, ts, &st)
+			applied[ts.target.Cluster] = ts.objects
+			kinds = append(kinds, ts.objects...)
+		}
+		statuses = append(statuses, st)
+	}
+	if !s.driftOnly {
+		for _, old := range t.Status.Targets {
+			if listed(s.targets, old.Cluster) {
+				continue
+			}
+			if err := r.deleteInventory(ctx, m, t, old); err != nil {
+				// Keep the entry, and with it the inventory, to retry.
+				setConditions(&old.Conditions, targetConditions(targetOutcome{phase: phaseApplyFailed, message: err.Error()}, t.Generation))
+				statuses = append(statuses, old)
+				s.errs = append(s.errs, err)
+			}
+		}
+	}
+	t.Status.Targets = statuses
+	if !s.driftOnly && allTargetsApplied(t, s.revision) {
+		r.drift.remember(t.Name, t.Generation, s.revision, r.Clock.Now(), applied)
+	}
+	if err := r.watches.ensure(kinds); err != nil {
+		return ctrl.Result{}, fmt.Errorf("watch applied kinds: %w", err)
+	}
+	return ctrl.Result{}, nil
+}
+
+// applyTarget applies one target's objects and prunes what left it.
+// A target that did not render, or whose prune would be massive, applies
+// nothing and keeps its inventory.
+func (r *TenantReconciler) applyTarget(ctx context.Context, s *tenantScope, m *ssa.ResourceManager, ts *targetScope, st *gyrev1alpha1.TargetStatus) {
+	t, name := s.tenant, ts.target.Cluster
+	st.LastAttemptedRevision = s.revision
+	if ts.renderErr != nil {
+		msg := fmt.Sprintf("revision %s does not render: %v", s.revision, ts.renderErr)
+		setConditions(&st.Conditions, targetConditions(targetOutcome{phase: phaseRenderFailed, message: msg}, t.Generation))
+		r.event(t, eventWarning, ReasonRenderFailed, "Target %s: %s", name, msg)
+		return
+	}
+	next := newInventory(ts.objects)
+	stale := staleEntries(st.Inventory, next)
+	prune := t.Spec.Prune == nil || *t.Spec.Prune
+	total := len(inventoryEntries(st.Inventory))
+	if prune && massPrune(len(stale), total) && t.Annotations[gyrev1alpha1.AllowMassPruneAnnotation] != s.revision {
+		msg := fmt.Sprintf("revision %s would delete %d of the target's %d objects, so nothing was applied; annotate the Tenant %s=%q to allow it",
+			s.revision, len(stale), total, gyrev1alpha1.AllowMassPruneAnnotation, s.revision)
+		setConditions(&st.Conditions, targetConditions(targetOutcome{phase: phasePruneGuard, message: msg}, t.Generation))
+		r.event(t, eventWarning, ReasonPruneGuard, "Target %s: %s", name, msg)
+		return
+	}
+
+	actx, cancel := context.WithTimeout(ctx, timeout(t))
+	defer cancel()
+	ctrl.LoggerFrom(ctx).V(1).Info("Applying objects", "count", len(ts.objects))
+	cs, err := m.ApplyAllStaged(actx, deepCopies(ts.objects), ssa.DefaultApplyOptions())
+	if written := changed(cs); len(written) > 0 {
+		r.metrics.applied.WithLabelValues(t.Name, name).Add(float64(len(written)))
+		ctrl.LoggerFrom(ctx).Info("Applied objects", "written", len(written))
+		r.event(t, eventNormal, "Applied", "Target %s: revision %s: %s", name, s.revision, list(written))
+	}
+	if err != nil {
+		// What was created before the failure must stay prunable.
+		st.Inventory = mergeInventories(st.Inventory, next)
+		r.failTarget(s, st, name, fmt.Errorf("apply revision %s: %w", s.revision, err))
+		return
+	}
+	st.Inventory = next
+	if prune && len(stale) > 0 {
+		survivors, err := r.prune(actx, m, t, name, stale)
+		st.Inventory = mergeInventories(next, &gyrev1alpha1.Inventory{Entries: survivors})
+		if err != nil {
+			r.failTarget(s, st, name, fmt.Errorf("prune: %w", err))
+			return
+		}
+	}
+	st.LastAppliedRevision = s.revision
+	setConditions(&st.Conditions, targetConditions(targetOutcome{phase: phaseApplied, revision: s.revision, objects: len(st.Inventory.Entries)}, t.Generation))
+}
+
+// correctDrift re-applies the objects of a target that changed in the
+// cluster since the last full reconcile; the dry-run diff skips those
+// whose change did not touch what gyre applies.
+func (r *TenantReconciler) correctDrift(ctx context.Context, s *tenantScope, m *ssa.ResourceManager, ts *targetScope, st *gyrev1alpha1.TargetStatus) {
+	if len(ts.objects) == 0 {
+		return
+	}
+	t, name := s.tenant, ts.target.Cluster
+	actx, cancel := context.WithTimeout(ctx, timeout(t))
+	defer cancel()
+	cs, err := m.ApplyAll(actx, deepCopies(ts.objects), ssa.DefaultApplyOptions())
+	if written := changed(cs); len(written) > 0 {
+		r.metrics.drift.WithLabelValues(t.Name, name).Add(float64(len(written)))
+		ctrl.LoggerFrom(ctx).Info("Corrected drift", "objects", written)
+		r.event(t, eventNormal, "DriftCorrected", "Target %s: put back %s", name, list(written))
+	}
+	if err != nil {
+		r.drift.forget(t.Name) // the next reconcile checks everything
+		r.failTarget(s, st, name, fmt.Errorf("correct drift: %w", err))
+	}
+}
+
+// failTarget marks a target failed for a reason worth retrying.
+func (r *TenantReconciler) failTarget(s *tenantScope, st *gyrev1alpha1.TargetStatus, name string, err error) {
+	setConditions(&st.Conditions, targetConditions(targetOutcome{phase: phaseApplyFailed, message: err.Error()}, s.tenant.Generation))
+	r.event(s.tenant, eventWarning, ReasonApplyFailed, "Target %s: %v", name, err)
+	s.errs = append(s.errs, fmt.Errorf("tenant %q cluster %q: %w", s.tenant.Name, name, err))
+}
+
+// prune deletes the stale objects of a target, in reverse apply order,
+// when their live labels still name the target and they do not opt out.
+// It returns the entries it failed to delete, which stay in the inventory
+// to be retried; objects it skipped are no longer gyre's and leave it.
+func (r *TenantReconciler) prune(ctx context.Context, m *ssa.ResourceManager, t *gyrev1alpha1.Tenant, target string, stale []gyrev1alpha1.InventoryEntry) ([]gyrev1alpha1.InventoryEntry, error) {
+	objs := make([]*unstructured.Unstructured, 0, len(stale))
+	byID := map[string]gyrev1alpha1.InventoryEntry{}
+	for _, e := range stale {
+		o, err := entryObject(e)
+		if err != nil {
+			return nil, err
+		}
+		objs = append(objs, o)
+		byID[e.ID] = e
+	}
+	cs, err := m.DeleteAll(ctx, objs, ssa.DeleteOptions{
+		PropagationPolicy: metav1.DeletePropagationBackground,
+		Inclusions:        map[string]string{tenants.TenantLabel: t.Name, TargetLabel: target},
+		Exclusions:        map[string]string{PruneAnnotation: PruneDisabled},
+	})
+	var pruned []string
+	done := map[string]bool{}
+	for _, e := range cs.Entries {
+		id := inventoryID(e.ObjMetadata.Namespace, e.ObjMetadata.Name, e.ObjMetadata.GroupKind.Group, e.ObjMetadata.GroupKind.Kind)
+		switch e.Action {
+		case ssa.DeletedAction:
+			pruned = append(pruned, e.Subject)
+			done[id] = true
+		case ssa.SkippedAction:
+			done[id] = true
+		}
+	}
+	var survivors []gyrev1alpha1.InventoryEntry
+	for id, e := range byID {
+		if !done[id] {
+			survivors = append(survivors, e)
+		}
+	}
+	if len(pruned) > 0 {
+		r.metrics.pruned.WithLabelValues(t.Name, target).Add(float64(len(pruned)))
+		ctrl.LoggerFrom(ctx).Info("Pruned objects", "objects", pruned)
+		r.event(t, eventNormal, "Pruned", "Target %s: deleted %s", target, list(pruned))
+	}
+	return survivors, err
+}
+
+// deleteInventory deletes every object of a target's inventory that is
+// still the target's.
+func (r *TenantReconciler) deleteInventory(ctx context.Context, m *ssa.ResourceManager, t *gyrev1alpha1.Tenant, st gyrev1alpha1.TargetStatus) error {
+	entries := inventoryEntries(st.Inventory)
+	if len(entries) == 0 {
+		return nil
+	}
+	survivors, err := r.prune(ctx, m, t, st.Cluster, entries)
+	if err == nil && len(survivors) > 0 {
+		err = fmt.Errorf("%d objects not deleted", len(survivors))
+	}
+	if err != nil {
+		return fmt.Errorf("delete inventory of tenant %q cluster %q: %w", t.Name, st.Cluster, err)
+	}
+	return nil
+}
+
+// finalize removes a deleted Tenant's objects and namespaces, unless its
+// deletion policy orphans them, and then lets it go.
+func (r *TenantReconciler) finalize(ctx context.Context, s *tenantScope) (ctrl.Result, error) {
+	t := s.tenant
+	if !controllerutil.ContainsFinalizer(t, TenantFinalizer) {
+		return ctrl.Result{}, nil
+	}
+	if t.Spec.DeletionPolicy != gyrev1alpha1.DeletionPolicyOrphan {
+		m := r.resourceManager()
+		for _, st := range t.Status.Targets {
+			if err := r.deleteInventory(ctx, m, t, st); err != nil {
+				return ctrl.Result{}, err
+			}
+		}
+		if err := tenants.Remove(ctx, r.Clusters, t); err != nil {
+			return ctrl.Result{}, fmt.Errorf("remove tenant %q: %w", t.Name, err)
+		}
+		ctrl.LoggerFrom(ctx).Info("Deleted tenant objects and namespaces")
+	}
+	controllerutil.RemoveFinalizer(t, TenantFinalizer)
+	return ctrl.Result{}, nil
+}
+
+// event records one event on a Tenant.
+func (r *TenantReconciler) event(t *gyrev1alpha1.Tenant, typ, reason, format string, args ...any) {
+	note := fmt.Sprintf(format, args...)
+	if len(note) > 1000 { // events.k8s.io caps a note at 1 kB
+		note = note[:997] + "..."
+	}
+	r.Recorder.Eventf(t, nil, typ, reason, reason, "%s", note)
+}
+
+// changed lists the objects a change set created or changed.
+func changed(cs *ssa.ChangeSet) []string {
+	if cs == nil {
+		return nil
+	}
+	var out []string
+	for _, e := range cs.Entries {
+		if e.Action == ssa.CreatedAction || e.Action == ssa.ConfiguredAction {
+			out = append(out, e.Subject+" "+e.Action.String())
+		}
+	}
+	return out
+}
+
+// list formats at most ten items for an event.
+func list(items []string) string {
+	if len(items) <= 10 {
+		return strings.Join(items, ", ")
+	}
+	return fmt.Sprintf("%s and %d more", strings.Join(items[:10], ", "), len(items)-10)
+}
+
+func deepCopies(objs []*unstructured.Unstructured) []*unstructured.Unstructured {
+	out := make([]*unstructured.Unstructured, len(objs))
+	for i, o := range objs {
+		out[i] = o.DeepCopy()
+	}
+	return out
+}
+
+func listed(targets []*targetScope, cluster string) bool {
+	for _, ts := range targets {
+		if ts.target.Cluster == cluster {
+			return true
+		}
+	}
+	return false
+}

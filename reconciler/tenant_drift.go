@@ -1,0 +1,188 @@
+package reconciler
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/controller-runtime/pkg/source"
+
+	"github.com/gyreops/gyre/tenants"
+)
+
+// driftTracker remembers, per Tenant, what the last full reconcile applied
+// and which of those objects changed in the cluster since. A reconcile
+// that finds nothing new in Git re-applies only the changed objects, so
+// correcting one edited object costs one diff, not one per object of the
+// tenant. What it remembers is lost with the process; the first
+// reconcile after a restart is a full one.
+type driftTracker struct {
+	mu      sync.Mutex
+	tenants map[string]*tenantMemo
+}
+
+// tenantMemo is what a Tenant's last full reconcile applied.
+type tenantMemo struct {
+	// generation and revision the objects were rendered for.
+	generation int64
+	revision   string
+	// fullAt is when the last full reconcile ended.
+	fullAt time.Time
+	// objects of each target, by target name.
+	objects map[string][]*unstructured.Unstructured
+	// dirty are the inventory IDs of objects changed in the cluster
+	// since.
+	dirty map[string]bool
+}
+
+func newDriftTracker() *driftTracker {
+	return &driftTracker{tenants: map[string]*tenantMemo{}}
+}
+
+// remember records a full reconcile of a Tenant. Objects that changed
+// during it stay dirty: the reconcile may have read them before the
+// change.
+func (d *driftTracker) remember(tenant string, generation int64, revision string, at time.Time, objects map[string][]*unstructured.Unstructured) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	m := d.tenants[tenant]
+	if m == nil {
+		m = &tenantMemo{dirty: map[string]bool{}}
+		d.tenants[tenant] = m
+	}
+	m.generation, m.revision, m.fullAt, m.objects = generation, revision, at, objects
+}
+
+// markDirty records that an object of a Tenant changed in the cluster.
+func (d *driftTracker) markDirty(tenant, id string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	m := d.tenants[tenant]
+	if m == nil {
+		return // no full reconcile yet: the next one checks everything
+	}
+	m.dirty[id] = true
+}
+
+// takeDirty returns the objects to re-apply, by target, when a Tenant at
+// generation and revision was fully reconciled less than interval ago,
+// and clears the dirty set; ok is false when a full reconcile is due.
+func (d *driftTracker) takeDirty(tenant string, generation int64, revision string, now time.Time, interval time.Duration) (objects map[string][]*unstructured.Unstructured, next time.Duration, ok bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	m := d.tenants[tenant]
+	if m == nil || m.generation != generation || m.revision != revision || now.Sub(m.fullAt) >= interval {
+		return nil, 0, false
+	}
+	objects = map[string][]*unstructured.Unstructured{}
+	for target, objs := range m.objects {
+		for _, o := range objs {
+			gvk := o.GroupVersionKind()
+			if m.dirty[inventoryID(o.GetNamespace(), o.GetName(), gvk.Group, gvk.Kind)] {
+				objects[target] = append(objects[target], o.DeepCopy())
+			}
+		}
+	}
+	clear(m.dirty)
+	return objects, interval - now.Sub(m.fullAt), true
+}
+
+// forget drops a Tenant, making its next reconcile a full one.
+func (d *driftTracker) forget(tenant string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	delete(d.tenants, tenant)
+}
+
+// kindWatches watches, for every kind a Tenant applies, the objects that
+// carry the gyre.dev/tenant label, and enqueues the owning Tenant when one
+// changes or goes. Only metadata is cached: that is all it takes to tell
+// whose object changed, and it keeps 2,000 objects cheap.
+type kindWatches struct {
+	cache cache.Cache
+	ctrl  controller.Controller
+	drift *driftTracker
+
+	mu      sync.Mutex
+	watched map[schema.GroupVersionKind]bool
+}
+
+// ensure watches every kind of objs not watched yet.
+func (w *kindWatches) ensure(objs []*unstructured.Unstructured) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, o := range objs {
+		gvk := o.GroupVersionKind()
+		if w.watched[gvk] {
+			continue
+		}
+		meta := &metav1.PartialObjectMetadata{}
+		meta.SetGroupVersionKind(gvk)
+		src := source.Kind[client.Object](w.cache, meta, handler.EnqueueRequestsFromMapFunc(w.mapper(gvk.GroupKind())), notOwnWrite())
+		if err := w.ctrl.Watch(src); err != nil {
+			return err
+		}
+		w.watched[gvk] = true
+	}
+	return nil
+}
+
+// mapper marks the object dirty and enqueues the Tenant its label names.
+func (w *kindWatches) mapper(gk schema.GroupKind) handler.MapFunc {
+	return func(_ context.Context, obj client.Object) []reconcile.Request {
+		tenant := obj.GetLabels()[tenants.TenantLabel]
+		if tenant == "" {
+			return nil
+		}
+		w.drift.markDirty(tenant, inventoryID(obj.GetNamespace(), obj.GetName(), gk.Group, gk.Kind))
+		return []reconcile.Request{{NamespacedName: types.NamespacedName{Name: tenant}}}
+	}
+}
+
+// notOwnWrite lets through deletions and updates that someone other than
+// gyre made. Creations are gyre's own (or an initial listing) and never
+// drift. An update is gyre's own when gyre's apply is at least as recent
+// as every other manager's write to the object itself; status writes by
+// other controllers do not count, as gyre never applies status.
+func notOwnWrite() predicate.Funcs {
+	return predicate.Funcs{
+		CreateFunc:  func(event.CreateEvent) bool { return false },
+		GenericFunc: func(event.GenericEvent) bool { return false },
+		DeleteFunc:  func(event.DeleteEvent) bool { return true },
+		UpdateFunc: func(e event.UpdateEvent) bool {
+			return !lastWriteIsOurs(e.ObjectNew.GetManagedFields())
+		},
+	}
+}
+
+func lastWriteIsOurs(fields []metav1.ManagedFieldsEntry) bool {
+	var ours time.Time
+	for _, f := range fields {
+		if f.Manager == tenants.FieldManager && f.Operation == metav1.ManagedFieldsOperationApply && f.Time != nil {
+			ours = f.Time.Time
+		}
+	}
+	if ours.IsZero() {
+		return false
+	}
+	for _, f := range fields {
+		if f.Manager == tenants.FieldManager || f.Subresource != "" || f.Time == nil {
+			continue
+		}
+		if !f.Time.Time.Before(ours) {
+			return false
+		}
+	}
+	return true
+}

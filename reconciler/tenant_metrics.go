@@ -1,0 +1,62 @@
+package reconciler
+
+import (
+	"errors"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"sigs.k8s.io/controller-runtime/pkg/metrics"
+)
+
+// tenantMetrics are the tenant reconciler's Prometheus metrics, served
+// from controller-runtime's registry with the manager's own.
+type tenantMetrics struct {
+	duration *prometheus.HistogramVec
+	applied  *prometheus.CounterVec
+	pruned   *prometheus.CounterVec
+	drift    *prometheus.CounterVec
+}
+
+func newTenantMetrics() *tenantMetrics {
+	return &tenantMetrics{
+		duration: register(prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "gyre_tenant_reconcile_duration_seconds",
+			Help:    "Duration of Tenant reconciles.",
+			Buckets: prometheus.ExponentialBuckets(0.01, 2, 14),
+		}, []string{"tenant"})),
+		applied: register(prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "gyre_tenant_objects_applied_total",
+			Help: "Objects created or changed by applying a target's revision.",
+		}, []string{"tenant", "target"})),
+		pruned: register(prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "gyre_tenant_objects_pruned_total",
+			Help: "Objects deleted because they left the target's rendering.",
+		}, []string{"tenant", "target"})),
+		drift: register(prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "gyre_tenant_drift_corrections_total",
+			Help: "Objects put back after they were changed or deleted in the cluster.",
+		}, []string{"tenant", "target"})),
+	}
+}
+
+// register registers c, or returns the collector registered before under
+// the same name: a process may set up several managers (tests, restarts).
+func register[C prometheus.Collector](c C) C {
+	if err := metrics.Registry.Register(c); err != nil {
+		var are prometheus.AlreadyRegisteredError
+		if errors.As(err, &are) {
+			if existing, ok := are.ExistingCollector.(C); ok {
+				return existing
+			}
+		}
+		panic(err) // a programming error: two metrics of one name
+	}
+	return c
+}
+
+// forget drops a deleted Tenant's series.
+func (m *tenantMetrics) forget(tenant string) {
+	m.duration.DeleteLabelValues(tenant)
+	for _, v := range []*prometheus.CounterVec{m.applied, m.pruned, m.drift} {
+		v.DeletePartialMatch(prometheus.Labels{"tenant": tenant})
+	}
+}

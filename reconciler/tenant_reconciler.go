@@ -1,0 +1,346 @@
+package reconciler
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/fluxcd/pkg/apis/meta"
+	"github.com/fluxcd/pkg/runtime/patch"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/client-go/tools/events"
+	"k8s.io/utils/clock"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+
+	gyrev1alpha1 "github.com/gyreops/gyre/api/gyre/v1alpha1"
+	"github.com/gyreops/gyre/render"
+	"github.com/gyreops/gyre/tenants"
+)
+
+// Labels, annotations and the finalizer of the tenant reconciler.
+const (
+	// TargetLabel names the target (cluster) that applied an object; with
+	// tenants.TenantLabel it says who owns it. Pruning deletes only
+	// objects whose live labels still name the pruning target.
+	TargetLabel = "gyre.dev/target"
+	// PruneAnnotation set to PruneDisabled (as a label or an annotation)
+	// keeps an object when it leaves Git.
+	PruneAnnotation = "gyre.dev/prune"
+	// PruneDisabled is the value of PruneAnnotation that keeps an object.
+	PruneDisabled = "disabled"
+	// TenantFinalizer holds a Tenant until its objects and namespaces are
+	// removed.
+	TenantFinalizer = "gyre.dev/finalizer"
+)
+
+// Defaults of a Tenant's spec when the API server did not fill them.
+const (
+	defaultInterval = 5 * time.Minute
+	defaultTimeout  = 5 * time.Minute
+	// waitInterval is how soon a Tenant waiting for its Repository looks
+	// again, besides the Repository watch.
+	waitInterval = 30 * time.Second
+)
+
+// TenantReconciler makes each target of a Tenant match its Repository:
+// it renders the target from the Repository's artifact, provisions the
+// tenant's namespaces, applies the objects with server-side apply, prunes
+// what left Git and puts back what drifted. Build it with its exported
+// fields and call SetupWithManager; unset fields take the defaults their
+// comments give.
+type TenantReconciler struct {
+	// Artifacts finds Repositories' checked-out files. Required.
+	Artifacts Artifacts
+	// Renderer renders targets. Default render.NewRenderer().
+	Renderer Renderer
+	// Client reads Tenants and Repositories and patches Tenants. Default
+	// the manager's client.
+	Client client.Client
+	// Applier applies, diffs and deletes the rendered objects. It should
+	// read the API server directly so that drift is judged on live
+	// objects. Default an uncached client of the manager's config.
+	Applier client.Client
+	// Clusters reaches the clusters tenants are provisioned on. Default
+	// Applier for the control cluster and the manager's APIReader for
+	// ExecutionClusters and their Secrets.
+	Clusters *tenants.Clients
+	// Recorder records events on Tenants. Default the manager's.
+	Recorder events.EventRecorder
+	// Clock tells the time. Default the real clock.
+	Clock clock.Clock
+	// ApplyConcurrency is how many objects of a target are diffed and
+	// applied at once. Default 10.
+	ApplyConcurrency int
+	// MaxConcurrentReconciles is how many Tenants are reconciled at once.
+	// Default 4.
+	MaxConcurrentReconciles int
+
+	metrics *tenantMetrics
+	drift   *driftTracker
+	watches *kindWatches
+}
+
+// tenantScope carries one reconcile's state from step to step; the
+// comment of each field says which step fills it.
+type tenantScope struct {
+	tenant  *gyrev1alpha1.Tenant
+	patcher *patch.SerialPatcher
+	// revision and dir of the Repository's artifact: fetch.
+	revision, dir string
+	// allowRemote is the Repository's allowRemoteBases: fetch.
+	allowRemote bool
+	// driftOnly is set by fetch when nothing but drift can have changed
+	// since the last full reconcile; dirty then holds the objects to
+	// re-apply by target, and nextFull when the next full check is due.
+	driftOnly bool
+	dirty     map[string][]*unstructured.Unstructured
+	nextFull  time.Duration
+	// provisionErr is a failure to provision some cluster: provision.
+	provisionErr error
+	// targets to apply: render.
+	targets []*targetScope
+	// tenantWide overrides the summary of the targets (no artifact, a
+	// failed provisioning): any step.
+	tenantWide *targetOutcome
+	// errs are transient failures to retry with backoff: apply.
+	errs []error
+}
+
+// targetScope is one target of a reconcile.
+type targetScope struct {
+	target render.Target
+	// objects rendered, labelled: render.
+	objects []*unstructured.Unstructured
+	// renderErr names what stops the target from rendering: render.
+	renderErr error
+}
+
+// Reconcile brings one Tenant's targets in line with its Repository.
+func (r *TenantReconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ctrl.Result, retErr error) {
+	start := r.Clock.Now()
+	tenant := &gyrev1alpha1.Tenant{}
+	if err := r.Client.Get(ctx, req.NamespacedName, tenant); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	s := &tenantScope{tenant: tenant, patcher: patch.NewSerialPatcher(tenant, r.Client)}
+	defer func() {
+		r.metrics.duration.WithLabelValues(tenant.Name).Observe(r.Clock.Since(start).Seconds())
+		if err := r.patchStatus(ctx, s); err != nil {
+			retErr = errors.Join(retErr, err)
+		}
+	}()
+
+	if !tenant.DeletionTimestamp.IsZero() {
+		return r.finalize(ctx, s)
+	}
+	if controllerutil.AddFinalizer(tenant, TenantFinalizer) {
+		// Patched before anything is applied, so nothing gyre applies
+		// can outlive the Tenant unnoticed.
+		if err := s.patcher.Patch(ctx, tenant, patch.WithFieldOwner(tenants.FieldManager)); err != nil {
+			return ctrl.Result{}, err
+		}
+	}
+	if tenant.Spec.Suspend {
+		ctrl.LoggerFrom(ctx).V(1).Info("Reconciliation is suspended")
+		return ctrl.Result{}, nil
+	}
+	for _, step := range []func(context.Context, *tenantScope) (ctrl.Result, error){
+		r.fetch, r.provision, r.render, r.apply,
+	} {
+		if res, err := step(ctx, s); err != nil || !res.IsZero() {
+			return res, err
+		}
+	}
+	if err := errors.Join(append(s.errs, s.provisionErr)...); err != nil {
+		return ctrl.Result{}, err
+	}
+	if s.driftOnly {
+		return ctrl.Result{RequeueAfter: s.nextFull}, nil
+	}
+	return ctrl.Result{RequeueAfter: interval(tenant)}, nil
+}
+
+// fetch finds the Repository's artifact and decides whether this
+// reconcile is a full one or only puts back drifted objects.
+func (r *TenantReconciler) fetch(ctx context.Context, s *tenantScope) (ctrl.Result, error) {
+	t := s.tenant
+	repo := &gyrev1alpha1.Repository{}
+	if err := r.Client.Get(ctx, client.ObjectKey{Name: t.Spec.RepositoryRef.Name}, repo); err != nil {
+		if !apierrors.IsNotFound(err) {
+			return ctrl.Result{}, err
+		}
+		s.tenantWide = waiting(fmt.Sprintf("Repository %s not found", t.Spec.RepositoryRef.Name))
+		return ctrl.Result{RequeueAfter: waitInterval}, nil
+	}
+	dir, err := r.Artifacts.ArtifactDir(repo)
+	if errors.Is(err, ErrArtifactUnavailable) {
+		s.tenantWide = waiting(err.Error())
+		return ctrl.Result{RequeueAfter: waitInterval}, nil
+	}
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	s.revision, s.dir, s.allowRemote = repo.Status.Artifact.Revision, dir, repo.Spec.AllowRemoteBases
+	ctx = ctrl.LoggerInto(ctx, ctrl.LoggerFrom(ctx).WithValues("revision", s.revision))
+
+	requested := t.Annotations[gyrev1alpha1.ReconcileRequestAnnotation]
+	if requested != t.Status.LastHandledReconcileAt {
+		t.Status.LastHandledReconcileAt = requested
+		r.drift.forget(t.Name)
+	}
+	if allTargetsApplied(t, s.revision) {
+		s.dirty, s.nextFull, s.driftOnly = r.drift.takeDirty(t.Name, t.Generation, s.revision, r.Clock.Now(), interval(t))
+	}
+	if !s.driftOnly && !appliedRevision(t, s.revision) {
+		r.progress(ctx, s, fmt.Sprintf("Applying revision %s", s.revision))
+	}
+	return ctrl.Result{}, nil
+}
+
+// provision makes the tenant's namespaces, quota, PVC and RBAC on every
+// cluster it uses. A failure is retried, but the targets are still
+// applied: their objects live on the control cluster.
+func (r *TenantReconciler) provision(ctx context.Context, s *tenantScope) (ctrl.Result, error) {
+	if s.driftOnly {
+		return ctrl.Result{}, nil
+	}
+	res, err := tenants.Provision(ctx, r.Clusters, s.tenant)
+	if len(res.Written) > 0 {
+		ctrl.LoggerFrom(ctx).Info("Provisioned tenant", "written", res.Written)
+		r.event(s.tenant, eventNormal, "Provisioned", "Provisioned %d objects: %v", len(res.Written), res.Written)
+	}
+	if err != nil {
+		s.provisionErr = fmt.Errorf("provision tenant %q: %w", s.tenant.Name, err)
+		r.event(s.tenant, eventWarning, ReasonProvisionFailed, "%v", s.provisionErr)
+	}
+	return ctrl.Result{}, nil
+}
+
+// render renders every target, or takes the drifted objects of the last
+// full reconcile when that is all there is to do.
+func (r *TenantReconciler) render(ctx context.Context, s *tenantScope) (ctrl.Result, error) {
+	t := s.tenant
+	targets := render.TargetsForTenant(t)
+	if s.driftOnly {
+		for _, rt := range targets {
+			s.targets = append(s.targets, &targetScope{target: rt, objects: s.dirty[rt.Cluster]})
+		}
+		return ctrl.Result{}, nil
+	}
+	opts := render.Options{Revision: s.revision, AllowRemoteBases: s.allowRemote, AllowedKinds: t.Spec.AllowedKinds}
+	results := make([]*render.Result, len(targets))
+	for i, rt := range targets {
+		res, err := r.Renderer.Render(ctx, s.dir, rt, opts)
+		if err != nil {
+			return ctrl.Result{}, fmt.Errorf("render tenant %q cluster %q: %w", t.Name, rt.Cluster, err)
+		}
+		results[i] = res
+	}
+	render.MarkConflicts(results)
+	for i, res := range results {
+		ts := &targetScope{target: targets[i]}
+		if err := res.Err(); err != nil {
+			ts.renderErr = err
+		} else {
+			ts.objects = res.Objects
+			for _, o := range ts.objects {
+				labels := o.GetLabels()
+				if labels == nil {
+					labels = map[string]string{}
+				}
+				labels[tenants.TenantLabel] = t.Name
+				labels[TargetLabel] = targets[i].Cluster
+				o.SetLabels(labels)
+			}
+		}
+		s.targets = append(s.targets, ts)
+	}
+	return ctrl.Result{}, nil
+}
+
+// progress patches a Reconciling condition so users can watch a long
+// reconcile; it is only called when there is a new revision or spec to
+// apply, never on a check that finds nothing to do.
+func (r *TenantReconciler) progress(ctx context.Context, s *tenantScope, msg string) {
+	setConditions(&s.tenant.Status.Conditions, targetConditions(targetOutcome{phase: phaseProgressing, message: msg}, s.tenant.Generation))
+	if err := s.patcher.Patch(ctx, s.tenant, patch.WithFieldOwner(tenants.FieldManager)); err != nil {
+		ctrl.LoggerFrom(ctx).V(1).Info("Patching progress failed", "error", err.Error())
+	}
+}
+
+// patchStatus derives the Tenant's conditions and summary from its
+// targets and patches them with the owned conditions.
+func (r *TenantReconciler) patchStatus(ctx context.Context, s *tenantScope) error {
+	t := s.tenant
+	if !t.DeletionTimestamp.IsZero() && !controllerutil.ContainsFinalizer(t, TenantFinalizer) {
+		r.metrics.forget(t.Name)
+		r.drift.forget(t.Name)
+		err := s.patcher.Patch(ctx, t, patch.WithFieldOwner(tenants.FieldManager))
+		return client.IgnoreNotFound(err)
+	}
+	if !t.Spec.Suspend {
+		t.Status.LastAppliedRevision, t.Status.Objects = summary(t.Status.Targets)
+		setConditions(&t.Status.Conditions, tenantConditions(t.Status.Targets, s.tenantWide, t.Generation))
+		if s.tenantWide == nil && s.provisionErr != nil {
+			setConditions(&t.Status.Conditions, targetConditions(targetOutcome{phase: phaseApplyFailed, reason: ReasonProvisionFailed, message: s.provisionErr.Error()}, t.Generation))
+		}
+		if allTargetsApplied(t, s.revision) && s.provisionErr == nil && len(s.errs) == 0 {
+			t.Status.ObservedGeneration = t.Generation
+		}
+	}
+	return s.patcher.Patch(ctx, t,
+		patch.WithOwnedConditions{Conditions: []string{meta.ReadyCondition, meta.ReconcilingCondition, meta.StalledCondition}},
+		patch.WithFieldOwner(tenants.FieldManager))
+}
+
+// waiting is the Tenant-wide outcome of waiting for the Repository.
+func waiting(msg string) *targetOutcome {
+	return &targetOutcome{phase: phaseProgressing, reason: ReasonArtifactUnavailable, message: msg}
+}
+
+// allTargetsApplied reports whether every target of t is Ready at
+// revision, with no target missing from the status.
+func allTargetsApplied(t *gyrev1alpha1.Tenant, revision string) bool {
+	targets := render.TargetsForTenant(t)
+	if revision == "" || len(t.Status.Targets) != len(targets) {
+		return false
+	}
+	for _, rt := range targets {
+		st := targetStatus(t, rt.Cluster)
+		if st == nil || st.LastAppliedRevision != revision || st.LastAttemptedRevision != revision ||
+			!isReady(st.Conditions) {
+			return false
+		}
+	}
+	return true
+}
+
+// appliedRevision reports whether every target already attempted
+// revision; a reconcile that only checks for drift then shows no
+// progress.
+func appliedRevision(t *gyrev1alpha1.Tenant, revision string) bool {
+	for _, rt := range render.TargetsForTenant(t) {
+		if st := targetStatus(t, rt.Cluster); st == nil || st.LastAttemptedRevision != revision {
+			return false
+		}
+	}
+	return t.Status.ObservedGeneration == t.Generation
+}
+
+func interval(t *gyrev1alpha1.Tenant) time.Duration {
+	if t.Spec.Interval != nil && t.Spec.Interval.Duration > 0 {
+		return t.Spec.Interval.Duration
+	}
+	return defaultInterval
+}
+
+func timeout(t *gyrev1alpha1.Tenant) time.Duration {
+	if t.Spec.Timeout != nil && t.Spec.Timeout.Duration > 0 {
+		return t.Spec.Timeout.Duration
+	}
+	return defaultTimeout
+}

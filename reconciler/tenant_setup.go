@@ -1,0 +1,162 @@
+package reconciler
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/selection"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/clock"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	gyrev1alpha1 "github.com/gyreops/gyre/api/gyre/v1alpha1"
+	"github.com/gyreops/gyre/render"
+	"github.com/gyreops/gyre/tenants"
+)
+
+// repositoryRefIndex indexes Tenants by spec.repositoryRef.name.
+const repositoryRefIndex = "spec.repositoryRef.name"
+
+// SetupWithManager fills the unset fields with their defaults and
+// registers the reconciler: Tenants are reconciled when their spec or
+// request annotations change, when their Repository's revision changes,
+// and when an object they applied is changed or deleted in the cluster.
+func (r *TenantReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	if r.Artifacts == nil {
+		return errors.New("tenant reconciler: Artifacts is required")
+	}
+	if err := r.defaults(mgr); err != nil {
+		return err
+	}
+	ctx := context.Background()
+	if err := mgr.GetFieldIndexer().IndexField(ctx, &gyrev1alpha1.Tenant{}, repositoryRefIndex, func(o client.Object) []string {
+		return []string{o.(*gyrev1alpha1.Tenant).Spec.RepositoryRef.Name}
+	}); err != nil {
+		return fmt.Errorf("index tenants by repository: %w", err)
+	}
+
+	// Applied objects are watched through a cache of their own that holds
+	// only gyre's objects' metadata, whatever the manager caches.
+	managed, err := labels.NewRequirement(tenants.TenantLabel, selection.Exists, nil)
+	if err != nil {
+		return err
+	}
+	objCache, err := cache.New(mgr.GetConfig(), cache.Options{
+		Scheme:               mgr.GetScheme(),
+		Mapper:               mgr.GetRESTMapper(),
+		DefaultLabelSelector: labels.NewSelector().Add(*managed),
+	})
+	if err != nil {
+		return fmt.Errorf("tenant object cache: %w", err)
+	}
+	if err := mgr.Add(objCache); err != nil {
+		return err
+	}
+
+	c, err := ctrl.NewControllerManagedBy(mgr).
+		For(&gyrev1alpha1.Tenant{}, builder.WithPredicates(predicate.Or(
+			predicate.GenerationChangedPredicate{},
+			annotationChanged(gyrev1alpha1.ReconcileRequestAnnotation, gyrev1alpha1.AllowMassPruneAnnotation),
+		))).
+		Watches(&gyrev1alpha1.Repository{},
+			handler.EnqueueRequestsFromMapFunc(r.tenantsOfRepository),
+			builder.WithPredicates(revisionChanged())).
+		WithOptions(controller.Options{MaxConcurrentReconciles: r.MaxConcurrentReconciles}).
+		Named("tenant").
+		Build(r)
+	if err != nil {
+		return err
+	}
+	r.watches = &kindWatches{cache: objCache, ctrl: c, drift: r.drift, watched: map[schema.GroupVersionKind]bool{}}
+	return nil
+}
+
+func (r *TenantReconciler) defaults(mgr ctrl.Manager) error {
+	if r.Client == nil {
+		r.Client = mgr.GetClient()
+	}
+	if r.Applier == nil {
+		c, err := client.New(mgr.GetConfig(), client.Options{Scheme: mgr.GetScheme(), Mapper: mgr.GetRESTMapper()})
+		if err != nil {
+			return fmt.Errorf("tenant reconciler: applier client: %w", err)
+		}
+		r.Applier = c
+	}
+	if r.Clusters == nil {
+		r.Clusters = &tenants.Clients{Control: r.Applier, Reader: mgr.GetAPIReader()}
+	}
+	if r.Renderer == nil {
+		r.Renderer = render.NewRenderer()
+	}
+	if r.Recorder == nil {
+		r.Recorder = mgr.GetEventRecorder("gyre-tenant")
+	}
+	if r.Clock == nil {
+		r.Clock = clock.RealClock{}
+	}
+	if r.ApplyConcurrency <= 0 {
+		r.ApplyConcurrency = 10
+	}
+	if r.MaxConcurrentReconciles <= 0 {
+		r.MaxConcurrentReconciles = 4
+	}
+	r.metrics = newTenantMetrics()
+	r.drift = newDriftTracker()
+	return nil
+}
+
+// tenantsOfRepository enqueues the Tenants that render from a Repository.
+func (r *TenantReconciler) tenantsOfRepository(ctx context.Context, o client.Object) []reconcile.Request {
+	var list gyrev1alpha1.TenantList
+	if err := r.Client.List(ctx, &list, client.MatchingFields{repositoryRefIndex: o.GetName()}); err != nil {
+		ctrl.LoggerFrom(ctx).Error(err, "Listing tenants of repository failed", "repository", o.GetName())
+		return nil
+	}
+	reqs := make([]reconcile.Request, len(list.Items))
+	for i, t := range list.Items {
+		reqs[i] = reconcile.Request{NamespacedName: types.NamespacedName{Name: t.Name}}
+	}
+	return reqs
+}
+
+// revisionChanged lets through Repositories whose artifact revision
+// changed, appeared or went.
+func revisionChanged() predicate.Funcs {
+	rev := func(o client.Object) string {
+		if repo, ok := o.(*gyrev1alpha1.Repository); ok && repo.Status.Artifact != nil {
+			return repo.Status.Artifact.Revision
+		}
+		return ""
+	}
+	return predicate.Funcs{
+		UpdateFunc: func(e event.UpdateEvent) bool { return rev(e.ObjectOld) != rev(e.ObjectNew) },
+	}
+}
+
+// annotationChanged lets through updates that change any of keys.
+func annotationChanged(keys ...string) predicate.Funcs {
+	return predicate.Funcs{
+		CreateFunc:  func(event.CreateEvent) bool { return false },
+		DeleteFunc:  func(event.DeleteEvent) bool { return false },
+		GenericFunc: func(event.GenericEvent) bool { return false },
+		UpdateFunc: func(e event.UpdateEvent) bool {
+			for _, k := range keys {
+				if e.ObjectOld.GetAnnotations()[k] != e.ObjectNew.GetAnnotations()[k] {
+					return true
+				}
+			}
+			return false
+		},
+	}
+}
