@@ -31,6 +31,8 @@ func newRootCmd() *cobra.Command {
 		newControllerCmd(),
 		newDevCmd(),
 		newVersionCmd(),
+		newBuildCmd(),
+		newValidateCmd(),
 	)
 	return root
 }
