@@ -37,6 +37,20 @@ type Engine struct {
 	clusters *clusterSet
 	// reconciles counts Reconcile calls, for tests and benchmarks.
 	reconciles atomic.Int64
+	// fault, when set, is called at the points where a crash would leave
+	// the most partial state ("reconcile", "before-status-write",
+	// "after-status-write", "before-pod-create", "after-pod-create"); an
+	// error aborts the reconcile there. Tests use it to kill the engine
+	// at each step.
+	fault func(point string) error
+}
+
+// inject aborts at a fault point when a test asks for it.
+func (r *Engine) inject(point string) error {
+	if r.fault == nil {
+		return nil
+	}
+	return r.fault(point)
 }
 
 // conflictRetry is how soon a run is looked at again after another writer
@@ -77,6 +91,9 @@ func (r *Engine) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, 
 	run := &cyclonev1alpha1.WorkflowRun{}
 	if err := r.live.Get(ctx, req.NamespacedName, run); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if err := r.inject("reconcile"); err != nil {
+		return ctrl.Result{}, err
 	}
 	s := &scope{run: run, now: r.cfg.Clock.Now()}
 	res, err := r.reconcile(ctx, s)
@@ -321,11 +338,14 @@ func (r *Engine) writeStatus(ctx context.Context, run *cyclonev1alpha1.WorkflowR
 	}
 	updated := run.DeepCopy()
 	updated.Status = *st
+	if err := r.inject("before-status-write"); err != nil {
+		return err
+	}
 	if err := r.client.Status().Update(ctx, updated); err != nil {
 		return fmt.Errorf("update status: %w", err)
 	}
 	*run = *updated
-	return nil
+	return r.inject("after-status-write")
 }
 
 // runPods returns the run's Pods of one kind in its target, by name.

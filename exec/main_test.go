@@ -66,6 +66,10 @@ func run(m *testing.M) int {
 	return m.Run()
 }
 
+var bg = context.Background()
+
+func key(ns, name string) client.ObjectKey { return client.ObjectKey{Namespace: ns, Name: name} }
+
 // requireCluster skips a test in -short mode, where no cluster runs.
 func requireCluster(t testing.TB) {
 	t.Helper()
@@ -88,6 +92,18 @@ func testConfig() Config {
 // the returned stop is called (or the test ends).
 func startEngine(t testing.TB, restCfg *rest.Config, cfg Config) (*Engine, func()) {
 	t.Helper()
+	return startEngineOn(t, restCfg, cfg, nil)
+}
+
+// startEngineWith starts an engine on the shared cluster with a fault
+// hook.
+func startEngineWith(t testing.TB, cfg Config, fault func(string) error) (*Engine, func()) {
+	t.Helper()
+	return startEngineOn(t, env.Config, cfg, fault)
+}
+
+func startEngineOn(t testing.TB, restCfg *rest.Config, cfg Config, fault func(string) error) (*Engine, func()) {
+	t.Helper()
 	mgr, err := ctrl.NewManager(restCfg, ctrl.Options{
 		Scheme:     scheme,
 		Metrics:    metricsserver.Options{BindAddress: "0"},
@@ -96,7 +112,7 @@ func startEngine(t testing.TB, restCfg *rest.Config, cfg Config) (*Engine, func(
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &Engine{Config: cfg}
+	e := &Engine{Config: cfg, fault: fault}
 	if err := e.SetupWithManager(mgr); err != nil {
 		t.Fatal(err)
 	}

@@ -188,13 +188,16 @@ func (r *Engine) project(ctx context.Context, s *scope) (*cyclonev1alpha1.Projec
 // createPod creates a stage Pod, adopting one of the same name that this
 // run already created.
 func (r *Engine) createPod(ctx context.Context, s *scope, pod *corev1.Pod) error {
+	if err := r.inject("before-pod-create"); err != nil {
+		return err
+	}
 	err := s.target.client.Create(ctx, pod)
 	if err == nil || !apierrors.IsAlreadyExists(err) {
 		if err != nil {
 			return fmt.Errorf("create pod %s/%s: %w", pod.Namespace, pod.Name, err)
 		}
 		ctrl.LoggerFrom(ctx).V(1).Info("Created pod", "Pod", client.ObjectKeyFromObject(pod))
-		return nil
+		return r.inject("after-pod-create")
 	}
 	existing := &corev1.Pod{}
 	if err := s.target.live.Get(ctx, client.ObjectKeyFromObject(pod), existing); err != nil {
