@@ -1,0 +1,274 @@
+package exec
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"testing"
+	"time"
+
+	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	cyclonev1alpha1 "github.com/gyreops/gyre/api/cyclone/v1alpha1"
+	"github.com/gyreops/gyre/internal/testcluster"
+)
+
+func TestEngine_podFailuresSayWhy(t *testing.T) {
+	requireCluster(t)
+	withInit := func(s *cyclonev1alpha1.Stage) *cyclonev1alpha1.Stage {
+		s.Spec.Pod.Spec.InitContainers = []corev1.Container{{Name: "prepare", Image: "busybox"}}
+		return s
+	}
+	tests := []struct {
+		name        string
+		stage       func(ns string) *cyclonev1alpha1.Stage
+		evict       bool
+		wantReason  string
+		wantMessage string
+	}{
+		{name: "A non-zero exit code names the container and the code.",
+			stage: func(ns string) *cyclonev1alpha1.Stage {
+				return stage(ns, "s", map[string]string{testcluster.AnnotationResult: "fail", testcluster.AnnotationExitCode: "3"})
+			},
+			wantReason: ReasonError, wantMessage: "container main exited with code 3"},
+		{name: "An OOM kill says the container ran out of memory.",
+			stage:      func(ns string) *cyclonev1alpha1.Stage { return stage(ns, "s", map[string]string{testcluster.AnnotationResult: "oom"}) },
+			wantReason: ReasonOOMKilled, wantMessage: "container main ran out of memory"},
+		{name: "A failed init container is named.",
+			stage: func(ns string) *cyclonev1alpha1.Stage {
+				return withInit(stage(ns, "s", map[string]string{testcluster.AnnotationResult: "init-fail"}))
+			},
+			wantReason: ReasonInitFailed, wantMessage: "init container prepare exited with code 1"},
+		{name: "An image that cannot be pulled fails after the grace period.",
+			stage: func(ns string) *cyclonev1alpha1.Stage {
+				return stage(ns, "s", map[string]string{testcluster.AnnotationResult: "image-pull-backoff"})
+			},
+			wantReason: ReasonImagePull, wantMessage: "ImagePullBackOff"},
+		// kwok cannot evict: the test writes the Pod status a kubelet
+		// would write when it evicts a Pod.
+		{name: "An evicted Pod says it was evicted.", evict: true,
+			stage:      func(ns string) *cyclonev1alpha1.Stage { return stage(ns, "s", forever()) },
+			wantReason: ReasonEvicted, wantMessage: "The node was low on resource: memory."},
+	}
+	cfg := testConfig()
+	cfg.ImagePullGracePeriod = time.Second
+	startEngine(t, env.Config, cfg)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			g := NewWithT(t)
+			ns := newTenant(t)
+			createWorkflow(t, ns, "wf", []*cyclonev1alpha1.Stage{tt.stage(ns)}, items("s"))
+			createRun(t, ns, "run1", "wf")
+			if tt.evict {
+				pod := &corev1.Pod{}
+				g.Eventually(func(g Gomega) {
+					g.Expect(k8s.Get(bg, key("cyclone-"+Tenant(ns)+"-worker", "run1-s-1"), pod)).To(Succeed())
+					g.Expect(pod.Status.Phase).To(Equal(corev1.PodRunning))
+				}).WithTimeout(30 * time.Second).Should(Succeed())
+				pod.Status.Phase = corev1.PodFailed
+				pod.Status.Reason = "Evicted"
+				pod.Status.Message = "The node was low on resource: memory."
+				g.Expect(k8s.Status().Update(bg, pod)).To(Succeed())
+			}
+			run := waitRun(t, ns, "run1", cyclonev1alpha1.StatusFailed)
+			g.Expect(run.Status.Stages["s"].Status.Reason).To(Equal(tt.wantReason))
+			g.Expect(run.Status.Stages["s"].Status.Message).To(ContainSubstring(tt.wantMessage))
+		})
+	}
+}
+
+func TestEngine_gcRetriesThenGivesUp(t *testing.T) {
+	requireCluster(t)
+	g := NewWithT(t)
+	ns := newTenant(t)
+	rec := recordPods(t, k8s, "cyclone-"+Tenant(ns)+"-worker")
+	cfg := testConfig()
+	cfg.GCPodAnnotations = map[string]string{testcluster.AnnotationResult: "fail"}
+	cfg.GCAttempts = 2
+	startEngine(t, env.Config, cfg)
+	createWorkflow(t, ns, "wf", []*cyclonev1alpha1.Stage{stage(ns, "a", succeed("0s"))}, items("a"))
+	createRun(t, ns, "run1", "wf")
+
+	run := waitRun(t, ns, "run1", cyclonev1alpha1.StatusSucceeded)
+	g.Expect(run.Status.Cleaned).To(BeFalse())
+	g.Expect(run.Status.GC.Phase).To(Equal(cyclonev1alpha1.GCFailed))
+	g.Expect(run.Status.GC.Attempt).To(Equal(int32(2)))
+	g.Expect(run.Status.GC.Message).To(ContainSubstring("attempt 2: Error: container gc exited with code 1"))
+	g.Eventually(func(g Gomega) {
+		n := 0
+		for _, e := range rec.all() {
+			if e.Type == watch.Added && e.Name == "run1-gc" {
+				n++
+			}
+		}
+		g.Expect(n).To(Equal(2))
+	}).Should(Succeed())
+}
+
+func TestEngine_deletingARunCleansItsData(t *testing.T) {
+	requireCluster(t)
+	g := NewWithT(t)
+	ns := newTenant(t)
+	rec := recordPods(t, k8s, "cyclone-"+Tenant(ns)+"-worker")
+	startEngine(t, env.Config, testConfig())
+	createWorkflow(t, ns, "wf", []*cyclonev1alpha1.Stage{stage(ns, "slow", forever())}, items("slow"))
+	run := createRun(t, ns, "run1", "wf")
+	g.Eventually(rec.created).WithTimeout(30 * time.Second).Should(ContainElement("run1-slow-1"))
+	g.Expect(k8s.Delete(bg, run)).To(Succeed())
+
+	g.Eventually(func() bool {
+		return apierrors.IsNotFound(k8s.Get(bg, key(ns, "run1"), &cyclonev1alpha1.WorkflowRun{}))
+	}).WithTimeout(30 * time.Second).Should(BeTrue())
+	events := rec.all()
+	g.Expect(events).To(ContainElement(And(HaveField("Type", watch.Deleted), HaveField("Name", "run1-slow-1"))))
+	g.Expect(events).To(ContainElement(And(HaveField("Type", watch.Added), HaveField("Name", "run1-gc"))))
+	g.Expect(events).To(ContainElement(And(HaveField("Type", watch.Deleted), HaveField("Name", "run1-gc"))))
+}
+
+func TestEngine_historyLimitKeepsTheNewestRuns(t *testing.T) {
+	requireCluster(t)
+	g := NewWithT(t)
+	ns := newTenant(t)
+	startEngine(t, env.Config, testConfig())
+	createWorkflow(t, ns, "wf", []*cyclonev1alpha1.Stage{stage(ns, "a", succeed("0s"))}, items("a"),
+		func(wf *cyclonev1alpha1.Workflow) { wf.Spec.HistoryLimit = ptr.To[int32](2) })
+	for _, name := range []string{"run1", "run2", "run3", "run4"} {
+		createRun(t, ns, name, "wf")
+		g.Eventually(func(g Gomega) {
+			run := getRun(g, ns, name)
+			g.Expect(run.Status.Cleaned).To(BeTrue())
+		}).WithTimeout(30 * time.Second).Should(Succeed())
+	}
+	g.Eventually(func(g Gomega) {
+		list := &cyclonev1alpha1.WorkflowRunList{}
+		g.Expect(k8s.List(bg, list, client.InNamespace(ns))).To(Succeed())
+		var names []string
+		for _, r := range list.Items {
+			names = append(names, r.Name)
+		}
+		g.Expect(names).To(ConsistOf("run3", "run4"))
+	}).WithTimeout(30 * time.Second).Should(Succeed())
+}
+
+func TestEngine_webhookNotification(t *testing.T) {
+	requireCluster(t)
+	g := NewWithT(t)
+	var mu sync.Mutex
+	var got []cyclonev1alpha1.WorkflowRun
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		var run cyclonev1alpha1.WorkflowRun
+		if r.Method != http.MethodPost || json.Unmarshal(body, &run) != nil {
+			w.WriteHeader(http.StatusBadRequest)
+			return
+		}
+		mu.Lock()
+		got = append(got, run)
+		mu.Unlock()
+	}))
+	defer srv.Close()
+	ns := newTenant(t)
+	startEngine(t, env.Config, testConfig())
+	createWorkflow(t, ns, "wf", []*cyclonev1alpha1.Stage{stage(ns, "a", succeed("0s"))}, items("a"),
+		func(wf *cyclonev1alpha1.Workflow) {
+			wf.Spec.Notification = cyclonev1alpha1.Notification{Policy: cyclonev1alpha1.NotificationPolicyAlways, Receivers: []cyclonev1alpha1.NotificationReceiver{
+				{Type: cyclonev1alpha1.NotificationTypeWebhook, Addresses: []string{srv.URL}},
+				{Type: cyclonev1alpha1.NotificationTypeEmail, Addresses: []string{"ops@example.com"}},
+			}}
+		})
+	createRun(t, ns, "run1", "wf")
+
+	run := waitRun(t, ns, "run1", cyclonev1alpha1.StatusSucceeded)
+	g.Expect(run.Status.Notifications).To(HaveKeyWithValue("Webhook:"+srv.URL,
+		cyclonev1alpha1.NotificationStatus{Result: cyclonev1alpha1.NotificationResultSucceeded}))
+	g.Expect(run.Status.Notifications["Email:ops@example.com"].Result).To(Equal(cyclonev1alpha1.NotificationResultFailed))
+	g.Expect(run.Status.Notifications["Email:ops@example.com"].Message).To(ContainSubstring("not supported yet"))
+	mu.Lock()
+	defer mu.Unlock()
+	g.Expect(got).To(HaveLen(1))
+	g.Expect(got[0].Name).To(Equal("run1"))
+	g.Expect(got[0].Status.Overall.Phase).To(Equal(cyclonev1alpha1.StatusSucceeded))
+}
+
+// maxLive is the most stage Pods alive at once in the event stream.
+func maxLive(events []podEvent) int {
+	live := map[string]bool{}
+	most := 0
+	for _, e := range events {
+		if e.Stage == "" {
+			continue
+		}
+		switch {
+		case e.Type == watch.Deleted, e.Phase == corev1.PodSucceeded, e.Phase == corev1.PodFailed:
+			delete(live, e.Name)
+		default:
+			live[e.Name] = true
+		}
+		most = max(most, len(live))
+	}
+	return most
+}
+
+func TestEngine_parallelismCaps(t *testing.T) {
+	requireCluster(t)
+	wide := func(ns string) {
+		createWorkflow(t, ns, "wide", []*cyclonev1alpha1.Stage{
+			stage(ns, "a", succeed("300ms")), stage(ns, "b", succeed("300ms")), stage(ns, "c", succeed("300ms")), stage(ns, "d", succeed("300ms")),
+		}, items("a", "b", "c", "d"))
+	}
+	t.Run("A run with parallelism 1 runs one stage at a time.", func(t *testing.T) {
+		g := NewWithT(t)
+		ns := newTenant(t)
+		rec := recordPods(t, k8s, "cyclone-"+Tenant(ns)+"-worker")
+		_, stop := startEngine(t, env.Config, testConfig())
+		defer stop()
+		wide(ns)
+		createRun(t, ns, "run1", "wide", func(r *cyclonev1alpha1.WorkflowRun) { r.Spec.Parallelism = ptr.To[int32](1) })
+		waitRun(t, ns, "run1", cyclonev1alpha1.StatusSucceeded)
+		g.Expect(maxLive(rec.all())).To(Equal(1))
+	})
+	t.Run("A tenant with parallelism 2 runs two stages at a time across its runs.", func(t *testing.T) {
+		g := NewWithT(t)
+		ns := newTenant(t)
+		rec := recordPods(t, k8s, "cyclone-"+Tenant(ns)+"-worker")
+		cfg := testConfig()
+		cfg.TenantParallelism = 2
+		cfg.MaxConcurrentReconciles = 1 // the tenant cap is counted from the cache
+		_, stop := startEngine(t, env.Config, cfg)
+		defer stop()
+		wide(ns)
+		createRun(t, ns, "run1", "wide")
+		createRun(t, ns, "run2", "wide")
+		waitRun(t, ns, "run1", cyclonev1alpha1.StatusSucceeded)
+		waitRun(t, ns, "run2", cyclonev1alpha1.StatusSucceeded)
+		g.Expect(maxLive(rec.all())).To(Equal(2))
+	})
+}
+
+// TestEngine_reconcilesPerRun guards against excessive reconciles, as
+// Tekton's tests do: a run of five stages in a chain, with its GC, takes
+// fewer than maxReconciles reconciles.
+func TestEngine_reconcilesPerRun(t *testing.T) {
+	requireCluster(t)
+	const maxReconciles = 30
+	g := NewWithT(t)
+	ns := newTenant(t)
+	e, _ := startEngine(t, env.Config, testConfig())
+	createWorkflow(t, ns, "chain", []*cyclonev1alpha1.Stage{
+		stage(ns, "a", succeed("0s")), stage(ns, "b", succeed("0s")), stage(ns, "c", succeed("0s")), stage(ns, "d", succeed("0s")), stage(ns, "e", succeed("0s")),
+	}, items("a", "b:a", "c:b", "d:c", "e:d"))
+	createRun(t, ns, "run1", "chain")
+	waitRun(t, ns, "run1", cyclonev1alpha1.StatusSucceeded)
+	// Let late events (the GC Pod's deletion) arrive.
+	time.Sleep(time.Second)
+	n := e.reconciles.Load()
+	t.Logf("%d reconciles for a run of 5 stages", n)
+	g.Expect(n).To(BeNumerically("<", maxReconciles))
+}
