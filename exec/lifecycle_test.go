@@ -39,7 +39,9 @@ func TestEngine_podFailuresSayWhy(t *testing.T) {
 			},
 			wantReason: ReasonError, wantMessage: "container main exited with code 3"},
 		{name: "An OOM kill says the container ran out of memory.",
-			stage:      func(ns string) *cyclonev1alpha1.Stage { return stage(ns, "s", map[string]string{testcluster.AnnotationResult: "oom"}) },
+			stage: func(ns string) *cyclonev1alpha1.Stage {
+				return stage(ns, "s", map[string]string{testcluster.AnnotationResult: "oom"})
+			},
 			wantReason: ReasonOOMKilled, wantMessage: "container main ran out of memory"},
 		{name: "A failed init container is named.",
 			stage: func(ns string) *cyclonev1alpha1.Stage {
