@@ -35,7 +35,8 @@ const (
 	StorageFailed Reason = "StorageFailed"
 )
 
-// Error is a failed source operation. Use errors.As to read its Reason.
+// Error is a failed source operation. Use errors.As to read its Reason;
+// the message is the subject (the redacted URL) and the cause.
 // Its message never holds a credential: URLs are redacted and known secret
 // values are masked.
 type Error struct {
@@ -50,9 +51,9 @@ type Error struct {
 // Error implements error.
 func (e *Error) Error() string {
 	if e.URL == "" {
-		return fmt.Sprintf("%s: %v", e.Reason, e.Err)
+		return e.Err.Error()
 	}
-	return fmt.Sprintf("%s %s: %v", e.Reason, e.URL, e.Err)
+	return fmt.Sprintf("%s: %v", e.URL, e.Err)
 }
 
 // Unwrap returns the cause.
@@ -120,7 +121,8 @@ func scrub(err error, rawURL string, secrets ...string) error {
 	if err == nil {
 		return nil
 	}
-	msg := err.Error()
+	// Servers end their messages with a newline; conditions should not.
+	msg := strings.TrimSpace(err.Error())
 	if u, perr := url.Parse(rawURL); perr == nil && u.User != nil {
 		if pw, ok := u.User.Password(); ok {
 			secrets = append(secrets, pw, url.QueryEscape(pw))

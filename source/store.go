@@ -43,6 +43,11 @@ func (s Store) Dir(name, commit, ignore string) string {
 	return filepath.Join(s.Root, SafeName(name), leaf)
 }
 
+// Remove deletes every artifact of name, for a consumer that is gone.
+func (s Store) Remove(name string) error {
+	return os.RemoveAll(filepath.Join(s.Root, SafeName(name)))
+}
+
 var unsafeChars = regexp.MustCompile(`[^A-Za-z0-9._-]+`)
 
 // SafeName turns a name into one directory name: path separators and

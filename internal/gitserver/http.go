@@ -5,6 +5,7 @@ import (
 	"crypto/subtle"
 	"encoding/pem"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/cgi"
 	"net/http/httptest"
@@ -28,6 +29,9 @@ type HTTPOptions struct {
 	// AllowAnySHA1 lets clients fetch any reachable commit by hash, not
 	// only ref tips, as GitHub and GitLab do.
 	AllowAnySHA1 bool
+	// Stderr receives git http-backend's complaints (such as a missing
+	// repository); discarded when nil.
+	Stderr io.Writer
 }
 
 // HTTPServer serves every repository under its root directory.
@@ -72,7 +76,11 @@ func StartHTTP(root string, opts HTTPOptions) (*HTTPServer, error) {
 		"GIT_CONFIG_KEY_1=uploadpack.allowAnySHA1InWant", fmt.Sprintf("GIT_CONFIG_VALUE_1=%t", opts.AllowAnySHA1),
 	}
 	s := &HTTPServer{}
-	backend := &cgi.Handler{Path: HTTPBackend, Root: "/", Env: env}
+	stderr := opts.Stderr
+	if stderr == nil {
+		stderr = io.Discard
+	}
+	backend := &cgi.Handler{Path: HTTPBackend, Root: "/", Env: env, Stderr: stderr}
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !authorized(r, opts) {
 			s.count(func(c *Requests) { c.Unauthorized++ })

@@ -1,0 +1,113 @@
+package reconciler
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/go-logr/logr"
+	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/rest"
+	"k8s.io/utils/ptr"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/config"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+
+	"github.com/gyreops/gyre/internal/testcluster"
+)
+
+// testEnv is the control plane every test of the package shares.
+var testEnv struct {
+	Cluster *testcluster.Cluster
+	Config  *rest.Config
+	Scheme  *runtime.Scheme
+	// Client reads and writes directly, without a cache, so a test sees
+	// its own writes at once.
+	Client client.Client
+}
+
+func TestMain(m *testing.M) {
+	os.Exit(runSuite(m))
+}
+
+func runSuite(m *testing.M) int {
+	// Controller logs help when a test fails; GYRE_TEST_LOG=1 shows them.
+	if os.Getenv("GYRE_TEST_LOG") != "" {
+		ctrl.SetLogger(zap.New(zap.UseDevMode(true), zap.WriteTo(os.Stderr)))
+	} else {
+		ctrl.SetLogger(logr.Discard())
+	}
+	scheme, err := NewScheme()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	cluster, err := testcluster.Start(context.Background(), testcluster.Options{})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer cluster.Stop()
+	testEnv.Cluster, testEnv.Config, testEnv.Scheme = cluster, cluster.Config, scheme
+	if testEnv.Client, err = client.New(cluster.Config, client.Options{Scheme: scheme}); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	return m.Run()
+}
+
+// newManager builds a manager the way `gyre controller` does, with its
+// servers off. Tests register their own reconcilers, so controller name
+// validation, which is process-wide, is off too.
+func newManager(t testing.TB) ctrl.Manager {
+	t.Helper()
+	opts := ManagerOptions(testEnv.Scheme, Options{MetricsAddr: "0", ProbeAddr: "0"})
+	opts.Controller = config.Controller{SkipNameValidation: ptr.To(true)}
+	mgr, err := ctrl.NewManager(testEnv.Config, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return mgr
+}
+
+// startManager runs mgr until the test ends.
+func startManager(t testing.TB, mgr ctrl.Manager) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- mgr.Start(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("manager: %v", err)
+		}
+	})
+}
+
+// newNamespace creates a namespace for one test and deletes it after.
+func newNamespace(t testing.TB) string {
+	t.Helper()
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "gyre-test-"}}
+	if err := testEnv.Client.Create(context.Background(), ns); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = testEnv.Client.Delete(context.Background(), ns) })
+	return ns.Name
+}
+
+// deleteAtCleanup deletes obj when the test ends, so cluster-scoped
+// objects do not outlive it.
+func deleteAtCleanup(t testing.TB, obj client.Object) {
+	t.Cleanup(func() { _ = client.IgnoreNotFound(testEnv.Client.Delete(context.Background(), obj)) })
+}
+
+// eventually is gomega's Eventually with the suite's patience.
+func eventually(g *WithT, f func(g Gomega)) {
+	g.Eventually(f).WithTimeout(30 * time.Second).WithPolling(100 * time.Millisecond).Should(Succeed())
+}
