@@ -33,6 +33,7 @@ func newRootCmd() *cobra.Command {
 		newVersionCmd(),
 		newBuildCmd(),
 		newValidateCmd(),
+		newDiffCmd(),
 	)
 	return root
 }
