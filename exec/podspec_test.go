@@ -1,0 +1,140 @@
+package exec
+
+import (
+	"testing"
+
+	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+
+	cyclonev1alpha1 "github.com/gyreops/gyre/api/cyclone/v1alpha1"
+)
+
+func podInput() stagePodInput {
+	run := &cyclonev1alpha1.WorkflowRun{
+		ObjectMeta: metav1.ObjectMeta{Name: "run1", Namespace: "cyclone-acme", UID: "uid-1"},
+		Spec: cyclonev1alpha1.WorkflowRunSpec{
+			StageParams: []cyclonev1alpha1.ParameterConfig{{Name: "build", Parameters: []cyclonev1alpha1.ParameterItem{
+				{Name: "target", Value: ptr.To("release-${variables.TAG}")}}}},
+			ResourceParams: []cyclonev1alpha1.ParameterConfig{{Name: "src", Parameters: []cyclonev1alpha1.ParameterItem{
+				{Name: "SCM_REVISION", Value: ptr.To("${variables.TAG}")}}}},
+		},
+		Status: cyclonev1alpha1.WorkflowRunStatus{GlobalVariables: []cyclonev1alpha1.GlobalVariable{{Name: "TAG", Value: "v1"}}},
+	}
+	stage := &cyclonev1alpha1.Stage{
+		ObjectMeta: metav1.ObjectMeta{Name: "build", Namespace: "cyclone-acme"},
+		Spec: cyclonev1alpha1.StageSpec{Pod: &cyclonev1alpha1.PodWorkload{
+			Meta: &cyclonev1alpha1.PodWorkloadMeta{Annotations: map[string]string{"team": "a"}},
+			Inputs: cyclonev1alpha1.Inputs{
+				Arguments: []cyclonev1alpha1.ArgumentValue{{Name: "target", Value: ptr.To("debug")}, {Name: "image", Value: ptr.To("golang:1")}},
+				Resources: []cyclonev1alpha1.ResourceItem{{Name: "src", Path: "/go/src/app"}},
+			},
+			Outputs: cyclonev1alpha1.Outputs{
+				Resources: []cyclonev1alpha1.ResourceItem{{Name: "img", Path: "/out/image"}},
+				Artifacts: []cyclonev1alpha1.ArtifactItem{{Name: "bin", Path: "/out/bin"}},
+			},
+			Spec: corev1.PodSpec{Containers: []corev1.Container{{
+				Name: "main", Image: "{{ image }}", Command: []string{"make", "{{ target }}"},
+				Resources: corev1.ResourceRequirements{Limits: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("4")}},
+			}}},
+		}},
+	}
+	return stagePodInput{
+		Run:      run,
+		Workflow: &cyclonev1alpha1.Workflow{Spec: cyclonev1alpha1.WorkflowSpec{Resources: &corev1.ResourceRequirements{Limits: corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("1Gi")}}}},
+		Stage:    stage,
+		Resources: map[string]*cyclonev1alpha1.Resource{
+			"src": {Spec: cyclonev1alpha1.ResourceSpec{Type: cyclonev1alpha1.GitResourceType, Parameters: []cyclonev1alpha1.ParameterItem{
+				{Name: "SCM_URL", Value: ptr.To("https://git.example/app")}, {Name: "SCM_REVISION", Value: ptr.To("main")}}}},
+			"img": {Spec: cyclonev1alpha1.ResourceSpec{Type: cyclonev1alpha1.ImageResourceType, Resolver: "registry.example/image-resolver:1"}},
+		},
+		Project: &cyclonev1alpha1.Project{ObjectMeta: metav1.ObjectMeta{Name: "p"}, Spec: cyclonev1alpha1.ProjectSpec{
+			Quota:            map[corev1.ResourceName]string{"requests.cpu": "500m", "limits.cpu": "1", "limits.memory": "2Gi"},
+			ImagePullSecrets: []corev1.LocalObjectReference{{Name: "project-pull"}},
+		}},
+		Namespace: "cyclone-acme-worker",
+		PVC:       "cyclone-pvc-acme",
+		Attempt:   2,
+	}
+}
+
+func TestStagePod(t *testing.T) {
+	cfg := Config{ResolverImages: map[string]string{cyclonev1alpha1.GitResourceType: "git-resolver:1"}}.withDefaults()
+	t.Run("The Pod has a deterministic name, the engine's labels and the Stage's annotations.", func(t *testing.T) {
+		g := NewWithT(t)
+		pod, err := cfg.stagePod(podInput())
+		g.Expect(err).NotTo(HaveOccurred())
+		g.Expect(pod.Name).To(Equal("run1-build-2"))
+		g.Expect(pod.Namespace).To(Equal("cyclone-acme-worker"))
+		g.Expect(pod.Labels).To(Equal(map[string]string{LabelManagedBy: ManagedByExec, LabelRunUID: "uid-1", LabelPodKind: "workload"}))
+		g.Expect(pod.Annotations).To(Equal(map[string]string{"team": "a", AnnotationRun: "cyclone-acme/run1", AnnotationStage: "build", AnnotationAttempt: "2"}))
+		g.Expect(pod.Spec.RestartPolicy).To(Equal(corev1.RestartPolicyNever))
+	})
+	t.Run("Arguments come from the run, then the Stage, with variables substituted.", func(t *testing.T) {
+		g := NewWithT(t)
+		pod, _ := cfg.stagePod(podInput())
+		g.Expect(pod.Spec.Containers[0].Image).To(Equal("golang:1"))
+		g.Expect(pod.Spec.Containers[0].Command).To(Equal([]string{"make", "release-v1"}))
+	})
+	t.Run("Requests and limits default from the Workflow, then the Project quota.", func(t *testing.T) {
+		g := NewWithT(t)
+		pod, _ := cfg.stagePod(podInput())
+		r := pod.Spec.Containers[0].Resources
+		g.Expect(r.Limits.Cpu().String()).To(Equal("4"))
+		g.Expect(r.Limits.Memory().String()).To(Equal("1Gi"))
+		g.Expect(r.Requests.Cpu().String()).To(Equal("500m"))
+	})
+	t.Run("Input resources are pulled by init containers with the run's parameters.", func(t *testing.T) {
+		g := NewWithT(t)
+		pod, _ := cfg.stagePod(podInput())
+		g.Expect(pod.Spec.InitContainers).To(HaveLen(1))
+		init := pod.Spec.InitContainers[0]
+		g.Expect(init.Image).To(Equal("git-resolver:1"))
+		g.Expect(init.Args).To(Equal([]string{"pull"}))
+		g.Expect(init.Env).To(ContainElements(
+			corev1.EnvVar{Name: "SCM_URL", Value: "https://git.example/app"},
+			corev1.EnvVar{Name: "SCM_REVISION", Value: "v1"}))
+		g.Expect(init.VolumeMounts).To(ContainElement(HaveField("SubPath", "run1/resources/src")))
+		g.Expect(pod.Spec.Containers[0].VolumeMounts).To(ContainElements(
+			corev1.VolumeMount{Name: dataVolume, MountPath: "/go/src/app", SubPath: "run1/resources/src"},
+			corev1.VolumeMount{Name: dataVolume, MountPath: "/out/bin", SubPath: "run1/artifacts/build/bin"},
+			corev1.VolumeMount{Name: dataVolume, MountPath: "/out/image", SubPath: "run1/outputs/build/img"}))
+	})
+	t.Run("Output resolvers and the coordinator are sidecars.", func(t *testing.T) {
+		g := NewWithT(t)
+		pod, _ := cfg.stagePod(podInput())
+		var names, images []string
+		for _, c := range pod.Spec.Containers {
+			names, images = append(names, c.Name), append(images, c.Image)
+		}
+		g.Expect(names).To(Equal([]string{"main", "o-img", coordinatorName}))
+		g.Expect(images[1:]).To(Equal([]string{"registry.example/image-resolver:1", defaultHelperImage}))
+		g.Expect(pod.Spec.Volumes).To(ContainElement(HaveField("VolumeSource.PersistentVolumeClaim.ClaimName", "cyclone-pvc-acme")))
+	})
+	t.Run("The Project's pull secrets apply unless the Stage sets its own.", func(t *testing.T) {
+		g := NewWithT(t)
+		pod, _ := cfg.stagePod(podInput())
+		g.Expect(pod.Spec.ImagePullSecrets).To(Equal([]corev1.LocalObjectReference{{Name: "project-pull"}}))
+		in := podInput()
+		in.Stage.Spec.Pod.Spec.ImagePullSecrets = []corev1.LocalObjectReference{{Name: "stage-pull"}}
+		pod, _ = cfg.stagePod(in)
+		g.Expect(pod.Spec.ImagePullSecrets).To(Equal([]corev1.LocalObjectReference{{Name: "stage-pull"}}))
+	})
+	t.Run("A missing Resource is an invalid stage.", func(t *testing.T) {
+		g := NewWithT(t)
+		in := podInput()
+		delete(in.Resources, "src")
+		_, err := cfg.stagePod(in)
+		var invalid *invalidStageError
+		g.Expect(err).To(BeAssignableToTypeOf(invalid))
+		g.Expect(err).To(MatchError(ContainSubstring("resource src not found")))
+	})
+	t.Run("A Pod is built the same way twice.", func(t *testing.T) {
+		g := NewWithT(t)
+		a, _ := cfg.stagePod(podInput())
+		b, _ := cfg.stagePod(podInput())
+		g.Expect(a).To(Equal(b))
+	})
+}
