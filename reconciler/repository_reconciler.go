@@ -63,8 +63,6 @@ type repositoryScope struct {
 	obj *gyrev1alpha1.Repository
 	// auth is filled by credentials.
 	auth *source.Auth
-	// artifact is filled by fetch.
-	artifact source.Artifact
 }
 
 // SetupWithManager registers the reconciler. Reconciles run on spec
@@ -182,7 +180,6 @@ func (r *RepositoryReconciler) fetch(ctx context.Context, s *repositoryScope) (c
 	if err != nil {
 		return ctrl.Result{}, err
 	}
-	s.artifact = art
 	if fetched {
 		ctrl.LoggerFrom(ctx).Info("Stored artifact", "revision", art.Revision, "digest", art.Digest)
 	}

@@ -130,15 +130,16 @@ func (g *Git) Fetch(ctx context.Context, req Request, last *Artifact) (art Artif
 	unlock := g.lock(name)
 	defer unlock()
 
+	// An exact commit never moves: when its checkout is in the cache,
+	// the remote has nothing to say.
 	var t target
-	if ref.Commit != "" && last != nil && last.Commit == ref.Commit {
+	if ref.Commit != "" && isDir(g.Store().Dir(name, ref.Commit, req.Ignore)) {
 		t = target{commit: ref.Commit}
 	} else if t, err = g.resolve(ctx, ep, req.URL, ref, req.Auth); err != nil {
 		return Artifact{}, false, err
 	}
 
-	store := g.Store()
-	dir := store.Dir(name, t.commit, req.Ignore)
+	dir := g.Store().Dir(name, t.commit, req.Ignore)
 	art = Artifact{Revision: Revision(t.name, t.commit), Commit: t.commit, Dir: dir}
 	if isDir(dir) {
 		if last != nil && last.Dir == dir && last.Digest != "" {

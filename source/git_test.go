@@ -165,6 +165,19 @@ func TestGit_Fetch_followsTheRemote(t *testing.T) {
 	g.Expect(f.git.Stats().Fetches).To(Equal(before.Fetches))
 }
 
+func TestRemote_pollsThroughGit(t *testing.T) {
+	g := NewWithT(t)
+	f := newFixture(t, gitserver.HTTPOptions{})
+	c := f.seed(t)
+	var src Source = &Remote{Git: f.git, Request: f.req(Ref{Tag: "v1.1.0"})}
+	art, err := src.Artifact(context.Background())
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(art.Revision).To(Equal("v1.1.0@sha1:" + c["second"]))
+	_, err = src.Artifact(context.Background())
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(f.git.Stats()).To(Equal(Stats{Listings: 2, Fetches: 1}))
+}
+
 func TestGit_Fetch_commitThatIsNoRefTip(t *testing.T) {
 	for _, anySHA1 := range []bool{false, true} {
 		name := "A server that only serves ref tips gets a full fetch."

@@ -108,8 +108,31 @@ func (l LocalCommit) Artifact(ctx context.Context) (Artifact, error) {
 	return art, nil
 }
 
-// Static checks that the sources satisfy Source.
+// Remote is a ref of a remote repository as a Source: each Artifact
+// call polls it through Git, fetching only when the ref moved since the
+// previous call.
+type Remote struct {
+	// Git does the listing, fetching and caching.
+	Git *Git
+	// Request names the remote and the ref.
+	Request Request
+
+	last *Artifact
+}
+
+// Artifact returns the checkout of the ref's current commit.
+func (r *Remote) Artifact(ctx context.Context) (Artifact, error) {
+	art, _, err := r.Git.Fetch(ctx, r.Request, r.last)
+	if err != nil {
+		return Artifact{}, err
+	}
+	r.last = &art
+	return art, nil
+}
+
+// The three kinds of source.
 var (
 	_ Source = Dir("")
 	_ Source = LocalCommit{}
+	_ Source = (*Remote)(nil)
 )
