@@ -165,22 +165,15 @@ func (r *CronReconciler) finish(sc *cronScope, plan cronPlan, ledger time.Time) 
 // allows. A run of that name already there counts as fired.
 func (r *CronReconciler) fire(ctx context.Context, sc *cronScope, t time.Time) error {
 	trig := sc.trig
-	log := ctrl.LoggerFrom(ctx)
 	name := cronRunName(trig.Name, t)
-
-	existing := &cyclonev1alpha1.WorkflowRun{}
-	err := r.APIReader.Get(ctx, client.ObjectKey{Namespace: trig.Namespace, Name: name}, existing)
-	if err == nil {
-		log.V(1).Info("Run already started", "WorkflowRun", klog.KObj(existing))
+	switch verdict, err := r.admit(ctx, sc, name, t); {
+	case err != nil:
+		return err
+	case verdict == verdictSkip:
+		return nil
+	case verdict == verdictStarted:
 		sc.fired++
 		return nil
-	}
-	if !apierrors.IsNotFound(err) {
-		return fmt.Errorf("get run %q: %w", name, err)
-	}
-
-	if ok, err := r.admit(ctx, sc, t); err != nil || !ok {
-		return err
 	}
 
 	run := newRun(trig, name, map[string]string{AnnotationScheduleTime: t.UTC().Format(time.RFC3339)}, nil)
@@ -191,7 +184,7 @@ func (r *CronReconciler) fire(ctx context.Context, sc *cronScope, t time.Time) e
 		}
 		return fmt.Errorf("create run %q: %w", name, err)
 	}
-	log.Info("Started run", "WorkflowRun", klog.KObj(run), "scheduleTime", t)
+	ctrl.LoggerFrom(ctx).Info("Started run", "WorkflowRun", klog.KObj(run), "scheduleTime", t)
 	sc.fired++
 	trig.Status.LastFired = &cyclonev1alpha1.FiredRun{
 		Name:         run.Name,
@@ -202,26 +195,40 @@ func (r *CronReconciler) fire(ctx context.Context, sc *cronScope, t time.Time) e
 	return nil
 }
 
-// admit applies the concurrency policy before the run of time t starts:
+// verdict is the concurrency policy's answer for one scheduled time.
+type verdict int
+
+const (
+	// verdictStart: start the run.
+	verdictStart verdict = iota
+	// verdictSkip: the policy forbids the run.
+	verdictSkip
+	// verdictStarted: the run exists already, started by another replica
+	// or by a reconcile that could not record it.
+	verdictStarted
+)
+
+// admit applies the concurrency policy before run name of time t starts:
 // Forbid refuses while a run of the trigger is going, Replace stops those
-// runs first.
-func (r *CronReconciler) admit(ctx context.Context, sc *cronScope, t time.Time) (bool, error) {
+// runs first. Allow needs no look at the runs: creating the run answers
+// whether it exists.
+func (r *CronReconciler) admit(ctx context.Context, sc *cronScope, name string, t time.Time) (verdict, error) {
 	trig := sc.trig
 	policy := trig.Spec.Cron.ConcurrencyPolicy
 	if policy == "" || policy == cyclonev1alpha1.ConcurrencyAllow {
-		return true, nil
+		return verdictStart, nil
 	}
-	active, err := r.activeRuns(ctx, trig)
-	if err != nil {
-		return false, err
+	active, started, err := r.activeRuns(ctx, trig, name)
+	if err != nil || started {
+		return verdictStarted, err
 	}
 	if len(active) == 0 {
-		return true, nil
+		return verdictStart, nil
 	}
 	if policy == cyclonev1alpha1.ConcurrencyForbid {
 		r.event(trig, corev1.EventTypeNormal, ReasonForbidden,
 			"Skipped %s: WorkflowRun %s is still running", t.UTC().Format(time.RFC3339), active[0].Name)
-		return false, nil
+		return verdictSkip, nil
 	}
 	for i := range active {
 		run := &active[i]
@@ -231,28 +238,32 @@ func (r *CronReconciler) admit(ctx context.Context, sc *cronScope, t time.Time) 
 		patch := client.MergeFrom(run.DeepCopy())
 		run.Spec.Stop = true
 		if err := r.Client.Patch(ctx, run, patch); err != nil && !apierrors.IsNotFound(err) {
-			return false, fmt.Errorf("stop run %q: %w", run.Name, err)
+			return verdictSkip, fmt.Errorf("stop run %q: %w", run.Name, err)
 		}
 		r.event(trig, corev1.EventTypeNormal, ReasonReplaced,
 			"Stopped WorkflowRun %s for the run of %s", run.Name, t.UTC().Format(time.RFC3339))
 	}
-	return true, nil
+	return verdictStart, nil
 }
 
-// activeRuns lists the runs of trig that have not finished.
-func (r *CronReconciler) activeRuns(ctx context.Context, trig *cyclonev1alpha1.WorkflowTrigger) ([]cyclonev1alpha1.WorkflowRun, error) {
+// activeRuns lists the runs of trig that have not finished, and reports
+// whether run name is among all its runs.
+func (r *CronReconciler) activeRuns(ctx context.Context, trig *cyclonev1alpha1.WorkflowTrigger, name string) ([]cyclonev1alpha1.WorkflowRun, bool, error) {
 	var runs cyclonev1alpha1.WorkflowRunList
 	if err := r.APIReader.List(ctx, &runs, client.InNamespace(trig.Namespace),
 		client.MatchingLabels{LabelTrigger: triggerLabel(trig.Name)}); err != nil {
-		return nil, fmt.Errorf("list runs of trigger %q: %w", trig.Name, err)
+		return nil, false, fmt.Errorf("list runs of trigger %q: %w", trig.Name, err)
 	}
-	active := runs.Items[:0]
+	var active []cyclonev1alpha1.WorkflowRun
 	for _, run := range runs.Items {
+		if run.Name == name {
+			return nil, true, nil
+		}
 		if startedBy(&run, trig) && !finished(&run) {
 			active = append(active, run)
 		}
 	}
-	return active, nil
+	return active, false, nil
 }
 
 // event records one event on a trigger.

@@ -6,12 +6,14 @@ import (
 	"os"
 	"testing"
 
+	"github.com/go-logr/logr"
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
+	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
@@ -35,6 +37,9 @@ func runTests(m *testing.M) int {
 			panic(err)
 		}
 	}
+	// The reconcilers log through controller-runtime; the tests read
+	// status and events instead.
+	ctrl.SetLogger(logr.Discard())
 	cluster, err := testcluster.Start(context.Background(), testcluster.Options{})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)

@@ -8,7 +8,6 @@ import (
 	"io"
 	"net/http"
 	"strings"
-	"time"
 
 	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
@@ -16,7 +15,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/client-go/tools/events"
-	"k8s.io/client-go/util/retry"
 	"k8s.io/klog/v2"
 	"k8s.io/utils/clock"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -42,8 +40,8 @@ type WebhookOptions struct {
 	// MaxBodyBytes caps a request body; DefaultMaxBodyBytes when 0.
 	MaxBodyBytes int64
 	// APIReader reads Secrets and fresh triggers straight from the API
-	// server, so the server needs no cluster-wide Secret cache; the client
-	// when nil.
+	// server, so the server needs no cluster-wide Secret informer; the
+	// client when nil. A Secret read is reused for SecretTTL.
 	APIReader client.Reader
 	// Recorder records an event on each trigger that fires; none when nil.
 	Recorder events.EventRecorder
@@ -57,8 +55,10 @@ type WebhookOptions struct {
 // GitHub and GitLab push, tag and pull request events. It is an
 // http.Handler and a controller-runtime Runnable.
 type WebhookServer struct {
-	client client.Client
-	opts   WebhookOptions
+	client  client.Client
+	opts    WebhookOptions
+	tally   *tally
+	secrets *secretCache
 }
 
 // NewWebhookServer returns a server that lists triggers and creates runs
@@ -76,7 +76,12 @@ func NewWebhookServer(c client.Client, opts WebhookOptions) *WebhookServer {
 	if opts.Logger.GetSink() == nil {
 		opts.Logger = logr.Discard()
 	}
-	return &WebhookServer{client: c, opts: opts}
+	return &WebhookServer{
+		client:  c,
+		opts:    opts,
+		tally:   newTally(c, opts.APIReader),
+		secrets: newSecretCache(opts.APIReader, opts.Clock),
+	}
 }
 
 // firedRun is one entry of the server's answer.
@@ -201,7 +206,7 @@ func (s *WebhookServer) authenticTriggers(ctx context.Context, log logr.Logger, 
 		secret, seen := secrets[name]
 		if !seen {
 			var err error
-			if secret, err = s.webhookSecret(ctx, ns, name); err != nil {
+			if secret, err = s.secrets.get(ctx, client.ObjectKey{Namespace: ns, Name: name}); err != nil {
 				log.Error(err, "Reading webhook secret", "WorkflowTrigger", klog.KObj(trig))
 			}
 			secrets[name] = secret
@@ -211,20 +216,6 @@ func (s *WebhookServer) authenticTriggers(ctx context.Context, log logr.Logger, 
 		}
 	}
 	return out, nil
-}
-
-// webhookSecret reads the webhook secret of Secret ns/name. Its value never
-// leaves this package: not in an error, a log line or a response.
-func (s *WebhookServer) webhookSecret(ctx context.Context, ns, name string) ([]byte, error) {
-	var sec corev1.Secret
-	if err := s.opts.APIReader.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, &sec); err != nil {
-		return nil, fmt.Errorf("get Secret %s/%s: %w", ns, name, err)
-	}
-	v, ok := sec.Data[SecretKey]
-	if !ok || len(v) == 0 {
-		return nil, fmt.Errorf("secret %s/%s has no key %q", ns, name, SecretKey)
-	}
-	return v, nil
 }
 
 // fireAll starts a run for each trigger whose policy fires on e.
@@ -278,33 +269,13 @@ func (s *WebhookServer) fire(ctx context.Context, log logr.Logger, trig *cyclone
 		s.opts.Recorder.Eventf(trig, run, corev1.EventTypeNormal, ReasonFired, ReasonFired,
 			"Started WorkflowRun %s for %s %s of %s", run.Name, e.kind, e.ref, e.sha)
 	}
-	if err := s.recordFired(ctx, trig, run.Name, e.kind); err != nil {
+	fired := cyclonev1alpha1.FiredRun{Name: run.Name, Time: &metav1.Time{Time: s.opts.Clock.Now()}, Event: e.kind}
+	if err := s.tally.record(ctx, client.ObjectKeyFromObject(trig), fired); err != nil {
 		// The run is started and a replay will not start another; only the
 		// count is behind.
 		log.Error(err, "Recording the run in the trigger's status")
 	}
 	return fr, nil
-}
-
-// recordFired counts a started run in trig's status, rereading the trigger
-// on conflicts with other deliveries.
-func (s *WebhookServer) recordFired(ctx context.Context, trig *cyclonev1alpha1.WorkflowTrigger, run, kind string) error {
-	key := client.ObjectKeyFromObject(trig)
-	return retry.RetryOnConflict(retry.DefaultBackoff, func() error {
-		cur := &cyclonev1alpha1.WorkflowTrigger{}
-		if err := s.opts.APIReader.Get(ctx, key, cur); err != nil {
-			return err
-		}
-		base := cur.DeepCopy()
-		cur.Status.Count++
-		cur.Status.LastFired = &cyclonev1alpha1.FiredRun{
-			Name:  run,
-			Time:  &metav1.Time{Time: s.opts.Clock.Now().Truncate(time.Second)},
-			Event: kind,
-		}
-		cur.Status.LastError = ""
-		return s.client.Status().Patch(ctx, cur, client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{}))
-	})
 }
 
 func httpError(w http.ResponseWriter, code int, msg string) {

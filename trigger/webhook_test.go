@@ -17,6 +17,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/events"
 	clocktesting "k8s.io/utils/clock/testing"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	cyclonev1alpha1 "github.com/gyreops/gyre/api/cyclone/v1alpha1"
 )
@@ -434,4 +435,27 @@ func TestWebhookServer_neverLogsSecrets(t *testing.T) {
 	g.Expect(logs.String()).To(ContainSubstring("Started run"), "the logger is wired")
 	g.Expect(logs.String()).NotTo(ContainSubstring(demoSecret))
 	g.Expect(logs.String()).NotTo(ContainSubstring(mirrorSecret))
+}
+
+func TestWebhookServer_rotatedSecretTakesEffectWithinTheTTL(t *testing.T) {
+	g := NewWithT(t)
+	ns, _ := newWebhookTest(t)
+	clk := clocktesting.NewFakeClock(time.Date(2026, 11, 23, 9, 30, 0, 0, time.UTC))
+	srv := NewWebhookServer(k8sClient, WebhookOptions{Clock: clk})
+	post := func(id, secret string) int {
+		rec := httptest.NewRecorder()
+		srv.ServeHTTP(rec, delivery{providerGitHub, "push", id, readPayload(t, "github-push.json"), "good", secret}.request(ns))
+		return rec.Code
+	}
+	g.Expect(post("before", demoSecret)).To(Equal(http.StatusAccepted))
+
+	sec := &corev1.Secret{}
+	g.Expect(k8sClient.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: "scm-demo"}, sec)).To(Succeed())
+	sec.Data[SecretKey] = []byte("rotated")
+	g.Expect(k8sClient.Update(context.Background(), sec)).To(Succeed())
+
+	g.Expect(post("within-ttl", demoSecret)).To(Equal(http.StatusAccepted), "the secret read last is reused for SecretTTL")
+	clk.Step(SecretTTL)
+	g.Expect(post("old-secret", demoSecret)).To(Equal(http.StatusUnauthorized))
+	g.Expect(post("new-secret", "rotated")).To(Equal(http.StatusAccepted))
 }
