@@ -12,6 +12,7 @@ import (
 	cyclonev1alpha1 "github.com/gyreops/gyre/api/cyclone/v1alpha1"
 	gyrev1alpha1 "github.com/gyreops/gyre/api/gyre/v1alpha1"
 	"github.com/gyreops/gyre/exec"
+	"github.com/gyreops/gyre/source"
 	"github.com/gyreops/gyre/trigger"
 )
 
@@ -67,6 +68,16 @@ func ManagerOptions(scheme *runtime.Scheme, o Options) ctrl.Options {
 
 // Setup registers every gyre controller with mgr.
 func Setup(mgr ctrl.Manager, o Options) error {
+	if o.ArtifactDir == "" {
+		return fmt.Errorf("artifact directory not set")
+	}
+	git := &source.Git{CacheDir: o.ArtifactDir}
+	if err := (&RepositoryReconciler{Git: git}).SetupWithManager(mgr); err != nil {
+		return fmt.Errorf("repository controller: %w", err)
+	}
+	if err := (&TenantReconciler{Artifacts: StoreArtifacts{Store: git.Store()}}).SetupWithManager(mgr); err != nil {
+		return fmt.Errorf("tenant controller: %w", err)
+	}
 	if err := (&exec.Engine{Config: o.Exec}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("workflowrun engine: %w", err)
 	}

@@ -50,6 +50,7 @@ applied and pruned, WorkflowRuns executed, WorkflowTriggers fired.`,
 	f.StringVar(&o.WebhookAddr, "webhook-addr", ":9292", "address of the SCM webhook server; empty turns it off")
 	f.StringVar(&o.WebhookCertFile, "webhook-tls-cert", "", "TLS certificate of the webhook server")
 	f.StringVar(&o.WebhookKeyFile, "webhook-tls-key", "", "TLS key of the webhook server")
+	f.StringVar(&o.ArtifactDir, "artifact-dir", "/data/artifacts", "directory of the Repositories' checked-out artifacts")
 	f.BoolVar(&development, "log-development", false, "human-friendly logs")
 	return cmd
 }

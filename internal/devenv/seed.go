@@ -32,10 +32,9 @@ func seed(ctx context.Context, c client.Client, url, stateDir string) error {
 			ObjectMeta: metav1.ObjectMeta{Name: t.name},
 			Spec: gyrev1alpha1.TenantSpec{
 				RepositoryRef: gyrev1alpha1.ObjectReference{Name: "pipelines"},
-				Quota: corev1.ResourceList{
-					corev1.ResourcePods:           resource.MustParse("50"),
-					corev1.ResourceRequestsMemory: resource.MustParse("64Gi"),
-				},
+				// A count quota only: a memory or CPU quota would make every
+				// stage Pod name its requests.
+				Quota: corev1.ResourceList{corev1.ResourcePods: resource.MustParse("50")},
 				Storage: &gyrev1alpha1.TenantStorage{Size: resource.MustParse("1Gi")},
 			},
 		}
@@ -58,6 +57,18 @@ func seed(ctx context.Context, c client.Client, url, stateDir string) error {
 	for _, obj := range objs {
 		if err := c.Create(ctx, obj); err != nil && !apierrors.IsAlreadyExists(err) {
 			return fmt.Errorf("create %T %s: %w", obj, obj.GetName(), err)
+		}
+	}
+	// The Git server listens on a new port at every start.
+	repo := &gyrev1alpha1.Repository{}
+	if err := c.Get(ctx, client.ObjectKey{Name: "pipelines"}, repo); err != nil {
+		return err
+	}
+	if repo.Spec.URL != url {
+		patch := client.MergeFrom(repo.DeepCopy())
+		repo.Spec.URL = url
+		if err := c.Patch(ctx, repo, patch); err != nil {
+			return fmt.Errorf("point Repository pipelines at %s: %w", url, err)
 		}
 	}
 	return nil
