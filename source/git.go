@@ -66,7 +66,8 @@ type Stats struct {
 // Git resolves refs on remotes and checks them out into a cache. It is
 // safe for concurrent use; fetches for one artifact name are serialised.
 type Git struct {
-	// CacheDir holds the artifacts, see Store.
+	// CacheDir holds the artifacts, see Store; empty means Store's
+	// default.
 	CacheDir string
 	// Keep is how many artifacts per name stay on disk; DefaultKeep when
 	// zero.
@@ -163,9 +164,12 @@ func (g *Git) Fetch(ctx context.Context, req Request, last *Artifact) (art Artif
 	}
 	if art.Digest, err = g.checkout(ctx, commit, dir, req.Ignore); err != nil {
 		var se *Error
-		if errors.As(err, &se) {
+		switch {
+		case errors.As(err, &se):
 			se.URL = RedactURL(req.URL)
 			return Artifact{}, false, se
+		case ctx.Err() != nil:
+			return Artifact{}, false, newError(FetchFailed, req.URL, fmt.Errorf("check out: %w", err))
 		}
 		return Artifact{}, false, newError(StorageFailed, req.URL, err)
 	}

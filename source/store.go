@@ -29,8 +29,16 @@ const tmpPrefix = ".tmp-"
 // never reuses a checkout made without it. A directory that exists is
 // complete: it appears by rename.
 type Store struct {
-	// Root holds one directory per name.
+	// Root holds one directory per name; <os.TempDir()>/gyre-artifacts
+	// when empty, never the working directory.
 	Root string
+}
+
+func (s Store) root() string {
+	if s.Root == "" {
+		return filepath.Join(os.TempDir(), "gyre-artifacts")
+	}
+	return s.Root
 }
 
 // Dir returns the artifact directory of commit for name under ignore.
@@ -40,12 +48,12 @@ func (s Store) Dir(name, commit, ignore string) string {
 		sum := sha256.Sum256([]byte(ignore))
 		leaf += "-" + hex.EncodeToString(sum[:6])
 	}
-	return filepath.Join(s.Root, SafeName(name), leaf)
+	return filepath.Join(s.root(), SafeName(name), leaf)
 }
 
 // Remove deletes every artifact of name, for a consumer that is gone.
 func (s Store) Remove(name string) error {
-	return os.RemoveAll(filepath.Join(s.Root, SafeName(name)))
+	return os.RemoveAll(filepath.Join(s.root(), SafeName(name)))
 }
 
 var unsafeChars = regexp.MustCompile(`[^A-Za-z0-9._-]+`)
