@@ -34,7 +34,7 @@ func seed(ctx context.Context, c client.Client, url, stateDir string) error {
 				RepositoryRef: gyrev1alpha1.ObjectReference{Name: "pipelines"},
 				// A count quota only: a memory or CPU quota would make every
 				// stage Pod name its requests.
-				Quota: corev1.ResourceList{corev1.ResourcePods: resource.MustParse("50")},
+				Quota:   corev1.ResourceList{corev1.ResourcePods: resource.MustParse("50")},
 				Storage: &gyrev1alpha1.TenantStorage{Size: resource.MustParse("1Gi")},
 			},
 		}
