@@ -57,6 +57,11 @@ type Config struct {
 	// Defaults 10 seconds and 5 minutes.
 	RetryBackoff    time.Duration
 	MaxRetryBackoff time.Duration
+	// RunningReportDelay holds back a stage's move from Pending to Running
+	// in the status until its attempt is this old, so that a stage that
+	// finishes quickly costs one status write instead of two. Default 1
+	// second; negative reports Running at once.
+	RunningReportDelay time.Duration
 	// WaitInterval is how often a run blocked by the tenant cap or an
 	// unreachable execution cluster looks again. Default 5 seconds.
 	WaitInterval time.Duration
@@ -109,6 +114,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxRetryBackoff <= 0 {
 		c.MaxRetryBackoff = 5 * time.Minute
+	}
+	if c.RunningReportDelay == 0 {
+		c.RunningReportDelay = time.Second
 	}
 	if c.WaitInterval <= 0 {
 		c.WaitInterval = 5 * time.Second

@@ -199,6 +199,11 @@ func (r *Engine) progress(ctx context.Context, s *scope) error {
 		}
 		summarize(st, s.now)
 	}
+	if finished(st.Overall.Phase) && st.GC == nil && s.target.pvc != "" {
+		// The run's end starts its GC in the same status write.
+		now := metav1.NewTime(s.now)
+		st.GC = &cyclonev1alpha1.GCStatus{Phase: cyclonev1alpha1.GCRunning, Attempt: 1, StartTime: &now}
+	}
 	if err := r.writeStatus(ctx, run, st); err != nil {
 		return err
 	}
@@ -289,6 +294,12 @@ func (r *Engine) observe(s *scope, st *cyclonev1alpha1.WorkflowRunStatus, pods m
 		if state.Phase == cyclonev1alpha1.StatusFailed {
 			r.failAttempt(s, ss, item, state)
 			continue
+		}
+		if state.Phase == cyclonev1alpha1.StatusRunning && ss.Status.Phase != cyclonev1alpha1.StatusRunning {
+			if report := start.Add(r.cfg.RunningReportDelay); s.now.Before(report) {
+				s.wakeAt(report)
+				continue
+			}
 		}
 		transition(&ss.Status, state.Phase, state.Reason, state.Message, s.now)
 	}

@@ -79,9 +79,12 @@ func (r *Engine) cleanup(ctx context.Context, s *scope) (bool, error) {
 		if pod.DeletionTimestamp != nil {
 			continue
 		}
-		if err := s.target.client.Delete(ctx, pod, client.Preconditions{UID: &pod.UID}); client.IgnoreNotFound(err) != nil {
-			return false, fmt.Errorf("delete pod %s/%s: %w", pod.Namespace, pod.Name, err)
+		// One request deletes them all.
+		if err := s.target.client.DeleteAllOf(ctx, &corev1.Pod{}, client.InNamespace(s.target.namespace),
+			client.MatchingLabels{LabelRunUID: string(run.UID), LabelPodKind: podKindWorkload}); err != nil {
+			return false, fmt.Errorf("delete pods of run: %w", err)
 		}
+		break
 	}
 	if len(stagePods) > 0 {
 		// The GC Pod must not remove data a stage Pod still writes: wait

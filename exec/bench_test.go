@@ -1,0 +1,216 @@
+package exec
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	cyclonev1alpha1 "github.com/gyreops/gyre/api/cyclone/v1alpha1"
+	"github.com/gyreops/gyre/internal/testcluster"
+)
+
+// Size of the benchmark workload.
+const (
+	benchRuns    = 200
+	benchWorkers = 16
+)
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// countingConfig is env's config with client-side throttling out of the
+// way and a counter of write requests.
+func countingConfig(writes *atomic.Int64) *rest.Config {
+	cfg := rest.CopyConfig(env.Config)
+	cfg.QPS, cfg.Burst = 5000, 10000
+	cfg.Wrap(func(rt http.RoundTripper) http.RoundTripper {
+		return roundTripFunc(func(r *http.Request) (*http.Response, error) {
+			if r.Method != http.MethodGet {
+				writes.Add(1)
+			}
+			return rt.RoundTrip(r)
+		})
+	})
+	return cfg
+}
+
+// BenchmarkEngine runs 200 WorkflowRuns of a 5-stage diamond at once on
+// kwok and reports stage throughput, API writes per stage and the latency
+// from a dependency's success to the next stage's Pod, next to the raw
+// rate at which the same API server creates Pods. Run it with
+// -benchtime=1x: one iteration is the whole workload.
+func BenchmarkEngine(b *testing.B) {
+	requireCluster(b)
+	for range b.N {
+		raw := rawPodCreateRate(b)
+		benchRun(b, raw)
+	}
+}
+
+// rawPodCreateRate creates as many Pods as the workload has stages, with
+// as many concurrent clients as the engine has workers, and returns Pods
+// created per second.
+func rawPodCreateRate(b *testing.B) float64 {
+	var writes atomic.Int64
+	c, err := client.New(countingConfig(&writes), client.Options{Scheme: scheme})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ns := newTenant(b)
+	worker := "cyclone-" + Tenant(ns) + "-worker"
+	n := benchRuns * 5
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	start := time.Now()
+	for range benchWorkers {
+		wg.Go(func() {
+			for i := next.Add(1); i <= int64(n); i = next.Add(1) {
+				pod := &corev1.Pod{
+					ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("raw-%d", i), Namespace: worker,
+						Annotations: map[string]string{testcluster.AnnotationResult: "succeed"}},
+					Spec: corev1.PodSpec{RestartPolicy: corev1.RestartPolicyNever,
+						Containers: []corev1.Container{{Name: "main", Image: "busybox"}}},
+				}
+				if err := c.Create(context.Background(), pod); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	rate := float64(n) / time.Since(start).Seconds()
+	// Wait until they are gone, so that the engine's part has the
+	// cluster to itself.
+	_ = c.DeleteAllOf(context.Background(), &corev1.Pod{}, client.InNamespace(worker))
+	NewWithT(b).Eventually(func(g Gomega) {
+		pods := &corev1.PodList{}
+		g.Expect(k8s.List(context.Background(), pods, client.InNamespace(worker))).To(Succeed())
+		g.Expect(pods.Items).To(BeEmpty())
+	}).WithTimeout(5 * time.Minute).WithPolling(time.Second).Should(Succeed())
+	return rate
+}
+
+// stamp is when the benchmark saw a stage Pod appear and succeed.
+type stamp struct{ added, succeeded time.Time }
+
+func benchRun(b *testing.B, raw float64) {
+	g := NewWithT(b)
+	ns := newTenant(b)
+	worker := "cyclone-" + Tenant(ns) + "-worker"
+	diamond(b, ns, map[string]map[string]string{
+		"a": succeed("0s"), "b": succeed("0s"), "c": succeed("0s"), "d": succeed("0s"), "e": succeed("0s"),
+	})
+
+	var mu sync.Mutex
+	stamps := map[string]*stamp{} // by "<run>/<stage>"
+	w, err := k8s.Watch(context.Background(), &corev1.PodList{}, client.InNamespace(worker))
+	g.Expect(err).NotTo(HaveOccurred())
+	defer w.Stop()
+	go func() {
+		for ev := range w.ResultChan() {
+			pod, ok := ev.Object.(*corev1.Pod)
+			if !ok || pod.Annotations[AnnotationStage] == "" {
+				continue
+			}
+			now := time.Now()
+			k := pod.Annotations[AnnotationRun] + "/" + pod.Annotations[AnnotationStage]
+			mu.Lock()
+			s := stamps[k]
+			if s == nil {
+				s = &stamp{}
+				stamps[k] = s
+			}
+			if ev.Type == watch.Added && s.added.IsZero() {
+				s.added = now
+			}
+			if pod.Status.Phase == corev1.PodSucceeded && s.succeeded.IsZero() {
+				s.succeeded = now
+			}
+			mu.Unlock()
+		}
+	}()
+
+	var writes atomic.Int64
+	cfg := testConfig()
+	cfg.MaxConcurrentReconciles = benchWorkers
+	e, stop := startEngineOn(b, countingConfig(&writes), cfg, nil)
+	defer stop()
+
+	b.ResetTimer()
+	start := time.Now()
+	for i := range benchRuns {
+		createRun(b, ns, fmt.Sprintf("run%03d", i), "diamond")
+	}
+	g.Eventually(func(g Gomega) {
+		list := &cyclonev1alpha1.WorkflowRunList{}
+		g.Expect(k8s.List(context.Background(), list, client.InNamespace(ns))).To(Succeed())
+		done := 0
+		for _, r := range list.Items {
+			if r.Status.Overall.Phase == cyclonev1alpha1.StatusSucceeded {
+				done++
+			}
+		}
+		g.Expect(done).To(Equal(benchRuns))
+	}).WithTimeout(10 * time.Minute).WithPolling(200 * time.Millisecond).Should(Succeed())
+	elapsed := time.Since(start)
+	b.StopTimer()
+	runWrites := writes.Load()
+	runReconciles := e.reconciles.Load()
+
+	// Let GC finish so the namespace is left clean, and count its writes.
+	g.Eventually(func(g Gomega) {
+		list := &cyclonev1alpha1.WorkflowRunList{}
+		g.Expect(k8s.List(context.Background(), list, client.InNamespace(ns))).To(Succeed())
+		for _, r := range list.Items {
+			g.Expect(r.Status.Cleaned).To(BeTrue())
+		}
+	}).WithTimeout(10 * time.Minute).WithPolling(time.Second).Should(Succeed())
+
+	depends := map[string][]string{"b": {"a"}, "c": {"a"}, "d": {"b", "c"}, "e": {"d"}}
+	var lat []time.Duration
+	mu.Lock()
+	for i := range benchRuns {
+		run := fmt.Sprintf("%s/run%03d", ns, i)
+		for stage, deps := range depends {
+			s := stamps[run+"/"+stage]
+			if s == nil || s.added.IsZero() {
+				continue
+			}
+			var ready time.Time
+			for _, d := range deps {
+				if ds := stamps[run+"/"+d]; ds != nil && ds.succeeded.After(ready) {
+					ready = ds.succeeded
+				}
+			}
+			lat = append(lat, s.added.Sub(ready))
+		}
+	}
+	mu.Unlock()
+	slices.Sort(lat)
+	stages := float64(benchRuns * 5)
+	stagesPerSec := stages / elapsed.Seconds()
+	b.ReportMetric(stagesPerSec, "stages/s")
+	b.ReportMetric(raw, "raw-pods/s")
+	b.ReportMetric(stagesPerSec/raw, "ratio")
+	b.ReportMetric(float64(runWrites)/stages, "writes/stage")
+	b.ReportMetric(float64(writes.Load())/stages, "writes/stage+gc")
+	b.ReportMetric(float64(runReconciles)/benchRuns, "reconciles/run")
+	if len(lat) > 0 {
+		b.ReportMetric(float64(lat[len(lat)/2].Milliseconds()), "p50-ms")
+		b.ReportMetric(float64(lat[len(lat)*99/100].Milliseconds()), "p99-ms")
+	}
+}
