@@ -24,27 +24,34 @@ type cronPlan struct {
 
 // planCron decides which scheduled times in (since, now] start runs.
 //
-// since is the trigger's ledger, or its creation time before it has one.
-// The catch-up policy picks from the due times: None only a time seen
-// within OnTimeWindow, Latest the latest, All the latest maxCatchUp ones.
-// startingDeadlineSeconds then drops any time too old to start.
-func planCron(s cron.Schedule, c cyclonev1alpha1.CronTrigger, since, now time.Time) cronPlan {
+// since is the trigger's ledger, or its creation time before it has one;
+// upSince is when this controller started watching. The catch-up policy
+// picks from the due times: None only a time that came while the
+// controller was up (or within OnTimeWindow of now), Latest the latest,
+// All the latest maxCatchUp ones. startingDeadlineSeconds then drops any
+// time too old to start.
+//
+// None judges by upSince rather than by lateness alone so that a busy
+// controller, working through a thousand triggers due in the same minute,
+// never mistakes its own queue for an outage.
+func planCron(s cron.Schedule, c cyclonev1alpha1.CronTrigger, since, now, upSince time.Time) cronPlan {
 	limit := 1
-	deadline := time.Duration(-1)
-	switch c.CatchUp {
-	case cyclonev1alpha1.CatchUpAll:
+	if c.CatchUp == cyclonev1alpha1.CatchUpAll {
 		limit = DefaultMaxCatchUp
 		if c.MaxCatchUp != nil {
 			limit = max(int(*c.MaxCatchUp), 1)
 		}
-	case cyclonev1alpha1.CatchUpNone:
-		deadline = OnTimeWindow
 	}
+	deadline := time.Duration(-1)
 	if c.StartingDeadlineSeconds != nil {
-		d := time.Duration(*c.StartingDeadlineSeconds) * time.Second
-		if deadline < 0 || d < deadline {
-			deadline = d
+		deadline = time.Duration(*c.StartingDeadlineSeconds) * time.Second
+	}
+	missed := func(t time.Time) bool {
+		if deadline >= 0 && now.Sub(t) > deadline {
+			return true
 		}
+		return c.CatchUp == cyclonev1alpha1.CatchUpNone &&
+			t.Before(upSince.Add(-OnTimeWindow)) && now.Sub(t) > OnTimeWindow
 	}
 
 	p := cronPlan{next: s.Next(now)}
@@ -55,7 +62,7 @@ func planCron(s cron.Schedule, c cyclonev1alpha1.CronTrigger, since, now time.Ti
 	p.ledger = due[len(due)-1]
 	p.missed = older
 	for _, t := range due {
-		if deadline >= 0 && now.Sub(t) > deadline {
+		if missed(t) {
 			p.missed = true
 			continue
 		}

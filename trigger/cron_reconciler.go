@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -50,6 +51,11 @@ type CronReconciler struct {
 	Recorder events.EventRecorder
 	// Clock tells the time; the schedule is read against it.
 	Clock clock.PassiveClock
+
+	// upSince is when the reconciler first ran: scheduled times before it
+	// came while no controller was watching.
+	upSince     time.Time
+	upSinceOnce sync.Once
 }
 
 // cronScope carries one reconcile of one trigger.
@@ -75,6 +81,7 @@ func (r *CronReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.
 	base := trig.DeepCopy()
 
 	sc := &cronScope{trig: trig, now: r.Clock.Now()}
+	r.upSinceOnce.Do(func() { r.upSince = sc.now })
 	result, err := r.reconcile(ctx, sc)
 
 	if equality.Semantic.DeepEqual(base.Status, trig.Status) {
@@ -112,7 +119,7 @@ func (r *CronReconciler) reconcile(ctx context.Context, sc *cronScope) (ctrl.Res
 	if trig.Status.LastScheduleTime != nil {
 		since = trig.Status.LastScheduleTime.Time
 	}
-	plan := planCron(sched, trig.Spec.Cron, since, sc.now)
+	plan := planCron(sched, trig.Spec.Cron, since, sc.now, r.upSince)
 
 	if trig.Spec.Disabled {
 		// A disabled trigger still moves its ledger, so the times it slept

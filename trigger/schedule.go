@@ -18,8 +18,9 @@ const (
 	// DefaultMaxCatchUp is how many missed times the All policy starts runs
 	// for when maxCatchUp is unset.
 	DefaultMaxCatchUp = 10
-	// OnTimeWindow is how late gyre may see a scheduled time and still
-	// count it as on time rather than missed, for the None policy.
+	// OnTimeWindow is how long before the controller started a scheduled
+	// time may be, or how late the controller may see it, and still count
+	// as on time rather than missed, for the None policy.
 	OnTimeWindow = time.Minute
 )
 

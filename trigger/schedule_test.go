@@ -89,6 +89,9 @@ func TestPlanCron(t *testing.T) {
 		name       string
 		cron       cyclonev1alpha1.CronTrigger
 		since, now time.Time
+		// upSince is when the controller started; now when zero, as
+		// after an outage.
+		upSince    time.Time
 		wantFire   []time.Time
 		wantMissed bool
 		wantLedger time.Time
@@ -119,6 +122,16 @@ func TestPlanCron(t *testing.T) {
 			wantMissed: true,
 			wantLedger: h(3),
 			wantNext:   h(4),
+		},
+		{
+			name:       "None fires a time the controller was up for, however late it gets to it",
+			cron:       cyclonev1alpha1.CronTrigger{Schedule: hourly, CatchUp: cyclonev1alpha1.CatchUpNone},
+			since:      base,
+			upSince:    base,
+			now:        h(1).Add(5 * time.Minute),
+			wantFire:   []time.Time{h(1)},
+			wantLedger: h(1),
+			wantNext:   h(2),
 		},
 		{
 			name:       "Latest, the default, fires only the latest missed time",
@@ -175,7 +188,11 @@ func TestPlanCron(t *testing.T) {
 			g := NewWithT(t)
 			s, err := parseSchedule(tt.cron)
 			g.Expect(err).NotTo(HaveOccurred())
-			p := planCron(s, tt.cron, tt.since, tt.now)
+			upSince := tt.upSince
+			if upSince.IsZero() {
+				upSince = tt.now
+			}
+			p := planCron(s, tt.cron, tt.since, tt.now, upSince)
 			g.Expect(p.fire).To(Equal(tt.wantFire))
 			g.Expect(p.missed).To(Equal(tt.wantMissed))
 			g.Expect(p.ledger).To(Equal(tt.wantLedger))

@@ -100,8 +100,8 @@ type CatchUpPolicy string
 
 // Catch-up policies.
 const (
-	// CatchUpNone starts no run for a missed time: a time starts a run only
-	// if gyre sees it within a minute.
+	// CatchUpNone starts no run for a time missed while no controller was
+	// running; a time the controller was up for always starts its run.
 	CatchUpNone CatchUpPolicy = "None"
 	// CatchUpLatest starts one run for the latest missed time.
 	CatchUpLatest CatchUpPolicy = "Latest"
