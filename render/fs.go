@@ -218,6 +218,9 @@ func (f *confinedFS) Open(p string) (filesys.File, error) {
 	if err != nil {
 		return nil, err
 	}
+	if !fi.Mode().IsRegular() {
+		return nil, f.violate(f.rel(real), "not a regular file")
+	}
 	if fi.Size() > f.maxSize {
 		return nil, f.violate(f.rel(real), tooBig(fi.Size(), f.maxSize))
 	}
@@ -357,12 +360,9 @@ func (f *confinedFS) ReadFile(p string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	file, err := os.Open(real)
-	if err != nil {
-		return nil, err
-	}
-	defer file.Close()
-	fi, err := file.Stat()
+	// Stat before opening: opening a FIFO or a device could block or
+	// never end.
+	fi, err := os.Stat(real)
 	if err != nil {
 		return nil, err
 	}
@@ -370,9 +370,17 @@ func (f *confinedFS) ReadFile(p string) ([]byte, error) {
 		return nil, fmt.Errorf("read %s: is a directory", f.rel(real))
 	}
 	f.recordDir(filepath.Dir(real))
+	if !fi.Mode().IsRegular() {
+		return nil, f.violate(f.rel(real), "not a regular file")
+	}
 	if fi.Size() > f.maxSize {
 		return nil, f.violate(f.rel(real), tooBig(fi.Size(), f.maxSize))
 	}
+	file, err := os.Open(real)
+	if err != nil {
+		return nil, err
+	}
+	defer file.Close()
 	// Read one byte past the cap: the file may grow after Stat.
 	data, err := io.ReadAll(io.LimitReader(file, f.maxSize+1))
 	if err != nil {
@@ -381,7 +389,7 @@ func (f *confinedFS) ReadFile(p string) ([]byte, error) {
 	if int64(len(data)) > f.maxSize {
 		return nil, f.violate(f.rel(real), tooBig(int64(len(data)), f.maxSize))
 	}
-	if isYAML(real) || bytes.HasPrefix(data, []byte("apiVersion:")) {
+	if isYAML(real) || strings.EqualFold(filepath.Ext(real), ".json") || bytes.HasPrefix(data, []byte("apiVersion:")) {
 		if err := checkYAML(data); err != nil {
 			return nil, f.violate(f.rel(real), err.Error())
 		}

@@ -191,7 +191,10 @@ func remoteRef(ref string) bool {
 // for it: remote bases and files (unless allowed), paths leaving the
 // repository and Helm charts. kustomize would otherwise clone or download
 // first and fail, if at all, with less context.
-func precheck(root, dir string, allowRemote bool) []Error {
+//
+// It reads through fsys, so the kustomizations it reads are confined,
+// capped and checked like every other file (refusals are recorded there).
+func precheck(fsys *confinedFS, dir string, allowRemote bool) []Error {
 	var errs []Error
 	seen := map[string]bool{}
 	var visit func(dir string)
@@ -200,14 +203,17 @@ func precheck(root, dir string, allowRemote bool) []Error {
 			return
 		}
 		seen[dir] = true
-		abs := filepath.Join(root, filepath.FromSlash(dir))
+		abs := filepath.Join(fsys.root, filepath.FromSlash(dir))
 		var file string
 		var data []byte
 		for _, n := range konfig.RecognizedKustomizationFileNames() {
-			if b, err := os.ReadFile(filepath.Join(abs, n)); err == nil {
-				file, data = path.Join(dir, n), b
-				break
+			if !fsys.Exists(filepath.Join(abs, n)) {
+				continue
 			}
+			if b, err := fsys.ReadFile(filepath.Join(abs, n)); err == nil {
+				file, data = path.Join(dir, n), b
+			}
+			break
 		}
 		if file == "" {
 			return
@@ -236,10 +242,8 @@ func precheck(root, dir string, allowRemote bool) []Error {
 				errs = append(errs, Error{File: file, Field: field, Message: fmt.Sprintf("path %q is outside the repository", ref)})
 				return
 			}
-			if dirs {
-				if fi, err := os.Stat(filepath.Join(root, filepath.FromSlash(target))); err == nil && fi.IsDir() {
-					visit(target)
-				}
+			if dirs && fsys.IsDir(filepath.Join(fsys.root, filepath.FromSlash(target))) {
+				visit(target)
 			}
 		}
 		for i, r := range k.Resources {

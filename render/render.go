@@ -168,15 +168,17 @@ func (r *Result) clone() *Result {
 // same files).
 func renderTarget(ctx context.Context, root, dir string, t Target, opts Options) (*Result, []string, bool) {
 	res := &Result{Target: t, Dir: dir}
-	if errs := precheck(root, dir, opts.AllowRemoteBases); len(errs) > 0 {
-		sortErrors(errs)
-		res.fail(errs...)
-		return res, nil, false
-	}
 	fsys, err := newConfinedFS(root, opts.MaxFileSize, opts.AllowRemoteBases)
 	if err != nil {
 		res.fail(Error{Message: err.Error()})
 		return res, nil, false
+	}
+	errs := precheck(fsys, dir, opts.AllowRemoteBases)
+	if v := fsys.Violations(); len(v) > 0 || len(errs) > 0 {
+		errs = append(errs, v...)
+		sortErrors(errs)
+		res.fail(errs...)
+		return res, fsys.Dirs(), true
 	}
 	b, kerr := kustomize(fsys, dir)
 	cacheable := !fsys.remoteUsed
@@ -191,7 +193,7 @@ func renderTarget(ctx context.Context, root, dir string, t Target, opts Options)
 	}
 
 	fixArtifactSources(b.objects)
-	errs := enforceTenancy(b.objects, b.origins, t, opts.AllowedKinds, opts.Schemas)
+	errs = enforceTenancy(b.objects, b.origins, t, opts.AllowedKinds, opts.Schemas)
 	for i, o := range b.objects {
 		for _, fe := range opts.Schemas.Validate(ctx, o) {
 			errs = append(errs, fieldError(b.origins[i], o, fe))
@@ -262,6 +264,10 @@ func treeDigest(root string, dirs []string) (string, error) {
 				fmt.Fprintf(h, "link %s %s\n", e.Name(), target)
 			case e.IsDir():
 				fmt.Fprintf(h, "subdir %s\n", e.Name())
+			case !e.Type().IsRegular():
+				// A FIFO or device is never read by a render (the file
+				// system refuses it); hashing it could block.
+				fmt.Fprintf(h, "special %s\n", e.Name())
 			default:
 				f, err := os.Open(p)
 				if err != nil {

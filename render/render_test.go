@@ -188,6 +188,11 @@ func TestRender_refusesHostileRepositories(t *testing.T) {
 			switch c.Name() {
 			case "symlink":
 				g.Expect(os.Symlink(filepath.Join(outside, "secret.yaml"), filepath.Join(base, "link.yaml"))).To(Succeed())
+			case "symlink-dir":
+				shared := filepath.Join(outside, "shared")
+				g.Expect(os.MkdirAll(shared, 0o755)).To(Succeed())
+				g.Expect(os.WriteFile(filepath.Join(shared, "kustomization.yaml"), []byte("resources:\n- ../secret.yaml\n"), 0o644)).To(Succeed())
+				g.Expect(os.Symlink(shared, filepath.Join(base, "shared"))).To(Succeed())
 			case "big-file":
 				big := bytes.Repeat([]byte("# padding to push the file over the size cap\n"), DefaultMaxFileSize/40)
 				g.Expect(os.WriteFile(filepath.Join(base, "big.yaml"), big, 0o644)).To(Succeed())
