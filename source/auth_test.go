@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	. "github.com/onsi/gomega"
+	"golang.org/x/crypto/ssh/knownhosts"
 
 	"github.com/gyreops/gyre/internal/gitserver"
 )
@@ -79,6 +80,8 @@ func TestGit_Fetch_sshAuth(t *testing.T) {
 			"identity": plain.pem, "known_hosts": srv.KnownHosts()}, ""},
 		{"An encrypted key with its password succeeds.", map[string][]byte{
 			"identity": encrypted.pem, "password": []byte("key-passphrase-42"), "known_hosts": srv.KnownHosts()}, ""},
+		{"A hashed known_hosts entry matches.", map[string][]byte{
+			"identity": plain.pem, "known_hosts": hashedKnownHosts(t, srv)}, ""},
 		{"A key the server does not know is AuthenticationFailed.", map[string][]byte{
 			"identity": stranger.pem, "known_hosts": srv.KnownHosts()}, AuthenticationFailed},
 		{"A host key missing from known_hosts is UnknownHostKey.", map[string][]byte{
@@ -96,12 +99,25 @@ func TestGit_Fetch_sshAuth(t *testing.T) {
 			if tt.reason == "" {
 				g.Expect(err).NotTo(HaveOccurred())
 				g.Expect(os.ReadFile(filepath.Join(art.Dir, "README.md"))).To(BeEquivalentTo("over ssh\n"))
+				// Polling again over SSH lists and fetches nothing.
+				_, fetched, err := git.Fetch(context.Background(), Request{URL: url, Auth: auth}, &art)
+				g.Expect(err).NotTo(HaveOccurred())
+				g.Expect(fetched).To(BeFalse())
+				g.Expect(git.Stats()).To(Equal(Stats{Listings: 2, Fetches: 1}))
 				return
 			}
 			g.Expect(ReasonOf(err)).To(Equal(tt.reason), "got %v", err)
 			hasNoSecret(g, err, "key-passphrase-42", "PRIVATE KEY")
 		})
 	}
+}
+
+// hashedKnownHosts is the server's known_hosts line with the host hashed,
+// as ssh-keygen -H writes it.
+func hashedKnownHosts(t *testing.T, srv *gitserver.SSHServer) []byte {
+	t.Helper()
+	fields := strings.SplitN(strings.TrimSpace(string(srv.KnownHosts())), " ", 2)
+	return []byte(knownhosts.HashHostname(fields[0]) + " " + fields[1] + "\n")
 }
 
 func TestAuthFromSecret(t *testing.T) {
