@@ -1,0 +1,243 @@
+package reconciler
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/fluxcd/pkg/apis/meta"
+	. "github.com/onsi/gomega"
+	"golang.org/x/sync/errgroup"
+	corev1 "k8s.io/api/core/v1"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/utils/ptr"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/config"
+	"sigs.k8s.io/controller-runtime/pkg/metrics"
+
+	gyrev1alpha1 "github.com/gyreops/gyre/api/gyre/v1alpha1"
+	"github.com/gyreops/gyre/internal/testcluster"
+	"github.com/gyreops/gyre/render"
+)
+
+// dirArtifacts serves every Repository from one directory.
+type dirArtifacts string
+
+func (d dirArtifacts) ArtifactDir(*gyrev1alpha1.Repository) (string, error) { return string(d), nil }
+
+// benchRepo writes a repository of tenants named prefix0..prefix<n-1>,
+// each with a base of 10 Stages and 10 ConfigMaps and two suffixed
+// per-cluster overlays: 20 objects per target.
+func benchRepo(b *testing.B, dir, prefix string, n int) {
+	write := func(p, content string) {
+		p = filepath.Join(dir, p)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			b.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for i := range n {
+		t := fmt.Sprintf("tenants/%s%d/", prefix, i)
+		var objs bytes.Buffer
+		for j := range 10 {
+			fmt.Fprintf(&objs, "---\napiVersion: cyclone.dev/v1alpha1\nkind: Stage\nmetadata:\n  name: stage%d\nspec:\n  pod:\n    spec:\n      containers:\n      - name: main\n        image: golang:1.27\n        command: [go, test, ./pkg%d/...]\n", j, j)
+			fmt.Fprintf(&objs, "---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: config%d\ndata:\n  key: value%d\n", j, j)
+		}
+		write(t+"base/objects.yaml", objs.String())
+		write(t+"base/kustomization.yaml", "resources:\n- objects.yaml\n")
+		for _, c := range []string{"one", "two"} {
+			write(t+c+"/kustomization.yaml", "resources:\n- ../base\nnameSuffix: -"+c+"\n")
+		}
+	}
+}
+
+// BenchmarkTenantReconciler measures 50 tenants × 2 targets × 20 objects:
+// the first convergence against raw concurrent server-side apply (and
+// kubectl apply --server-side) of the same number of objects, then a
+// reconcile of everything with nothing to change. Run it with
+//
+//	go test ./reconciler -run '^$' -bench BenchmarkTenantReconciler -benchtime 1x
+func BenchmarkTenantReconciler(b *testing.B) {
+	const tenantCount = 50
+	g := NewWithT(b)
+	ctx := context.Background()
+	dir := b.TempDir()
+	benchRepo(b, dir, "bench", tenantCount)
+	benchRepo(b, dir, "raw", tenantCount)
+	benchRepo(b, dir, "kubectl", tenantCount)
+	rev := "main@sha1:" + fmt.Sprintf("%040d", 1)
+
+	repo := &gyrev1alpha1.Repository{ObjectMeta: metav1.ObjectMeta{GenerateName: "bench-"}, Spec: gyrev1alpha1.RepositorySpec{URL: "https://example.invalid/x.git", Suspend: true}}
+	g.Expect(testEnv.Client.Create(ctx, repo)).To(Succeed())
+	repo.Status.Artifact = &gyrev1alpha1.Artifact{Revision: rev}
+	g.Expect(testEnv.Client.Status().Update(ctx, repo)).To(Succeed())
+
+	writes := &writeCounter{}
+	start := func() func() {
+		opts := ManagerOptions(testEnv.Scheme, Options{MetricsAddr: "0", ProbeAddr: "0"})
+		opts.Controller = config.Controller{SkipNameValidation: ptr.To(true)}
+		mgr, err := ctrl.NewManager(countingConfig(testEnv.Config, writes), opts)
+		g.Expect(err).NotTo(HaveOccurred())
+		rec := &TenantReconciler{Artifacts: dirArtifacts(dir)}
+		g.Expect(rec.SetupWithManager(mgr)).To(Succeed())
+		mctx, cancel := context.WithCancel(ctx)
+		done := make(chan error, 1)
+		go func() { done <- mgr.Start(mctx) }()
+		return func() { cancel(); g.Expect(<-done).To(Succeed()) }
+	}
+
+	// Raw concurrent server-side apply of the same 2,000 objects.
+	raw := renderAll(b, dir, "raw", tenantCount)
+	rawStart := time.Now()
+	eg, ectx := errgroup.WithContext(ctx)
+	eg.SetLimit(40)
+	for i := range tenantCount {
+		ns := &unstructured.Unstructured{}
+		ns.SetAPIVersion("v1")
+		ns.SetKind("Namespace")
+		ns.SetName(fmt.Sprintf("cyclone-raw%d", i))
+		g.Expect(testEnv.Client.Patch(ctx, ns, client.Apply, client.FieldOwner("raw"), client.ForceOwnership)).To(Succeed())
+	}
+	for _, o := range raw {
+		eg.Go(func() error {
+			return testEnv.Client.Patch(ectx, o, client.Apply, client.FieldOwner("raw"), client.ForceOwnership)
+		})
+	}
+	g.Expect(eg.Wait()).To(Succeed())
+	rawTime := time.Since(rawStart)
+
+	// kubectl apply --server-side of the same number of objects.
+	var kubectlTime time.Duration
+	if root, err := testcluster.RepoRoot(); err == nil {
+		var buf bytes.Buffer
+		for i := range tenantCount {
+			fmt.Fprintf(&buf, "---\napiVersion: v1\nkind: Namespace\nmetadata:\n  name: cyclone-kubectl%d\n", i)
+		}
+		g.Expect(render.WriteYAML(&buf, renderAll(b, dir, "kubectl", tenantCount))).To(Succeed())
+		file := filepath.Join(b.TempDir(), "all.yaml")
+		g.Expect(os.WriteFile(file, buf.Bytes(), 0o644)).To(Succeed())
+		kstart := time.Now()
+		cmd := exec.Command(filepath.Join(root, "bin", "kubectl"), "--kubeconfig", testEnv.Cluster.Kubeconfig, "apply", "--server-side", "-f", file)
+		out, err := cmd.CombinedOutput()
+		g.Expect(err).NotTo(HaveOccurred(), string(out))
+		kubectlTime = time.Since(kstart)
+	}
+
+	// gyre: first convergence.
+	stop := start()
+	b.ResetTimer()
+	first := time.Now()
+	for i := range tenantCount {
+		g.Expect(testEnv.Client.Create(ctx, &gyrev1alpha1.Tenant{
+			ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("bench%d", i)},
+			Spec: gyrev1alpha1.TenantSpec{
+				RepositoryRef: gyrev1alpha1.ObjectReference{Name: repo.Name},
+				Clusters:      []gyrev1alpha1.TenantCluster{{Name: "one"}, {Name: "two"}},
+			},
+		})).To(Succeed())
+	}
+	g.Eventually(func(g Gomega) {
+		var list gyrev1alpha1.TenantList
+		g.Expect(testEnv.Client.List(ctx, &list)).To(Succeed())
+		ready, objects := 0, 0
+		for _, t := range list.Items {
+			if apimeta.IsStatusConditionTrue(t.Status.Conditions, meta.ReadyCondition) && t.Status.LastAppliedRevision == rev {
+				ready++
+				objects += t.Status.Objects
+			}
+		}
+		g.Expect(ready).To(Equal(tenantCount))
+		g.Expect(objects).To(Equal(tenantCount * 40))
+	}).WithTimeout(10 * time.Minute).WithPolling(100 * time.Millisecond).Should(Succeed())
+	gyreTime := time.Since(first)
+	b.StopTimer()
+	stop()
+
+	// A no-op reconcile of everything: a fresh process checks every object.
+	time.Sleep(2 * time.Second)
+	writes.take()
+	before := reconcileCount(g)
+	noopStart := time.Now()
+	stop = start()
+	g.Eventually(func() float64 { return reconcileCount(g) - before }).WithTimeout(5 * time.Minute).WithPolling(50 * time.Millisecond).
+		Should(BeNumerically(">=", tenantCount))
+	noopTime := time.Since(noopStart)
+	time.Sleep(time.Second)
+	stop()
+	var noopWrites []string
+	for _, w := range writes.take() {
+		if !bytes.Contains([]byte(w), []byte("/leases/")) {
+			noopWrites = append(noopWrites, w)
+		}
+	}
+
+	objects := float64(tenantCount * 40)
+	b.ReportMetric(gyreTime.Seconds(), "gyre-first-s")
+	b.ReportMetric(objects/gyreTime.Seconds(), "gyre-obj/s")
+	b.ReportMetric(rawTime.Seconds(), "raw-ssa-s")
+	b.ReportMetric(objects/rawTime.Seconds(), "raw-obj/s")
+	b.ReportMetric(gyreTime.Seconds()/rawTime.Seconds(), "gyre/raw")
+	if kubectlTime > 0 {
+		b.ReportMetric(kubectlTime.Seconds(), "kubectl-s")
+	}
+	b.ReportMetric(noopTime.Seconds(), "noop-s")
+	b.ReportMetric(float64(len(noopWrites)), "noop-writes")
+	if len(noopWrites) > 0 {
+		b.Logf("writes of the no-op reconcile: %v", noopWrites)
+	}
+
+	// Clean up so other benchmarks and tests start from nothing.
+	for i := range tenantCount {
+		_ = testEnv.Client.Delete(ctx, &gyrev1alpha1.Tenant{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("bench%d", i)}})
+		for _, p := range []string{"raw", "kubectl"} {
+			_ = testEnv.Client.Delete(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("cyclone-%s%d", p, i)}})
+		}
+	}
+	_ = testEnv.Client.Delete(ctx, repo)
+}
+
+// renderAll renders both targets of tenants prefix0..prefix<n-1>.
+func renderAll(b *testing.B, dir, prefix string, n int) []*unstructured.Unstructured {
+	r := render.NewRenderer()
+	var all []*unstructured.Unstructured
+	for i := range n {
+		for _, c := range []string{"one", "two"} {
+			res, err := r.Render(context.Background(), dir, render.Target{Tenant: fmt.Sprintf("%s%d", prefix, i), Cluster: c}, render.Options{})
+			if err != nil || res.Err() != nil {
+				b.Fatal(err, res.Err())
+			}
+			all = append(all, res.Objects...)
+		}
+	}
+	return all
+}
+
+// reconcileCount is how many Tenant reconciles the process has finished.
+func reconcileCount(g Gomega) float64 {
+	families, err := metrics.Registry.Gather()
+	g.Expect(err).NotTo(HaveOccurred())
+	var n float64
+	for _, f := range families {
+		if f.GetName() != "controller_runtime_reconcile_total" {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "controller" && l.GetValue() == "tenant" {
+					n += m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	return n
+}
