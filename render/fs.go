@@ -171,14 +171,14 @@ func (f *confinedFS) resolve(p string) (string, error) {
 	if !f.allowed(p) {
 		return "", f.violate(f.rel(p), "path is outside the repository")
 	}
-	real, err := filepath.EvalSymlinks(p)
+	resolved, err := filepath.EvalSymlinks(p)
 	if err != nil {
 		return p, nil
 	}
-	if !f.allowed(real) {
+	if !f.allowed(resolved) {
 		return "", f.violate(f.rel(p), "symlink resolves outside the repository")
 	}
-	return real, nil
+	return resolved, nil
 }
 
 func (f *confinedFS) isVirtual(p string) bool {
@@ -210,22 +210,22 @@ func (f *confinedFS) Open(p string) (filesys.File, error) {
 	if f.isVirtual(p) {
 		return nil, fmt.Errorf("open %s: not supported for in-memory files", p)
 	}
-	real, err := f.resolve(p)
+	resolved, err := f.resolve(p)
 	if err != nil {
 		return nil, err
 	}
-	fi, err := os.Stat(real)
+	fi, err := os.Stat(resolved)
 	if err != nil {
 		return nil, err
 	}
 	if !fi.Mode().IsRegular() {
-		return nil, f.violate(f.rel(real), "not a regular file")
+		return nil, f.violate(f.rel(resolved), "not a regular file")
 	}
 	if fi.Size() > f.maxSize {
-		return nil, f.violate(f.rel(real), tooBig(fi.Size(), f.maxSize))
+		return nil, f.violate(f.rel(resolved), tooBig(fi.Size(), f.maxSize))
 	}
-	f.recordDir(filepath.Dir(real))
-	return os.Open(real)
+	f.recordDir(filepath.Dir(resolved))
+	return os.Open(resolved)
 }
 
 // IsDir reports whether p is a directory the render may read.
@@ -236,11 +236,11 @@ func (f *confinedFS) IsDir(p string) bool {
 	if f.isVirtual(p) {
 		return false
 	}
-	real, err := f.resolveQuiet(p)
+	resolved, err := f.resolveQuiet(p)
 	if err != nil {
 		return false
 	}
-	fi, err := os.Stat(real)
+	fi, err := os.Stat(resolved)
 	return err == nil && fi.IsDir()
 }
 
@@ -255,14 +255,14 @@ func (f *confinedFS) resolveQuiet(p string) (string, error) {
 	if within(f.vdir, p) || !f.allowed(p) {
 		return "", fs.ErrNotExist
 	}
-	real, err := filepath.EvalSymlinks(p)
+	resolved, err := filepath.EvalSymlinks(p)
 	if err != nil {
 		return "", err
 	}
-	if !f.allowed(real) {
+	if !f.allowed(resolved) {
 		return "", fs.ErrNotExist
 	}
-	return real, nil
+	return resolved, nil
 }
 
 // ReadDir lists a confined directory.
@@ -275,15 +275,15 @@ func (f *confinedFS) ReadDir(p string) ([]string, error) {
 		sort.Strings(names)
 		return names, nil
 	}
-	real, err := f.resolve(p)
+	resolved, err := f.resolve(p)
 	if err != nil {
 		return nil, err
 	}
-	entries, err := os.ReadDir(real)
+	entries, err := os.ReadDir(resolved)
 	if err != nil {
 		return nil, err
 	}
-	f.recordDir(real)
+	f.recordDir(resolved)
 	names := make([]string, 0, len(entries))
 	for _, e := range entries {
 		names = append(names, e.Name())
@@ -304,20 +304,20 @@ func (f *confinedFS) CleanedAbs(p string) (filesys.ConfirmedDir, string, error) 
 	if _, ok := f.virtual[p]; ok {
 		return filesys.ConfirmedDir(filepath.Dir(p)), filepath.Base(p), nil
 	}
-	real, err := f.resolve(p)
+	resolved, err := f.resolve(p)
 	if err != nil {
 		return "", "", err
 	}
-	fi, err := os.Stat(real)
+	fi, err := os.Stat(resolved)
 	if err != nil {
 		return "", "", err
 	}
 	if fi.IsDir() {
-		f.recordDir(real)
-		return filesys.ConfirmedDir(real), "", nil
+		f.recordDir(resolved)
+		return filesys.ConfirmedDir(resolved), "", nil
 	}
-	f.recordDir(filepath.Dir(real))
-	return filesys.ConfirmedDir(filepath.Dir(real)), filepath.Base(real), nil
+	f.recordDir(filepath.Dir(resolved))
+	return filesys.ConfirmedDir(filepath.Dir(resolved)), filepath.Base(resolved), nil
 }
 
 // Exists reports whether p exists and may be read.
@@ -325,11 +325,11 @@ func (f *confinedFS) Exists(p string) bool {
 	if f.isVirtual(p) {
 		return true
 	}
-	real, err := f.resolveQuiet(p)
+	resolved, err := f.resolveQuiet(p)
 	if err != nil {
 		return false
 	}
-	_, err = os.Stat(real)
+	_, err = os.Stat(resolved)
 	return err == nil
 }
 
@@ -341,8 +341,8 @@ func (f *confinedFS) Glob(pattern string) ([]string, error) {
 	}
 	var out []string
 	for _, m := range matches {
-		if real, err := f.resolveQuiet(m); err == nil {
-			f.recordDir(filepath.Dir(real))
+		if resolved, err := f.resolveQuiet(m); err == nil {
+			f.recordDir(filepath.Dir(resolved))
 			out = append(out, m)
 		}
 	}
@@ -356,27 +356,27 @@ func (f *confinedFS) ReadFile(p string) ([]byte, error) {
 	if data, ok := f.virtual[filepath.Clean(p)]; ok {
 		return data, nil
 	}
-	real, err := f.resolve(p)
+	resolved, err := f.resolve(p)
 	if err != nil {
 		return nil, err
 	}
 	// Stat before opening: opening a FIFO or a device could block or
 	// never end.
-	fi, err := os.Stat(real)
+	fi, err := os.Stat(resolved)
 	if err != nil {
 		return nil, err
 	}
 	if fi.IsDir() {
-		return nil, fmt.Errorf("read %s: is a directory", f.rel(real))
+		return nil, fmt.Errorf("read %s: is a directory", f.rel(resolved))
 	}
-	f.recordDir(filepath.Dir(real))
+	f.recordDir(filepath.Dir(resolved))
 	if !fi.Mode().IsRegular() {
-		return nil, f.violate(f.rel(real), "not a regular file")
+		return nil, f.violate(f.rel(resolved), "not a regular file")
 	}
 	if fi.Size() > f.maxSize {
-		return nil, f.violate(f.rel(real), tooBig(fi.Size(), f.maxSize))
+		return nil, f.violate(f.rel(resolved), tooBig(fi.Size(), f.maxSize))
 	}
-	file, err := os.Open(real)
+	file, err := os.Open(resolved)
 	if err != nil {
 		return nil, err
 	}
@@ -387,11 +387,11 @@ func (f *confinedFS) ReadFile(p string) ([]byte, error) {
 		return nil, err
 	}
 	if int64(len(data)) > f.maxSize {
-		return nil, f.violate(f.rel(real), tooBig(int64(len(data)), f.maxSize))
+		return nil, f.violate(f.rel(resolved), tooBig(int64(len(data)), f.maxSize))
 	}
-	if isYAML(real) || strings.EqualFold(filepath.Ext(real), ".json") || bytes.HasPrefix(data, []byte("apiVersion:")) {
+	if isYAML(resolved) || strings.EqualFold(filepath.Ext(resolved), ".json") || bytes.HasPrefix(data, []byte("apiVersion:")) {
 		if err := checkYAML(data); err != nil {
-			return nil, f.violate(f.rel(real), err.Error())
+			return nil, f.violate(f.rel(resolved), err.Error())
 		}
 	}
 	return data, nil
@@ -400,11 +400,11 @@ func (f *confinedFS) ReadFile(p string) ([]byte, error) {
 // Walk walks a confined directory tree; entries outside the repository
 // are skipped.
 func (f *confinedFS) Walk(p string, fn filepath.WalkFunc) error {
-	real, err := f.resolve(p)
+	resolved, err := f.resolve(p)
 	if err != nil {
 		return err
 	}
-	return filepath.Walk(real, func(path string, info fs.FileInfo, err error) error {
+	return filepath.Walk(resolved, func(path string, info fs.FileInfo, err error) error {
 		if err == nil {
 			if r, rerr := filepath.EvalSymlinks(path); rerr != nil || !f.allowed(r) {
 				return nil

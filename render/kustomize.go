@@ -262,9 +262,13 @@ func precheck(fsys *confinedFS, dir string, allowRemote bool) []Error {
 		for i, p := range k.Patches {
 			check(fmt.Sprintf("patches[%d].path", i), p.Path, false)
 		}
+		// The deprecated patch fields still work in kustomize, so they
+		// are checked like the rest.
+		//lint:ignore SA1019 checked because kustomize still honours it
 		for i, p := range k.PatchesJson6902 {
 			check(fmt.Sprintf("patchesJson6902[%d].path", i), p.Path, false)
 		}
+		//lint:ignore SA1019 checked because kustomize still honours it
 		for i, p := range k.PatchesStrategicMerge {
 			if !strings.Contains(string(p), "\n") {
 				check(fmt.Sprintf("patchesStrategicMerge[%d]", i), string(p), false)
