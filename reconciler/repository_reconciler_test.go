@@ -10,6 +10,7 @@ import (
 	"github.com/fluxcd/pkg/apis/meta"
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -82,6 +83,20 @@ func get(g Gomega, obj *gyrev1alpha1.Repository) *gyrev1alpha1.Repository {
 	return got
 }
 
+// eventReasons lists the reasons of the events recorded about obj.
+func eventReasons(g Gomega, obj *gyrev1alpha1.Repository) []string {
+	list := &eventsv1.EventList{}
+	g.Expect(testEnv.Client.List(context.Background(), list)).To(Succeed())
+	var reasons []string
+	for _, e := range list.Items {
+		if e.Regarding.Kind == "Repository" && e.Regarding.Name == obj.Name {
+			// A repeated event is one object with a count; count it once.
+			reasons = append(reasons, e.Reason)
+		}
+	}
+	return reasons
+}
+
 func readyOf(r *gyrev1alpha1.Repository) *metav1.Condition {
 	return apimeta.FindStatusCondition(r.Status.Conditions, meta.ReadyCondition)
 }
@@ -107,6 +122,9 @@ func TestRepositoryReconciler_followsTheRemote(t *testing.T) {
 	dir, err := f.rec.ArtifactDir(get(g, obj))
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(filepath.Join(dir, "base/kustomization.yaml")).To(BeAnExistingFile())
+	eventually(g, func(g Gomega) {
+		g.Expect(eventReasons(g, obj)).To(ConsistOf(ReasonNewArtifact))
+	})
 
 	// A requested poll of an unchanged remote lists once and fetches
 	// nothing.
@@ -150,6 +168,12 @@ func TestRepositoryReconciler_followsTheRemote(t *testing.T) {
 	g.Expect(os.Rename(hidden, f.repo.Bare)).To(Succeed())
 	eventually(g, func(g Gomega) {
 		g.Expect(readyOf(get(g, obj))).To(HaveField("Status", metav1.ConditionTrue))
+	})
+	// One event per change of outcome: two revisions, the failure
+	// starting (however often it was retried) and the recovery.
+	eventually(g, func(g Gomega) {
+		g.Expect(eventReasons(g, obj)).To(ConsistOf(
+			ReasonNewArtifact, ReasonNewArtifact, string(source.FetchFailed), ReasonArtifactStored))
 	})
 
 	// Deleting the Repository removes its artifacts.
