@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -176,6 +177,29 @@ func TestRemote_pollsThroughGit(t *testing.T) {
 	_, err = src.Artifact(context.Background())
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(f.git.Stats()).To(Equal(Stats{Listings: 2, Fetches: 1}))
+}
+
+func TestGit_Fetch_concurrentCallsForOneNameFetchOnce(t *testing.T) {
+	g := NewWithT(t)
+	f := newFixture(t, gitserver.HTTPOptions{})
+	f.seed(t)
+	const n = 4
+	arts := make([]Artifact, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			arts[i], _, errs[i] = f.git.Fetch(context.Background(), f.req(Ref{}), nil)
+		}()
+	}
+	wg.Wait()
+	for i := range n {
+		g.Expect(errs[i]).NotTo(HaveOccurred())
+		g.Expect(arts[i]).To(Equal(arts[0]))
+	}
+	g.Expect(f.git.Stats().Fetches).To(BeEquivalentTo(1))
 }
 
 func TestGit_Fetch_commitThatIsNoRefTip(t *testing.T) {
