@@ -165,7 +165,7 @@ func benchRun(b *testing.B, raw float64) {
 			}
 		}
 		g.Expect(done).To(Equal(benchRuns))
-	}).WithTimeout(10 * time.Minute).WithPolling(200 * time.Millisecond).Should(Succeed())
+	}).WithTimeout(10 * time.Minute).WithPolling(time.Second).Should(Succeed())
 	elapsed := time.Since(start)
 	b.StopTimer()
 	runWrites := writes.Load()

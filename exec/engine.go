@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -31,10 +32,16 @@ type Engine struct {
 	// client reads Cyclone objects from the manager's cache and writes to
 	// the control cluster.
 	client client.Client
-	// live reads WorkflowRuns from the API server: decisions that create
-	// Pods must never be taken on a stale run.
+	// live reads WorkflowRuns from the API server when the cache has not
+	// caught up with the engine's own last write (see written).
 	live     client.Reader
 	clusters *clusterSet
+	// written maps each run to the resourceVersion of the engine's last
+	// write to it. A cached run with another version is older than that
+	// write, or newer from another writer; either way it is read live, so
+	// that no decision is taken on a run older than what the engine
+	// itself wrote.
+	written sync.Map // types.NamespacedName → string
 	// reconciles counts Reconcile calls, for tests and benchmarks.
 	reconciles atomic.Int64
 	// fault, when set, is called at the points where a crash would leave
@@ -89,8 +96,16 @@ func (s *scope) result() ctrl.Result {
 func (r *Engine) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	r.reconciles.Add(1)
 	run := &cyclonev1alpha1.WorkflowRun{}
-	if err := r.live.Get(ctx, req.NamespacedName, run); err != nil {
+	if err := r.client.Get(ctx, req.NamespacedName, run); err != nil {
+		if apierrors.IsNotFound(err) {
+			r.written.Delete(req.NamespacedName)
+		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if v, ok := r.written.Load(req.NamespacedName); ok && v.(string) != run.ResourceVersion {
+		if err := r.live.Get(ctx, req.NamespacedName, run); err != nil {
+			return ctrl.Result{}, client.IgnoreNotFound(err)
+		}
 	}
 	if err := r.inject("reconcile"); err != nil {
 		return ctrl.Result{}, err
@@ -112,6 +127,7 @@ func (r *Engine) reconcile(ctx context.Context, s *scope) (ctrl.Result, error) {
 		if err := r.client.Update(ctx, run); err != nil {
 			return ctrl.Result{}, fmt.Errorf("add finalizer: %w", err)
 		}
+		r.written.Store(client.ObjectKeyFromObject(run), run.ResourceVersion)
 	}
 	var err error
 	s.target, err = r.targetOf(ctx, run)
@@ -356,6 +372,7 @@ func (r *Engine) writeStatus(ctx context.Context, run *cyclonev1alpha1.WorkflowR
 		return fmt.Errorf("update status: %w", err)
 	}
 	*run = *updated
+	r.written.Store(client.ObjectKeyFromObject(run), run.ResourceVersion)
 	return r.inject("after-status-write")
 }
 
