@@ -219,7 +219,10 @@ func (r *RepositoryReconciler) finish(ctx context.Context, obj *gyrev1alpha1.Rep
 	}
 	if o.terminal {
 		ctrl.LoggerFrom(ctx).Error(err, "Stalling until the spec changes")
-		return kerrors.NewAggregate([]error{reconcile.TerminalError(err), perr})
+		err = reconcile.TerminalError(err)
+	}
+	if perr == nil {
+		return err
 	}
 	return kerrors.NewAggregate([]error{err, perr})
 }
