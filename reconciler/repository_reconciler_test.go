@@ -13,6 +13,7 @@ import (
 	eventsv1 "k8s.io/api/events/v1"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	gyrev1alpha1 "github.com/gyreops/gyre/api/gyre/v1alpha1"
@@ -289,4 +290,35 @@ func TestRepositoryReconciler_suspend(t *testing.T) {
 		g.Expect(get(g, obj).Status.Artifact).To(HaveField("Revision", "main@sha1:"+one))
 	}).WithTimeout(2 * time.Second).Should(Succeed())
 	g.Expect(f.git.Stats()).To(Equal(before), "a suspended Repository does not touch the remote")
+}
+
+func TestRepositoryReconciler_ignoreChangeMakesANewArtifactOfTheSameCommit(t *testing.T) {
+	g := NewWithT(t)
+	f := newRepositoryFixture(t, gitserver.HTTPOptions{})
+	f.repo.WriteFile("base/kustomization.yaml", "resources: []\n")
+	f.repo.WriteFile("docs/guide.md", "guide\n")
+	f.repo.Commit("one")
+	f.repo.Push()
+	obj := f.create(t, g, gyrev1alpha1.RepositorySpec{})
+	var first gyrev1alpha1.Artifact
+	eventually(g, func(g Gomega) {
+		got := get(g, obj)
+		g.Expect(got.Status.Artifact).NotTo(BeNil())
+		first = *got.Status.Artifact
+	})
+
+	got := get(g, obj)
+	p := client.MergeFrom(got.DeepCopy())
+	got.Spec.Ignore = ptr.To("/docs/\n")
+	g.Expect(testEnv.Client.Patch(context.Background(), got, p)).To(Succeed())
+	eventually(g, func(g Gomega) {
+		got := get(g, obj)
+		g.Expect(got.Status.ObservedGeneration).To(Equal(got.Generation))
+		g.Expect(got.Status.Artifact.Revision).To(Equal(first.Revision))
+		g.Expect(got.Status.Artifact.Digest).NotTo(Equal(first.Digest))
+	})
+	dir, err := f.rec.ArtifactDir(get(g, obj))
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(filepath.Join(dir, "docs")).NotTo(BeAnExistingFile())
+	g.Expect(filepath.Join(dir, "base/kustomization.yaml")).To(BeAnExistingFile())
 }
