@@ -106,11 +106,11 @@ func BenchmarkTenantReconciler(b *testing.B) {
 		ns.SetAPIVersion("v1")
 		ns.SetKind("Namespace")
 		ns.SetName(fmt.Sprintf("cyclone-raw%d", i))
-		g.Expect(testEnv.Client.Patch(ctx, ns, client.Apply, client.FieldOwner("raw"), client.ForceOwnership)).To(Succeed())
+		g.Expect(testEnv.Client.Apply(ctx, client.ApplyConfigurationFromUnstructured(ns), client.FieldOwner("raw"), client.ForceOwnership)).To(Succeed())
 	}
 	for _, o := range raw {
 		eg.Go(func() error {
-			return testEnv.Client.Patch(ectx, o, client.Apply, client.FieldOwner("raw"), client.ForceOwnership)
+			return testEnv.Client.Apply(ectx, client.ApplyConfigurationFromUnstructured(o), client.FieldOwner("raw"), client.ForceOwnership)
 		})
 	}
 	g.Expect(eg.Wait()).To(Succeed())

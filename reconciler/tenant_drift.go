@@ -70,7 +70,10 @@ func (d *driftTracker) markDirty(tenant, id string) {
 	defer d.mu.Unlock()
 	m := d.tenants[tenant]
 	if m == nil {
-		return // no full reconcile yet: the next one checks everything
+		// No full reconcile has ended yet; keep the mark for when one
+		// does, as it may have read the object before this change.
+		m = &tenantMemo{dirty: map[string]bool{}}
+		d.tenants[tenant] = m
 	}
 	m.dirty[id] = true
 }
