@@ -62,7 +62,8 @@ func BenchmarkEngine(b *testing.B) {
 
 // rawPodCreateRate creates as many Pods as the workload has stages, with
 // as many concurrent clients as the engine has workers, and returns Pods
-// created per second.
+// created per second. It also reports how fast the same Pods go all the
+// way to Succeeded.
 func rawPodCreateRate(b *testing.B) float64 {
 	var writes atomic.Int64
 	c, err := client.New(countingConfig(&writes), client.Options{Scheme: scheme})
@@ -93,6 +94,20 @@ func rawPodCreateRate(b *testing.B) float64 {
 	}
 	wg.Wait()
 	rate := float64(n) / time.Since(start).Seconds()
+	// The whole life of the same Pods under kwok: scheduled, run,
+	// succeeded. This is the ceiling for stages, which need all of it.
+	NewWithT(b).Eventually(func(g Gomega) {
+		pods := &corev1.PodList{}
+		g.Expect(k8s.List(context.Background(), pods, client.InNamespace(worker))).To(Succeed())
+		done := 0
+		for _, p := range pods.Items {
+			if p.Status.Phase == corev1.PodSucceeded {
+				done++
+			}
+		}
+		g.Expect(done).To(Equal(n))
+	}).WithTimeout(5 * time.Minute).WithPolling(100 * time.Millisecond).Should(Succeed())
+	b.ReportMetric(float64(n)/time.Since(start).Seconds(), "raw-pod-lifecycles/s")
 	// Wait until they are gone, so that the engine's part has the
 	// cluster to itself.
 	_ = c.DeleteAllOf(context.Background(), &corev1.Pod{}, client.InNamespace(worker))

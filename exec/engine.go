@@ -111,7 +111,11 @@ func (r *Engine) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, 
 		return ctrl.Result{}, err
 	}
 	s := &scope{run: run, now: r.cfg.Clock.Now()}
+	before := run.Status.Overall.Phase
 	res, err := r.reconcile(ctx, s)
+	if after := run.Status.Overall.Phase; after != before && finished(after) {
+		ctrl.LoggerFrom(ctx).Info("Run finished", "phase", after, "reason", run.Status.Overall.Reason)
+	}
 	if apierrors.IsConflict(err) {
 		return ctrl.Result{RequeueAfter: conflictRetry}, nil
 	}
@@ -132,10 +136,21 @@ func (r *Engine) reconcile(ctx context.Context, s *scope) (ctrl.Result, error) {
 	var err error
 	s.target, err = r.targetOf(ctx, run)
 	if err != nil {
-		if !errors.Is(err, errClusterNotFound) {
-			return ctrl.Result{}, err
+		if errors.Is(err, errClusterNotFound) {
+			return r.failWithoutCluster(ctx, s, err)
 		}
-		return r.failWithoutCluster(ctx, s, err)
+		// Unreachable or misconfigured: say so on the run while retrying.
+		if !finished(run.Status.Overall.Phase) {
+			st := run.Status.DeepCopy()
+			if st.Overall.Phase == "" {
+				st.Overall.Phase = cyclonev1alpha1.StatusPending
+			}
+			st.Overall.Reason, st.Overall.Message = ReasonWaitingForCluster, err.Error()
+			if werr := r.writeStatus(ctx, run, st); werr != nil {
+				return ctrl.Result{}, werr
+			}
+		}
+		return ctrl.Result{}, err
 	}
 	if !finished(run.Status.Overall.Phase) {
 		if err := r.progress(ctx, s); err != nil || !finished(run.Status.Overall.Phase) {
@@ -175,6 +190,9 @@ func (r *Engine) progress(ctx context.Context, s *scope) error {
 	}
 	s.workflow = wf
 	st := run.Status.DeepCopy()
+	if st.Overall.Reason == ReasonWaitingForCluster {
+		st.Overall.Reason, st.Overall.Message = "", "" // it is reachable now
+	}
 	if st.Stages == nil {
 		if msg := r.start(s, st); msg != "" {
 			return r.failRun(ctx, s, ReasonInvalidWorkflow, msg)
