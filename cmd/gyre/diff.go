@@ -35,19 +35,32 @@ changed shows as "*** (before)" and "*** (after)". No cluster is needed.
 
 --output markdown is ready to paste into a pull request comment.
 
+With --live, the objects are compared with what is live in the cluster
+of --kubeconfig instead: each is applied server-side as a dry run, so the
+diff shows what applying would change after defaulting and admission, and
+live objects of a target that the repository no longer has show as
+removed (they would be pruned).
+
 Exit status: 0 no change, 1 changes, 2 error (including a head revision
 that does not render).`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if o.base == "" {
-				return errors.New("--base is required")
+			if o.base == "" && !o.live {
+				return errors.New("--base or --live is required")
+			}
+			if o.base != "" && o.live {
+				return errors.New("--base and --live exclude each other")
 			}
 			switch o.output {
 			case "text", "markdown", "json":
 			default:
 				return fmt.Errorf("--output must be text, markdown or json, not %q", o.output)
 			}
-			d, err := diffRevisions(cmd.Context(), repoDir(args), o, progress(cmd))
+			diff := diffRevisions
+			if o.live {
+				diff = diffLive
+			}
+			d, err := diff(cmd.Context(), repoDir(args), o, progress(cmd))
 			if err != nil {
 				return err
 			}
@@ -78,11 +91,15 @@ that does not render).`,
 	f.StringVar(&o.base, "base", "", "revision to compare against: a branch, tag or commit")
 	f.StringVar(&o.head, "head", "", "revision to compare (default: the working tree)")
 	f.StringVarP(&o.output, "output", "o", "text", "output format: text, markdown or json")
+	f.BoolVar(&o.live, "live", false, "compare with the objects live in a cluster (server-side dry-run apply) instead of --base")
+	f.StringVar(&o.kubeconfig, "kubeconfig", "", "kubeconfig of the cluster for --live (default: $KUBECONFIG, ~/.kube/config)")
 	return cmd
 }
 
 type diffOptions struct {
 	base, head, output string
+	live               bool
+	kubeconfig         string
 }
 
 // repoDiff is what gyre diff found; its JSON form is --output json.
@@ -118,6 +135,9 @@ type objectChange struct {
 	Diff string `json:"diff"`
 }
 
+// workingTree names the head of a diff without --head.
+const workingTree = "working tree"
+
 // diffRevisions renders the repository at --base and at --head (or the
 // working tree) and compares them.
 func diffRevisions(ctx context.Context, dir string, o diffOptions, progress io.Writer) (*repoDiff, error) {
@@ -141,17 +161,17 @@ func diffRevisions(ctx context.Context, dir string, o diffOptions, progress io.W
 
 	checkout := func(rev string) (string, error) {
 		fmt.Fprintf(progress, "Checking out %s\n", rev)
-		art, err := source.LocalCommit{Repo: top, Rev: rev, CacheDir: cache}.Artifact(ctx)
+		dir, err := checkoutLocal(ctx, top, rev, cache)
 		if err != nil {
 			return "", err
 		}
-		return filepath.Join(art.Dir, rel), nil
+		return filepath.Join(dir, rel), nil
 	}
 	baseRoot, err := checkout(o.base)
 	if err != nil {
 		return nil, err
 	}
-	headRoot, headName := abs, "working tree"
+	headRoot, headName := abs, workingTree
 	if o.head != "" {
 		if headRoot, err = checkout(o.head); err != nil {
 			return nil, err
@@ -169,6 +189,16 @@ func diffRevisions(ctx context.Context, dir string, o diffOptions, progress io.W
 	d := compareResults(base, head)
 	d.Base, d.Head, d.headResults = o.base, headName, head
 	return d, nil
+}
+
+// checkoutLocal checks rev of the repository at top out under cache and
+// returns the checkout's directory.
+func checkoutLocal(ctx context.Context, top, rev, cache string) (string, error) {
+	art, err := source.LocalCommit{Repo: top, Rev: rev, CacheDir: cache}.Artifact(ctx)
+	if err != nil {
+		return "", err
+	}
+	return art.Dir, nil
 }
 
 // renderAllOrNone renders every target, or none when the revision has no

@@ -188,5 +188,5 @@ func TestDiff_needsABase(t *testing.T) {
 	g := NewWithT(t)
 	_, stderr, code := execute(t, "diff", exampleRepo)
 	g.Expect(code).To(Equal(2))
-	g.Expect(stderr).To(ContainSubstring("--base is required"))
+	g.Expect(stderr).To(ContainSubstring("--base or --live is required"))
 }
