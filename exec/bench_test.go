@@ -55,16 +55,16 @@ func countingConfig(writes *atomic.Int64) *rest.Config {
 func BenchmarkEngine(b *testing.B) {
 	requireCluster(b)
 	for range b.N {
-		raw := rawPodCreateRate(b)
-		benchRun(b, raw)
+		raw, lifecycles := rawPodRates(b)
+		benchRun(b, raw, lifecycles)
 	}
 }
 
-// rawPodCreateRate creates as many Pods as the workload has stages, with
+// rawPodRates creates as many Pods as the workload has stages, with
 // as many concurrent clients as the engine has workers, and returns Pods
-// created per second. It also reports how fast the same Pods go all the
+// created per second, and how many of the same Pods per second go all the
 // way to Succeeded.
-func rawPodCreateRate(b *testing.B) float64 {
+func rawPodRates(b *testing.B) (creates, lifecycles float64) {
 	var writes atomic.Int64
 	c, err := client.New(countingConfig(&writes), client.Options{Scheme: scheme})
 	if err != nil {
@@ -107,7 +107,7 @@ func rawPodCreateRate(b *testing.B) float64 {
 		}
 		g.Expect(done).To(Equal(n))
 	}).WithTimeout(5 * time.Minute).WithPolling(100 * time.Millisecond).Should(Succeed())
-	b.ReportMetric(float64(n)/time.Since(start).Seconds(), "raw-pod-lifecycles/s")
+	lifecycles = float64(n) / time.Since(start).Seconds()
 	// Wait until they are gone, so that the engine's part has the
 	// cluster to itself.
 	_ = c.DeleteAllOf(context.Background(), &corev1.Pod{}, client.InNamespace(worker))
@@ -116,13 +116,13 @@ func rawPodCreateRate(b *testing.B) float64 {
 		g.Expect(k8s.List(context.Background(), pods, client.InNamespace(worker))).To(Succeed())
 		g.Expect(pods.Items).To(BeEmpty())
 	}).WithTimeout(5 * time.Minute).WithPolling(time.Second).Should(Succeed())
-	return rate
+	return rate, lifecycles
 }
 
 // stamp is when the benchmark saw a stage Pod appear and succeed.
 type stamp struct{ added, succeeded time.Time }
 
-func benchRun(b *testing.B, raw float64) {
+func benchRun(b *testing.B, raw, lifecycles float64) {
 	g := NewWithT(b)
 	ns := newTenant(b)
 	worker := "cyclone-" + Tenant(ns) + "-worker"
@@ -221,6 +221,8 @@ func benchRun(b *testing.B, raw float64) {
 	b.ReportMetric(stagesPerSec, "stages/s")
 	b.ReportMetric(raw, "raw-pods/s")
 	b.ReportMetric(stagesPerSec/raw, "ratio")
+	b.ReportMetric(lifecycles, "raw-lifecycles/s")
+	b.ReportMetric(stagesPerSec/lifecycles, "ratio-lifecycle")
 	b.ReportMetric(float64(runWrites)/stages, "writes/stage")
 	b.ReportMetric(float64(writes.Load())/stages, "writes/stage+gc")
 	b.ReportMetric(float64(runReconciles)/benchRuns, "reconciles/run")
