@@ -4,8 +4,41 @@
 // timeouts, retries, cancellation and parallelism caps, and cleans up with a
 // GC Pod once the run has finished.
 //
-// Every decision is taken from persisted state (the WorkflowRun's status and
-// the Pods' existence), and stage Pod names are deterministic
-// ("<run>-<stage>-<attempt>"), so a controller that restarts at any point
-// adopts what its predecessor created and never runs an attempt twice.
+// # Restart safety
+//
+// Every decision is taken from persisted state: the WorkflowRun's status
+// and the existence of its Pods. A stage attempt is first recorded in the
+// status (with an optimistic-concurrency write) and only then is its Pod
+// created, under the deterministic name "<run>-<stage>-<attempt>"
+// (shortened with a hash past 63 characters). A controller that stops
+// anywhere finds, on restart, either an attempt it has recorded and whose
+// Pod it creates or adopts, or nothing; it never creates a second Pod for
+// an attempt, and a finished stage never changes again. Timeouts, retry
+// back-offs and the GC phase are computed from timestamps in the status.
+//
+// # Pods and data
+//
+// A stage Pod has init containers that pull the stage's input Resources,
+// the Stage's own containers, output resolver sidecars that push output
+// Resources, and a coordinator sidecar. All share the tenant PVC
+// (default "cyclone-pvc-<tenant>", as Cyclone names it), where a run keeps
+// its data under "<run>/": "resources/<name>", "artifacts/<stage>/<name>"
+// and "outputs/<stage>/<name>". When the run ends, its stage Pods are
+// deleted, then the GC Pod "<run>-gc" removes "<run>/", then it is deleted
+// and status.cleaned is set. A finalizer makes a deleted run clean up too.
+//
+// # Clusters
+//
+// Pods run on the control cluster unless the run's executionContext names
+// an ExecutionCluster, reached with the kubeconfig in the Secret its
+// secretRef names. The engine keeps one label-filtered Pod cache per
+// cluster, started when the ExecutionCluster appears, and watches it with
+// the same controller.
+//
+// # Not yet
+//
+// Delegation stages, Resource persistence (spec.persistent), Email and
+// Slack notifications (recorded as failed, "not supported yet"), stage
+// events in status.stages[].events, and stage outputs (the coordinator is
+// to write them) are left for later.
 package exec

@@ -20,6 +20,14 @@ import (
 	cyclonev1alpha1 "github.com/gyreops/gyre/api/cyclone/v1alpha1"
 )
 
+// The engine's permissions, for controller-gen's RBAC generator.
+//
+// +kubebuilder:rbac:groups=cyclone.dev,resources=workflowruns,verbs=get;list;watch;update;patch;delete
+// +kubebuilder:rbac:groups=cyclone.dev,resources=workflowruns/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=cyclone.dev,resources=workflows;stages;resources;projects;executionclusters,verbs=get;list;watch
+// +kubebuilder:rbac:groups="",resources=pods,verbs=get;list;watch;create;delete;deletecollection
+// +kubebuilder:rbac:groups="",resources=secrets,verbs=get
+
 // SetupWithManager registers the engine with mgr: a controller for
 // WorkflowRuns that also watches the engine's Pods on the control cluster
 // and on every ExecutionCluster, and a controller that connects to
