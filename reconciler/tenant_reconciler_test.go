@@ -295,6 +295,11 @@ func TestTenantReconciler(t *testing.T) {
 			f.repo.WriteFile(base+"extra.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: extra\ndata:\n  added: \"yes\"\n")
 			f.repo.WriteFile(base+"kustomization.yaml", "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n- stages.yaml\n- settings.yaml\n- extra.yaml\n")
 		}
+		// alpha's test-one opts out of pruning in the cluster.
+		kept, err := getStage(g, "alpha", "test-one")
+		g.Expect(err).NotTo(HaveOccurred())
+		kept.Annotations[PruneAnnotation] = PruneDisabled
+		g.Expect(testEnv.Client.Update(ctx, kept)).To(Succeed())
 		rev = f.publish(g, "edit build, add extra, remove test")
 		for _, name := range []string{"alpha", "beta"} {
 			expectApplied(g, name, rev)
@@ -303,10 +308,15 @@ func TestTenantReconciler(t *testing.T) {
 				g.Expect(err).NotTo(HaveOccurred())
 				g.Expect(image(s)).To(Equal("golang:1.28"))
 				_, err = getStage(g, name, "test-"+target)
-				g.Expect(apierrors.IsNotFound(err)).To(BeTrue(), "test-%s pruned", target)
+				if name == "alpha" && target == "one" {
+					g.Expect(err).NotTo(HaveOccurred(), "gyre.dev/prune: disabled keeps test-one")
+				} else {
+					g.Expect(apierrors.IsNotFound(err)).To(BeTrue(), "test-%s pruned", target)
+				}
 				g.Expect(testEnv.Client.Get(ctx, client.ObjectKey{Namespace: "cyclone-" + name, Name: "extra-" + target}, &corev1.ConfigMap{})).To(Succeed())
 			}
-			g.Expect(getTenant(g, name).Status.Objects).To(Equal(6))
+			tn := getTenant(g, name)
+			g.Expect(tn.Status.Objects).To(Equal(6), "the kept Stage left the inventory")
 		}
 	})
 
