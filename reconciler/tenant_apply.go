@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/fluxcd/pkg/ssa"
+	"golang.org/x/sync/errgroup"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -35,23 +36,33 @@ func (r *TenantReconciler) resourceManager() *ssa.ResourceManager {
 func (r *TenantReconciler) apply(ctx context.Context, s *tenantScope) (ctrl.Result, error) {
 	t := s.tenant
 	m := r.resourceManager()
-	applied := map[string][]*unstructured.Unstructured{}
-	statuses := make([]gyrev1alpha1.TargetStatus, 0, len(s.targets))
-	var kinds []*unstructured.Unstructured
-	for _, ts := range s.targets {
-		st := gyrev1alpha1.TargetStatus{Cluster: ts.target.Cluster}
+	// Targets are applied at once: ssa writes one target's objects one
+	// after the other, so this is what keeps the API server busy.
+	statuses := make([]gyrev1alpha1.TargetStatus, len(s.targets))
+	var eg errgroup.Group
+	for i, ts := range s.targets {
+		statuses[i] = gyrev1alpha1.TargetStatus{Cluster: ts.target.Cluster}
 		if old := targetStatus(t, ts.target.Cluster); old != nil {
-			st = *old.DeepCopy()
+			statuses[i] = *old.DeepCopy()
 		}
 		tctx := ctrl.LoggerInto(ctx, ctrl.LoggerFrom(ctx).WithValues("target", ts.target.Cluster))
-		if s.driftOnly {
-			r.correctDrift(tctx, s, m, ts, &st)
-		} else {
-			r.applyTarget(tctx, s, m, ts, &st)
+		eg.Go(func() error {
+			if s.driftOnly {
+				r.correctDrift(tctx, s, m, ts, &statuses[i])
+			} else {
+				r.applyTarget(tctx, s, m, ts, &statuses[i])
+			}
+			return nil
+		})
+	}
+	_ = eg.Wait() // failures are in the statuses and s.errs
+	applied := map[string][]*unstructured.Unstructured{}
+	var kinds []*unstructured.Unstructured
+	if !s.driftOnly {
+		for _, ts := range s.targets {
 			applied[ts.target.Cluster] = ts.objects
 			kinds = append(kinds, ts.objects...)
 		}
-		statuses = append(statuses, st)
 	}
 	if !s.driftOnly {
 		for _, old := range t.Status.Targets {
@@ -62,7 +73,7 @@ func (r *TenantReconciler) apply(ctx context.Context, s *tenantScope) (ctrl.Resu
 				// Keep the entry, and with it the inventory, to retry.
 				setConditions(&old.Conditions, targetConditions(targetOutcome{phase: phaseApplyFailed, message: err.Error()}, t.Generation))
 				statuses = append(statuses, old)
-				s.errs = append(s.errs, err)
+				s.fail(err)
 			}
 		}
 	}
@@ -154,7 +165,7 @@ func (r *TenantReconciler) correctDrift(ctx context.Context, s *tenantScope, m *
 func (r *TenantReconciler) failTarget(s *tenantScope, st *gyrev1alpha1.TargetStatus, name string, err error) {
 	setConditions(&st.Conditions, targetConditions(targetOutcome{phase: phaseApplyFailed, message: err.Error()}, s.tenant.Generation))
 	r.event(s.tenant, eventWarning, ReasonApplyFailed, "Target %s: %v", name, err)
-	s.errs = append(s.errs, fmt.Errorf("tenant %q cluster %q: %w", s.tenant.Name, name, err))
+	s.fail(fmt.Errorf("tenant %q cluster %q: %w", s.tenant.Name, name, err))
 }
 
 // prune deletes the stale objects of a target, in reverse apply order,

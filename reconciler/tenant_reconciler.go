@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/fluxcd/pkg/apis/meta"
@@ -76,7 +77,7 @@ type TenantReconciler struct {
 	// applied at once. Default 10.
 	ApplyConcurrency int
 	// MaxConcurrentReconciles is how many Tenants are reconciled at once.
-	// Default 4.
+	// Default 8.
 	MaxConcurrentReconciles int
 
 	metrics *tenantMetrics
@@ -106,8 +107,17 @@ type tenantScope struct {
 	// tenantWide overrides the summary of the targets (no artifact, a
 	// failed provisioning): any step.
 	tenantWide *targetOutcome
-	// errs are transient failures to retry with backoff: apply.
+	// errs are transient failures to retry with backoff: apply, whose
+	// targets add to it concurrently under mu.
+	mu   sync.Mutex
 	errs []error
+}
+
+// fail records a failure to retry.
+func (s *tenantScope) fail(err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.errs = append(s.errs, err)
 }
 
 // targetScope is one target of a reconcile.

@@ -109,7 +109,7 @@ func (r *TenantReconciler) defaults(mgr ctrl.Manager) error {
 		r.ApplyConcurrency = 10
 	}
 	if r.MaxConcurrentReconciles <= 0 {
-		r.MaxConcurrentReconciles = 4
+		r.MaxConcurrentReconciles = 8
 	}
 	r.metrics = newTenantMetrics()
 	r.drift = newDriftTracker()
