@@ -292,7 +292,11 @@ func (g *Git) list(ctx context.Context, ep *transport.Endpoint, url string, auth
 	}
 	g.listings.Add(1)
 	rem := git.NewRemote(memory.NewStorage(), &config.RemoteConfig{Name: git.DefaultRemoteName, URLs: []string{url}})
-	refs, err := rem.ListContext(ctx, &git.ListOptions{Auth: am, CABundle: caBundle(auth), PeelingOption: git.AppendPeeled})
+	var refs []*plumbing.Reference
+	err = withContext(ctx, func() (err error) {
+		refs, err = rem.ListContext(ctx, &git.ListOptions{Auth: am, CABundle: caBundle(auth), PeelingOption: git.AppendPeeled})
+		return err
+	})
 	if err != nil {
 		return nil, classify(url, "list refs", err, auth)
 	}
@@ -385,13 +389,15 @@ func (g *Git) fetchSpecs(ctx context.Context, ep *transport.Endpoint, url string
 		return nil, err
 	}
 	g.fetches.Add(1)
-	err = rem.FetchContext(ctx, &git.FetchOptions{
-		RefSpecs: specs,
-		Depth:    depth,
-		Auth:     am,
-		CABundle: caBundle(auth),
-		Tags:     git.NoTags,
-		Force:    true,
+	err = withContext(ctx, func() error {
+		return rem.FetchContext(ctx, &git.FetchOptions{
+			RefSpecs: specs,
+			Depth:    depth,
+			Auth:     am,
+			CABundle: caBundle(auth),
+			Tags:     git.NoTags,
+			Force:    true,
+		})
 	})
 	if errors.Is(err, git.ErrExactSHA1NotSupported) {
 		return nil, err
@@ -400,6 +406,22 @@ func (g *Git) fetchSpecs(ctx context.Context, ep *transport.Endpoint, url string
 		return nil, classify(url, "fetch", err, auth)
 	}
 	return repo, nil
+}
+
+// withContext runs f and returns early with ctx's error when ctx ends
+// first. go-git honours the context once connected, but not while it
+// opens an SSH connection: a server that accepts and never speaks would
+// hold the caller, and the Repository's timeout, forever. f is left to
+// fail on its own; its results are dropped.
+func withContext(ctx context.Context, f func() error) error {
+	done := make(chan error, 1)
+	go func() { done <- f() }()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return fmt.Errorf("%w (the connection did not answer in time)", ctx.Err())
+	}
 }
 
 func caBundle(a *Auth) []byte {

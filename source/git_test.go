@@ -425,3 +425,46 @@ func closedPort(t testing.TB) string {
 	l.Close()
 	return addr
 }
+
+func TestGit_Fetch_aHangingServerEndsWithTheContext(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Accept connections and never answer; closing them at the end
+	// lets the abandoned client goroutines finish.
+	var mu sync.Mutex
+	var conns []net.Conn
+	t.Cleanup(func() {
+		l.Close()
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range conns {
+			c.Close()
+		}
+	})
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+		}
+	}()
+	for _, url := range []string{"http://" + l.Addr().String() + "/app.git", "ssh://git@" + l.Addr().String() + "/app.git"} {
+		t.Run(url, func(t *testing.T) {
+			g := NewWithT(t)
+			ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+			defer cancel()
+			auth := &Auth{Identity: newSSHKey(t, "").pem, KnownHosts: []byte("example.com ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl\n")}
+			git := &Git{CacheDir: t.TempDir()}
+			_, _, err := git.Fetch(ctx, Request{URL: url, Auth: auth}, nil)
+			g.Expect(ReasonOf(err)).To(Equal(FetchFailed), "got %v", err)
+			g.Expect(errors.Is(err, context.DeadlineExceeded) || strings.Contains(err.Error(), "deadline") || strings.Contains(err.Error(), "timeout")).
+				To(BeTrue(), "got %v", err)
+		})
+	}
+}
