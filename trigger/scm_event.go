@@ -56,6 +56,9 @@ type scmEvent struct {
 	sha    string
 }
 
+// maxDeliveryIDLength bounds the delivery id and event type headers.
+const maxDeliveryIDLength = 128
+
 // readEventHeaders detects the provider of a request and reads its event
 // type and delivery id.
 func readEventHeaders(h http.Header) (provider, eventType, delivery string, err error) {
@@ -72,6 +75,11 @@ func readEventHeaders(h http.Header) (provider, eventType, delivery string, err 
 		}
 	default:
 		return "", "", "", fmt.Errorf("neither X-GitHub-Event nor X-Gitlab-Event header is set")
+	}
+	// Both send UUIDs; the id lands in an annotation of the run, so a
+	// sender may not make it arbitrarily large.
+	if len(delivery) > maxDeliveryIDLength || len(eventType) > maxDeliveryIDLength {
+		return "", "", "", fmt.Errorf("delivery id or event type longer than %d bytes", maxDeliveryIDLength)
 	}
 	return provider, eventType, delivery, nil
 }

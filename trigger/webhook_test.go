@@ -397,6 +397,9 @@ func TestWebhookServer_refusals(t *testing.T) {
 			req.ContentLength = -1
 			return req
 		}, http.StatusRequestEntityTooLarge},
+		{"A delivery id longer than any UUID is refused", func(_ *testing.T, ns string) *http.Request {
+			return delivery{providerGitHub, "push", strings.Repeat("d", 129), []byte("{}"), "good", ""}.request(ns)
+		}, http.StatusBadRequest},
 		{"A signed body that is not JSON is refused", func(_ *testing.T, ns string) *http.Request {
 			return delivery{providerGitHub, "push", "d", []byte("payload=%7B%7D"), "good", ""}.request(ns)
 		}, http.StatusBadRequest},
