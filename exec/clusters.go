@@ -14,6 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -48,7 +49,14 @@ type conn struct {
 	// secretVersion is the resourceVersion of the kubeconfig Secret the
 	// connection was made from, to reconnect when it changes.
 	secretVersion string
+	// checked is when the Secret was last compared with secretVersion.
+	checked time.Time
 }
+
+// secretRecheck is how often a connection's kubeconfig Secret is read
+// again to notice new credentials; reading it on every reconcile would
+// cost an API request each time.
+const secretRecheck = time.Minute
 
 // clusterSet holds a connection, with a label-filtered Pod cache watched by
 // the engine's controller, to the control cluster and to every
@@ -59,6 +67,7 @@ type clusterSet struct {
 	secrets client.Reader // Secrets, read live so they are never cached
 	control *conn
 	watch   func(cl cluster.Cluster) source.Source
+	clock   clock.PassiveClock
 
 	mu sync.Mutex
 	// base is the manager's lifetime, the parent of every remote cache's
@@ -103,6 +112,9 @@ func (cs *clusterSet) get(ctx context.Context, name string) (*conn, error) {
 	}
 	cs.mu.Lock()
 	defer cs.mu.Unlock()
+	if c := cs.remote[name]; c != nil && cs.clock.Since(c.checked) < secretRecheck {
+		return c, nil
+	}
 	ec := &cyclonev1alpha1.ExecutionCluster{}
 	if err := cs.reader.Get(ctx, types.NamespacedName{Name: name}, ec); err != nil {
 		if apierrors.IsNotFound(err) {
@@ -120,6 +132,7 @@ func (cs *clusterSet) get(ctx context.Context, name string) (*conn, error) {
 	}
 	if c := cs.remote[name]; c != nil {
 		if c.secretVersion == secret.ResourceVersion {
+			c.checked = cs.clock.Now()
 			return c, nil
 		}
 		c.stop() // the credentials changed: reconnect
@@ -158,7 +171,7 @@ func (cs *clusterSet) get(ctx context.Context, name string) (*conn, error) {
 		cancel()
 		return nil, fmt.Errorf("execution cluster %s: watch pods: %w", name, err)
 	}
-	c := &conn{cluster: cl, stop: cancel, secretVersion: secret.ResourceVersion}
+	c := &conn{cluster: cl, stop: cancel, secretVersion: secret.ResourceVersion, checked: cs.clock.Now()}
 	cs.remote[name] = c
 	return c, nil
 }

@@ -52,6 +52,7 @@ func (r *Engine) SetupWithManager(mgr ctrl.Manager) error {
 		control: &conn{cluster: control},
 		remote:  map[string]*conn{},
 		watch:   podSource,
+		clock:   r.cfg.Clock,
 	}
 	if err := mgr.Add(r.clusters); err != nil {
 		return err
