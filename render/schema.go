@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"embed"
 	"errors"
 	"fmt"
 	"io"
@@ -28,14 +27,9 @@ import (
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	celconfig "k8s.io/apiserver/pkg/apis/cel"
 	"sigs.k8s.io/yaml"
-)
 
-// Copies of config/crd/bases; TestDefaultSchemasAreCurrent fails when
-// they are stale.
-//
-//go:generate sh -c "rm -f crds/*.yaml && cp ../config/crd/bases/*.yaml crds/"
-//go:embed crds/*.yaml
-var crdFiles embed.FS
+	"github.com/gyreops/gyre/config"
+)
 
 // Schemas validates objects offline against CRD OpenAPI schemas, the way
 // the API server would: structure, unknown fields, list types, metadata
@@ -61,7 +55,7 @@ var (
 // gyre.dev), built into the binary.
 func DefaultSchemas() (*Schemas, error) {
 	defaultSchemasOnce.Do(func() {
-		sub, err := fs.Sub(crdFiles, "crds")
+		sub, err := fs.Sub(config.CRDs, "crd/bases")
 		if err != nil {
 			defaultSchemasErr = err
 			return
