@@ -141,39 +141,18 @@ const workingTree = "working tree"
 // diffRevisions renders the repository at --base and at --head (or the
 // working tree) and compares them.
 func diffRevisions(ctx context.Context, dir string, o diffOptions, progress io.Writer) (*repoDiff, error) {
-	abs, err := filepath.Abs(dir)
+	co, err := newCheckouts(dir)
 	if err != nil {
 		return nil, err
 	}
-	top, err := gitTopLevel(abs)
+	defer co.close()
+	baseRoot, err := co.at(ctx, o.base, progress)
 	if err != nil {
 		return nil, err
 	}
-	rel, err := filepath.Rel(top, abs)
-	if err != nil {
-		return nil, err
-	}
-	cache, err := os.MkdirTemp("", "gyre-diff-")
-	if err != nil {
-		return nil, err
-	}
-	defer os.RemoveAll(cache)
-
-	checkout := func(rev string) (string, error) {
-		fmt.Fprintf(progress, "Checking out %s\n", rev)
-		dir, err := checkoutLocal(ctx, top, rev, cache)
-		if err != nil {
-			return "", err
-		}
-		return filepath.Join(dir, rel), nil
-	}
-	baseRoot, err := checkout(o.base)
-	if err != nil {
-		return nil, err
-	}
-	headRoot, headName := abs, workingTree
+	headRoot, headName := co.abs, workingTree
 	if o.head != "" {
-		if headRoot, err = checkout(o.head); err != nil {
+		if headRoot, err = co.at(ctx, o.head, progress); err != nil {
 			return nil, err
 		}
 		headName = o.head
@@ -190,6 +169,47 @@ func diffRevisions(ctx context.Context, dir string, o diffOptions, progress io.W
 	d.Base, d.Head, d.headResults = o.base, headName, head
 	return d, nil
 }
+
+// checkouts checks out revisions of the Git repository that holds a
+// directory, into a scratch cache, and finds that directory in each.
+type checkouts struct {
+	abs   string // the directory, absolute
+	top   string // the repository's top level
+	rel   string // the directory below top
+	cache string
+}
+
+func newCheckouts(dir string) (*checkouts, error) {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, err
+	}
+	top, err := gitTopLevel(abs)
+	if err != nil {
+		return nil, err
+	}
+	rel, err := filepath.Rel(top, abs)
+	if err != nil {
+		return nil, err
+	}
+	cache, err := os.MkdirTemp("", "gyre-diff-")
+	if err != nil {
+		return nil, err
+	}
+	return &checkouts{abs: abs, top: top, rel: rel, cache: cache}, nil
+}
+
+// at checks rev out and returns the directory in it.
+func (c *checkouts) at(ctx context.Context, rev string, progress io.Writer) (string, error) {
+	fmt.Fprintf(progress, "Checking out %s\n", rev)
+	dir, err := checkoutLocal(ctx, c.top, rev, c.cache)
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join(dir, c.rel), nil
+}
+
+func (c *checkouts) close() { _ = os.RemoveAll(c.cache) }
 
 // checkoutLocal checks rev of the repository at top out under cache and
 // returns the checkout's directory.

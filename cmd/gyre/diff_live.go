@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -30,28 +28,15 @@ const liveFieldManager = "gyre"
 func diffLive(ctx context.Context, dir string, o diffOptions, progress io.Writer) (*repoDiff, error) {
 	root, headName := dir, workingTree
 	if o.head != "" {
-		abs, err := filepath.Abs(dir)
+		co, err := newCheckouts(dir)
 		if err != nil {
 			return nil, err
 		}
-		top, err := gitTopLevel(abs)
-		if err != nil {
+		defer co.close()
+		if root, err = co.at(ctx, o.head, progress); err != nil {
 			return nil, err
 		}
-		rel, err := filepath.Rel(top, abs)
-		if err != nil {
-			return nil, err
-		}
-		cache, err := os.MkdirTemp("", "gyre-diff-")
-		if err != nil {
-			return nil, err
-		}
-		defer os.RemoveAll(cache)
-		fmt.Fprintf(progress, "Checking out %s\n", o.head)
-		if root, err = checkoutLocal(ctx, top, o.head, cache); err != nil {
-			return nil, err
-		}
-		root, headName = filepath.Join(root, rel), o.head
+		headName = o.head
 	}
 	head, err := renderRepo(ctx, root, targetSelector{}, progress)
 	if err != nil {
