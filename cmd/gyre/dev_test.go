@@ -59,7 +59,7 @@ func TestDev_onceRunsTheExamplePipeline(t *testing.T) {
 		`stage \S+\s+Running`,
 		`stage \S+\s+Succeeded`,
 		`GC Pod cyclone-shop-worker/\S+-gc created`,
-		`WorkflowRun \S+ Succeeded in`,
+		`WorkflowRun \S+ Succeeded in \d+s; its Pods and scratch data are cleaned up`,
 	} {
 		g.Expect(string(out)).To(MatchRegexp(want))
 	}

@@ -25,11 +25,10 @@ type watcher struct {
 	p       *printer
 	repoDir string
 
-	seen    map[string]string // what was last printed per subject
-	run     string            // the example WorkflowRun, once created
-	hinted  bool
-	gcPods  map[string]bool
-	started time.Time
+	seen   map[string]string // what was last printed per subject
+	run    string            // the example WorkflowRun, once created
+	hinted bool
+	gcPods map[string]bool
 }
 
 // watch prints progress until ctx ends; with once, it returns when the
@@ -77,7 +76,11 @@ func (w *watcher) poll(ctx context.Context, once bool) (bool, error) {
 	if !finished || !run.Status.Cleaned {
 		return false, nil
 	}
-	w.report("run/result", fmt.Sprintf("WorkflowRun %s %s in %s; its Pods and scratch data are cleaned up", run.Name, phase, time.Since(w.started).Round(100*time.Millisecond)))
+	took := "" // from the run's own times, so the line is the same at every poll
+	if st := run.Status.Overall; st.StartTime != nil && st.CompletionTime != nil {
+		took = " in " + st.CompletionTime.Sub(st.StartTime.Time).String()
+	}
+	w.report("run/result", fmt.Sprintf("WorkflowRun %s %s%s; its Pods and scratch data are cleaned up", run.Name, phase, took))
 	if once {
 		if phase != cyclonev1alpha1.StatusSucceeded {
 			return true, fmt.Errorf("%w: %s", ErrRunFailed, run.Status.Overall.Message)
@@ -173,7 +176,7 @@ func (w *watcher) startRun(ctx context.Context) error {
 	if err := w.c.Create(ctx, run); err != nil {
 		return err
 	}
-	w.run, w.started = run.Name, time.Now()
+	w.run = run.Name
 	w.p.say("Every target is Ready. Started WorkflowRun %s/%s of Workflow %s", ns, run.Name, wf)
 	return nil
 }
