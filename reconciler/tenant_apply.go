@@ -22,7 +22,12 @@ const (
 	eventWarning = corev1.EventTypeWarning
 )
 
-// resourceManager returns the server-side apply engine of the objects.
+// applier returns the server-side apply engine of the objects.
+func (r *TenantReconciler) applier() *tenants.Applier {
+	return &tenants.Applier{Client: r.Applier, Live: r.watches.cache, Concurrency: r.ApplyConcurrency}
+}
+
+// resourceManager returns the engine that prunes objects.
 func (r *TenantReconciler) resourceManager() *ssa.ResourceManager {
 	// No status poller: render admits only namespaced objects, so the
 	// staged apply never has cluster definitions to wait for.
@@ -36,8 +41,18 @@ func (r *TenantReconciler) resourceManager() *ssa.ResourceManager {
 func (r *TenantReconciler) apply(ctx context.Context, s *tenantScope) (ctrl.Result, error) {
 	t := s.tenant
 	m := r.resourceManager()
-	// Targets are applied at once: ssa writes one target's objects one
-	// after the other, so this is what keeps the API server busy.
+	var kinds []*unstructured.Unstructured
+	for _, ts := range s.targets {
+		kinds = append(kinds, ts.objects...)
+	}
+	// Watched before they are applied: the watch's cache is what lets
+	// the applier skip unchanged objects, and no change may slip by
+	// between the apply and the watch.
+	if err := r.watches.ensure(kinds); err != nil {
+		return ctrl.Result{}, fmt.Errorf("watch applied kinds: %w", err)
+	}
+	// Targets are applied at once, so one slow target does not hold up
+	// the others.
 	statuses := make([]gyrev1alpha1.TargetStatus, len(s.targets))
 	var eg errgroup.Group
 	for i, ts := range s.targets {
@@ -48,7 +63,7 @@ func (r *TenantReconciler) apply(ctx context.Context, s *tenantScope) (ctrl.Resu
 		tctx := ctrl.LoggerInto(ctx, ctrl.LoggerFrom(ctx).WithValues("target", ts.target.Cluster))
 		eg.Go(func() error {
 			if s.driftOnly {
-				r.correctDrift(tctx, s, m, ts, &statuses[i])
+				r.correctDrift(tctx, s, ts, &statuses[i])
 			} else {
 				r.applyTarget(tctx, s, m, ts, &statuses[i])
 			}
@@ -57,11 +72,9 @@ func (r *TenantReconciler) apply(ctx context.Context, s *tenantScope) (ctrl.Resu
 	}
 	_ = eg.Wait() // failures are in the statuses and s.errs
 	applied := map[string][]*unstructured.Unstructured{}
-	var kinds []*unstructured.Unstructured
 	if !s.driftOnly {
 		for _, ts := range s.targets {
 			applied[ts.target.Cluster] = ts.objects
-			kinds = append(kinds, ts.objects...)
 		}
 	}
 	if !s.driftOnly {
@@ -80,9 +93,6 @@ func (r *TenantReconciler) apply(ctx context.Context, s *tenantScope) (ctrl.Resu
 	t.Status.Targets = statuses
 	if !s.driftOnly && allTargetsApplied(t, s.revision) {
 		r.drift.remember(t.Name, t.Generation, s.revision, r.Clock.Now(), applied)
-	}
-	if err := r.watches.ensure(kinds); err != nil {
-		return ctrl.Result{}, fmt.Errorf("watch applied kinds: %w", err)
 	}
 	return ctrl.Result{}, nil
 }
@@ -114,7 +124,7 @@ func (r *TenantReconciler) applyTarget(ctx context.Context, s *tenantScope, m *s
 	actx, cancel := context.WithTimeout(ctx, timeout(t))
 	defer cancel()
 	ctrl.LoggerFrom(ctx).V(1).Info("Applying objects", "count", len(ts.objects))
-	cs, err := m.ApplyAllStaged(actx, deepCopies(ts.objects), ssa.DefaultApplyOptions())
+	cs, err := r.applier().Apply(actx, deepCopies(ts.objects))
 	if written := changed(cs); len(written) > 0 {
 		r.metrics.applied.WithLabelValues(t.Name, name).Add(float64(len(written)))
 		ctrl.LoggerFrom(ctx).Info("Applied objects", "written", len(written))
@@ -140,16 +150,16 @@ func (r *TenantReconciler) applyTarget(ctx context.Context, s *tenantScope, m *s
 }
 
 // correctDrift re-applies the objects of a target that changed in the
-// cluster since the last full reconcile; the dry-run diff skips those
-// whose change did not touch what gyre applies.
-func (r *TenantReconciler) correctDrift(ctx context.Context, s *tenantScope, m *ssa.ResourceManager, ts *targetScope, st *gyrev1alpha1.TargetStatus) {
+// cluster since the last full reconcile; the applier skips those whose
+// change did not touch what gyre applies.
+func (r *TenantReconciler) correctDrift(ctx context.Context, s *tenantScope, ts *targetScope, st *gyrev1alpha1.TargetStatus) {
 	if len(ts.objects) == 0 {
 		return
 	}
 	t, name := s.tenant, ts.target.Cluster
 	actx, cancel := context.WithTimeout(ctx, timeout(t))
 	defer cancel()
-	cs, err := m.ApplyAll(actx, deepCopies(ts.objects), ssa.DefaultApplyOptions())
+	cs, err := r.applier().Apply(actx, deepCopies(ts.objects))
 	if written := changed(cs); len(written) > 0 {
 		r.metrics.drift.WithLabelValues(t.Name, name).Add(float64(len(written)))
 		ctrl.LoggerFrom(ctx).Info("Corrected drift", "objects", written)

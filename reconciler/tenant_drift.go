@@ -85,17 +85,31 @@ func (d *driftTracker) takeDirty(tenant string, generation int64, revision strin
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	m := d.tenants[tenant]
-	if m == nil || m.generation != generation || m.revision != revision || now.Sub(m.fullAt) >= interval {
+	if m == nil {
+		return nil, 0, false
+	}
+	if m.generation != generation || m.revision != revision || now.Sub(m.fullAt) >= interval {
+		// The full reconcile that follows checks every object; what
+		// changes while it runs is marked anew.
+		clear(m.dirty)
 		return nil, 0, false
 	}
 	objects = map[string][]*unstructured.Unstructured{}
+	found := 0
 	for target, objs := range m.objects {
 		for _, o := range objs {
 			gvk := o.GroupVersionKind()
 			if m.dirty[inventoryID(o.GetNamespace(), o.GetName(), gvk.Group, gvk.Kind)] {
 				objects[target] = append(objects[target], o.DeepCopy())
+				found++
 			}
 		}
+	}
+	if found < len(m.dirty) {
+		// Something gyre provisioned (a namespace, the quota) changed:
+		// only a full reconcile puts it back.
+		clear(m.dirty)
+		return nil, 0, false
 	}
 	clear(m.dirty)
 	return objects, interval - now.Sub(m.fullAt), true
@@ -123,10 +137,18 @@ type kindWatches struct {
 
 // ensure watches every kind of objs not watched yet.
 func (w *kindWatches) ensure(objs []*unstructured.Unstructured) error {
+	gvks := make([]schema.GroupVersionKind, len(objs))
+	for i, o := range objs {
+		gvks[i] = o.GroupVersionKind()
+	}
+	return w.ensureKinds(gvks)
+}
+
+// ensureKinds watches every kind of gvks not watched yet.
+func (w *kindWatches) ensureKinds(gvks []schema.GroupVersionKind) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	for _, o := range objs {
-		gvk := o.GroupVersionKind()
+	for _, gvk := range gvks {
 		if w.watched[gvk] {
 			continue
 		}
@@ -164,28 +186,8 @@ func notOwnWrite() predicate.Funcs {
 		GenericFunc: func(event.GenericEvent) bool { return false },
 		DeleteFunc:  func(event.DeleteEvent) bool { return true },
 		UpdateFunc: func(e event.UpdateEvent) bool {
-			return !lastWriteIsOurs(e.ObjectNew.GetManagedFields())
+			return !tenants.LastWriteIsOurs(e.ObjectNew.GetManagedFields())
 		},
 	}
 }
 
-func lastWriteIsOurs(fields []metav1.ManagedFieldsEntry) bool {
-	var ours time.Time
-	for _, f := range fields {
-		if f.Manager == tenants.FieldManager && f.Operation == metav1.ManagedFieldsOperationApply && f.Time != nil {
-			ours = f.Time.Time
-		}
-	}
-	if ours.IsZero() {
-		return false
-	}
-	for _, f := range fields {
-		if f.Manager == tenants.FieldManager || f.Subresource != "" || f.Time == nil {
-			continue
-		}
-		if !f.Time.Time.Before(ours) {
-			return false
-		}
-	}
-	return true
-}

@@ -218,7 +218,7 @@ func (r *TenantReconciler) provision(ctx context.Context, s *tenantScope) (ctrl.
 	if s.driftOnly {
 		return ctrl.Result{}, nil
 	}
-	res, err := tenants.Provision(ctx, r.Clusters, s.tenant)
+	res, err := tenants.Provision(ctx, r.Clusters, r.watches.cache, s.tenant)
 	if len(res.Written) > 0 {
 		ctrl.LoggerFrom(ctx).Info("Provisioned tenant", "written", res.Written)
 		r.event(s.tenant, eventNormal, "Provisioned", "Provisioned %d objects: %v", len(res.Written), res.Written)
@@ -241,7 +241,9 @@ func (r *TenantReconciler) render(ctx context.Context, s *tenantScope) (ctrl.Res
 		}
 		return ctrl.Result{}, nil
 	}
-	opts := render.Options{Revision: s.revision, AllowRemoteBases: s.allowRemote, AllowedKinds: t.Spec.AllowedKinds}
+	// The revision is not stamped on the objects: a commit would then
+	// rewrite every object of the tenant, not just those it changed.
+	opts := render.Options{AllowRemoteBases: s.allowRemote, AllowedKinds: t.Spec.AllowedKinds}
 	results := make([]*render.Result, len(targets))
 	for i, rt := range targets {
 		res, err := r.Renderer.Render(ctx, s.dir, rt, opts)

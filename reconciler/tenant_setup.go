@@ -79,7 +79,9 @@ func (r *TenantReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		return err
 	}
 	r.watches = &kindWatches{cache: objCache, ctrl: c, drift: r.drift, watched: map[schema.GroupVersionKind]bool{}}
-	return nil
+	// What provisioning writes on the control cluster is watched like
+	// what the tenants apply: a change to it is put back at once.
+	return r.watches.ensureKinds(tenants.Kinds)
 }
 
 func (r *TenantReconciler) defaults(mgr ctrl.Manager) error {

@@ -12,6 +12,7 @@ import (
 
 	gyrev1alpha1 "github.com/gyreops/gyre/api/gyre/v1alpha1"
 	"github.com/gyreops/gyre/render"
+	"github.com/gyreops/gyre/tenants"
 )
 
 func TestTargetConditions(t *testing.T) {
@@ -155,7 +156,7 @@ func TestLastWriteIsOurs(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			g := NewWithT(t)
-			g.Expect(lastWriteIsOurs(tc.fields)).To(Equal(tc.ours))
+			g.Expect(tenants.LastWriteIsOurs(tc.fields)).To(Equal(tc.ours))
 		})
 	}
 }

@@ -16,6 +16,16 @@ import (
 // QuotaName is the name of the worker namespace's ResourceQuota.
 const QuotaName = "cyclone-quota"
 
+// Kinds are the kinds of every object Provision may write.
+var Kinds = []schema.GroupVersionKind{
+	corev1.SchemeGroupVersion.WithKind("Namespace"),
+	corev1.SchemeGroupVersion.WithKind("ResourceQuota"),
+	corev1.SchemeGroupVersion.WithKind("PersistentVolumeClaim"),
+	corev1.SchemeGroupVersion.WithKind("ServiceAccount"),
+	rbacv1.SchemeGroupVersion.WithKind("Role"),
+	rbacv1.SchemeGroupVersion.WithKind("RoleBinding"),
+}
+
 // ControlObjects returns what a tenant needs on the control cluster: the
 // namespace of its Cyclone objects.
 func ControlObjects(t *gyrev1alpha1.Tenant) []*unstructured.Unstructured {

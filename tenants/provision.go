@@ -9,6 +9,7 @@ import (
 	"github.com/fluxcd/pkg/ssa"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -53,10 +54,14 @@ type Result struct {
 // match the Tenant, putting back what was changed or deleted. Objects
 // that already match are not written. A failing cluster does not stop the
 // others; every failure is in the returned error.
-func Provision(ctx context.Context, cs *Clients, t *gyrev1alpha1.Tenant) (Result, error) {
+//
+// live, when not nil, reads the metadata of the control cluster's objects
+// labelled with TenantLabel from a cache (see Applier.Live), so that
+// checking a provisioned tenant there costs no request.
+func Provision(ctx context.Context, cs *Clients, live client.Reader, t *gyrev1alpha1.Tenant) (Result, error) {
 	var res Result
 	var errs []error
-	if err := apply(ctx, cs.Control, ControlObjects(t), ControlCluster, &res); err != nil {
+	if err := apply(ctx, cs.Control, live, ControlObjects(t), ControlCluster, &res); err != nil {
 		errs = append(errs, err)
 	}
 	worker, err := WorkerObjects(t)
@@ -69,12 +74,16 @@ func Provision(ctx context.Context, cs *Clients, t *gyrev1alpha1.Tenant) (Result
 			errs = append(errs, err)
 			continue
 		}
-		if err := apply(ctx, c, worker, name, &res); err != nil {
+		var cached client.Reader
+		if name == ControlCluster {
+			cached = live
+		}
+		if err := apply(ctx, c, cached, worker, name, &res); err != nil {
 			errs = append(errs, err)
 			continue
 		}
 		if len(t.Spec.Quota) == 0 {
-			if err := deleteQuota(ctx, c, t.Name, name, &res); err != nil {
+			if err := deleteQuota(ctx, c, cached, t.Name, name, &res); err != nil {
 				errs = append(errs, err)
 			}
 		}
@@ -84,39 +93,41 @@ func Provision(ctx context.Context, cs *Clients, t *gyrev1alpha1.Tenant) (Result
 
 // apply server-side applies objs to one cluster, namespaces first: the
 // objects in a namespace cannot be created before it.
-func apply(ctx context.Context, c client.Client, objs []*unstructured.Unstructured, cluster string, res *Result) error {
-	m := ssa.NewResourceManager(c, nil, ssa.Owner{Field: FieldManager, Group: "gyre.dev"})
-	var namespaces, rest []*unstructured.Unstructured
-	for _, o := range objs {
-		o = o.DeepCopy() // ssa mutates what it applies
-		if o.GetKind() == "Namespace" {
-			namespaces = append(namespaces, o)
-		} else {
-			rest = append(rest, o)
-		}
+func apply(ctx context.Context, c client.Client, live client.Reader, objs []*unstructured.Unstructured, cluster string, res *Result) error {
+	a := &Applier{Client: c, Live: live}
+	copies := make([]*unstructured.Unstructured, len(objs))
+	for i, o := range objs {
+		copies[i] = o.DeepCopy() // the applier stamps what it applies
 	}
-	for _, stage := range [][]*unstructured.Unstructured{namespaces, rest} {
-		if len(stage) == 0 {
-			continue
-		}
-		cs, err := m.ApplyAll(ctx, stage, ssa.DefaultApplyOptions())
-		if err != nil {
-			return fmt.Errorf("provision cluster %s: %w", clusterName(cluster), err)
-		}
+	cs, err := a.Apply(ctx, copies)
+	if cs != nil {
 		for _, e := range cs.Entries {
 			if e.Action == ssa.CreatedAction || e.Action == ssa.ConfiguredAction {
 				res.Written = append(res.Written, clusterName(cluster)+": "+e.Subject)
 			}
 		}
 	}
+	if err != nil {
+		return fmt.Errorf("provision cluster %s: %w", clusterName(cluster), err)
+	}
 	return nil
 }
 
 // deleteQuota removes the ResourceQuota gyre made once the Tenant no
 // longer sets a quota, and only if gyre made it.
-func deleteQuota(ctx context.Context, c client.Client, tenant, cluster string, res *Result) error {
+func deleteQuota(ctx context.Context, c client.Client, live client.Reader, tenant, cluster string, res *Result) error {
+	key := client.ObjectKey{Namespace: WorkerNamespace(tenant), Name: QuotaName}
+	if live != nil {
+		// The cache holds every quota gyre labelled: if it has none,
+		// there is nothing of gyre's to delete.
+		m := &metav1.PartialObjectMetadata{}
+		m.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("ResourceQuota"))
+		if err := live.Get(ctx, key, m); apierrors.IsNotFound(err) {
+			return nil
+		}
+	}
 	q := &corev1.ResourceQuota{}
-	err := c.Get(ctx, client.ObjectKey{Namespace: WorkerNamespace(tenant), Name: QuotaName}, q)
+	err := c.Get(ctx, key, q)
 	if apierrors.IsNotFound(err) {
 		return nil
 	}

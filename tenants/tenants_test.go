@@ -102,7 +102,7 @@ func TestProvision_twoClusters(t *testing.T) {
 			Storage: &gyrev1alpha1.TenantStorage{Size: resource.MustParse("1Gi")},
 		},
 	}
-	res, err := tenants.Provision(ctx, cs, tenant)
+	res, err := tenants.Provision(ctx, cs, nil, tenant)
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(res.Written).To(HaveLen(1 + 2*6))
 
@@ -120,7 +120,7 @@ func TestProvision_twoClusters(t *testing.T) {
 
 	t.Run("A second provision of an unchanged tenant writes nothing.", func(t *testing.T) {
 		g := NewWithT(t)
-		res, err := tenants.Provision(ctx, cs, tenant)
+		res, err := tenants.Provision(ctx, cs, nil, tenant)
 		g.Expect(err).NotTo(HaveOccurred())
 		g.Expect(res.Written).To(BeEmpty())
 	})
@@ -133,7 +133,7 @@ func TestProvision_twoClusters(t *testing.T) {
 		g.Expect(fc.Update(ctx, q)).To(Succeed())
 		g.Expect(fc.Delete(ctx, &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Namespace: "cyclone-acme-worker", Name: tenants.WorkerName}})).To(Succeed())
 
-		res, err := tenants.Provision(ctx, cs, tenant)
+		res, err := tenants.Provision(ctx, cs, nil, tenant)
 		g.Expect(err).NotTo(HaveOccurred())
 		g.Expect(res.Written).To(ConsistOf(
 			"far: ResourceQuota/cyclone-acme-worker/cyclone-quota",
@@ -147,11 +147,11 @@ func TestProvision_twoClusters(t *testing.T) {
 		g := NewWithT(t)
 		t2 := tenant.DeepCopy()
 		t2.Spec.Quota = nil
-		_, err := tenants.Provision(ctx, cs, t2)
+		_, err := tenants.Provision(ctx, cs, nil, t2)
 		g.Expect(err).NotTo(HaveOccurred())
 		err = fc.Get(ctx, client.ObjectKey{Namespace: "cyclone-acme-worker", Name: tenants.QuotaName}, &corev1.ResourceQuota{})
 		g.Expect(apierrors.IsNotFound(err)).To(BeTrue())
-		_, err = tenants.Provision(ctx, cs, tenant)
+		_, err = tenants.Provision(ctx, cs, nil, tenant)
 		g.Expect(err).NotTo(HaveOccurred())
 	})
 

@@ -16,6 +16,7 @@ import (
 	"k8s.io/client-go/restmapper"
 
 	"github.com/gyreops/gyre/render"
+	"github.com/gyreops/gyre/tenants"
 )
 
 // liveFieldManager is the field manager of gyre diff --live's dry runs.
@@ -173,6 +174,7 @@ func normalize(obj *unstructured.Unstructured) *unstructured.Unstructured {
 	unstructured.RemoveNestedField(o.Object, "status")
 	if a := o.GetAnnotations(); a != nil {
 		delete(a, render.RevisionAnnotation)
+		delete(a, tenants.DigestAnnotation)
 		if len(a) == 0 {
 			a = nil
 		}
