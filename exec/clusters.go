@@ -13,7 +13,6 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
@@ -23,6 +22,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	cyclonev1alpha1 "github.com/gyreops/gyre/api/cyclone/v1alpha1"
+	"github.com/gyreops/gyre/tenants"
 )
 
 // errClusterNotFound: a run names an ExecutionCluster that does not exist.
@@ -46,15 +46,15 @@ type conn struct {
 	// stop ends the cluster's cache; nil for the control cluster, whose
 	// cache the manager runs.
 	stop context.CancelFunc
-	// secretVersion is the resourceVersion of the kubeconfig Secret the
-	// connection was made from, to reconnect when it changes.
-	secretVersion string
-	// checked is when the Secret was last compared with secretVersion.
+	// version is tenants.ClusterConfig's version of the credentials the
+	// connection was made from, to reconnect when they change.
+	version string
+	// checked is when the credentials were last compared with version.
 	checked time.Time
 }
 
-// secretRecheck is how often a connection's kubeconfig Secret is read
-// again to notice new credentials; reading it on every reconcile would
+// secretRecheck is how often a connection's credentials are read again to
+// notice new ones; reading a kubeconfig Secret on every reconcile would
 // cost an API request each time.
 const secretRecheck = time.Minute
 
@@ -122,16 +122,12 @@ func (cs *clusterSet) get(ctx context.Context, name string) (*conn, error) {
 		}
 		return nil, fmt.Errorf("get execution cluster %s: %w", name, err)
 	}
-	ref := ec.Spec.SecretRef
-	if ref == nil {
-		return nil, fmt.Errorf("%w: %s has no secretRef; inline credentials are not supported", errClusterNotFound, name)
-	}
-	secret := &corev1.Secret{}
-	if err := cs.secrets.Get(ctx, types.NamespacedName{Namespace: ref.Namespace, Name: ref.Name}, secret); err != nil {
-		return nil, fmt.Errorf("execution cluster %s: get kubeconfig secret %s/%s: %w", name, ref.Namespace, ref.Name, err)
+	cfg, version, err := tenants.ClusterConfig(ctx, cs.secrets, ec)
+	if err != nil {
+		return nil, err
 	}
 	if c := cs.remote[name]; c != nil {
-		if c.secretVersion == secret.ResourceVersion {
+		if c.version == version {
 			c.checked = cs.clock.Now()
 			return c, nil
 		}
@@ -140,14 +136,6 @@ func (cs *clusterSet) get(ctx context.Context, name string) (*conn, error) {
 	}
 	if cs.base == nil || cs.ctrl == nil {
 		return nil, errors.New("engine not started yet")
-	}
-	key := ref.Key
-	if key == "" {
-		key = "value"
-	}
-	cfg, err := clientcmd.RESTConfigFromKubeConfig(secret.Data[key])
-	if err != nil {
-		return nil, fmt.Errorf("execution cluster %s: kubeconfig in secret %s/%s key %s: %w", name, ref.Namespace, ref.Name, key, err)
 	}
 	cl, err := newPodCluster(cfg, cs.scheme)
 	if err != nil {
@@ -171,7 +159,7 @@ func (cs *clusterSet) get(ctx context.Context, name string) (*conn, error) {
 		cancel()
 		return nil, fmt.Errorf("execution cluster %s: watch pods: %w", name, err)
 	}
-	c := &conn{cluster: cl, stop: cancel, secretVersion: secret.ResourceVersion, checked: cs.clock.Now()}
+	c := &conn{cluster: cl, stop: cancel, version: version, checked: cs.clock.Now()}
 	cs.remote[name] = c
 	return c, nil
 }

@@ -30,8 +30,9 @@
 // # Clusters
 //
 // Pods run on the control cluster unless the run's executionContext names
-// an ExecutionCluster, reached with the kubeconfig in the Secret its
-// secretRef names. The engine keeps one label-filtered Pod cache per
+// an ExecutionCluster, reached with the credentials tenants.ClusterConfig
+// reads from it (a kubeconfig Secret or Cyclone's inline credential), and
+// reconnects when they change. The engine keeps one label-filtered Pod cache per
 // cluster, started when the ExecutionCluster appears, and watches it with
 // the same controller.
 //
