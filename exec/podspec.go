@@ -20,14 +20,83 @@ const (
 	// dataVolume is the tenant PVC (or an emptyDir); a run keeps all its
 	// scratch data under "<run>/" in it, which is what GC removes.
 	dataVolume = "gyre-data"
-	// notifyVolume is shared by the coordinator and the output resolvers:
-	// the coordinator writes "ok" there once the workload has finished.
-	notifyVolume = "gyre-notify"
+	// coordinatorVolume is an emptyDir shared by the coordinator with the
+	// other containers: workload and input containers write their result
+	// files under "results/<container>/", and the coordinator tells output
+	// resolvers under "notify/" that the workload has finished.
+	coordinatorVolume = "gyre-coordinator"
 	// coordinatorName is Cyclone's name of the coordinator sidecar.
 	coordinatorName = "csc-co"
-	// workspace is where resolvers and the coordinator see the data volume.
-	workspace = "/workspace"
+	// workspace is where the GC Pod sees the data volume, and the default
+	// parent of a workload's mount paths.
+	workspace = HelperWorkspace
 )
+
+// The contract between a stage Pod and the helper programs it runs
+// (gyre coordinator, gyre resolve, and Cyclone's resolver images): where
+// each sees its data, and the environment it gets. Names and paths are
+// Cyclone's wherever Cyclone has one, so that Cyclone's resolver images
+// run unchanged.
+const (
+	// HelperWorkspace is a resolver's working directory, Cyclone's
+	// "/workspace": an input resolver sees the resource's directory there
+	// and leaves the data in "data/"; an output resolver finds the data to
+	// push in "data/" and waits for "notify/ok".
+	HelperWorkspace = "/workspace"
+	// CoordinatorDataPath is where the coordinator sees the run's data
+	// directory "<run>/" of the data volume.
+	CoordinatorDataPath = "/workspace/data"
+	// CoordinatorVolumePath is where the coordinator sees the volume it
+	// shares with the other containers.
+	CoordinatorVolumePath = "/workspace/coordinator"
+	// ResultsDir is where a workload or input container writes its
+	// result file, as in Cyclone.
+	ResultsDir = "/cyclone/results"
+	// ResultFile is the name of a result file: one "<key>:<value>" per
+	// line, collected into status.stages[<stage>].outputs.
+	ResultFile = "__result__"
+	// NotifyOK and NotifyFailed are the files the coordinator creates in
+	// the notify directory: "ok" (Cyclone's) when output resolvers should
+	// push, "failed" when the workload failed and there is nothing to push.
+	NotifyOK     = "ok"
+	NotifyFailed = "failed"
+
+	// EnvRunName, EnvStageName and EnvRunNamespace name the stage's run;
+	// Cyclone's variable names.
+	EnvRunName      = "WORKFLOWRUN_NAME"
+	EnvStageName    = "STAGE_NAME"
+	EnvRunNamespace = "METADATA_NAMESPACE"
+	// EnvWorkflowName names the run's Workflow; Cyclone's name.
+	EnvWorkflowName = "WORKFLOW_NAME"
+	// EnvPodName and EnvPodNamespace locate the stage Pod itself.
+	EnvPodName      = "POD_NAME"
+	EnvPodNamespace = "POD_NAMESPACE"
+	// EnvWorkloadContainers lists the workload containers the coordinator
+	// waits for, comma-separated.
+	EnvWorkloadContainers = "WORKLOAD_CONTAINERS"
+	// EnvOutputResources lists the output resources, comma-separated.
+	EnvOutputResources = "OUTPUT_RESOURCES"
+	// EnvOutputArtifacts lists the output artifacts the coordinator
+	// publishes, comma-separated.
+	EnvOutputArtifacts = "OUTPUT_ARTIFACTS"
+	// EnvResourceName names the Resource a resolver resolves.
+	EnvResourceName = "RESOURCE_NAME"
+	// EnvWorkdir is HelperWorkspace, as Cyclone's resolver images expect.
+	EnvWorkdir = "WORKDIR"
+	// EnvPullPolicy is a persistent resource's pull policy, Always or
+	// IfNotExist; unset for a resource pulled afresh into each run.
+	EnvPullPolicy = "PULL_POLICY"
+)
+
+// StagingDir is where, under the run's data directory, a stage attempt's
+// workload writes its output artifacts. The coordinator moves them to
+// "artifacts/<stage>/<artifact>" only once the workload has succeeded, so
+// later stages never see the partial artifacts of a failed attempt.
+func StagingDir(pod string) string { return path.Join("staging", pod) }
+
+// ArtifactDir is where, under the run's data directory, later stages find
+// a published output artifact.
+func ArtifactDir(stage, artifact string) string { return path.Join("artifacts", stage, artifact) }
 
 // stagePodInput is everything a stage Pod is built from.
 type stagePodInput struct {
@@ -60,7 +129,7 @@ func invalidStage(format string, args ...any) error {
 func (c Config) stagePod(in stagePodInput) (*corev1.Pod, error) {
 	run, stage := in.Run, in.Stage
 	if stage.Spec.Pod == nil {
-		return nil, invalidStage("stage %s has no pod workload; delegation stages are not supported yet", stage.Name)
+		return nil, invalidStage("stage %s has no pod workload (spec.pod)", stage.Name)
 	}
 	wl := stage.Spec.Pod
 	vars := variableMap(run.Status.GlobalVariables)
@@ -92,7 +161,8 @@ func (c Config) stagePod(in stagePodInput) (*corev1.Pod, error) {
 		substituteContainer(&spec.InitContainers[i], args)
 	}
 	spec.Volumes = append(spec.Volumes, dataVolumeSource(in.PVC),
-		corev1.Volume{Name: notifyVolume, VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}})
+		corev1.Volume{Name: coordinatorVolume, VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}})
+	name := podName(run.Name, stage.Name, in.Attempt)
 
 	workloadNames := make([]string, 0, len(spec.Containers))
 	for _, ctr := range spec.Containers {
@@ -101,37 +171,60 @@ func (c Config) stagePod(in stagePodInput) (*corev1.Pod, error) {
 	var workloadMounts []corev1.VolumeMount
 	env := c.helperEnv(run, stage.Name)
 
-	// Input resources: an init container pulls each into the run's data,
-	// where the workload sees it at the resource's path.
-	for _, item := range wl.Inputs.Resources {
+	// Input resources: an init container pulls each into "data/" of the
+	// resource's directory, where the workload sees it at the resource's
+	// path. The directory is the run's, or for a persistent resource a
+	// path in its own PVC that outlives the run.
+	for i, item := range wl.Inputs.Resources {
 		res, params, err := resourceParams(in, item, vars)
 		if err != nil {
 			return nil, err
 		}
-		sub := path.Join(run.Name, "resources", item.Name)
+		volume, sub := dataVolume, path.Join(run.Name, "resources", item.Name)
+		if p := res.Spec.Persistent; p != nil {
+			if p.PVC == "" {
+				return nil, invalidStage("stage %s: resource %s: spec.persistent.pvc is empty", stage.Name, item.Name)
+			}
+			volume, sub = fmt.Sprintf("gyre-persistent-%d", i), p.Path
+			spec.Volumes = append(spec.Volumes, corev1.Volume{Name: volume, VolumeSource: corev1.VolumeSource{
+				PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: p.PVC}}})
+			policy := p.PullPolicy
+			if policy == "" {
+				policy = cyclonev1alpha1.PullAlways
+			}
+			params = append(params, corev1.EnvVar{Name: EnvPullPolicy, Value: string(policy)})
+		}
+		ctrName := shortName("i-" + item.Name)
 		spec.InitContainers = append(spec.InitContainers, corev1.Container{
-			Name:         shortName("i-" + item.Name),
-			Image:        c.resourceResolver(res),
-			Args:         []string{"pull"},
-			Env:          append(slices.Clone(env), params...),
-			VolumeMounts: []corev1.VolumeMount{{Name: dataVolume, MountPath: workspace + "/data", SubPath: sub}},
+			Name:  ctrName,
+			Image: c.resourceResolver(res),
+			Args:  c.resolverArgs(res, "pull"),
+			Env:   append(slices.Clone(env), params...),
+			VolumeMounts: []corev1.VolumeMount{
+				{Name: volume, MountPath: HelperWorkspace, SubPath: sub},
+				resultsMount(ctrName),
+			},
 		})
-		workloadMounts = append(workloadMounts, corev1.VolumeMount{Name: dataVolume, MountPath: mountPath(item.Path, item.Name), SubPath: sub})
+		workloadMounts = append(workloadMounts, corev1.VolumeMount{Name: volume, MountPath: mountPath(item.Path, item.Name), SubPath: path.Join(sub, "data")})
 	}
-	// Artifacts live under "<run>/artifacts/<stage>/<artifact>": a stage
-	// writes its outputs there and later stages mount them read-only.
+	// A workload writes its output artifacts into the attempt's staging
+	// directory; the coordinator publishes them to "artifacts/<stage>/"
+	// once the workload has succeeded, and later stages mount them from
+	// there read-only.
+	artifactNames := make([]string, 0, len(wl.Outputs.Artifacts))
 	for _, a := range wl.Outputs.Artifacts {
+		artifactNames = append(artifactNames, a.Name)
 		workloadMounts = append(workloadMounts, corev1.VolumeMount{Name: dataVolume,
-			MountPath: mountPath(a.Path, a.Name), SubPath: path.Join(run.Name, "artifacts", stage.Name, a.Name)})
+			MountPath: mountPath(a.Path, a.Name), SubPath: path.Join(run.Name, StagingDir(name), a.Name)})
 	}
 	for _, a := range wl.Inputs.Artifacts {
 		source := artifactSource(in.Item.Artifacts, a)
-		from, name, ok := strings.Cut(source, "/")
+		from, artifact, ok := strings.Cut(source, "/")
 		if !ok {
 			return nil, invalidStage("stage %s: input artifact %s has no source \"<stage>/<artifact>\" in the workflow", stage.Name, a.Name)
 		}
 		workloadMounts = append(workloadMounts, corev1.VolumeMount{Name: dataVolume, ReadOnly: true,
-			MountPath: mountPath(a.Path, a.Name), SubPath: path.Join(run.Name, "artifacts", from, name)})
+			MountPath: mountPath(a.Path, a.Name), SubPath: path.Join(run.Name, ArtifactDir(from, artifact))})
 	}
 	// Output resources: a sidecar resolver pushes each once the
 	// coordinator says the workload is done.
@@ -146,30 +239,33 @@ func (c Config) stagePod(in stagePodInput) (*corev1.Pod, error) {
 		spec.Containers = append(spec.Containers, corev1.Container{
 			Name:  shortName("o-" + item.Name),
 			Image: c.resourceResolver(res),
-			Args:  []string{"push"},
+			Args:  c.resolverArgs(res, "push"),
 			Env:   append(slices.Clone(env), params...),
 			VolumeMounts: []corev1.VolumeMount{
-				{Name: dataVolume, MountPath: workspace + "/data", SubPath: sub},
-				{Name: notifyVolume, MountPath: workspace + "/notify"},
+				{Name: dataVolume, MountPath: path.Join(HelperWorkspace, "data"), SubPath: sub},
+				{Name: coordinatorVolume, MountPath: path.Join(HelperWorkspace, "notify"), SubPath: "notify"},
 			},
 		})
 		workloadMounts = append(workloadMounts, corev1.VolumeMount{Name: dataVolume, MountPath: mountPath(item.Path, item.Name), SubPath: sub})
 	}
-	for i := range workloadNames {
+	for i, n := range workloadNames {
 		spec.Containers[i].VolumeMounts = append(spec.Containers[i].VolumeMounts, workloadMounts...)
+		spec.Containers[i].VolumeMounts = append(spec.Containers[i].VolumeMounts, resultsMount(n))
 	}
 	spec.Containers = append(spec.Containers, corev1.Container{
 		Name:  coordinatorName,
 		Image: c.CoordinatorImage,
 		Args:  []string{"coordinator"},
 		Env: append(slices.Clone(env),
-			corev1.EnvVar{Name: "WORKLOAD_CONTAINERS", Value: strings.Join(workloadNames, ",")},
-			corev1.EnvVar{Name: "OUTPUT_RESOURCES", Value: strings.Join(outputNames, ",")},
-			corev1.EnvVar{Name: "POD_NAME", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.name"}}},
+			corev1.EnvVar{Name: EnvWorkloadContainers, Value: strings.Join(workloadNames, ",")},
+			corev1.EnvVar{Name: EnvOutputResources, Value: strings.Join(outputNames, ",")},
+			corev1.EnvVar{Name: EnvOutputArtifacts, Value: strings.Join(artifactNames, ",")},
+			corev1.EnvVar{Name: EnvPodName, ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.name"}}},
+			corev1.EnvVar{Name: EnvPodNamespace, ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.namespace"}}},
 		),
 		VolumeMounts: []corev1.VolumeMount{
-			{Name: dataVolume, MountPath: workspace + "/data", SubPath: run.Name},
-			{Name: notifyVolume, MountPath: workspace + "/notify"},
+			{Name: dataVolume, MountPath: CoordinatorDataPath, SubPath: run.Name},
+			{Name: coordinatorVolume, MountPath: CoordinatorVolumePath},
 		},
 	})
 	if err := addPresetVolumes(&spec, run.Spec.PresetVolumes, len(workloadNames)); err != nil {
@@ -178,7 +274,7 @@ func (c Config) stagePod(in stagePodInput) (*corev1.Pod, error) {
 
 	pod := &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{
-			Name:        podName(run.Name, stage.Name, in.Attempt),
+			Name:        name,
 			Namespace:   in.Namespace,
 			Labels:      map[string]string{},
 			Annotations: map[string]string{},
@@ -210,10 +306,30 @@ func ownLabels(run *cyclonev1alpha1.WorkflowRun, kind string) map[string]string 
 // helperEnv is the environment of the engine's own containers.
 func (c Config) helperEnv(run *cyclonev1alpha1.WorkflowRun, stage string) []corev1.EnvVar {
 	return []corev1.EnvVar{
-		{Name: "WORKFLOWRUN_NAME", Value: run.Name},
-		{Name: "STAGE_NAME", Value: stage},
-		{Name: "METADATA_NAMESPACE", Value: run.Namespace},
+		{Name: EnvRunName, Value: run.Name},
+		{Name: EnvStageName, Value: stage},
+		{Name: EnvRunNamespace, Value: run.Namespace},
+		{Name: EnvWorkflowName, Value: workflowName(run)},
+		{Name: EnvWorkdir, Value: HelperWorkspace},
 	}
+}
+
+// resultsMount gives a container its own directory of the coordinator
+// volume at ResultsDir, so that result files of different containers never
+// clash and the coordinator finds each under "results/<container>/".
+func resultsMount(container string) corev1.VolumeMount {
+	return corev1.VolumeMount{Name: coordinatorVolume, MountPath: ResultsDir, SubPath: path.Join("results", container)}
+}
+
+// resolverArgs are the arguments of a resolver container. A Resource
+// resolved by an image of its own (spec.resolver, or ResolverImages) gets
+// Cyclone's single "pull" or "push" argument; gyre's own image, whose
+// entrypoint is the gyre binary, is told the type as well.
+func (c Config) resolverArgs(res *cyclonev1alpha1.Resource, op string) []string {
+	if res.Spec.Resolver != "" || c.ResolverImages[res.Spec.Type] != "" {
+		return []string{op}
+	}
+	return []string{"resolve", res.Spec.Type, op}
 }
 
 func (c Config) resourceResolver(res *cyclonev1alpha1.Resource) string {

@@ -96,11 +96,64 @@ func TestStagePod(t *testing.T) {
 		g.Expect(init.Env).To(ContainElements(
 			corev1.EnvVar{Name: "SCM_URL", Value: "https://git.example/app"},
 			corev1.EnvVar{Name: "SCM_REVISION", Value: "v1"}))
-		g.Expect(init.VolumeMounts).To(ContainElement(HaveField("SubPath", "run1/resources/src")))
+		g.Expect(init.Env).NotTo(ContainElement(HaveField("Name", EnvPullPolicy)))
+		g.Expect(init.VolumeMounts).To(ConsistOf(
+			corev1.VolumeMount{Name: dataVolume, MountPath: "/workspace", SubPath: "run1/resources/src"},
+			corev1.VolumeMount{Name: coordinatorVolume, MountPath: "/cyclone/results", SubPath: "results/i-src"}))
 		g.Expect(pod.Spec.Containers[0].VolumeMounts).To(ContainElements(
-			corev1.VolumeMount{Name: dataVolume, MountPath: "/go/src/app", SubPath: "run1/resources/src"},
-			corev1.VolumeMount{Name: dataVolume, MountPath: "/out/bin", SubPath: "run1/artifacts/build/bin"},
-			corev1.VolumeMount{Name: dataVolume, MountPath: "/out/image", SubPath: "run1/outputs/build/img"}))
+			corev1.VolumeMount{Name: dataVolume, MountPath: "/go/src/app", SubPath: "run1/resources/src/data"},
+			corev1.VolumeMount{Name: dataVolume, MountPath: "/out/bin", SubPath: "run1/staging/run1-build-2/bin"},
+			corev1.VolumeMount{Name: dataVolume, MountPath: "/out/image", SubPath: "run1/outputs/build/img"},
+			corev1.VolumeMount{Name: coordinatorVolume, MountPath: "/cyclone/results", SubPath: "results/main"}))
+	})
+	t.Run("A persistent input resource is pulled into its own PVC with its pull policy.", func(t *testing.T) {
+		g := NewWithT(t)
+		in := podInput()
+		in.Resources["src"].Spec.Persistent = &cyclonev1alpha1.Persistent{PVC: "cache", Path: "repos/app", PullPolicy: cyclonev1alpha1.PullIfNotExist}
+		pod, err := cfg.stagePod(in)
+		g.Expect(err).NotTo(HaveOccurred())
+		g.Expect(pod.Spec.Volumes).To(ContainElement(corev1.Volume{Name: "gyre-persistent-0", VolumeSource: corev1.VolumeSource{
+			PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: "cache"}}}))
+		init := pod.Spec.InitContainers[0]
+		g.Expect(init.Env).To(ContainElement(corev1.EnvVar{Name: EnvPullPolicy, Value: "IfNotExist"}))
+		g.Expect(init.VolumeMounts).To(ContainElement(corev1.VolumeMount{Name: "gyre-persistent-0", MountPath: "/workspace", SubPath: "repos/app"}))
+		g.Expect(pod.Spec.Containers[0].VolumeMounts).To(ContainElement(
+			corev1.VolumeMount{Name: "gyre-persistent-0", MountPath: "/go/src/app", SubPath: "repos/app/data"}))
+
+		in.Resources["src"].Spec.Persistent = &cyclonev1alpha1.Persistent{PVC: "cache"}
+		pod, _ = cfg.stagePod(in)
+		g.Expect(pod.Spec.InitContainers[0].Env).To(ContainElement(corev1.EnvVar{Name: EnvPullPolicy, Value: "Always"}),
+			"Cyclone's default policy")
+
+		in.Resources["src"].Spec.Persistent = &cyclonev1alpha1.Persistent{Path: "x"}
+		_, err = cfg.stagePod(in)
+		g.Expect(err).To(MatchError(ContainSubstring("resource src: spec.persistent.pvc is empty")))
+	})
+	t.Run("gyre's own resolver is told the resource type; other resolver images get Cyclone's arguments.", func(t *testing.T) {
+		g := NewWithT(t)
+		pod, _ := Config{}.withDefaults().stagePod(podInput())
+		g.Expect(pod.Spec.InitContainers[0].Image).To(Equal(defaultHelperImage))
+		g.Expect(pod.Spec.InitContainers[0].Args).To(Equal([]string{"resolve", "Git", "pull"}))
+		g.Expect(pod.Spec.Containers[1].Args).To(Equal([]string{"push"}), "the image Resource names its own resolver")
+	})
+	t.Run("The coordinator knows the workload, the outputs and its own Pod.", func(t *testing.T) {
+		g := NewWithT(t)
+		pod, _ := cfg.stagePod(podInput())
+		co := pod.Spec.Containers[len(pod.Spec.Containers)-1]
+		g.Expect(co.Args).To(Equal([]string{"coordinator"}))
+		g.Expect(co.Env).To(ContainElements(
+			corev1.EnvVar{Name: EnvRunName, Value: "run1"},
+			corev1.EnvVar{Name: EnvStageName, Value: "build"},
+			corev1.EnvVar{Name: EnvRunNamespace, Value: "cyclone-acme"},
+			corev1.EnvVar{Name: EnvWorkloadContainers, Value: "main"},
+			corev1.EnvVar{Name: EnvOutputResources, Value: "img"},
+			corev1.EnvVar{Name: EnvOutputArtifacts, Value: "bin"},
+			HaveField("Name", EnvPodName), HaveField("Name", EnvPodNamespace)))
+		g.Expect(co.VolumeMounts).To(ConsistOf(
+			corev1.VolumeMount{Name: dataVolume, MountPath: CoordinatorDataPath, SubPath: "run1"},
+			corev1.VolumeMount{Name: coordinatorVolume, MountPath: CoordinatorVolumePath}))
+		out := pod.Spec.Containers[1]
+		g.Expect(out.VolumeMounts).To(ContainElement(corev1.VolumeMount{Name: coordinatorVolume, MountPath: "/workspace/notify", SubPath: "notify"}))
 	})
 	t.Run("Output resolvers and the coordinator are sidecars.", func(t *testing.T) {
 		g := NewWithT(t)

@@ -34,6 +34,8 @@ func newRootCmd() *cobra.Command {
 		newBuildCmd(),
 		newValidateCmd(),
 		newDiffCmd(),
+		newCoordinatorCmd(),
+		newResolveCmd(),
 	)
 	return root
 }

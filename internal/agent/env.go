@@ -1,0 +1,59 @@
+package agent
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/gyreops/gyre/exec"
+)
+
+// Stage identifies the stage attempt a helper runs for, from the
+// environment the engine gives the helper containers.
+type Stage struct {
+	// Run and Namespace name the WorkflowRun on the control cluster.
+	Run, Namespace string
+	// Name is the stage's name.
+	Name string
+	// Pod and PodNamespace name the stage Pod of this attempt.
+	Pod, PodNamespace string
+	// Workload lists the workload containers, in the Pod's order.
+	Workload []string
+	// Artifacts lists the stage's output artifacts.
+	Artifacts []string
+}
+
+// StageFromEnv reads a Stage through getenv (os.Getenv in a Pod) and says
+// which variable is missing.
+func StageFromEnv(getenv func(string) string) (Stage, error) {
+	s := Stage{
+		Run:          getenv(exec.EnvRunName),
+		Namespace:    getenv(exec.EnvRunNamespace),
+		Name:         getenv(exec.EnvStageName),
+		Pod:          getenv(exec.EnvPodName),
+		PodNamespace: getenv(exec.EnvPodNamespace),
+		Workload:     splitList(getenv(exec.EnvWorkloadContainers)),
+		Artifacts:    splitList(getenv(exec.EnvOutputArtifacts)),
+	}
+	for _, v := range []struct{ name, value string }{
+		{exec.EnvRunName, s.Run}, {exec.EnvRunNamespace, s.Namespace}, {exec.EnvStageName, s.Name},
+		{exec.EnvPodName, s.Pod}, {exec.EnvPodNamespace, s.PodNamespace},
+	} {
+		if v.value == "" {
+			return s, fmt.Errorf("environment variable %s is not set; the coordinator runs in a stage Pod built by gyre", v.name)
+		}
+	}
+	if len(s.Workload) == 0 {
+		return s, fmt.Errorf("environment variable %s lists no workload container", exec.EnvWorkloadContainers)
+	}
+	return s, nil
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, v := range strings.Split(s, ",") {
+		if v = strings.TrimSpace(v); v != "" {
+			out = append(out, v)
+		}
+	}
+	return out
+}
