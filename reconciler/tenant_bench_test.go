@@ -7,6 +7,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
+	"strings"
 	"testing"
 	"time"
 
@@ -63,8 +65,9 @@ func benchRepo(b *testing.B, dir, prefix string, n int) {
 
 // BenchmarkTenantReconciler measures 50 tenants × 2 targets × 20 objects:
 // the first convergence against raw concurrent server-side apply (and
-// kubectl apply --server-side) of the same number of objects, then a
-// reconcile of everything with nothing to change. Run it with
+// kubectl apply --server-side) of the same objects; then a full check of
+// every tenant with nothing to change, in the running controller and in a
+// freshly started one. Run it with
 //
 //	go test ./reconciler -run '^$' -bench BenchmarkTenantReconciler -benchtime 1x
 func BenchmarkTenantReconciler(b *testing.B) {
@@ -75,26 +78,8 @@ func BenchmarkTenantReconciler(b *testing.B) {
 	benchRepo(b, dir, "bench", tenantCount)
 	benchRepo(b, dir, "raw", tenantCount)
 	benchRepo(b, dir, "kubectl", tenantCount)
-	rev := "main@sha1:" + fmt.Sprintf("%040d", 1)
-
-	repo := &gyrev1alpha1.Repository{ObjectMeta: metav1.ObjectMeta{GenerateName: "bench-"}, Spec: gyrev1alpha1.RepositorySpec{URL: "https://example.invalid/x.git", Suspend: true}}
-	g.Expect(testEnv.Client.Create(ctx, repo)).To(Succeed())
-	repo.Status.Artifact = &gyrev1alpha1.Artifact{Revision: rev}
-	g.Expect(testEnv.Client.Status().Update(ctx, repo)).To(Succeed())
-
-	writes := &writeCounter{}
-	start := func() func() {
-		opts := ManagerOptions(testEnv.Scheme, Options{MetricsAddr: "0", ProbeAddr: "0"})
-		opts.Controller = config.Controller{SkipNameValidation: ptr.To(true)}
-		mgr, err := ctrl.NewManager(countingConfig(testEnv.Config, writes), opts)
-		g.Expect(err).NotTo(HaveOccurred())
-		rec := &TenantReconciler{Artifacts: dirArtifacts(dir)}
-		g.Expect(rec.SetupWithManager(mgr)).To(Succeed())
-		mctx, cancel := context.WithCancel(ctx)
-		done := make(chan error, 1)
-		go func() { done <- mgr.Start(mctx) }()
-		return func() { cancel(); g.Expect(<-done).To(Succeed()) }
-	}
+	repo := benchRepository(b, g)
+	defer cleanupBench(tenantCount, repo)
 
 	// Raw concurrent server-side apply of the same 2,000 objects.
 	raw := renderAll(b, dir, "raw", tenantCount)
@@ -134,10 +119,130 @@ func BenchmarkTenantReconciler(b *testing.B) {
 	}
 
 	// gyre: first convergence.
-	stop := start()
+	writes := &writeCounter{}
+	rec, stop := startBenchController(g, dir, writes)
 	b.ResetTimer()
-	first := time.Now()
+	gyreTime := converge(g, repo, tenantCount)
+	b.StopTimer()
+
+	// A full check of every tenant in the running controller: what the
+	// periodic safety net does.
+	settleBench()
+	writes.take()
+	requests := writes.requests.Load()
+	checkStart := time.Now()
+	eg = &errgroup.Group{}
+	eg.SetLimit(rec.MaxConcurrentReconciles)
 	for i := range tenantCount {
+		name := fmt.Sprintf("bench%d", i)
+		eg.Go(func() error {
+			rec.drift.forget(name) // makes the reconcile a full one
+			_, err := rec.Reconcile(ctx, ctrl.Request{NamespacedName: client.ObjectKey{Name: name}})
+			return err
+		})
+	}
+	g.Expect(eg.Wait()).To(Succeed())
+	checkTime := time.Since(checkStart)
+	checkRequests := writes.requests.Load() - requests
+	checkWrites := withoutLeases(writes.take())
+	stop()
+
+	// The same in a fresh process, whose caches start empty.
+	settleBench()
+	writes.take()
+	before := reconcileCount(g)
+	restartStart := time.Now()
+	_, stop = startBenchController(g, dir, writes)
+	g.Eventually(func() float64 { return reconcileCount(g) - before }).WithTimeout(5 * time.Minute).WithPolling(20 * time.Millisecond).
+		Should(BeNumerically(">=", tenantCount))
+	restartTime := time.Since(restartStart)
+	settleBench()
+	stop()
+	restartWrites := withoutLeases(writes.take())
+
+	objects := float64(tenantCount * 40)
+	b.ReportMetric(gyreTime.Seconds(), "gyre-first-s")
+	b.ReportMetric(objects/gyreTime.Seconds(), "gyre-obj/s")
+	b.ReportMetric(rawTime.Seconds(), "raw-ssa-s")
+	b.ReportMetric(objects/rawTime.Seconds(), "raw-obj/s")
+	b.ReportMetric(rawTime.Seconds()/gyreTime.Seconds(), "gyre/raw-rate")
+	if kubectlTime > 0 {
+		b.ReportMetric(kubectlTime.Seconds(), "kubectl-s")
+	}
+	b.ReportMetric(float64(checkTime.Microseconds())/1000, "noop-ms")
+	b.ReportMetric(float64(checkRequests), "noop-requests")
+	b.ReportMetric(float64(len(checkWrites)), "noop-writes")
+	b.ReportMetric(restartTime.Seconds(), "restart-noop-s")
+	b.ReportMetric(float64(len(restartWrites)), "restart-noop-writes")
+	if len(checkWrites)+len(restartWrites) > 0 {
+		b.Logf("writes of the no-op checks: %v %v", checkWrites, restartWrites)
+	}
+}
+
+// BenchmarkTenantReconcilerMemory converges 250 tenants × 2 targets × 20
+// objects, 10,000 objects, and reports the process's live heap and
+// resident memory once they are applied. Run it with -benchtime 1x.
+func BenchmarkTenantReconcilerMemory(b *testing.B) {
+	const tenantCount = 250
+	g := NewWithT(b)
+	dir := b.TempDir()
+	benchRepo(b, dir, "bench", tenantCount)
+	repo := benchRepository(b, g)
+	defer cleanupBench(tenantCount, repo)
+	var ms runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&ms)
+	heapBefore := ms.HeapAlloc
+
+	_, stop := startBenchController(g, dir, &writeCounter{})
+	defer stop()
+	b.ResetTimer()
+	elapsed := converge(g, repo, tenantCount)
+	b.StopTimer()
+	settleBench()
+	runtime.GC()
+	runtime.ReadMemStats(&ms)
+	b.ReportMetric(elapsed.Seconds(), "first-s")
+	b.ReportMetric(float64(tenantCount*40)/elapsed.Seconds(), "obj/s")
+	b.ReportMetric(float64(ms.HeapAlloc-heapBefore)/(1<<20), "controller-heap-MB")
+	b.ReportMetric(float64(ms.HeapAlloc)/(1<<20), "process-heap-MB")
+	if rss, err := residentMB(); err == nil {
+		b.ReportMetric(rss, "process-rss-MB")
+	}
+}
+
+// benchRepository creates a suspended Repository whose artifact the
+// benchmarks' dirArtifacts serve.
+func benchRepository(b *testing.B, g *WithT) *gyrev1alpha1.Repository {
+	ctx := context.Background()
+	repo := &gyrev1alpha1.Repository{ObjectMeta: metav1.ObjectMeta{GenerateName: "bench-"}, Spec: gyrev1alpha1.RepositorySpec{URL: "https://example.invalid/x.git", Suspend: true}}
+	g.Expect(testEnv.Client.Create(ctx, repo)).To(Succeed())
+	repo.Status.Artifact = &gyrev1alpha1.Artifact{Revision: "main@sha1:" + fmt.Sprintf("%040d", 1)}
+	g.Expect(testEnv.Client.Status().Update(ctx, repo)).To(Succeed())
+	return repo
+}
+
+// startBenchController runs a tenant reconciler as `gyre controller` does,
+// its requests counted by writes.
+func startBenchController(g *WithT, dir string, writes *writeCounter) (*TenantReconciler, func()) {
+	opts := ManagerOptions(testEnv.Scheme, Options{MetricsAddr: "0", ProbeAddr: "0"})
+	opts.Controller = config.Controller{SkipNameValidation: ptr.To(true)}
+	mgr, err := ctrl.NewManager(countingConfig(testEnv.Config, writes), opts)
+	g.Expect(err).NotTo(HaveOccurred())
+	rec := &TenantReconciler{Artifacts: dirArtifacts(dir)}
+	g.Expect(rec.SetupWithManager(mgr)).To(Succeed())
+	mctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- mgr.Start(mctx) }()
+	return rec, func() { cancel(); g.Expect(<-done).To(Succeed()) }
+}
+
+// converge creates tenants bench0..bench<n-1> and waits until all are
+// Ready with every object applied.
+func converge(g *WithT, repo *gyrev1alpha1.Repository, n int) time.Duration {
+	ctx := context.Background()
+	start := time.Now()
+	for i := range n {
 		g.Expect(testEnv.Client.Create(ctx, &gyrev1alpha1.Tenant{
 			ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("bench%d", i)},
 			Spec: gyrev1alpha1.TenantSpec{
@@ -151,59 +256,59 @@ func BenchmarkTenantReconciler(b *testing.B) {
 		g.Expect(testEnv.Client.List(ctx, &list)).To(Succeed())
 		ready, objects := 0, 0
 		for _, t := range list.Items {
-			if apimeta.IsStatusConditionTrue(t.Status.Conditions, meta.ReadyCondition) && t.Status.LastAppliedRevision == rev {
+			if apimeta.IsStatusConditionTrue(t.Status.Conditions, meta.ReadyCondition) && t.Status.LastAppliedRevision == repo.Status.Artifact.Revision {
 				ready++
 				objects += t.Status.Objects
 			}
 		}
-		g.Expect(ready).To(Equal(tenantCount))
-		g.Expect(objects).To(Equal(tenantCount * 40))
-	}).WithTimeout(10 * time.Minute).WithPolling(100 * time.Millisecond).Should(Succeed())
-	gyreTime := time.Since(first)
-	b.StopTimer()
-	stop()
+		g.Expect(ready).To(Equal(n))
+		g.Expect(objects).To(Equal(n * 40))
+	}).WithTimeout(20 * time.Minute).WithPolling(100 * time.Millisecond).Should(Succeed())
+	return time.Since(start)
+}
 
-	// A no-op reconcile of everything: a fresh process checks every object.
-	time.Sleep(2 * time.Second)
-	writes.take()
-	before := reconcileCount(g)
-	noopStart := time.Now()
-	stop = start()
-	g.Eventually(func() float64 { return reconcileCount(g) - before }).WithTimeout(5 * time.Minute).WithPolling(50 * time.Millisecond).
-		Should(BeNumerically(">=", tenantCount))
-	noopTime := time.Since(noopStart)
-	time.Sleep(time.Second)
-	stop()
-	var noopWrites []string
-	for _, w := range writes.take() {
-		if !bytes.Contains([]byte(w), []byte("/leases/")) {
-			noopWrites = append(noopWrites, w)
-		}
-	}
-
-	objects := float64(tenantCount * 40)
-	b.ReportMetric(gyreTime.Seconds(), "gyre-first-s")
-	b.ReportMetric(objects/gyreTime.Seconds(), "gyre-obj/s")
-	b.ReportMetric(rawTime.Seconds(), "raw-ssa-s")
-	b.ReportMetric(objects/rawTime.Seconds(), "raw-obj/s")
-	b.ReportMetric(gyreTime.Seconds()/rawTime.Seconds(), "gyre/raw")
-	if kubectlTime > 0 {
-		b.ReportMetric(kubectlTime.Seconds(), "kubectl-s")
-	}
-	b.ReportMetric(noopTime.Seconds(), "noop-s")
-	b.ReportMetric(float64(len(noopWrites)), "noop-writes")
-	if len(noopWrites) > 0 {
-		b.Logf("writes of the no-op reconcile: %v", noopWrites)
-	}
-
-	// Clean up so other benchmarks and tests start from nothing.
-	for i := range tenantCount {
+// cleanupBench deletes what the benchmarks made, so other benchmarks and
+// tests start from nothing.
+func cleanupBench(n int, repo *gyrev1alpha1.Repository) {
+	ctx := context.Background()
+	for i := range n {
 		_ = testEnv.Client.Delete(ctx, &gyrev1alpha1.Tenant{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("bench%d", i)}})
 		for _, p := range []string{"raw", "kubectl"} {
 			_ = testEnv.Client.Delete(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("cyclone-%s%d", p, i)}})
 		}
 	}
 	_ = testEnv.Client.Delete(ctx, repo)
+}
+
+// settleBench lets watch events of the last writes arrive.
+func settleBench() { time.Sleep(2 * time.Second) }
+
+func withoutLeases(writes []string) []string {
+	var out []string
+	for _, w := range writes {
+		if !strings.Contains(w, "/leases/") {
+			out = append(out, w)
+		}
+	}
+	return out
+}
+
+// residentMB reads the process's resident set size.
+func residentMB() (float64, error) {
+	data, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			var kb float64
+			if _, err := fmt.Sscanf(strings.TrimSpace(rest), "%f kB", &kb); err != nil {
+				return 0, err
+			}
+			return kb / 1024, nil
+		}
+	}
+	return 0, fmt.Errorf("no VmRSS in /proc/self/status")
 }
 
 // renderAll renders both targets of tenants prefix0..prefix<n-1>.

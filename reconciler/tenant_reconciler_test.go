@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -39,9 +40,12 @@ type writeCounter struct {
 	next http.RoundTripper
 	mu   sync.Mutex
 	log  []string
+	// requests counts every request, reads included.
+	requests atomic.Int64
 }
 
 func (w *writeCounter) RoundTrip(req *http.Request) (*http.Response, error) {
+	w.requests.Add(1)
 	if isWrite(req) {
 		w.mu.Lock()
 		w.log = append(w.log, req.Method+" "+req.URL.Path)

@@ -15,6 +15,8 @@ func newControllerCmd() *cobra.Command {
 		o           reconciler.Options
 		kubeconfig  string
 		development bool
+		qps         float32
+		burst       int
 	)
 	cmd := &cobra.Command{
 		Use:   "controller",
@@ -28,6 +30,7 @@ applied and pruned, WorkflowRuns executed, WorkflowTriggers fired.`,
 			if err != nil {
 				return err
 			}
+			cfg.QPS, cfg.Burst = qps, burst
 			scheme, err := reconciler.NewScheme()
 			if err != nil {
 				return err
@@ -52,5 +55,9 @@ applied and pruned, WorkflowRuns executed, WorkflowTriggers fired.`,
 	f.StringVar(&o.WebhookKeyFile, "webhook-tls-key", "", "TLS key of the webhook server")
 	f.StringVar(&o.ArtifactDir, "artifact-dir", "/data/artifacts", "directory of the Repositories' checked-out artifacts")
 	f.BoolVar(&development, "log-development", false, "human-friendly logs")
+	// client-go's own default, 5 requests a second, would make a first
+	// apply of a few thousand objects take minutes.
+	f.Float32Var(&qps, "kube-api-qps", 50, "requests per second to the control cluster's API server, on average")
+	f.IntVar(&burst, "kube-api-burst", 300, "requests to the control cluster's API server in a burst")
 	return cmd
 }
