@@ -44,6 +44,7 @@ type confinedFS struct {
 	mu         sync.Mutex
 	dirs       map[string]struct{} // relative to root, slash-separated
 	violations []Error
+	syntax     []Error // files read that are not valid YAML
 	remoteUsed bool
 }
 
@@ -114,6 +115,20 @@ func (f *confinedFS) Dirs() []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// noteSyntax records that a file read is not valid YAML. It is not a
+// refusal: kustomize may read the file as data; see explain.
+func (f *confinedFS) noteSyntax(file, msg string) {
+	e := Error{File: file, Message: msg}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, s := range f.syntax {
+		if s == e {
+			return
+		}
+	}
+	f.syntax = append(f.syntax, e)
 }
 
 // Violations returns the refusals recorded so far.
@@ -390,8 +405,12 @@ func (f *confinedFS) ReadFile(p string) ([]byte, error) {
 		return nil, f.violate(f.rel(resolved), tooBig(int64(len(data)), f.maxSize))
 	}
 	if isYAML(resolved) || strings.EqualFold(filepath.Ext(resolved), ".json") || bytes.HasPrefix(data, []byte("apiVersion:")) {
-		if err := checkYAML(data); err != nil {
-			return nil, f.violate(f.rel(resolved), err.Error())
+		syntax, refused := checkYAML(data)
+		if refused != nil {
+			return nil, f.violate(f.rel(resolved), refused.Error())
+		}
+		if syntax != nil {
+			f.noteSyntax(f.rel(resolved), syntax.Error())
 		}
 	}
 	return data, nil

@@ -2,10 +2,13 @@ package render
 
 import (
 	_ "embed"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strings"
 	"sync"
@@ -223,7 +226,11 @@ func precheck(fsys *confinedFS, dir string, allowRemote bool) []Error {
 			return // kustomize reports it
 		}
 		k.FixKustomization()
-		check := func(field, ref string, dirs bool) {
+		// check vets one reference to a file or directory; dirs says that
+		// a directory is followed, must that a missing path is reported
+		// here, by the kustomization field that names it (kustomize's own
+		// error names it relative to the kustomization, layers deep).
+		check := func(field, ref string, dirs, must bool) {
 			if ref == "" {
 				return
 			}
@@ -242,36 +249,43 @@ func precheck(fsys *confinedFS, dir string, allowRemote bool) []Error {
 				errs = append(errs, Error{File: file, Field: field, Message: fmt.Sprintf("path %q is outside the repository", ref)})
 				return
 			}
-			if dirs && fsys.IsDir(filepath.Join(fsys.root, filepath.FromSlash(target))) {
+			abs := filepath.Join(fsys.root, filepath.FromSlash(target))
+			if must && !fsys.Exists(abs) {
+				if _, err := os.Lstat(abs); errors.Is(err, fs.ErrNotExist) {
+					errs = append(errs, Error{File: file, Field: field, Message: fmt.Sprintf("%s does not exist", target)})
+					return
+				}
+			}
+			if dirs && fsys.IsDir(abs) {
 				visit(target)
 			}
 		}
 		for i, r := range k.Resources {
-			check(fmt.Sprintf("resources[%d]", i), r, true)
+			check(fmt.Sprintf("resources[%d]", i), r, true, true)
 		}
 		for i, r := range k.Components {
-			check(fmt.Sprintf("components[%d]", i), r, true)
+			check(fmt.Sprintf("components[%d]", i), r, true, true)
 		}
 		for i, r := range k.Crds {
-			check(fmt.Sprintf("crds[%d]", i), r, false)
+			check(fmt.Sprintf("crds[%d]", i), r, false, true)
 		}
 		for i, r := range k.Configurations {
-			check(fmt.Sprintf("configurations[%d]", i), r, false)
+			check(fmt.Sprintf("configurations[%d]", i), r, false, true)
 		}
-		check("openapi.path", k.OpenAPI["path"], false)
+		check("openapi.path", k.OpenAPI["path"], false, true)
 		for i, p := range k.Patches {
-			check(fmt.Sprintf("patches[%d].path", i), p.Path, false)
+			check(fmt.Sprintf("patches[%d].path", i), p.Path, false, true)
 		}
 		// The deprecated patch fields still work in kustomize, so they
 		// are checked like the rest.
 		//lint:ignore SA1019 checked because kustomize still honours it
 		for i, p := range k.PatchesJson6902 {
-			check(fmt.Sprintf("patchesJson6902[%d].path", i), p.Path, false)
+			check(fmt.Sprintf("patchesJson6902[%d].path", i), p.Path, false, true)
 		}
 		//lint:ignore SA1019 checked because kustomize still honours it
 		for i, p := range k.PatchesStrategicMerge {
 			if !strings.Contains(string(p), "\n") {
-				check(fmt.Sprintf("patchesStrategicMerge[%d]", i), string(p), false)
+				check(fmt.Sprintf("patchesStrategicMerge[%d]", i), string(p), false, false)
 			}
 		}
 		for i, g := range k.ConfigMapGenerator {
@@ -286,7 +300,7 @@ func precheck(fsys *confinedFS, dir string, allowRemote bool) []Error {
 		}{{"generators", k.Generators}, {"transformers", k.Transformers}, {"validators", k.Validators}} {
 			for i, r := range list.refs {
 				if !strings.Contains(r, "\n") {
-					check(fmt.Sprintf("%s[%d]", list.field, i), r, true)
+					check(fmt.Sprintf("%s[%d]", list.field, i), r, true, false)
 				}
 			}
 		}
@@ -298,15 +312,79 @@ func precheck(fsys *confinedFS, dir string, allowRemote bool) []Error {
 	return errs
 }
 
-func checkGenerator(check func(field, ref string, dirs bool), field string, g types.GeneratorArgs) {
+func checkGenerator(check func(field, ref string, dirs, must bool), field string, g types.GeneratorArgs) {
 	for i, s := range g.FileSources {
 		// A file source may be "key=path".
 		if k, v, ok := strings.Cut(s, "="); ok && !strings.Contains(k, "/") {
 			s = v
 		}
-		check(fmt.Sprintf("%s.files[%d]", field, i), s, false)
+		check(fmt.Sprintf("%s.files[%d]", field, i), s, false, true)
 	}
 	for i, s := range g.EnvSources {
-		check(fmt.Sprintf("%s.envs[%d]", field, i), s, false)
+		check(fmt.Sprintf("%s.envs[%d]", field, i), s, false, true)
 	}
+}
+
+// explain turns the error of a kustomize build of dir into what a user
+// needs to fix it. kustomize wraps the cause in one layer per
+// kustomization it recursed through and names files relative to the
+// kustomization that loaded them, so its message is long and the file
+// hard to find. When a file the build read does not parse as YAML and
+// kustomize's message names it or quotes its syntax error, that error,
+// with the file's path in the repository, is the whole story. Otherwise
+// the innermost kustomization directory and kustomize's message from
+// there on are kept, shortened for the failures it words worst.
+func (f *confinedFS) explain(dir string, err error) []Error {
+	msg := f.cleanMessage(err.Error())
+	f.mu.Lock()
+	syntax := append([]Error(nil), f.syntax...)
+	f.mu.Unlock()
+	var causes []Error
+	for _, s := range syntax {
+		if strings.Contains(msg, path.Base(s.File)) || strings.Contains(msg, s.Message) {
+			causes = append(causes, s)
+		}
+	}
+	if len(causes) > 0 {
+		return causes
+	}
+	file := dir
+	for _, marker := range []string{"recursed accumulation of path '", "couldn't make target for path '"} {
+		if i := strings.LastIndex(msg, marker); i >= 0 {
+			if p, rest, ok := strings.Cut(msg[i+len(marker):], "': "); ok {
+				file, msg = p, rest
+				break
+			}
+		}
+	}
+	if rest, ok := strings.CutPrefix(msg, "invalid Kustomization: "); ok {
+		kf := f.kustomizationFile(file)
+		for _, s := range syntax {
+			if s.File == kf {
+				return []Error{s} // the line in the file, not in kustomize's copy
+			}
+		}
+		return []Error{{File: kf, Message: rest}}
+	}
+	if m := unmatchedPatch.FindStringSubmatch(msg); m != nil {
+		return []Error{{File: f.kustomizationFile(file), Field: "patches",
+			Message: fmt.Sprintf("no object to patch: %s %q is not in the build", m[1], m[2])}}
+	}
+	return []Error{{File: file, Message: msg}}
+}
+
+// unmatchedPatch matches kustomize's error for a strategic merge patch
+// whose target is not in the build; its resource id reads
+// Kind.version.group/name.[namespace], and a name may hold dots.
+var unmatchedPatch = regexp.MustCompile(`no resource matches strategic merge patch "([^".]+)\.[^"/]*/([^"]*)\.\[[^\]]*\]"`)
+
+// kustomizationFile names the kustomization file of dir, relative to the
+// root, or dir itself when it has none.
+func (f *confinedFS) kustomizationFile(dir string) string {
+	for _, n := range konfig.RecognizedKustomizationFileNames() {
+		if f.Exists(filepath.Join(f.root, filepath.FromSlash(dir), n)) {
+			return path.Join(dir, n)
+		}
+	}
+	return dir
 }

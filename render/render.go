@@ -188,7 +188,9 @@ func renderTarget(ctx context.Context, root, dir string, t Target, opts Options)
 		return res, fsys.Dirs(), cacheable
 	}
 	if kerr != nil {
-		res.fail(Error{File: dir, Message: fsys.cleanMessage(kerr.Error())})
+		errs := fsys.explain(dir, kerr)
+		sortErrors(errs)
+		res.fail(errs...)
 		return res, fsys.Dirs(), cacheable
 	}
 

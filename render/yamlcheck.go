@@ -19,27 +19,29 @@ const aliasBudget = 10000
 // checkYAML rejects the two YAML features that parse fine but make
 // review and rendering unsafe: duplicate mapping keys (which copy of the
 // key wins depends on the parser) and aliases that expand to far more
-// nodes than the file holds (a "YAML bomb"). It does not report syntax
-// errors: kustomize reports those, with more context, if it parses the
-// file at all.
-func checkYAML(data []byte) error {
+// nodes than the file holds (a "YAML bomb"). A file that does not parse
+// is not refused, since kustomize may read it as data (a generator's
+// file) rather than as YAML; its syntax error, with the line in the whole
+// file, is returned apart, for the render to report should kustomize fail
+// on it.
+func checkYAML(data []byte) (syntax, refused error) {
 	dec := kyaml.NewDecoder(bytes.NewReader(data))
 	for doc := 1; ; doc++ {
 		var n kyaml.Node
 		err := dec.Decode(&n)
 		if errors.Is(err, io.EOF) {
-			return nil
+			return nil, nil
 		}
 		if err != nil {
-			return nil
+			return err, nil
 		}
 		if err := checkDuplicateKeys(&n); err != nil {
-			return err
+			return nil, err
 		}
 		literal := countNodes(&n)
 		expanded := expandedSize(&n, map[*kyaml.Node]int{}, 0)
 		if limit := literal + max(literal, aliasBudget); expanded > limit {
-			return fmt.Errorf("document %d: aliases expand its %d nodes to more than %d; refusing a YAML bomb", doc, literal, limit)
+			return nil, fmt.Errorf("document %d: aliases expand its %d nodes to more than %d; refusing a YAML bomb", doc, literal, limit)
 		}
 	}
 }
