@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"sort"
 	"sync"
 	"time"
 
@@ -227,7 +229,38 @@ func (r *TenantReconciler) provision(ctx context.Context, s *tenantScope) (ctrl.
 		s.provisionErr = fmt.Errorf("provision tenant %q: %w", s.tenant.Name, err)
 		r.event(s.tenant, eventWarning, ReasonProvisionFailed, "%v", s.provisionErr)
 	}
+	r.retire(ctx, s)
 	return ctrl.Result{}, nil
+}
+
+// retire removes the tenant's worker namespace from the execution
+// clusters none of its targets names any longer, and keeps in the status
+// those it is still on.
+func (r *TenantReconciler) retire(ctx context.Context, s *tenantScope) {
+	t := s.tenant
+	inUse := tenants.Clusters(t)
+	var on []string
+	for _, name := range inUse {
+		if name != tenants.ControlCluster {
+			on = append(on, name)
+		}
+	}
+	for _, name := range t.Status.ExecutionClusters {
+		if slices.Contains(inUse, name) {
+			continue
+		}
+		if err := tenants.Retire(ctx, r.Clusters, t.Name, name); err != nil {
+			on = append(on, name) // to retry
+			err = fmt.Errorf("remove the worker namespace of tenant %q from cluster %s: %w", t.Name, name, err)
+			s.provisionErr = errors.Join(s.provisionErr, err)
+			r.event(t, eventWarning, ReasonProvisionFailed, "%v", err)
+			continue
+		}
+		ctrl.LoggerFrom(ctx).Info("Removed worker namespace", "cluster", name)
+		r.event(t, eventNormal, "Retired", "Removed worker namespace %s from cluster %s, which no target names", tenants.WorkerNamespace(t.Name), name)
+	}
+	sort.Strings(on)
+	t.Status.ExecutionClusters = on
 }
 
 // render renders every target, or takes the drifted objects of the last

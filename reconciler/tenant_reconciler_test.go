@@ -484,6 +484,26 @@ func TestTenantReconciler(t *testing.T) {
 		g.Expect(f.farC.Get(ctx, client.ObjectKey{Name: "cyclone-beta-worker"}, &corev1.Namespace{})).To(Succeed())
 		expectApplied(g, "beta", rev)
 	})
+
+	t.Run("Removing a cluster from a tenant removes its objects and its worker namespace there.", func(t *testing.T) {
+		g := NewWithT(t)
+		tn := getTenant(g, "beta")
+		g.Expect(tn.Status.ExecutionClusters).To(Equal([]string{"far"}))
+		tn.Spec.Clusters = tn.Spec.Clusters[:1]
+		g.Expect(testEnv.Client.Update(ctx, tn)).To(Succeed())
+		g.Eventually(func(g Gomega) {
+			err := f.farC.Get(ctx, client.ObjectKey{Name: "cyclone-beta-worker"}, &corev1.Namespace{})
+			g.Expect(apierrors.IsNotFound(err)).To(BeTrue())
+			_, err = getStage(g, "beta", "build-two")
+			g.Expect(apierrors.IsNotFound(err)).To(BeTrue())
+			tn := getTenant(g, "beta")
+			g.Expect(tn.Status.ExecutionClusters).To(BeEmpty())
+			g.Expect(tn.Status.Targets).To(HaveLen(1))
+		}).WithTimeout(60 * time.Second).Should(Succeed())
+		expectApplied(g, "beta", rev)
+		// The control cluster's worker namespace stays: target one uses it.
+		g.Expect(testEnv.Client.Get(ctx, client.ObjectKey{Name: "cyclone-beta-worker"}, &corev1.Namespace{})).To(Succeed())
+	})
 }
 
 // settle waits until the reconciler has been quiet for a second.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 
 	"github.com/fluxcd/pkg/ssa"
@@ -145,25 +146,34 @@ func deleteQuota(ctx context.Context, c client.Client, live client.Reader, tenan
 }
 
 // Remove deletes a tenant's worker namespace on each of its execution
-// clusters and its namespace on the control cluster, with everything in
-// them. Only namespaces labelled with the tenant are deleted. It does not
-// wait for them to finalise: a finalizer that never clears (a PVC still in
-// use, an unreachable webhook) must not hold the Tenant forever.
+// clusters, those its status still lists included, and its namespace on
+// the control cluster, with everything in them. Only namespaces labelled
+// with the tenant are deleted. It does not wait for them to finalise: a
+// finalizer that never clears (a PVC still in use, an unreachable
+// webhook) must not hold the Tenant forever.
 func Remove(ctx context.Context, cs *Clients, t *gyrev1alpha1.Tenant) error {
 	var errs []error
-	for _, name := range Clusters(t) {
-		c, err := cs.Get(ctx, name)
-		if errors.Is(err, ErrClusterNotFound) {
-			continue // nothing of the tenant can be left on a cluster gyre cannot name
-		}
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		errs = append(errs, removeNamespace(ctx, c, t.Name, WorkerNamespace(t.Name), name))
+	clusters := append(Clusters(t), t.Status.ExecutionClusters...)
+	sort.Strings(clusters)
+	for _, name := range slices.Compact(clusters) {
+		errs = append(errs, Retire(ctx, cs, t.Name, name))
 	}
 	errs = append(errs, removeNamespace(ctx, cs.Control, t.Name, Namespace(t.Name), ControlCluster))
 	return errors.Join(errs...)
+}
+
+// Retire deletes a tenant's worker namespace, with everything in it, from
+// one cluster, as Remove does. A cluster gyre cannot name any longer
+// holds nothing to delete.
+func Retire(ctx context.Context, cs *Clients, tenant, cluster string) error {
+	c, err := cs.Get(ctx, cluster)
+	if errors.Is(err, ErrClusterNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	return removeNamespace(ctx, c, tenant, WorkerNamespace(tenant), cluster)
 }
 
 func removeNamespace(ctx context.Context, c client.Client, tenant, name, cluster string) error {

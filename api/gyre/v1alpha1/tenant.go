@@ -144,6 +144,11 @@ type TenantStatus struct {
 	// LastHandledReconcileAt is the last gyre.dev/requestedAt value handled.
 	// +optional
 	LastHandledReconcileAt string `json:"lastHandledReconcileAt,omitempty"`
+	// ExecutionClusters holds a worker namespace of the tenant, sorted.
+	// When no target names one of them any longer, its worker namespace
+	// is removed there, and it leaves this list.
+	// +optional
+	ExecutionClusters []string `json:"executionClusters,omitempty"`
 }
 
 // TargetStatus reports one (tenant, cluster) target.
