@@ -293,8 +293,10 @@ func (g *Git) list(ctx context.Context, ep *transport.Endpoint, url string, auth
 	g.listings.Add(1)
 	rem := git.NewRemote(memory.NewStorage(), &config.RemoteConfig{Name: git.DefaultRemoteName, URLs: []string{url}})
 	var refs []*plumbing.Reference
+	px, release := sshProxy(ctx, ep)
+	defer release()
 	err = withContext(ctx, func() (err error) {
-		refs, err = rem.ListContext(ctx, &git.ListOptions{Auth: am, CABundle: caBundle(auth), PeelingOption: git.AppendPeeled})
+		refs, err = rem.ListContext(ctx, &git.ListOptions{Auth: am, CABundle: caBundle(auth), PeelingOption: git.AppendPeeled, ProxyOptions: px})
 		return err
 	})
 	if err != nil {
@@ -389,14 +391,17 @@ func (g *Git) fetchSpecs(ctx context.Context, ep *transport.Endpoint, url string
 		return nil, err
 	}
 	g.fetches.Add(1)
+	px, release := sshProxy(ctx, ep)
+	defer release()
 	err = withContext(ctx, func() error {
 		return rem.FetchContext(ctx, &git.FetchOptions{
-			RefSpecs: specs,
-			Depth:    depth,
-			Auth:     am,
-			CABundle: caBundle(auth),
-			Tags:     git.NoTags,
-			Force:    true,
+			RefSpecs:     specs,
+			Depth:        depth,
+			Auth:         am,
+			CABundle:     caBundle(auth),
+			Tags:         git.NoTags,
+			Force:        true,
+			ProxyOptions: px,
 		})
 	})
 	if errors.Is(err, git.ErrExactSHA1NotSupported) {
@@ -410,9 +415,9 @@ func (g *Git) fetchSpecs(ctx context.Context, ep *transport.Endpoint, url string
 
 // withContext runs f and returns early with ctx's error when ctx ends
 // first. go-git honours the context once connected, but not while it
-// opens an SSH connection: a server that accepts and never speaks would
-// hold the caller, and the Repository's timeout, forever. f is left to
-// fail on its own; its results are dropped.
+// opens an SSH connection; sshProxy makes that connection end with ctx
+// too, so f soon fails on its own, and this guards against any other
+// wait go-git does not bound. f's results are then dropped.
 func withContext(ctx context.Context, f func() error) error {
 	done := make(chan error, 1)
 	go func() { done <- f() }()
