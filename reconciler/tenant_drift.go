@@ -115,6 +115,24 @@ func (d *driftTracker) takeDirty(tenant string, generation int64, revision strin
 	return objects, interval - now.Sub(m.fullAt), true
 }
 
+// rendered returns the objects the last full reconcile of a Tenant at
+// generation and revision applied, by target, or nil. An artifact's files
+// never change under its revision, so rendering them again for the same
+// spec would give the same objects.
+func (d *driftTracker) rendered(tenant string, generation int64, revision string) map[string][]*unstructured.Unstructured {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	m := d.tenants[tenant]
+	if m == nil || m.objects == nil || m.generation != generation || m.revision != revision {
+		return nil
+	}
+	out := make(map[string][]*unstructured.Unstructured, len(m.objects))
+	for target, objs := range m.objects {
+		out[target] = deepCopies(objs)
+	}
+	return out
+}
+
 // forget drops a Tenant, making its next reconcile a full one.
 func (d *driftTracker) forget(tenant string) {
 	d.mu.Lock()
@@ -190,4 +208,3 @@ func notOwnWrite() predicate.Funcs {
 		},
 	}
 }
-

@@ -274,6 +274,12 @@ func (r *TenantReconciler) render(ctx context.Context, s *tenantScope) (ctrl.Res
 		}
 		return ctrl.Result{}, nil
 	}
+	if last := r.drift.rendered(t.Name, t.Generation, s.revision); last != nil && allTargetsApplied(t, s.revision) {
+		for _, rt := range targets {
+			s.targets = append(s.targets, &targetScope{target: rt, objects: last[rt.Cluster]})
+		}
+		return ctrl.Result{}, nil
+	}
 	// The revision is not stamped on the objects: a commit would then
 	// rewrite every object of the tenant, not just those it changed.
 	opts := render.Options{AllowRemoteBases: s.allowRemote, AllowedKinds: t.Spec.AllowedKinds}

@@ -89,7 +89,7 @@ func (a *Applier) applyStage(ctx context.Context, objs []*unstructured.Unstructu
 	// Validate the new objects before writing anything.
 	if err := a.each(ctx, absent, func(ctx context.Context, _ int, o *unstructured.Unstructured) error {
 		dry := o.DeepCopy()
-		if err := a.Client.Patch(ctx, dry, client.Apply, client.FieldOwner(FieldManager), client.ForceOwnership, client.DryRunAll); err != nil {
+		if err := a.Client.Apply(ctx, client.ApplyConfigurationFromUnstructured(dry), client.FieldOwner(FieldManager), client.ForceOwnership, client.DryRunAll); err != nil {
 			return fmt.Errorf("%s dry-run failed: %w", ssautils.FmtUnstructured(o), err)
 		}
 		return nil
@@ -112,7 +112,7 @@ func (a *Applier) applyStage(ctx context.Context, objs []*unstructured.Unstructu
 	start := time.Now().Add(-time.Second)
 	err := a.each(ctx, absent, func(ctx context.Context, i int, o *unstructured.Unstructured) error {
 		applied := o.DeepCopy()
-		if err := a.Client.Patch(ctx, applied, client.Apply, client.FieldOwner(FieldManager), client.ForceOwnership); err != nil {
+		if err := a.Client.Apply(ctx, client.ApplyConfigurationFromUnstructured(applied), client.FieldOwner(FieldManager), client.ForceOwnership); err != nil {
 			return fmt.Errorf("%s apply failed: %w", ssautils.FmtUnstructured(o), err)
 		}
 		// Live may have lagged behind an object that exists already;
