@@ -36,6 +36,13 @@ const (
 	AnnotationExitCode = "test.gyre.dev/exit-code"
 )
 
+// Client rate limits of the scheduler and the controller manager: high
+// enough never to throttle, as kwokctl's --disable-qps-limits sets them.
+const (
+	unlimitedQPS   = "5000"
+	unlimitedBurst = "10000"
+)
+
 //go:embed kwok/*.yaml kwok/dev/*.yaml
 var kwokStages embed.FS
 
@@ -164,6 +171,11 @@ func (c *Cluster) startExtras(ctx context.Context, binDir string, opts Options) 
 			"--leader-elect=false",
 			"--bind-address=127.0.0.1",
 			"--secure-port=0",
+			// The default 50 requests/s caps bindings, and with them every
+			// Pod's start, at 50 Pods/s: far below what the API server
+			// takes, and not a limit a benchmark of gyre should measure.
+			"--kube-api-qps="+unlimitedQPS,
+			"--kube-api-burst="+unlimitedBurst,
 		); err != nil {
 			return err
 		}
@@ -178,6 +190,8 @@ func (c *Cluster) startExtras(ctx context.Context, binDir string, opts Options) 
 			"--secure-port=0",
 			"--controllers=namespace-controller,garbage-collector-controller,resourcequota-controller,persistentvolume-binder-controller",
 			"--use-service-account-credentials=false",
+			"--kube-api-qps="+unlimitedQPS,
+			"--kube-api-burst="+unlimitedBurst,
 		); err != nil {
 			return err
 		}
