@@ -58,9 +58,9 @@ type Config struct {
 	RetryBackoff    time.Duration
 	MaxRetryBackoff time.Duration
 	// RunningReportDelay holds back a stage's move from Pending to Running
-	// in the status until its attempt is this old, so that a stage that
-	// finishes quickly costs one status write instead of two. Default 1
-	// second; negative reports Running at once.
+	// in the status until the engine has seen its Pod running this long,
+	// so that a stage that finishes quickly costs one status write instead
+	// of two. Default 1 second; negative reports Running at once.
 	RunningReportDelay time.Duration
 	// WaitInterval is how often a run blocked by the tenant cap or an
 	// unreachable execution cluster looks again. Default 5 seconds.

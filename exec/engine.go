@@ -42,6 +42,10 @@ type Engine struct {
 	// that no decision is taken on a run older than what the engine
 	// itself wrote.
 	written sync.Map // types.NamespacedName → string
+	// running maps each unfinished run to its stage Pods seen running
+	// whose Running phase is not reported yet, and when each was first
+	// seen so (see seenRunning).
+	running sync.Map // types.NamespacedName → map[string]time.Time
 	// reconciles counts Reconcile calls, for tests and benchmarks.
 	reconciles atomic.Int64
 	// fault, when set, is called at the points where a crash would leave
@@ -99,6 +103,7 @@ func (r *Engine) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, 
 	if err := r.client.Get(ctx, req.NamespacedName, run); err != nil {
 		if apierrors.IsNotFound(err) {
 			r.written.Delete(req.NamespacedName)
+			r.running.Delete(req.NamespacedName)
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
@@ -115,6 +120,9 @@ func (r *Engine) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, 
 	res, err := r.reconcile(ctx, s)
 	if after := run.Status.Overall.Phase; after != before && finished(after) {
 		ctrl.LoggerFrom(ctx).Info("Run finished", "phase", after, "reason", run.Status.Overall.Reason)
+	}
+	if finished(run.Status.Overall.Phase) || !run.DeletionTimestamp.IsZero() {
+		r.running.Delete(req.NamespacedName)
 	}
 	if apierrors.IsConflict(err) {
 		return ctrl.Result{RequeueAfter: conflictRetry}, nil
@@ -326,18 +334,46 @@ func (r *Engine) observe(s *scope, st *cyclonev1alpha1.WorkflowRunStatus, pods m
 			s.wakeAt(state.Deadline)
 		}
 		if state.Phase == cyclonev1alpha1.StatusFailed {
+			r.forgetRunning(s.run, ss.Pod.Name)
 			r.failAttempt(s, ss, item, state)
 			continue
 		}
 		if state.Phase == cyclonev1alpha1.StatusRunning && ss.Status.Phase != cyclonev1alpha1.StatusRunning {
-			if report := start.Add(r.cfg.RunningReportDelay); s.now.Before(report) {
+			if report := r.seenRunning(s.run, pod.Name, s.now).Add(r.cfg.RunningReportDelay); s.now.Before(report) {
 				s.wakeAt(report)
 				continue
 			}
 		}
+		r.forgetRunning(s.run, ss.Pod.Name)
 		transition(&ss.Status, state.Phase, state.Reason, state.Message, s.now)
 	}
 	return missing
+}
+
+// seenRunning returns when the engine first saw the run's Pod named pod
+// running. The Running report is held back from that moment, not from the
+// attempt's start: under load a Pod may wait seconds for a node and then
+// finish at once, and it should still cost one status write, not two. The
+// moment is kept in memory only, and dropped when the run finishes; after a
+// restart the wait starts again, which delays a report by at most
+// RunningReportDelay. Reconciles of one run never overlap, so its map
+// needs no lock.
+func (r *Engine) seenRunning(run *cyclonev1alpha1.WorkflowRun, pod string, now time.Time) time.Time {
+	v, _ := r.running.LoadOrStore(client.ObjectKeyFromObject(run), map[string]time.Time{})
+	seen := v.(map[string]time.Time)
+	t, ok := seen[pod]
+	if !ok {
+		t = now
+		seen[pod] = t
+	}
+	return t
+}
+
+// forgetRunning drops what seenRunning keeps of a Pod.
+func (r *Engine) forgetRunning(run *cyclonev1alpha1.WorkflowRun, pod string) {
+	if v, ok := r.running.Load(client.ObjectKeyFromObject(run)); ok {
+		delete(v.(map[string]time.Time), pod)
+	}
 }
 
 // failAttempt fails a stage's current attempt: the stage waits for its
