@@ -124,7 +124,7 @@ func (r *TenantReconciler) applyTarget(ctx context.Context, s *tenantScope, m *s
 	actx, cancel := context.WithTimeout(ctx, timeout(t))
 	defer cancel()
 	ctrl.LoggerFrom(ctx).V(1).Info("Applying objects", "count", len(ts.objects))
-	cs, err := r.applier().Apply(actx, deepCopies(ts.objects))
+	cs, err := r.applier().Apply(actx, ts.objects)
 	if written := changed(cs); len(written) > 0 {
 		r.metrics.applied.WithLabelValues(t.Name, name).Add(float64(len(written)))
 		ctrl.LoggerFrom(ctx).Info("Applied objects", "written", len(written))
@@ -159,7 +159,7 @@ func (r *TenantReconciler) correctDrift(ctx context.Context, s *tenantScope, ts 
 	t, name := s.tenant, ts.target.Cluster
 	actx, cancel := context.WithTimeout(ctx, timeout(t))
 	defer cancel()
-	cs, err := r.applier().Apply(actx, deepCopies(ts.objects))
+	cs, err := r.applier().Apply(actx, ts.objects)
 	if written := changed(cs); len(written) > 0 {
 		r.metrics.drift.WithLabelValues(t.Name, name).Add(float64(len(written)))
 		ctrl.LoggerFrom(ctx).Info("Corrected drift", "objects", written)
@@ -293,14 +293,6 @@ func list(items []string) string {
 		return strings.Join(items, ", ")
 	}
 	return fmt.Sprintf("%s and %d more", strings.Join(items[:10], ", "), len(items)-10)
-}
-
-func deepCopies(objs []*unstructured.Unstructured) []*unstructured.Unstructured {
-	out := make([]*unstructured.Unstructured, len(objs))
-	for i, o := range objs {
-		out[i] = o.DeepCopy()
-	}
-	return out
 }
 
 func listed(targets []*targetScope, cluster string) bool {

@@ -118,7 +118,8 @@ func (d *driftTracker) takeDirty(tenant string, generation int64, revision strin
 // rendered returns the objects the last full reconcile of a Tenant at
 // generation and revision applied, by target, or nil. An artifact's files
 // never change under its revision, so rendering them again for the same
-// spec would give the same objects.
+// spec would give the same objects. They are shared, not copied: the
+// reconciler copies what it applies and changes nothing else.
 func (d *driftTracker) rendered(tenant string, generation int64, revision string) map[string][]*unstructured.Unstructured {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -126,11 +127,7 @@ func (d *driftTracker) rendered(tenant string, generation int64, revision string
 	if m == nil || m.objects == nil || m.generation != generation || m.revision != revision {
 		return nil
 	}
-	out := make(map[string][]*unstructured.Unstructured, len(m.objects))
-	for target, objs := range m.objects {
-		out[target] = deepCopies(objs)
-	}
-	return out
+	return m.objects
 }
 
 // forget drops a Tenant, making its next reconcile a full one.

@@ -11,6 +11,7 @@ import (
 
 	"github.com/fluxcd/pkg/apis/meta"
 	"github.com/fluxcd/pkg/runtime/patch"
+	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/client-go/tools/events"
@@ -90,7 +91,10 @@ type TenantReconciler struct {
 // tenantScope carries one reconcile's state from step to step; the
 // comment of each field says which step fills it.
 type tenantScope struct {
-	tenant  *gyrev1alpha1.Tenant
+	tenant *gyrev1alpha1.Tenant
+	// before is the Tenant as read; a reconcile that changes nothing of
+	// it sends no patch.
+	before  *gyrev1alpha1.Tenant
 	patcher *patch.SerialPatcher
 	// revision and dir of the Repository's artifact: fetch.
 	revision, dir string
@@ -138,7 +142,7 @@ func (r *TenantReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res
 	if err := r.Client.Get(ctx, req.NamespacedName, tenant); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
-	s := &tenantScope{tenant: tenant, patcher: patch.NewSerialPatcher(tenant, r.Client)}
+	s := &tenantScope{tenant: tenant, before: tenant.DeepCopy(), patcher: patch.NewSerialPatcher(tenant, r.Client)}
 	defer func() {
 		r.metrics.duration.WithLabelValues(tenant.Name).Observe(r.Clock.Since(start).Seconds())
 		if err := r.patchStatus(ctx, s); err != nil {
@@ -306,6 +310,11 @@ func (r *TenantReconciler) render(ctx context.Context, s *tenantScope) (ctrl.Res
 				labels[tenants.TenantLabel] = t.Name
 				labels[TargetLabel] = targets[i].Cluster
 				o.SetLabels(labels)
+				// Stamped once here, whatever the repository says, and
+				// applied as they are on every check of this revision.
+				if err := tenants.Stamp(o); err != nil {
+					return ctrl.Result{}, err
+				}
 			}
 		}
 		s.targets = append(s.targets, ts)
@@ -342,6 +351,9 @@ func (r *TenantReconciler) patchStatus(ctx context.Context, s *tenantScope) erro
 		if allTargetsApplied(t, s.revision) && s.provisionErr == nil && len(s.errs) == 0 {
 			t.Status.ObservedGeneration = t.Generation
 		}
+	}
+	if apiequality.Semantic.DeepEqual(s.before.Status, t.Status) && apiequality.Semantic.DeepEqual(s.before.Finalizers, t.Finalizers) {
+		return nil // the patcher would find nothing to send, at a cost
 	}
 	return s.patcher.Patch(ctx, t,
 		patch.WithOwnedConditions{Conditions: []string{meta.ReadyCondition, meta.ReconcilingCondition, meta.StalledCondition}},

@@ -47,13 +47,18 @@ type Applier struct {
 }
 
 // Apply applies objs, cluster-wide definitions (Namespaces, CRDs) first,
-// and reports what it did to each object. It stamps DigestAnnotation on
-// the objects, which it otherwise leaves unchanged.
+// and reports what it did to each object. An object that carries no
+// DigestAnnotation yet is stamped in place; one that carries it must have
+// been stamped by Stamp and not changed since, which lets a caller that
+// applies the same objects again and again stamp them once. Apply
+// changes nothing else of the objects.
 func (a *Applier) Apply(ctx context.Context, objs []*unstructured.Unstructured) (*ssa.ChangeSet, error) {
 	var defs, rest []*unstructured.Unstructured
 	for _, o := range objs {
-		if err := Stamp(o); err != nil {
-			return nil, err
+		if o.GetAnnotations()[DigestAnnotation] == "" {
+			if err := Stamp(o); err != nil {
+				return nil, err
+			}
 		}
 		if ssautils.IsClusterDefinition(o) {
 			defs = append(defs, o)
