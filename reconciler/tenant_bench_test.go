@@ -127,6 +127,7 @@ func BenchmarkTenantReconciler(b *testing.B) {
 	b.ResetTimer()
 	gyreTime := converge(g, repo, tenantCount)
 	b.StopTimer()
+	firstRequests := writes.requests.Load()
 
 	// A full check of every tenant in the running controller: what the
 	// periodic safety net does.
@@ -166,6 +167,7 @@ func BenchmarkTenantReconciler(b *testing.B) {
 	objects := float64(tenantCount * 40)
 	b.ReportMetric(gyreTime.Seconds(), "gyre-first-s")
 	b.ReportMetric(objects/gyreTime.Seconds(), "gyre-obj/s")
+	b.ReportMetric(float64(firstRequests)/objects, "gyre-requests/obj")
 	b.ReportMetric(rawTime.Seconds(), "raw-ssa-s")
 	b.ReportMetric(objects/rawTime.Seconds(), "raw-obj/s")
 	b.ReportMetric(rawTime.Seconds()/gyreTime.Seconds(), "gyre/raw-rate")
