@@ -20,12 +20,26 @@
 //
 // A stage Pod has init containers that pull the stage's input Resources,
 // the Stage's own containers, output resolver sidecars that push output
-// Resources, and a coordinator sidecar. All share the tenant PVC
-// (default "cyclone-pvc-<tenant>", as Cyclone names it), where a run keeps
-// its data under "<run>/": "resources/<name>", "artifacts/<stage>/<name>"
-// and "outputs/<stage>/<name>". When the run ends, its stage Pods are
-// deleted, then the GC Pod "<run>-gc" removes "<run>/", then it is deleted
-// and status.cleaned is set. A finalizer makes a deleted run clean up too.
+// Resources, and a coordinator sidecar; the helpers are gyre's own
+// "gyre resolve" and "gyre coordinator" (package internal/agent) unless a
+// Resource names a resolver image, which gets Cyclone's arguments. All
+// share the tenant PVC (default "cyclone-pvc-<tenant>", as Cyclone names
+// it), where a run keeps its data under "<run>/": "resources/<name>/data",
+// "staging/<pod>/<artifact>" (what an attempt writes),
+// "artifacts/<stage>/<name>" (what the coordinator publishes once the
+// workload succeeded) and "outputs/<stage>/<name>". A persistent Resource
+// lives in its own PVC instead, pulled again or updated by its pull
+// policy. Each container's "/cyclone/results/__result__" ends up in
+// status.stages[<stage>].outputs, written by the coordinator. When the run
+// ends, its stage Pods are deleted, then the GC Pod "<run>-gc" removes
+// "<run>/", then it is deleted and status.cleaned is set. A finalizer
+// makes a deleted run clean up too.
+//
+// # Delegation
+//
+// A stage with spec.delegation instead of a Pod is POSTed, as Cyclone does,
+// to its URL at most once per attempt (see delegate), and the external
+// service reports the stage's end in the run's status.
 //
 // # Clusters
 //
@@ -38,8 +52,6 @@
 //
 // # Not yet
 //
-// Delegation stages, Resource persistence (spec.persistent), Email and
-// Slack notifications (recorded as failed, "not supported yet"), stage
-// events in status.stages[].events, and stage outputs (the coordinator is
-// to write them) are left for later.
+// Email and Slack notifications (recorded as failed, "not supported yet")
+// and stage events in status.stages[].events are left for later.
 package exec

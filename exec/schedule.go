@@ -47,6 +47,11 @@ func (r *Engine) schedule(ctx context.Context, s *scope, st *cyclonev1alpha1.Wor
 			s.wakeAt(t.Time)
 			continue
 		}
+		if delegated, err := r.delegate(ctx, s, st, name); err != nil {
+			return nil, err
+		} else if delegated {
+			continue
+		}
 		if running >= runCap {
 			break
 		}
