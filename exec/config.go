@@ -16,10 +16,14 @@ type Config struct {
 	// of their own.
 	ResolverImages map[string]string
 	// DefaultResolverImage resolves Resources of a type ResolverImages does
-	// not list. Default "ghcr.io/gyreops/gyre:latest".
-	DefaultResolverImage string
-	// CoordinatorImage runs the coordinator sidecar of every stage Pod.
+	// not list. Its entrypoint must be the gyre binary: its containers run
+	// "resolve <type> pull|push", while the images of ResolverImages and of
+	// a Resource's spec.resolver get Cyclone's single "pull" or "push".
 	// Default "ghcr.io/gyreops/gyre:latest".
+	DefaultResolverImage string
+	// CoordinatorImage runs the coordinator sidecar of every stage Pod, as
+	// "coordinator"; its entrypoint must be the gyre binary. Default
+	// "ghcr.io/gyreops/gyre:latest".
 	CoordinatorImage string
 	// GCImage runs the GC Pod that removes a finished run's scratch data.
 	// Default "busybox:1.37".
@@ -33,6 +37,10 @@ type Config struct {
 	// name. An empty result gives each stage Pod an emptyDir instead, and
 	// then there is no scratch data to collect and no GC Pod.
 	PVCName func(tenant string) string
+	// IgnorePersistence pulls a persistent Resource into the run's data
+	// like any other, instead of into its own PVC: for a simulated cluster
+	// (gyre dev) that has none of the PVCs the pipelines name.
+	IgnorePersistence bool
 
 	// GCPodLabels and GCPodAnnotations are added to every GC Pod, for
 	// instance to place it or, in tests, to pick its fate.

@@ -181,7 +181,7 @@ func (c Config) stagePod(in stagePodInput) (*corev1.Pod, error) {
 			return nil, err
 		}
 		volume, sub := dataVolume, path.Join(run.Name, "resources", item.Name)
-		if p := res.Spec.Persistent; p != nil {
+		if p := res.Spec.Persistent; p != nil && !c.IgnorePersistence {
 			if p.PVC == "" {
 				return nil, invalidStage("stage %s: resource %s: spec.persistent.pvc is empty", stage.Name, item.Name)
 			}

@@ -120,6 +120,12 @@ func TestStagePod(t *testing.T) {
 		g.Expect(pod.Spec.Containers[0].VolumeMounts).To(ContainElement(
 			corev1.VolumeMount{Name: "gyre-persistent-0", MountPath: "/go/src/app", SubPath: "repos/app/data"}))
 
+		ignoring := cfg
+		ignoring.IgnorePersistence = true
+		pod, _ = ignoring.stagePod(in)
+		g.Expect(pod.Spec.InitContainers[0].VolumeMounts).To(ContainElement(HaveField("SubPath", "run1/resources/src")),
+			"without persistence it is the run's, as gyre dev has it")
+
 		in.Resources["src"].Spec.Persistent = &cyclonev1alpha1.Persistent{PVC: "cache"}
 		pod, _ = cfg.stagePod(in)
 		g.Expect(pod.Spec.InitContainers[0].Env).To(ContainElement(corev1.EnvVar{Name: EnvPullPolicy, Value: "Always"}),

@@ -21,7 +21,7 @@ import (
 // Cyclone's resolver images do: the resource's data is "data/" of the
 // working directory, and its parameters are environment variables.
 type Resolver struct {
-	// Type is the Resource's type: Git or Http.
+	// Type is the Resource's type: Git, Http or General.
 	Type string
 	// Workdir is the working directory (exec.HelperWorkspace in a Pod).
 	Workdir string
@@ -183,9 +183,11 @@ func (r *Resolver) kind() (resourceKind, error) {
 		return newGitResource(r.Getenv)
 	case cyclonev1alpha1.HTTPResourceType:
 		return newHTTPResource(r.Getenv, r.HTTPClient)
+	case generalResourceType:
+		return generalResource{}, nil
 	}
-	return nil, fmt.Errorf("gyre has no resolver for resource type %q (it resolves %s and %s): set the Resource's spec.resolver to an image that resolves it",
-		r.Type, cyclonev1alpha1.GitResourceType, cyclonev1alpha1.HTTPResourceType)
+	return nil, fmt.Errorf("gyre has no resolver for resource type %q (it resolves %s, %s and %s): set the Resource's spec.resolver to an image that resolves it",
+		r.Type, cyclonev1alpha1.GitResourceType, cyclonev1alpha1.HTTPResourceType, generalResourceType)
 }
 
 // writeResults writes "<key>:<value>" lines to the result file.

@@ -223,6 +223,19 @@ func TestResolver_httpPush(t *testing.T) {
 	})
 }
 
+func TestResolver_generalKeepsItsData(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	work := t.TempDir()
+	params := map[string]string{gyreexec.EnvPullPolicy: "IfNotExist"}
+	r := &Resolver{Type: "General", Workdir: work, Getenv: func(k string) string { return params[k] }}
+	g.Expect(r.Pull(ctx)).To(Succeed())
+	g.Expect(filepath.Join(work, "data")).To(BeADirectory())
+	write(t, work, "data/mod/cache", "from run 1")
+	g.Expect(r.Pull(ctx)).To(Succeed())
+	g.Expect(os.ReadFile(filepath.Join(work, "data/mod/cache"))).To(Equal([]byte("from run 1")), "a persistent cache outlives the run")
+}
+
 func TestReadResults_missingDirectory(t *testing.T) {
 	g := NewWithT(t)
 	kv, err := ReadResults(filepath.Join(t.TempDir(), "results"))

@@ -12,6 +12,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/gyreops/gyre/exec"
 	"github.com/gyreops/gyre/internal/gitserver"
 	"github.com/gyreops/gyre/internal/testcluster"
 	"github.com/gyreops/gyre/reconciler"
@@ -111,6 +112,9 @@ func Run(ctx context.Context, o Options) error {
 		MetricsAddr: "0",
 		ProbeAddr:   "0",
 		ArtifactDir: filepath.Join(stateDir, "artifacts"),
+		// kwok runs no container and the cluster has none of the PVCs
+		// that persistent Resources name.
+		Exec: exec.Config{IgnorePersistence: true},
 	}
 	mgr, err := ctrl.NewManager(cluster.Config, reconciler.ManagerOptions(scheme, opts))
 	if err != nil {
