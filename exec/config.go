@@ -75,7 +75,8 @@ type Config struct {
 	WaitInterval time.Duration
 
 	// MaxConcurrentReconciles is how many runs are reconciled at once.
-	// Default 4.
+	// Default 16: when many Pods finish together (a burst of runs), more
+	// workers shorten the wait from a dependency's end to the next stage.
 	MaxConcurrentReconciles int
 	// HTTPClient sends webhook notifications. Default a client with a
 	// 10-second timeout.
@@ -130,7 +131,7 @@ func (c Config) withDefaults() Config {
 		c.WaitInterval = 5 * time.Second
 	}
 	if c.MaxConcurrentReconciles <= 0 {
-		c.MaxConcurrentReconciles = 4
+		c.MaxConcurrentReconciles = 16
 	}
 	if c.HTTPClient == nil {
 		c.HTTPClient = &http.Client{Timeout: 10 * time.Second}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/go-logr/logr"
 	. "github.com/onsi/gomega"
+	authorizationv1 "k8s.io/api/authorization/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -103,9 +104,21 @@ func TestProvision_twoClusters(t *testing.T) {
 	}
 	res, err := tenants.Provision(ctx, cs, nil, tenant)
 	g.Expect(err).NotTo(HaveOccurred())
-	g.Expect(res.Written).To(HaveLen(1 + 2*6))
+	g.Expect(res.Written).To(HaveLen(3 + 2*6))
 
 	g.Expect(cc.Get(ctx, client.ObjectKey{Name: "cyclone-acme"}, &corev1.Namespace{})).To(Succeed())
+	// Stage Pods on the control cluster may record outputs in the
+	// tenant's runs, and in nobody else's.
+	for ns, allowed := range map[string]bool{"cyclone-acme": true, "cyclone-other": false} {
+		review := &authorizationv1.SubjectAccessReview{Spec: authorizationv1.SubjectAccessReviewSpec{
+			User: "system:serviceaccount:cyclone-acme-worker:" + tenants.WorkerName,
+			ResourceAttributes: &authorizationv1.ResourceAttributes{
+				Namespace: ns, Verb: "update", Group: "cyclone.dev", Resource: "workflowruns", Subresource: "status",
+			},
+		}}
+		g.Expect(cc.Create(ctx, review)).To(Succeed())
+		g.Expect(review.Status.Allowed).To(Equal(allowed), "update workflowruns/status in %s", ns)
+	}
 	for _, c := range []client.Client{cc, fc} {
 		ns := "cyclone-acme-worker"
 		q := &corev1.ResourceQuota{}
