@@ -3,9 +3,11 @@ package exec
 import (
 	"context"
 	"crypto/rand"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math/big"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -314,6 +316,7 @@ func (r *Engine) observe(s *scope, st *cyclonev1alpha1.WorkflowRunStatus, pods m
 		switch {
 		case pod != nil:
 			state = stateOfPod(pod, start, s.now, r.cfg.ImagePullGracePeriod)
+			copyOutputs(ss, pod)
 		case ss.Status.Phase == cyclonev1alpha1.StatusRunning:
 			state = podState{Phase: cyclonev1alpha1.StatusFailed, Reason: ReasonPodDeleted,
 				Message: fmt.Sprintf("pod %s disappeared while the stage was running", ss.Pod.Name)}
@@ -518,4 +521,21 @@ func randomString(n int) string {
 		b[i] = randomAlphabet[k.Int64()]
 	}
 	return string(b)
+}
+
+// copyOutputs takes the outputs the coordinator left on a stage's Pod into
+// the stage's status. Annotations that do not parse are ignored: a
+// workload cannot fail its stage by writing to its own Pod.
+func copyOutputs(ss *cyclonev1alpha1.StageStatus, pod *corev1.Pod) {
+	value, ok := pod.Annotations[OutputsAnnotation]
+	if !ok {
+		return
+	}
+	var outputs []cyclonev1alpha1.KeyValue
+	if err := json.Unmarshal([]byte(value), &outputs); err != nil {
+		return
+	}
+	if !slices.Equal(ss.Outputs, outputs) {
+		ss.Outputs = outputs
+	}
 }

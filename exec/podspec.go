@@ -55,6 +55,10 @@ const (
 	// ResultFile is the name of a result file: one "<key>:<value>" per
 	// line, collected into status.stages[<stage>].outputs.
 	ResultFile = "__result__"
+	// OutputsAnnotation is where the coordinator leaves the outputs on
+	// its stage Pod, as a JSON list of {key, value}: the engine copies
+	// them into status.stages[<stage>].outputs when it sees the Pod end.
+	OutputsAnnotation = "gyre.dev/outputs"
 	// NotifyOK and NotifyFailed are the files the coordinator creates in
 	// the notify directory: "ok" (Cyclone's) when output resolvers should
 	// push, "failed" when the workload failed and there is nothing to push.

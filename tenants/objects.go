@@ -27,31 +27,9 @@ var Kinds = []schema.GroupVersionKind{
 }
 
 // ControlObjects returns what a tenant needs on the control cluster: the
-// namespace of its Cyclone objects, and the Role and RoleBinding that let
-// the stage Pods of a worker namespace on the control cluster record
-// their outputs in the tenant's WorkflowRuns.
-func ControlObjects(t *gyrev1alpha1.Tenant) ([]*unstructured.Unstructured, error) {
-	ns := Namespace(t.Name)
-	meta := metav1.ObjectMeta{Name: WorkerName, Namespace: ns, Labels: labels(t.Name)}
-	typed := []runtime.Object{
-		&rbacv1.Role{
-			TypeMeta:   typeMeta(rbacv1.SchemeGroupVersion, "Role"),
-			ObjectMeta: meta,
-			// gyre coordinator reads the run and writes
-			// status.stages.<stage>.outputs; nothing else.
-			Rules: []rbacv1.PolicyRule{
-				{APIGroups: []string{"cyclone.dev"}, Resources: []string{"workflowruns"}, Verbs: []string{"get"}},
-				{APIGroups: []string{"cyclone.dev"}, Resources: []string{"workflowruns/status"}, Verbs: []string{"get", "update"}},
-			},
-		},
-		&rbacv1.RoleBinding{
-			TypeMeta:   typeMeta(rbacv1.SchemeGroupVersion, "RoleBinding"),
-			ObjectMeta: meta,
-			RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: WorkerName},
-			Subjects:   []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Name: WorkerName, Namespace: WorkerNamespace(t.Name)}},
-		},
-	}
-	return toUnstructured(t, namespace(t.Name, ns), typed)
+// namespace of its Cyclone objects.
+func ControlObjects(t *gyrev1alpha1.Tenant) []*unstructured.Unstructured {
+	return []*unstructured.Unstructured{namespace(t.Name, Namespace(t.Name))}
 }
 
 // WorkerObjects returns what a tenant needs on each execution cluster, in
@@ -92,11 +70,13 @@ func WorkerObjects(t *gyrev1alpha1.Tenant) ([]*unstructured.Unstructured, error)
 		&rbacv1.Role{
 			TypeMeta:   typeMeta(rbacv1.SchemeGroupVersion, "Role"),
 			ObjectMeta: meta(WorkerName),
-			// The coordinator sidecar follows the stage's containers and
-			// collects their logs; resolvers read the Secrets and
+			// The coordinator sidecar follows the stage's containers,
+			// collects their logs and leaves the stage's outputs on its
+			// own Pod for the engine; resolvers read the Secrets and
 			// ConfigMaps their Resources name. Nothing else.
 			Rules: []rbacv1.PolicyRule{
 				{APIGroups: []string{""}, Resources: []string{"pods", "pods/log"}, Verbs: []string{"get", "list", "watch"}},
+				{APIGroups: []string{""}, Resources: []string{"pods"}, Verbs: []string{"patch"}},
 				{APIGroups: []string{""}, Resources: []string{"secrets", "configmaps"}, Verbs: []string{"get"}},
 			},
 		},
@@ -107,12 +87,7 @@ func WorkerObjects(t *gyrev1alpha1.Tenant) ([]*unstructured.Unstructured, error)
 			Subjects:   []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Name: WorkerName, Namespace: ns}},
 		},
 	)
-	return toUnstructured(t, namespace(t.Name, ns), typed)
-}
-
-// toUnstructured returns ns followed by typed, as apply takes them.
-func toUnstructured(t *gyrev1alpha1.Tenant, ns *unstructured.Unstructured, typed []runtime.Object) ([]*unstructured.Unstructured, error) {
-	objs := []*unstructured.Unstructured{ns}
+	objs := []*unstructured.Unstructured{namespace(t.Name, ns)}
 	for _, o := range typed {
 		u, err := runtime.DefaultUnstructuredConverter.ToUnstructured(o)
 		if err != nil {

@@ -62,11 +62,7 @@ type Result struct {
 func Provision(ctx context.Context, cs *Clients, live client.Reader, t *gyrev1alpha1.Tenant) (Result, error) {
 	var res Result
 	var errs []error
-	control, err := ControlObjects(t)
-	if err != nil {
-		return res, err
-	}
-	if err := apply(ctx, cs.Control, live, control, ControlCluster, &res); err != nil {
+	if err := apply(ctx, cs.Control, live, ControlObjects(t), ControlCluster, &res); err != nil {
 		errs = append(errs, err)
 	}
 	worker, err := WorkerObjects(t)

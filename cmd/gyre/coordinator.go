@@ -5,25 +5,22 @@ import (
 	"os"
 
 	"github.com/spf13/cobra"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
-	cyclonev1alpha1 "github.com/gyreops/gyre/api/cyclone/v1alpha1"
 	"github.com/gyreops/gyre/exec"
 	"github.com/gyreops/gyre/internal/agent"
 )
 
 func newCoordinatorCmd() *cobra.Command {
-	var runKubeconfig, shared, data string
+	var shared, data string
 	cmd := &cobra.Command{
 		Use:   "coordinator",
 		Short: "Run a stage Pod's coordinator sidecar (run by gyre's stage Pods)",
 		Long: `Wait for the stage's workload containers, record the results they wrote to
-/cyclone/results/__result__ as the stage's outputs in the WorkflowRun status,
+/cyclone/results/__result__ on the stage Pod, for the engine to copy into the
+WorkflowRun's status,
 publish the stage's output artifacts, and tell the output resolvers to push.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -40,32 +37,12 @@ publish the stage's output artifacts, and tell the output resolvers to push.`,
 			if err != nil {
 				return err
 			}
-			runCfg := podCfg
-			if runKubeconfig != "" {
-				if runCfg, err = restConfig(runKubeconfig); err != nil {
-					return fmt.Errorf("control cluster: %w", err)
-				}
-			}
-			scheme := runtime.NewScheme()
-			if err := clientgoscheme.AddToScheme(scheme); err != nil {
-				return err
-			}
-			if err := cyclonev1alpha1.AddToScheme(scheme); err != nil {
-				return err
-			}
-			runs, err := client.New(runCfg, client.Options{Scheme: scheme})
-			if err != nil {
-				return err
-			}
-			c := &agent.Coordinator{Stage: stage, Pods: pods, Runs: runs,
-				Shared: shared, Data: data}
+			c := &agent.Coordinator{Stage: stage, Pods: pods, Shared: shared, Data: data}
 			return c.Run(ctx)
 		},
 	}
 	cmd.Flags().StringVar(&shared, "shared", exec.CoordinatorVolumePath, "volume shared with the other containers: results/ and notify/")
 	cmd.Flags().StringVar(&data, "data", exec.CoordinatorDataPath, "the run's data directory")
-	cmd.Flags().StringVar(&runKubeconfig, "run-kubeconfig", "",
-		"kubeconfig of the control cluster that holds the WorkflowRun; the Pod's own cluster when empty")
 	return cmd
 }
 

@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -10,33 +11,31 @@ import (
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/util/retry"
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	cyclonev1alpha1 "github.com/gyreops/gyre/api/cyclone/v1alpha1"
 	"github.com/gyreops/gyre/exec"
 )
 
 // Coordinator is the sidecar of a stage Pod. It waits until the workload
-// containers have terminated, records the results they wrote as the
-// stage's outputs in the WorkflowRun status, publishes the output
-// artifacts of a successful workload, and tells the output resolvers
-// whether to push.
+// containers have terminated, records the results they wrote on its own
+// Pod (exec.OutputsAnnotation), publishes the output artifacts of a
+// successful workload, and tells the output resolvers whether to push.
+//
+// The engine copies the outputs into the WorkflowRun's status when it sees
+// the Pod end, as Cyclone's controller does: so the coordinator needs no
+// access to the control cluster, and stages on an execution cluster
+// record outputs the same way as those on the control cluster.
 type Coordinator struct {
 	// Stage is the attempt the coordinator runs for.
 	Stage Stage
-	// Pods reads the stage Pod, on the cluster the Pod runs on.
+	// Pods reads and annotates the stage Pod, on the cluster it runs on.
 	Pods kubernetes.Interface
-	// Runs reads and writes the WorkflowRun, on the control cluster. It
-	// must read from the API server, not a cache: the status write is
-	// based on what it reads.
-	Runs client.Client
 	// Shared is the volume shared with the other containers
 	// (exec.CoordinatorVolumePath in a Pod): "results/<container>/" and
 	// "notify/".
@@ -184,43 +183,22 @@ func workloadDone(pod *corev1.Pod, workload []string) (map[string]int32, bool) {
 	return failed, true
 }
 
-// recordOutputs writes outputs into the stage's status. The write is an
-// update carrying the resourceVersion it read, retried on conflict, and
-// changes nothing but this stage's outputs, so it never undoes a write of
-// the engine's. It leaves a stage alone whose current attempt is no longer
-// this Pod's, or that has finished: a finished stage never changes again.
+// recordOutputs annotates the stage Pod with outputs, for the engine to
+// copy into the stage's status when the Pod ends. The annotation belongs
+// to this Pod, so it can never land on another attempt of the stage.
 func (c *Coordinator) recordOutputs(ctx context.Context, outputs []cyclonev1alpha1.KeyValue) error {
-	key := client.ObjectKey{Namespace: c.Stage.Namespace, Name: c.Stage.Run}
-	return retry.RetryOnConflict(retry.DefaultBackoff, func() error {
-		run := &cyclonev1alpha1.WorkflowRun{}
-		if err := c.Runs.Get(ctx, key, run); err != nil {
-			if apierrors.IsNotFound(err) {
-				return fmt.Errorf("workflowrun %s not found: it was deleted while stage %s ran", key, c.Stage.Name)
-			}
-			return fmt.Errorf("get workflowrun %s: %w", key, err)
-		}
-		ss := run.Status.Stages[c.Stage.Name]
-		switch {
-		case ss == nil:
-			return fmt.Errorf("workflowrun %s: status.stages has no stage %q", key, c.Stage.Name)
-		case ss.Pod == nil || ss.Pod.Name != c.Stage.Pod:
-			ctrl.LoggerFrom(ctx).Info("Not recording outputs: the stage has moved on to another attempt")
-			return nil
-		case finished(ss.Status.Phase):
-			ctrl.LoggerFrom(ctx).Info("Not recording outputs: the stage has already finished", "phase", ss.Status.Phase)
-			return nil
-		case slices.Equal(ss.Outputs, outputs):
-			return nil
-		}
-		ss.Outputs = outputs
-		if err := c.Runs.Status().Update(ctx, run); err != nil {
-			if apierrors.IsConflict(err) {
-				return err
-			}
-			return fmt.Errorf("workflowrun %s: write status.stages[%s].outputs: %w", key, c.Stage.Name, err)
-		}
-		return nil
-	})
+	value, err := json.Marshal(outputs)
+	if err != nil {
+		return err
+	}
+	patch, err := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": map[string]string{exec.OutputsAnnotation: string(value)}}})
+	if err != nil {
+		return err
+	}
+	if _, err := c.Pods.CoreV1().Pods(c.Stage.PodNamespace).Patch(ctx, c.Stage.Pod, types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
+		return fmt.Errorf("record outputs on stage pod %s/%s: %w", c.Stage.PodNamespace, c.Stage.Pod, err)
+	}
+	return nil
 }
 
 // notify creates the notify file, "ok" or "failed" with the reason.
@@ -233,12 +211,4 @@ func (c *Coordinator) notify(file, reason string) error {
 		return fmt.Errorf("notify output resolvers: %w", err)
 	}
 	return nil
-}
-
-func finished(p cyclonev1alpha1.StatusPhase) bool {
-	switch p {
-	case cyclonev1alpha1.StatusSucceeded, cyclonev1alpha1.StatusFailed, cyclonev1alpha1.StatusCancelled:
-		return true
-	}
-	return false
 }
