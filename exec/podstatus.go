@@ -71,6 +71,14 @@ func stateOfPod(pod *corev1.Pod, start, now time.Time, grace time.Duration) podS
 			Message: fmt.Sprintf("pod %s was deleted before the stage finished", pod.Name)}
 	}
 	if pod.Status.Phase == corev1.PodRunning {
+		// The coordinator exits non-zero once the workload has failed.
+		// Output resolvers from Cyclone's images wait for a success
+		// that will never come, keeping the Pod running: the attempt
+		// has failed all the same.
+		if coordinatorFailed(pod) {
+			reason, msg := podFailure(pod)
+			return podState{Phase: cyclonev1alpha1.StatusFailed, Reason: reason, Message: msg}
+		}
 		return podState{Phase: cyclonev1alpha1.StatusRunning}
 	}
 	// Pending (or Unknown): say what it waits for.

@@ -115,11 +115,23 @@ func podChanged() predicate.TypedPredicate[*corev1.Pod] {
 			return o.Status.Phase != n.Status.Phase ||
 				(o.DeletionTimestamp == nil) != (n.DeletionTimestamp == nil) ||
 				waitingReasons(o) != waitingReasons(n) ||
-				unschedulable(o) != unschedulable(n)
+				unschedulable(o) != unschedulable(n) ||
+				coordinatorFailed(o) != coordinatorFailed(n)
 		},
 		DeleteFunc:  func(event.TypedDeleteEvent[*corev1.Pod]) bool { return true },
 		GenericFunc: func(event.TypedGenericEvent[*corev1.Pod]) bool { return false },
 	}
+}
+
+// coordinatorFailed reports whether the coordinator exited non-zero,
+// which ends the attempt even while other containers run.
+func coordinatorFailed(pod *corev1.Pod) bool {
+	for _, cs := range pod.Status.ContainerStatuses {
+		if t := cs.State.Terminated; cs.Name == coordinatorName && t != nil && t.ExitCode != 0 {
+			return true
+		}
+	}
+	return false
 }
 
 func waitingReasons(pod *corev1.Pod) string {

@@ -130,6 +130,13 @@ func TestStateOfPod(t *testing.T) {
 		{name: "A succeeded Pod succeeds the attempt.", pod: pod(corev1.PodSucceeded, nil),
 			wantPhase: cyclonev1alpha1.StatusSucceeded, wantReason: ReasonCompleted},
 		{name: "A running Pod runs.", pod: pod(corev1.PodRunning, nil), wantPhase: cyclonev1alpha1.StatusRunning},
+		{name: "A running Pod whose coordinator saw the workload fail fails, naming the workload.", pod: pod(corev1.PodRunning, func(p *corev1.Pod) {
+			p.Status.ContainerStatuses = []corev1.ContainerStatus{terminated("main", "Error", 2), terminated("csc-co", "Error", 1),
+				{Name: "o-image", State: corev1.ContainerState{Running: &corev1.ContainerStateRunning{}}}}
+		}), wantPhase: cyclonev1alpha1.StatusFailed, wantReason: ReasonError, wantMessage: "container main exited with code 2"},
+		{name: "A running Pod whose coordinator succeeded runs on while outputs are pushed.", pod: pod(corev1.PodRunning, func(p *corev1.Pod) {
+			p.Status.ContainerStatuses = []corev1.ContainerStatus{terminated("main", "Completed", 0), terminated("csc-co", "Completed", 0)}
+		}), wantPhase: cyclonev1alpha1.StatusRunning},
 		{name: "A non-zero exit code fails with the container and code.", pod: pod(corev1.PodFailed, func(p *corev1.Pod) {
 			p.Status.ContainerStatuses = []corev1.ContainerStatus{terminated("main", "Error", 3)}
 		}), wantPhase: cyclonev1alpha1.StatusFailed, wantReason: ReasonError, wantMessage: "container main exited with code 3"},
