@@ -81,7 +81,7 @@ func BenchmarkTenantReconciler(b *testing.B) {
 	benchRepo(b, dir, "raw", tenantCount)
 	benchRepo(b, dir, "kubectl", tenantCount)
 	repo := benchRepository(b, g)
-	defer cleanupBench(tenantCount, repo)
+	defer cleanupBench("bench", tenantCount, repo)
 
 	// Raw concurrent server-side apply of the same 2,000 objects.
 	raw := renderAll(b, dir, "raw", tenantCount)
@@ -125,7 +125,7 @@ func BenchmarkTenantReconciler(b *testing.B) {
 	clk := clocktesting.NewFakeClock(time.Now())
 	rec, stop := startBenchController(g, dir, writes, clk)
 	b.ResetTimer()
-	gyreTime := converge(g, repo, tenantCount)
+	gyreTime := converge(g, repo, "bench", tenantCount)
 	b.StopTimer()
 	firstRequests := writes.requests.Load()
 
@@ -191,9 +191,9 @@ func BenchmarkTenantReconcilerMemory(b *testing.B) {
 	const tenantCount = 250
 	g := NewWithT(b)
 	dir := b.TempDir()
-	benchRepo(b, dir, "bench", tenantCount)
+	benchRepo(b, dir, "mem", tenantCount)
 	repo := benchRepository(b, g)
-	defer cleanupBench(tenantCount, repo)
+	defer cleanupBench("mem", tenantCount, repo)
 	var ms runtime.MemStats
 	runtime.GC()
 	runtime.ReadMemStats(&ms)
@@ -202,7 +202,7 @@ func BenchmarkTenantReconcilerMemory(b *testing.B) {
 	_, stop := startBenchController(g, dir, &writeCounter{}, clock.RealClock{})
 	defer stop()
 	b.ResetTimer()
-	elapsed := converge(g, repo, tenantCount)
+	elapsed := converge(g, repo, "mem", tenantCount)
 	b.StopTimer()
 	settleBench()
 	runtime.GC()
@@ -242,14 +242,14 @@ func startBenchController(g *WithT, dir string, writes *writeCounter, clk clock.
 	return rec, func() { cancel(); g.Expect(<-done).To(Succeed()) }
 }
 
-// converge creates tenants bench0..bench<n-1> and waits until all are
+// converge creates tenants prefix0..prefix<n-1> and waits until all are
 // Ready with every object applied.
-func converge(g *WithT, repo *gyrev1alpha1.Repository, n int) time.Duration {
+func converge(g *WithT, repo *gyrev1alpha1.Repository, prefix string, n int) time.Duration {
 	ctx := context.Background()
 	start := time.Now()
 	for i := range n {
 		g.Expect(testEnv.Client.Create(ctx, &gyrev1alpha1.Tenant{
-			ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("bench%d", i)},
+			ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("%s%d", prefix, i)},
 			Spec: gyrev1alpha1.TenantSpec{
 				RepositoryRef: gyrev1alpha1.ObjectReference{Name: repo.Name},
 				Clusters:      []gyrev1alpha1.TenantCluster{{Name: "one"}, {Name: "two"}},
@@ -261,6 +261,9 @@ func converge(g *WithT, repo *gyrev1alpha1.Repository, n int) time.Duration {
 		g.Expect(testEnv.Client.List(ctx, &list)).To(Succeed())
 		ready, objects := 0, 0
 		for _, t := range list.Items {
+			if !strings.HasPrefix(t.Name, prefix) {
+				continue
+			}
 			if apimeta.IsStatusConditionTrue(t.Status.Conditions, meta.ReadyCondition) && t.Status.LastAppliedRevision == repo.Status.Artifact.Revision {
 				ready++
 				objects += t.Status.Objects
@@ -273,11 +276,17 @@ func converge(g *WithT, repo *gyrev1alpha1.Repository, n int) time.Duration {
 }
 
 // cleanupBench deletes what the benchmarks made, so other benchmarks and
-// tests start from nothing.
-func cleanupBench(n int, repo *gyrev1alpha1.Repository) {
+// tests start from nothing. No controller runs by then, so the Tenants'
+// finalizers are taken off by hand.
+func cleanupBench(prefix string, n int, repo *gyrev1alpha1.Repository) {
 	ctx := context.Background()
 	for i := range n {
-		_ = testEnv.Client.Delete(ctx, &gyrev1alpha1.Tenant{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("bench%d", i)}})
+		t := &gyrev1alpha1.Tenant{}
+		if err := testEnv.Client.Get(ctx, client.ObjectKey{Name: fmt.Sprintf("%s%d", prefix, i)}, t); err == nil {
+			t.Finalizers = nil
+			_ = testEnv.Client.Update(ctx, t)
+			_ = testEnv.Client.Delete(ctx, t)
+		}
 		for _, p := range []string{"raw", "kubectl"} {
 			_ = testEnv.Client.Delete(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("cyclone-%s%d", p, i)}})
 		}
