@@ -2,8 +2,6 @@ package exec
 
 import (
 	"context"
-	"flag"
-	"fmt"
 	"os"
 	"sync"
 	"testing"
@@ -36,34 +34,19 @@ var (
 )
 
 func TestMain(m *testing.M) {
-	os.Exit(run(m))
-}
-
-func run(m *testing.M) int {
 	if err := clientgoscheme.AddToScheme(scheme); err != nil {
 		panic(err)
 	}
 	if err := cyclonev1alpha1.AddToScheme(scheme); err != nil {
 		panic(err)
 	}
-	flag.Parse()
-	if testing.Short() {
-		// Only the pure unit tests run; the others skip (requireCluster).
-		return m.Run()
-	}
-	ctx := context.Background()
-	var err error
-	env, err = testcluster.Start(ctx, testcluster.Options{Scheduler: true, ControllerManager: true, Nodes: 2})
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer env.Stop()
-	if k8s, err = client.NewWithWatch(env.Config, client.Options{Scheme: scheme}); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	return m.Run()
+	// In -short mode only the pure unit tests run; the others skip
+	// (requireCluster).
+	os.Exit(testcluster.RunSuite(m, testcluster.Options{Scheduler: true, ControllerManager: true, Nodes: 2}, func(c *testcluster.Cluster) (err error) {
+		env = c
+		k8s, err = client.NewWithWatch(c.Config, client.Options{Scheme: scheme})
+		return err
+	}))
 }
 
 var bg = context.Background()

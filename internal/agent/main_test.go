@@ -1,9 +1,6 @@
 package agent
 
 import (
-	"context"
-	"flag"
-	"fmt"
 	"os"
 	"testing"
 
@@ -26,36 +23,20 @@ var (
 )
 
 func TestMain(m *testing.M) {
-	os.Exit(run(m))
-}
-
-func run(m *testing.M) int {
 	if err := clientgoscheme.AddToScheme(scheme); err != nil {
 		panic(err)
 	}
 	if err := cyclonev1alpha1.AddToScheme(scheme); err != nil {
 		panic(err)
 	}
-	flag.Parse()
-	if testing.Short() {
-		return m.Run()
-	}
-	var err error
-	env, err = testcluster.Start(context.Background(), testcluster.Options{Nodes: 1})
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer env.Stop()
-	if k8s, err = client.NewWithWatch(env.Config, client.Options{Scheme: scheme}); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	if pods, err = kubernetes.NewForConfig(env.Config); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	return m.Run()
+	os.Exit(testcluster.RunSuite(m, testcluster.Options{Nodes: 1}, func(c *testcluster.Cluster) (err error) {
+		env = c
+		if k8s, err = client.NewWithWatch(c.Config, client.Options{Scheme: scheme}); err != nil {
+			return err
+		}
+		pods, err = kubernetes.NewForConfig(c.Config)
+		return err
+	}))
 }
 
 // requireCluster skips a test in -short mode, where no cluster runs.
