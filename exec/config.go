@@ -37,6 +37,10 @@ type Config struct {
 	// name. An empty result gives each stage Pod an emptyDir instead, and
 	// then there is no scratch data to collect and no GC Pod.
 	PVCName func(tenant string) string
+	// ServiceAccount runs stage Pods whose Stage and run name none; the
+	// coordinator reads and annotates its own Pod as it. Default
+	// "cyclone-worker", which gyre provisions in each worker namespace.
+	ServiceAccount string
 	// IgnorePersistence pulls a persistent Resource into the run's data
 	// like any other, instead of into its own PVC: for a simulated cluster
 	// (gyre dev) that has none of the PVCs the pipelines name.
@@ -105,6 +109,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.WorkerNamespace == nil {
 		c.WorkerNamespace = func(tenant string) string { return "cyclone-" + tenant + "-worker" }
+	}
+	if c.ServiceAccount == "" {
+		c.ServiceAccount = "cyclone-worker"
 	}
 	if c.PVCName == nil {
 		c.PVCName = func(tenant string) string { return "cyclone-pvc-" + tenant }

@@ -144,8 +144,11 @@ func (c Config) stagePod(in stagePodInput) (*corev1.Pod, error) {
 		return nil, invalidStage("stage %s has no containers", stage.Name)
 	}
 	spec.RestartPolicy = corev1.RestartPolicyNever
-	if run.Spec.ServiceAccount != "" {
+	switch {
+	case run.Spec.ServiceAccount != "":
 		spec.ServiceAccountName = run.Spec.ServiceAccount
+	case spec.ServiceAccountName == "":
+		spec.ServiceAccountName = c.ServiceAccount
 	}
 	// A Stage's own pull secrets replace the Project's rather than add to
 	// them, so a stage can opt out of a registry credential.

@@ -71,6 +71,19 @@ func TestStagePod(t *testing.T) {
 		g.Expect(pod.Labels).To(Equal(map[string]string{LabelManagedBy: ManagedByExec, LabelRunUID: "uid-1", LabelPodKind: "workload"}))
 		g.Expect(pod.Annotations).To(Equal(map[string]string{"team": "a", AnnotationRun: "cyclone-acme/run1", AnnotationStage: "build", AnnotationAttempt: "2"}))
 		g.Expect(pod.Spec.RestartPolicy).To(Equal(corev1.RestartPolicyNever))
+		g.Expect(pod.Spec.ServiceAccountName).To(Equal("cyclone-worker"), "the account gyre provisions, which the coordinator needs")
+	})
+	t.Run("A run's service account wins over the Stage's.", func(t *testing.T) {
+		g := NewWithT(t)
+		in := podInput()
+		in.Stage.Spec.Pod.Spec.ServiceAccountName = "stage-sa"
+		pod, err := cfg.stagePod(in)
+		g.Expect(err).NotTo(HaveOccurred())
+		g.Expect(pod.Spec.ServiceAccountName).To(Equal("stage-sa"))
+		in.Run.Spec.ServiceAccount = "run-sa"
+		pod, err = cfg.stagePod(in)
+		g.Expect(err).NotTo(HaveOccurred())
+		g.Expect(pod.Spec.ServiceAccountName).To(Equal("run-sa"))
 	})
 	t.Run("Arguments come from the run, then the Stage, with variables substituted.", func(t *testing.T) {
 		g := NewWithT(t)
