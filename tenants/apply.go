@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/fluxcd/cli-utils/pkg/object"
@@ -29,10 +30,18 @@ const DigestAnnotation = "gyre.dev/digest"
 // An object is skipped without a request when Live shows it carrying the
 // digest of the wanted object and no manager but gyre has written it
 // since: gyre's fields then still hold exactly what gyre applied. An
-// object Live does not have is validated with a dry run and created; only
-// the rest pay for fluxcd/pkg/ssa's read and dry-run diff. Every object is
-// validated by the API server before any is written, so a batch that the
-// server rejects writes nothing.
+// object Live does not have is created with one request; only the rest
+// pay for fluxcd/pkg/ssa's read and dry-run diff.
+//
+// A batch the API server rejects leaves the cluster as it was: the
+// objects that exist are changed only after every new object was
+// created, and when a creation or a change is refused, the objects the
+// batch created are deleted again. Creating first and undoing on refusal
+// costs one request per new object where a dry run of each would cost
+// two; render has validated the objects against their schemas, so a
+// refusal is rare. Objects whose creation starts work (WorkflowRuns) are
+// the exception: they are validated with a dry run and created last, so
+// no run starts for a batch that is undone.
 type Applier struct {
 	// Client writes to the cluster, and reads it where Live cannot tell.
 	Client client.Client
@@ -79,26 +88,38 @@ func (a *Applier) Apply(ctx context.Context, objs []*unstructured.Unstructured) 
 }
 
 // applyStage applies objects that do not depend on each other.
-func (a *Applier) applyStage(ctx context.Context, objs []*unstructured.Unstructured, cs *ssa.ChangeSet) error {
-	var absent, present []*unstructured.Unstructured
+func (a *Applier) applyStage(ctx context.Context, objs []*unstructured.Unstructured, cs *ssa.ChangeSet) (err error) {
+	var absent, starters, present []*unstructured.Unstructured
 	for _, o := range objs {
 		switch a.liveState(ctx, o) {
 		case liveCurrent:
 			cs.Add(entry(o, ssa.UnchangedAction))
 		case liveAbsent:
-			absent = append(absent, o)
+			if startsWork(o) {
+				starters = append(starters, o)
+			} else {
+				absent = append(absent, o)
+			}
 		default:
 			present = append(present, o)
 		}
 	}
-	// Validate the new objects before writing anything.
-	if err := a.each(ctx, absent, func(ctx context.Context, _ int, o *unstructured.Unstructured) error {
-		dry := o.DeepCopy()
-		if err := a.Client.Apply(ctx, client.ApplyConfigurationFromUnstructured(dry), client.FieldOwner(FieldManager), client.ForceOwnership, client.DryRunAll); err != nil {
-			return fmt.Errorf("%s dry-run failed: %w", ssautils.FmtUnstructured(o), err)
+	var created []*unstructured.Unstructured
+	defer func() {
+		if err != nil {
+			err = a.undo(created, err)
+			return
 		}
-		return nil
-	}); err != nil {
+		for _, o := range created {
+			cs.Add(entry(o, ssa.CreatedAction))
+		}
+	}()
+	c, configured, err := a.create(ctx, absent)
+	created = append(created, c...)
+	for _, o := range configured {
+		cs.Add(entry(o, ssa.ConfiguredAction))
+	}
+	if err != nil {
 		return err
 	}
 	if len(present) > 0 {
@@ -112,37 +133,109 @@ func (a *Applier) applyStage(ctx context.Context, objs []*unstructured.Unstructu
 			return err
 		}
 	}
-	actions := make([]ssa.Action, len(absent))
-	// Creation times have a resolution of a second.
-	start := time.Now().Add(-time.Second)
-	err := a.each(ctx, absent, func(ctx context.Context, i int, o *unstructured.Unstructured) error {
-		applied := o.DeepCopy()
-		if err := a.Client.Apply(ctx, client.ApplyConfigurationFromUnstructured(applied), client.FieldOwner(FieldManager), client.ForceOwnership); err != nil {
-			return fmt.Errorf("%s apply failed: %w", ssautils.FmtUnstructured(o), err)
-		}
-		// Live may have lagged behind an object that exists already;
-		// the apply then updated it, if it changed anything at all.
-		actions[i] = ssa.CreatedAction
-		if applied.GetCreationTimestamp().Time.Before(start) {
-			actions[i] = ssa.ConfiguredAction
+	if len(starters) == 0 {
+		return nil
+	}
+	if err := a.each(ctx, starters, false, func(ctx context.Context, _ int, o *unstructured.Unstructured) error {
+		dry := o.DeepCopy()
+		if err := a.Client.Apply(ctx, client.ApplyConfigurationFromUnstructured(dry), client.FieldOwner(FieldManager), client.ForceOwnership, client.DryRunAll); err != nil {
+			return fmt.Errorf("%s dry-run failed: %w", ssautils.FmtUnstructured(o), err)
 		}
 		return nil
-	})
-	for i, o := range absent {
-		if actions[i] != "" {
-			cs.Add(entry(o, actions[i]))
-		}
+	}); err != nil {
+		return err
+	}
+	c, configured, err = a.create(ctx, starters)
+	created = append(created, c...)
+	for _, o := range configured {
+		cs.Add(entry(o, ssa.ConfiguredAction))
 	}
 	return err
 }
 
+// create applies objects Live does not have. It returns the ones it
+// created, as the server returned them, and the ones that turned out to
+// exist already: Live may lag behind an object created a moment ago, and
+// the apply then updated it, if it changed anything at all.
+func (a *Applier) create(ctx context.Context, objs []*unstructured.Unstructured) (created, configured []*unstructured.Unstructured, err error) {
+	results := make([]*unstructured.Unstructured, len(objs))
+	existed := make([]bool, len(objs))
+	// Creation times have a resolution of a second.
+	start := time.Now().Add(-time.Second)
+	err = a.each(ctx, objs, false, func(ctx context.Context, i int, o *unstructured.Unstructured) error {
+		applied := o.DeepCopy()
+		if err := a.Client.Apply(ctx, client.ApplyConfigurationFromUnstructured(applied), client.FieldOwner(FieldManager), client.ForceOwnership); err != nil {
+			return fmt.Errorf("%s apply failed: %w", ssautils.FmtUnstructured(o), err)
+		}
+		results[i] = applied
+		existed[i] = applied.GetCreationTimestamp().Time.Before(start)
+		return nil
+	})
+	for i, o := range results {
+		switch {
+		case o == nil:
+		case existed[i]:
+			configured = append(configured, objs[i])
+		default:
+			created = append(created, o)
+		}
+	}
+	return created, configured, err
+}
+
+// undo deletes the objects a refused batch created, each only if it is
+// still the object gyre created, and returns the refusal with what could
+// not be undone.
+func (a *Applier) undo(created []*unstructured.Unstructured, cause error) error {
+	if len(created) == 0 {
+		return cause
+	}
+	// The batch's context may be what failed; the undo gets its own.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	uerr := a.each(ctx, created, true, func(ctx context.Context, _ int, o *unstructured.Unstructured) error {
+		uid := o.GetUID()
+		err := a.Client.Delete(ctx, o, client.Preconditions{UID: &uid}, client.PropagationPolicy(metav1.DeletePropagationBackground))
+		if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
+			return fmt.Errorf("%s: %w", ssautils.FmtUnstructured(o), err)
+		}
+		return nil
+	})
+	if uerr != nil {
+		return fmt.Errorf("%w; deleting the objects created before the refusal failed too: %v", cause, uerr)
+	}
+	return cause
+}
+
+// startsWork reports whether creating o starts work that undoing the
+// creation would not take back.
+func startsWork(o *unstructured.Unstructured) bool {
+	gvk := o.GroupVersionKind()
+	return gvk.Group == "cyclone.dev" && gvk.Kind == "WorkflowRun"
+}
+
 // each runs fn on every object, Concurrency at a time, and returns the
-// first error.
-func (a *Applier) each(ctx context.Context, objs []*unstructured.Unstructured, fn func(context.Context, int, *unstructured.Unstructured) error) error {
-	g, ctx := errgroup.WithContext(ctx)
+// first error. After an error it starts no more calls unless all is set,
+// but it never cancels one in flight: a write cancelled on the client may
+// still happen on the server, and the caller could not tell.
+func (a *Applier) each(ctx context.Context, objs []*unstructured.Unstructured, all bool, fn func(context.Context, int, *unstructured.Unstructured) error) error {
+	var g errgroup.Group
 	g.SetLimit(a.concurrency())
+	var failed atomic.Bool
 	for i, o := range objs {
-		g.Go(func() error { return fn(ctx, i, o) })
+		if failed.Load() && !all {
+			break
+		}
+		g.Go(func() error {
+			if failed.Load() && !all {
+				return nil
+			}
+			err := fn(ctx, i, o)
+			if err != nil {
+				failed.Store(true)
+			}
+			return err
+		})
 	}
 	return g.Wait()
 }

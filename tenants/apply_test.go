@@ -116,7 +116,7 @@ func TestApplier(t *testing.T) {
 		return cm.Data
 	}
 
-	t.Run("New objects are validated by a dry run, then created, namespace first.", func(t *testing.T) {
+	t.Run("New objects are created with one request each, namespace first.", func(t *testing.T) {
 		g := NewWithT(t)
 		reqs.take()
 		cs, err := a.Apply(ctx, wanted(configMap("one", "1"), configMap("two", "2")))
@@ -133,8 +133,8 @@ func TestApplier(t *testing.T) {
 				patches = append(patches, r)
 			}
 		}
-		g.Expect(patches).To(HaveLen(6), "one dry run and one apply per object: %v", patches)
-		g.Expect(patches[:2]).To(Equal([]string{"PATCH /api/v1/namespaces/apply-test (dry run)", "PATCH /api/v1/namespaces/apply-test"}))
+		g.Expect(patches).To(HaveLen(3), "one apply per object: %v", patches)
+		g.Expect(patches[0]).To(Equal("PATCH /api/v1/namespaces/apply-test"))
 		g.Expect(getData(g, "one")).To(HaveKeyWithValue("key", "1"))
 	})
 
@@ -178,13 +178,53 @@ func TestApplier(t *testing.T) {
 		g.Expect(getData(g, "two")).To(HaveKeyWithValue("key", "2"))
 	})
 
-	t.Run("A batch the API server rejects writes nothing of it.", func(t *testing.T) {
+	t.Run("A batch the API server rejects leaves the cluster as it was.", func(t *testing.T) {
 		g := NewWithT(t)
 		bad := configMap("Not_A_Valid_Name", "x")
-		_, err := a.Apply(ctx, wanted(configMap("one", "changed"), configMap("three", "3"), bad))
+		news := []*unstructured.Unstructured{configMap("one", "changed")}
+		for _, name := range []string{"three", "four", "five", "six"} {
+			news = append(news, configMap(name, name))
+		}
+		reqs.take()
+		_, err := a.Apply(ctx, wanted(append(news, bad)...))
 		g.Expect(err).To(MatchError(ContainSubstring("ConfigMap/apply-test/Not_A_Valid_Name")))
 		g.Expect(getData(g, "one")).To(HaveKeyWithValue("key", "1"), "the changed object is not written")
-		err = c.Get(ctx, client.ObjectKey{Namespace: "apply-test", Name: "three"}, &corev1.ConfigMap{})
-		g.Expect(apierrors.IsNotFound(err)).To(BeTrue(), "the new object is not created")
+		for _, o := range news[1:] {
+			err = c.Get(ctx, client.ObjectKeyFromObject(o), &corev1.ConfigMap{})
+			g.Expect(apierrors.IsNotFound(err)).To(BeTrue(), "the new object %s is not left behind", o.GetName())
+		}
+		for _, r := range reqs.take() {
+			g.Expect(r).NotTo(HavePrefix("PATCH /api/v1/namespaces/apply-test/configmaps/one"), "the existing object is not even diffed")
+		}
+	})
+
+	t.Run("A WorkflowRun is created only once everything else of its batch was accepted.", func(t *testing.T) {
+		g := NewWithT(t)
+		run := &unstructured.Unstructured{}
+		run.SetAPIVersion("cyclone.dev/v1alpha1")
+		run.SetKind("WorkflowRun")
+		run.SetNamespace("apply-test")
+		run.SetName("run")
+		run.SetLabels(map[string]string{tenants.TenantLabel: "apply"})
+		_ = unstructured.SetNestedField(run.Object, "wf", "spec", "workflowRef", "name")
+		reqs.take()
+		_, err := a.Apply(ctx, wanted(configMap("one", "1"), run, configMap("Not_A_Valid_Name", "x")))
+		g.Expect(err).To(HaveOccurred())
+		for _, r := range reqs.take() {
+			g.Expect(r).NotTo(ContainSubstring("/workflowruns/"), "the run is neither validated nor created")
+		}
+		cs, err := a.Apply(ctx, wanted(configMap("one", "1"), run))
+		g.Expect(err).NotTo(HaveOccurred())
+		g.Expect(actions(cs)).To(HaveKeyWithValue("WorkflowRun/apply-test/run", ssa.CreatedAction))
+		var writes []string
+		for _, r := range reqs.take() {
+			if strings.Contains(r, "/workflowruns/") {
+				writes = append(writes, r)
+			}
+		}
+		g.Expect(writes).To(Equal([]string{
+			"PATCH /apis/cyclone.dev/v1alpha1/namespaces/apply-test/workflowruns/run (dry run)",
+			"PATCH /apis/cyclone.dev/v1alpha1/namespaces/apply-test/workflowruns/run",
+		}))
 	})
 }
