@@ -102,19 +102,32 @@ func countingConfig(writes *writeCounter) *rest.Config {
 // from a dependency's success to the next stage's Pod, next to the raw
 // rate at which the same API server creates Pods. Run it with
 // -benchtime=1x: one iteration is the whole workload.
+//
+// A stage Pod is several times the size of a one-container Pod (the
+// coordinator, volumes, environment), and every write of it and every
+// watch event costs in proportion. So the benchmark also replays the
+// engine's own stage Pod, created raw as many times, which tells the
+// engine's overhead apart from the cost of the Pods it must make.
 func BenchmarkEngine(b *testing.B) {
 	requireCluster(b)
 	for range b.N {
-		raw, lifecycles := rawPodRates(b)
-		benchRun(b, raw, lifecycles)
+		raw, lifecycles := rawPodRates(b, nil)
+		stagesPerSec, stagePod := benchRun(b, raw, lifecycles)
+		if stagePod == nil {
+			b.Fatal("no stage Pod was seen")
+		}
+		_, shaped := rawPodRates(b, stagePod)
+		b.ReportMetric(shaped, "raw-stage-pod-lifecycles/s")
+		b.ReportMetric(stagesPerSec/shaped, "x-raw-stage-pod-lifecycle")
 	}
 }
 
 // rawPodRates creates as many Pods as the workload has stages, with
 // as many concurrent clients as the engine has workers, and returns Pods
 // created per second, and how many of the same Pods per second go all the
-// way to Succeeded.
-func rawPodRates(b *testing.B) (creates, lifecycles float64) {
+// way to Succeeded. The Pods are copies of template, or of a
+// one-container Pod when template is nil.
+func rawPodRates(b *testing.B, template *corev1.Pod) (creates, lifecycles float64) {
 	var writes writeCounter
 	c, err := client.New(countingConfig(&writes), client.Options{Scheme: scheme})
 	if err != nil {
@@ -137,6 +150,15 @@ func rawPodRates(b *testing.B) (creates, lifecycles float64) {
 						Annotations: map[string]string{testcluster.AnnotationResult: "succeed"}},
 					Spec: corev1.PodSpec{RestartPolicy: corev1.RestartPolicyNever,
 						Containers: []corev1.Container{{Name: "main", Image: "busybox"}}},
+				}
+				if template != nil {
+					pod.Spec = *template.Spec.DeepCopy()
+					pod.Spec.NodeName = ""
+					for i := range pod.Spec.Volumes {
+						if pvc := pod.Spec.Volumes[i].PersistentVolumeClaim; pvc != nil {
+							pvc.ClaimName = "cyclone-pvc-" + Tenant(ns)
+						}
+					}
 				}
 				if err := c.Create(context.Background(), pod); err != nil {
 					b.Error(err)
@@ -225,7 +247,9 @@ func watchUntil(b *testing.B, list client.ObjectList, ns string, n int, done fun
 // stamp is when the benchmark saw a stage Pod appear and succeed.
 type stamp struct{ added, succeeded time.Time }
 
-func benchRun(b *testing.B, raw, lifecycles float64) {
+// benchRun runs the workload and returns its stages per second and the
+// first stage Pod it saw created.
+func benchRun(b *testing.B, raw, lifecycles float64) (float64, *corev1.Pod) {
 	g := NewWithT(b)
 	ns := newTenant(b)
 	worker := "cyclone-" + Tenant(ns) + "-worker"
@@ -235,6 +259,7 @@ func benchRun(b *testing.B, raw, lifecycles float64) {
 
 	var mu sync.Mutex
 	stamps := map[string]*stamp{} // by "<run>/<stage>"
+	var stagePod *corev1.Pod
 	w, err := k8s.Watch(context.Background(), &corev1.PodList{}, client.InNamespace(worker))
 	g.Expect(err).NotTo(HaveOccurred())
 	defer w.Stop()
@@ -254,6 +279,9 @@ func benchRun(b *testing.B, raw, lifecycles float64) {
 			}
 			if ev.Type == watch.Added && s.added.IsZero() {
 				s.added = now
+				if stagePod == nil {
+					stagePod = pod.DeepCopy()
+				}
 			}
 			if pod.Status.Phase == corev1.PodSucceeded && s.succeeded.IsZero() {
 				s.succeeded = now
@@ -330,4 +358,7 @@ func benchRun(b *testing.B, raw, lifecycles float64) {
 		b.ReportMetric(float64(lat[len(lat)/2].Milliseconds()), "p50-ms")
 		b.ReportMetric(float64(lat[len(lat)*99/100].Milliseconds()), "p99-ms")
 	}
+	mu.Lock()
+	defer mu.Unlock()
+	return stagesPerSec, stagePod
 }

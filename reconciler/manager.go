@@ -6,6 +6,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
@@ -63,6 +64,11 @@ func ManagerOptions(scheme *runtime.Scheme, o Options) ctrl.Options {
 		LeaderElectionID:              "gyre-controller.gyre.dev",
 		LeaderElectionNamespace:       o.LeaderElectionNamespace,
 		LeaderElectionReleaseOnCancel: true,
+		// No reader of the manager's cache looks at managed fields (the
+		// tenant reconciler keeps its own cache for that); dropping them
+		// halves what a cached WorkflowRun or Tenant costs to keep and
+		// to copy on every read.
+		Cache: cache.Options{DefaultTransform: cache.TransformStripManagedFields()},
 	}
 }
 
