@@ -65,6 +65,9 @@ type clusterSet struct {
 	scheme  *runtime.Scheme
 	reader  client.Reader // Cyclone objects, cached
 	secrets client.Reader // Secrets, read live so they are never cached
+	// limits holds the rate limits of every connection: the control
+	// cluster's, not client-go's default of 5 requests a second.
+	limits  *rest.Config
 	control *conn
 	watch   func(cl cluster.Cluster) source.Source
 	clock   clock.PassiveClock
@@ -127,6 +130,9 @@ func (cs *clusterSet) get(ctx context.Context, name string) (*conn, error) {
 	cfg, version, err := tenants.ClusterConfig(ctx, cs.secrets, ec)
 	if err != nil {
 		return nil, err
+	}
+	if cs.limits != nil {
+		cfg.QPS, cfg.Burst = cs.limits.QPS, cs.limits.Burst
 	}
 	if c := cs.remote[name]; c != nil {
 		if c.version == version {

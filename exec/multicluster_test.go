@@ -10,6 +10,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	cyclonev1alpha1 "github.com/gyreops/gyre/api/cyclone/v1alpha1"
@@ -43,7 +44,9 @@ func TestEngine_runOnAnExecutionCluster(t *testing.T) {
 	g.Expect(k8s.Create(bg, ec)).To(Succeed())
 	t.Cleanup(func() { _ = k8s.Delete(bg, ec) })
 
-	startEngine(t, env.Config, testConfig())
+	limited := rest.CopyConfig(env.Config)
+	limited.QPS, limited.Burst = 77, 177 // as `gyre controller --kube-api-qps 77 --kube-api-burst 177`
+	e, _ := startEngine(t, limited, testConfig())
 	diamond(t, ns, nil)
 	createRun(t, ns, "run1", "diamond", func(r *cyclonev1alpha1.WorkflowRun) {
 		r.Spec.ExecutionContext = &cyclonev1alpha1.ExecutionContext{Cluster: ec.Name}
@@ -56,6 +59,14 @@ func TestEngine_runOnAnExecutionCluster(t *testing.T) {
 	g.Eventually(remoteRec.all).WithTimeout(10 * time.Second).Should(
 		ContainElement(And(HaveField("Type", watch.Deleted), HaveField("Name", "run1-gc"))))
 	g.Expect(localRec.created()).To(BeEmpty(), "no Pod on the control cluster")
+
+	t.Run("The execution cluster's connection has the control cluster's rate limits, not client-go's 5/s.", func(t *testing.T) {
+		g := NewWithT(t)
+		c, err := e.clusters.get(bg, ec.Name)
+		g.Expect(err).NotTo(HaveOccurred())
+		cfg := c.cluster.GetConfig()
+		g.Expect([]any{cfg.QPS, cfg.Burst}).To(Equal([]any{float32(77), 177}))
+	})
 
 	t.Run("Outputs a coordinator leaves on a stage Pod there land in the run's status.", func(t *testing.T) {
 		g := NewWithT(t)

@@ -49,6 +49,7 @@ func (r *Engine) SetupWithManager(mgr ctrl.Manager) error {
 		scheme:  mgr.GetScheme(),
 		reader:  mgr.GetClient(),
 		secrets: mgr.GetAPIReader(),
+		limits:  mgr.GetConfig(),
 		control: &conn{cluster: control},
 		remote:  map[string]*conn{},
 		watch:   podSource,

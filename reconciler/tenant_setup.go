@@ -9,6 +9,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/selection"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/rest"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
@@ -96,7 +97,11 @@ func (r *TenantReconciler) defaults(mgr ctrl.Manager) error {
 		r.Applier = c
 	}
 	if r.Clusters == nil {
-		r.Clusters = &tenants.Clients{Control: r.Applier, Reader: mgr.GetAPIReader()}
+		control := mgr.GetConfig()
+		r.Clusters = &tenants.Clients{Control: r.Applier, Reader: mgr.GetAPIReader(),
+			// Execution clusters get the control cluster's rate limits
+			// (--kube-api-qps), not client-go's 5 requests a second.
+			WrapConfig: func(cfg *rest.Config) { cfg.QPS, cfg.Burst = control.QPS, control.Burst }}
 	}
 	if r.Renderer == nil {
 		r.Renderer = render.NewRenderer()
