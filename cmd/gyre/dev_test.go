@@ -148,3 +148,69 @@ func TestDev_appliesACommit(t *testing.T) {
 	g.Expect(cmd.Cancel()).To(Succeed())
 	_ = cmd.Wait()
 }
+
+// TestDev_startsAfterAKill kills a running `gyre dev` the way a closed
+// terminal or an OOM kill would, leaving its etcd and kube-apiserver
+// behind, and checks that the next `gyre dev` on the same state directory
+// still starts and runs the example. While the first one runs, a second
+// one on its state directory is refused at once with a clear message.
+func TestDev_startsAfterAKill(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a control plane")
+	}
+	g := NewWithT(t)
+	bin, err := buildGyre()
+	g.Expect(err).NotTo(HaveOccurred())
+
+	state := t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
+	defer cancel()
+	first := exec.CommandContext(ctx, bin, "dev", "--state-dir", state)
+	stdout, err := first.StdoutPipe()
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(first.Start()).To(Succeed())
+	live := make(chan bool, 1)
+	go func() {
+		s := bufio.NewScanner(stdout)
+		for s.Scan() {
+			if strings.Contains(s.Text(), "The dev loop is live") {
+				live <- true
+			}
+		}
+		close(live)
+	}()
+	g.Expect(<-live).To(BeTrue(), "the first gyre dev comes up")
+
+	second, err := exec.CommandContext(ctx, bin, "dev", "--once", "--state-dir", state).CombinedOutput()
+	g.Expect(err).To(HaveOccurred(), "a second gyre dev on a state directory in use fails:\n%s", second)
+	g.Expect(string(second)).To(ContainSubstring("is in use by another control plane"))
+
+	g.Expect(first.Process.Kill()).To(Succeed())
+	_ = first.Wait()
+	g.Expect(leftovers(state)).NotTo(BeEmpty(), "etcd and kube-apiserver outlive a killed gyre dev")
+
+	out, err := exec.CommandContext(ctx, bin, "dev", "--once", "--state-dir", state, "--timeout", "4m").CombinedOutput()
+	t.Logf("gyre dev output:\n%s", out)
+	g.Expect(err).NotTo(HaveOccurred(), "gyre dev --once after a kill exits 0")
+	g.Expect(string(out)).To(MatchRegexp(`WorkflowRun \S+ Succeeded in \d+s`))
+	g.Expect(leftovers(state)).To(BeEmpty(), "nothing is left running on the state directory")
+}
+
+// leftovers lists the live processes whose command line names a path in
+// dir.
+func leftovers(dir string) []string {
+	entries, _ := os.ReadDir("/proc")
+	var out []string
+	for _, e := range entries {
+		cmdline, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err != nil || !strings.Contains(string(cmdline), dir+"/") {
+			continue
+		}
+		stat, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if err != nil || strings.Contains(string(stat), ") Z ") {
+			continue // gone, or a zombie waiting to be reaped
+		}
+		out = append(out, strings.ReplaceAll(string(cmdline), "\x00", " "))
+	}
+	return out
+}

@@ -80,7 +80,8 @@ type Cluster struct {
 
 	env   *envtest.Environment
 	dir   string
-	keep  bool // dir is the caller's state directory
+	keep  bool     // dir is the caller's state directory
+	lock  *os.File // held on a state directory while the cluster runs
 	procs []*process
 }
 
@@ -107,16 +108,24 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 	}}
 	if c.keep {
 		c.dir = opts.StateDir
+		if err := os.MkdirAll(c.dir, 0o700); err != nil {
+			return nil, err
+		}
+		if c.lock, err = lockStateDir(c.dir); err != nil {
+			return nil, err
+		}
 		// envtest only fills in the serving CA when it makes the
 		// certificates itself, so they are made anew at every start; the
 		// kubeconfig is rewritten to match.
-		if err := os.RemoveAll(filepath.Join(c.dir, "certs")); err != nil {
-			return nil, err
-		}
+		err := os.RemoveAll(filepath.Join(c.dir, "certs"))
 		for _, sub := range []string{"etcd", "certs"} {
-			if err := os.MkdirAll(filepath.Join(c.dir, sub), 0o700); err != nil {
-				return nil, err
+			if err == nil {
+				err = os.MkdirAll(filepath.Join(c.dir, sub), 0o700)
 			}
+		}
+		if err != nil {
+			c.lock.Close()
+			return nil, err
 		}
 		c.env.ControlPlane.Etcd = &envtest.Etcd{DataDir: filepath.Join(c.dir, "etcd")}
 		c.env.ControlPlane.APIServer = &envtest.APIServer{CertDir: filepath.Join(c.dir, "certs")}
@@ -124,8 +133,12 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 		return nil, err
 	}
 	if c.Config, err = c.env.Start(); err != nil {
+		_ = c.env.Stop()
 		if !c.keep {
 			_ = os.RemoveAll(c.dir)
+		}
+		if c.lock != nil {
+			c.lock.Close()
 		}
 		return nil, fmt.Errorf("start etcd and kube-apiserver: %w", err)
 	}
@@ -206,7 +219,10 @@ func (c *Cluster) startExtras(ctx context.Context, binDir string, opts Options) 
 			"--config="+stages,
 			"--manage-all-nodes=false",
 			"--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
-			"--node-lease-duration-seconds=40",
+			// One kwok runs per cluster, so it need not take nodes by
+			// lease; with leases, a kwok started after one was killed
+			// would wait out the dead one's lease before running Pods.
+			"--node-lease-duration-seconds=0",
 			"--server-address=",
 		); err != nil {
 			return err
@@ -299,6 +315,9 @@ func (c *Cluster) Stop() error {
 	}
 	// GYRE_TESTCLUSTER_KEEP=1 keeps the process logs for a post-mortem.
 	if c.keep {
+		if c.lock != nil {
+			errs = append(errs, c.lock.Close())
+		}
 		return errors.Join(errs...)
 	}
 	if os.Getenv("GYRE_TESTCLUSTER_KEEP") == "" {
