@@ -185,7 +185,9 @@ func (a *Applier) create(ctx context.Context, objs []*unstructured.Unstructured)
 
 // undo deletes the objects a refused batch created, each only if it is
 // still the object gyre created, and returns the refusal with what could
-// not be undone.
+// not be undone. An object the batch found existing after all (Live
+// lagging behind) keeps what was applied to it: there is no earlier
+// state of it to go back to.
 func (a *Applier) undo(created []*unstructured.Unstructured, cause error) error {
 	if len(created) == 0 {
 		return cause

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -46,14 +47,17 @@ func lockStateDir(dir string) (*os.File, error) {
 	return f, nil
 }
 
-// stopLeftovers kills every process whose command line names a path in
-// dir, and waits until they are gone.
+// stopLeftovers kills every control-plane process whose command line
+// names a path in dir, and waits until they are gone. Other programs that
+// name it, a kubectl with --kubeconfig or a tail of a log, are left alone.
 func stopLeftovers(dir string) error {
 	entries, err := os.ReadDir("/proc")
 	if err != nil {
 		return nil // no procfs: nothing can be found, nor was left by us
 	}
 	prefix := []byte(filepath.Clean(dir) + string(filepath.Separator))
+	// Every program a Cluster may run.
+	controlPlane := requiredBinaries(Options{Scheduler: true, ControllerManager: true, Nodes: 1})
 	var left []int
 	for _, e := range entries {
 		pid, err := strconv.Atoi(e.Name())
@@ -62,6 +66,10 @@ func stopLeftovers(dir string) error {
 		}
 		cmdline, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
 		if err != nil || !bytes.Contains(cmdline, prefix) {
+			continue
+		}
+		argv0, _, _ := bytes.Cut(cmdline, []byte{0})
+		if !slices.Contains(controlPlane, filepath.Base(string(argv0))) {
 			continue
 		}
 		if err := syscall.Kill(pid, syscall.SIGKILL); err == nil {
