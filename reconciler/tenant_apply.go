@@ -92,7 +92,7 @@ func (r *TenantReconciler) apply(ctx context.Context, s *tenantScope) (ctrl.Resu
 	}
 	t.Status.Targets = statuses
 	if !s.driftOnly && allTargetsApplied(t, s.revision) {
-		r.drift.remember(t.Name, t.Generation, s.revision, r.Clock.Now(), applied)
+		r.drift.remember(t.Name, t.Generation, s.artifact, r.Clock.Now(), applied)
 	}
 	return ctrl.Result{}, nil
 }

@@ -34,9 +34,10 @@ type driftTracker struct {
 
 // tenantMemo is what a Tenant's last full reconcile applied.
 type tenantMemo struct {
-	// generation and revision the objects were rendered for.
+	// generation and artifact (revision and directory) the objects
+	// were rendered for.
 	generation int64
-	revision   string
+	artifact   string
 	// fullAt is when the last full reconcile ended.
 	fullAt time.Time
 	// objects of each target, by target name.
@@ -53,7 +54,7 @@ func newDriftTracker() *driftTracker {
 // remember records a full reconcile of a Tenant. Objects that changed
 // during it stay dirty: the reconcile may have read them before the
 // change.
-func (d *driftTracker) remember(tenant string, generation int64, revision string, at time.Time, objects map[string][]*unstructured.Unstructured) {
+func (d *driftTracker) remember(tenant string, generation int64, artifact string, at time.Time, objects map[string][]*unstructured.Unstructured) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	m := d.tenants[tenant]
@@ -61,7 +62,7 @@ func (d *driftTracker) remember(tenant string, generation int64, revision string
 		m = &tenantMemo{dirty: map[string]bool{}}
 		d.tenants[tenant] = m
 	}
-	m.generation, m.revision, m.fullAt, m.objects = generation, revision, at, objects
+	m.generation, m.artifact, m.fullAt, m.objects = generation, artifact, at, objects
 }
 
 // markDirty records that an object of a Tenant changed in the cluster.
@@ -79,16 +80,16 @@ func (d *driftTracker) markDirty(tenant, id string) {
 }
 
 // takeDirty returns the objects to re-apply, by target, when a Tenant at
-// generation and revision was fully reconciled less than interval ago,
+// generation and artifact was fully reconciled less than interval ago,
 // and clears the dirty set; ok is false when a full reconcile is due.
-func (d *driftTracker) takeDirty(tenant string, generation int64, revision string, now time.Time, interval time.Duration) (objects map[string][]*unstructured.Unstructured, next time.Duration, ok bool) {
+func (d *driftTracker) takeDirty(tenant string, generation int64, artifact string, now time.Time, interval time.Duration) (objects map[string][]*unstructured.Unstructured, next time.Duration, ok bool) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	m := d.tenants[tenant]
 	if m == nil {
 		return nil, 0, false
 	}
-	if m.generation != generation || m.revision != revision || now.Sub(m.fullAt) >= interval {
+	if m.generation != generation || m.artifact != artifact || now.Sub(m.fullAt) >= interval {
 		// The full reconcile that follows checks every object; what
 		// changes while it runs is marked anew.
 		clear(m.dirty)
@@ -116,15 +117,15 @@ func (d *driftTracker) takeDirty(tenant string, generation int64, revision strin
 }
 
 // rendered returns the objects the last full reconcile of a Tenant at
-// generation and revision applied, by target, or nil. An artifact's files
-// never change under its revision, so rendering them again for the same
+// generation and artifact applied, by target, or nil. An artifact's files
+// never change, so rendering them again for the same
 // spec would give the same objects. They are shared, not copied: the
 // reconciler copies what it applies and changes nothing else.
-func (d *driftTracker) rendered(tenant string, generation int64, revision string) map[string][]*unstructured.Unstructured {
+func (d *driftTracker) rendered(tenant string, generation int64, artifact string) map[string][]*unstructured.Unstructured {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	m := d.tenants[tenant]
-	if m == nil || m.objects == nil || m.generation != generation || m.revision != revision {
+	if m == nil || m.objects == nil || m.generation != generation || m.artifact != artifact {
 		return nil
 	}
 	return m.objects

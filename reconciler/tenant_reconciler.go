@@ -98,6 +98,10 @@ type tenantScope struct {
 	patcher *patch.SerialPatcher
 	// revision and dir of the Repository's artifact: fetch.
 	revision, dir string
+	// artifact names what was rendered: the revision, and the directory
+	// it was checked out to, which changes with the Repository's ignore.
+	// What the drift tracker remembers is only good for the same one.
+	artifact string
 	// allowRemote is the Repository's allowRemoteBases: fetch.
 	allowRemote bool
 	// driftOnly is set by fetch when nothing but drift can have changed
@@ -201,6 +205,7 @@ func (r *TenantReconciler) fetch(ctx context.Context, s *tenantScope) (ctrl.Resu
 		return ctrl.Result{}, err
 	}
 	s.revision, s.dir, s.allowRemote = repo.Status.Artifact.Revision, dir, repo.Spec.AllowRemoteBases
+	s.artifact = s.revision + " in " + dir
 	ctx = ctrl.LoggerInto(ctx, ctrl.LoggerFrom(ctx).WithValues("revision", s.revision))
 
 	requested := t.Annotations[gyrev1alpha1.ReconcileRequestAnnotation]
@@ -209,7 +214,7 @@ func (r *TenantReconciler) fetch(ctx context.Context, s *tenantScope) (ctrl.Resu
 		r.drift.forget(t.Name)
 	}
 	if allTargetsApplied(t, s.revision) {
-		s.dirty, s.nextFull, s.driftOnly = r.drift.takeDirty(t.Name, t.Generation, s.revision, r.Clock.Now(), interval(t))
+		s.dirty, s.nextFull, s.driftOnly = r.drift.takeDirty(t.Name, t.Generation, s.artifact, r.Clock.Now(), interval(t))
 	}
 	if !s.driftOnly && !appliedRevision(t, s.revision) {
 		r.progress(ctx, s, fmt.Sprintf("Applying revision %s", s.revision))
@@ -278,7 +283,7 @@ func (r *TenantReconciler) render(ctx context.Context, s *tenantScope) (ctrl.Res
 		}
 		return ctrl.Result{}, nil
 	}
-	if last := r.drift.rendered(t.Name, t.Generation, s.revision); last != nil && allTargetsApplied(t, s.revision) {
+	if last := r.drift.rendered(t.Name, t.Generation, s.artifact); last != nil && allTargetsApplied(t, s.revision) {
 		for _, rt := range targets {
 			s.targets = append(s.targets, &targetScope{target: rt, objects: last[rt.Cluster]})
 		}

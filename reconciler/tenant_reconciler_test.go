@@ -179,6 +179,22 @@ func (f *tenantFixture) publish(g *WithT, msg string) string {
 	return art.Revision
 }
 
+// ignore sets the Repository's spec.ignore and the artifact of its
+// current commit checked out under it, the way the Repository reconciler
+// would: the revision stays, the directory and digest change.
+func (f *tenantFixture) ignore(g *WithT, ignore string) {
+	ctx := context.Background()
+	repo := &gyrev1alpha1.Repository{}
+	g.Expect(testEnv.Client.Get(ctx, client.ObjectKeyFromObject(f.repoObj), repo)).To(Succeed())
+	repo.Spec.Ignore = &ignore
+	g.Expect(testEnv.Client.Update(ctx, repo)).To(Succeed())
+	art, _, err := f.git.Fetch(ctx, source.Request{Name: repo.Name, URL: repo.Spec.URL, Ignore: ignore}, nil)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(art.Revision).To(Equal(repo.Status.Artifact.Revision))
+	repo.Status.Artifact = &gyrev1alpha1.Artifact{Revision: art.Revision, Digest: art.Digest, LastUpdateTime: metav1.Now()}
+	g.Expect(testEnv.Client.Status().Update(ctx, repo)).To(Succeed())
+}
+
 // start runs a tenant reconciler in a manager built like `gyre
 // controller`'s, whose requests f.writes counts.
 func (f *tenantFixture) start(g *WithT) {
@@ -458,6 +474,25 @@ func TestTenantReconciler(t *testing.T) {
 			}
 		}
 		g.Expect(writes).To(BeEmpty())
+	})
+
+	t.Run("A changed ignore of the Repository re-renders the same commit without what it leaves out.", func(t *testing.T) {
+		g := NewWithT(t)
+		f.ignore(g, "tenants/alpha/base/extra.yaml")
+		g.Eventually(func(g Gomega) {
+			tn := getTenant(g, "alpha")
+			for _, target := range []string{"one", "two"} {
+				st := targetStatus(tn, target)
+				stalled := apimeta.FindStatusCondition(st.Conditions, meta.StalledCondition)
+				g.Expect(stalled).NotTo(BeNil(), "target %s", target)
+				g.Expect(stalled.Reason).To(Equal(ReasonRenderFailed))
+				g.Expect(stalled.Message).To(ContainSubstring("extra.yaml"))
+				g.Expect(st.LastAttemptedRevision).To(Equal(rev), "the same commit")
+			}
+		}).WithTimeout(30 * time.Second).Should(Succeed())
+		g.Expect(isReady(targetStatus(getTenant(g, "beta"), "one").Conditions)).To(BeTrue(), "beta keeps its files")
+		f.ignore(g, "")
+		expectApplied(g, "alpha", rev)
 	})
 
 	t.Run("Deleting a tenant removes its objects and namespaces on both clusters.", func(t *testing.T) {

@@ -140,9 +140,11 @@ func (r *TenantReconciler) tenantsOfRepository(ctx context.Context, o client.Obj
 // revisionChanged lets through Repositories whose artifact revision
 // changed, appeared or went.
 func revisionChanged() predicate.Funcs {
+	// A changed ignore checks the same commit out anew: same revision,
+	// new digest.
 	rev := func(o client.Object) string {
 		if repo, ok := o.(*gyrev1alpha1.Repository); ok && repo.Status.Artifact != nil {
-			return repo.Status.Artifact.Revision
+			return repo.Status.Artifact.Revision + " " + repo.Status.Artifact.Digest
 		}
 		return ""
 	}
