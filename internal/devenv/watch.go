@@ -196,6 +196,9 @@ func (w *watcher) stages(run *cyclonev1alpha1.WorkflowRun) {
 		if st.Pod != nil {
 			msg += "  (Pod " + st.Pod.Namespace + "/" + st.Pod.Name + ")"
 		}
+		if st.Trivial && st.Status.Phase == cyclonev1alpha1.StatusFailed {
+			msg += " (trivial: the run goes on without it)"
+		}
 		if st.Status.Message != "" && st.Status.Phase != cyclonev1alpha1.StatusRunning {
 			msg += ": " + st.Status.Message
 		}
