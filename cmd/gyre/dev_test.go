@@ -82,39 +82,7 @@ func TestDev_appliesACommit(t *testing.T) {
 	state := t.TempDir()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, "dev", "--state-dir", state)
-	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
-	cmd.WaitDelay = 30 * time.Second
-	stdout, err := cmd.StdoutPipe()
-	g.Expect(err).NotTo(HaveOccurred())
-	g.Expect(cmd.Start()).To(Succeed())
-	lines := make(chan string, 1000)
-	go func() {
-		defer close(lines)
-		s := bufio.NewScanner(stdout)
-		for s.Scan() {
-			t.Log(s.Text())
-			lines <- s.Text()
-		}
-		_, _ = io.Copy(io.Discard, stdout)
-	}()
-	waitFor := func(re string) string {
-		t.Helper()
-		rx := regexp.MustCompile(re)
-		for {
-			select {
-			case line, ok := <-lines:
-				if !ok {
-					t.Fatalf("gyre dev ended before printing %q", re)
-				}
-				if m := rx.FindString(line); m != "" {
-					return m
-				}
-			case <-ctx.Done():
-				t.Fatalf("no line matching %q", re)
-			}
-		}
-	}
+	cmd, waitFor := startDev(ctx, t, bin, state)
 	waitFor(`The dev loop is live`)
 
 	repo := filepath.Join(state, "git", "pipelines")
@@ -168,21 +136,8 @@ func TestDev_startsAfterAKill(t *testing.T) {
 	state := t.TempDir()
 	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()
-	first := exec.CommandContext(ctx, bin, "dev", "--state-dir", state)
-	stdout, err := first.StdoutPipe()
-	g.Expect(err).NotTo(HaveOccurred())
-	g.Expect(first.Start()).To(Succeed())
-	live := make(chan bool, 1)
-	go func() {
-		s := bufio.NewScanner(stdout)
-		for s.Scan() {
-			if strings.Contains(s.Text(), "The dev loop is live") {
-				live <- true
-			}
-		}
-		close(live)
-	}()
-	g.Expect(<-live).To(BeTrue(), "the first gyre dev comes up")
+	first, waitFor := startDev(ctx, t, bin, state)
+	waitFor(`The dev loop is live`)
 
 	second, err := exec.CommandContext(ctx, bin, "dev", "--once", "--state-dir", state).CombinedOutput()
 	g.Expect(err).To(HaveOccurred(), "a second gyre dev on a state directory in use fails:\n%s", second)
@@ -220,4 +175,48 @@ func leftovers(dir string) []string {
 		out = append(out, strings.ReplaceAll(string(cmdline), "\x00", " "))
 	}
 	return out
+}
+
+// startDev starts `gyre dev` on state, stopped with an interrupt when ctx
+// ends, and returns it with a function that waits for an output line
+// matching a regular expression and returns the match.
+func startDev(ctx context.Context, t *testing.T, bin, state string) (*exec.Cmd, func(re string) string) {
+	t.Helper()
+	cmd := exec.CommandContext(ctx, bin, "dev", "--state-dir", state)
+	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
+	cmd.WaitDelay = 30 * time.Second
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	lines := make(chan string, 1000)
+	go func() {
+		defer close(lines)
+		s := bufio.NewScanner(stdout)
+		for s.Scan() {
+			t.Log(s.Text())
+			lines <- s.Text()
+		}
+		_, _ = io.Copy(io.Discard, stdout)
+	}()
+	return cmd, func(re string) string {
+		t.Helper()
+		rx := regexp.MustCompile(re)
+		for {
+			select {
+			case line, ok := <-lines:
+				if !ok {
+					t.Fatalf("gyre dev ended before printing %q", re)
+				}
+				if m := rx.FindString(line); m != "" {
+					return m
+				}
+			case <-ctx.Done():
+				t.Fatalf("no line matching %q", re)
+			}
+		}
+	}
 }
