@@ -37,12 +37,8 @@ var buildGyre = sync.OnceValues(func() (string, error) {
 // converges every target, runs the example WorkflowRun through its stages
 // and GC, and exits 0.
 func TestDev_onceRunsTheExamplePipeline(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts a control plane")
-	}
 	g := NewWithT(t)
-	bin, err := buildGyre()
-	g.Expect(err).NotTo(HaveOccurred())
+	bin := gyreForDev(t)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
@@ -72,12 +68,8 @@ func TestDev_onceRunsTheExamplePipeline(t *testing.T) {
 // repository it made, and watches gyre apply the new revision and prune an
 // object the commit removed.
 func TestDev_appliesACommit(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts a control plane")
-	}
 	g := NewWithT(t)
-	bin, err := buildGyre()
-	g.Expect(err).NotTo(HaveOccurred())
+	bin := gyreForDev(t)
 
 	state := t.TempDir()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
@@ -126,12 +118,8 @@ func TestDev_appliesACommit(t *testing.T) {
 // still starts and runs the example. While the first one runs, a second
 // one on its state directory is refused at once with a clear message.
 func TestDev_startsAfterAKill(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts a control plane")
-	}
 	g := NewWithT(t)
-	bin, err := buildGyre()
-	g.Expect(err).NotTo(HaveOccurred())
+	bin := gyreForDev(t)
 
 	state := t.TempDir()
 	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
@@ -175,6 +163,20 @@ func leftovers(dir string) []string {
 		out = append(out, strings.ReplaceAll(string(cmdline), "\x00", " "))
 	}
 	return out
+}
+
+// gyreForDev skips a test that starts a control plane under -short, and
+// returns the gyre binary.
+func gyreForDev(t *testing.T) string {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("starts a control plane")
+	}
+	bin, err := buildGyre()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return bin
 }
 
 // startDev starts `gyre dev` on state, stopped with an interrupt when ctx
