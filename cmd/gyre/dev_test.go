@@ -69,13 +69,8 @@ func TestDev_onceRunsTheExamplePipeline(t *testing.T) {
 // object the commit removed.
 func TestDev_appliesACommit(t *testing.T) {
 	g := NewWithT(t)
-	bin := gyreForDev(t)
-
-	state := t.TempDir()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	cmd, waitFor := startDev(ctx, t, bin, state)
-	waitFor(`The dev loop is live`)
+	dev := startDev(t, 5*time.Minute)
+	state, cmd, waitFor := dev.state, dev.cmd, dev.waitFor
 
 	repo := filepath.Join(state, "git", "pipelines")
 	// Take the payments Project out of Git: gyre must prune it from both
@@ -119,13 +114,8 @@ func TestDev_appliesACommit(t *testing.T) {
 // one on its state directory is refused at once with a clear message.
 func TestDev_startsAfterAKill(t *testing.T) {
 	g := NewWithT(t)
-	bin := gyreForDev(t)
-
-	state := t.TempDir()
-	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
-	defer cancel()
-	first, waitFor := startDev(ctx, t, bin, state)
-	waitFor(`The dev loop is live`)
+	dev := startDev(t, 8*time.Minute)
+	ctx, bin, state, first := dev.ctx, dev.bin, dev.state, dev.cmd
 
 	second, err := exec.CommandContext(ctx, bin, "dev", "--once", "--state-dir", state).CombinedOutput()
 	g.Expect(err).To(HaveOccurred(), "a second gyre dev on a state directory in use fails:\n%s", second)
@@ -179,11 +169,26 @@ func gyreForDev(t *testing.T) string {
 	return bin
 }
 
-// startDev starts `gyre dev` on state, stopped with an interrupt when ctx
-// ends, and returns it with a function that waits for an output line
-// matching a regular expression and returns the match.
-func startDev(ctx context.Context, t *testing.T, bin, state string) (*exec.Cmd, func(re string) string) {
+// devSession is a running `gyre dev`.
+type devSession struct {
+	// ctx ends at the test's deadline, and with it the session.
+	ctx        context.Context
+	bin, state string
+	cmd        *exec.Cmd
+	// waitFor waits for an output line matching a regular expression
+	// and returns the match.
+	waitFor func(re string) string
+}
+
+// startDev starts `gyre dev` on a fresh state directory, stopped with an
+// interrupt after timeout or at the end of the test, and waits until its
+// dev loop is live.
+func startDev(t *testing.T, timeout time.Duration) *devSession {
 	t.Helper()
+	bin := gyreForDev(t)
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	t.Cleanup(cancel)
+	state := t.TempDir()
 	cmd := exec.CommandContext(ctx, bin, "dev", "--state-dir", state)
 	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
 	cmd.WaitDelay = 30 * time.Second
@@ -204,7 +209,7 @@ func startDev(ctx context.Context, t *testing.T, bin, state string) (*exec.Cmd, 
 		}
 		_, _ = io.Copy(io.Discard, stdout)
 	}()
-	return cmd, func(re string) string {
+	waitFor := func(re string) string {
 		t.Helper()
 		rx := regexp.MustCompile(re)
 		for {
@@ -221,4 +226,6 @@ func startDev(ctx context.Context, t *testing.T, bin, state string) (*exec.Cmd, 
 			}
 		}
 	}
+	waitFor(`The dev loop is live`)
+	return &devSession{ctx: ctx, bin: bin, state: state, cmd: cmd, waitFor: waitFor}
 }
