@@ -13,6 +13,7 @@ import (
 	cyclonev1alpha1 "github.com/gyreops/gyre/api/cyclone/v1alpha1"
 	gyrev1alpha1 "github.com/gyreops/gyre/api/gyre/v1alpha1"
 	"github.com/gyreops/gyre/exec"
+	"github.com/gyreops/gyre/internal/record"
 	"github.com/gyreops/gyre/source"
 	"github.com/gyreops/gyre/trigger"
 )
@@ -96,7 +97,7 @@ func Setup(mgr ctrl.Manager, o Options) error {
 			CertFile:  o.WebhookCertFile,
 			KeyFile:   o.WebhookKeyFile,
 			APIReader: mgr.GetAPIReader(),
-			Recorder:  mgr.GetEventRecorder("gyre-webhook"),
+			Recorder:  record.Distinct(mgr.GetEventRecorder("gyre-webhook")),
 			Logger:    mgr.GetLogger().WithName("webhook"),
 		})
 		if err := mgr.Add(hooks); err != nil {

@@ -25,6 +25,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	gyrev1alpha1 "github.com/gyreops/gyre/api/gyre/v1alpha1"
+	"github.com/gyreops/gyre/internal/record"
 	"github.com/gyreops/gyre/source"
 )
 
@@ -72,7 +73,7 @@ func (r *RepositoryReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		r.Client = mgr.GetClient()
 	}
 	if r.Recorder == nil {
-		r.Recorder = mgr.GetEventRecorder("gyre-repository")
+		r.Recorder = record.Distinct(mgr.GetEventRecorder("gyre-repository"))
 	}
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&gyrev1alpha1.Repository{}, builder.WithPredicates(

@@ -22,6 +22,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	gyrev1alpha1 "github.com/gyreops/gyre/api/gyre/v1alpha1"
+	"github.com/gyreops/gyre/internal/record"
 	"github.com/gyreops/gyre/render"
 	"github.com/gyreops/gyre/tenants"
 )
@@ -107,7 +108,7 @@ func (r *TenantReconciler) defaults(mgr ctrl.Manager) error {
 		r.Renderer = render.NewRenderer()
 	}
 	if r.Recorder == nil {
-		r.Recorder = mgr.GetEventRecorder("gyre-tenant")
+		r.Recorder = record.Distinct(mgr.GetEventRecorder("gyre-tenant"))
 	}
 	if r.Clock == nil {
 		r.Clock = clock.RealClock{}

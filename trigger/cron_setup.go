@@ -8,6 +8,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 
 	cyclonev1alpha1 "github.com/gyreops/gyre/api/cyclone/v1alpha1"
+	"github.com/gyreops/gyre/internal/record"
 )
 
 // SetupWithManager registers the reconciler with mgr, filling the fields
@@ -21,7 +22,7 @@ func (r *CronReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		r.APIReader = mgr.GetAPIReader()
 	}
 	if r.Recorder == nil {
-		r.Recorder = mgr.GetEventRecorder("gyre-trigger")
+		r.Recorder = record.Distinct(mgr.GetEventRecorder("gyre-trigger"))
 	}
 	if r.Clock == nil {
 		r.Clock = clock.RealClock{}
