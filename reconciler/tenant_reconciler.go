@@ -9,9 +9,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/fluxcd/pkg/apis/meta"
-	"github.com/fluxcd/pkg/runtime/patch"
-	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/client-go/tools/events"
@@ -86,16 +83,28 @@ type TenantReconciler struct {
 	metrics *tenantMetrics
 	drift   *driftTracker
 	watches *kindWatches
+	// live reads a Tenant from the API server when the cache has not
+	// caught up with the reconciler's own last write of it.
+	live client.Reader
+	// written maps each Tenant to the resourceVersion of the reconciler's
+	// last write to it. A cached Tenant with another version is older
+	// than that write (or newer, from another writer) and is read live:
+	// a reconcile that started from an older status would take an applied
+	// revision for a new one and apply it again.
+	written sync.Map // string → string
 }
+
+// conflictRetry is how soon a Tenant is reconciled again after its write
+// met a newer version than the reconcile read.
+const conflictRetry = 100 * time.Millisecond
 
 // tenantScope carries one reconcile's state from step to step; the
 // comment of each field says which step fills it.
 type tenantScope struct {
 	tenant *gyrev1alpha1.Tenant
-	// before is the Tenant as read; a reconcile that changes nothing of
-	// it sends no patch.
-	before  *gyrev1alpha1.Tenant
-	patcher *patch.SerialPatcher
+	// patcher writes what the reconcile changed of the Tenant; a
+	// reconcile that changes nothing of it sends no patch.
+	patcher *tenantPatcher
 	// revision and dir of the Repository's artifact: fetch.
 	revision, dir string
 	// artifact names what was rendered: the revision, and the directory
@@ -144,13 +153,24 @@ func (r *TenantReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res
 	start := r.Clock.Now()
 	tenant := &gyrev1alpha1.Tenant{}
 	if err := r.Client.Get(ctx, req.NamespacedName, tenant); err != nil {
+		if apierrors.IsNotFound(err) {
+			r.written.Delete(req.Name)
+		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
-	s := &tenantScope{tenant: tenant, before: tenant.DeepCopy(), patcher: patch.NewSerialPatcher(tenant, r.Client)}
+	if v, ok := r.written.Load(req.Name); ok && v.(string) != tenant.ResourceVersion {
+		if err := r.live.Get(ctx, req.NamespacedName, tenant); err != nil {
+			return ctrl.Result{}, client.IgnoreNotFound(err)
+		}
+	}
+	s := &tenantScope{tenant: tenant, patcher: newTenantPatcher(r.Client, tenant, func(rv string) { r.written.Store(req.Name, rv) })}
 	defer func() {
 		r.metrics.duration.WithLabelValues(tenant.Name).Observe(r.Clock.Since(start).Seconds())
 		if err := r.patchStatus(ctx, s); err != nil {
 			retErr = errors.Join(retErr, err)
+		}
+		if apierrors.IsConflict(retErr) {
+			result, retErr = ctrl.Result{RequeueAfter: conflictRetry}, nil
 		}
 	}()
 
@@ -160,7 +180,7 @@ func (r *TenantReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res
 	if controllerutil.AddFinalizer(tenant, TenantFinalizer) {
 		// Patched before anything is applied, so nothing gyre applies
 		// can outlive the Tenant unnoticed.
-		if err := s.patcher.Patch(ctx, tenant, patch.WithFieldOwner(tenants.FieldManager)); err != nil {
+		if err := s.patcher.patch(ctx, tenant); err != nil {
 			return ctrl.Result{}, err
 		}
 	}
@@ -332,20 +352,19 @@ func (r *TenantReconciler) render(ctx context.Context, s *tenantScope) (ctrl.Res
 // apply, never on a check that finds nothing to do.
 func (r *TenantReconciler) progress(ctx context.Context, s *tenantScope, msg string) {
 	setConditions(&s.tenant.Status.Conditions, targetConditions(targetOutcome{phase: phaseProgressing, message: msg}, s.tenant.Generation))
-	if err := s.patcher.Patch(ctx, s.tenant, patch.WithFieldOwner(tenants.FieldManager)); err != nil {
+	if err := s.patcher.patch(ctx, s.tenant); err != nil {
 		ctrl.LoggerFrom(ctx).V(1).Info("Patching progress failed", "error", err.Error())
 	}
 }
 
 // patchStatus derives the Tenant's conditions and summary from its
-// targets and patches them with the owned conditions.
+// targets and patches them.
 func (r *TenantReconciler) patchStatus(ctx context.Context, s *tenantScope) error {
 	t := s.tenant
 	if !t.DeletionTimestamp.IsZero() && !controllerutil.ContainsFinalizer(t, TenantFinalizer) {
 		r.metrics.forget(t.Name)
 		r.drift.forget(t.Name)
-		err := s.patcher.Patch(ctx, t, patch.WithFieldOwner(tenants.FieldManager))
-		return client.IgnoreNotFound(err)
+		return client.IgnoreNotFound(s.patcher.patch(ctx, t))
 	}
 	if !t.Spec.Suspend {
 		t.Status.LastAppliedRevision, t.Status.Objects = summary(t.Status.Targets)
@@ -357,12 +376,7 @@ func (r *TenantReconciler) patchStatus(ctx context.Context, s *tenantScope) erro
 			t.Status.ObservedGeneration = t.Generation
 		}
 	}
-	if apiequality.Semantic.DeepEqual(s.before.Status, t.Status) && apiequality.Semantic.DeepEqual(s.before.Finalizers, t.Finalizers) {
-		return nil // the patcher would find nothing to send, at a cost
-	}
-	return s.patcher.Patch(ctx, t,
-		patch.WithOwnedConditions{Conditions: []string{meta.ReadyCondition, meta.ReconcilingCondition, meta.StalledCondition}},
-		patch.WithFieldOwner(tenants.FieldManager))
+	return s.patcher.patch(ctx, t)
 }
 
 // waiting is the Tenant-wide outcome of waiting for the Repository.

@@ -309,6 +309,8 @@ func TestTenantReconciler(t *testing.T) {
 
 	t.Run("A commit that edits, adds and removes files is applied and pruned.", func(t *testing.T) {
 		g := NewWithT(t)
+		settle(f)
+		f.writes.take()
 		for _, name := range []string{"alpha", "beta"} {
 			base := "tenants/" + name + "/base/"
 			f.repo.WriteFile(base+"stages.yaml", buildStage("golang:1.28"))
@@ -338,6 +340,22 @@ func TestTenantReconciler(t *testing.T) {
 			tn := getTenant(g, name)
 			g.Expect(tn.Status.Objects).To(Equal(6), "the kept Stage left the inventory")
 		}
+		// A Tenant's status holds every target's inventory, so each write
+		// of it is costly: one shows the new revision in progress, one
+		// records the outcome. The reconciles that the prunes' deletions
+		// trigger find the status as written and send nothing (not even a
+		// request that a stale read would make fail with a conflict).
+		settle(f)
+		statusWrites := map[string]int{}
+		for _, w := range f.writes.take() {
+			if strings.HasSuffix(w, "/status") && strings.Contains(w, "/tenants/") {
+				statusWrites[w]++
+			}
+		}
+		g.Expect(statusWrites).To(Equal(map[string]int{
+			"PATCH /apis/gyre.dev/v1alpha1/tenants/alpha/status": 2,
+			"PATCH /apis/gyre.dev/v1alpha1/tenants/beta/status":  2,
+		}))
 	})
 
 	t.Run("An edit and a deletion in the cluster are put back at once with no other writes.", func(t *testing.T) {

@@ -119,6 +119,7 @@ func (r *TenantReconciler) defaults(mgr ctrl.Manager) error {
 	if r.MaxConcurrentReconciles <= 0 {
 		r.MaxConcurrentReconciles = 8
 	}
+	r.live = mgr.GetAPIReader()
 	r.metrics = newTenantMetrics()
 	r.drift = newDriftTracker()
 	return nil

@@ -1,0 +1,60 @@
+package reconciler
+
+import (
+	"context"
+
+	apiequality "k8s.io/apimachinery/pkg/api/equality"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	gyrev1alpha1 "github.com/gyreops/gyre/api/gyre/v1alpha1"
+	"github.com/gyreops/gyre/tenants"
+)
+
+// tenantPatcher writes what a reconcile changed of a Tenant: its metadata
+// (the finalizer) and its status, one JSON merge patch each, and nothing
+// when nothing changed. gyre is the only writer of a Tenant's status, so
+// the conditions need no per-condition merging: a Tenant's status is
+// large (every target's inventory), and each request that rewrites it
+// costs the API server several times an object's apply. Patches carry the
+// resourceVersion they were computed from: a reconcile that read a Tenant
+// older than the last write gets a conflict and runs again, instead of
+// sending a diff against stale fields.
+type tenantPatcher struct {
+	c client.Client
+	// before is the Tenant as last read or written.
+	before *gyrev1alpha1.Tenant
+	// wrote is told the resourceVersion of each write.
+	wrote func(resourceVersion string)
+}
+
+func newTenantPatcher(c client.Client, t *gyrev1alpha1.Tenant, wrote func(string)) *tenantPatcher {
+	return &tenantPatcher{c: c, before: t.DeepCopy(), wrote: wrote}
+}
+
+// patch sends t's changes since the last read or patch.
+func (p *tenantPatcher) patch(ctx context.Context, t *gyrev1alpha1.Tenant) error {
+	lock := client.MergeFromWithOptimisticLock{}
+	if !apiequality.Semantic.DeepEqual(p.before.ObjectMeta, t.ObjectMeta) {
+		// The status is left out: the main resource ignores it.
+		obj := t.DeepCopy()
+		obj.Status = p.before.Status
+		if err := p.c.Patch(ctx, obj, client.MergeFromWithOptions(p.before, lock), client.FieldOwner(tenants.FieldManager)); err != nil {
+			return err
+		}
+		t.ObjectMeta = obj.ObjectMeta
+		p.before.ObjectMeta = *obj.ObjectMeta.DeepCopy()
+		p.wrote(t.ResourceVersion)
+	}
+	if !apiequality.Semantic.DeepEqual(p.before.Status, t.Status) {
+		status := t.Status.DeepCopy()
+		if err := p.c.Status().Patch(ctx, t, client.MergeFromWithOptions(p.before, lock), client.FieldOwner(tenants.FieldManager)); err != nil {
+			return err
+		}
+		// What was sent stays what the reconcile holds, whatever the
+		// response decoded into t.
+		t.Status = *status
+		p.before = t.DeepCopy()
+		p.wrote(t.ResourceVersion)
+	}
+	return nil
+}
