@@ -54,8 +54,8 @@ type built struct {
 // entryKustomization is the in-memory kustomization gyre builds for a
 // target: it includes the target directory (or, for a directory without a
 // kustomization, its YAML files), merges gyre's transformer configuration
-// and asks kustomize to record each object's origin file.
-func entryKustomization(fsys *confinedFS, dir string) ([]byte, error) {
+// and, with origins, asks kustomize to record each object's origin file.
+func entryKustomization(fsys *confinedFS, dir string, origins bool) ([]byte, error) {
 	abs := filepath.Join(fsys.root, filepath.FromSlash(dir))
 	var resources []string
 	if hasKustomization(abs) {
@@ -88,7 +88,9 @@ func entryKustomization(fsys *confinedFS, dir string) ([]byte, error) {
 		TypeMeta:       types.TypeMeta{APIVersion: types.KustomizationVersion, Kind: types.KustomizationKind},
 		Resources:      resources,
 		Configurations: []string{"gyre-config.yaml"},
-		BuildMetadata:  []string{types.OriginAnnotations},
+	}
+	if origins {
+		k.BuildMetadata = []string{types.OriginAnnotations}
 	}
 	return yaml.Marshal(k)
 }
@@ -106,8 +108,12 @@ func hasKustomization(dir string) bool {
 // builtin plugins only, no exec or Go plugins, no Helm, files loadable
 // from anywhere in the repository (overlays reach ../../base) but not
 // outside it, which fsys enforces.
-func kustomize(fsys *confinedFS, dir string) (*built, error) {
-	entry, err := entryKustomization(fsys, dir)
+//
+// Objects' origin files are recorded only when origins is set: kustomize
+// then tracks them through every transformer, which costs about a tenth
+// of a build, and they only serve to name files in errors.
+func kustomize(fsys *confinedFS, dir string, origins bool) (*built, error) {
+	entry, err := entryKustomization(fsys, dir, origins)
 	if err != nil {
 		return nil, err
 	}
@@ -128,9 +134,11 @@ func kustomize(fsys *confinedFS, dir string) (*built, error) {
 
 	out := &built{}
 	for _, r := range m.Resources() {
-		origin, err := r.GetOrigin()
-		if err != nil {
-			return nil, fmt.Errorf("read origin of %s: %w", r.CurId(), err)
+		var origin *resource.Origin
+		if origins {
+			if origin, err = r.GetOrigin(); err != nil {
+				return nil, fmt.Errorf("read origin of %s: %w", r.CurId(), err)
+			}
 		}
 		b, err := r.MarshalJSON()
 		if err != nil {

@@ -180,7 +180,7 @@ func renderTarget(ctx context.Context, root, dir string, t Target, opts Options)
 		res.fail(errs...)
 		return res, fsys.Dirs(), true
 	}
-	b, kerr := kustomize(fsys, dir)
+	b, kerr := kustomize(fsys, dir, false)
 	cacheable := !fsys.remoteUsed
 	if v := fsys.Violations(); len(v) > 0 {
 		sortErrors(v)
@@ -194,15 +194,19 @@ func renderTarget(ctx context.Context, root, dir string, t Target, opts Options)
 		return res, fsys.Dirs(), cacheable
 	}
 
-	fixArtifactSources(b.objects)
-	errs = enforceTenancy(b.objects, b.origins, t, opts.AllowedKinds, opts.Schemas)
-	for i, o := range b.objects {
-		for _, fe := range opts.Schemas.Validate(ctx, o) {
-			errs = append(errs, fieldError(b.origins[i], o, fe))
+	errs = check(ctx, b, t, opts)
+	if len(errs) > 0 {
+		// Built again, this time tracking where each object came from,
+		// so that the errors name their files: a build that passes never
+		// pays for that.
+		if b, kerr = kustomize(fsys, dir, true); kerr != nil {
+			errs := fsys.explain(dir, kerr)
+			sortErrors(errs)
+			res.fail(errs...)
+			return res, fsys.Dirs(), cacheable
 		}
-		errs = append(errs, strictCore(b.origins[i], o)...)
+		errs = check(ctx, b, t, opts)
 	}
-	errs = append(errs, checkCyclone(b.objects, b.origins, t)...)
 	if len(errs) > 0 {
 		sortErrors(errs)
 		res.fail(errs...)
@@ -211,6 +215,20 @@ func renderTarget(ctx context.Context, root, dir string, t Target, opts Options)
 	Sort(b.objects)
 	res.Objects = b.objects
 	return res, fsys.Dirs(), cacheable
+}
+
+// check applies gyre's rules to a target's build: tenancy, the API
+// schemas, strict core types and Cyclone's references.
+func check(ctx context.Context, b *built, t Target, opts Options) []Error {
+	fixArtifactSources(b.objects)
+	errs := enforceTenancy(b.objects, b.origins, t, opts.AllowedKinds, opts.Schemas)
+	for i, o := range b.objects {
+		for _, fe := range opts.Schemas.Validate(ctx, o) {
+			errs = append(errs, fieldError(b.origins[i], o, fe))
+		}
+		errs = append(errs, strictCore(b.origins[i], o)...)
+	}
+	return append(errs, checkCyclone(b.objects, b.origins, t)...)
 }
 
 // strictCore checks ConfigMaps and Secrets, which have no CRD schema,
