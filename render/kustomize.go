@@ -2,6 +2,7 @@ package render
 
 import (
 	_ "embed"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -18,6 +19,7 @@ import (
 	"sigs.k8s.io/kustomize/api/krusty"
 	"sigs.k8s.io/kustomize/api/resource"
 	"sigs.k8s.io/kustomize/api/types"
+	kyaml "sigs.k8s.io/kustomize/kyaml/yaml"
 	"sigs.k8s.io/yaml"
 )
 
@@ -140,7 +142,7 @@ func kustomize(fsys *confinedFS, dir string, origins bool) (*built, error) {
 				return nil, fmt.Errorf("read origin of %s: %w", r.CurId(), err)
 			}
 		}
-		b, err := r.MarshalJSON()
+		b, err := nodeJSON(&r.RNode)
 		if err != nil {
 			return nil, fmt.Errorf("marshal %s: %w", r.CurId(), err)
 		}
@@ -158,6 +160,18 @@ func kustomize(fsys *confinedFS, dir string, origins bool) (*built, error) {
 		out.origins = append(out.origins, fsys.originFile(origin))
 	}
 	return out, nil
+}
+
+// nodeJSON is the JSON of an object's YAML node, as kyaml's MarshalJSON
+// gives it. It decodes the node as it stands, where MarshalJSON prints it
+// as YAML and parses that again with the same decoder: the round trip
+// cost a third of a build and changed nothing.
+func nodeJSON(rn *kyaml.RNode) ([]byte, error) {
+	m, err := rn.Map()
+	if err != nil {
+		return nil, err
+	}
+	return json.Marshal(m)
 }
 
 // originFile turns a kustomize origin into a file relative to the
