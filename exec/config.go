@@ -82,12 +82,37 @@ type Config struct {
 	// Default 16: when many Pods finish together (a burst of runs), more
 	// workers shorten the wait from a dependency's end to the next stage.
 	MaxConcurrentReconciles int
-	// HTTPClient sends webhook notifications. Default a client with a
-	// 10-second timeout.
+	// HTTPClient sends webhook and Slack notifications. Default a client
+	// with a 10-second timeout.
 	HTTPClient *http.Client
+	// SMTP is the mail server that sends Email notifications; without
+	// one, they are recorded as failed.
+	SMTP SMTPConfig
+	// SlackToken is the bot token that posts Slack notifications to a
+	// channel with chat.postMessage. Receivers whose address is an
+	// incoming-webhook URL need none.
+	SlackToken string
+	// SlackAPIURL is the base URL of Slack's Web API, to which method
+	// names such as "chat.postMessage" are appended. Default
+	// "https://slack.com/api/".
+	SlackAPIURL string
 	// Clock tells the time; tests inject a fake one. Default the real
 	// clock.
 	Clock clock.Clock
+}
+
+// SMTPConfig says how to reach the mail server that sends Email
+// notifications.
+type SMTPConfig struct {
+	// Addr is the server's host:port; empty turns Email notifications
+	// off. The connection is upgraded with STARTTLS when the server
+	// offers it.
+	Addr string
+	// From is the sender address of every notification.
+	From string
+	// Username and Password authenticate with PLAIN when Username is set.
+	// net/smtp sends them only over TLS, or to a server on localhost.
+	Username, Password string
 }
 
 // Default images, chosen so that a bare Config gives runnable Pods.
@@ -95,6 +120,9 @@ const (
 	defaultHelperImage = "ghcr.io/gyreops/gyre:latest"
 	defaultGCImage     = "busybox:1.37"
 )
+
+// defaultSlackAPIURL is the base URL of Slack's Web API.
+const defaultSlackAPIURL = "https://slack.com/api/"
 
 // withDefaults returns c with every unset field set to its default.
 func (c Config) withDefaults() Config {
@@ -142,6 +170,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.HTTPClient == nil {
 		c.HTTPClient = &http.Client{Timeout: 10 * time.Second}
+	}
+	if c.SlackAPIURL == "" {
+		c.SlackAPIURL = defaultSlackAPIURL
 	}
 	if c.Clock == nil {
 		c.Clock = clock.RealClock{}

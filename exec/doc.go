@@ -50,8 +50,16 @@
 // cluster, started when the ExecutionCluster appears, and watches it with
 // the same controller.
 //
+// # Notifications
+//
+// Once a run has finished, each address of the Workflow's notification
+// receivers gets one delivery attempt, recorded in status.notifications
+// under "<type>:<address>": a Webhook gets the run as JSON, an Email the
+// run's summary by SMTP (Config.SMTP), and Slack the same summary through
+// an incoming-webhook URL or, for a channel, chat.postMessage with
+// Config.SlackToken.
+//
 // # Not yet
 //
-// Email and Slack notifications (recorded as failed, "not supported yet")
-// and stage events in status.stages[].events are left for later.
+// Stage events in status.stages[].events are left for later.
 package exec

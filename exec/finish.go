@@ -192,8 +192,11 @@ func (r *Engine) createGCPod(ctx context.Context, s *scope) error {
 // receiver, and records the outcome. A crash between sending and recording
 // sends again: delivery is at least once.
 //
-// Only Webhook receivers are implemented; Email and Slack receivers are
-// recorded as failed with a message saying so, until they are.
+// A Webhook receiver gets the run as JSON; Email and Slack receivers get
+// its summary (see runSummary), by SMTP and by a Slack incoming webhook or
+// chat.postMessage. A receiver the configuration cannot serve, such as
+// Email without an SMTP server, is recorded as failed with a message
+// naming what is missing.
 func (r *Engine) notify(ctx context.Context, s *scope) error {
 	run := s.run
 	wf := &cyclonev1alpha1.Workflow{}
@@ -228,33 +231,46 @@ func (r *Engine) notify(ctx context.Context, s *scope) error {
 	return r.writeStatus(ctx, run, st)
 }
 
-// send delivers one notification.
+// send delivers one notification and says how it went.
 func (r *Engine) send(ctx context.Context, run *cyclonev1alpha1.WorkflowRun, typ cyclonev1alpha1.NotificationType, addr string) cyclonev1alpha1.NotificationStatus {
-	failed := func(format string, args ...any) cyclonev1alpha1.NotificationStatus {
-		return cyclonev1alpha1.NotificationStatus{Result: cyclonev1alpha1.NotificationResultFailed, Message: fmt.Sprintf(format, args...)}
+	var err error
+	switch typ {
+	case cyclonev1alpha1.NotificationTypeWebhook:
+		err = r.sendWebhook(ctx, run, addr)
+	case cyclonev1alpha1.NotificationTypeEmail:
+		err = r.sendEmail(ctx, run, addr)
+	case cyclonev1alpha1.NotificationTypeSlack:
+		err = r.sendSlack(ctx, run, addr)
+	default:
+		err = fmt.Errorf("unknown receiver type %q", typ)
 	}
-	if typ != cyclonev1alpha1.NotificationTypeWebhook {
-		return failed("%s notifications are not supported yet", typ)
+	if err != nil {
+		return cyclonev1alpha1.NotificationStatus{Result: cyclonev1alpha1.NotificationResultFailed, Message: err.Error()}
 	}
+	return cyclonev1alpha1.NotificationStatus{Result: cyclonev1alpha1.NotificationResultSucceeded}
+}
+
+// sendWebhook POSTs the run as JSON to addr, as Cyclone does.
+func (r *Engine) sendWebhook(ctx context.Context, run *cyclonev1alpha1.WorkflowRun, addr string) error {
 	body, err := json.Marshal(run)
 	if err != nil {
-		return failed("encode run: %v", err)
+		return fmt.Errorf("encode run: %w", err)
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, addr, bytes.NewReader(body))
 	if err != nil {
-		return failed("bad webhook address: %v", err)
+		return fmt.Errorf("bad webhook address: %w", err)
 	}
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := r.cfg.HTTPClient.Do(req)
 	if err != nil {
-		return failed("post: %v", err)
+		return fmt.Errorf("post: %w", err)
 	}
 	defer resp.Body.Close()
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<16))
 	if resp.StatusCode/100 != 2 {
-		return failed("webhook answered %s", resp.Status)
+		return fmt.Errorf("webhook answered %s", resp.Status)
 	}
-	return cyclonev1alpha1.NotificationStatus{Result: cyclonev1alpha1.NotificationResultSucceeded}
+	return nil
 }
 
 // pruneHistory deletes the oldest finished runs of the run's Workflow

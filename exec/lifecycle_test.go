@@ -159,7 +159,7 @@ func TestEngine_historyLimitKeepsTheNewestRuns(t *testing.T) {
 	}).WithTimeout(30 * time.Second).Should(Succeed())
 }
 
-func TestEngine_webhookNotification(t *testing.T) {
+func TestEngine_notifications(t *testing.T) {
 	requireCluster(t)
 	g := NewWithT(t)
 	var mu sync.Mutex
@@ -176,22 +176,36 @@ func TestEngine_webhookNotification(t *testing.T) {
 		mu.Unlock()
 	}))
 	defer srv.Close()
+	ms := startMailServer(t)
+	slack := startSlack(t)
 	ns := newTenant(t)
-	startEngine(t, env.Config, testConfig())
+	startEngine(t, env.Config, notifyConfig(testConfig(), ms, slack))
 	createWorkflow(t, ns, "wf", []*cyclonev1alpha1.Stage{stage(ns, "a", succeed("0s"))}, items("a"),
 		func(wf *cyclonev1alpha1.Workflow) {
 			wf.Spec.Notification = cyclonev1alpha1.Notification{Policy: cyclonev1alpha1.NotificationPolicyAlways, Receivers: []cyclonev1alpha1.NotificationReceiver{
 				{Type: cyclonev1alpha1.NotificationTypeWebhook, Addresses: []string{srv.URL}},
 				{Type: cyclonev1alpha1.NotificationTypeEmail, Addresses: []string{"ops@example.com"}},
+				{Type: cyclonev1alpha1.NotificationTypeSlack, Addresses: []string{"#ci"}},
 			}}
 		})
 	createRun(t, ns, "run1", "wf")
 
 	run := waitRun(t, ns, "run1", cyclonev1alpha1.StatusSucceeded)
-	g.Expect(run.Status.Notifications).To(HaveKeyWithValue("Webhook:"+srv.URL,
-		cyclonev1alpha1.NotificationStatus{Result: cyclonev1alpha1.NotificationResultSucceeded}))
-	g.Expect(run.Status.Notifications["Email:ops@example.com"].Result).To(Equal(cyclonev1alpha1.NotificationResultFailed))
-	g.Expect(run.Status.Notifications["Email:ops@example.com"].Message).To(ContainSubstring("not supported yet"))
+	succeeded := cyclonev1alpha1.NotificationStatus{Result: cyclonev1alpha1.NotificationResultSucceeded}
+	g.Expect(run.Status.Notifications).To(Equal(map[string]cyclonev1alpha1.NotificationStatus{
+		"Webhook:" + srv.URL:    succeeded,
+		"Email:ops@example.com": succeeded,
+		"Slack:#ci":             succeeded,
+	}))
+	mails := ms.all()
+	g.Expect(mails).To(HaveLen(1))
+	g.Expect(mails[0].To).To(Equal([]string{"ops@example.com"}))
+	g.Expect(mails[0].Subject).To(Equal("[gyre] WorkflowRun " + ns + "/run1 Succeeded"))
+	g.Expect(mails[0].Body).To(ContainSubstring("\n- a: Succeeded"))
+	posts := slack.all()
+	g.Expect(posts).To(HaveLen(1))
+	g.Expect(posts[0].Channel).To(Equal("#ci"))
+	g.Expect(posts[0].Text).To(Equal(mails[0].Body))
 	mu.Lock()
 	defer mu.Unlock()
 	g.Expect(got).To(HaveLen(1))

@@ -1,7 +1,10 @@
 package main
 
 import (
+	"errors"
 	"fmt"
+	"os"
+	"strings"
 
 	"github.com/spf13/cobra"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -17,6 +20,10 @@ func newControllerCmd() *cobra.Command {
 		development bool
 		qps         float32
 		burst       int
+		// Files of the notification secrets, as a mounted Secret gives
+		// them: a flag's value would show in the Pod spec and in ps.
+		smtpPasswordFile string
+		slackTokenFile   string
 	)
 	cmd := &cobra.Command{
 		Use:   "controller",
@@ -25,6 +32,9 @@ func newControllerCmd() *cobra.Command {
 applied and pruned, WorkflowRuns executed, WorkflowTriggers fired.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := notificationSecrets(&o, smtpPasswordFile, slackTokenFile); err != nil {
+				return err
+			}
 			ctrl.SetLogger(zap.New(zap.UseDevMode(development)))
 			cfg, err := restConfig(kubeconfig)
 			if err != nil {
@@ -59,5 +69,46 @@ applied and pruned, WorkflowRuns executed, WorkflowTriggers fired.`,
 	// apply of a few thousand objects take minutes.
 	f.Float32Var(&qps, "kube-api-qps", 50, "requests per second to the control cluster's API server, on average")
 	f.IntVar(&burst, "kube-api-burst", 300, "requests to the control cluster's API server in a burst")
+	f.StringVar(&o.Exec.SMTP.Addr, "smtp-addr", "", "host:port of the SMTP server that sends Email notifications; none when empty")
+	f.StringVar(&o.Exec.SMTP.From, "smtp-from", "", "sender address of Email notifications")
+	f.StringVar(&o.Exec.SMTP.Username, "smtp-username", "", "user that authenticates with the SMTP server; none when empty")
+	f.StringVar(&smtpPasswordFile, "smtp-password-file", "", "file holding the SMTP user's password")
+	f.StringVar(&slackTokenFile, "slack-token-file", "", "file holding the Slack bot token that posts to channels; webhook URLs need none")
 	return cmd
+}
+
+// notificationSecrets completes o's notification settings with the
+// secrets read from their files, and checks that the SMTP flags go
+// together.
+func notificationSecrets(o *reconciler.Options, smtpPasswordFile, slackTokenFile string) error {
+	if o.Exec.SMTP.Addr != "" && o.Exec.SMTP.From == "" {
+		return errors.New("--smtp-addr needs --smtp-from")
+	}
+	var err error
+	if smtpPasswordFile != "" {
+		if o.Exec.SMTP.Password, err = readSecretFile("--smtp-password-file", smtpPasswordFile); err != nil {
+			return err
+		}
+	}
+	if slackTokenFile != "" {
+		if o.Exec.SlackToken, err = readSecretFile("--slack-token-file", slackTokenFile); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// readSecretFile reads the secret in path, without the line end an editor
+// or "kubectl create secret --from-file" leaves. Its errors name the flag,
+// never the content.
+func readSecretFile(flag, path string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("%s: %w", flag, err)
+	}
+	secret := strings.TrimSpace(string(b))
+	if secret == "" {
+		return "", fmt.Errorf("%s: %s is empty", flag, path)
+	}
+	return secret, nil
 }

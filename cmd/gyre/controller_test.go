@@ -1,0 +1,53 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+
+	. "github.com/onsi/gomega"
+)
+
+func TestController_notificationSecretsComeFromFiles(t *testing.T) {
+	dir := t.TempDir()
+	token := filepath.Join(dir, "token")
+	empty := filepath.Join(dir, "empty")
+	if err := os.WriteFile(token, []byte("xoxb-secret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(empty, []byte("\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name       string
+		args       []string
+		wantStderr string
+	}{
+		{name: "A secret file that cannot be read stops the controller, naming the flag.",
+			args:       []string{"--slack-token-file", filepath.Join(dir, "missing")},
+			wantStderr: "gyre: --slack-token-file: open " + filepath.Join(dir, "missing") + ": no such file or directory\n"},
+		{name: "An empty secret file stops the controller, naming the flag.",
+			args:       []string{"--smtp-password-file", empty},
+			wantStderr: "gyre: --smtp-password-file: " + empty + " is empty\n"},
+		{name: "An SMTP server without a sender address stops the controller.",
+			args:       []string{"--smtp-addr", "mail.example.com:587", "--slack-token-file", token},
+			wantStderr: "gyre: --smtp-addr needs --smtp-from\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			g := NewWithT(t)
+			_, stderr, code := execute(t, append([]string{"controller"}, tt.args...)...)
+			g.Expect(code).To(Equal(2))
+			g.Expect(stderr).To(Equal(tt.wantStderr))
+		})
+	}
+}
+
+func TestReadSecretFile_dropsTheLineEnd(t *testing.T) {
+	g := NewWithT(t)
+	path := filepath.Join(t.TempDir(), "password")
+	g.Expect(os.WriteFile(path, []byte("s3cret\r\n"), 0o600)).To(Succeed())
+	got, err := readSecretFile("--smtp-password-file", path)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(got).To(Equal("s3cret"))
+}
