@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -21,8 +20,7 @@ import (
 // requests; react says what it does with each.
 type delegationService struct {
 	*httptest.Server
-	mu       sync.Mutex
-	requests []DelegationRequest
+	inbox[DelegationRequest]
 }
 
 func newDelegationService(t *testing.T, react func(w http.ResponseWriter, req DelegationRequest)) *delegationService {
@@ -37,19 +35,11 @@ func newDelegationService(t *testing.T, react func(w http.ResponseWriter, req De
 			http.Error(w, err.Error(), http.StatusBadRequest)
 			return
 		}
-		d.mu.Lock()
-		d.requests = append(d.requests, req)
-		d.mu.Unlock()
+		d.add(req)
 		react(w, req)
 	}))
 	t.Cleanup(d.Close)
 	return d
-}
-
-func (d *delegationService) received() []DelegationRequest {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return append([]DelegationRequest(nil), d.requests...)
 }
 
 // reportStage is what a delegation service does when its work ends: set
@@ -106,7 +96,7 @@ func TestEngine_delegationStage(t *testing.T) {
 	g.Expect(run.Status.Stages["deploy"].Status.StartTime.Time).NotTo(BeTemporally("<", run.Status.Stages["approve"].Status.LastTransitionTime.Time),
 		"deploy waited for the service's report")
 
-	reqs := svc.received()
+	reqs := svc.all()
 	g.Expect(reqs).To(HaveLen(1), "one request per attempt")
 	req := reqs[0]
 	g.Expect(req.Stage.Name).To(Equal("approve"))
@@ -135,7 +125,7 @@ func TestEngine_delegationRefusedIsRetriedThenFails(t *testing.T) {
 	g.Expect(approve.Reason).To(Equal(ReasonDelegationFailure))
 	g.Expect(approve.Message).To(ContainSubstring("status 503: approval service is read-only"))
 	g.Expect(stagePhase(run, "deploy")).To(Equal(cyclonev1alpha1.StatusCancelled))
-	reqs := svc.received()
+	reqs := svc.all()
 	g.Expect(reqs).To(HaveLen(2), "the retry is a new attempt, with a request of its own")
 	g.Expect(reqs[1].WorkflowRun.Status.Stages["approve"].Attempt).To(Equal(int32(2)))
 }
@@ -155,7 +145,7 @@ func TestEngine_delegationStageTimeout(t *testing.T) {
 	approve := run.Status.Stages["approve"].Status
 	g.Expect(approve.Reason).To(Equal(ReasonTimeout))
 	g.Expect(approve.Message).To(ContainSubstring("exceeded the stage timeout of 1s"))
-	g.Expect(svc.received()).To(HaveLen(1))
+	g.Expect(svc.all()).To(HaveLen(1))
 }
 
 // TestEngine_delegationNeverSentTwice stops the engine's reconcile right
@@ -192,7 +182,7 @@ func TestEngine_delegationNeverSentTwice(t *testing.T) {
 		g.Expect(ss.Status.Reason).To(Equal(ReasonDelegationUnconfirmed))
 	}).WithTimeout(30 * time.Second).Should(Succeed())
 	g.Expect(killed.Load()).To(BeTrue())
-	g.Expect(svc.received()).To(BeEmpty(), "an attempt whose sending was interrupted is not sent again")
+	g.Expect(svc.all()).To(BeEmpty(), "an attempt whose sending was interrupted is not sent again")
 
 	g.Expect(reportStage(ns, "run1", "approve", cyclonev1alpha1.StatusSucceeded)).To(Succeed())
 	run := waitRun(t, ns, "run1", cyclonev1alpha1.StatusSucceeded)

@@ -11,7 +11,6 @@ import (
 	"net/http/httptest"
 	"net/mail"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -46,8 +45,7 @@ type delivered struct {
 // accepts.
 type mailServer struct {
 	Addr string
-	mu   sync.Mutex
-	msgs []delivered
+	inbox[delivered]
 }
 
 // startMailServer starts an SMTP server that asks for PLAIN auth with
@@ -71,12 +69,6 @@ func startMailServer(t testing.TB) *mailServer {
 	go func() { _ = s.Serve(l) }()
 	t.Cleanup(func() { _ = s.Close() })
 	return ms
-}
-
-func (ms *mailServer) all() []delivered {
-	ms.mu.Lock()
-	defer ms.mu.Unlock()
-	return append([]delivered(nil), ms.msgs...)
 }
 
 type mailSession struct {
@@ -122,9 +114,7 @@ func (s *mailSession) Data(r io.Reader) error {
 	msg.Header = m.Header
 	msg.Subject, _ = new(mime.WordDecoder).DecodeHeader(m.Header.Get("Subject"))
 	msg.Body = strings.ReplaceAll(string(body), "\r\n", "\n")
-	s.server.mu.Lock()
-	s.server.msgs = append(s.server.msgs, msg)
-	s.server.mu.Unlock()
+	s.server.add(msg)
 	return nil
 }
 
@@ -144,8 +134,7 @@ type slackPost struct {
 // /hooks/; /hooks/gone is a removed one) and Web API (/api/) do.
 type fakeSlack struct {
 	*httptest.Server
-	mu    sync.Mutex
-	posts []slackPost
+	inbox[slackPost]
 }
 
 func startSlack(t testing.TB) *fakeSlack {
@@ -157,9 +146,7 @@ func startSlack(t testing.TB) *fakeSlack {
 			http.Error(w, "invalid_payload", http.StatusBadRequest)
 			return
 		}
-		s.mu.Lock()
-		s.posts = append(s.posts, slackPost{Path: r.URL.Path, Authorization: r.Header.Get("Authorization"), Channel: msg.Channel, Text: msg.Text})
-		s.mu.Unlock()
+		s.add(slackPost{Path: r.URL.Path, Authorization: r.Header.Get("Authorization"), Channel: msg.Channel, Text: msg.Text})
 		switch {
 		case r.URL.Path == "/hooks/gone":
 			http.Error(w, "no_service", http.StatusNotFound)
@@ -177,12 +164,6 @@ func startSlack(t testing.TB) *fakeSlack {
 	}))
 	t.Cleanup(s.Close)
 	return s
-}
-
-func (s *fakeSlack) all() []slackPost {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]slackPost(nil), s.posts...)
 }
 
 // notifyConfig points an engine's notifications at the test mail server
