@@ -112,13 +112,19 @@ func BenchmarkEngine(b *testing.B) {
 	requireCluster(b)
 	for range b.N {
 		raw, lifecycles := rawPodRates(b, nil)
-		stagesPerSec, stagePod := benchRun(b, raw, lifecycles)
-		if stagePod == nil {
-			b.Fatal("no stage Pod was seen")
+		stagesPerSec, stagePod, gcPod := benchRun(b, raw, lifecycles)
+		if stagePod == nil || gcPod == nil {
+			b.Fatal("no stage Pod or no GC Pod was seen")
 		}
 		_, shaped := rawPodRates(b, stagePod)
 		b.ReportMetric(shaped, "raw-stage-pod-lifecycles/s")
 		b.ReportMetric(stagesPerSec/shaped, "x-raw-stage-pod-lifecycle")
+		replay := rawWorkload(b, stagePod, gcPod)
+		b.ReportMetric(replay, "raw-workload-stages/s")
+		b.ReportMetric(replay/raw, "raw-workload-x-raw-create")
+		b.ReportMetric(stagesPerSec/replay, "x-raw-workload")
+		b.Logf("the engine's Pods alone, created, run, deleted and garbage-collected raw: %.1f stages/s = %.2f × raw Pod creates/s; the engine reaches %.2f of that",
+			replay, replay/raw, stagesPerSec/replay)
 	}
 }
 
@@ -139,35 +145,8 @@ func rawPodRates(b *testing.B, template *corev1.Pod) (creates, lifecycles float6
 	succeeded := watchUntil(b, &corev1.PodList{}, worker, n, func(o client.Object) bool {
 		return o.(*corev1.Pod).Status.Phase == corev1.PodSucceeded
 	})
-	var next atomic.Int64
-	var wg sync.WaitGroup
 	start := time.Now()
-	for range benchWorkers {
-		wg.Go(func() {
-			for i := next.Add(1); i <= int64(n); i = next.Add(1) {
-				pod := &corev1.Pod{
-					ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("raw-%d", i), Namespace: worker,
-						Annotations: map[string]string{testcluster.AnnotationResult: "succeed"}},
-					Spec: corev1.PodSpec{RestartPolicy: corev1.RestartPolicyNever,
-						Containers: []corev1.Container{{Name: "main", Image: "busybox"}}},
-				}
-				if template != nil {
-					pod.Spec = *template.Spec.DeepCopy()
-					pod.Spec.NodeName = ""
-					for i := range pod.Spec.Volumes {
-						if pvc := pod.Spec.Volumes[i].PersistentVolumeClaim; pvc != nil {
-							pvc.ClaimName = "cyclone-pvc-" + Tenant(ns)
-						}
-					}
-				}
-				if err := c.Create(context.Background(), pod); err != nil {
-					b.Error(err)
-					return
-				}
-			}
-		})
-	}
-	wg.Wait()
+	parallel(b, n, func(i int) error { return c.Create(context.Background(), rawPod(template, ns, fmt.Sprintf("raw-%d", i))) })
 	rate := float64(n) / time.Since(start).Seconds()
 	// The whole life of the same Pods under kwok: scheduled, run,
 	// succeeded. This is the ceiling for stages, which need all of it.
@@ -184,8 +163,99 @@ func rawPodRates(b *testing.B, template *corev1.Pod) (creates, lifecycles float6
 	return rate, lifecycles
 }
 
+// rawPod is a copy of template, or of a one-container Pod when template is
+// nil, named name in the worker namespace of tenant namespace ns, that
+// succeeds under kwok.
+func rawPod(template *corev1.Pod, ns, name string) *corev1.Pod {
+	pod := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "cyclone-" + Tenant(ns) + "-worker",
+			Annotations: map[string]string{testcluster.AnnotationResult: "succeed"}},
+		Spec: corev1.PodSpec{RestartPolicy: corev1.RestartPolicyNever,
+			Containers: []corev1.Container{{Name: "main", Image: "busybox"}}},
+	}
+	if template == nil {
+		return pod
+	}
+	pod.Spec = *template.Spec.DeepCopy()
+	pod.Spec.NodeName = ""
+	for i := range pod.Spec.Volumes {
+		if pvc := pod.Spec.Volumes[i].PersistentVolumeClaim; pvc != nil {
+			pvc.ClaimName = "cyclone-pvc-" + Tenant(ns)
+		}
+	}
+	return pod
+}
+
+// rawWorkload replays, without the engine, the Pod work the engine must
+// do for the benchmark's runs: for each run five stage Pods shaped like
+// stagePod and a GC Pod shaped like gcPod are created and run to
+// Succeeded, then the stage Pods are deleted with one request per run and
+// the GC Pod with one of its own, as the engine does. It returns stages
+// per second from the first create to the last Pod gone. Nothing orders
+// the Pods as a run's stages are ordered and no status is written, so
+// this is what a run engine that cost nothing would reach on this
+// cluster.
+func rawWorkload(b *testing.B, stagePod, gcPod *corev1.Pod) float64 {
+	var writes writeCounter
+	c, err := client.New(countingConfig(&writes), client.Options{Scheme: scheme})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ns := newTenant(b)
+	worker := "cyclone-" + Tenant(ns) + "-worker"
+	const perRun = 6 // five stages and the GC Pod
+	n := benchRuns * perRun
+	podOf := func(i int) *corev1.Pod {
+		run, k := i/perRun, i%perRun
+		template, name := stagePod, fmt.Sprintf("run%03d-s%d", run, k)
+		if k == perRun-1 {
+			template, name = gcPod, fmt.Sprintf("run%03d-gc", run)
+		}
+		pod := rawPod(template, ns, name)
+		pod.Labels = map[string]string{"run": strconv.Itoa(run), "kind": "stage"}
+		if k == perRun-1 {
+			pod.Labels["kind"] = "gc"
+		}
+		return pod
+	}
+	succeeded := watchUntil(b, &corev1.PodList{}, worker, n, func(o client.Object) bool {
+		return o.(*corev1.Pod).Status.Phase == corev1.PodSucceeded
+	})
+	start := time.Now()
+	parallel(b, n, func(i int) error { return c.Create(context.Background(), podOf(i)) })
+	succeeded()
+	gone := watchUntil(b, &corev1.PodList{}, worker, n, nil)
+	parallel(b, benchRuns, func(run int) error {
+		if err := c.DeleteAllOf(context.Background(), &corev1.Pod{}, client.InNamespace(worker),
+			client.MatchingLabels{"run": strconv.Itoa(run), "kind": "stage"}); err != nil {
+			return err
+		}
+		return c.Delete(context.Background(), &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: worker, Name: fmt.Sprintf("run%03d-gc", run)}})
+	})
+	gone()
+	return float64(benchRuns*5) / time.Since(start).Seconds()
+}
+
+// parallel calls fn(0) … fn(n-1) from benchWorkers goroutines.
+func parallel(b *testing.B, n int, fn func(int) error) {
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range benchWorkers {
+		wg.Go(func() {
+			for i := next.Add(1) - 1; i < int64(n); i = next.Add(1) - 1 {
+				if err := fn(int(i)); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+}
+
 // watchUntil watches the objects of list's kind in namespace ns and
-// returns a function that waits until n distinct ones have satisfied done.
+// returns a function that waits until n distinct ones have satisfied done,
+// or, when done is nil, until n have been deleted.
 // A watch, unlike polling with List, costs the API server next to nothing
 // that the measured work does not cost already. The API server closes a
 // watch whose reader falls behind, so a closed watch resumes from the last
@@ -217,7 +287,7 @@ func watchUntil(b *testing.B, list client.ObjectList, ns string, n int, done fun
 					continue
 				}
 				rv = obj.GetResourceVersion()
-				if ev.Type == watch.Deleted || !done(obj) {
+				if done == nil && ev.Type != watch.Deleted || done != nil && (ev.Type == watch.Deleted || !done(obj)) {
 					continue
 				}
 				names[obj.GetName()] = true
@@ -248,8 +318,8 @@ func watchUntil(b *testing.B, list client.ObjectList, ns string, n int, done fun
 type stamp struct{ added, succeeded time.Time }
 
 // benchRun runs the workload and returns its stages per second and the
-// first stage Pod it saw created.
-func benchRun(b *testing.B, raw, lifecycles float64) (float64, *corev1.Pod) {
+// first stage Pod and GC Pod it saw.
+func benchRun(b *testing.B, raw, lifecycles float64) (float64, *corev1.Pod, *corev1.Pod) {
 	g := NewWithT(b)
 	ns := newTenant(b)
 	worker := "cyclone-" + Tenant(ns) + "-worker"
@@ -259,13 +329,20 @@ func benchRun(b *testing.B, raw, lifecycles float64) (float64, *corev1.Pod) {
 
 	var mu sync.Mutex
 	stamps := map[string]*stamp{} // by "<run>/<stage>"
-	var stagePod *corev1.Pod
+	var stagePod, gcPod *corev1.Pod
 	w, err := k8s.Watch(context.Background(), &corev1.PodList{}, client.InNamespace(worker))
 	g.Expect(err).NotTo(HaveOccurred())
 	defer w.Stop()
 	go func() {
 		for ev := range w.ResultChan() {
 			pod, ok := ev.Object.(*corev1.Pod)
+			if ok && pod.Labels[LabelPodKind] == podKindGC {
+				mu.Lock()
+				if gcPod == nil {
+					gcPod = pod.DeepCopy()
+				}
+				mu.Unlock()
+			}
 			if !ok || pod.Annotations[AnnotationStage] == "" {
 				continue
 			}
@@ -360,5 +437,5 @@ func benchRun(b *testing.B, raw, lifecycles float64) (float64, *corev1.Pod) {
 	}
 	mu.Lock()
 	defer mu.Unlock()
-	return stagesPerSec, stagePod
+	return stagesPerSec, stagePod, gcPod
 }

@@ -16,9 +16,11 @@ import (
 	. "github.com/onsi/gomega"
 	"golang.org/x/sync/errgroup"
 	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/clock"
 	clocktesting "k8s.io/utils/clock/testing"
 	"k8s.io/utils/ptr"
@@ -30,6 +32,7 @@ import (
 	gyrev1alpha1 "github.com/gyreops/gyre/api/gyre/v1alpha1"
 	"github.com/gyreops/gyre/internal/testcluster"
 	"github.com/gyreops/gyre/render"
+	"github.com/gyreops/gyre/tenants"
 )
 
 // dirArtifacts serves every Repository from one directory.
@@ -80,6 +83,7 @@ func BenchmarkTenantReconciler(b *testing.B) {
 	benchRepo(b, dir, "bench", tenantCount)
 	benchRepo(b, dir, "raw", tenantCount)
 	benchRepo(b, dir, "kubectl", tenantCount)
+	benchRepo(b, dir, "floor", tenantCount)
 	repo := benchRepository(b, g)
 	defer cleanupBench("bench", tenantCount, repo)
 
@@ -119,6 +123,10 @@ func BenchmarkTenantReconciler(b *testing.B) {
 		g.Expect(err).NotTo(HaveOccurred(), string(out))
 		kubectlTime = time.Since(kstart)
 	}
+
+	// The same objects again, raw, with every other write the first
+	// convergence asks of gyre: the ceiling of gyre/raw-rate.
+	floorTime := rawWithTenantWrites(b, g, dir, "floor", tenantCount, repo)
 
 	// gyre: first convergence.
 	writes := &writeCounter{}
@@ -174,6 +182,9 @@ func BenchmarkTenantReconciler(b *testing.B) {
 	if kubectlTime > 0 {
 		b.ReportMetric(kubectlTime.Seconds(), "kubectl-s")
 	}
+	b.ReportMetric(floorTime.Seconds(), "raw-with-tenant-writes-s")
+	b.ReportMetric(rawTime.Seconds()/floorTime.Seconds(), "ceiling-rate")
+	b.ReportMetric(floorTime.Seconds()/gyreTime.Seconds(), "gyre/ceiling-rate")
 	b.ReportMetric(float64(checkTime.Microseconds())/1000, "noop-ms")
 	b.ReportMetric(float64(checkRequests), "noop-requests")
 	b.ReportMetric(float64(len(checkWrites)), "noop-writes")
@@ -214,6 +225,111 @@ func BenchmarkTenantReconcilerMemory(b *testing.B) {
 	if rss, err := residentMB(); err == nil {
 		b.ReportMetric(rss, "process-rss-MB")
 	}
+}
+
+// rawWithTenantWrites applies the objects of tenants prefix0..prefix<n-1>
+// raw, as the raw phase does, and makes alongside every other write that
+// gyre's first convergence makes for a Tenant: it provisions the tenant's
+// namespaces, ServiceAccount, Role and RoleBinding, creates the Tenant,
+// adds the finalizer, writes the status twice (Reconciling, then Ready
+// with both inventories) and records three events (Provisioned and one
+// Applied per target). It costs the API server what gyre's convergence
+// costs it when gyre itself costs nothing, so raw time over its time is
+// the best gyre/raw-rate this cluster allows. The Tenants are suspended,
+// and deleted again before it returns.
+func rawWithTenantWrites(b *testing.B, g *WithT, dir, prefix string, n int, repo *gyrev1alpha1.Repository) time.Duration {
+	ctx := context.Background()
+	c := testEnv.Client
+	r := render.NewRenderer()
+	apply := func(ctx context.Context, o *unstructured.Unstructured) error {
+		return c.Apply(ctx, client.ApplyConfigurationFromUnstructured(o), client.FieldOwner("raw"), client.ForceOwnership)
+	}
+	var provisioning, objects []*unstructured.Unstructured
+	tenantsOf := make([]*gyrev1alpha1.Tenant, n)
+	targets := make([][]gyrev1alpha1.TargetStatus, n)
+	for i := range n {
+		t := &gyrev1alpha1.Tenant{
+			ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("%s%d", prefix, i)},
+			Spec: gyrev1alpha1.TenantSpec{
+				RepositoryRef: gyrev1alpha1.ObjectReference{Name: repo.Name},
+				Clusters:      []gyrev1alpha1.TenantCluster{{Name: "one"}, {Name: "two"}},
+				Suspend:       true,
+			},
+		}
+		tenantsOf[i] = t
+		worker, err := tenants.WorkerObjects(t)
+		g.Expect(err).NotTo(HaveOccurred())
+		provisioning = append(provisioning, tenants.ControlObjects(t)...)
+		provisioning = append(provisioning, worker...)
+		for _, cluster := range []string{"one", "two"} {
+			res, err := r.Render(ctx, dir, render.Target{Tenant: t.Name, Cluster: cluster}, render.Options{})
+			g.Expect(err).NotTo(HaveOccurred())
+			g.Expect(res.Err()).NotTo(HaveOccurred())
+			objects = append(objects, res.Objects...)
+			rev := repo.Status.Artifact.Revision
+			ts := gyrev1alpha1.TargetStatus{Cluster: cluster, LastAppliedRevision: rev, LastAttemptedRevision: rev, Inventory: newInventory(res.Objects)}
+			setConditions(&ts.Conditions, targetConditions(targetOutcome{phase: phaseApplied, revision: rev, objects: len(res.Objects)}, 1))
+			targets[i] = append(targets[i], ts)
+		}
+	}
+	tenantWrites := func(ctx context.Context, t *gyrev1alpha1.Tenant, targets []gyrev1alpha1.TargetStatus) error {
+		if err := c.Create(ctx, t); err != nil {
+			return err
+		}
+		orig := t.DeepCopy()
+		t.Finalizers = []string{TenantFinalizer}
+		if err := c.Patch(ctx, t, client.MergeFrom(orig)); err != nil {
+			return err
+		}
+		orig = t.DeepCopy()
+		setConditions(&t.Status.Conditions, tenantConditions(nil, &targetOutcome{phase: phaseProgressing, message: "Applying revision"}, 1))
+		if err := c.Status().Patch(ctx, t, client.MergeFrom(orig)); err != nil {
+			return err
+		}
+		for _, reason := range []string{"Provisioned", "Applied", "Applied"} {
+			ev := &eventsv1.Event{
+				ObjectMeta:          metav1.ObjectMeta{GenerateName: t.Name + "-", Namespace: metav1.NamespaceDefault},
+				EventTime:           metav1.NowMicro(),
+				ReportingController: "raw", ReportingInstance: "raw",
+				Action: reason, Reason: reason, Type: corev1.EventTypeNormal,
+				Regarding: corev1.ObjectReference{APIVersion: gyrev1alpha1.GroupVersion.String(), Kind: "Tenant", Name: t.Name, UID: t.UID},
+				Note:      fmt.Sprintf("%s %s: 20 objects", reason, t.Name),
+			}
+			if err := c.Create(ctx, ev); err != nil {
+				return err
+			}
+		}
+		orig = t.DeepCopy()
+		t.Status.Targets = targets
+		setConditions(&t.Status.Conditions, tenantConditions(targets, nil, 1))
+		t.Status.LastAppliedRevision, t.Status.Objects = summary(targets)
+		t.Status.ObservedGeneration = 1
+		return c.Status().Patch(ctx, t, client.MergeFrom(orig))
+	}
+
+	start := time.Now()
+	eg, ectx := errgroup.WithContext(ctx)
+	eg.SetLimit(40)
+	for _, o := range provisioning {
+		eg.Go(func() error { return apply(ectx, o) })
+	}
+	g.Expect(eg.Wait()).To(Succeed())
+	eg, ectx = errgroup.WithContext(ctx)
+	eg.SetLimit(40)
+	for i, t := range tenantsOf {
+		eg.Go(func() error { return tenantWrites(ectx, t, targets[i]) })
+	}
+	for _, o := range objects {
+		eg.Go(func() error { return apply(ectx, o) })
+	}
+	g.Expect(eg.Wait()).To(Succeed())
+	elapsed := time.Since(start)
+
+	for _, t := range tenantsOf {
+		g.Expect(c.Patch(ctx, t, client.RawPatch(types.MergePatchType, []byte(`{"metadata":{"finalizers":null}}`)))).To(Succeed())
+		g.Expect(c.Delete(ctx, t)).To(Succeed())
+	}
+	return elapsed
 }
 
 // benchRepository creates a suspended Repository whose artifact the
@@ -297,9 +413,10 @@ func cleanupBench(prefix string, n int, repo *gyrev1alpha1.Repository) {
 			_ = testEnv.Client.Update(ctx, t)
 			_ = testEnv.Client.Delete(ctx, t)
 		}
-		for _, p := range []string{"raw", "kubectl"} {
+		for _, p := range []string{"raw", "kubectl", "floor"} {
 			_ = testEnv.Client.Delete(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("cyclone-%s%d", p, i)}})
 		}
+		_ = testEnv.Client.Delete(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("cyclone-floor%d-worker", i)}})
 	}
 	_ = testEnv.Client.Delete(ctx, repo)
 }
