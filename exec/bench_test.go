@@ -146,7 +146,9 @@ func rawPodRates(b *testing.B, template *corev1.Pod) (creates, lifecycles float6
 		return o.(*corev1.Pod).Status.Phase == corev1.PodSucceeded
 	})
 	start := time.Now()
-	parallel(b, n, func(i int) error { return c.Create(context.Background(), rawPod(template, ns, fmt.Sprintf("raw-%d", i))) })
+	parallel(b, n, func(i int) error {
+		return c.Create(context.Background(), rawPod(template, ns, fmt.Sprintf("raw-%d", i)))
+	})
 	rate := float64(n) / time.Since(start).Seconds()
 	// The whole life of the same Pods under kwok: scheduled, run,
 	// succeeded. This is the ceiling for stages, which need all of it.
