@@ -29,6 +29,16 @@ const (
 	SecretKnownHosts  = "known_hosts"
 )
 
+func init() {
+	// go-git looks every SSH host up in ~/.ssh/config and
+	// /etc/ssh/ssh_config, where a Hostname or Port entry silently moves
+	// the connection elsewhere. A Repository's URL alone must say where
+	// gyre connects: the same spec has to reach the same host whichever
+	// home directory or container image the controller runs with.
+	// Set before any goroutine, as go-git reads it without a lock.
+	gitssh.DefaultSSHConfig = nil
+}
+
 // Auth holds the credentials for one remote. The zero value, like a nil
 // *Auth, means anonymous access over HTTP(S); SSH always needs Auth.
 type Auth struct {
