@@ -48,6 +48,8 @@ type Engine struct {
 	// whose Running phase is not reported yet, and when each was first
 	// seen so (see seenRunning).
 	running sync.Map // types.NamespacedName → map[string]time.Time
+	// deliveries sends notifications of finished runs in the background.
+	deliveries *deliveries
 	// reconciles counts Reconcile calls, for tests and benchmarks.
 	reconciles atomic.Int64
 	// fault, when set, is called at the points where a crash would leave
@@ -106,6 +108,7 @@ func (r *Engine) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, 
 		if apierrors.IsNotFound(err) {
 			r.written.Delete(req.NamespacedName)
 			r.running.Delete(req.NamespacedName)
+			r.deliveries.forget(req.NamespacedName)
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}

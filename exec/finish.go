@@ -25,7 +25,7 @@ import (
 // each recorded in the status: notify, delete the stage Pods, remove the
 // scratch data with a GC Pod, and prune the Workflow's old runs.
 func (r *Engine) finish(ctx context.Context, s *scope) error {
-	if err := r.notify(ctx, s); err != nil {
+	if done, err := r.notify(ctx, s); err != nil || !done {
 		return err
 	}
 	done, err := r.cleanup(ctx, s)
@@ -189,46 +189,67 @@ func (r *Engine) createGCPod(ctx context.Context, s *scope) error {
 }
 
 // notify tells the Workflow's receivers about the finished run, once per
-// receiver, and records the outcome. A crash between sending and recording
-// sends again: delivery is at least once.
+// receiver, records the outcomes, and reports whether every receiver's is
+// recorded. The sends run in the background (see deliveries): a reconcile
+// starts them and records those that have ended. A crash between sending
+// and recording sends again: delivery is at least once.
 //
 // A Webhook receiver gets the run as JSON; Email and Slack receivers get
 // its summary (see runSummary), by SMTP and by a Slack incoming webhook or
 // chat.postMessage. A receiver the configuration cannot serve, such as
 // Email without an SMTP server, is recorded as failed with a message
 // naming what is missing.
-func (r *Engine) notify(ctx context.Context, s *scope) error {
+func (r *Engine) notify(ctx context.Context, s *scope) (bool, error) {
 	run := s.run
 	wf := &cyclonev1alpha1.Workflow{}
 	if err := r.client.Get(ctx, types.NamespacedName{Namespace: run.Namespace, Name: workflowName(run)}, wf); err != nil {
-		return client.IgnoreNotFound(err)
+		return true, client.IgnoreNotFound(err)
 	}
 	n := wf.Spec.Notification
 	phase := run.Status.Overall.Phase
 	switch n.Policy {
 	case cyclonev1alpha1.NotificationPolicySuccess:
 		if phase != cyclonev1alpha1.StatusSucceeded {
-			return nil
+			return true, nil
 		}
 	case cyclonev1alpha1.NotificationPolicyFailure:
 		if phase != cyclonev1alpha1.StatusFailed {
-			return nil
+			return true, nil
 		}
 	}
 	st := run.Status.DeepCopy()
+	// The sends outlive this reconcile, which goes on changing run.
+	snapshot := run.DeepCopy()
+	pending := false
 	for _, rcv := range n.Receivers {
 		for _, addr := range rcv.Addresses {
 			key := string(rcv.Type) + ":" + addr
 			if _, done := st.Notifications[key]; done {
 				continue
 			}
+			out, ok := r.deliveries.outcome(run, key, func(ctx context.Context) cyclonev1alpha1.NotificationStatus {
+				return r.send(ctx, snapshot, rcv.Type, addr)
+			})
+			if !ok {
+				pending = true
+				continue
+			}
 			if st.Notifications == nil {
 				st.Notifications = map[string]cyclonev1alpha1.NotificationStatus{}
 			}
-			st.Notifications[key] = r.send(ctx, run, rcv.Type, addr)
+			st.Notifications[key] = out
 		}
 	}
-	return r.writeStatus(ctx, run, st)
+	if err := r.writeStatus(ctx, run, st); err != nil {
+		// The outcomes stay kept for the next reconcile to record.
+		return false, err
+	}
+	if pending {
+		s.wakeAt(s.now.Add(deliveryPoll))
+		return false, nil
+	}
+	r.deliveries.forget(client.ObjectKeyFromObject(run))
+	return true, nil
 }
 
 // send delivers one notification and says how it went.

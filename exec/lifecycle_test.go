@@ -213,6 +213,52 @@ func TestEngine_notifications(t *testing.T) {
 	g.Expect(got[0].Status.Overall.Phase).To(Equal(cyclonev1alpha1.StatusSucceeded))
 }
 
+// TestEngine_slowReceiverHoldsNoWorker: a receiver that does not answer
+// keeps its run's notification pending, and nothing else: with a single
+// reconcile worker, another run still runs to the end meanwhile. Once the
+// receiver answers, the outcome is recorded and the run is cleaned.
+func TestEngine_slowReceiverHoldsNoWorker(t *testing.T) {
+	requireCluster(t)
+	g := NewWithT(t)
+	arrived, release := make(chan struct{}, 1), make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case arrived <- struct{}{}:
+		default:
+		}
+		<-release
+	}))
+	defer srv.Close()
+	released := sync.OnceFunc(func() { close(release) })
+	defer released()
+	ns := newTenant(t)
+	cfg := testConfig()
+	cfg.MaxConcurrentReconciles = 1
+	cfg.HTTPClient = &http.Client{} // no timeout: the receiver decides
+	startEngine(t, env.Config, cfg)
+	createWorkflow(t, ns, "slow", []*cyclonev1alpha1.Stage{stage(ns, "a", succeed("0s"))}, items("a"),
+		func(wf *cyclonev1alpha1.Workflow) {
+			wf.Spec.Notification = cyclonev1alpha1.Notification{Receivers: []cyclonev1alpha1.NotificationReceiver{
+				{Type: cyclonev1alpha1.NotificationTypeWebhook, Addresses: []string{srv.URL}},
+			}}
+		})
+	createWorkflow(t, ns, "fast", []*cyclonev1alpha1.Stage{stage(ns, "b", succeed("0s"))}, items("b"))
+	createRun(t, ns, "waiting", "slow")
+	g.Eventually(arrived).WithTimeout(time.Minute).Should(Receive())
+
+	createRun(t, ns, "other", "fast")
+	waitRun(t, ns, "other", cyclonev1alpha1.StatusSucceeded)
+	waiting := getRun(g, ns, "waiting")
+	g.Expect(waiting.Status.Notifications).To(BeEmpty())
+	g.Expect(waiting.Status.Cleaned).To(BeFalse(), "GC waits for the notifications")
+
+	released()
+	run := waitRun(t, ns, "waiting", cyclonev1alpha1.StatusSucceeded)
+	g.Expect(run.Status.Notifications).To(Equal(map[string]cyclonev1alpha1.NotificationStatus{
+		"Webhook:" + srv.URL: {Result: cyclonev1alpha1.NotificationResultSucceeded},
+	}))
+}
+
 // maxLive is the most stage Pods alive at once in the event stream.
 func maxLive(events []podEvent) int {
 	live := map[string]bool{}

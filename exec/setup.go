@@ -37,6 +37,7 @@ func (r *Engine) SetupWithManager(mgr ctrl.Manager) error {
 	r.cfg = r.Config.withDefaults()
 	r.client = mgr.GetClient()
 	r.live = mgr.GetAPIReader()
+	r.deliveries = newDeliveries()
 
 	control, err := newPodCluster(mgr.GetConfig(), mgr.GetScheme())
 	if err != nil {
@@ -62,6 +63,7 @@ func (r *Engine) SetupWithManager(mgr ctrl.Manager) error {
 		Named("workflowrun").
 		For(&cyclonev1alpha1.WorkflowRun{}, builder.WithPredicates(runChanged())).
 		WatchesRawSource(podSource(control)).
+		WatchesRawSource(r.deliveries.source()).
 		WithOptions(controller.Options{MaxConcurrentReconciles: r.cfg.MaxConcurrentReconciles}).
 		Build(r)
 	if err != nil {
