@@ -56,6 +56,12 @@ type Config struct {
 	// GCTimeout fails a GC attempt that has not finished in time.
 	// Default 10 minutes.
 	GCTimeout time.Duration
+	// GCDelay keeps a finished run's stage Pods and scratch data this long
+	// before GC removes them, as Cyclone's gc.delaySeconds does: time to
+	// read the Pods' logs and look at the data. It counts from the run's
+	// completion time, so a restart does not start it over. A deleted run
+	// is cleaned at once. Default 0.
+	GCDelay time.Duration
 
 	// TenantParallelism caps the stages running at once across all runs of
 	// one tenant; 0 means no cap. The cap is counted from the engine's

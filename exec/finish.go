@@ -28,6 +28,12 @@ func (r *Engine) finish(ctx context.Context, s *scope) error {
 	if done, err := r.notify(ctx, s); err != nil || !done {
 		return err
 	}
+	if end := s.run.Status.Overall.CompletionTime; end != nil && !s.run.Status.Cleaned {
+		if due := end.Add(r.cfg.GCDelay); s.now.Before(due) {
+			s.wakeAt(due)
+			return nil
+		}
+	}
 	done, err := r.cleanup(ctx, s)
 	if err != nil || !done {
 		return err

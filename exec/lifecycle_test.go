@@ -114,6 +114,49 @@ func TestEngine_gcRetriesThenGivesUp(t *testing.T) {
 	}).Should(Succeed())
 }
 
+// TestEngine_gcDelayKeepsPodsForAWhile: with a GC delay, a finished
+// run's stage Pod stays for the delay after the run completed, then GC
+// removes it and the data; deleting a run does not wait.
+func TestEngine_gcDelayKeepsPodsForAWhile(t *testing.T) {
+	requireCluster(t)
+	g := NewWithT(t)
+	ns := newTenant(t)
+	worker := "cyclone-" + Tenant(ns) + "-worker"
+	rec := recordPods(t, k8s, worker)
+	cfg := testConfig()
+	cfg.GCDelay = 3 * time.Second
+	startEngine(t, env.Config, cfg)
+	createWorkflow(t, ns, "wf", []*cyclonev1alpha1.Stage{stage(ns, "a", succeed("0s"))}, items("a"))
+	createRun(t, ns, "kept", "wf")
+
+	var completed time.Time
+	g.Eventually(func(g Gomega) {
+		run := getRun(g, ns, "kept")
+		g.Expect(run.Status.Overall.Phase).To(Equal(cyclonev1alpha1.StatusSucceeded))
+		completed = run.Status.Overall.CompletionTime.Time
+	}).WithTimeout(30 * time.Second).Should(Succeed())
+	g.Consistently(func(g Gomega) {
+		g.Expect(k8s.Get(bg, key(worker, "kept-a-1"), &corev1.Pod{})).To(Succeed())
+		g.Expect(getRun(g, ns, "kept").Status.Cleaned).To(BeFalse())
+	}).WithTimeout(time.Until(completed.Add(cfg.GCDelay))).WithPolling(200 * time.Millisecond).Should(Succeed())
+	g.Eventually(func(g Gomega) {
+		g.Expect(getRun(g, ns, "kept").Status.Cleaned).To(BeTrue())
+	}).WithTimeout(30 * time.Second).Should(Succeed())
+	g.Expect(time.Now()).To(BeTemporally(">=", completed.Add(cfg.GCDelay)))
+	g.Expect(rec.all()).To(ContainElement(And(HaveField("Type", watch.Deleted), HaveField("Name", "kept-gc"))))
+
+	// A deleted run is cleaned at once.
+	run := createRun(t, ns, "deleted", "wf")
+	g.Eventually(func(g Gomega) {
+		g.Expect(getRun(g, ns, "deleted").Status.Overall.Phase).To(Equal(cyclonev1alpha1.StatusSucceeded))
+	}).WithTimeout(30 * time.Second).Should(Succeed())
+	g.Expect(k8s.Delete(bg, run)).To(Succeed())
+	g.Eventually(func() bool {
+		return apierrors.IsNotFound(k8s.Get(bg, key(ns, "deleted"), &cyclonev1alpha1.WorkflowRun{}))
+	}).WithTimeout(cfg.GCDelay).Should(BeTrue())
+	g.Expect(rec.all()).To(ContainElement(And(HaveField("Type", watch.Deleted), HaveField("Name", "deleted-gc"))))
+}
+
 func TestEngine_deletingARunCleansItsData(t *testing.T) {
 	requireCluster(t)
 	g := NewWithT(t)

@@ -69,6 +69,7 @@ applied and pruned, WorkflowRuns executed, WorkflowTriggers fired.`,
 	// apply of a few thousand objects take minutes.
 	f.Float32Var(&qps, "kube-api-qps", 50, "requests per second to the control cluster's API server, on average")
 	f.IntVar(&burst, "kube-api-burst", 300, "requests to the control cluster's API server in a burst")
+	f.DurationVar(&o.Exec.GCDelay, "gc-delay", 0, "how long a finished run's stage Pods and scratch data are kept before they are removed")
 	f.StringVar(&o.Exec.SMTP.Addr, "smtp-addr", "", "host:port of the SMTP server that sends Email notifications; none when empty")
 	f.StringVar(&o.Exec.SMTP.From, "smtp-from", "", "sender address of Email notifications")
 	f.StringVar(&o.Exec.SMTP.Username, "smtp-username", "", "user that authenticates with the SMTP server; none when empty")
