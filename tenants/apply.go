@@ -16,6 +16,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 )
 
@@ -153,22 +154,33 @@ func (a *Applier) applyStage(ctx context.Context, objs []*unstructured.Unstructu
 	return err
 }
 
-// create applies objects Live does not have. It returns the ones it
-// created, as the server returned them, and the ones that turned out to
+// create applies objects Live does not have. It returns references to
+// the ones it created, and the ones that turned out to
 // exist already: Live may lag behind an object created a moment ago, and
 // the apply then updated it, if it changed anything at all.
+//
+// The API server answers with the metadata alone: the rest of the object
+// is what was sent, and decoding it back would cost both sides more than
+// the apply itself does.
 func (a *Applier) create(ctx context.Context, objs []*unstructured.Unstructured) (created, configured []*unstructured.Unstructured, err error) {
 	results := make([]*unstructured.Unstructured, len(objs))
 	existed := make([]bool, len(objs))
 	// Creation times have a resolution of a second.
 	start := time.Now().Add(-time.Second)
 	err = a.each(ctx, objs, false, func(ctx context.Context, i int, o *unstructured.Unstructured) error {
-		applied := o.DeepCopy()
-		if err := a.Client.Apply(ctx, client.ApplyConfigurationFromUnstructured(applied), client.FieldOwner(FieldManager), client.ForceOwnership); err != nil {
+		body, err := json.Marshal(o.Object)
+		if err != nil {
+			return fmt.Errorf("%s: %w", ssautils.FmtUnstructured(o), err)
+		}
+		m := &metav1.PartialObjectMetadata{}
+		m.SetGroupVersionKind(o.GroupVersionKind())
+		m.SetNamespace(o.GetNamespace())
+		m.SetName(o.GetName())
+		if err := a.Client.Patch(ctx, m, client.RawPatch(types.ApplyPatchType, body), client.FieldOwner(FieldManager), client.ForceOwnership); err != nil {
 			return fmt.Errorf("%s apply failed: %w", ssautils.FmtUnstructured(o), err)
 		}
-		results[i] = applied
-		existed[i] = applied.GetCreationTimestamp().Time.Before(start)
+		results[i] = reference(o, m.UID)
+		existed[i] = m.CreationTimestamp.Time.Before(start)
 		return nil
 	})
 	for i, o := range results {
@@ -181,6 +193,17 @@ func (a *Applier) create(ctx context.Context, objs []*unstructured.Unstructured)
 		}
 	}
 	return created, configured, err
+}
+
+// reference is the identity of o with the UID the server gave it: enough
+// to report it and to delete exactly it.
+func reference(o *unstructured.Unstructured, uid types.UID) *unstructured.Unstructured {
+	r := &unstructured.Unstructured{}
+	r.SetGroupVersionKind(o.GroupVersionKind())
+	r.SetNamespace(o.GetNamespace())
+	r.SetName(o.GetName())
+	r.SetUID(uid)
+	return r
 }
 
 // undo deletes the objects a refused batch created, each only if it is
