@@ -22,6 +22,9 @@ const (
 	eventPush        = "push"
 	eventTag         = "tag"
 	eventPullRequest = "pullRequest"
+	// eventPullRequestComment is a new comment on an open pull or merge
+	// request.
+	eventPullRequestComment = "pullRequestComment"
 	// eventPing is GitHub's hello when a webhook is added: answered, never
 	// fired on.
 	eventPing = "ping"
@@ -29,14 +32,16 @@ const (
 
 // Global variables of the runs an SCM event starts.
 const (
-	// VarSCMEvent is push, tag or pullRequest.
+	// VarSCMEvent is push, tag, pullRequest or pullRequestComment.
 	VarSCMEvent = "SCM_EVENT"
 	// VarSCMRef is the Git ref: refs/heads/<branch>, refs/tags/<tag>,
 	// refs/pull/<n>/head (GitHub) or refs/merge-requests/<n>/head (GitLab).
 	VarSCMRef = "SCM_REF"
-	// VarSCMRevision is the commit SHA to build. It is also set as the
-	// SCM_REVISION parameter of every Resource the trigger's spec lists,
-	// which is what Cyclone's Git resolver checks out.
+	// VarSCMRevision is the commit SHA to build, or the ref, such as
+	// refs/pull/<n>/head, for a pull request comment whose event names no
+	// commit (GitHub's never do). It is also set as the SCM_REVISION
+	// parameter of every Resource the trigger's spec lists, which is what
+	// Cyclone's Git resolver checks out.
 	VarSCMRevision = "SCM_REVISION"
 	// VarSCMRepo is the repository's full name, "owner/repo".
 	VarSCMRepo = "SCM_REPO"
@@ -46,14 +51,19 @@ const (
 type scmEvent struct {
 	provider string
 	delivery string
-	// kind is push, tag, pullRequest or ping; empty for events no trigger
-	// fires on.
+	// kind is push, tag, pullRequest, pullRequestComment or ping; empty
+	// for events no trigger fires on.
 	kind string
 	repo string
 	ref  string
-	// branch is the pushed branch, or a pull request's target branch.
+	// branch is the pushed branch, or a pull request's target branch;
+	// empty for a GitHub comment, whose event does not say.
 	branch string
-	sha    string
+	// sha is empty for a GitHub comment, whose event does not say; the
+	// run builds ref instead.
+	sha string
+	// comment is the body of a pull request comment.
+	comment string
 }
 
 // maxDeliveryIDLength bounds the delivery id and event type headers.
@@ -110,6 +120,15 @@ type githubEvent struct {
 			Ref string `json:"ref"`
 		} `json:"base"`
 	} `json:"pull_request"`
+	Issue struct {
+		Number int    `json:"number"`
+		State  string `json:"state"`
+		// PullRequest is set only when the issue is a pull request.
+		PullRequest *struct{} `json:"pull_request"`
+	} `json:"issue"`
+	Comment struct {
+		Body string `json:"body"`
+	} `json:"comment"`
 }
 
 func parseGitHub(eventType string, body []byte) (scmEvent, error) {
@@ -134,6 +153,15 @@ func parseGitHub(eventType string, body []byte) (scmEvent, error) {
 			e.ref = "refs/pull/" + strconv.Itoa(p.PullRequest.Number) + "/head"
 			e.branch, e.sha = p.PullRequest.Base.Ref, p.PullRequest.Head.SHA
 		}
+	case "issue_comment":
+		// GitHub sends comments on plain issues as issue_comment too; an
+		// edited comment must not start the run a second time.
+		if p.Action == "created" && p.Issue.PullRequest != nil && p.Issue.State == "open" {
+			e.kind, e.comment = eventPullRequestComment, p.Comment.Body
+			// The event names no commit and gyre holds no API token to ask
+			// for one: the run builds whatever the head is when it fetches.
+			e.ref = "refs/pull/" + strconv.Itoa(p.Issue.Number) + "/head"
+		}
 	}
 	return e, e.validate()
 }
@@ -153,7 +181,18 @@ type gitlabEvent struct {
 		LastCommit   struct {
 			ID string `json:"id"`
 		} `json:"last_commit"`
+		Note         string `json:"note"`
+		NoteableType string `json:"noteable_type"`
 	} `json:"object_attributes"`
+	// MergeRequest is the merge request a note is on.
+	MergeRequest struct {
+		IID          int    `json:"iid"`
+		State        string `json:"state"`
+		TargetBranch string `json:"target_branch"`
+		LastCommit   struct {
+			ID string `json:"id"`
+		} `json:"last_commit"`
+	} `json:"merge_request"`
 }
 
 func parseGitLab(eventType string, body []byte) (scmEvent, error) {
@@ -177,6 +216,16 @@ func parseGitLab(eventType string, body []byte) (scmEvent, error) {
 			e.ref = "refs/merge-requests/" + strconv.Itoa(a.IID) + "/head"
 			e.branch, e.sha = a.TargetBranch, a.LastCommit.ID
 		}
+	case "Note Hook":
+		a, mr := p.ObjectAttributes, p.MergeRequest
+		// Older GitLab sends no action; "update" is an edited note, which
+		// must not start the run a second time.
+		created := a.Action == "create" || a.Action == ""
+		if a.NoteableType == "MergeRequest" && created && mr.State == "opened" {
+			e.kind, e.comment = eventPullRequestComment, a.Note
+			e.ref = "refs/merge-requests/" + strconv.Itoa(mr.IID) + "/head"
+			e.branch, e.sha = mr.TargetBranch, mr.LastCommit.ID
+		}
 	}
 	return e, e.validate()
 }
@@ -193,15 +242,28 @@ func refKind(ref string) (kind, branch string) {
 }
 
 // validate refuses an event that names no repository, or that would fire
-// with no commit to build.
+// with nothing to build: a comment may name only its pull request's ref,
+// every other event must name a commit.
 func (e scmEvent) validate() error {
 	if e.repo == "" {
 		return fmt.Errorf("%s event names no repository", e.provider)
 	}
-	if e.kind != "" && e.kind != eventPing && e.sha == "" {
+	switch {
+	case e.kind == "" || e.kind == eventPing:
+	case e.kind == eventPullRequestComment && e.ref != "":
+	case e.sha == "":
 		return fmt.Errorf("%s %s event names no commit", e.provider, e.kind)
 	}
 	return nil
+}
+
+// revision is what a run started by e checks out: the commit, or the ref
+// when the event names no commit.
+func (e scmEvent) revision() string {
+	if e.sha == "" {
+		return e.ref
+	}
+	return e.sha
 }
 
 // sameRepo reports whether a trigger's spec.scm.repo names the repository
@@ -227,6 +289,24 @@ func matches(policy cyclonev1alpha1.SCMTriggerPolicy, e scmEvent) bool {
 		return policy.TagRelease.Enabled
 	case eventPullRequest:
 		return policy.PullRequest.Enabled && branchMatches(policy.PullRequest.Branches, e.branch)
+	case eventPullRequestComment:
+		// Cyclone fires on a listed comment even when enabled is false;
+		// gyre asks for enabled as for every other kind of event, so that
+		// turning a policy off always stops it.
+		return policy.PullRequestComment.Enabled && commentMatches(policy.PullRequestComment.Comments, e.comment)
+	}
+	return false
+}
+
+// commentMatches reports whether comment is one of comments, ignoring
+// surrounding whitespace on both sides: GitHub keeps the "\r\n" of a body
+// that ends in a line break. An empty list matches no comment.
+func commentMatches(comments []string, comment string) bool {
+	comment = strings.TrimSpace(comment)
+	for _, c := range comments {
+		if strings.TrimSpace(c) == comment {
+			return true
+		}
 	}
 	return false
 }
@@ -250,7 +330,7 @@ func (e scmEvent) variables() []cyclonev1alpha1.GlobalVariable {
 	return []cyclonev1alpha1.GlobalVariable{
 		{Name: VarSCMEvent, Value: e.kind},
 		{Name: VarSCMRef, Value: e.ref},
-		{Name: VarSCMRevision, Value: e.sha},
+		{Name: VarSCMRevision, Value: e.revision()},
 		{Name: VarSCMRepo, Value: e.repo},
 	}
 }

@@ -1,6 +1,7 @@
 package trigger
 
 import (
+	"bytes"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
@@ -21,6 +22,17 @@ func readPayload(t testing.TB, name string) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// editPayload is a payload of testdata with old replaced by new, which
+// must be there.
+func editPayload(t testing.TB, name, old, new string) []byte {
+	t.Helper()
+	b := readPayload(t, name)
+	if !bytes.Contains(b, []byte(old)) {
+		t.Fatalf("%s holds no %s", name, old)
+	}
+	return bytes.ReplaceAll(b, []byte(old), []byte(new))
 }
 
 // githubSignature is what GitHub sends as X-Hub-Signature-256.
@@ -73,32 +85,59 @@ func TestParseEvent(t *testing.T) {
 		name      string
 		provider  string
 		eventType string
-		file      string
+		body      []byte
 		want      scmEvent
 	}{
-		{"A GitHub branch push is a push of its head commit", providerGitHub, "push", "github-push.json",
+		{"A GitHub branch push is a push of its head commit", providerGitHub, "push", readPayload(t, "github-push.json"),
 			scmEvent{provider: providerGitHub, kind: eventPush, repo: "gyreops/demo", ref: "refs/heads/main", branch: "main", sha: "0d1a26e67d8f5eaf1f6ba5c57fc3c7d91ac0fd1c"}},
-		{"A GitHub tag push is a tag event", providerGitHub, "push", "github-push-tag.json",
+		{"A GitHub tag push is a tag event", providerGitHub, "push", readPayload(t, "github-push-tag.json"),
 			scmEvent{provider: providerGitHub, kind: eventTag, repo: "gyreops/demo", ref: "refs/tags/v1.4.0", sha: "9c3b1f0e7a52d4be0f7d2cdd3b8a06f3e41c2b77"}},
-		{"A GitHub branch deletion fires nothing", providerGitHub, "push", "github-push-deleted.json",
+		{"A GitHub branch deletion fires nothing", providerGitHub, "push", readPayload(t, "github-push-deleted.json"),
 			scmEvent{provider: providerGitHub, repo: "gyreops/demo"}},
-		{"A GitHub pull request builds its head commit for its base branch", providerGitHub, "pull_request", "github-pull-request.json",
+		{"A GitHub pull request builds its head commit for its base branch", providerGitHub, "pull_request", readPayload(t, "github-pull-request.json"),
 			scmEvent{provider: providerGitHub, kind: eventPullRequest, repo: "gyreops/demo", ref: "refs/pull/42/head", branch: "main", sha: "e1f2a3b4c5d6e7f8a9b0c1d2e3f4a5b6c7d8e9f0"}},
-		{"A GitHub ping is a ping", providerGitHub, "ping", "github-ping.json",
+		{"A GitHub ping is a ping", providerGitHub, "ping", readPayload(t, "github-ping.json"),
 			scmEvent{provider: providerGitHub, kind: eventPing, repo: "gyreops/demo"}},
-		{"A GitHub event of another type fires nothing", providerGitHub, "star", "github-ping.json",
+		{"A GitHub event of another type fires nothing", providerGitHub, "star", readPayload(t, "github-ping.json"),
 			scmEvent{provider: providerGitHub, repo: "gyreops/demo"}},
-		{"A GitLab push is a push of its checkout commit", providerGitLab, "Push Hook", "gitlab-push.json",
+		{"A GitLab push is a push of its checkout commit", providerGitLab, "Push Hook", readPayload(t, "gitlab-push.json"),
 			scmEvent{provider: providerGitLab, kind: eventPush, repo: "gyreops/demo", ref: "refs/heads/main", branch: "main", sha: "da1560886d4f094c3e6c9ef40349f7d38b5d27d7"}},
-		{"A GitLab tag push is a tag event", providerGitLab, "Tag Push Hook", "gitlab-tag-push.json",
+		{"A GitLab tag push is a tag event", providerGitLab, "Tag Push Hook", readPayload(t, "gitlab-tag-push.json"),
 			scmEvent{provider: providerGitLab, kind: eventTag, repo: "gyreops/demo", ref: "refs/tags/v1.4.0", sha: "82b3d5ae55f7080f1e6022629cdb57bfae7cccc7"}},
-		{"A GitLab merge request update with new commits builds its last commit", providerGitLab, "Merge Request Hook", "gitlab-merge-request.json",
+		{"A GitLab merge request update with new commits builds its last commit", providerGitLab, "Merge Request Hook", readPayload(t, "gitlab-merge-request.json"),
 			scmEvent{provider: providerGitLab, kind: eventPullRequest, repo: "gyreops/demo", ref: "refs/merge-requests/17/head", branch: "main", sha: "b83d6e391c22777fca1ed3012fce84f633d7fed0"}},
+		{"A new GitHub comment on an open pull request builds the pull request's head ref", providerGitHub, "issue_comment", readPayload(t, "github-pull-request-comment.json"),
+			scmEvent{provider: providerGitHub, kind: eventPullRequestComment, repo: "gyreops/demo", ref: "refs/pull/42/head", comment: "/test\r\n"}},
+		{"An edited GitHub comment fires nothing", providerGitHub, "issue_comment",
+			editPayload(t, "github-pull-request-comment.json", `"action": "created"`, `"action": "edited"`),
+			scmEvent{provider: providerGitHub, repo: "gyreops/demo"}},
+		{"A GitHub comment on a closed pull request fires nothing", providerGitHub, "issue_comment",
+			editPayload(t, "github-pull-request-comment.json", `"state": "open"`, `"state": "closed"`),
+			scmEvent{provider: providerGitHub, repo: "gyreops/demo"}},
+		{"A GitHub comment on an issue that is not a pull request fires nothing", providerGitHub, "issue_comment", readPayload(t, "github-issue-comment.json"),
+			scmEvent{provider: providerGitHub, repo: "gyreops/demo"}},
+		{"A new GitLab note on an open merge request builds its last commit", providerGitLab, "Note Hook", readPayload(t, "gitlab-merge-request-note.json"),
+			scmEvent{provider: providerGitLab, kind: eventPullRequestComment, repo: "gyreops/demo", ref: "refs/merge-requests/17/head", branch: "main", sha: "b83d6e391c22777fca1ed3012fce84f633d7fed0", comment: "/test"}},
+		{"A GitLab note from a version that sends no action counts as new", providerGitLab, "Note Hook",
+			editPayload(t, "gitlab-merge-request-note.json", `"action": "create",`, ``),
+			scmEvent{provider: providerGitLab, kind: eventPullRequestComment, repo: "gyreops/demo", ref: "refs/merge-requests/17/head", branch: "main", sha: "b83d6e391c22777fca1ed3012fce84f633d7fed0", comment: "/test"}},
+		{"A GitLab note on a merge request whose last commit is missing builds its head ref", providerGitLab, "Note Hook",
+			editPayload(t, "gitlab-merge-request-note.json", `"id": "b83d6e391c22777fca1ed3012fce84f633d7fed0"`, `"id": ""`),
+			scmEvent{provider: providerGitLab, kind: eventPullRequestComment, repo: "gyreops/demo", ref: "refs/merge-requests/17/head", branch: "main", comment: "/test"}},
+		{"An edited GitLab note fires nothing", providerGitLab, "Note Hook",
+			editPayload(t, "gitlab-merge-request-note.json", `"action": "create"`, `"action": "update"`),
+			scmEvent{provider: providerGitLab, repo: "gyreops/demo"}},
+		{"A GitLab note on a merged merge request fires nothing", providerGitLab, "Note Hook",
+			editPayload(t, "gitlab-merge-request-note.json", `"state": "opened"`, `"state": "merged"`),
+			scmEvent{provider: providerGitLab, repo: "gyreops/demo"}},
+		{"A GitLab note on a commit fires nothing", providerGitLab, "Note Hook",
+			editPayload(t, "gitlab-merge-request-note.json", `"noteable_type": "MergeRequest"`, `"noteable_type": "Commit"`),
+			scmEvent{provider: providerGitLab, repo: "gyreops/demo"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			g := NewWithT(t)
-			e, err := parseEvent(tt.provider, tt.eventType, readPayload(t, tt.file))
+			e, err := parseEvent(tt.provider, tt.eventType, tt.body)
 			g.Expect(err).NotTo(HaveOccurred())
 			g.Expect(e).To(Equal(tt.want))
 		})
@@ -113,29 +152,74 @@ func TestParseEvent(t *testing.T) {
 		_, err := parseEvent(providerGitLab, "Push Hook", []byte(`{"ref":"refs/heads/main","checkout_sha":"abc","after":"abc"}`))
 		g.Expect(err).To(MatchError(ContainSubstring("names no repository")))
 	})
+	t.Run("A pull request that names no commit is refused", func(t *testing.T) {
+		g := NewWithT(t)
+		_, err := parseEvent(providerGitHub, "pull_request", editPayload(t, "github-pull-request.json",
+			`"sha": "e1f2a3b4c5d6e7f8a9b0c1d2e3f4a5b6c7d8e9f0"`, `"sha": ""`))
+		g.Expect(err).To(MatchError(ContainSubstring("names no commit")))
+	})
 }
 
 func TestMatches(t *testing.T) {
 	policy := cyclonev1alpha1.SCMTriggerPolicy{
 		Push:        cyclonev1alpha1.SCMTriggerPush{SCMTriggerBasic: cyclonev1alpha1.SCMTriggerBasic{Enabled: true}, Branches: []string{"main", "release/*"}},
 		PullRequest: cyclonev1alpha1.SCMTriggerPullRequest{SCMTriggerBasic: cyclonev1alpha1.SCMTriggerBasic{Enabled: true}},
+		PullRequestComment: cyclonev1alpha1.SCMTriggerPullRequestComment{
+			SCMTriggerBasic: cyclonev1alpha1.SCMTriggerBasic{Enabled: true}, Comments: []string{"/test", "/retest "},
+		},
 	}
+	commentsOff := policy
+	commentsOff.PullRequestComment.Enabled = false
+	noComments := policy
+	noComments.PullRequestComment.Comments = nil
 	tests := []struct {
-		name string
-		e    scmEvent
-		want bool
+		name   string
+		policy cyclonev1alpha1.SCMTriggerPolicy
+		e      scmEvent
+		want   bool
 	}{
-		{"A push to a listed branch fires", scmEvent{kind: eventPush, branch: "main"}, true},
-		{"A push to a branch matching a glob fires", scmEvent{kind: eventPush, branch: "release/1.4"}, true},
-		{"A push to another branch does not fire", scmEvent{kind: eventPush, branch: "feature/x"}, false},
-		{"A pull request to any branch fires when no branches are listed", scmEvent{kind: eventPullRequest, branch: "dev"}, true},
-		{"A tag does not fire when tag releases are off", scmEvent{kind: eventTag}, false},
-		{"An event of no kind never fires", scmEvent{}, false},
+		{"A push to a listed branch fires", policy, scmEvent{kind: eventPush, branch: "main"}, true},
+		{"A push to a branch matching a glob fires", policy, scmEvent{kind: eventPush, branch: "release/1.4"}, true},
+		{"A push to another branch does not fire", policy, scmEvent{kind: eventPush, branch: "feature/x"}, false},
+		{"A pull request to any branch fires when no branches are listed", policy, scmEvent{kind: eventPullRequest, branch: "dev"}, true},
+		{"A tag does not fire when tag releases are off", policy, scmEvent{kind: eventTag}, false},
+		{"An event of no kind never fires", policy, scmEvent{}, false},
+		{"A listed comment fires", policy, scmEvent{kind: eventPullRequestComment, comment: "/test"}, true},
+		{"A listed comment ending in a line break still fires", policy, scmEvent{kind: eventPullRequestComment, comment: "/test\r\n"}, true},
+		{"A comment fires on a listed entry with surrounding spaces", policy, scmEvent{kind: eventPullRequestComment, comment: "/retest"}, true},
+		{"A comment that only starts with a listed one does not fire", policy, scmEvent{kind: eventPullRequestComment, comment: "/test please"}, false},
+		{"A listed comment in another case does not fire", policy, scmEvent{kind: eventPullRequestComment, comment: "/Test"}, false},
+		{"A listed comment does not fire when the comment policy is off", commentsOff, scmEvent{kind: eventPullRequestComment, comment: "/test"}, false},
+		{"No comment fires when none are listed", noComments, scmEvent{kind: eventPullRequestComment, comment: "/test"}, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			g := NewWithT(t)
-			g.Expect(matches(policy, tt.e)).To(Equal(tt.want))
+			g.Expect(matches(tt.policy, tt.e)).To(Equal(tt.want))
+		})
+	}
+}
+
+func TestSCMEvent_variables(t *testing.T) {
+	tests := []struct {
+		name         string
+		e            scmEvent
+		wantRevision string
+	}{
+		{"An event that names a commit builds the commit",
+			scmEvent{kind: eventPullRequestComment, ref: "refs/merge-requests/17/head", sha: "b83d6e391c22777fca1ed3012fce84f633d7fed0"},
+			"b83d6e391c22777fca1ed3012fce84f633d7fed0"},
+		{"A comment that names no commit builds its pull request's head ref",
+			scmEvent{kind: eventPullRequestComment, ref: "refs/pull/42/head"}, "refs/pull/42/head"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			g := NewWithT(t)
+			g.Expect(tt.e.variables()).To(ContainElements(
+				cyclonev1alpha1.GlobalVariable{Name: VarSCMEvent, Value: eventPullRequestComment},
+				cyclonev1alpha1.GlobalVariable{Name: VarSCMRef, Value: tt.e.ref},
+				cyclonev1alpha1.GlobalVariable{Name: VarSCMRevision, Value: tt.wantRevision},
+			))
 		})
 	}
 }

@@ -52,8 +52,8 @@ type WebhookOptions struct {
 }
 
 // WebhookServer starts WorkflowRuns of SCM WorkflowTriggers on signed
-// GitHub and GitLab push, tag and pull request events. It is an
-// http.Handler and a controller-runtime Runnable.
+// GitHub and GitLab push, tag, pull request and pull request comment
+// events. It is an http.Handler and a controller-runtime Runnable.
 type WebhookServer struct {
 	client  client.Client
 	opts    WebhookOptions
@@ -253,7 +253,7 @@ func (s *WebhookServer) fire(ctx context.Context, log logr.Logger, trig *cyclone
 	}, e.variables())
 	for i := range run.Spec.ResourceParams {
 		rp := &run.Spec.ResourceParams[i]
-		rp.Parameters = setParameter(rp.Parameters, VarSCMRevision, e.sha)
+		rp.Parameters = setParameter(rp.Parameters, VarSCMRevision, e.revision())
 	}
 	fr := firedRun{Trigger: trig.Name, Run: run.Name}
 	if err := s.client.Create(ctx, run); err != nil {
@@ -264,10 +264,10 @@ func (s *WebhookServer) fire(ctx context.Context, log logr.Logger, trig *cyclone
 		return fr, fmt.Errorf("create run %q for trigger %q: %w", run.Name, trig.Name, err)
 	}
 	fr.Created = true
-	log.Info("Started run", "WorkflowRun", klog.KObj(run), "ref", e.ref, "revision", e.sha)
+	log.Info("Started run", "WorkflowRun", klog.KObj(run), "ref", e.ref, "revision", e.revision())
 	if s.opts.Recorder != nil {
 		s.opts.Recorder.Eventf(trig, run, corev1.EventTypeNormal, ReasonFired, ReasonFired,
-			"Started WorkflowRun %s for %s %s of %s", run.Name, e.kind, e.ref, e.sha)
+			"Started WorkflowRun %s for %s %s of %s", run.Name, e.kind, e.ref, e.revision())
 	}
 	fired := cyclonev1alpha1.FiredRun{Name: run.Name, Time: &metav1.Time{Time: s.opts.Clock.Now()}, Event: e.kind}
 	if err := s.tally.record(ctx, client.ObjectKeyFromObject(trig), fired); err != nil {

@@ -30,7 +30,8 @@ const (
 // newWebhookTest makes a namespace with SCM triggers for gyreops/demo and
 // gyreops/other and a server for them.
 //
-//   - build: push to main, pull requests to main, tags; Secret scm-demo.
+//   - build: push to main, pull requests to main, tags, "/test" comments on
+//     pull requests; Secret scm-demo.
 //   - mirror: pushes to any branch; Secret scm-mirror, another secret.
 //   - other: gyreops/other; Secret scm-demo.
 //   - paused: like build but disabled.
@@ -52,6 +53,9 @@ func newWebhookTest(t *testing.T) (string, *WebhookServer) {
 		Push:        cyclonev1alpha1.SCMTriggerPush{SCMTriggerBasic: on, Branches: []string{"main"}},
 		PullRequest: cyclonev1alpha1.SCMTriggerPullRequest{SCMTriggerBasic: on, Branches: []string{"main"}},
 		TagRelease:  cyclonev1alpha1.SCMTriggerTagRelease{SCMTriggerBasic: on},
+		PullRequestComment: cyclonev1alpha1.SCMTriggerPullRequestComment{
+			SCMTriggerBasic: on, Comments: []string{"/test"},
+		},
 	}
 	pushAll := cyclonev1alpha1.SCMTriggerPolicy{Push: cyclonev1alpha1.SCMTriggerPush{SCMTriggerBasic: on}}
 	for _, tc := range []struct {
@@ -155,7 +159,7 @@ func TestWebhookServer_deliveries(t *testing.T) {
 		wantTriggers []string
 		wantEvent    string
 		wantRef      string
-		wantSHA      string
+		wantRevision string
 	}{
 		{
 			name: "A signed GitHub push to main starts one run of the trigger whose secret signed it",
@@ -163,7 +167,7 @@ func TestWebhookServer_deliveries(t *testing.T) {
 				return delivery{providerGitHub, "push", uuid, readPayload(t, "github-push.json"), "good", ""}
 			},
 			wantCode: http.StatusAccepted, wantTriggers: []string{"build"},
-			wantEvent: eventPush, wantRef: "refs/heads/main", wantSHA: "0d1a26e67d8f5eaf1f6ba5c57fc3c7d91ac0fd1c",
+			wantEvent: eventPush, wantRef: "refs/heads/main", wantRevision: "0d1a26e67d8f5eaf1f6ba5c57fc3c7d91ac0fd1c",
 		},
 		{
 			name: "A GitHub push signed with the other trigger's secret starts only that trigger's run",
@@ -171,7 +175,7 @@ func TestWebhookServer_deliveries(t *testing.T) {
 				return delivery{providerGitHub, "push", uuid, readPayload(t, "github-push-feature.json"), "good", mirrorSecret}
 			},
 			wantCode: http.StatusAccepted, wantTriggers: []string{"mirror"},
-			wantEvent: eventPush, wantRef: "refs/heads/feature/faster-builds", wantSHA: "0d1a26e67d8f5eaf1f6ba5c57fc3c7d91ac0fd1c",
+			wantEvent: eventPush, wantRef: "refs/heads/feature/faster-builds", wantRevision: "0d1a26e67d8f5eaf1f6ba5c57fc3c7d91ac0fd1c",
 		},
 		{
 			name: "A GitHub push with a wrong signature is refused and starts nothing",
@@ -208,7 +212,7 @@ func TestWebhookServer_deliveries(t *testing.T) {
 				return delivery{providerGitHub, "push", uuid, readPayload(t, "github-push-tag.json"), "good", ""}
 			},
 			wantCode: http.StatusAccepted, wantTriggers: []string{"build"},
-			wantEvent: eventTag, wantRef: "refs/tags/v1.4.0", wantSHA: "9c3b1f0e7a52d4be0f7d2cdd3b8a06f3e41c2b77",
+			wantEvent: eventTag, wantRef: "refs/tags/v1.4.0", wantRevision: "9c3b1f0e7a52d4be0f7d2cdd3b8a06f3e41c2b77",
 		},
 		{
 			name: "A signed GitHub pull request to main starts a run of its head commit",
@@ -216,7 +220,23 @@ func TestWebhookServer_deliveries(t *testing.T) {
 				return delivery{providerGitHub, "pull_request", uuid, readPayload(t, "github-pull-request.json"), "good", ""}
 			},
 			wantCode: http.StatusAccepted, wantTriggers: []string{"build"},
-			wantEvent: eventPullRequest, wantRef: "refs/pull/42/head", wantSHA: "e1f2a3b4c5d6e7f8a9b0c1d2e3f4a5b6c7d8e9f0",
+			wantEvent: eventPullRequest, wantRef: "refs/pull/42/head", wantRevision: "e1f2a3b4c5d6e7f8a9b0c1d2e3f4a5b6c7d8e9f0",
+		},
+		{
+			name: "A signed GitHub \"/test\" comment on an open pull request starts a run of the pull request's head ref",
+			d: func(t *testing.T) delivery {
+				return delivery{providerGitHub, "issue_comment", uuid, readPayload(t, "github-pull-request-comment.json"), "good", ""}
+			},
+			wantCode: http.StatusAccepted, wantTriggers: []string{"build"},
+			wantEvent: eventPullRequestComment, wantRef: "refs/pull/42/head", wantRevision: "refs/pull/42/head",
+		},
+		{
+			name: "A signed GitHub comment that no trigger lists starts nothing",
+			d: func(t *testing.T) delivery {
+				body := editPayload(t, "github-pull-request-comment.json", `"body": "/test\r\n"`, `"body": "/test please"`)
+				return delivery{providerGitHub, "issue_comment", uuid, body, "good", ""}
+			},
+			wantCode: http.StatusOK,
 		},
 		{
 			name: "A signed GitHub ping is answered and starts nothing",
@@ -245,7 +265,7 @@ func TestWebhookServer_deliveries(t *testing.T) {
 				return delivery{providerGitLab, "Push Hook", uuid, readPayload(t, "gitlab-push.json"), "good", ""}
 			},
 			wantCode: http.StatusAccepted, wantTriggers: []string{"build"},
-			wantEvent: eventPush, wantRef: "refs/heads/main", wantSHA: "da1560886d4f094c3e6c9ef40349f7d38b5d27d7",
+			wantEvent: eventPush, wantRef: "refs/heads/main", wantRevision: "da1560886d4f094c3e6c9ef40349f7d38b5d27d7",
 		},
 		{
 			name: "A GitLab push with a wrong token is refused and starts nothing",
@@ -267,7 +287,7 @@ func TestWebhookServer_deliveries(t *testing.T) {
 				return delivery{providerGitLab, "Tag Push Hook", uuid, readPayload(t, "gitlab-tag-push.json"), "good", ""}
 			},
 			wantCode: http.StatusAccepted, wantTriggers: []string{"build"},
-			wantEvent: eventTag, wantRef: "refs/tags/v1.4.0", wantSHA: "82b3d5ae55f7080f1e6022629cdb57bfae7cccc7",
+			wantEvent: eventTag, wantRef: "refs/tags/v1.4.0", wantRevision: "82b3d5ae55f7080f1e6022629cdb57bfae7cccc7",
 		},
 		{
 			name: "A GitLab merge request to main starts a run of its last commit",
@@ -275,7 +295,15 @@ func TestWebhookServer_deliveries(t *testing.T) {
 				return delivery{providerGitLab, "Merge Request Hook", uuid, readPayload(t, "gitlab-merge-request.json"), "good", ""}
 			},
 			wantCode: http.StatusAccepted, wantTriggers: []string{"build"},
-			wantEvent: eventPullRequest, wantRef: "refs/merge-requests/17/head", wantSHA: "b83d6e391c22777fca1ed3012fce84f633d7fed0",
+			wantEvent: eventPullRequest, wantRef: "refs/merge-requests/17/head", wantRevision: "b83d6e391c22777fca1ed3012fce84f633d7fed0",
+		},
+		{
+			name: "A GitLab \"/test\" note on an open merge request starts a run of its last commit",
+			d: func(t *testing.T) delivery {
+				return delivery{providerGitLab, "Note Hook", uuid, readPayload(t, "gitlab-merge-request-note.json"), "good", ""}
+			},
+			wantCode: http.StatusAccepted, wantTriggers: []string{"build"},
+			wantEvent: eventPullRequestComment, wantRef: "refs/merge-requests/17/head", wantRevision: "b83d6e391c22777fca1ed3012fce84f633d7fed0",
 		},
 		{
 			name: "A signed body over one MiB is refused with 413 and starts nothing",
@@ -313,12 +341,12 @@ func TestWebhookServer_deliveries(t *testing.T) {
 				g.Expect(run.Spec.GlobalVariables).To(ConsistOf(
 					cyclonev1alpha1.GlobalVariable{Name: VarSCMEvent, Value: tt.wantEvent},
 					cyclonev1alpha1.GlobalVariable{Name: VarSCMRef, Value: tt.wantRef},
-					cyclonev1alpha1.GlobalVariable{Name: VarSCMRevision, Value: tt.wantSHA},
+					cyclonev1alpha1.GlobalVariable{Name: VarSCMRevision, Value: tt.wantRevision},
 					cyclonev1alpha1.GlobalVariable{Name: VarSCMRepo, Value: "gyreops/demo"},
 				))
 				g.Expect(run.Spec.ResourceParams).To(HaveLen(1))
 				g.Expect(run.Spec.ResourceParams[0].Parameters).To(HaveLen(1))
-				g.Expect(*run.Spec.ResourceParams[0].Parameters[0].Value).To(Equal(tt.wantSHA))
+				g.Expect(*run.Spec.ResourceParams[0].Parameters[0].Value).To(Equal(tt.wantRevision))
 
 				st := getTrigger(g, ns, name).Status
 				g.Expect(st.Count).To(Equal(1))
