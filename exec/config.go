@@ -5,6 +5,8 @@ import (
 	"strings"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/utils/clock"
 )
 
@@ -56,6 +58,11 @@ type Config struct {
 	// GCTimeout fails a GC attempt that has not finished in time.
 	// Default 10 minutes.
 	GCTimeout time.Duration
+	// GCResources sizes the GC Pod's container, so that a worker
+	// namespace whose ResourceQuota counts CPU and memory admits it.
+	// Default Cyclone's: requests 100m CPU and 128Mi memory, limits 200m
+	// and 256Mi.
+	GCResources corev1.ResourceRequirements
 	// GCDelay keeps a finished run's stage Pods and scratch data this long
 	// before GC removes them, as Cyclone's gc.delaySeconds does: time to
 	// read the Pods' logs and look at the data. It counts from the run's
@@ -152,6 +159,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.GCAttempts <= 0 {
 		c.GCAttempts = 3
+	}
+	if c.GCResources.Requests == nil && c.GCResources.Limits == nil {
+		c.GCResources = corev1.ResourceRequirements{
+			Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("100m"), corev1.ResourceMemory: resource.MustParse("128Mi")},
+			Limits:   corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("200m"), corev1.ResourceMemory: resource.MustParse("256Mi")},
+		}
 	}
 	if c.GCTimeout <= 0 {
 		c.GCTimeout = 10 * time.Minute

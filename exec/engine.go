@@ -254,10 +254,8 @@ func (r *Engine) progress(ctx context.Context, s *scope) error {
 	if err := r.writeStatus(ctx, run, st); err != nil {
 		return err
 	}
-	for _, pod := range create {
-		if err := r.createPod(ctx, s, pod); err != nil {
-			return err
-		}
+	if err := r.createPods(ctx, s, create); err != nil {
+		return err
 	}
 	return r.deleteStrayPods(ctx, s, pods)
 }

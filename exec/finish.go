@@ -178,6 +178,7 @@ func (r *Engine) createGCPod(ctx context.Context, s *scope) error {
 				// the workspace.
 				Command:      []string{"rm", "-rf", workspace + "/" + run.Name},
 				VolumeMounts: []corev1.VolumeMount{{Name: dataVolume, MountPath: workspace}},
+				Resources:    *r.cfg.GCResources.DeepCopy(),
 			}},
 			Volumes: []corev1.Volume{dataVolumeSource(s.target.pvc)},
 		},

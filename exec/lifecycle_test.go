@@ -12,6 +12,8 @@ import (
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -376,4 +378,57 @@ func TestEngine_reconcilesPerRun(t *testing.T) {
 	n := e.reconciles.Load()
 	t.Logf("%d reconciles for a run of 5 stages", n)
 	g.Expect(n).To(BeNumerically("<", maxReconciles))
+}
+
+// TestEngine_runsUnderATenantQuota: a worker namespace whose
+// ResourceQuota counts CPU and memory admits only Pods whose every
+// container says how much it needs. The Workflow sizes the stage's own
+// containers; the engine's helpers and the GC Pod must say it too, or the
+// API server refuses the Pods.
+func TestEngine_runsUnderATenantQuota(t *testing.T) {
+	requireCluster(t)
+	g := NewWithT(t)
+	ns := newTenant(t)
+	worker := "cyclone-" + Tenant(ns) + "-worker"
+	quota := &corev1.ResourceQuota{
+		ObjectMeta: metav1.ObjectMeta{Name: "cyclone-quota", Namespace: worker},
+		Spec: corev1.ResourceQuotaSpec{Hard: corev1.ResourceList{
+			corev1.ResourceRequestsCPU: resource.MustParse("4"), corev1.ResourceLimitsCPU: resource.MustParse("8"),
+			corev1.ResourceRequestsMemory: resource.MustParse("8Gi"), corev1.ResourceLimitsMemory: resource.MustParse("16Gi"),
+		}},
+	}
+	g.Expect(k8s.Create(bg, quota)).To(Succeed())
+	// The quota admits nothing until the quota controller has counted it.
+	g.Eventually(func(g Gomega) {
+		g.Expect(k8s.Get(bg, client.ObjectKeyFromObject(quota), quota)).To(Succeed())
+		g.Expect(quota.Status.Hard).NotTo(BeEmpty())
+	}).WithTimeout(30 * time.Second).Should(Succeed())
+	startEngine(t, env.Config, testConfig())
+	src := &cyclonev1alpha1.Resource{ObjectMeta: metav1.ObjectMeta{Name: "src", Namespace: ns}, Spec: cyclonev1alpha1.ResourceSpec{
+		Type: cyclonev1alpha1.GitResourceType, Parameters: []cyclonev1alpha1.ParameterItem{
+			{Name: "SCM_URL", Value: ptr.To("https://git.example/app")}, {Name: "SCM_REVISION", Value: ptr.To("main")}}}}
+	g.Expect(k8s.Create(bg, src)).To(Succeed())
+	build := stage(ns, "build", succeed("0s"))
+	build.Spec.Pod.Inputs.Resources = []cyclonev1alpha1.ResourceItem{{Name: "src", Path: "/src"}}
+	createWorkflow(t, ns, "wf", []*cyclonev1alpha1.Stage{build}, items("build"), func(wf *cyclonev1alpha1.Workflow) {
+		wf.Spec.Resources = &corev1.ResourceRequirements{
+			Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("500m"), corev1.ResourceMemory: resource.MustParse("512Mi")},
+			Limits:   corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("1"), corev1.ResourceMemory: resource.MustParse("1Gi")},
+		}
+	})
+	createRun(t, ns, "run1", "wf")
+
+	run := waitRun(t, ns, "run1", cyclonev1alpha1.StatusSucceeded)
+	g.Expect(run.Status.GC.Phase).To(Equal(cyclonev1alpha1.GCSucceeded))
+
+	// A stage the quota cannot admit says why on its status, and waits.
+	createWorkflow(t, ns, "unsized", []*cyclonev1alpha1.Stage{stage(ns, "plain", succeed("0s"))}, items("plain"))
+	createRun(t, ns, "run2", "unsized")
+	g.Eventually(func(g Gomega) {
+		ss := getRun(g, ns, "run2").Status.Stages["plain"]
+		g.Expect(ss).NotTo(BeNil())
+		g.Expect(ss.Status.Phase).To(Equal(cyclonev1alpha1.StatusPending))
+		g.Expect(ss.Status.Reason).To(Equal(ReasonPodRefused))
+		g.Expect(ss.Status.Message).To(And(ContainSubstring("run2-plain-1"), ContainSubstring("cyclone-quota"), ContainSubstring("must specify")))
+	}).WithTimeout(30 * time.Second).Should(Succeed())
 }

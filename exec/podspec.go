@@ -166,7 +166,9 @@ func (c Config) stagePod(in stagePodInput) (*corev1.Pod, error) {
 	}
 	for i := range spec.InitContainers {
 		substituteContainer(&spec.InitContainers[i], args)
+		fillResources(&spec.InitContainers[i].Resources, defaults)
 	}
+	userInit := len(spec.InitContainers)
 	spec.Volumes = append(spec.Volumes, dataVolumeSource(in.PVC),
 		corev1.Volume{Name: coordinatorVolume, VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}})
 	name := podName(run.Name, stage.Name, in.Attempt)
@@ -275,6 +277,17 @@ func (c Config) stagePod(in stagePodInput) (*corev1.Pod, error) {
 			{Name: coordinatorVolume, MountPath: CoordinatorVolumePath},
 		},
 	})
+	// A ResourceQuota that counts CPU or memory admits a Pod only when
+	// every container names what it needs. The engine's helpers name
+	// every resource the stage's defaults name, at zero, as Cyclone's do:
+	// they need next to nothing, and the tenant's quota is for its work.
+	helper := zeroResources(defaults)
+	for i := userInit; i < len(spec.InitContainers); i++ {
+		fillResources(&spec.InitContainers[i].Resources, helper)
+	}
+	for i := len(workloadNames); i < len(spec.Containers); i++ {
+		fillResources(&spec.Containers[i].Resources, helper)
+	}
 	if err := addPresetVolumes(&spec, run.Spec.PresetVolumes, len(workloadNames)); err != nil {
 		return nil, err
 	}
@@ -427,6 +440,18 @@ func defaultResources(wf *cyclonev1alpha1.Workflow, project *cyclonev1alpha1.Pro
 		maps.Copy(out.Limits, wf.Spec.Resources.Limits)
 	}
 	return out, nil
+}
+
+// zeroResources names every resource of r at zero.
+func zeroResources(r corev1.ResourceRequirements) corev1.ResourceRequirements {
+	zero := func(l corev1.ResourceList) corev1.ResourceList {
+		out := make(corev1.ResourceList, len(l))
+		for name := range l {
+			out[name] = resource.Quantity{}
+		}
+		return out
+	}
+	return corev1.ResourceRequirements{Requests: zero(r.Requests), Limits: zero(r.Limits)}
 }
 
 func fillResources(r *corev1.ResourceRequirements, defaults corev1.ResourceRequirements) {

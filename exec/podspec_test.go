@@ -99,6 +99,23 @@ func TestStagePod(t *testing.T) {
 		g.Expect(r.Limits.Memory().String()).To(Equal("1Gi"))
 		g.Expect(r.Requests.Cpu().String()).To(Equal("500m"))
 	})
+	t.Run("The engine's containers name the same resources at zero, so that a quota admits the Pod.", func(t *testing.T) {
+		g := NewWithT(t)
+		in := podInput()
+		in.Stage.Spec.Pod.Spec.InitContainers = []corev1.Container{{Name: "prepare", Image: "busybox"}}
+		pod, err := cfg.stagePod(in)
+		g.Expect(err).NotTo(HaveOccurred())
+		zero := corev1.ResourceRequirements{
+			Requests: corev1.ResourceList{corev1.ResourceCPU: resource.Quantity{}},
+			Limits:   corev1.ResourceList{corev1.ResourceCPU: resource.Quantity{}, corev1.ResourceMemory: resource.Quantity{}},
+		}
+		g.Expect(pod.Spec.InitContainers[0].Resources.Limits.Memory().String()).To(Equal("1Gi"), "the Stage's own init container is sized as its containers")
+		helpers := append(pod.Spec.InitContainers[1:], pod.Spec.Containers[1:]...)
+		g.Expect(helpers).To(HaveLen(3)) // the input resolver, the output resolver, the coordinator
+		for _, c := range helpers {
+			g.Expect(c.Resources).To(Equal(zero), c.Name)
+		}
+	})
 	t.Run("Input resources are pulled by init containers with the run's parameters.", func(t *testing.T) {
 		g := NewWithT(t)
 		pod, _ := cfg.stagePod(podInput())

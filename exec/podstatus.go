@@ -27,6 +27,7 @@ const (
 	ReasonInvalidWorkflow   = "InvalidWorkflow"
 	ReasonClusterNotFound   = "ExecutionClusterNotFound"
 	ReasonPodNameConflict   = "PodNameConflict"
+	ReasonPodRefused        = "PodRefused"
 	ReasonStageFailed       = "StageFailed"
 	ReasonCompleted         = "Completed"
 	ReasonWaitingForCluster = "WaitingForCluster"

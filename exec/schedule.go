@@ -190,6 +190,52 @@ func (r *Engine) project(ctx context.Context, s *scope) (*cyclonev1alpha1.Projec
 	return p, nil
 }
 
+// createPods creates the Pods of attempts the status records. A Pod the
+// API server refuses is reported on its stage rather than only in the
+// controller's log: refused as invalid, the attempt fails, since the same
+// Pod would be refused again; refused as forbidden (a ResourceQuota that
+// is full, or that wants every container sized; a policy), the stage
+// stays Pending with the refusal as its message, and the Pod is tried
+// again after WaitInterval, when the quota may have room.
+func (r *Engine) createPods(ctx context.Context, s *scope, pods []*corev1.Pod) error {
+	var st *cyclonev1alpha1.WorkflowRunStatus
+	for _, pod := range pods {
+		err := r.createPod(ctx, s, pod)
+		if err == nil || !(apierrors.IsForbidden(err) || apierrors.IsInvalid(err)) {
+			if err != nil {
+				return err
+			}
+			continue
+		}
+		if st == nil {
+			st = s.run.Status.DeepCopy()
+		}
+		ss := st.Stages[pod.Annotations[AnnotationStage]]
+		if ss == nil {
+			return err
+		}
+		msg := err.Error()
+		var status apierrors.APIStatus
+		if errors.As(err, &status) {
+			msg = status.Status().Message
+		}
+		msg = fmt.Sprintf("the API server refused pod %s: %s", pod.Name, msg)
+		if apierrors.IsInvalid(err) {
+			transition(&ss.Status, cyclonev1alpha1.StatusFailed, ReasonPodRefused, msg, s.now)
+			ss.NextAttemptTime = nil
+			s.wakeAt(s.now) // what the failure ends follows at once
+		} else {
+			ss.Status.Reason, ss.Status.Message = ReasonPodRefused, msg
+			s.wakeAt(s.now.Add(r.cfg.WaitInterval))
+		}
+	}
+	if st == nil {
+		return nil
+	}
+	summarize(st, s.now)
+	return r.writeStatus(ctx, s.run, st)
+}
+
 // createPod creates a stage Pod, adopting one of the same name that this
 // run already created.
 func (r *Engine) createPod(ctx context.Context, s *scope, pod *corev1.Pod) error {
