@@ -30,6 +30,16 @@ type Config struct {
 	// GCImage runs the GC Pod that removes a finished run's scratch data.
 	// Default "busybox:1.37".
 	GCImage string
+	// DindImage runs the Docker daemon sidecar that a stage with an Image
+	// output resource gets, as in Cyclone. Default "docker:28-dind".
+	DindImage string
+	// NoDind gives such stages no daemon: for clusters that allow no
+	// privileged container, and stages that build images without Docker.
+	NoDind bool
+	// DindBip and DindInsecureRegistries are the daemon's --bip and
+	// --insecure-registry settings, Cyclone's dind settings.
+	DindBip                string
+	DindInsecureRegistries []string
 
 	// WorkerNamespace gives the namespace of a tenant's stage Pods when the
 	// run's executionContext names none. Default "cyclone-<tenant>-worker".
@@ -130,8 +140,9 @@ type SMTPConfig struct {
 
 // Default images, chosen so that a bare Config gives runnable Pods.
 const (
-	defaultHelperImage = "ghcr.io/gyreops/gyre:latest"
-	defaultGCImage     = "busybox:1.37"
+	DefaultHelperImage = "ghcr.io/gyreops/gyre:latest"
+	DefaultGCImage     = "busybox:1.37"
+	DefaultDindImage   = "docker:28-dind"
 )
 
 // defaultSlackAPIURL is the base URL of Slack's Web API.
@@ -140,13 +151,19 @@ const defaultSlackAPIURL = "https://slack.com/api/"
 // withDefaults returns c with every unset field set to its default.
 func (c Config) withDefaults() Config {
 	if c.DefaultResolverImage == "" {
-		c.DefaultResolverImage = defaultHelperImage
+		c.DefaultResolverImage = DefaultHelperImage
 	}
 	if c.CoordinatorImage == "" {
-		c.CoordinatorImage = defaultHelperImage
+		c.CoordinatorImage = DefaultHelperImage
 	}
 	if c.GCImage == "" {
-		c.GCImage = defaultGCImage
+		c.GCImage = DefaultGCImage
+	}
+	switch {
+	case c.NoDind:
+		c.DindImage = ""
+	case c.DindImage == "":
+		c.DindImage = DefaultDindImage
 	}
 	if c.WorkerNamespace == nil {
 		c.WorkerNamespace = func(tenant string) string { return "cyclone-" + tenant + "-worker" }

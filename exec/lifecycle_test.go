@@ -432,3 +432,30 @@ func TestEngine_runsUnderATenantQuota(t *testing.T) {
 		g.Expect(ss.Status.Message).To(And(ContainSubstring("run2-plain-1"), ContainSubstring("cyclone-quota"), ContainSubstring("must specify")))
 	}).WithTimeout(30 * time.Second).Should(Succeed())
 }
+
+// TestEngine_imageOutputGetsADockerDaemon: a stage that outputs an Image
+// resource runs with Cyclone's Docker daemon sidecar, which the API
+// server accepts as a native sidecar, and the stage ends when its
+// containers do.
+func TestEngine_imageOutputGetsADockerDaemon(t *testing.T) {
+	requireCluster(t)
+	g := NewWithT(t)
+	ns := newTenant(t)
+	worker := "cyclone-" + Tenant(ns) + "-worker"
+	startEngine(t, env.Config, testConfig())
+	img := &cyclonev1alpha1.Resource{ObjectMeta: metav1.ObjectMeta{Name: "img", Namespace: ns}, Spec: cyclonev1alpha1.ResourceSpec{
+		Type: cyclonev1alpha1.ImageResourceType, Resolver: "cyclone-resolver-image:v1",
+		Parameters: []cyclonev1alpha1.ParameterItem{{Name: "IMAGE", Value: ptr.To("registry.example/app:1")}}}}
+	g.Expect(k8s.Create(bg, img)).To(Succeed())
+	build := stage(ns, "build", succeed("2s"))
+	build.Spec.Pod.Outputs.Resources = []cyclonev1alpha1.ResourceItem{{Name: "img"}}
+	createWorkflow(t, ns, "wf", []*cyclonev1alpha1.Stage{build}, items("build"))
+	createRun(t, ns, "run1", "wf")
+
+	pod := &corev1.Pod{}
+	g.Eventually(func() error { return k8s.Get(bg, key(worker, "run1-build-1"), pod) }).WithTimeout(30 * time.Second).Should(Succeed())
+	g.Expect(pod.Spec.InitContainers).To(ContainElement(And(
+		HaveField("Name", "csc-dind"),
+		HaveField("RestartPolicy", HaveValue(Equal(corev1.ContainerRestartPolicyAlways))))))
+	waitRun(t, ns, "run1", cyclonev1alpha1.StatusSucceeded)
+}

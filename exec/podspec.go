@@ -11,6 +11,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 
 	cyclonev1alpha1 "github.com/gyreops/gyre/api/cyclone/v1alpha1"
 )
@@ -27,6 +28,15 @@ const (
 	coordinatorVolume = "gyre-coordinator"
 	// coordinatorName is Cyclone's name of the coordinator sidecar.
 	coordinatorName = "csc-co"
+	// dindName is Cyclone's name of the Docker daemon sidecar of stages
+	// that output images.
+	dindName = "csc-dind"
+	// dockerSockVolume holds the Docker daemon's socket, which the
+	// workload and the image resolvers reach at dockerSockDir, Cyclone's
+	// "/var/run"; dockerDataVolume holds the daemon's images and layers.
+	dockerSockVolume = "gyre-docker-sock"
+	dockerDataVolume = "gyre-docker-data"
+	dockerSockDir    = "/var/run"
 	// workspace is where the GC Pod sees the data volume, and the default
 	// parent of a workload's mount paths.
 	workspace = HelperWorkspace
@@ -238,6 +248,7 @@ func (c Config) stagePod(in stagePodInput) (*corev1.Pod, error) {
 	// Output resources: a sidecar resolver pushes each once the
 	// coordinator says the workload is done.
 	var outputNames []string
+	docker := false
 	for _, item := range wl.Outputs.Resources {
 		res, params, err := resourceParams(in, item, vars)
 		if err != nil {
@@ -245,7 +256,7 @@ func (c Config) stagePod(in stagePodInput) (*corev1.Pod, error) {
 		}
 		sub := path.Join(run.Name, "outputs", stage.Name, item.Name)
 		outputNames = append(outputNames, item.Name)
-		spec.Containers = append(spec.Containers, corev1.Container{
+		ctr := corev1.Container{
 			Name:  shortName("o-" + item.Name),
 			Image: c.resourceResolver(res),
 			Args:  c.resolverArgs(res, "push"),
@@ -254,8 +265,22 @@ func (c Config) stagePod(in stagePodInput) (*corev1.Pod, error) {
 				{Name: dataVolume, MountPath: path.Join(HelperWorkspace, "data"), SubPath: sub},
 				{Name: coordinatorVolume, MountPath: path.Join(HelperWorkspace, "notify"), SubPath: "notify"},
 			},
-		})
+		}
+		if res.Spec.Type == cyclonev1alpha1.ImageResourceType && c.DindImage != "" {
+			// Cyclone's image resolver pushes what the workload built
+			// with the stage's Docker daemon.
+			docker = true
+			ctr.VolumeMounts = append(ctr.VolumeMounts, dockerSockMount())
+		}
+		spec.Containers = append(spec.Containers, ctr)
 		workloadMounts = append(workloadMounts, corev1.VolumeMount{Name: dataVolume, MountPath: mountPath(item.Path, item.Name), SubPath: sub})
+	}
+	if docker {
+		workloadMounts = append(workloadMounts, dockerSockMount())
+		spec.Volumes = append(spec.Volumes,
+			corev1.Volume{Name: dockerSockVolume, VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
+			corev1.Volume{Name: dockerDataVolume, VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}})
+		spec.InitContainers = append(spec.InitContainers, c.dindSidecar())
 	}
 	for i, n := range workloadNames {
 		spec.Containers[i].VolumeMounts = append(spec.Containers[i].VolumeMounts, workloadMounts...)
@@ -312,6 +337,43 @@ func (c Config) stagePod(in stagePodInput) (*corev1.Pod, error) {
 		AnnotationAttempt: strconv.Itoa(int(in.Attempt)),
 	})
 	return pod, nil
+}
+
+// dindSidecar is the Docker daemon of a stage that outputs images, as
+// Cyclone gives one: the workload builds with it and Cyclone's image
+// resolver pushes from it. It is a native sidecar (an init container that
+// keeps running), so the kubelet starts the workload only once the daemon
+// answers and stops the daemon when the stage's containers are done; the
+// Pod then ends as they did.
+func (c Config) dindSidecar() corev1.Container {
+	args := []string{"dockerd", "--host=unix://" + path.Join(dockerSockDir, "docker.sock")}
+	if c.DindBip != "" {
+		args = append(args, "--bip="+c.DindBip)
+	}
+	for _, r := range c.DindInsecureRegistries {
+		args = append(args, "--insecure-registry="+r)
+	}
+	return corev1.Container{
+		Name:          dindName,
+		Image:         c.DindImage,
+		Args:          args,
+		RestartPolicy: ptr.To(corev1.ContainerRestartPolicyAlways),
+		// dockerd needs to mount and to set up networks.
+		SecurityContext: &corev1.SecurityContext{Privileged: ptr.To(true)},
+		StartupProbe: &corev1.Probe{
+			ProbeHandler:     corev1.ProbeHandler{Exec: &corev1.ExecAction{Command: []string{"docker", "info"}}},
+			PeriodSeconds:    1,
+			FailureThreshold: 120,
+		},
+		VolumeMounts: []corev1.VolumeMount{
+			dockerSockMount(),
+			{Name: dockerDataVolume, MountPath: "/var/lib/docker"},
+		},
+	}
+}
+
+func dockerSockMount() corev1.VolumeMount {
+	return corev1.VolumeMount{Name: dockerSockVolume, MountPath: dockerSockDir}
 }
 
 // ownLabels are the labels by which the engine finds a run's Pods.

@@ -111,15 +111,50 @@ func TestStagePod(t *testing.T) {
 		}
 		g.Expect(pod.Spec.InitContainers[0].Resources.Limits.Memory().String()).To(Equal("1Gi"), "the Stage's own init container is sized as its containers")
 		helpers := append(pod.Spec.InitContainers[1:], pod.Spec.Containers[1:]...)
-		g.Expect(helpers).To(HaveLen(3)) // the input resolver, the output resolver, the coordinator
+		g.Expect(helpers).To(HaveLen(4)) // the input resolver, the Docker daemon, the output resolver, the coordinator
 		for _, c := range helpers {
 			g.Expect(c.Resources).To(Equal(zero), c.Name)
 		}
 	})
+	t.Run("A stage that outputs an image gets a Docker daemon, which its workload and image resolvers share.", func(t *testing.T) {
+		g := NewWithT(t)
+		dind := cfg
+		dind.DindBip, dind.DindInsecureRegistries = "172.30.0.1/16", []string{"registry.local:5000"}
+		pod, err := dind.stagePod(podInput())
+		g.Expect(err).NotTo(HaveOccurred())
+		daemon := pod.Spec.InitContainers[len(pod.Spec.InitContainers)-1]
+		g.Expect(daemon.Name).To(Equal("csc-dind"))
+		g.Expect(daemon.Image).To(Equal("docker:28-dind"))
+		g.Expect(daemon.Args).To(Equal([]string{"dockerd", "--host=unix:///var/run/docker.sock", "--bip=172.30.0.1/16", "--insecure-registry=registry.local:5000"}))
+		g.Expect(daemon.RestartPolicy).To(HaveValue(Equal(corev1.ContainerRestartPolicyAlways)), "a sidecar that ends with the stage")
+		g.Expect(daemon.SecurityContext.Privileged).To(HaveValue(BeTrue()))
+		g.Expect(daemon.StartupProbe.Exec.Command).To(Equal([]string{"docker", "info"}), "the workload starts once the daemon answers")
+		sock := corev1.VolumeMount{Name: "gyre-docker-sock", MountPath: "/var/run"}
+		g.Expect(daemon.VolumeMounts).To(ContainElement(sock))
+		byName := map[string]corev1.Container{}
+		for _, c := range pod.Spec.Containers {
+			byName[c.Name] = c
+		}
+		g.Expect(byName["main"].VolumeMounts).To(ContainElement(sock))
+		g.Expect(byName["o-img"].VolumeMounts).To(ContainElement(sock))
+		g.Expect(byName["csc-co"].VolumeMounts).NotTo(ContainElement(sock))
+		g.Expect(pod.Spec.InitContainers[0].VolumeMounts).NotTo(ContainElement(sock), "the Git resolver needs no daemon")
+
+		none := cfg
+		none.NoDind = true
+		pod, _ = none.withDefaults().stagePod(podInput())
+		g.Expect(pod.Spec.InitContainers).To(HaveLen(1))
+		g.Expect(pod.Spec.Volumes).NotTo(ContainElement(HaveField("Name", "gyre-docker-sock")))
+
+		in := podInput()
+		in.Stage.Spec.Pod.Outputs.Resources = nil
+		pod, _ = cfg.stagePod(in)
+		g.Expect(pod.Spec.InitContainers).To(HaveLen(1), "no image output, no daemon")
+	})
 	t.Run("Input resources are pulled by init containers with the run's parameters.", func(t *testing.T) {
 		g := NewWithT(t)
 		pod, _ := cfg.stagePod(podInput())
-		g.Expect(pod.Spec.InitContainers).To(HaveLen(1))
+		g.Expect(pod.Spec.InitContainers).To(HaveLen(2), "the resolver, then the Docker daemon")
 		init := pod.Spec.InitContainers[0]
 		g.Expect(init.Image).To(Equal("git-resolver:1"))
 		g.Expect(init.Args).To(Equal([]string{"pull"}))
@@ -168,7 +203,7 @@ func TestStagePod(t *testing.T) {
 	t.Run("gyre's own resolver is told the resource type; other resolver images get Cyclone's arguments.", func(t *testing.T) {
 		g := NewWithT(t)
 		pod, _ := Config{}.withDefaults().stagePod(podInput())
-		g.Expect(pod.Spec.InitContainers[0].Image).To(Equal(defaultHelperImage))
+		g.Expect(pod.Spec.InitContainers[0].Image).To(Equal(DefaultHelperImage))
 		g.Expect(pod.Spec.InitContainers[0].Args).To(Equal([]string{"resolve", "Git", "pull"}))
 		g.Expect(pod.Spec.Containers[1].Args).To(Equal([]string{"push"}), "the image Resource names its own resolver")
 	})
@@ -199,7 +234,7 @@ func TestStagePod(t *testing.T) {
 			names, images = append(names, c.Name), append(images, c.Image)
 		}
 		g.Expect(names).To(Equal([]string{"main", "o-img", coordinatorName}))
-		g.Expect(images[1:]).To(Equal([]string{"registry.example/image-resolver:1", defaultHelperImage}))
+		g.Expect(images[1:]).To(Equal([]string{"registry.example/image-resolver:1", DefaultHelperImage}))
 		g.Expect(pod.Spec.Volumes).To(ContainElement(HaveField("VolumeSource.PersistentVolumeClaim.ClaimName", "cyclone-pvc-acme")))
 	})
 	t.Run("The Project's pull secrets apply unless the Stage sets its own.", func(t *testing.T) {

@@ -7,9 +7,11 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
+	"github.com/gyreops/gyre/exec"
 	"github.com/gyreops/gyre/reconciler"
 )
 
@@ -70,12 +72,26 @@ applied and pruned, WorkflowRuns executed, WorkflowTriggers fired.`,
 	f.Float32Var(&qps, "kube-api-qps", 50, "requests per second to the control cluster's API server, on average")
 	f.IntVar(&burst, "kube-api-burst", 300, "requests to the control cluster's API server in a burst")
 	f.DurationVar(&o.Exec.GCDelay, "gc-delay", 0, "how long a finished run's stage Pods and scratch data are kept before they are removed")
+	imageFlags(f, &o.Exec)
 	f.StringVar(&o.Exec.SMTP.Addr, "smtp-addr", "", "host:port of the SMTP server that sends Email notifications; none when empty")
 	f.StringVar(&o.Exec.SMTP.From, "smtp-from", "", "sender address of Email notifications")
 	f.StringVar(&o.Exec.SMTP.Username, "smtp-username", "", "user that authenticates with the SMTP server; none when empty")
 	f.StringVar(&smtpPasswordFile, "smtp-password-file", "", "file holding the SMTP user's password")
 	f.StringVar(&slackTokenFile, "slack-token-file", "", "file holding the Slack bot token that posts to channels; webhook URLs need none")
 	return cmd
+}
+
+// imageFlags binds the images of stage Pods, as Cyclone's workflow
+// controller configures them, to flags.
+func imageFlags(f *pflag.FlagSet, c *exec.Config) {
+	f.StringToStringVar(&c.ResolverImages, "resolver-image", nil, `resolver image by Resource type, e.g. "Image=cyclone-resolver-image:v1.2,Svn=cyclone-resolver-svn:v1.2"; a Resource's own spec.resolver wins`)
+	f.StringVar(&c.DefaultResolverImage, "default-resolver-image", "", "image of gyre that resolves Git, Http and General Resources no --resolver-image covers (default "+exec.DefaultHelperImage+")")
+	f.StringVar(&c.CoordinatorImage, "coordinator-image", "", "image of gyre that runs every stage Pod's coordinator (default "+exec.DefaultHelperImage+")")
+	f.StringVar(&c.GCImage, "gc-image", "", "image of the GC Pod that removes a finished run's data (default "+exec.DefaultGCImage+")")
+	f.StringVar(&c.DindImage, "dind-image", "", "image of the Docker daemon sidecar of stages that output an Image Resource (default "+exec.DefaultDindImage+")")
+	f.BoolVar(&c.NoDind, "no-dind", false, "give stages that output an Image Resource no Docker daemon: for clusters that allow no privileged container")
+	f.StringVar(&c.DindBip, "dind-bip", "", "--bip of the Docker daemon sidecar")
+	f.StringSliceVar(&c.DindInsecureRegistries, "dind-insecure-registry", nil, "registry the Docker daemon sidecar reaches without TLS; repeatable")
 }
 
 // notificationSecrets completes o's notification settings with the

@@ -6,6 +6,9 @@ import (
 	"testing"
 
 	. "github.com/onsi/gomega"
+	"github.com/spf13/pflag"
+
+	"github.com/gyreops/gyre/exec"
 )
 
 func TestController_notificationSecretsComeFromFiles(t *testing.T) {
@@ -50,4 +53,25 @@ func TestReadSecretFile_dropsTheLineEnd(t *testing.T) {
 	got, err := readSecretFile("--smtp-password-file", path)
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(got).To(Equal("s3cret"))
+}
+
+func TestImageFlags(t *testing.T) {
+	g := NewWithT(t)
+	f := pflag.NewFlagSet("controller", pflag.ContinueOnError)
+	var c exec.Config
+	imageFlags(f, &c)
+	g.Expect(f.Parse([]string{
+		"--resolver-image", "Image=cyclone-resolver-image:v1,Svn=cyclone-resolver-svn:v1",
+		"--coordinator-image", "registry.local/gyre:v2",
+		"--gc-image", "registry.local/busybox:1",
+		"--dind-image", "registry.local/docker:dind",
+		"--dind-insecure-registry", "registry.local:5000", "--dind-insecure-registry", "10.0.0.5:5000",
+	})).To(Succeed())
+	g.Expect(c.ResolverImages).To(Equal(map[string]string{"Image": "cyclone-resolver-image:v1", "Svn": "cyclone-resolver-svn:v1"}))
+	g.Expect(c.CoordinatorImage).To(Equal("registry.local/gyre:v2"))
+	g.Expect(c.GCImage).To(Equal("registry.local/busybox:1"))
+	g.Expect(c.DindImage).To(Equal("registry.local/docker:dind"))
+	g.Expect(c.DindInsecureRegistries).To(Equal([]string{"registry.local:5000", "10.0.0.5:5000"}))
+	g.Expect(c.NoDind).To(BeFalse())
+	g.Expect(c.DefaultResolverImage).To(BeEmpty(), "unset: the engine's default")
 }
