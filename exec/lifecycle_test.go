@@ -459,3 +459,37 @@ func TestEngine_imageOutputGetsADockerDaemon(t *testing.T) {
 		HaveField("RestartPolicy", HaveValue(Equal(corev1.ContainerRestartPolicyAlways))))))
 	waitRun(t, ns, "run1", cyclonev1alpha1.StatusSucceeded)
 }
+
+// TestEngine_fileArtifactsPassBetweenStages: a stage that leaves a file at
+// its output artifact's path runs its command through gyre collect, and
+// the next stage mounts that file at its input artifact's path, as
+// Cyclone passes artifacts.
+func TestEngine_fileArtifactsPassBetweenStages(t *testing.T) {
+	requireCluster(t)
+	g := NewWithT(t)
+	ns := newTenant(t)
+	worker := "cyclone-" + Tenant(ns) + "-worker"
+	cfg := testConfig()
+	cfg.GCDelay = time.Minute // keep the Pods to look at
+	startEngine(t, env.Config, cfg)
+	test := stage(ns, "test", succeed("0s"))
+	test.Spec.Pod.Spec.Containers[0].Command = []string{"go", "test", "-coverprofile=coverage.out", "./..."}
+	test.Spec.Pod.Outputs.Artifacts = []cyclonev1alpha1.ArtifactItem{{Name: "coverage", Path: "/src/coverage.out"}}
+	report := stage(ns, "report", succeed("0s"))
+	report.Spec.Pod.Inputs.Artifacts = []cyclonev1alpha1.ArtifactItem{{Name: "cov", Path: "/in/coverage.out"}}
+	createWorkflow(t, ns, "wf", []*cyclonev1alpha1.Stage{test, report}, items("test", "report:test"), func(wf *cyclonev1alpha1.Workflow) {
+		wf.Spec.Stages[1].Artifacts = []cyclonev1alpha1.ArtifactItem{{Name: "cov", Source: "test/coverage"}}
+	})
+	createRun(t, ns, "run1", "wf")
+	g.Eventually(func(g Gomega) {
+		g.Expect(getRun(g, ns, "run1").Status.Overall.Phase).To(Equal(cyclonev1alpha1.StatusSucceeded))
+	}).WithTimeout(time.Minute).Should(Succeed())
+
+	producer, consumer := &corev1.Pod{}, &corev1.Pod{}
+	g.Expect(k8s.Get(bg, key(worker, "run1-test-1"), producer)).To(Succeed())
+	g.Expect(producer.Spec.Containers[0].Command).To(HaveExactElements(ToolsBinary, "collect", "--artifact=coverage=/src/coverage.out",
+		"--", "go", "test", "-coverprofile=coverage.out", "./..."))
+	g.Expect(k8s.Get(bg, key(worker, "run1-report-1"), consumer)).To(Succeed())
+	g.Expect(consumer.Spec.Containers[0].VolumeMounts).To(ContainElement(corev1.VolumeMount{Name: dataVolume, ReadOnly: true,
+		MountPath: "/in/coverage.out", SubPath: "run1/artifacts/test/coverage/coverage.out"}))
+}

@@ -28,6 +28,10 @@ const (
 	coordinatorVolume = "gyre-coordinator"
 	// coordinatorName is Cyclone's name of the coordinator sidecar.
 	coordinatorName = "csc-co"
+	// toolsName is the init container that installs the gyre binary
+	// into toolsVolume, for the workload to run "gyre collect" from.
+	toolsName   = "csc-tools"
+	toolsVolume = "gyre-tools"
 	// dindName is Cyclone's name of the Docker daemon sidecar of stages
 	// that output images.
 	dindName = "csc-dind"
@@ -59,6 +63,12 @@ const (
 	// CoordinatorVolumePath is where the coordinator sees the volume it
 	// shares with the other containers.
 	CoordinatorVolumePath = "/workspace/coordinator"
+	// ToolsBinary is where a workload container that collects output
+	// artifacts finds the gyre binary.
+	ToolsBinary = "/gyre-tools/gyre"
+	// StagingMountPath is where such a container sees the attempt's
+	// staging directory.
+	StagingMountPath = "/gyre-staging"
 	// ResultsDir is where a workload or input container writes its
 	// result file, as in Cyclone.
 	ResultsDir = "/cyclone/results"
@@ -125,6 +135,10 @@ type stagePodInput struct {
 	// PVC is empty when stages get an emptyDir.
 	PVC     string
 	Attempt int32
+	// ArtifactPaths gives the path of every output artifact the stage's
+	// input artifacts come from, by "<stage>/<artifact>": an input mounts
+	// the file or directory of that name.
+	ArtifactPaths map[string]string
 }
 
 // invalidStageError says a stage cannot be turned into a Pod until its
@@ -226,15 +240,46 @@ func (c Config) stagePod(in stagePodInput) (*corev1.Pod, error) {
 		})
 		workloadMounts = append(workloadMounts, corev1.VolumeMount{Name: volume, MountPath: mountPath(item.Path, item.Name), SubPath: path.Join(sub, "data")})
 	}
-	// A workload writes its output artifacts into the attempt's staging
-	// directory; the coordinator publishes them to "artifacts/<stage>/"
-	// once the workload has succeeded, and later stages mount them from
-	// there read-only.
+	// Output artifacts go into the attempt's staging directory, each as
+	// "<name>/<base name of its path>": the file or the directory the
+	// workload left at its path. The coordinator publishes them to
+	// "artifacts/<stage>/" once the workload has succeeded, and later
+	// stages mount that file or directory at their input path, read-only,
+	// as Cyclone does.
+	//
+	// Cyclone copies artifacts out of the finished container with the
+	// Docker API. Here the first workload container runs its command
+	// through "gyre collect", which copies them once the command has
+	// succeeded. A container without a command runs its image's
+	// entrypoint, which gyre cannot know: it gets a directory of the
+	// staging volume at each artifact's path instead, so its artifacts
+	// must be directories.
 	artifactNames := make([]string, 0, len(wl.Outputs.Artifacts))
+	collect := len(wl.Outputs.Artifacts) > 0 && len(spec.Containers[0].Command) > 0
+	var collectArgs []string
 	for _, a := range wl.Outputs.Artifacts {
 		artifactNames = append(artifactNames, a.Name)
+		p := mountPath(a.Path, a.Name)
+		if collect {
+			collectArgs = append(collectArgs, "--artifact="+a.Name+"="+p)
+			continue
+		}
 		workloadMounts = append(workloadMounts, corev1.VolumeMount{Name: dataVolume,
-			MountPath: mountPath(a.Path, a.Name), SubPath: path.Join(run.Name, StagingDir(name), a.Name)})
+			MountPath: p, SubPath: path.Join(run.Name, StagingDir(name), a.Name, path.Base(p))})
+	}
+	if collect {
+		spec.Volumes = append(spec.Volumes, corev1.Volume{Name: toolsVolume, VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}})
+		spec.InitContainers = append(spec.InitContainers, corev1.Container{
+			Name:         toolsName,
+			Image:        c.CoordinatorImage,
+			Args:         []string{"install-self", ToolsBinary},
+			VolumeMounts: []corev1.VolumeMount{{Name: toolsVolume, MountPath: path.Dir(ToolsBinary)}},
+		})
+		ctr := &spec.Containers[0]
+		ctr.Command = slices.Concat([]string{ToolsBinary, "collect"}, collectArgs, []string{"--"}, ctr.Command)
+		ctr.VolumeMounts = append(ctr.VolumeMounts,
+			corev1.VolumeMount{Name: toolsVolume, MountPath: path.Dir(ToolsBinary), ReadOnly: true},
+			corev1.VolumeMount{Name: dataVolume, MountPath: StagingMountPath, SubPath: path.Join(run.Name, StagingDir(name))})
 	}
 	for _, a := range wl.Inputs.Artifacts {
 		source := artifactSource(in.Item.Artifacts, a)
@@ -242,8 +287,12 @@ func (c Config) stagePod(in stagePodInput) (*corev1.Pod, error) {
 		if !ok {
 			return nil, invalidStage("stage %s: input artifact %s has no source \"<stage>/<artifact>\" in the workflow", stage.Name, a.Name)
 		}
+		produced, ok := in.ArtifactPaths[source]
+		if !ok {
+			return nil, invalidStage("stage %s: input artifact %s: stage %s has no output artifact %s", stage.Name, a.Name, from, artifact)
+		}
 		workloadMounts = append(workloadMounts, corev1.VolumeMount{Name: dataVolume, ReadOnly: true,
-			MountPath: mountPath(a.Path, a.Name), SubPath: path.Join(run.Name, ArtifactDir(from, artifact))})
+			MountPath: mountPath(a.Path, a.Name), SubPath: path.Join(run.Name, ArtifactDir(from, artifact), path.Base(produced))})
 	}
 	// Output resources: a sidecar resolver pushes each once the
 	// coordinator says the workload is done.

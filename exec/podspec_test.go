@@ -89,7 +89,50 @@ func TestStagePod(t *testing.T) {
 		g := NewWithT(t)
 		pod, _ := cfg.stagePod(podInput())
 		g.Expect(pod.Spec.Containers[0].Image).To(Equal("golang:1"))
-		g.Expect(pod.Spec.Containers[0].Command).To(Equal([]string{"make", "release-v1"}))
+		g.Expect(pod.Spec.Containers[0].Command).To(HaveExactElements(ToolsBinary, "collect", "--artifact=bin=/out/bin", "--", "make", "release-v1"))
+	})
+	t.Run("A workload with a command leaves output artifacts, files or directories, for gyre collect to copy.", func(t *testing.T) {
+		g := NewWithT(t)
+		in := podInput()
+		in.Stage.Spec.Pod.Spec.Containers = append(in.Stage.Spec.Pod.Spec.Containers, corev1.Container{Name: "db", Image: "postgres", Command: []string{"postgres"}})
+		pod, err := cfg.stagePod(in)
+		g.Expect(err).NotTo(HaveOccurred())
+		g.Expect(pod.Spec.InitContainers).To(ContainElement(corev1.Container{
+			Name: "csc-tools", Image: DefaultHelperImage, Args: []string{"install-self", ToolsBinary},
+			VolumeMounts: []corev1.VolumeMount{{Name: "gyre-tools", MountPath: "/gyre-tools"}},
+			Resources:    corev1.ResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceCPU: resource.Quantity{}}, Limits: corev1.ResourceList{corev1.ResourceCPU: resource.Quantity{}, corev1.ResourceMemory: resource.Quantity{}}},
+		}))
+		main := pod.Spec.Containers[0]
+		g.Expect(main.VolumeMounts).To(ContainElements(
+			corev1.VolumeMount{Name: "gyre-tools", MountPath: "/gyre-tools", ReadOnly: true},
+			corev1.VolumeMount{Name: dataVolume, MountPath: StagingMountPath, SubPath: "run1/staging/run1-build-2"}))
+		g.Expect(main.VolumeMounts).NotTo(ContainElement(HaveField("MountPath", "/out/bin")), "the path is the workload's to write")
+		g.Expect(pod.Spec.Containers[1].Name).To(Equal("db"))
+		g.Expect(pod.Spec.Containers[1].Command).To(Equal([]string{"postgres"}), "only the first workload container is wrapped")
+	})
+	t.Run("A workload without a command gets a directory at each output artifact's path.", func(t *testing.T) {
+		g := NewWithT(t)
+		in := podInput()
+		in.Stage.Spec.Pod.Spec.Containers[0].Command = nil
+		pod, err := cfg.stagePod(in)
+		g.Expect(err).NotTo(HaveOccurred())
+		g.Expect(pod.Spec.InitContainers).NotTo(ContainElement(HaveField("Name", "csc-tools")))
+		g.Expect(pod.Spec.Containers[0].Command).To(BeEmpty())
+		g.Expect(pod.Spec.Containers[0].VolumeMounts).To(ContainElement(
+			corev1.VolumeMount{Name: dataVolume, MountPath: "/out/bin", SubPath: "run1/staging/run1-build-2/bin/bin"}))
+	})
+	t.Run("An input artifact mounts the file or directory its source stage left at its path.", func(t *testing.T) {
+		g := NewWithT(t)
+		in := podInput()
+		in.Stage.Spec.Pod.Inputs.Artifacts = []cyclonev1alpha1.ArtifactItem{{Name: "cov", Path: "/in/coverage.out"}}
+		in.Item = cyclonev1alpha1.StageItem{Name: "build", Artifacts: []cyclonev1alpha1.ArtifactItem{{Name: "cov", Source: "test/coverage"}}}
+		_, err := cfg.stagePod(in)
+		g.Expect(err).To(MatchError(ContainSubstring("input artifact cov: stage test has no output artifact coverage")))
+		in.ArtifactPaths = map[string]string{"test/coverage": "/go/src/app/coverage.out"}
+		pod, err := cfg.stagePod(in)
+		g.Expect(err).NotTo(HaveOccurred())
+		g.Expect(pod.Spec.Containers[0].VolumeMounts).To(ContainElement(corev1.VolumeMount{Name: dataVolume, ReadOnly: true,
+			MountPath: "/in/coverage.out", SubPath: "run1/artifacts/test/coverage/coverage.out"}))
 	})
 	t.Run("Requests and limits default from the Workflow, then the Project quota.", func(t *testing.T) {
 		g := NewWithT(t)
@@ -111,7 +154,7 @@ func TestStagePod(t *testing.T) {
 		}
 		g.Expect(pod.Spec.InitContainers[0].Resources.Limits.Memory().String()).To(Equal("1Gi"), "the Stage's own init container is sized as its containers")
 		helpers := append(pod.Spec.InitContainers[1:], pod.Spec.Containers[1:]...)
-		g.Expect(helpers).To(HaveLen(4)) // the input resolver, the Docker daemon, the output resolver, the coordinator
+		g.Expect(helpers).To(HaveLen(5)) // the input resolver, the gyre installer, the Docker daemon, the output resolver, the coordinator
 		for _, c := range helpers {
 			g.Expect(c.Resources).To(Equal(zero), c.Name)
 		}
@@ -143,18 +186,18 @@ func TestStagePod(t *testing.T) {
 		none := cfg
 		none.NoDind = true
 		pod, _ = none.withDefaults().stagePod(podInput())
-		g.Expect(pod.Spec.InitContainers).To(HaveLen(1))
+		g.Expect(pod.Spec.InitContainers).NotTo(ContainElement(HaveField("Name", "csc-dind")))
 		g.Expect(pod.Spec.Volumes).NotTo(ContainElement(HaveField("Name", "gyre-docker-sock")))
 
 		in := podInput()
 		in.Stage.Spec.Pod.Outputs.Resources = nil
 		pod, _ = cfg.stagePod(in)
-		g.Expect(pod.Spec.InitContainers).To(HaveLen(1), "no image output, no daemon")
+		g.Expect(pod.Spec.InitContainers).NotTo(ContainElement(HaveField("Name", "csc-dind")), "no image output, no daemon")
 	})
 	t.Run("Input resources are pulled by init containers with the run's parameters.", func(t *testing.T) {
 		g := NewWithT(t)
 		pod, _ := cfg.stagePod(podInput())
-		g.Expect(pod.Spec.InitContainers).To(HaveLen(2), "the resolver, then the Docker daemon")
+		g.Expect(pod.Spec.InitContainers).To(HaveLen(3), "the resolver, the installer of gyre collect, the Docker daemon")
 		init := pod.Spec.InitContainers[0]
 		g.Expect(init.Image).To(Equal("git-resolver:1"))
 		g.Expect(init.Args).To(Equal([]string{"pull"}))
@@ -167,7 +210,6 @@ func TestStagePod(t *testing.T) {
 			corev1.VolumeMount{Name: coordinatorVolume, MountPath: "/cyclone/results", SubPath: "results/i-src"}))
 		g.Expect(pod.Spec.Containers[0].VolumeMounts).To(ContainElements(
 			corev1.VolumeMount{Name: dataVolume, MountPath: "/go/src/app", SubPath: "run1/resources/src/data"},
-			corev1.VolumeMount{Name: dataVolume, MountPath: "/out/bin", SubPath: "run1/staging/run1-build-2/bin"},
 			corev1.VolumeMount{Name: dataVolume, MountPath: "/out/image", SubPath: "run1/outputs/build/img"},
 			corev1.VolumeMount{Name: coordinatorVolume, MountPath: "/cyclone/results", SubPath: "results/main"}))
 	})

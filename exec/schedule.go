@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -155,19 +156,58 @@ func (r *Engine) buildPod(ctx context.Context, s *scope, st *cyclonev1alpha1.Wor
 	if err != nil {
 		return nil, err
 	}
+	item := stageItem(s.workflow, name)
+	produced, err := r.artifactPaths(ctx, run.Namespace, stage, item)
+	if err != nil {
+		return nil, err
+	}
 	withVars := run.DeepCopy()
 	withVars.Status.GlobalVariables = st.GlobalVariables
 	return r.cfg.stagePod(stagePodInput{
-		Run:       withVars,
-		Workflow:  s.workflow,
-		Item:      stageItem(s.workflow, name),
-		Stage:     stage,
-		Resources: resources,
-		Project:   project,
-		Namespace: s.target.namespace,
-		PVC:       s.target.pvc,
-		Attempt:   st.Stages[name].Attempt,
+		Run:           withVars,
+		Workflow:      s.workflow,
+		Item:          item,
+		Stage:         stage,
+		Resources:     resources,
+		Project:       project,
+		Namespace:     s.target.namespace,
+		PVC:           s.target.pvc,
+		Attempt:       st.Stages[name].Attempt,
+		ArtifactPaths: produced,
 	})
+}
+
+// artifactPaths reads, from the Stages that produce them, the paths of
+// the output artifacts stage's input artifacts come from. A source that
+// names no Stage or artifact is left out, for stagePod to report.
+func (r *Engine) artifactPaths(ctx context.Context, ns string, stage *cyclonev1alpha1.Stage, item cyclonev1alpha1.StageItem) (map[string]string, error) {
+	if stage.Spec.Pod == nil || len(stage.Spec.Pod.Inputs.Artifacts) == 0 {
+		return nil, nil
+	}
+	out := map[string]string{}
+	for _, a := range stage.Spec.Pod.Inputs.Artifacts {
+		source := artifactSource(item.Artifacts, a)
+		from, artifact, ok := strings.Cut(source, "/")
+		if !ok {
+			continue
+		}
+		producer := &cyclonev1alpha1.Stage{}
+		if err := r.client.Get(ctx, types.NamespacedName{Namespace: ns, Name: from}, producer); err != nil {
+			if apierrors.IsNotFound(err) {
+				continue
+			}
+			return nil, fmt.Errorf("get stage %s: %w", from, err)
+		}
+		if producer.Spec.Pod == nil {
+			continue
+		}
+		for _, o := range producer.Spec.Pod.Outputs.Artifacts {
+			if o.Name == artifact {
+				out[source] = mountPath(o.Path, o.Name)
+			}
+		}
+	}
+	return out, nil
 }
 
 // project returns the run's Project, named by Cyclone's project label on

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"strings"
 
 	"github.com/spf13/cobra"
 	"k8s.io/client-go/kubernetes"
@@ -71,4 +72,46 @@ SCM_AUTH, URL, METHOD, ...); PULL_POLICY applies to persistent resources.`,
 	cmd.Flags().StringVar(&workdir, "workdir", exec.HelperWorkspace, "working directory; the data is in its data/")
 	cmd.Flags().StringVar(&results, "results", exec.ResultsDir, "directory of the result file a pull writes")
 	return cmd
+}
+
+func newCollectCmd() *cobra.Command {
+	var staging string
+	var artifacts []string
+	cmd := &cobra.Command{
+		Use:   "collect [--artifact NAME=PATH]... -- COMMAND [ARG]...",
+		Short: "Run a workload's command, then collect its output artifacts (run by gyre's stage Pods)",
+		Long: `Run COMMAND as the workload container's command, and once it has succeeded copy
+each output artifact, a file or a directory at PATH, into the attempt's staging
+directory, for the coordinator to publish. The container ends with COMMAND's
+exit code, or 1 when an artifact is missing.`,
+		Args: cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c := &agent.Collector{Staging: staging, Stdin: os.Stdin, Stdout: cmd.OutOrStdout(), Stderr: cmd.ErrOrStderr()}
+			for _, a := range artifacts {
+				name, p, ok := strings.Cut(a, "=")
+				if !ok || name == "" || p == "" {
+					return fmt.Errorf("--artifact %q: want NAME=PATH", a)
+				}
+				c.Artifacts = append(c.Artifacts, agent.Artifact{Name: name, Path: p})
+			}
+			if code := c.Run(cmd.Context(), args); code != 0 {
+				return &ExitError{Code: code}
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&staging, "staging", exec.StagingMountPath, "the attempt's staging directory")
+	cmd.Flags().StringArrayVar(&artifacts, "artifact", nil, "output artifact NAME=PATH; repeatable")
+	return cmd
+}
+
+func newInstallSelfCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "install-self DEST",
+		Short: "Copy this gyre binary to DEST (run by gyre's stage Pods)",
+		Long: `Copy the running gyre binary to DEST, a volume the stage Pod shares with its
+workload container, which runs it as "gyre collect".`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(_ *cobra.Command, args []string) error { return agent.InstallSelf(args[0]) },
+	}
 }

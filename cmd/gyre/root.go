@@ -36,6 +36,8 @@ func newRootCmd() *cobra.Command {
 		newDiffCmd(),
 		newCoordinatorCmd(),
 		newResolveCmd(),
+		newCollectCmd(),
+		newInstallSelfCmd(),
 	)
 	return root
 }

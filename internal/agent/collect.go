@@ -1,0 +1,153 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	osexec "os/exec"
+	"path/filepath"
+	"syscall"
+	"time"
+)
+
+// Artifact is an output artifact that a workload leaves at Path: a file
+// or a directory, as in Cyclone.
+type Artifact struct {
+	Name string
+	Path string
+}
+
+// Collector runs a workload container's command and then collects its
+// output artifacts. Cyclone copies an artifact out of the finished
+// container with the Docker API; a Pod offers nothing like it, so gyre's
+// stage Pods start the workload's command through this, from a copy of
+// the gyre binary the Pod installs for it. That keeps an artifact's path
+// free for the workload to write a file or a directory there, which a
+// volume mounted at the path would not.
+type Collector struct {
+	// Artifacts to collect once the command has succeeded.
+	Artifacts []Artifact
+	// Staging is the attempt's staging directory: an artifact goes to
+	// "<Staging>/<name>/<base name of its path>", where the coordinator
+	// publishes it from.
+	Staging string
+	// Stdin, Stdout and Stderr are the command's; Stderr also gets the
+	// collector's own messages.
+	Stdin          io.Reader
+	Stdout, Stderr io.Writer
+}
+
+// Run runs argv, passing ctx's end on to it as SIGTERM, and returns the
+// exit code the container must end with: the command's own when it
+// failed, 127 when it could not start, 1 when an artifact could not be
+// collected, else 0.
+func (c *Collector) Run(ctx context.Context, argv []string) int {
+	if len(argv) == 0 {
+		fmt.Fprintln(c.Stderr, "gyre collect: no command to run")
+		return 127
+	}
+	cmd := osexec.CommandContext(ctx, argv[0], argv[1:]...)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = c.Stdin, c.Stdout, c.Stderr
+	// The kubelet's SIGTERM reaches gyre, the container's first process;
+	// the workload gets it too and the grace period to end in.
+	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
+	cmd.WaitDelay = time.Hour
+	err := cmd.Run()
+	var exit *osexec.ExitError
+	switch {
+	case errors.As(err, &exit):
+		if ws, ok := exit.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			return 128 + int(ws.Signal())
+		}
+		return exit.ExitCode()
+	case err != nil:
+		fmt.Fprintf(c.Stderr, "gyre collect: %v\n", err)
+		return 127
+	}
+	for _, a := range c.Artifacts {
+		dst := filepath.Join(c.Staging, a.Name, filepath.Base(a.Path))
+		if err := collect(a.Path, dst); err != nil {
+			fmt.Fprintf(c.Stderr, "gyre collect: output artifact %s: %v\n", a.Name, err)
+			return 1
+		}
+	}
+	return 0
+}
+
+// collect copies the file or directory src to dst, replacing whatever an
+// earlier try left there. Symbolic links are copied as links.
+func collect(src, dst string) error {
+	if _, err := os.Lstat(src); err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("%s does not exist: the workload wrote nothing there", src)
+		}
+		return err
+	}
+	if err := os.RemoveAll(dst); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		return err
+	}
+	return filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(src, p)
+		if err != nil {
+			return err
+		}
+		target := filepath.Join(dst, rel)
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		switch mode := info.Mode(); {
+		case mode.IsDir():
+			return os.MkdirAll(target, mode.Perm()|0o700)
+		case mode&fs.ModeSymlink != 0:
+			link, err := os.Readlink(p)
+			if err != nil {
+				return err
+			}
+			return os.Symlink(link, target)
+		case mode.IsRegular():
+			return copyFile(p, target, mode.Perm())
+		default:
+			return nil // sockets, devices, pipes: not data
+		}
+	})
+}
+
+func copyFile(src, dst string, perm fs.FileMode) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, perm)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
+}
+
+// InstallSelf copies the running gyre binary to dst, for the workload
+// containers of the Pod to run as "gyre collect".
+func InstallSelf(dst string) error {
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		return err
+	}
+	return copyFile(self, dst, 0o755)
+}
