@@ -5,6 +5,7 @@ import (
 	"sync"
 	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
@@ -81,7 +82,7 @@ func (d *deliveries) outcome(run *cyclonev1alpha1.WorkflowRun, key string, send 
 	}
 	s := &delivery{}
 	rd.sends[key] = s
-	wake := run.DeepCopy()
+	wake := &cyclonev1alpha1.WorkflowRun{ObjectMeta: metav1.ObjectMeta{Namespace: run.Namespace, Name: run.Name}}
 	go func() {
 		d.slots <- struct{}{}
 		// A send is bounded by its client's timeouts; it is not tied to a
