@@ -19,7 +19,9 @@ tools: ## Build the test control plane and code tools into bin/ (cached by versi
 
 .PHONY: build
 build: ## Build bin/gyre
-	go build -o $(BIN)/gyre ./cmd/gyre
+	@# Static: stage Pods copy the binary into workload images of any libc
+	@# (gyre install-self, gyre collect).
+	CGO_ENABLED=0 go build -o $(BIN)/gyre ./cmd/gyre
 
 .PHONY: run
 run: build tools ## Run gyre end to end on a local control plane and the example repository (gyre dev)
