@@ -26,7 +26,7 @@ const (
 	// started a run.
 	AnnotationSCMDelivery = "gyre.dev/scm-delivery"
 	// AnnotationSCMEvent is the kind of SCM event that started a run:
-	// push, tag, pullRequest or pullRequestComment.
+	// push, tag, pullRequest, pullRequestComment or postCommit.
 	AnnotationSCMEvent = "gyre.dev/scm-event"
 )
 

@@ -15,8 +15,9 @@ const SecretKey = "webhookSecret"
 
 // authentic reports whether a request of provider carries proof that its
 // sender knows secret: GitHub's HMAC-SHA256 of the body in
-// X-Hub-Signature-256, or GitLab's X-Gitlab-Token. Both compare in
-// constant time; an empty secret proves nothing.
+// X-Hub-Signature-256, GitLab's X-Gitlab-Token, or the X-Subversion-Token
+// a Subversion hook sends. All compare in constant time; an empty secret
+// proves nothing.
 func authentic(provider string, h http.Header, body, secret []byte) bool {
 	if len(secret) == 0 {
 		return false
@@ -35,14 +36,22 @@ func authentic(provider string, h http.Header, body, secret []byte) bool {
 		mac.Write(body)
 		return hmac.Equal(got, mac.Sum(nil))
 	case providerGitLab:
-		token := h.Get("X-Gitlab-Token")
-		if token == "" {
-			return false
-		}
-		// Comparing digests keeps the time independent of the token's
-		// length too, which a direct comparison would reveal.
-		got, want := sha256.Sum256([]byte(token)), sha256.Sum256(secret)
-		return subtle.ConstantTimeCompare(got[:], want[:]) == 1
+		return tokenEqual(h.Get("X-Gitlab-Token"), secret)
+	case providerSVN:
+		// Subversion has no webhook signature of its own; a token sent as
+		// GitLab sends it keeps the hook script a single curl command.
+		return tokenEqual(h.Get("X-Subversion-Token"), secret)
 	}
 	return false
+}
+
+// tokenEqual reports whether a token sent in a header is secret.
+func tokenEqual(token string, secret []byte) bool {
+	if token == "" {
+		return false
+	}
+	// Comparing digests keeps the time independent of the token's length
+	// too, which a direct comparison would reveal.
+	got, want := sha256.Sum256([]byte(token)), sha256.Sum256(secret)
+	return subtle.ConstantTimeCompare(got[:], want[:]) == 1
 }

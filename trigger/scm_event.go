@@ -15,6 +15,9 @@ import (
 const (
 	providerGitHub = "github"
 	providerGitLab = "gitlab"
+	// providerSVN is a Subversion server whose post-commit hook posts the
+	// commit, as Cyclone's user guide has it do.
+	providerSVN = "svn"
 )
 
 // Kinds of SCM events a trigger fires on.
@@ -25,6 +28,8 @@ const (
 	// eventPullRequestComment is a new comment on an open pull or merge
 	// request.
 	eventPullRequestComment = "pullRequestComment"
+	// eventPostCommit is a Subversion commit.
+	eventPostCommit = "postCommit"
 	// eventPing is GitHub's hello when a webhook is added: answered, never
 	// fired on.
 	eventPing = "ping"
@@ -32,27 +37,31 @@ const (
 
 // Global variables of the runs an SCM event starts.
 const (
-	// VarSCMEvent is push, tag, pullRequest or pullRequestComment.
+	// VarSCMEvent is push, tag, pullRequest, pullRequestComment or
+	// postCommit.
 	VarSCMEvent = "SCM_EVENT"
 	// VarSCMRef is the Git ref: refs/heads/<branch>, refs/tags/<tag>,
-	// refs/pull/<n>/head (GitHub) or refs/merge-requests/<n>/head (GitLab).
+	// refs/pull/<n>/head (GitHub) or refs/merge-requests/<n>/head (GitLab);
+	// for a Subversion commit, its revision number.
 	VarSCMRef = "SCM_REF"
-	// VarSCMRevision is the commit SHA to build, or the ref, such as
-	// refs/pull/<n>/head, for a pull request comment whose event names no
-	// commit (GitHub's never do). It is also set as the SCM_REVISION
-	// parameter of every Resource the trigger's spec lists, which is what
-	// Cyclone's Git resolver checks out.
+	// VarSCMRevision is the commit SHA or Subversion revision number to
+	// build, or the ref, such as refs/pull/<n>/head, for a pull request
+	// comment whose event names no commit (GitHub's never do). It is also
+	// set as the SCM_REVISION parameter of every Resource the trigger's
+	// spec lists, which is what Cyclone's Git and SVN resolvers check out.
 	VarSCMRevision = "SCM_REVISION"
-	// VarSCMRepo is the repository's full name, "owner/repo".
+	// VarSCMRepo is the repository's full name, "owner/repo", or the UUID
+	// of a Subversion repository.
 	VarSCMRepo = "SCM_REPO"
 )
 
-// scmEvent is the part of a GitHub or GitLab event a trigger needs.
+// scmEvent is the part of a GitHub, GitLab or Subversion event a trigger
+// needs.
 type scmEvent struct {
 	provider string
 	delivery string
-	// kind is push, tag, pullRequest, pullRequestComment or ping; empty
-	// for events no trigger fires on.
+	// kind is push, tag, pullRequest, pullRequestComment, postCommit or
+	// ping; empty for events no trigger fires on.
 	kind string
 	repo string
 	ref  string
@@ -64,6 +73,9 @@ type scmEvent struct {
 	sha string
 	// comment is the body of a pull request comment.
 	comment string
+	// changed are the paths a Subversion commit changed, relative to the
+	// repository's root.
+	changed []string
 }
 
 // maxDeliveryIDLength bounds the delivery id and event type headers.
@@ -83,11 +95,14 @@ func readEventHeaders(h http.Header) (provider, eventType, delivery string, err 
 		if delivery == "" {
 			return "", "", "", fmt.Errorf("X-Gitlab-Event-UUID header missing")
 		}
+	case h.Get("X-Subversion-Event") != "":
+		// A hook sends no delivery id; parseEvent makes one of the commit.
+		provider, eventType = providerSVN, h.Get("X-Subversion-Event")
 	default:
-		return "", "", "", fmt.Errorf("neither X-GitHub-Event nor X-Gitlab-Event header is set")
+		return "", "", "", fmt.Errorf("none of the X-GitHub-Event, X-Gitlab-Event and X-Subversion-Event headers is set")
 	}
-	// Both send UUIDs; the id lands in an annotation of the run, so a
-	// sender may not make it arbitrarily large.
+	// GitHub and GitLab send UUIDs; the id lands in an annotation of the
+	// run, so a sender may not make it arbitrarily large.
 	if len(delivery) > maxDeliveryIDLength || len(eventType) > maxDeliveryIDLength {
 		return "", "", "", fmt.Errorf("delivery id or event type longer than %d bytes", maxDeliveryIDLength)
 	}
@@ -97,8 +112,11 @@ func readEventHeaders(h http.Header) (provider, eventType, delivery string, err 
 // parseEvent reads an event body of a provider. It reads what any sender
 // may claim; nothing of it is trusted before the signature is checked.
 func parseEvent(provider, eventType string, body []byte) (scmEvent, error) {
-	if provider == providerGitHub {
+	switch provider {
+	case providerGitHub:
 		return parseGitHub(eventType, body)
+	case providerSVN:
+		return parseSVN(eventType, body)
 	}
 	return parseGitLab(eventType, body)
 }
@@ -230,6 +248,57 @@ func parseGitLab(eventType string, body []byte) (scmEvent, error) {
 	return e, e.validate()
 }
 
+// svnPostCommit is the body the post-commit hook of Cyclone's user guide
+// posts.
+type svnPostCommit struct {
+	RepoUUID string `json:"repoUUID"`
+	Revision string `json:"revision"`
+	// Changed is the output of "svnlook changed".
+	Changed string `json:"changed"`
+}
+
+func parseSVN(eventType string, body []byte) (scmEvent, error) {
+	var p svnPostCommit
+	if err := json.Unmarshal(body, &p); err != nil {
+		return scmEvent{}, fmt.Errorf("svn %s event: %w", eventType, err)
+	}
+	e := scmEvent{provider: providerSVN, repo: p.RepoUUID}
+	if eventType != "Post-Commit" {
+		return e, e.validate()
+	}
+	// Revision numbers only: the revision names the run and is handed to
+	// the resolver, and "012" must be the same commit as "12".
+	rev, err := strconv.ParseUint(p.Revision, 10, 64)
+	if err != nil {
+		return scmEvent{}, fmt.Errorf("svn %s event names no revision number", eventType)
+	}
+	e.kind = eventPostCommit
+	e.ref = strconv.FormatUint(rev, 10)
+	e.sha = e.ref
+	e.changed = svnChangedFiles(p.Changed)
+	// A commit happens once, so it identifies the delivery: a hook that
+	// posts it again finds the run of the first post.
+	e.delivery = p.RepoUUID + "/r" + e.ref
+	if len(e.delivery) > maxDeliveryIDLength {
+		return scmEvent{}, fmt.Errorf("svn repository uuid longer than %d bytes", maxDeliveryIDLength)
+	}
+	return e, e.validate()
+}
+
+// svnChangedFiles reads the paths out of "svnlook changed" output, whose
+// lines are a status and a path: "U   trunk/README.txt". As in Cyclone,
+// a line that is not exactly two fields is skipped, so a path with a space
+// in it counts as unchanged.
+func svnChangedFiles(changed string) []string {
+	var files []string
+	for line := range strings.Lines(changed) {
+		if f := strings.Fields(line); len(f) == 2 {
+			files = append(files, f[1])
+		}
+	}
+	return files
+}
+
 // refKind says whether a pushed ref is a branch or a tag, and the branch.
 func refKind(ref string) (kind, branch string) {
 	switch {
@@ -267,9 +336,13 @@ func (e scmEvent) revision() string {
 }
 
 // sameRepo reports whether a trigger's spec.scm.repo names the repository
-// of an event. Case and a server URL or ".git" suffix in the spec are
-// ignored: "https://github.com/Owner/Repo.git" names "owner/repo".
-func sameRepo(spec, repo string) bool {
+// of an event of provider. Case and a server URL or ".git" suffix in the
+// spec are ignored: "https://github.com/Owner/Repo.git" names "owner/repo".
+// A Subversion repository is named by its UUID alone, in any case.
+func sameRepo(provider, spec, repo string) bool {
+	if provider == providerSVN {
+		return spec != "" && strings.EqualFold(spec, repo)
+	}
 	spec = strings.TrimSuffix(strings.Trim(spec, "/"), ".git")
 	if i := strings.Index(spec, "://"); i >= 0 {
 		rest := spec[i+3:]
@@ -294,6 +367,25 @@ func matches(policy cyclonev1alpha1.SCMTriggerPolicy, e scmEvent) bool {
 		// gyre asks for enabled as for every other kind of event, so that
 		// turning a policy off always stops it.
 		return policy.PullRequestComment.Enabled && commentMatches(policy.PullRequestComment.Comments, e.comment)
+	case eventPostCommit:
+		return policy.PostCommit.Enabled && postCommitMatches(policy.PostCommit, e.changed)
+	}
+	return false
+}
+
+// postCommitMatches reports whether a commit that changed files concerns
+// the workflow of p. It keeps Cyclone's rule, so that a trigger fires on
+// the same commits in both: any commit when rootURL, workflowURL or the
+// changed files are missing, else one where rootURL + "/" + a changed
+// file contains workflowURL.
+func postCommitMatches(p cyclonev1alpha1.SCMTriggerPostCommit, files []string) bool {
+	if p.RootURL == "" || p.WorkflowURL == "" || len(files) == 0 {
+		return true
+	}
+	for _, f := range files {
+		if strings.Contains(p.RootURL+"/"+f, p.WorkflowURL) {
+			return true
+		}
 	}
 	return false
 }

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	. "github.com/onsi/gomega"
@@ -34,6 +35,9 @@ func editPayload(t testing.TB, name, old, new string) []byte {
 	}
 	return bytes.ReplaceAll(b, []byte(old), []byte(new))
 }
+
+// svnUUID is the repository UUID in testdata/svn-post-commit.json.
+const svnUUID = "8f1c6a2e-3b4d-11ef-9a7e-0242ac120002"
 
 // githubSignature is what GitHub sends as X-Hub-Signature-256.
 func githubSignature(secret string, body []byte) string {
@@ -69,6 +73,13 @@ func TestAuthentic(t *testing.T) {
 		{"A GitLab token that differs is refused", providerGitLab,
 			http.Header{"X-Gitlab-Token": {"s3cr3T"}}, "s3cr3t", false},
 		{"A GitLab request without a token is refused", providerGitLab, http.Header{}, "s3cr3t", false},
+		{"An SVN token equal to the secret is accepted", providerSVN,
+			http.Header{"X-Subversion-Token": {"s3cr3t"}}, "s3cr3t", true},
+		{"An SVN token that differs is refused", providerSVN,
+			http.Header{"X-Subversion-Token": {"s3cr3T"}}, "s3cr3t", false},
+		{"An SVN request without a token is refused", providerSVN, http.Header{}, "s3cr3t", false},
+		{"An SVN request carrying the secret as a GitLab token is refused", providerSVN,
+			http.Header{"X-Gitlab-Token": {"s3cr3t"}}, "s3cr3t", false},
 		{"An empty secret accepts nothing, not even an empty signature", providerGitLab,
 			http.Header{"X-Gitlab-Token": {""}}, "", false},
 	}
@@ -133,6 +144,18 @@ func TestParseEvent(t *testing.T) {
 		{"A GitLab note on a commit fires nothing", providerGitLab, "Note Hook",
 			editPayload(t, "gitlab-merge-request-note.json", `"noteable_type": "MergeRequest"`, `"noteable_type": "Commit"`),
 			scmEvent{provider: providerGitLab, repo: "gyreops/demo"}},
+		{"An SVN post-commit builds its revision and lists the two-field lines of svnlook changed", providerSVN, "Post-Commit", readPayload(t, "svn-post-commit.json"),
+			scmEvent{provider: providerSVN, delivery: svnUUID + "/r12", kind: eventPostCommit, repo: svnUUID, ref: "12", sha: "12",
+				changed: []string{"trunk/README.txt", "trunk/app/main.go", "trunk/app/"}}},
+		{"An SVN revision written with leading zeros is the same commit", providerSVN, "Post-Commit",
+			editPayload(t, "svn-post-commit.json", `"revision":"12"`, `"revision":"012"`),
+			scmEvent{provider: providerSVN, delivery: svnUUID + "/r12", kind: eventPostCommit, repo: svnUUID, ref: "12", sha: "12",
+				changed: []string{"trunk/README.txt", "trunk/app/main.go", "trunk/app/"}}},
+		{"An SVN post-commit that lists no changes still builds its revision", providerSVN, "Post-Commit",
+			[]byte(`{"repoUUID":"` + svnUUID + `", "revision":"7"}`),
+			scmEvent{provider: providerSVN, delivery: svnUUID + "/r7", kind: eventPostCommit, repo: svnUUID, ref: "7", sha: "7"}},
+		{"An SVN event of another type fires nothing", providerSVN, "Post-Lock", readPayload(t, "svn-post-commit.json"),
+			scmEvent{provider: providerSVN, repo: svnUUID}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -158,6 +181,31 @@ func TestParseEvent(t *testing.T) {
 			`"sha": "e1f2a3b4c5d6e7f8a9b0c1d2e3f4a5b6c7d8e9f0"`, `"sha": ""`))
 		g.Expect(err).To(MatchError(ContainSubstring("names no commit")))
 	})
+	svnRefusals := []struct {
+		name    string
+		body    []byte
+		wantErr string
+	}{
+		{"An SVN post-commit without a repository UUID is refused",
+			editPayload(t, "svn-post-commit.json", `"repoUUID":"`+svnUUID+`"`, `"repoUUID":""`), "names no repository"},
+		{"An SVN post-commit without a revision is refused",
+			editPayload(t, "svn-post-commit.json", `"revision":"12", `, ``), "names no revision"},
+		{"An SVN post-commit whose revision is not a number is refused",
+			editPayload(t, "svn-post-commit.json", `"revision":"12"`, `"revision":"HEAD"`), "names no revision"},
+		// The hook in Cyclone's user guide pastes svnlook's output into the
+		// JSON as it is; the README's hook escapes it.
+		{"An SVN post-commit with raw line breaks inside a JSON string is refused",
+			editPayload(t, "svn-post-commit.json", `\n`, "\n"), "invalid character"},
+		{"An SVN repository UUID too long for a delivery id is refused",
+			editPayload(t, "svn-post-commit.json", svnUUID, strings.Repeat("f", maxDeliveryIDLength)), "longer than"},
+	}
+	for _, tt := range svnRefusals {
+		t.Run(tt.name, func(t *testing.T) {
+			g := NewWithT(t)
+			_, err := parseEvent(providerSVN, "Post-Commit", tt.body)
+			g.Expect(err).To(MatchError(ContainSubstring(tt.wantErr)))
+		})
+	}
 }
 
 func TestMatches(t *testing.T) {
@@ -167,11 +215,20 @@ func TestMatches(t *testing.T) {
 		PullRequestComment: cyclonev1alpha1.SCMTriggerPullRequestComment{
 			SCMTriggerBasic: cyclonev1alpha1.SCMTriggerBasic{Enabled: true}, Comments: []string{"/test", "/retest "},
 		},
+		PostCommit: cyclonev1alpha1.SCMTriggerPostCommit{
+			SCMTriggerBasic: cyclonev1alpha1.SCMTriggerBasic{Enabled: true},
+			RootURL:         "https://svn.example.com/repos/demo",
+			WorkflowURL:     "https://svn.example.com/repos/demo/trunk/app",
+		},
 	}
 	commentsOff := policy
 	commentsOff.PullRequestComment.Enabled = false
 	noComments := policy
 	noComments.PullRequestComment.Comments = nil
+	postCommitOff := policy
+	postCommitOff.PostCommit.Enabled = false
+	noRootURL := policy
+	noRootURL.PostCommit.RootURL = ""
 	tests := []struct {
 		name   string
 		policy cyclonev1alpha1.SCMTriggerPolicy
@@ -191,6 +248,15 @@ func TestMatches(t *testing.T) {
 		{"A listed comment in another case does not fire", policy, scmEvent{kind: eventPullRequestComment, comment: "/Test"}, false},
 		{"A listed comment does not fire when the comment policy is off", commentsOff, scmEvent{kind: eventPullRequestComment, comment: "/test"}, false},
 		{"No comment fires when none are listed", noComments, scmEvent{kind: eventPullRequestComment, comment: "/test"}, false},
+		{"A commit that changed a file under the workflow URL fires", policy,
+			scmEvent{kind: eventPostCommit, changed: []string{"trunk/README.txt", "trunk/app/main.go"}}, true},
+		{"A commit that changed no file under the workflow URL does not fire", policy,
+			scmEvent{kind: eventPostCommit, changed: []string{"trunk/README.txt", "branches/v1/app/main.go"}}, false},
+		{"A commit that lists no changed files fires", policy, scmEvent{kind: eventPostCommit}, true},
+		{"Any commit fires when no root URL is set", noRootURL,
+			scmEvent{kind: eventPostCommit, changed: []string{"branches/v1/app/main.go"}}, true},
+		{"A commit under the workflow URL does not fire when the post-commit policy is off", postCommitOff,
+			scmEvent{kind: eventPostCommit, changed: []string{"trunk/app/main.go"}}, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -226,19 +292,24 @@ func TestSCMEvent_variables(t *testing.T) {
 
 func TestSameRepo(t *testing.T) {
 	tests := []struct {
-		name, spec, repo string
-		want             bool
+		name, provider, spec, repo string
+		want                       bool
 	}{
-		{"The full name matches whatever its case", "GyreOps/Demo", "gyreops/demo", true},
-		{"A clone URL names its repository", "https://github.com/gyreops/demo.git", "gyreops/demo", true},
-		{"A GitLab subgroup path matches in full", "group/sub/demo", "group/sub/demo", true},
-		{"Another repository does not match", "gyreops/other", "gyreops/demo", false},
-		{"An empty spec matches nothing", "", "gyreops/demo", false},
+		{"The full name matches whatever its case", providerGitHub, "GyreOps/Demo", "gyreops/demo", true},
+		{"A clone URL names its repository", providerGitHub, "https://github.com/gyreops/demo.git", "gyreops/demo", true},
+		{"A GitLab subgroup path matches in full", providerGitLab, "group/sub/demo", "group/sub/demo", true},
+		{"Another repository does not match", providerGitHub, "gyreops/other", "gyreops/demo", false},
+		{"An empty spec matches nothing", providerGitHub, "", "gyreops/demo", false},
+		{"An SVN repository UUID matches whatever its case", providerSVN, strings.ToUpper(svnUUID), svnUUID, true},
+		{"A URL ending in an SVN repository UUID does not name the repository", providerSVN, "https://svn.example.com/" + svnUUID, svnUUID, false},
+		{"An SVN repository UUID with a .git suffix does not name the repository", providerSVN, svnUUID + ".git", svnUUID, false},
+		{"Another SVN repository UUID does not match", providerSVN, "8f1c6a2e-3b4d-11ef-9a7e-0242ac120003", svnUUID, false},
+		{"An empty spec matches no SVN repository", providerSVN, "", "", false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			g := NewWithT(t)
-			g.Expect(sameRepo(tt.spec, tt.repo)).To(Equal(tt.want))
+			g.Expect(sameRepo(tt.provider, tt.spec, tt.repo)).To(Equal(tt.want))
 		})
 	}
 }

@@ -53,7 +53,8 @@ type WebhookOptions struct {
 
 // WebhookServer starts WorkflowRuns of SCM WorkflowTriggers on signed
 // GitHub and GitLab push, tag, pull request and pull request comment
-// events. It is an http.Handler and a controller-runtime Runnable.
+// events, and on Subversion post-commit events that carry the trigger's
+// token. It is an http.Handler and a controller-runtime Runnable.
 type WebhookServer struct {
 	client  client.Client
 	opts    WebhookOptions
@@ -103,9 +104,9 @@ type webhookResponse struct {
 //
 // It answers 401 when no trigger of the event's repository accepts the
 // signature, 413 for a body over the limit, 400 for a request that is not
-// a GitHub or GitLab event, 202 with the runs when triggers fired (a replay
-// lists the runs of the first delivery, created false) and 200 when the
-// event is authentic but no trigger's policy fires on it.
+// a GitHub, GitLab or Subversion event, 202 with the runs when triggers
+// fired (a replay lists the runs of the first delivery, created false) and
+// 200 when the event is authentic but no trigger's policy fires on it.
 func (s *WebhookServer) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	if req.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
@@ -122,11 +123,6 @@ func (s *WebhookServer) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		httpError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	// The logger stays out of ctx: client-go logs response bodies, a
-	// Secret's among them, to a logger it finds there.
-	log := s.opts.Logger.WithValues("namespace", ns, "provider", provider, "event", eventType, "delivery", delivery)
-	ctx := req.Context()
-
 	body, status, err := s.readBody(w, req)
 	if err != nil {
 		httpError(w, status, err.Error())
@@ -137,7 +133,13 @@ func (s *WebhookServer) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		httpError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	e.delivery = delivery
+	if delivery != "" {
+		e.delivery = delivery
+	}
+	// The logger stays out of ctx: client-go logs response bodies, a
+	// Secret's among them, to a logger it finds there.
+	log := s.opts.Logger.WithValues("namespace", ns, "provider", provider, "event", eventType, "delivery", e.delivery)
+	ctx := req.Context()
 
 	trigs, err := s.authenticTriggers(ctx, log, ns, e, req.Header, body)
 	if err != nil {
@@ -195,7 +197,7 @@ func (s *WebhookServer) authenticTriggers(ctx context.Context, log logr.Logger, 
 	var out []*cyclonev1alpha1.WorkflowTrigger
 	for i := range list.Items {
 		trig := &list.Items[i]
-		if trig.Spec.Type != cyclonev1alpha1.TriggerTypeSCM || trig.Spec.Disabled || !sameRepo(trig.Spec.SCM.Repo, e.repo) {
+		if trig.Spec.Type != cyclonev1alpha1.TriggerTypeSCM || trig.Spec.Disabled || !sameRepo(e.provider, trig.Spec.SCM.Repo, e.repo) {
 			continue
 		}
 		name := trig.Spec.SCM.Secret

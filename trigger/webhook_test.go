@@ -36,6 +36,8 @@ const (
 //   - other: gyreops/other; Secret scm-demo.
 //   - paused: like build but disabled.
 //   - open: like build but names no Secret, so nothing can fire it.
+//   - svn: the Subversion repository svnUUID, commits under trunk/app;
+//     Secret scm-demo.
 func newWebhookTest(t *testing.T) (string, *WebhookServer) {
 	t.Helper()
 	g := NewWithT(t)
@@ -58,6 +60,11 @@ func newWebhookTest(t *testing.T) (string, *WebhookServer) {
 		},
 	}
 	pushAll := cyclonev1alpha1.SCMTriggerPolicy{Push: cyclonev1alpha1.SCMTriggerPush{SCMTriggerBasic: on}}
+	svnApp := cyclonev1alpha1.SCMTriggerPolicy{PostCommit: cyclonev1alpha1.SCMTriggerPostCommit{
+		SCMTriggerBasic: on,
+		RootURL:         "https://svn.example.com/repos/demo",
+		WorkflowURL:     "https://svn.example.com/repos/demo/trunk/app",
+	}}
 	for _, tc := range []struct {
 		name, repo, secret string
 		policy             cyclonev1alpha1.SCMTriggerPolicy
@@ -68,6 +75,7 @@ func newWebhookTest(t *testing.T) (string, *WebhookServer) {
 		{"other", "gyreops/other", "scm-demo", pushAll, false},
 		{"paused", "gyreops/demo", "scm-demo", buildPolicy, true},
 		{"open", "gyreops/demo", "", buildPolicy, false},
+		{"svn", svnUUID, "scm-demo", svnApp, false},
 	} {
 		trig := &cyclonev1alpha1.WorkflowTrigger{
 			ObjectMeta: metav1.ObjectMeta{Name: tc.name, Namespace: ns},
@@ -92,9 +100,9 @@ func newWebhookTest(t *testing.T) (string, *WebhookServer) {
 
 // delivery is one webhook request.
 type delivery struct {
-	provider string // github or gitlab
+	provider string // github, gitlab or svn
 	event    string
-	id       string
+	id       string // not sent for svn, whose id comes from the body
 	body     []byte
 	// sign is "good", "bad" (another secret) or "" (unsigned).
 	sign   string
@@ -128,6 +136,11 @@ func (d delivery) request(ns string) *http.Request {
 		if d.sign != "" {
 			req.Header.Set("X-Gitlab-Token", secret)
 		}
+	case providerSVN:
+		req.Header.Set("X-Subversion-Event", d.event)
+		if d.sign != "" {
+			req.Header.Set("X-Subversion-Token", secret)
+		}
 	}
 	return req
 }
@@ -160,6 +173,7 @@ func TestWebhookServer_deliveries(t *testing.T) {
 		wantEvent    string
 		wantRef      string
 		wantRevision string
+		wantRepo     string // gyreops/demo when empty
 	}{
 		{
 			name: "A signed GitHub push to main starts one run of the trigger whose secret signed it",
@@ -306,6 +320,58 @@ func TestWebhookServer_deliveries(t *testing.T) {
 			wantEvent: eventPullRequestComment, wantRef: "refs/merge-requests/17/head", wantRevision: "b83d6e391c22777fca1ed3012fce84f633d7fed0",
 		},
 		{
+			name: "An SVN post-commit with the right token under the workflow URL starts a run of its revision",
+			d: func(t *testing.T) delivery {
+				return delivery{providerSVN, "Post-Commit", "", readPayload(t, "svn-post-commit.json"), "good", ""}
+			},
+			wantCode: http.StatusAccepted, wantTriggers: []string{"svn"},
+			wantEvent: eventPostCommit, wantRef: "12", wantRevision: "12", wantRepo: svnUUID,
+		},
+		{
+			name: "An SVN post-commit with a wrong token is refused and starts nothing",
+			d: func(t *testing.T) delivery {
+				return delivery{providerSVN, "Post-Commit", "", readPayload(t, "svn-post-commit.json"), "bad", ""}
+			},
+			wantCode: http.StatusUnauthorized,
+		},
+		{
+			name: "An SVN post-commit without a token is refused and starts nothing",
+			d: func(t *testing.T) delivery {
+				return delivery{providerSVN, "Post-Commit", "", readPayload(t, "svn-post-commit.json"), "", ""}
+			},
+			wantCode: http.StatusUnauthorized,
+		},
+		{
+			name: "An SVN post-commit that changed nothing under the workflow URL starts nothing",
+			d: func(t *testing.T) delivery {
+				body := editPayload(t, "svn-post-commit.json", "trunk/", "branches/v1/")
+				return delivery{providerSVN, "Post-Commit", "", body, "good", ""}
+			},
+			wantCode: http.StatusOK,
+		},
+		{
+			name: "An SVN post-commit without a revision is refused",
+			d: func(t *testing.T) delivery {
+				body := editPayload(t, "svn-post-commit.json", `"revision":"12", `, ``)
+				return delivery{providerSVN, "Post-Commit", "", body, "good", ""}
+			},
+			wantCode: http.StatusBadRequest,
+		},
+		{
+			name: "An SVN event other than a post-commit is answered and starts nothing",
+			d: func(t *testing.T) delivery {
+				return delivery{providerSVN, "Post-Lock", "", readPayload(t, "svn-post-commit.json"), "good", ""}
+			},
+			wantCode: http.StatusOK,
+		},
+		{
+			name: "An SVN event other than a post-commit without a token is refused",
+			d: func(t *testing.T) delivery {
+				return delivery{providerSVN, "Post-Lock", "", readPayload(t, "svn-post-commit.json"), "", ""}
+			},
+			wantCode: http.StatusUnauthorized,
+		},
+		{
 			name: "A signed body over one MiB is refused with 413 and starts nothing",
 			d: func(t *testing.T) delivery {
 				body := readPayload(t, "github-push.json")
@@ -315,7 +381,7 @@ func TestWebhookServer_deliveries(t *testing.T) {
 			wantCode: http.StatusRequestEntityTooLarge,
 		},
 		{
-			name: "A request that is neither GitHub's nor GitLab's is refused",
+			name: "A request that is not GitHub's, GitLab's or a Subversion hook's is refused",
 			d: func(t *testing.T) delivery {
 				return delivery{"bitbucket", "repo:push", uuid, readPayload(t, "github-push.json"), "", ""}
 			},
@@ -333,6 +399,10 @@ func TestWebhookServer_deliveries(t *testing.T) {
 
 			runs := runsByTrigger(g, ns)
 			g.Expect(triggerNames(runs)).To(ConsistOf(tt.wantTriggers))
+			wantRepo := tt.wantRepo
+			if wantRepo == "" {
+				wantRepo = "gyreops/demo"
+			}
 			for _, name := range tt.wantTriggers {
 				g.Expect(runs[name]).To(HaveLen(1))
 				run := runs[name][0]
@@ -342,7 +412,7 @@ func TestWebhookServer_deliveries(t *testing.T) {
 					cyclonev1alpha1.GlobalVariable{Name: VarSCMEvent, Value: tt.wantEvent},
 					cyclonev1alpha1.GlobalVariable{Name: VarSCMRef, Value: tt.wantRef},
 					cyclonev1alpha1.GlobalVariable{Name: VarSCMRevision, Value: tt.wantRevision},
-					cyclonev1alpha1.GlobalVariable{Name: VarSCMRepo, Value: "gyreops/demo"},
+					cyclonev1alpha1.GlobalVariable{Name: VarSCMRepo, Value: wantRepo},
 				))
 				g.Expect(run.Spec.ResourceParams).To(HaveLen(1))
 				g.Expect(run.Spec.ResourceParams[0].Parameters).To(HaveLen(1))
@@ -396,6 +466,40 @@ func TestWebhookServer_replayedDeliveryStartsNoSecondRun(t *testing.T) {
 			g.Expect(listRuns(g, ns)).To(HaveLen(2))
 			g.Expect(getTrigger(g, ns, "build").Status.Count).To(Equal(2))
 		})
+	}
+}
+
+func TestWebhookServer_svnCommitPostedTwiceStartsOneRun(t *testing.T) {
+	g := NewWithT(t)
+	ns, srv := newWebhookTest(t)
+	post := func(body []byte) webhookResponse {
+		rec := httptest.NewRecorder()
+		srv.ServeHTTP(rec, delivery{providerSVN, "Post-Commit", "", body, "good", ""}.request(ns))
+		g.Expect(rec.Code).To(Equal(http.StatusAccepted), rec.Body.String())
+		var resp webhookResponse
+		g.Expect(json.Unmarshal(rec.Body.Bytes(), &resp)).To(Succeed())
+		g.Expect(resp.Runs).To(HaveLen(1))
+		return resp
+	}
+	first := post(readPayload(t, "svn-post-commit.json"))
+	g.Expect(first.Runs[0].Created).To(BeTrue())
+	again := post(readPayload(t, "svn-post-commit.json"))
+	g.Expect(again.Runs[0].Created).To(BeFalse())
+	g.Expect(again.Runs[0].Run).To(Equal(first.Runs[0].Run))
+	g.Expect(listRuns(g, ns)).To(HaveLen(1))
+	g.Expect(getTrigger(g, ns, "svn").Status.Count).To(Equal(1))
+
+	// The next revision is a new commit and a new run.
+	next := post(editPayload(t, "svn-post-commit.json", `"revision":"12"`, `"revision":"13"`))
+	g.Expect(next.Runs[0].Created).To(BeTrue())
+	runs := listRuns(g, ns)
+	g.Expect(runs).To(HaveLen(2))
+	g.Expect(getTrigger(g, ns, "svn").Status.Count).To(Equal(2))
+	for _, r := range runs {
+		if r.Name == next.Runs[0].Run {
+			g.Expect(r.Annotations).To(HaveKeyWithValue(AnnotationSCMDelivery, "svn/"+svnUUID+"/r13"))
+			g.Expect(*r.Spec.ResourceParams[0].Parameters[0].Value).To(Equal("13"))
+		}
 	}
 }
 
@@ -460,6 +564,8 @@ func TestWebhookServer_neverLogsSecrets(t *testing.T) {
 		{providerGitHub, "push", "d-2", readPayload(t, "github-push.json"), "bad", ""},
 		{providerGitLab, "Push Hook", "d-3", readPayload(t, "gitlab-push.json"), "good", ""},
 		{providerGitLab, "Push Hook", "d-4", readPayload(t, "gitlab-push.json"), "good", mirrorSecret},
+		{providerSVN, "Post-Commit", "", readPayload(t, "svn-post-commit.json"), "good", ""},
+		{providerSVN, "Post-Commit", "", readPayload(t, "svn-post-commit.json"), "good", mirrorSecret},
 	} {
 		srv.ServeHTTP(httptest.NewRecorder(), d.request(ns))
 	}
