@@ -1,12 +1,15 @@
 package exec
 
 import (
+	"crypto/sha256"
+	"encoding/json"
 	"fmt"
 	"maps"
 	"path"
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -32,6 +35,9 @@ const (
 	// into toolsVolume, for the workload to run "gyre collect" from.
 	toolsName   = "csc-tools"
 	toolsVolume = "gyre-tools"
+	// workloadSidecarPrefix marks a Stage's own sidecar containers, as in
+	// Cyclone.
+	workloadSidecarPrefix = "wsc-"
 	// dindName is Cyclone's name of the Docker daemon sidecar of stages
 	// that output images.
 	dindName = "csc-dind"
@@ -159,11 +165,29 @@ func (c Config) stagePod(in stagePodInput) (*corev1.Pod, error) {
 	if stage.Spec.Pod == nil {
 		return nil, invalidStage("stage %s has no pod workload (spec.pod)", stage.Name)
 	}
-	wl := stage.Spec.Pod
 	vars := variableMap(run.Status.GlobalVariables)
-	args := stageArguments(wl.Inputs.Arguments, run.Spec.StageParams, stage.Name, vars)
+	args := stageArguments(stage.Spec.Pod.Inputs.Arguments, run.Spec.StageParams, stage.Name, vars, argumentSeed(run, stage.Name, in.Attempt))
+	// As in Cyclone, the arguments fill every string of the workload:
+	// containers, artifact and resource paths, annotations.
+	wl, err := renderWorkload(stage.Spec.Pod, args)
+	if err != nil {
+		return nil, invalidStage("stage %s: %v", stage.Name, err)
+	}
 
 	spec := *wl.Spec.DeepCopy()
+	// Containers named "wsc-..." are the workload's sidecars in Cyclone, a
+	// database for the tests, say: the stage ends when the workload does,
+	// not when they do. They run as native sidecars, which the kubelet
+	// stops once the other containers have ended.
+	var sidecars []corev1.Container
+	spec.Containers = slices.DeleteFunc(spec.Containers, func(ctr corev1.Container) bool {
+		if strings.HasPrefix(ctr.Name, workloadSidecarPrefix) {
+			ctr.RestartPolicy = ptr.To(corev1.ContainerRestartPolicyAlways)
+			sidecars = append(sidecars, ctr)
+			return true
+		}
+		return false
+	})
 	if len(spec.Containers) == 0 {
 		return nil, invalidStage("stage %s has no containers", stage.Name)
 	}
@@ -184,14 +208,15 @@ func (c Config) stagePod(in stagePodInput) (*corev1.Pod, error) {
 		return nil, err
 	}
 	for i := range spec.Containers {
-		ctr := &spec.Containers[i]
-		substituteContainer(ctr, args)
-		fillResources(&ctr.Resources, defaults)
+		fillResources(&spec.Containers[i].Resources, defaults)
+	}
+	for i := range sidecars {
+		fillResources(&sidecars[i].Resources, defaults)
 	}
 	for i := range spec.InitContainers {
-		substituteContainer(&spec.InitContainers[i], args)
 		fillResources(&spec.InitContainers[i].Resources, defaults)
 	}
+	spec.InitContainers = append(spec.InitContainers, sidecars...)
 	userInit := len(spec.InitContainers)
 	spec.Volumes = append(spec.Volumes, dataVolumeSource(in.PVC),
 		corev1.Volume{Name: coordinatorVolume, VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}})
@@ -332,8 +357,16 @@ func (c Config) stagePod(in stagePodInput) (*corev1.Pod, error) {
 		spec.InitContainers = append(spec.InitContainers, c.dindSidecar())
 	}
 	for i, n := range workloadNames {
-		spec.Containers[i].VolumeMounts = append(spec.Containers[i].VolumeMounts, workloadMounts...)
-		spec.Containers[i].VolumeMounts = append(spec.Containers[i].VolumeMounts, resultsMount(n))
+		ctr := &spec.Containers[i]
+		ctr.VolumeMounts = append(ctr.VolumeMounts, workloadMounts...)
+		ctr.VolumeMounts = append(ctr.VolumeMounts, resultsMount(n))
+		// Cyclone names the run and the stage to every container; a
+		// workload's own variable of the same name wins.
+		for _, e := range runEnv(run, stage.Name) {
+			if !slices.ContainsFunc(ctr.Env, func(o corev1.EnvVar) bool { return o.Name == e.Name }) {
+				ctr.Env = append(ctr.Env, e)
+			}
+		}
 	}
 	spec.Containers = append(spec.Containers, corev1.Container{
 		Name:  coordinatorName,
@@ -436,12 +469,17 @@ func ownLabels(run *cyclonev1alpha1.WorkflowRun, kind string) map[string]string 
 
 // helperEnv is the environment of the engine's own containers.
 func (c Config) helperEnv(run *cyclonev1alpha1.WorkflowRun, stage string) []corev1.EnvVar {
+	return append(runEnv(run, stage), corev1.EnvVar{Name: EnvWorkdir, Value: HelperWorkspace})
+}
+
+// runEnv names the run and the stage to a container, with Cyclone's
+// variables.
+func runEnv(run *cyclonev1alpha1.WorkflowRun, stage string) []corev1.EnvVar {
 	return []corev1.EnvVar{
 		{Name: EnvRunName, Value: run.Name},
 		{Name: EnvStageName, Value: stage},
 		{Name: EnvRunNamespace, Value: run.Namespace},
 		{Name: EnvWorkflowName, Value: workflowName(run)},
-		{Name: EnvWorkdir, Value: HelperWorkspace},
 	}
 }
 
@@ -495,7 +533,12 @@ func resourceParams(in stagePodInput, item cyclonev1alpha1.ResourceItem, vars ma
 
 // stageArguments are a stage's argument values: its defaults, overridden
 // by the run's stage parameters, with variables substituted.
-func stageArguments(defaults []cyclonev1alpha1.ArgumentValue, runParams []cyclonev1alpha1.ParameterConfig, stage string, vars map[string]string) map[string]string {
+//
+// As in Cyclone, an argument may be a generator ("$(random:N)",
+// "$(timenow:FORMAT)") and may use the other arguments. A generator draws
+// from seed, not from the clock or a random source, so that the same
+// attempt always gets the same Pod.
+func stageArguments(defaults []cyclonev1alpha1.ArgumentValue, runParams []cyclonev1alpha1.ParameterConfig, stage string, vars map[string]string, seed argumentSource) map[string]string {
 	base := make([]cyclonev1alpha1.ParameterItem, len(defaults))
 	for i, a := range defaults {
 		base[i] = cyclonev1alpha1.ParameterItem(a)
@@ -507,22 +550,92 @@ func stageArguments(defaults []cyclonev1alpha1.ArgumentValue, runParams []cyclon
 		}
 	}
 	_, values := parameterValues(vars, base, override)
-	return values
+	for k, v := range values {
+		values[k] = generate(v, seed.now, seed.random(k))
+	}
+	rendered := make(map[string]string, len(values))
+	for k, v := range values {
+		rendered[k] = substituteArguments(v, values)
+	}
+	return rendered
 }
 
-// substituteContainer fills "{{ argument }}" placeholders of a container.
-func substituteContainer(ctr *corev1.Container, args map[string]string) {
-	ctr.Image = substituteArguments(ctr.Image, args)
-	ctr.WorkingDir = substituteArguments(ctr.WorkingDir, args)
-	for i := range ctr.Command {
-		ctr.Command[i] = substituteArguments(ctr.Command[i], args)
+// argumentSource is what generated argument values are drawn from.
+type argumentSource struct {
+	now  time.Time
+	key  string
+	next func(key string, n int) string
+}
+
+func (a argumentSource) random(arg string) func(int) string {
+	return func(n int) string { return a.next(a.key+"/"+arg, n) }
+}
+
+// argumentSeed draws an attempt's generated arguments from the run's
+// creation time and from a hash of the run's UID, the stage, the attempt
+// and the argument.
+func argumentSeed(run *cyclonev1alpha1.WorkflowRun, stage string, attempt int32) argumentSource {
+	return argumentSource{now: run.CreationTimestamp.Time, key: fmt.Sprintf("%s/%s/%d", run.UID, stage, attempt), next: hashString}
+}
+
+// hashString is n characters of randomAlphabet drawn from the SHA-256 of
+// key: random-looking, and the same for the same key.
+func hashString(key string, n int) string {
+	out := make([]byte, 0, n)
+	for block := 0; len(out) < n; block++ {
+		sum := sha256.Sum256([]byte(fmt.Sprintf("%s#%d", key, block)))
+		for _, b := range sum {
+			if len(out) == n {
+				break
+			}
+			out = append(out, randomAlphabet[int(b)%len(randomAlphabet)])
+		}
 	}
-	for i := range ctr.Args {
-		ctr.Args[i] = substituteArguments(ctr.Args[i], args)
+	return string(out)
+}
+
+// renderWorkload fills the "{{ argument }}" and "{{{ argument }}}"
+// placeholders in every string of a Stage's workload, as Cyclone renders
+// the Stage with mustache. Unlike mustache, gyre never HTML-escapes a
+// value, and leaves an unknown name as it is, so that the mistake shows.
+func renderWorkload(wl *cyclonev1alpha1.PodWorkload, args map[string]string) (*cyclonev1alpha1.PodWorkload, error) {
+	out := wl.DeepCopy()
+	if len(args) == 0 {
+		return out, nil
 	}
-	for i := range ctr.Env {
-		ctr.Env[i].Value = substituteArguments(ctr.Env[i].Value, args)
+	data, err := json.Marshal(out)
+	if err != nil {
+		return nil, err
 	}
+	var tree any
+	if err := json.Unmarshal(data, &tree); err != nil {
+		return nil, err
+	}
+	tree = renderStrings(tree, args)
+	if data, err = json.Marshal(tree); err != nil {
+		return nil, err
+	}
+	out = &cyclonev1alpha1.PodWorkload{}
+	if err := json.Unmarshal(data, out); err != nil {
+		return nil, fmt.Errorf("the workload with its arguments filled in: %w", err)
+	}
+	return out, nil
+}
+
+func renderStrings(v any, args map[string]string) any {
+	switch v := v.(type) {
+	case string:
+		return substituteArguments(v, args)
+	case []any:
+		for i := range v {
+			v[i] = renderStrings(v[i], args)
+		}
+	case map[string]any:
+		for k := range v {
+			v[k] = renderStrings(v[k], args)
+		}
+	}
+	return v
 }
 
 // defaultResources are the requests and limits a workload container gets

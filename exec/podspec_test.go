@@ -91,6 +91,57 @@ func TestStagePod(t *testing.T) {
 		g.Expect(pod.Spec.Containers[0].Image).To(Equal("golang:1"))
 		g.Expect(pod.Spec.Containers[0].Command).To(HaveExactElements(ToolsBinary, "collect", "--artifact=bin=/out/bin", "--", "make", "release-v1"))
 	})
+	t.Run("Arguments fill every string of the workload, may use each other and may be generated, the same way each time.", func(t *testing.T) {
+		g := NewWithT(t)
+		in := podInput()
+		pod := in.Stage.Spec.Pod
+		pod.Inputs.Arguments = append(pod.Inputs.Arguments,
+			cyclonev1alpha1.ArgumentValue{Name: "cmd", Value: ptr.To("go build -o {{ out }}/app && echo built")},
+			cyclonev1alpha1.ArgumentValue{Name: "out", Value: ptr.To("/out/bin")},
+			cyclonev1alpha1.ArgumentValue{Name: "tag", Value: ptr.To("$(random:6)")})
+		pod.Spec.Containers[0].Command = []string{"sh", "-c", "{{{ cmd }}}"}
+		pod.Spec.Containers[0].Env = []corev1.EnvVar{{Name: "TAG", Value: "{{ tag }}"}}
+		pod.Outputs.Artifacts[0].Path = "{{ out }}"
+		got, err := cfg.stagePod(in)
+		g.Expect(err).NotTo(HaveOccurred())
+		main := got.Spec.Containers[0]
+		g.Expect(main.Command).To(HaveExactElements(ToolsBinary, "collect", "--artifact=bin=/out/bin", "--", "sh", "-c", "go build -o /out/bin/app && echo built"))
+		tag := main.Env[0].Value
+		g.Expect(tag).To(MatchRegexp(`^[a-z0-9]{6}$`))
+		again, _ := cfg.stagePod(in)
+		g.Expect(again.Spec.Containers[0].Env[0].Value).To(Equal(tag), "a restarted engine builds the same Pod")
+		in.Attempt++
+		retry, _ := cfg.stagePod(in)
+		g.Expect(retry.Spec.Containers[0].Env[0].Value).NotTo(Equal(tag), "each attempt draws its own")
+	})
+	t.Run("Workload containers are told the run and the stage, as in Cyclone.", func(t *testing.T) {
+		g := NewWithT(t)
+		in := podInput()
+		in.Stage.Spec.Pod.Spec.Containers[0].Env = []corev1.EnvVar{{Name: "STAGE_NAME", Value: "mine"}}
+		pod, _ := cfg.stagePod(in)
+		g.Expect(pod.Spec.Containers[0].Env).To(ConsistOf(
+			corev1.EnvVar{Name: "STAGE_NAME", Value: "mine"},
+			corev1.EnvVar{Name: "WORKFLOWRUN_NAME", Value: "run1"},
+			corev1.EnvVar{Name: "METADATA_NAMESPACE", Value: "cyclone-acme"},
+			corev1.EnvVar{Name: "WORKFLOW_NAME", Value: ""}))
+	})
+	t.Run("A wsc- container is the workload's sidecar: it runs beside the workload and does not hold the stage.", func(t *testing.T) {
+		g := NewWithT(t)
+		in := podInput()
+		in.Stage.Spec.Pod.Spec.Containers = append(in.Stage.Spec.Pod.Spec.Containers, corev1.Container{Name: "wsc-mysql", Image: "mysql:8"})
+		pod, err := cfg.stagePod(in)
+		g.Expect(err).NotTo(HaveOccurred())
+		g.Expect(pod.Spec.Containers).NotTo(ContainElement(HaveField("Name", "wsc-mysql")))
+		g.Expect(pod.Spec.InitContainers).To(ContainElement(And(HaveField("Name", "wsc-mysql"),
+			HaveField("RestartPolicy", HaveValue(Equal(corev1.ContainerRestartPolicyAlways))))))
+		var co corev1.Container
+		for _, c := range pod.Spec.Containers {
+			if c.Name == "csc-co" {
+				co = c
+			}
+		}
+		g.Expect(co.Env).To(ContainElement(corev1.EnvVar{Name: EnvWorkloadContainers, Value: "main"}), "the coordinator waits for the workload only")
+	})
 	t.Run("A workload with a command leaves output artifacts, files or directories, for gyre collect to copy.", func(t *testing.T) {
 		g := NewWithT(t)
 		in := podInput()

@@ -209,6 +209,8 @@ func TestSubstitution(t *testing.T) {
 	vars := map[string]string{"TAG": "v1"}
 	g.Expect(substituteVariables("img:${variables.TAG}-${variables.NOPE}", vars)).To(Equal("img:v1-${variables.NOPE}"))
 	g.Expect(substituteArguments("run {{ cmd }} {{x}} {{ y }}", map[string]string{"cmd": "make", "x": "1"})).To(Equal("run make 1 {{ y }}"))
+	g.Expect(substituteArguments(`sh -c "{{{ cmd }}}" {{{nope}}}`, map[string]string{"cmd": "make && make test"})).To(Equal(`sh -c "make && make test" {{{nope}}}`),
+		"mustache's triple braces, as Cyclone's templates use them")
 	s := func(v string) *string { return &v }
 	names, values := parameterValues(vars,
 		[]cyclonev1alpha1.ParameterItem{{Name: "IMAGE", Value: s("app:${variables.TAG}")}, {Name: "URL", Value: s("u")}},
@@ -268,4 +270,37 @@ func TestRetryBackoff(t *testing.T) {
 	c := Config{RetryBackoff: time.Second, MaxRetryBackoff: 5 * time.Second}
 	g.Expect([]time.Duration{c.retryBackoff(2), c.retryBackoff(3), c.retryBackoff(4), c.retryBackoff(5)}).
 		To(Equal([]time.Duration{time.Second, 2 * time.Second, 4 * time.Second, 5 * time.Second}))
+}
+
+func TestParseTimeout(t *testing.T) {
+	tests := []struct {
+		in      string
+		want    time.Duration
+		wantErr bool
+	}{
+		{in: "", want: 0},
+		{in: "30min", want: 30 * time.Minute},
+		{in: "2hour", want: 2 * time.Hour},
+		{in: "1h30m", want: 90 * time.Minute},
+		{in: "1Hour30Min", want: 90 * time.Minute},
+		{in: "45second", want: 45 * time.Second},
+		{in: "90s", want: 90 * time.Second},
+		{in: "1.5h", want: 90 * time.Minute},
+		{in: "250ms", want: 250 * time.Millisecond},
+		{in: "-5m", wantErr: true},
+		{in: "soon", wantErr: true},
+		{in: "30", wantErr: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.in, func(t *testing.T) {
+			g := NewWithT(t)
+			got, err := parseTimeout(tt.in)
+			if tt.wantErr {
+				g.Expect(err).To(HaveOccurred())
+				return
+			}
+			g.Expect(err).NotTo(HaveOccurred())
+			g.Expect(got).To(Equal(tt.want))
+		})
+	}
 }

@@ -16,8 +16,9 @@ var (
 	timenowRe = regexp.MustCompile(`^\$\(timenow:(\w*)\)$`)
 	// variableRe matches a variable reference anywhere in a value.
 	variableRe = regexp.MustCompile(`\$\{variables\.([-\w.]+)\}`)
-	// argumentRe matches a stage argument placeholder.
-	argumentRe = regexp.MustCompile(`\{\{\s*([-\w.]+)\s*\}\}`)
+	// argumentRe matches a stage argument placeholder, mustache's
+	// "{{ name }}" or its unescaped "{{{ name }}}".
+	argumentRe = regexp.MustCompile(`\{\{\{\s*([-\w.]+)\s*\}\}\}|\{\{\s*([-\w.]+)\s*\}\}`)
 )
 
 // timeLayouts are the named layouts "$(timenow:NAME)" accepts; any other
@@ -89,14 +90,15 @@ func substituteVariables(s string, vars map[string]string) string {
 	})
 }
 
-// substituteArguments replaces every "{{ NAME }}" in s by the argument's
-// value, leaving unknown names as they are.
+// substituteArguments replaces every "{{ NAME }}" and "{{{ NAME }}}" in s
+// by the argument's value, leaving unknown names as they are.
 func substituteArguments(s string, args map[string]string) string {
 	if !strings.Contains(s, "{{") {
 		return s
 	}
 	return argumentRe.ReplaceAllStringFunc(s, func(ref string) string {
-		if v, ok := args[argumentRe.FindStringSubmatch(ref)[1]]; ok {
+		m := argumentRe.FindStringSubmatch(ref)
+		if v, ok := args[m[1]+m[2]]; ok {
 			return v
 		}
 		return ref
