@@ -41,7 +41,11 @@ func newCronTest(t *testing.T, mutate func(*cyclonev1alpha1.CronTrigger)) *cronT
 		mutate(&cron)
 	}
 	trig := &cyclonev1alpha1.WorkflowTrigger{
-		ObjectMeta: metav1.ObjectMeta{Name: "nightly", Namespace: ns, Labels: map[string]string{"cyclone.dev/tenant": "demo"}},
+		ObjectMeta: metav1.ObjectMeta{Name: "nightly", Namespace: ns, Labels: map[string]string{
+			"cyclone.dev/tenant":       "demo",
+			"project.cyclone.dev/name": "shop",
+			"cyclone.dev/project":      "shop",
+		}},
 		Spec: cyclonev1alpha1.WorkflowTriggerSpec{
 			Type:       cyclonev1alpha1.TriggerTypeCron,
 			Cron:       cron,
@@ -113,6 +117,9 @@ func TestCronReconciler_firesOnceAtTheScheduledTime(t *testing.T) {
 	g.Expect(run.Labels).To(HaveKeyWithValue(LabelTrigger, ct.name))
 	g.Expect(run.Labels).To(HaveKeyWithValue(LabelTriggerType, "Cron"))
 	g.Expect(run.Labels).To(HaveKeyWithValue("cyclone.dev/tenant", "demo"))
+	g.Expect(run.Labels).To(HaveKeyWithValue("project.cyclone.dev/name", "shop"), "Cyclone's project label, from the trigger")
+	g.Expect(run.Labels).To(HaveKeyWithValue("workflow.cyclone.dev/name", "build"), "Cyclone's workflow label, from the workflowRef")
+	g.Expect(run.Labels).NotTo(HaveKey("cyclone.dev/project"), "not a Cyclone label")
 	g.Expect(run.Annotations).To(HaveKeyWithValue(AnnotationScheduleTime, ct.base.UTC().Format(time.RFC3339)))
 	g.Expect(run.Spec.WorkflowRef.Name).To(Equal("build"))
 	g.Expect(run.Spec.GlobalVariables).To(ConsistOf(cyclonev1alpha1.GlobalVariable{Name: "IMAGE_TAG", Value: "nightly"}))

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/validation"
 
 	cyclonev1alpha1 "github.com/gyreops/gyre/api/cyclone/v1alpha1"
 )
@@ -30,9 +31,21 @@ const (
 	AnnotationSCMEvent = "gyre.dev/scm-event"
 )
 
-// Labels copied from a trigger onto its runs, so that tenancy and project
-// views see them.
-var inheritedLabels = []string{"cyclone.dev/tenant", "cyclone.dev/project", "gyre.dev/cluster"}
+// Cyclone's labels on the runs its triggers start, which its server and UI
+// list runs by. The engine finds a run's Project by labelProject too.
+const (
+	// labelProject names the Project a run belongs to. Cyclone copies it
+	// from the trigger's labels.
+	labelProject = "project.cyclone.dev/name"
+	// labelWorkflow names the Workflow a run runs: the name in its
+	// workflowRef.
+	labelWorkflow = "workflow.cyclone.dev/name"
+)
+
+// Labels copied from a trigger onto its runs: Cyclone's project label, and
+// the tenant and cluster labels gyre renders onto every object, so that
+// Cyclone's project views and gyre's tenancy views see the runs.
+var inheritedLabels = []string{labelProject, "cyclone.dev/tenant", "gyre.dev/cluster"}
 
 // maxNameLength keeps run names valid as label values and leaves room for
 // the names of the Pods the engine derives from them.
@@ -92,6 +105,12 @@ func newRun(trig *cyclonev1alpha1.WorkflowTrigger, name string, annotations map[
 		if v, ok := trig.Labels[k]; ok {
 			run.Labels[k] = v
 		}
+	}
+	// A Workflow name longer than a label value may be leaves the label
+	// off: shortened, it would name no Workflow; whole, the run could not
+	// be created.
+	if ref := run.Spec.WorkflowRef; ref != nil && ref.Name != "" && len(validation.IsValidLabelValue(ref.Name)) == 0 {
+		run.Labels[labelWorkflow] = ref.Name
 	}
 	for k, v := range annotations {
 		run.Annotations[k] = v

@@ -78,7 +78,7 @@ func newWebhookTest(t *testing.T) (string, *WebhookServer) {
 		{"svn", svnUUID, "scm-demo", svnApp, false},
 	} {
 		trig := &cyclonev1alpha1.WorkflowTrigger{
-			ObjectMeta: metav1.ObjectMeta{Name: tc.name, Namespace: ns},
+			ObjectMeta: metav1.ObjectMeta{Name: tc.name, Namespace: ns, Labels: map[string]string{"project.cyclone.dev/name": "demo"}},
 			Spec: cyclonev1alpha1.WorkflowTriggerSpec{
 				Type:     cyclonev1alpha1.TriggerTypeSCM,
 				SCM:      cyclonev1alpha1.SCMTrigger{Secret: tc.secret, Repo: tc.repo, SCMTriggerPolicy: tc.policy},
@@ -407,6 +407,8 @@ func TestWebhookServer_deliveries(t *testing.T) {
 				g.Expect(runs[name]).To(HaveLen(1))
 				run := runs[name][0]
 				g.Expect(run.Labels).To(HaveKeyWithValue(LabelTriggerType, "SCM"))
+				g.Expect(run.Labels).To(HaveKeyWithValue("project.cyclone.dev/name", "demo"))
+				g.Expect(run.Labels).To(HaveKeyWithValue("workflow.cyclone.dev/name", "build"))
 				g.Expect(run.Annotations).To(HaveKeyWithValue(AnnotationSCMEvent, tt.wantEvent))
 				g.Expect(run.Spec.GlobalVariables).To(ConsistOf(
 					cyclonev1alpha1.GlobalVariable{Name: VarSCMEvent, Value: tt.wantEvent},
