@@ -493,3 +493,35 @@ func TestEngine_fileArtifactsPassBetweenStages(t *testing.T) {
 	g.Expect(consumer.Spec.Containers[0].VolumeMounts).To(ContainElement(corev1.VolumeMount{Name: dataVolume, ReadOnly: true,
 		MountPath: "/in/coverage.out", SubPath: "run1/artifacts/test/coverage/coverage.out"}))
 }
+
+// TestEngine_secretReferences: a stage argument that refers to a Secret of
+// the run's namespace reaches the Pod as the Secret's value; one that
+// refers to another namespace fails the stage, saying why.
+func TestEngine_secretReferences(t *testing.T) {
+	requireCluster(t)
+	g := NewWithT(t)
+	ns := newTenant(t)
+	worker := "cyclone-" + Tenant(ns) + "-worker"
+	cfg := testConfig()
+	cfg.GCDelay = time.Minute // keep the Pod to look at
+	startEngine(t, env.Config, cfg)
+	g.Expect(k8s.Create(bg, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "registry", Namespace: ns},
+		Data: map[string][]byte{"password": []byte("hunter2")}})).To(Succeed())
+	push := stage(ns, "push", succeed("0s"))
+	push.Spec.Pod.Inputs.Arguments = []cyclonev1alpha1.ArgumentValue{{Name: "password", Value: ptr.To("${secrets." + ns + ":registry/data.password}")}}
+	push.Spec.Pod.Spec.Containers[0].Env = []corev1.EnvVar{{Name: "PASSWORD", Value: "{{ password }}"}}
+	steal := stage(ns, "steal", succeed("0s"))
+	steal.Spec.Pod.Inputs.Arguments = []cyclonev1alpha1.ArgumentValue{{Name: "password", Value: ptr.To("${secrets.kube-system:bootstrap/data.token}")}}
+	createWorkflow(t, ns, "wf", []*cyclonev1alpha1.Stage{push, steal}, items("push", "steal"))
+	createRun(t, ns, "run1", "wf")
+
+	g.Eventually(func(g Gomega) {
+		run := getRun(g, ns, "run1")
+		g.Expect(run.Status.Overall.Phase).To(Equal(cyclonev1alpha1.StatusFailed))
+		g.Expect(run.Status.Stages["steal"].Status.Message).To(ContainSubstring("a run may read Secrets of its own namespace " + ns + " only"))
+		g.Expect(run.Status.Stages["push"].Status.Phase).To(Equal(cyclonev1alpha1.StatusSucceeded))
+	}).WithTimeout(time.Minute).Should(Succeed())
+	pod := &corev1.Pod{}
+	g.Expect(k8s.Get(bg, key(worker, "run1-push-1"), pod)).To(Succeed())
+	g.Expect(pod.Spec.Containers[0].Env).To(ContainElement(corev1.EnvVar{Name: "PASSWORD", Value: "hunter2"}))
+}

@@ -145,6 +145,9 @@ type stagePodInput struct {
 	// input artifacts come from, by "<stage>/<artifact>": an input mounts
 	// the file or directory of that name.
 	ArtifactPaths map[string]string
+	// Secrets are the Secrets of the run's namespace that the stage's
+	// arguments and resource parameters refer to, by name.
+	Secrets map[string]*corev1.Secret
 }
 
 // invalidStageError says a stage cannot be turned into a Pod until its
@@ -166,7 +169,11 @@ func (c Config) stagePod(in stagePodInput) (*corev1.Pod, error) {
 		return nil, invalidStage("stage %s has no pod workload (spec.pod)", stage.Name)
 	}
 	vars := variableMap(run.Status.GlobalVariables)
-	args := stageArguments(stage.Spec.Pod.Inputs.Arguments, run.Spec.StageParams, stage.Name, vars, argumentSeed(run, stage.Name, in.Attempt))
+	args, err := stageArguments(stage.Spec.Pod.Inputs.Arguments, run.Spec.StageParams, stage.Name, vars, argumentSeed(run, stage.Name, in.Attempt),
+		func(values map[string]string) error { return resolveSecretRefs(values, run.Namespace, in.Secrets) })
+	if err != nil {
+		return nil, invalidStage("stage %s: argument %v", stage.Name, err)
+	}
 	// As in Cyclone, the arguments fill every string of the workload:
 	// containers, artifact and resource paths, annotations.
 	wl, err := renderWorkload(stage.Spec.Pod, args)
@@ -523,6 +530,9 @@ func resourceParams(in stagePodInput, item cyclonev1alpha1.ResourceItem, vars ma
 		}
 	}
 	names, values := parameterValues(vars, res.Spec.Parameters, override)
+	if err := resolveSecretRefs(values, in.Run.Namespace, in.Secrets); err != nil {
+		return nil, nil, invalidStage("stage %s: resource %s: %v", in.Stage.Name, item.Name, err)
+	}
 	env := make([]corev1.EnvVar, 0, len(names)+1)
 	env = append(env, corev1.EnvVar{Name: "RESOURCE_NAME", Value: item.Name})
 	for _, n := range names {
@@ -538,7 +548,7 @@ func resourceParams(in stagePodInput, item cyclonev1alpha1.ResourceItem, vars ma
 // "$(timenow:FORMAT)") and may use the other arguments. A generator draws
 // from seed, not from the clock or a random source, so that the same
 // attempt always gets the same Pod.
-func stageArguments(defaults []cyclonev1alpha1.ArgumentValue, runParams []cyclonev1alpha1.ParameterConfig, stage string, vars map[string]string, seed argumentSource) map[string]string {
+func stageArguments(defaults []cyclonev1alpha1.ArgumentValue, runParams []cyclonev1alpha1.ParameterConfig, stage string, vars map[string]string, seed argumentSource, resolve func(map[string]string) error) (map[string]string, error) {
 	base := make([]cyclonev1alpha1.ParameterItem, len(defaults))
 	for i, a := range defaults {
 		base[i] = cyclonev1alpha1.ParameterItem(a)
@@ -553,11 +563,14 @@ func stageArguments(defaults []cyclonev1alpha1.ArgumentValue, runParams []cyclon
 	for k, v := range values {
 		values[k] = generate(v, seed.now, seed.random(k))
 	}
+	if err := resolve(values); err != nil {
+		return nil, err
+	}
 	rendered := make(map[string]string, len(values))
 	for k, v := range values {
 		rendered[k] = substituteArguments(v, values)
 	}
-	return rendered
+	return rendered, nil
 }
 
 // argumentSource is what generated argument values are drawn from.

@@ -114,6 +114,25 @@ func TestStagePod(t *testing.T) {
 		retry, _ := cfg.stagePod(in)
 		g.Expect(retry.Spec.Containers[0].Env[0].Value).NotTo(Equal(tag), "each attempt draws its own")
 	})
+	t.Run("Arguments and resource parameters may refer to Secrets of the run's namespace.", func(t *testing.T) {
+		g := NewWithT(t)
+		in := podInput()
+		in.Stage.Spec.Pod.Inputs.Arguments = append(in.Stage.Spec.Pod.Inputs.Arguments,
+			cyclonev1alpha1.ArgumentValue{Name: "password", Value: ptr.To("${secrets.cyclone-acme:registry/data.password}")})
+		in.Stage.Spec.Pod.Spec.Containers[0].Env = []corev1.EnvVar{{Name: "PASSWORD", Value: "{{ password }}"}}
+		in.Resources["src"].Spec.Parameters = append(in.Resources["src"].Spec.Parameters,
+			cyclonev1alpha1.ParameterItem{Name: "SCM_AUTH", Value: ptr.To("${secrets.cyclone-acme:git/data.token}")})
+		_, err := cfg.stagePod(in)
+		g.Expect(err).To(MatchError(ContainSubstring("stage build: argument password: ${secrets.cyclone-acme:registry/data.password}: Secret cyclone-acme/registry not found")))
+		in.Secrets = map[string]*corev1.Secret{
+			"registry": {ObjectMeta: metav1.ObjectMeta{Name: "registry"}, Data: map[string][]byte{"password": []byte("hunter2")}},
+			"git":      {ObjectMeta: metav1.ObjectMeta{Name: "git"}, Data: map[string][]byte{"token": []byte("ghp_x")}},
+		}
+		pod, err := cfg.stagePod(in)
+		g.Expect(err).NotTo(HaveOccurred())
+		g.Expect(pod.Spec.Containers[0].Env).To(ContainElement(corev1.EnvVar{Name: "PASSWORD", Value: "hunter2"}))
+		g.Expect(pod.Spec.InitContainers[0].Env).To(ContainElement(corev1.EnvVar{Name: "SCM_AUTH", Value: "ghp_x"}))
+	})
 	t.Run("Workload containers are told the run and the stage, as in Cyclone.", func(t *testing.T) {
 		g := NewWithT(t)
 		in := podInput()

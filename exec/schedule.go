@@ -161,6 +161,10 @@ func (r *Engine) buildPod(ctx context.Context, s *scope, st *cyclonev1alpha1.Wor
 	if err != nil {
 		return nil, err
 	}
+	secrets, err := r.referredSecrets(ctx, run, stage, resources)
+	if err != nil {
+		return nil, err
+	}
 	withVars := run.DeepCopy()
 	withVars.Status.GlobalVariables = st.GlobalVariables
 	return r.cfg.stagePod(stagePodInput{
@@ -174,7 +178,56 @@ func (r *Engine) buildPod(ctx context.Context, s *scope, st *cyclonev1alpha1.Wor
 		PVC:           s.target.pvc,
 		Attempt:       st.Stages[name].Attempt,
 		ArtifactPaths: produced,
+		Secrets:       secrets,
 	})
+}
+
+// referredSecrets reads the Secrets of the run's namespace that the
+// stage's arguments and the parameters of its resources refer to
+// ("${secrets.<namespace>:<name>/...}"). They are read from the API
+// server, not cached: the engine watches no Secret. A Secret that does
+// not exist is left out, for stagePod to report.
+func (r *Engine) referredSecrets(ctx context.Context, run *cyclonev1alpha1.WorkflowRun, stage *cyclonev1alpha1.Stage, resources map[string]*cyclonev1alpha1.Resource) (map[string]*corev1.Secret, error) {
+	var values []string
+	add := func(items []cyclonev1alpha1.ParameterItem) {
+		for _, p := range items {
+			if p.Value != nil {
+				values = append(values, *p.Value)
+			}
+		}
+	}
+	if stage.Spec.Pod != nil {
+		for _, a := range stage.Spec.Pod.Inputs.Arguments {
+			add([]cyclonev1alpha1.ParameterItem{cyclonev1alpha1.ParameterItem(a)})
+		}
+	}
+	for _, res := range resources {
+		add(res.Spec.Parameters)
+	}
+	for _, configs := range [][]cyclonev1alpha1.ParameterConfig{run.Spec.StageParams, run.Spec.ResourceParams} {
+		for _, c := range configs {
+			add(c.Parameters)
+		}
+	}
+	names := secretNamesIn(run.Namespace, values...)
+	if len(names) == 0 {
+		return nil, nil
+	}
+	secrets := map[string]*corev1.Secret{}
+	for _, n := range names {
+		if _, done := secrets[n]; done {
+			continue
+		}
+		sec := &corev1.Secret{}
+		if err := r.live.Get(ctx, types.NamespacedName{Namespace: run.Namespace, Name: n}, sec); err != nil {
+			if apierrors.IsNotFound(err) {
+				continue
+			}
+			return nil, fmt.Errorf("get secret %s: %w", n, err)
+		}
+		secrets[n] = sec
+	}
+	return secrets, nil
 }
 
 // artifactPaths reads, from the Stages that produce them, the paths of
