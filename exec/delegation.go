@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -132,6 +133,10 @@ func (r *Engine) waitDelegated(s *scope, ss *cyclonev1alpha1.StageStatus, item c
 func (r *Engine) sendDelegation(ctx context.Context, s *scope, st *cyclonev1alpha1.WorkflowRunStatus, stage *cyclonev1alpha1.Stage) error {
 	run := s.run.DeepCopy()
 	run.Status = *st.DeepCopy()
+	// Cyclone's services read the run's variables, generated values
+	// included, from its spec, where Cyclone writes them when the run
+	// starts; gyre keeps them in the status.
+	run.Spec.GlobalVariables = slices.Clone(st.GlobalVariables)
 	req := DelegationRequest{Stage: stage.DeepCopy(), Workflow: s.workflow.DeepCopy(), WorkflowRun: run}
 	// Objects from a cache carry no kind; the service should not guess.
 	gv := cyclonev1alpha1.GroupVersion.String()

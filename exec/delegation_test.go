@@ -87,7 +87,9 @@ func TestEngine_delegationStage(t *testing.T) {
 	})
 	startEngine(t, env.Config, testConfig())
 	delegationWorkflow(t, ns, svc.URL, cyclonev1alpha1.StageItem{})
-	createRun(t, ns, "run1", "release")
+	createRun(t, ns, "run1", "release", func(run *cyclonev1alpha1.WorkflowRun) {
+		run.Spec.GlobalVariables = []cyclonev1alpha1.GlobalVariable{{Name: "TAG", Value: "$(random:5)"}}
+	})
 
 	run := waitRun(t, ns, "run1", cyclonev1alpha1.StatusSucceeded)
 	g.Expect(phaseOf(run)).To(HaveEach(cyclonev1alpha1.StatusSucceeded))
@@ -106,6 +108,8 @@ func TestEngine_delegationStage(t *testing.T) {
 	g.Expect(req.WorkflowRun.Name).To(Equal("run1"))
 	g.Expect(req.WorkflowRun.Status.Stages["approve"].Attempt).To(Equal(int32(1)))
 	g.Expect(req.WorkflowRun.Status.Stages["build"].Status.Phase).To(Equal(cyclonev1alpha1.StatusSucceeded))
+	g.Expect(req.WorkflowRun.Spec.GlobalVariables).To(ConsistOf(And(HaveField("Name", "TAG"), HaveField("Value", MatchRegexp(`^[a-z0-9]{5}$`)))),
+		"the service reads the generated value where Cyclone writes it")
 }
 
 func TestEngine_delegationRefusedIsRetriedThenFails(t *testing.T) {

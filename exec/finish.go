@@ -225,8 +225,10 @@ func (r *Engine) notify(ctx context.Context, s *scope) (bool, error) {
 		}
 	}
 	st := run.Status.DeepCopy()
-	// The sends outlive this reconcile, which goes on changing run.
+	// The sends outlive this reconcile, which goes on changing run. A
+	// receiver finds the run's variables where Cyclone's find them.
 	snapshot := run.DeepCopy()
+	snapshot.Spec.GlobalVariables = snapshot.Status.GlobalVariables
 	pending := false
 	for _, rcv := range n.Receivers {
 		for _, addr := range rcv.Addresses {
