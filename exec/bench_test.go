@@ -134,13 +134,7 @@ func BenchmarkEngine(b *testing.B) {
 // way to Succeeded. The Pods are copies of template, or of a
 // one-container Pod when template is nil.
 func rawPodRates(b *testing.B, template *corev1.Pod) (creates, lifecycles float64) {
-	var writes writeCounter
-	c, err := client.New(countingConfig(&writes), client.Options{Scheme: scheme})
-	if err != nil {
-		b.Fatal(err)
-	}
-	ns := newTenant(b)
-	worker := "cyclone-" + Tenant(ns) + "-worker"
+	c, ns, worker := rawClient(b)
 	n := benchRuns * 5
 	succeeded := watchUntil(b, &corev1.PodList{}, worker, n, func(o client.Object) bool {
 		return o.(*corev1.Pod).Status.Phase == corev1.PodSucceeded
@@ -163,6 +157,18 @@ func rawPodRates(b *testing.B, template *corev1.Pod) (creates, lifecycles float6
 		g.Expect(pods.Items).To(BeEmpty())
 	}).WithTimeout(5 * time.Minute).WithPolling(time.Second).Should(Succeed())
 	return rate, lifecycles
+}
+
+// rawClient is a client with the engine's rate limits, and a new tenant
+// and its worker namespace for a raw phase to fill.
+func rawClient(b *testing.B) (c client.Client, ns, worker string) {
+	var writes writeCounter
+	c, err := client.New(countingConfig(&writes), client.Options{Scheme: scheme})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ns = newTenant(b)
+	return c, ns, "cyclone-" + Tenant(ns) + "-worker"
 }
 
 // rawPod is a copy of template, or of a one-container Pod when template is
@@ -198,13 +204,7 @@ func rawPod(template *corev1.Pod, ns, name string) *corev1.Pod {
 // this is what a run engine that cost nothing would reach on this
 // cluster.
 func rawWorkload(b *testing.B, stagePod, gcPod *corev1.Pod) float64 {
-	var writes writeCounter
-	c, err := client.New(countingConfig(&writes), client.Options{Scheme: scheme})
-	if err != nil {
-		b.Fatal(err)
-	}
-	ns := newTenant(b)
-	worker := "cyclone-" + Tenant(ns) + "-worker"
+	c, ns, worker := rawClient(b)
 	const perRun = 6 // five stages and the GC Pod
 	n := benchRuns * perRun
 	podOf := func(i int) *corev1.Pod {

@@ -467,11 +467,7 @@ func TestEngine_imageOutputGetsADockerDaemon(t *testing.T) {
 func TestEngine_fileArtifactsPassBetweenStages(t *testing.T) {
 	requireCluster(t)
 	g := NewWithT(t)
-	ns := newTenant(t)
-	worker := "cyclone-" + Tenant(ns) + "-worker"
-	cfg := testConfig()
-	cfg.GCDelay = time.Minute // keep the Pods to look at
-	startEngine(t, env.Config, cfg)
+	ns, worker := startKeepingPods(t)
 	test := stage(ns, "test", succeed("0s"))
 	test.Spec.Pod.Spec.Containers[0].Command = []string{"go", "test", "-coverprofile=coverage.out", "./..."}
 	test.Spec.Pod.Outputs.Artifacts = []cyclonev1alpha1.ArtifactItem{{Name: "coverage", Path: "/src/coverage.out"}}
@@ -500,11 +496,7 @@ func TestEngine_fileArtifactsPassBetweenStages(t *testing.T) {
 func TestEngine_secretReferences(t *testing.T) {
 	requireCluster(t)
 	g := NewWithT(t)
-	ns := newTenant(t)
-	worker := "cyclone-" + Tenant(ns) + "-worker"
-	cfg := testConfig()
-	cfg.GCDelay = time.Minute // keep the Pod to look at
-	startEngine(t, env.Config, cfg)
+	ns, worker := startKeepingPods(t)
 	g.Expect(k8s.Create(bg, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "registry", Namespace: ns},
 		Data: map[string][]byte{"password": []byte("hunter2")}})).To(Succeed())
 	push := stage(ns, "push", succeed("0s"))
@@ -524,4 +516,15 @@ func TestEngine_secretReferences(t *testing.T) {
 	pod := &corev1.Pod{}
 	g.Expect(k8s.Get(bg, key(worker, "run1-push-1"), pod)).To(Succeed())
 	g.Expect(pod.Spec.Containers[0].Env).To(ContainElement(corev1.EnvVar{Name: "PASSWORD", Value: "hunter2"}))
+}
+
+// startKeepingPods makes a tenant and starts an engine that keeps a
+// finished run's Pods for a minute, for the test to look at them. It
+// returns the tenant and worker namespaces.
+func startKeepingPods(t *testing.T) (ns, worker string) {
+	ns = newTenant(t)
+	cfg := testConfig()
+	cfg.GCDelay = time.Minute
+	startEngine(t, env.Config, cfg)
+	return ns, "cyclone-" + Tenant(ns) + "-worker"
 }
