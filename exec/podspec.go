@@ -35,6 +35,9 @@ const (
 	// into toolsVolume, for the workload to run "gyre collect" from.
 	toolsName   = "csc-tools"
 	toolsVolume = "gyre-tools"
+	// sharedOutputs is the directory, under a stage's outputs, of its
+	// output resources that name no path.
+	sharedOutputs = "_cyclone"
 	// workloadSidecarPrefix marks a Stage's own sidecar containers, as in
 	// Cyclone.
 	workloadSidecarPrefix = "wsc-"
@@ -75,6 +78,9 @@ const (
 	// StagingMountPath is where such a container sees the attempt's
 	// staging directory.
 	StagingMountPath = "/gyre-staging"
+	// OutputResourcesDir is where a workload leaves the data of its
+	// output resources that name no path, Cyclone's directory.
+	OutputResourcesDir = "/cyclone/resources"
 	// ResultsDir is where a workload or input container writes its
 	// result file, as in Cyclone.
 	ResultsDir = "/cyclone/results"
@@ -253,11 +259,17 @@ func (c Config) stagePod(in stagePodInput) (*corev1.Pod, error) {
 			volume, sub = fmt.Sprintf("gyre-persistent-%d", i), p.Path
 			spec.Volumes = append(spec.Volumes, corev1.Volume{Name: volume, VolumeSource: corev1.VolumeSource{
 				PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: p.PVC}}})
-			policy := p.PullPolicy
-			if policy == "" {
-				policy = cyclonev1alpha1.PullAlways
+			// spec.persistent.pullPolicy, else a PULL_POLICY parameter,
+			// which Cyclone's own resolvers read, else Always.
+			i := slices.IndexFunc(params, func(e corev1.EnvVar) bool { return e.Name == EnvPullPolicy })
+			switch {
+			case p.PullPolicy != "" && i >= 0:
+				params[i].Value = string(p.PullPolicy)
+			case p.PullPolicy != "":
+				params = append(params, corev1.EnvVar{Name: EnvPullPolicy, Value: string(p.PullPolicy)})
+			case i < 0:
+				params = append(params, corev1.EnvVar{Name: EnvPullPolicy, Value: string(cyclonev1alpha1.PullAlways)})
 			}
-			params = append(params, corev1.EnvVar{Name: EnvPullPolicy, Value: string(policy)})
 		}
 		ctrName := shortName("i-" + item.Name)
 		spec.InitContainers = append(spec.InitContainers, corev1.Container{
@@ -335,7 +347,12 @@ func (c Config) stagePod(in stagePodInput) (*corev1.Pod, error) {
 		if err != nil {
 			return nil, err
 		}
+		// An output without a path is in Cyclone's one directory of
+		// outputs, /cyclone/resources, which its resolvers all see.
 		sub := path.Join(run.Name, "outputs", stage.Name, item.Name)
+		if item.Path == "" {
+			sub = path.Join(run.Name, "outputs", stage.Name, sharedOutputs)
+		}
 		outputNames = append(outputNames, item.Name)
 		ctr := corev1.Container{
 			Name:  shortName("o-" + item.Name),
@@ -354,7 +371,11 @@ func (c Config) stagePod(in stagePodInput) (*corev1.Pod, error) {
 			ctr.VolumeMounts = append(ctr.VolumeMounts, dockerSockMount())
 		}
 		spec.Containers = append(spec.Containers, ctr)
-		workloadMounts = append(workloadMounts, corev1.VolumeMount{Name: dataVolume, MountPath: mountPath(item.Path, item.Name), SubPath: sub})
+		if item.Path != "" {
+			workloadMounts = append(workloadMounts, corev1.VolumeMount{Name: dataVolume, MountPath: item.Path, SubPath: sub})
+		} else if !slices.ContainsFunc(workloadMounts, func(m corev1.VolumeMount) bool { return m.MountPath == OutputResourcesDir }) {
+			workloadMounts = append(workloadMounts, corev1.VolumeMount{Name: dataVolume, MountPath: OutputResourcesDir, SubPath: sub})
+		}
 	}
 	if docker {
 		workloadMounts = append(workloadMounts, dockerSockMount())

@@ -1,6 +1,7 @@
 package exec
 
 import (
+	"slices"
 	"testing"
 
 	. "github.com/onsi/gomega"
@@ -132,6 +133,43 @@ func TestStagePod(t *testing.T) {
 		g.Expect(err).NotTo(HaveOccurred())
 		g.Expect(pod.Spec.Containers[0].Env).To(ContainElement(corev1.EnvVar{Name: "PASSWORD", Value: "hunter2"}))
 		g.Expect(pod.Spec.InitContainers[0].Env).To(ContainElement(corev1.EnvVar{Name: "SCM_AUTH", Value: "ghp_x"}))
+	})
+	t.Run("Output resources without a path share Cyclone's /cyclone/resources with their resolvers.", func(t *testing.T) {
+		g := NewWithT(t)
+		in := podInput()
+		in.Resources["tar"] = &cyclonev1alpha1.Resource{Spec: cyclonev1alpha1.ResourceSpec{Type: cyclonev1alpha1.HTTPResourceType, Resolver: "registry.example/http-resolver:1"}}
+		in.Stage.Spec.Pod.Outputs.Resources = []cyclonev1alpha1.ResourceItem{{Name: "img"}, {Name: "tar"}}
+		pod, err := cfg.stagePod(in)
+		g.Expect(err).NotTo(HaveOccurred())
+		shared := "run1/outputs/build/_cyclone"
+		main := pod.Spec.Containers[0]
+		g.Expect(main.VolumeMounts).To(ContainElement(corev1.VolumeMount{Name: dataVolume, MountPath: "/cyclone/resources", SubPath: shared}))
+		g.Expect(main.VolumeMounts).To(HaveEach(Not(HaveField("MountPath", "/workspace/img"))))
+		for _, name := range []string{"o-img", "o-tar"} {
+			i := slices.IndexFunc(pod.Spec.Containers, func(c corev1.Container) bool { return c.Name == name })
+			g.Expect(pod.Spec.Containers[i].VolumeMounts).To(ContainElement(corev1.VolumeMount{Name: dataVolume, MountPath: "/workspace/data", SubPath: shared}), name)
+		}
+	})
+	t.Run("A persistent resource's PULL_POLICY parameter counts unless spec.persistent says otherwise.", func(t *testing.T) {
+		g := NewWithT(t)
+		in := podInput()
+		src := in.Resources["src"]
+		src.Spec.Parameters = append(src.Spec.Parameters, cyclonev1alpha1.ParameterItem{Name: "PULL_POLICY", Value: ptr.To("IfNotPresent")})
+		src.Spec.Persistent = &cyclonev1alpha1.Persistent{PVC: "cache", Path: "repos/app"}
+		policies := func() []corev1.EnvVar {
+			pod, err := cfg.stagePod(in)
+			g.Expect(err).NotTo(HaveOccurred())
+			var out []corev1.EnvVar
+			for _, e := range pod.Spec.InitContainers[0].Env {
+				if e.Name == EnvPullPolicy {
+					out = append(out, e)
+				}
+			}
+			return out
+		}
+		g.Expect(policies()).To(Equal([]corev1.EnvVar{{Name: EnvPullPolicy, Value: "IfNotPresent"}}))
+		src.Spec.Persistent.PullPolicy = cyclonev1alpha1.PullAlways
+		g.Expect(policies()).To(Equal([]corev1.EnvVar{{Name: EnvPullPolicy, Value: "Always"}}))
 	})
 	t.Run("Workload containers are told the run and the stage, as in Cyclone.", func(t *testing.T) {
 		g := NewWithT(t)

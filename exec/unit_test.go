@@ -272,6 +272,15 @@ func TestRetryBackoff(t *testing.T) {
 		To(Equal([]time.Duration{time.Second, 2 * time.Second, 4 * time.Second, 5 * time.Second}))
 }
 
+func TestGenerate_timeLayouts(t *testing.T) {
+	g := NewWithT(t)
+	now := time.Date(2026, 11, 29, 12, 30, 5, 0, time.UTC)
+	g.Expect(generate("$(timenow:Stamp)", now, nil)).To(Equal("Nov 29 12:30:05"))
+	g.Expect(generate("$(timenow:RFC3339)", now, nil)).To(Equal("2026-11-29T12:30:05Z"))
+	g.Expect(generate("$(timenow:20060102)", now, nil)).To(Equal("20261129"), "any other name is a Go layout")
+	g.Expect(generate("$(timenow:)", now, nil)).To(Equal("1795955405"), "no layout: Unix seconds")
+}
+
 func TestParseTimeout(t *testing.T) {
 	tests := []struct {
 		in      string

@@ -28,6 +28,7 @@ var timeLayouts = map[string]string{
 	"RFC822": time.RFC822, "RFC822Z": time.RFC822Z, "RFC850": time.RFC850,
 	"RFC1123": time.RFC1123, "RFC1123Z": time.RFC1123Z, "RFC3339": time.RFC3339,
 	"RFC3339Nano": time.RFC3339Nano, "Kitchen": time.Kitchen,
+	"Stamp": time.Stamp, "StampMilli": time.StampMilli, "StampMicro": time.StampMicro, "StampNano": time.StampNano,
 }
 
 // resolveVariables fixes a run's global variables: the Workflow's, with the
