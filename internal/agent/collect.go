@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"syscall"
 	"time"
+
+	"github.com/gyreops/gyre/internal/fsutil"
 )
 
 // Artifact is an output artifact that a workload leaves at Path: a file
@@ -78,13 +80,10 @@ func (c *Collector) Run(ctx context.Context, argv []string) int {
 }
 
 // collect copies the file or directory src to dst, replacing whatever an
-// earlier try left there. Symbolic links are copied as links.
+// earlier try left there.
 func collect(src, dst string) error {
-	if _, err := os.Lstat(src); err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return fmt.Errorf("%s does not exist: the workload wrote nothing there", src)
-		}
-		return err
+	if _, err := os.Lstat(src); errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("%s does not exist: the workload wrote nothing there", src)
 	}
 	if err := os.RemoveAll(dst); err != nil {
 		return err
@@ -92,51 +91,7 @@ func collect(src, dst string) error {
 	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
 		return err
 	}
-	return filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, err := filepath.Rel(src, p)
-		if err != nil {
-			return err
-		}
-		target := filepath.Join(dst, rel)
-		info, err := d.Info()
-		if err != nil {
-			return err
-		}
-		switch mode := info.Mode(); {
-		case mode.IsDir():
-			return os.MkdirAll(target, mode.Perm()|0o700)
-		case mode&fs.ModeSymlink != 0:
-			link, err := os.Readlink(p)
-			if err != nil {
-				return err
-			}
-			return os.Symlink(link, target)
-		case mode.IsRegular():
-			return copyFile(p, target, mode.Perm())
-		default:
-			return nil // sockets, devices, pipes: not data
-		}
-	})
-}
-
-func copyFile(src, dst string, perm fs.FileMode) error {
-	in, err := os.Open(src)
-	if err != nil {
-		return err
-	}
-	defer in.Close()
-	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, perm)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(out, in); err != nil {
-		out.Close()
-		return err
-	}
-	return out.Close()
+	return fsutil.CopyTree(src, dst)
 }
 
 // InstallSelf copies the running gyre binary to dst, for the workload
@@ -149,5 +104,5 @@ func InstallSelf(dst string) error {
 	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
 		return err
 	}
-	return copyFile(self, dst, 0o755)
+	return fsutil.CopyFile(self, dst, 0o755)
 }

@@ -4,11 +4,12 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"time"
+
+	"github.com/gyreops/gyre/internal/fsutil"
 )
 
 // ensureRepo makes dir a Git repository holding a copy of example, with
@@ -18,7 +19,7 @@ func ensureRepo(ctx context.Context, example, dir string) (created bool, err err
 	if _, err := os.Stat(filepath.Join(dir, ".git")); err == nil {
 		return false, nil
 	}
-	if err := copyTree(example, dir); err != nil {
+	if err := fsutil.CopyTree(example, dir); err != nil {
 		return false, fmt.Errorf("copy the example repository: %w", err)
 	}
 	for _, args := range [][]string{
@@ -49,30 +50,4 @@ func git(ctx context.Context, dir string, args ...string) error {
 		return fmt.Errorf("git %s in %s: %w: %s", args[0], dir, err, bytes.TrimSpace(out.Bytes()))
 	}
 	return nil
-}
-
-// copyTree copies regular files and directories from src to dst.
-func copyTree(src, dst string) error {
-	return filepath.WalkDir(src, func(path string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, err := filepath.Rel(src, path)
-		if err != nil {
-			return err
-		}
-		target := filepath.Join(dst, rel)
-		switch {
-		case d.IsDir():
-			return os.MkdirAll(target, 0o755)
-		case d.Type().IsRegular():
-			b, err := os.ReadFile(path)
-			if err != nil {
-				return err
-			}
-			return os.WriteFile(target, b, 0o644)
-		default:
-			return nil
-		}
-	})
 }
