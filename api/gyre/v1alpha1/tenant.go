@@ -20,6 +20,8 @@ const (
 // +kubebuilder:resource:scope=Cluster,shortName=tn
 // +kubebuilder:subresource:status
 // +kubebuilder:validation:XValidation:rule="self.metadata.name.size() <= 48",message="metadata.name: at most 48 characters, so that cyclone-<name>-worker is a valid namespace"
+// +kubebuilder:validation:XValidation:rule="!self.metadata.name.endsWith('-worker')",message="metadata.name: must not end in -worker: cyclone-<name> would be the worker namespace of the tenant <name> without -worker"
+// +kubebuilder:printcolumn:name="Pod-Security",type=string,JSONPath=`.spec.podSecurity`,priority=1
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
 // +kubebuilder:printcolumn:name="Revision",type=string,JSONPath=`.status.lastAppliedRevision`
 // +kubebuilder:printcolumn:name="Objects",type=integer,JSONPath=`.status.objects`
@@ -91,7 +93,39 @@ type TenantSpec struct {
 	// and Secrets when empty.
 	// +optional
 	AllowedKinds []metav1.GroupKind `json:"allowedKinds,omitempty"`
+	// PodSecurity is the Pod Security Standards level every Pod of the
+	// tenant must meet, gyre's own helpers included: restricted,
+	// baseline or privileged. Stages and runs are checked against it
+	// when rendered and again just before their Pods are created, and
+	// the worker namespaces carry it in their pod-security.kubernetes.io
+	// labels, so the API server enforces it too.
+	// +kubebuilder:validation:Enum=restricted;baseline;privileged
+	// +kubebuilder:default=baseline
+	// +optional
+	PodSecurity string `json:"podSecurity,omitempty"`
+	// WorkerAccess grants the worker ServiceAccount, which stage Pods
+	// run as, rights in its worker namespace beyond none at all:
+	// PatchPods to get and patch Pods, ReadSecrets to read Secrets.
+	// Stage Pods need neither; a stage gets an API token only when its
+	// Stage sets automountServiceAccountToken.
+	// +optional
+	// +listType=set
+	WorkerAccess []WorkerAccess `json:"workerAccess,omitempty"`
 }
+
+// WorkerAccess is a right a Tenant grants its worker ServiceAccount.
+// +kubebuilder:validation:Enum=PatchPods;ReadSecrets
+type WorkerAccess string
+
+// Rights a Tenant may grant its worker ServiceAccount.
+const (
+	// WorkerAccessPatchPods lets stage Pods get and patch the Pods of
+	// their worker namespace.
+	WorkerAccessPatchPods WorkerAccess = "PatchPods"
+	// WorkerAccessReadSecrets lets stage Pods read the Secrets of their
+	// worker namespace.
+	WorkerAccessReadSecrets WorkerAccess = "ReadSecrets"
+)
 
 // TenantCluster is one cluster a tenant runs on.
 type TenantCluster struct {
