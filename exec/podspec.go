@@ -154,6 +154,9 @@ type stagePodInput struct {
 	// Secrets are the Secrets of the run's namespace that the stage's
 	// arguments and resource parameters refer to, by name.
 	Secrets map[string]*corev1.Secret
+	// PodSecurity is the Pod Security Standards level of the run's
+	// Tenant (internal/podsecurity); empty means the default, baseline.
+	PodSecurity string
 }
 
 // invalidStageError says a stage cannot be turned into a Pod until its
