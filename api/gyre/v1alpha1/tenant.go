@@ -11,6 +11,10 @@ const (
 	// AllowMassPruneAnnotation lets a reconcile at the named revision prune
 	// more than half of a target's inventory.
 	AllowMassPruneAnnotation = "gyre.dev/allow-mass-prune"
+	// AdoptAnnotation, set to "true" on an object gyre did not create
+	// (a namespace, or an object in a tenant namespace), lets gyre take it
+	// over. Without it gyre refuses to manage what someone else made.
+	AdoptAnnotation = "gyre.dev/adopt"
 )
 
 // Tenant is a team's slice of gyre: its pipelines, rendered from a
