@@ -82,7 +82,13 @@ type scope struct {
 	target *target
 	// workflow is the run's Workflow; filled by progress.
 	workflow *cyclonev1alpha1.Workflow
-	now      time.Time
+	// podSecurity is the Pod Security level of the run's Tenant; empty
+	// means the default.
+	podSecurity string
+	// secrets are the run Secrets of the stage Pods buildPod built, by
+	// Pod name, for createPod to create first.
+	secrets map[string]*corev1.Secret
+	now     time.Time
 	// requeue is the earliest time the run must be looked at again
 	// without any event; zero means never.
 	requeue time.Time

@@ -14,11 +14,13 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	cyclonev1alpha1 "github.com/gyreops/gyre/api/cyclone/v1alpha1"
+	"github.com/gyreops/gyre/internal/podsecurity"
 )
 
 // finish does what follows the end of a run, each step at most once and
@@ -161,38 +163,50 @@ func (r *Engine) deletePod(ctx context.Context, s *scope, pod *corev1.Pod) error
 
 // createGCPod creates the Pod that removes "<run>/" from the tenant PVC.
 func (r *Engine) createGCPod(ctx context.Context, s *scope) error {
-	run := s.run
+	return r.createPod(ctx, s, r.cfg.gcPod(s.run, s.target.namespace, s.target.pvc, s.podSecurity))
+}
+
+// gcPod is the GC Pod of run, in namespace, for a tenant at Pod Security
+// level. It needs no API token: it only removes files.
+func (c Config) gcPod(run *cyclonev1alpha1.WorkflowRun, namespace, pvc, level string) *corev1.Pod {
 	pod := &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{
 			Name:        gcPodName(run.Name),
-			Namespace:   s.target.namespace,
+			Namespace:   namespace,
 			Labels:      map[string]string{},
 			Annotations: map[string]string{AnnotationRun: run.Namespace + "/" + run.Name},
 		},
 		Spec: corev1.PodSpec{
-			RestartPolicy: corev1.RestartPolicyNever,
+			RestartPolicy:                corev1.RestartPolicyNever,
+			AutomountServiceAccountToken: ptr.To(false),
 			Containers: []corev1.Container{{
 				Name:  "gc",
-				Image: r.cfg.GCImage,
+				Image: c.GCImage,
 				// The run name is a DNS subdomain: it cannot climb out of
 				// the workspace.
-				Command:      []string{"rm", "-rf", workspace + "/" + run.Name},
-				VolumeMounts: []corev1.VolumeMount{{Name: dataVolume, MountPath: workspace}},
-				Resources:    *r.cfg.GCResources.DeepCopy(),
+				Command:         []string{"rm", "-rf", workspace + "/" + run.Name},
+				VolumeMounts:    []corev1.VolumeMount{{Name: dataVolume, MountPath: workspace}},
+				Resources:       *c.GCResources.DeepCopy(),
+				SecurityContext: gcSecurityContext(podSecurityLevel(level)),
 			}},
-			Volumes: []corev1.Volume{dataVolumeSource(s.target.pvc)},
+			Volumes: []corev1.Volume{dataVolumeSource(pvc)},
 		},
 	}
-	for k, v := range r.cfg.GCPodLabels {
+	if podSecurityLevel(level) == podsecurity.Restricted {
+		// Files the restricted workloads wrote belong to their users, in
+		// the stage Pods' fsGroup: the GC Pod deletes as a member of it.
+		pod.Spec.SecurityContext = &corev1.PodSecurityContext{SupplementalGroups: []int64{HelperUID}}
+	}
+	for k, v := range c.GCPodLabels {
 		pod.Labels[k] = v
 	}
-	for k, v := range r.cfg.GCPodAnnotations {
+	for k, v := range c.GCPodAnnotations {
 		pod.Annotations[k] = v
 	}
 	for k, v := range ownLabels(run, podKindGC) {
 		pod.Labels[k] = v
 	}
-	return r.createPod(ctx, s, pod)
+	return pod
 }
 
 // notify tells the Workflow's receivers about the finished run, once per

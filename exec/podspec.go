@@ -17,6 +17,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	cyclonev1alpha1 "github.com/gyreops/gyre/api/cyclone/v1alpha1"
+	"github.com/gyreops/gyre/internal/podsecurity"
 )
 
 // Names inside a stage Pod.
@@ -345,6 +346,9 @@ func (c Config) stagePod(in stagePodInput) (*corev1.Pod, error) {
 	// coordinator says the workload is done.
 	var outputNames []string
 	docker := false
+	// dockerUsers are the image resolvers that talk to the Docker daemon,
+	// whose socket belongs to root.
+	dockerUsers := map[string]bool{}
 	for _, item := range wl.Outputs.Resources {
 		res, params, err := resourceParams(in, item, vars)
 		if err != nil {
@@ -369,8 +373,15 @@ func (c Config) stagePod(in stagePodInput) (*corev1.Pod, error) {
 		}
 		if res.Spec.Type == cyclonev1alpha1.ImageResourceType && c.DindImage != "" {
 			// Cyclone's image resolver pushes what the workload built
-			// with the stage's Docker daemon.
+			// with the stage's Docker daemon, which runs privileged: only
+			// a Tenant that allows privileged Pods gets one.
+			if podSecurityLevel(in.PodSecurity) != podsecurity.Privileged {
+				return nil, invalidStage("stage %s outputs image resource %s: it needs a privileged Docker daemon; "+
+					"set podSecurity: privileged on Tenant %s to allow it, or build images without Docker (gyre controller --no-dind)",
+					stage.Name, item.Name, Tenant(run.Namespace))
+			}
 			docker = true
+			dockerUsers[ctr.Name] = true
 			ctr.VolumeMounts = append(ctr.VolumeMounts, dockerSockMount())
 		}
 		spec.Containers = append(spec.Containers, ctr)
@@ -429,6 +440,13 @@ func (c Config) stagePod(in stagePodInput) (*corev1.Pod, error) {
 	if err := addPresetVolumes(&spec, run.Spec.PresetVolumes, len(workloadNames)); err != nil {
 		return nil, err
 	}
+	// Container names are unique across a Pod's init and regular
+	// containers; preset volumes add none.
+	own := map[string]bool{}
+	for _, ctr := range slices.Concat(spec.InitContainers[userInit:], spec.Containers[len(workloadNames):]) {
+		own[ctr.Name] = ctr.Name != dindName && !dockerUsers[ctr.Name]
+	}
+	hardenStagePod(&spec, func(ctr *corev1.Container) bool { return own[ctr.Name] })
 
 	pod := &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{
