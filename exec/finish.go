@@ -100,6 +100,9 @@ func (r *Engine) cleanup(ctx context.Context, s *scope) (bool, error) {
 		s.wakeAt(s.now.Add(r.cfg.WaitInterval))
 		return false, nil
 	}
+	if err := r.deleteRunSecrets(ctx, s); err != nil {
+		return false, err
+	}
 	st := run.Status.DeepCopy()
 	if s.target.pvc == "" {
 		st.Cleaned = true

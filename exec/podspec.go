@@ -173,14 +173,30 @@ func invalidStage(format string, args ...any) error {
 // stagePod builds the Pod of one stage attempt. It is deterministic: the
 // same input gives the same Pod, which lets a restarted engine recreate a
 // Pod it had recorded but not yet created.
-func (c Config) stagePod(in stagePodInput) (*corev1.Pod, error) {
+func (c Config) stagePod(in stagePodInput) (*corev1.Pod, *corev1.Secret, error) {
+	stash := &secretStash{}
+	pod, err := c.buildStagePod(in, stash)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := stash.reveal(pod); err != nil {
+		return nil, nil, invalidStage("stage %s: %v", in.Stage.Name, err)
+	}
+	return pod, stash.runSecret(in.Run, pod), nil
+}
+
+// buildStagePod builds the Pod of stagePod with the stand-ins of stash
+// where its secret references' values go.
+func (c Config) buildStagePod(in stagePodInput, stash *secretStash) (*corev1.Pod, error) {
 	run, stage := in.Run, in.Stage
 	if stage.Spec.Pod == nil {
 		return nil, invalidStage("stage %s has no pod workload (spec.pod)", stage.Name)
 	}
 	vars := variableMap(run.Status.GlobalVariables)
 	args, err := stageArguments(stage.Spec.Pod.Inputs.Arguments, run.Spec.StageParams, stage.Name, vars, argumentSeed(run, stage.Name, in.Attempt),
-		func(values map[string]string) error { return resolveSecretRefs(values, run.Namespace, in.Secrets) })
+		func(values map[string]string) error {
+			return resolveSecretRefs(values, run.Namespace, in.Secrets, stash)
+		})
 	if err != nil {
 		return nil, invalidStage("stage %s: argument %v", stage.Name, err)
 	}
@@ -251,7 +267,7 @@ func (c Config) stagePod(in stagePodInput) (*corev1.Pod, error) {
 	// path. The directory is the run's, or for a persistent resource a
 	// path in its own PVC that outlives the run.
 	for i, item := range wl.Inputs.Resources {
-		res, params, err := resourceParams(in, item, vars)
+		res, params, err := resourceParams(in, item, vars, stash)
 		if err != nil {
 			return nil, err
 		}
@@ -350,7 +366,7 @@ func (c Config) stagePod(in stagePodInput) (*corev1.Pod, error) {
 	// whose socket belongs to root.
 	dockerUsers := map[string]bool{}
 	for _, item := range wl.Outputs.Resources {
-		res, params, err := resourceParams(in, item, vars)
+		res, params, err := resourceParams(in, item, vars, stash)
 		if err != nil {
 			return nil, err
 		}
@@ -560,7 +576,7 @@ func (c Config) resourceResolver(res *cyclonev1alpha1.Resource) string {
 // resourceParams finds the Resource of a stage's resource item and returns
 // its parameters as environment variables: the Resource's own, overridden
 // by the run's.
-func resourceParams(in stagePodInput, item cyclonev1alpha1.ResourceItem, vars map[string]string) (*cyclonev1alpha1.Resource, []corev1.EnvVar, error) {
+func resourceParams(in stagePodInput, item cyclonev1alpha1.ResourceItem, vars map[string]string, stash *secretStash) (*cyclonev1alpha1.Resource, []corev1.EnvVar, error) {
 	res := in.Resources[item.Name]
 	if res == nil {
 		return nil, nil, invalidStage("stage %s: resource %s not found", in.Stage.Name, item.Name)
@@ -572,7 +588,7 @@ func resourceParams(in stagePodInput, item cyclonev1alpha1.ResourceItem, vars ma
 		}
 	}
 	names, values := parameterValues(vars, res.Spec.Parameters, override)
-	if err := resolveSecretRefs(values, in.Run.Namespace, in.Secrets); err != nil {
+	if err := resolveSecretRefs(values, in.Run.Namespace, in.Secrets, stash); err != nil {
 		return nil, nil, invalidStage("stage %s: resource %s: %v", in.Stage.Name, item.Name, err)
 	}
 	env := make([]corev1.EnvVar, 0, len(names)+1)

@@ -1,6 +1,8 @@
 package exec
 
 import (
+	"encoding/json"
+	"errors"
 	"slices"
 	"testing"
 
@@ -11,6 +13,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	cyclonev1alpha1 "github.com/gyreops/gyre/api/cyclone/v1alpha1"
+	"github.com/gyreops/gyre/internal/podsecurity"
 )
 
 func podInput() stagePodInput {
@@ -58,6 +61,8 @@ func podInput() stagePodInput {
 		Namespace: "cyclone-acme-worker",
 		PVC:       "cyclone-pvc-acme",
 		Attempt:   2,
+		// The image output needs the Docker daemon.
+		PodSecurity: podsecurity.Privileged,
 	}
 }
 
@@ -65,7 +70,7 @@ func TestStagePod(t *testing.T) {
 	cfg := Config{ResolverImages: map[string]string{cyclonev1alpha1.GitResourceType: "git-resolver:1"}}.withDefaults()
 	t.Run("The Pod has a deterministic name, the engine's labels and the Stage's annotations.", func(t *testing.T) {
 		g := NewWithT(t)
-		pod, err := cfg.stagePod(podInput())
+		pod, _, err := cfg.stagePod(podInput())
 		g.Expect(err).NotTo(HaveOccurred())
 		g.Expect(pod.Name).To(Equal("run1-build-2"))
 		g.Expect(pod.Namespace).To(Equal("cyclone-acme-worker"))
@@ -78,17 +83,17 @@ func TestStagePod(t *testing.T) {
 		g := NewWithT(t)
 		in := podInput()
 		in.Stage.Spec.Pod.Spec.ServiceAccountName = "stage-sa"
-		pod, err := cfg.stagePod(in)
+		pod, _, err := cfg.stagePod(in)
 		g.Expect(err).NotTo(HaveOccurred())
 		g.Expect(pod.Spec.ServiceAccountName).To(Equal("stage-sa"))
 		in.Run.Spec.ServiceAccount = "run-sa"
-		pod, err = cfg.stagePod(in)
+		pod, _, err = cfg.stagePod(in)
 		g.Expect(err).NotTo(HaveOccurred())
 		g.Expect(pod.Spec.ServiceAccountName).To(Equal("run-sa"))
 	})
 	t.Run("Arguments come from the run, then the Stage, with variables substituted.", func(t *testing.T) {
 		g := NewWithT(t)
-		pod, _ := cfg.stagePod(podInput())
+		pod, _, _ := cfg.stagePod(podInput())
 		g.Expect(pod.Spec.Containers[0].Image).To(Equal("golang:1"))
 		g.Expect(pod.Spec.Containers[0].Command).To(HaveExactElements(ToolsBinary, "collect", "--artifact=bin=/out/bin", "--", "make", "release-v1"))
 	})
@@ -103,16 +108,16 @@ func TestStagePod(t *testing.T) {
 		pod.Spec.Containers[0].Command = []string{"sh", "-c", "{{{ cmd }}}"}
 		pod.Spec.Containers[0].Env = []corev1.EnvVar{{Name: "TAG", Value: "{{ tag }}"}}
 		pod.Outputs.Artifacts[0].Path = "{{ out }}"
-		got, err := cfg.stagePod(in)
+		got, _, err := cfg.stagePod(in)
 		g.Expect(err).NotTo(HaveOccurred())
 		main := got.Spec.Containers[0]
 		g.Expect(main.Command).To(HaveExactElements(ToolsBinary, "collect", "--artifact=bin=/out/bin", "--", "sh", "-c", "go build -o /out/bin/app && echo built"))
 		tag := main.Env[0].Value
 		g.Expect(tag).To(MatchRegexp(`^[a-z0-9]{6}$`))
-		again, _ := cfg.stagePod(in)
+		again, _, _ := cfg.stagePod(in)
 		g.Expect(again.Spec.Containers[0].Env[0].Value).To(Equal(tag), "a restarted engine builds the same Pod")
 		in.Attempt++
-		retry, _ := cfg.stagePod(in)
+		retry, _, _ := cfg.stagePod(in)
 		g.Expect(retry.Spec.Containers[0].Env[0].Value).NotTo(Equal(tag), "each attempt draws its own")
 	})
 	t.Run("Arguments and resource parameters may refer to Secrets of the run's namespace.", func(t *testing.T) {
@@ -123,23 +128,57 @@ func TestStagePod(t *testing.T) {
 		in.Stage.Spec.Pod.Spec.Containers[0].Env = []corev1.EnvVar{{Name: "PASSWORD", Value: "{{ password }}"}}
 		in.Resources["src"].Spec.Parameters = append(in.Resources["src"].Spec.Parameters,
 			cyclonev1alpha1.ParameterItem{Name: "SCM_AUTH", Value: ptr.To("${secrets.cyclone-acme:git/data.token}")})
-		_, err := cfg.stagePod(in)
+		_, _, err := cfg.stagePod(in)
 		g.Expect(err).To(MatchError(ContainSubstring("stage build: argument password: ${secrets.cyclone-acme:registry/data.password}: Secret cyclone-acme/registry not found")))
 		in.Secrets = map[string]*corev1.Secret{
 			"registry": {ObjectMeta: metav1.ObjectMeta{Name: "registry"}, Data: map[string][]byte{"password": []byte("hunter2")}},
 			"git":      {ObjectMeta: metav1.ObjectMeta{Name: "git"}, Data: map[string][]byte{"token": []byte("ghp_x")}},
 		}
-		pod, err := cfg.stagePod(in)
+		in.Stage.Spec.Pod.Spec.Containers[0].Args = []string{"--login=ci:{{ password }}"}
+		pod, secret, err := cfg.stagePod(in)
 		g.Expect(err).NotTo(HaveOccurred())
-		g.Expect(pod.Spec.Containers[0].Env).To(ContainElement(corev1.EnvVar{Name: "PASSWORD", Value: "hunter2"}))
-		g.Expect(pod.Spec.InitContainers[0].Env).To(ContainElement(corev1.EnvVar{Name: "SCM_AUTH", Value: "ghp_x"}))
+
+		// The values are in the run Secret, and the Pod refers to them.
+		g.Expect(secret).NotTo(BeNil())
+		g.Expect(secret.Name).To(Equal("run1-build-2-secrets"))
+		g.Expect(secret.Namespace).To(Equal("cyclone-acme-worker"))
+		g.Expect(secret.Labels).To(Equal(map[string]string{LabelManagedBy: ManagedByExec, LabelRunUID: "uid-1"}))
+		g.Expect(secret.Data).To(Equal(map[string][]byte{"GYRE_SECRET_0": []byte("hunter2"), "GYRE_SECRET_1": []byte("ghp_x")}))
+		ref := func(key string) *corev1.EnvVarSource {
+			return &corev1.EnvVarSource{SecretKeyRef: &corev1.SecretKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: "run1-build-2-secrets"}, Key: key}}
+		}
+		main := pod.Spec.Containers[0]
+		g.Expect(main.Env).To(ContainElement(corev1.EnvVar{Name: "PASSWORD", ValueFrom: ref("GYRE_SECRET_0")}))
+		g.Expect(main.Env[0]).To(Equal(corev1.EnvVar{Name: "GYRE_SECRET_0", ValueFrom: ref("GYRE_SECRET_0")}), "first, for the kubelet to expand it in later values")
+		g.Expect(main.Args).To(Equal([]string{"--login=ci:$(GYRE_SECRET_0)"}))
+		g.Expect(pod.Spec.InitContainers[0].Env).To(ContainElement(corev1.EnvVar{Name: "SCM_AUTH", ValueFrom: ref("GYRE_SECRET_1")}))
+		data, err := json.Marshal(pod)
+		g.Expect(err).NotTo(HaveOccurred())
+		g.Expect(string(data)).NotTo(Or(ContainSubstring("hunter2"), ContainSubstring("ghp_x")), "no value in clear in the Pod")
+		g.Expect(string(data)).NotTo(ContainSubstring(`\u0000`))
+
+		again, secretAgain, _ := cfg.stagePod(in)
+		g.Expect(again).To(Equal(pod), "deterministic")
+		g.Expect(secretAgain).To(Equal(secret))
+
+		in.Stage.Spec.Pod.Spec.Containers[0].Image = "registry.example/{{ password }}/app"
+		_, _, err = cfg.stagePod(in)
+		g.Expect(err).To(MatchError("stage build: spec.containers[0].image holds a secret reference; a resolved secret may only be used in a container's command, args or env"))
+		var invalid *invalidStageError
+		g.Expect(errors.As(err, &invalid)).To(BeTrue())
+		g.Expect(err.Error()).NotTo(ContainSubstring("hunter2"))
+
+		in = podInput()
+		_, secret, err = cfg.stagePod(in)
+		g.Expect(err).NotTo(HaveOccurred())
+		g.Expect(secret).To(BeNil(), "no secret reference, no run Secret")
 	})
 	t.Run("Output resources without a path share Cyclone's /cyclone/resources with their resolvers.", func(t *testing.T) {
 		g := NewWithT(t)
 		in := podInput()
 		in.Resources["tar"] = &cyclonev1alpha1.Resource{Spec: cyclonev1alpha1.ResourceSpec{Type: cyclonev1alpha1.HTTPResourceType, Resolver: "registry.example/http-resolver:1"}}
 		in.Stage.Spec.Pod.Outputs.Resources = []cyclonev1alpha1.ResourceItem{{Name: "img"}, {Name: "tar"}}
-		pod, err := cfg.stagePod(in)
+		pod, _, err := cfg.stagePod(in)
 		g.Expect(err).NotTo(HaveOccurred())
 		shared := "run1/outputs/build/_cyclone"
 		main := pod.Spec.Containers[0]
@@ -157,7 +196,7 @@ func TestStagePod(t *testing.T) {
 		src.Spec.Parameters = append(src.Spec.Parameters, cyclonev1alpha1.ParameterItem{Name: "PULL_POLICY", Value: ptr.To("IfNotPresent")})
 		src.Spec.Persistent = &cyclonev1alpha1.Persistent{PVC: "cache", Path: "repos/app"}
 		policies := func() []corev1.EnvVar {
-			pod, err := cfg.stagePod(in)
+			pod, _, err := cfg.stagePod(in)
 			g.Expect(err).NotTo(HaveOccurred())
 			var out []corev1.EnvVar
 			for _, e := range pod.Spec.InitContainers[0].Env {
@@ -175,7 +214,7 @@ func TestStagePod(t *testing.T) {
 		g := NewWithT(t)
 		in := podInput()
 		in.Stage.Spec.Pod.Spec.Containers[0].Env = []corev1.EnvVar{{Name: "STAGE_NAME", Value: "mine"}}
-		pod, _ := cfg.stagePod(in)
+		pod, _, _ := cfg.stagePod(in)
 		g.Expect(pod.Spec.Containers[0].Env).To(ConsistOf(
 			corev1.EnvVar{Name: "STAGE_NAME", Value: "mine"},
 			corev1.EnvVar{Name: "WORKFLOWRUN_NAME", Value: "run1"},
@@ -186,7 +225,7 @@ func TestStagePod(t *testing.T) {
 		g := NewWithT(t)
 		in := podInput()
 		in.Stage.Spec.Pod.Spec.Containers = append(in.Stage.Spec.Pod.Spec.Containers, corev1.Container{Name: "wsc-mysql", Image: "mysql:8"})
-		pod, err := cfg.stagePod(in)
+		pod, _, err := cfg.stagePod(in)
 		g.Expect(err).NotTo(HaveOccurred())
 		g.Expect(pod.Spec.Containers).NotTo(ContainElement(HaveField("Name", "wsc-mysql")))
 		g.Expect(pod.Spec.InitContainers).To(ContainElement(And(HaveField("Name", "wsc-mysql"),
@@ -203,12 +242,13 @@ func TestStagePod(t *testing.T) {
 		g := NewWithT(t)
 		in := podInput()
 		in.Stage.Spec.Pod.Spec.Containers = append(in.Stage.Spec.Pod.Spec.Containers, corev1.Container{Name: "db", Image: "postgres", Command: []string{"postgres"}})
-		pod, err := cfg.stagePod(in)
+		pod, _, err := cfg.stagePod(in)
 		g.Expect(err).NotTo(HaveOccurred())
 		g.Expect(pod.Spec.InitContainers).To(ContainElement(corev1.Container{
 			Name: "csc-tools", Image: DefaultHelperImage, Args: []string{"install-self", ToolsBinary},
-			VolumeMounts: []corev1.VolumeMount{{Name: "gyre-tools", MountPath: "/gyre-tools"}},
-			Resources:    corev1.ResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceCPU: resource.Quantity{}}, Limits: corev1.ResourceList{corev1.ResourceCPU: resource.Quantity{}, corev1.ResourceMemory: resource.Quantity{}}},
+			VolumeMounts:    []corev1.VolumeMount{{Name: "gyre-tools", MountPath: "/gyre-tools"}},
+			SecurityContext: helperSecurityContext(),
+			Resources:       corev1.ResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceCPU: resource.Quantity{}}, Limits: corev1.ResourceList{corev1.ResourceCPU: resource.Quantity{}, corev1.ResourceMemory: resource.Quantity{}}},
 		}))
 		main := pod.Spec.Containers[0]
 		g.Expect(main.VolumeMounts).To(ContainElements(
@@ -222,7 +262,7 @@ func TestStagePod(t *testing.T) {
 		g := NewWithT(t)
 		in := podInput()
 		in.Stage.Spec.Pod.Spec.Containers[0].Command = nil
-		pod, err := cfg.stagePod(in)
+		pod, _, err := cfg.stagePod(in)
 		g.Expect(err).NotTo(HaveOccurred())
 		g.Expect(pod.Spec.InitContainers).NotTo(ContainElement(HaveField("Name", "csc-tools")))
 		g.Expect(pod.Spec.Containers[0].Command).To(BeEmpty())
@@ -234,17 +274,17 @@ func TestStagePod(t *testing.T) {
 		in := podInput()
 		in.Stage.Spec.Pod.Inputs.Artifacts = []cyclonev1alpha1.ArtifactItem{{Name: "cov", Path: "/in/coverage.out"}}
 		in.Item = cyclonev1alpha1.StageItem{Name: "build", Artifacts: []cyclonev1alpha1.ArtifactItem{{Name: "cov", Source: "test/coverage"}}}
-		_, err := cfg.stagePod(in)
+		_, _, err := cfg.stagePod(in)
 		g.Expect(err).To(MatchError(ContainSubstring("input artifact cov: stage test has no output artifact coverage")))
 		in.ArtifactPaths = map[string]string{"test/coverage": "/go/src/app/coverage.out"}
-		pod, err := cfg.stagePod(in)
+		pod, _, err := cfg.stagePod(in)
 		g.Expect(err).NotTo(HaveOccurred())
 		g.Expect(pod.Spec.Containers[0].VolumeMounts).To(ContainElement(corev1.VolumeMount{Name: dataVolume, ReadOnly: true,
 			MountPath: "/in/coverage.out", SubPath: "run1/artifacts/test/coverage/coverage.out"}))
 	})
 	t.Run("Requests and limits default from the Workflow, then the Project quota.", func(t *testing.T) {
 		g := NewWithT(t)
-		pod, _ := cfg.stagePod(podInput())
+		pod, _, _ := cfg.stagePod(podInput())
 		r := pod.Spec.Containers[0].Resources
 		g.Expect(r.Limits.Cpu().String()).To(Equal("4"))
 		g.Expect(r.Limits.Memory().String()).To(Equal("1Gi"))
@@ -254,7 +294,7 @@ func TestStagePod(t *testing.T) {
 		g := NewWithT(t)
 		in := podInput()
 		in.Stage.Spec.Pod.Spec.InitContainers = []corev1.Container{{Name: "prepare", Image: "busybox"}}
-		pod, err := cfg.stagePod(in)
+		pod, _, err := cfg.stagePod(in)
 		g.Expect(err).NotTo(HaveOccurred())
 		zero := corev1.ResourceRequirements{
 			Requests: corev1.ResourceList{corev1.ResourceCPU: resource.Quantity{}},
@@ -271,7 +311,7 @@ func TestStagePod(t *testing.T) {
 		g := NewWithT(t)
 		dind := cfg
 		dind.DindBip, dind.DindInsecureRegistries = "172.30.0.1/16", []string{"registry.local:5000"}
-		pod, err := dind.stagePod(podInput())
+		pod, _, err := dind.stagePod(podInput())
 		g.Expect(err).NotTo(HaveOccurred())
 		daemon := pod.Spec.InitContainers[len(pod.Spec.InitContainers)-1]
 		g.Expect(daemon.Name).To(Equal("csc-dind"))
@@ -293,18 +333,18 @@ func TestStagePod(t *testing.T) {
 
 		none := cfg
 		none.NoDind = true
-		pod, _ = none.withDefaults().stagePod(podInput())
+		pod, _, _ = none.withDefaults().stagePod(podInput())
 		g.Expect(pod.Spec.InitContainers).NotTo(ContainElement(HaveField("Name", "csc-dind")))
 		g.Expect(pod.Spec.Volumes).NotTo(ContainElement(HaveField("Name", "gyre-docker-sock")))
 
 		in := podInput()
 		in.Stage.Spec.Pod.Outputs.Resources = nil
-		pod, _ = cfg.stagePod(in)
+		pod, _, _ = cfg.stagePod(in)
 		g.Expect(pod.Spec.InitContainers).NotTo(ContainElement(HaveField("Name", "csc-dind")), "no image output, no daemon")
 	})
 	t.Run("Input resources are pulled by init containers with the run's parameters.", func(t *testing.T) {
 		g := NewWithT(t)
-		pod, _ := cfg.stagePod(podInput())
+		pod, _, _ := cfg.stagePod(podInput())
 		g.Expect(pod.Spec.InitContainers).To(HaveLen(3), "the resolver, the installer of gyre collect, the Docker daemon")
 		init := pod.Spec.InitContainers[0]
 		g.Expect(init.Image).To(Equal("git-resolver:1"))
@@ -325,7 +365,7 @@ func TestStagePod(t *testing.T) {
 		g := NewWithT(t)
 		in := podInput()
 		in.Resources["src"].Spec.Persistent = &cyclonev1alpha1.Persistent{PVC: "cache", Path: "repos/app", PullPolicy: cyclonev1alpha1.PullIfNotExist}
-		pod, err := cfg.stagePod(in)
+		pod, _, err := cfg.stagePod(in)
 		g.Expect(err).NotTo(HaveOccurred())
 		g.Expect(pod.Spec.Volumes).To(ContainElement(corev1.Volume{Name: "gyre-persistent-0", VolumeSource: corev1.VolumeSource{
 			PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: "cache"}}}))
@@ -337,29 +377,29 @@ func TestStagePod(t *testing.T) {
 
 		ignoring := cfg
 		ignoring.IgnorePersistence = true
-		pod, _ = ignoring.stagePod(in)
+		pod, _, _ = ignoring.stagePod(in)
 		g.Expect(pod.Spec.InitContainers[0].VolumeMounts).To(ContainElement(HaveField("SubPath", "run1/resources/src")),
 			"without persistence it is the run's, as gyre dev has it")
 
 		in.Resources["src"].Spec.Persistent = &cyclonev1alpha1.Persistent{PVC: "cache"}
-		pod, _ = cfg.stagePod(in)
+		pod, _, _ = cfg.stagePod(in)
 		g.Expect(pod.Spec.InitContainers[0].Env).To(ContainElement(corev1.EnvVar{Name: EnvPullPolicy, Value: "Always"}),
 			"Cyclone's default policy")
 
 		in.Resources["src"].Spec.Persistent = &cyclonev1alpha1.Persistent{Path: "x"}
-		_, err = cfg.stagePod(in)
+		_, _, err = cfg.stagePod(in)
 		g.Expect(err).To(MatchError(ContainSubstring("resource src: spec.persistent.pvc is empty")))
 	})
 	t.Run("gyre's own resolver is told the resource type; other resolver images get Cyclone's arguments.", func(t *testing.T) {
 		g := NewWithT(t)
-		pod, _ := Config{}.withDefaults().stagePod(podInput())
+		pod, _, _ := Config{}.withDefaults().stagePod(podInput())
 		g.Expect(pod.Spec.InitContainers[0].Image).To(Equal(DefaultHelperImage))
 		g.Expect(pod.Spec.InitContainers[0].Args).To(Equal([]string{"resolve", "Git", "pull"}))
 		g.Expect(pod.Spec.Containers[1].Args).To(Equal([]string{"push"}), "the image Resource names its own resolver")
 	})
 	t.Run("The coordinator knows the workload, the outputs and its own Pod.", func(t *testing.T) {
 		g := NewWithT(t)
-		pod, _ := cfg.stagePod(podInput())
+		pod, _, _ := cfg.stagePod(podInput())
 		co := pod.Spec.Containers[len(pod.Spec.Containers)-1]
 		g.Expect(co.Args).To(Equal([]string{"coordinator"}))
 		g.Expect(co.Env).To(ContainElements(
@@ -378,7 +418,7 @@ func TestStagePod(t *testing.T) {
 	})
 	t.Run("Output resolvers and the coordinator are sidecars.", func(t *testing.T) {
 		g := NewWithT(t)
-		pod, _ := cfg.stagePod(podInput())
+		pod, _, _ := cfg.stagePod(podInput())
 		var names, images []string
 		for _, c := range pod.Spec.Containers {
 			names, images = append(names, c.Name), append(images, c.Image)
@@ -389,26 +429,160 @@ func TestStagePod(t *testing.T) {
 	})
 	t.Run("The Project's pull secrets apply unless the Stage sets its own.", func(t *testing.T) {
 		g := NewWithT(t)
-		pod, _ := cfg.stagePod(podInput())
+		pod, _, _ := cfg.stagePod(podInput())
 		g.Expect(pod.Spec.ImagePullSecrets).To(Equal([]corev1.LocalObjectReference{{Name: "project-pull"}}))
 		in := podInput()
 		in.Stage.Spec.Pod.Spec.ImagePullSecrets = []corev1.LocalObjectReference{{Name: "stage-pull"}}
-		pod, _ = cfg.stagePod(in)
+		pod, _, _ = cfg.stagePod(in)
 		g.Expect(pod.Spec.ImagePullSecrets).To(Equal([]corev1.LocalObjectReference{{Name: "stage-pull"}}))
 	})
 	t.Run("A missing Resource is an invalid stage.", func(t *testing.T) {
 		g := NewWithT(t)
 		in := podInput()
 		delete(in.Resources, "src")
-		_, err := cfg.stagePod(in)
+		_, _, err := cfg.stagePod(in)
 		var invalid *invalidStageError
 		g.Expect(err).To(BeAssignableToTypeOf(invalid))
 		g.Expect(err).To(MatchError(ContainSubstring("resource src not found")))
 	})
 	t.Run("A Pod is built the same way twice.", func(t *testing.T) {
 		g := NewWithT(t)
-		a, _ := cfg.stagePod(podInput())
-		b, _ := cfg.stagePod(podInput())
+		a, _, _ := cfg.stagePod(podInput())
+		b, _, _ := cfg.stagePod(podInput())
 		g.Expect(a).To(Equal(b))
 	})
+}
+
+func TestStagePod_leastPrivilege(t *testing.T) {
+	cfg := Config{}.withDefaults()
+	// restrictedWorkload is a stage whose own containers pass restricted,
+	// with everything gyre adds: input and output resolvers, the gyre
+	// installer, the coordinator.
+	restrictedWorkload := func() stagePodInput {
+		in := podInput()
+		in.PodSecurity = podsecurity.Restricted
+		in.Resources["tar"] = &cyclonev1alpha1.Resource{Spec: cyclonev1alpha1.ResourceSpec{Type: cyclonev1alpha1.HTTPResourceType}}
+		in.Stage.Spec.Pod.Outputs.Resources = []cyclonev1alpha1.ResourceItem{{Name: "tar", Path: "/out/tar"}}
+		in.Stage.Spec.Pod.Spec.Containers[0].SecurityContext = helperSecurityContext()
+		return in
+	}
+	tests := []struct {
+		name  string
+		input func() stagePodInput
+		check func(g Gomega, pod *corev1.Pod, err error)
+	}{
+		{
+			name:  "A restricted workload with all of gyre's helpers passes restricted.",
+			input: restrictedWorkload,
+			check: func(g Gomega, pod *corev1.Pod, err error) {
+				g.Expect(err).NotTo(HaveOccurred())
+				g.Expect(pod.Spec.InitContainers).To(ContainElements(HaveField("Name", "i-src"), HaveField("Name", toolsName)))
+				g.Expect(pod.Spec.Containers).To(ContainElements(HaveField("Name", "o-tar"), HaveField("Name", coordinatorName)))
+				g.Expect(podsecurity.Check(podsecurity.Restricted, &pod.ObjectMeta, &pod.Spec)).To(BeEmpty())
+			},
+		},
+		{
+			name: "Every helper container runs as a non-root user, without privilege escalation or capabilities.",
+			input: func() stagePodInput {
+				in := restrictedWorkload()
+				in.Stage.Spec.Pod.Spec.Containers[0].SecurityContext = nil
+				return in
+			},
+			check: func(g Gomega, pod *corev1.Pod, err error) {
+				g.Expect(err).NotTo(HaveOccurred())
+				for _, c := range slices.Concat(pod.Spec.InitContainers, pod.Spec.Containers[1:]) {
+					g.Expect(c.SecurityContext).To(Equal(helperSecurityContext()), c.Name)
+				}
+				g.Expect(pod.Spec.Containers[0].SecurityContext).To(BeNil(), "the workload's own is the Stage's")
+				g.Expect(pod.Spec.SecurityContext.FSGroup).To(HaveValue(BeEquivalentTo(HelperUID)), "helpers write to the volumes the workload writes to")
+			},
+		},
+		{
+			name:  "The workload gets no API token unless its Stage asks for one.",
+			input: podInput,
+			check: func(g Gomega, pod *corev1.Pod, err error) {
+				g.Expect(err).NotTo(HaveOccurred())
+				g.Expect(pod.Spec.AutomountServiceAccountToken).To(HaveValue(BeFalse()))
+			},
+		},
+		{
+			name: "A Stage that asks for an API token gets one.",
+			input: func() stagePodInput {
+				in := podInput()
+				in.Stage.Spec.Pod.Spec.AutomountServiceAccountToken = ptr.To(true)
+				return in
+			},
+			check: func(g Gomega, pod *corev1.Pod, err error) {
+				g.Expect(err).NotTo(HaveOccurred())
+				g.Expect(pod.Spec.AutomountServiceAccountToken).To(HaveValue(BeTrue()))
+			},
+		},
+		{
+			name: "An image output under a baseline Tenant is refused with how to allow it.",
+			input: func() stagePodInput {
+				in := podInput()
+				in.PodSecurity = ""
+				return in
+			},
+			check: func(g Gomega, pod *corev1.Pod, err error) {
+				g.Expect(err).To(MatchError("stage build outputs image resource img: it needs a privileged Docker daemon; " +
+					"set podSecurity: privileged on Tenant acme to allow it, or build images without Docker (gyre controller --no-dind)"))
+				var invalid *invalidStageError
+				g.Expect(errors.As(err, &invalid)).To(BeTrue())
+			},
+		},
+		{
+			name:  "A privileged Tenant's image output gets the privileged Docker daemon, and its image resolver reaches it as root.",
+			input: podInput,
+			check: func(g Gomega, pod *corev1.Pod, err error) {
+				g.Expect(err).NotTo(HaveOccurred())
+				g.Expect(pod.Spec.InitContainers).To(ContainElement(HaveField("Name", dindName)))
+				i := slices.IndexFunc(pod.Spec.Containers, func(c corev1.Container) bool { return c.Name == "o-img" })
+				g.Expect(pod.Spec.Containers[i].SecurityContext).To(BeNil())
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			g := NewWithT(t)
+			pod, _, err := cfg.stagePod(tt.input())
+			tt.check(g, pod, err)
+		})
+	}
+	t.Run("Without Docker, an image output is no privilege and needs none.", func(t *testing.T) {
+		g := NewWithT(t)
+		noDind := Config{NoDind: true}.withDefaults()
+		in := podInput()
+		in.PodSecurity = podsecurity.Baseline
+		pod, _, err := noDind.stagePod(in)
+		g.Expect(err).NotTo(HaveOccurred())
+		g.Expect(pod.Spec.InitContainers).NotTo(ContainElement(HaveField("Name", dindName)))
+	})
+}
+
+func TestConfig_gcPod(t *testing.T) {
+	cfg := Config{}.withDefaults()
+	run := podInput().Run
+	tests := []struct {
+		name   string
+		level  string
+		root   bool
+		passes string
+	}{
+		{name: "Under a restricted Tenant the GC Pod runs as non-root and passes restricted.", level: podsecurity.Restricted, passes: podsecurity.Restricted},
+		{name: "Under a baseline Tenant the GC Pod runs as root, to delete what root workloads wrote, and passes baseline.", level: podsecurity.Baseline, root: true, passes: podsecurity.Baseline},
+		{name: "A Tenant with no level is baseline.", level: "", root: true, passes: podsecurity.Baseline},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			g := NewWithT(t)
+			pod := cfg.gcPod(run, "cyclone-acme-worker", "cyclone-pvc-acme", tt.level)
+			g.Expect(pod.Spec.AutomountServiceAccountToken).To(HaveValue(BeFalse()))
+			sc := pod.Spec.Containers[0].SecurityContext
+			g.Expect(sc.AllowPrivilegeEscalation).To(HaveValue(BeFalse()))
+			g.Expect(sc.SeccompProfile.Type).To(Equal(corev1.SeccompProfileTypeRuntimeDefault))
+			g.Expect(sc.RunAsNonRoot == nil).To(Equal(tt.root))
+			g.Expect(podsecurity.Check(tt.passes, &pod.ObjectMeta, &pod.Spec)).To(BeEmpty())
+		})
+	}
 }

@@ -167,7 +167,7 @@ func (r *Engine) buildPod(ctx context.Context, s *scope, st *cyclonev1alpha1.Wor
 	}
 	withVars := run.DeepCopy()
 	withVars.Status.GlobalVariables = st.GlobalVariables
-	return r.cfg.stagePod(stagePodInput{
+	pod, secret, err := r.cfg.stagePod(stagePodInput{
 		Run:           withVars,
 		Workflow:      s.workflow,
 		Item:          item,
@@ -179,7 +179,18 @@ func (r *Engine) buildPod(ctx context.Context, s *scope, st *cyclonev1alpha1.Wor
 		Attempt:       st.Stages[name].Attempt,
 		ArtifactPaths: produced,
 		Secrets:       secrets,
+		PodSecurity:   s.podSecurity,
 	})
+	if err != nil {
+		return nil, err
+	}
+	if secret != nil {
+		if s.secrets == nil {
+			s.secrets = map[string]*corev1.Secret{}
+		}
+		s.secrets[pod.Name] = secret
+	}
+	return pod, nil
 }
 
 // referredSecrets reads the Secrets of the run's namespace that the
@@ -334,6 +345,13 @@ func (r *Engine) createPods(ctx context.Context, s *scope, pods []*corev1.Pod) e
 func (r *Engine) createPod(ctx context.Context, s *scope, pod *corev1.Pod) error {
 	if err := r.inject("before-pod-create"); err != nil {
 		return err
+	}
+	// The Pod's secret references resolve from the run Secret, which
+	// must exist first.
+	if sec := s.secrets[pod.Name]; sec != nil {
+		if err := r.ensureRunSecret(ctx, s, sec); err != nil {
+			return err
+		}
 	}
 	err := s.target.client.Create(ctx, pod)
 	if err == nil || !apierrors.IsAlreadyExists(err) {

@@ -3,7 +3,9 @@ package exec
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -38,9 +40,13 @@ func parseSecretRef(value string) (ref secretRef, ok bool) {
 // Secrets of the run's own namespace, its tenant's: a reference to
 // another namespace would let one tenant read another's credentials.
 // secrets holds those Secrets by name; what is missing is an error that
-// names the value.
-func resolveSecretRefs(values map[string]string, namespace string, secrets map[string]*corev1.Secret) error {
-	for k, v := range values {
+// names the value. A resolved value never stays in values in clear: it
+// is replaced by its stand-in from stash, which keeps it for the run
+// Secret.
+func resolveSecretRefs(values map[string]string, namespace string, secrets map[string]*corev1.Secret, stash *secretStash) error {
+	// In key order, so that the same values get the same stand-ins.
+	for _, k := range slices.Sorted(maps.Keys(values)) {
+		v := values[k]
 		ref, ok := parseSecretRef(v)
 		if !ok {
 			continue
@@ -56,7 +62,7 @@ func resolveSecretRefs(values map[string]string, namespace string, secrets map[s
 		if err != nil {
 			return fmt.Errorf("%s: %s: %w", k, v, err)
 		}
-		values[k] = resolved
+		values[k] = stash.hide(resolved)
 	}
 	return nil
 }

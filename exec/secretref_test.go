@@ -38,14 +38,24 @@ func TestResolveSecretRefs(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			g := NewWithT(t)
 			values := map[string]string{"SCM_AUTH": tt.value}
-			err := resolveSecretRefs(values, "cyclone-acme", secrets)
+			stash := &secretStash{}
+			err := resolveSecretRefs(values, "cyclone-acme", secrets, stash)
 			if tt.wantErr != "" {
 				g.Expect(err).To(MatchError(ContainSubstring(tt.wantErr)))
 				g.Expect(err.Error()).To(HavePrefix("SCM_AUTH: "), "the error names the value")
 				return
 			}
 			g.Expect(err).NotTo(HaveOccurred())
-			g.Expect(values["SCM_AUTH"]).To(Equal(tt.want))
+			if tt.want == tt.value {
+				g.Expect(values["SCM_AUTH"]).To(Equal(tt.want))
+				g.Expect(stash.values).To(BeEmpty())
+				return
+			}
+			// The value goes to the stash, for the run Secret; its
+			// stand-in takes its place.
+			g.Expect(stash.values).To(Equal([]string{tt.want}))
+			g.Expect(values["SCM_AUTH"]).To(Equal(stash.hide(tt.want)))
+			g.Expect(values["SCM_AUTH"]).NotTo(ContainSubstring(tt.want))
 		})
 	}
 	g := NewWithT(t)
