@@ -3,12 +3,10 @@ package exec
 import (
 	"context"
 	"crypto/rand"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math/big"
 	"regexp"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -264,6 +262,9 @@ func (r *Engine) progress(ctx context.Context, s *scope) error {
 		return err
 	}
 	if err := r.createPods(ctx, s, create); err != nil {
+		return err
+	}
+	if err := r.signalWorkloadEnds(ctx, s, pods); err != nil {
 		return err
 	}
 	return r.deleteStrayPods(ctx, s, pods)
@@ -550,21 +551,4 @@ func randomString(n int) string {
 		b[i] = randomAlphabet[k.Int64()]
 	}
 	return string(b)
-}
-
-// copyOutputs takes the outputs the coordinator left on a stage's Pod into
-// the stage's status. Annotations that do not parse are ignored: a
-// workload cannot fail its stage by writing to its own Pod.
-func copyOutputs(ss *cyclonev1alpha1.StageStatus, pod *corev1.Pod) {
-	value, ok := pod.Annotations[OutputsAnnotation]
-	if !ok {
-		return
-	}
-	var outputs []cyclonev1alpha1.KeyValue
-	if err := json.Unmarshal([]byte(value), &outputs); err != nil {
-		return
-	}
-	if !slices.Equal(ss.Outputs, outputs) {
-		ss.Outputs = outputs
-	}
 }

@@ -166,7 +166,11 @@ func (r *Engine) deletePod(ctx context.Context, s *scope, pod *corev1.Pod) error
 
 // createGCPod creates the Pod that removes "<run>/" from the tenant PVC.
 func (r *Engine) createGCPod(ctx context.Context, s *scope) error {
-	return r.createPod(ctx, s, r.cfg.gcPod(s.run, s.target.namespace, s.target.pvc, s.podSecurity))
+	level, err := r.podSecurityOf(ctx, s)
+	if err != nil {
+		return err
+	}
+	return r.createPod(ctx, s, r.cfg.gcPod(s.run, s.target.namespace, s.target.pvc, level))
 }
 
 // gcPod is the GC Pod of run, in namespace, for a tenant at Pod Security

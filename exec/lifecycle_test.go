@@ -442,6 +442,7 @@ func TestEngine_imageOutputGetsADockerDaemon(t *testing.T) {
 	g := NewWithT(t)
 	ns := newTenant(t)
 	worker := "cyclone-" + Tenant(ns) + "-worker"
+	allowPrivileged(t, worker)
 	startEngine(t, env.Config, testConfig())
 	img := &cyclonev1alpha1.Resource{ObjectMeta: metav1.ObjectMeta{Name: "img", Namespace: ns}, Spec: cyclonev1alpha1.ResourceSpec{
 		Type: cyclonev1alpha1.ImageResourceType, Resolver: "cyclone-resolver-image:v1",
@@ -491,7 +492,7 @@ func TestEngine_fileArtifactsPassBetweenStages(t *testing.T) {
 }
 
 // TestEngine_secretReferences: a stage argument that refers to a Secret of
-// the run's namespace reaches the Pod as the Secret's value; one that
+// the run's namespace reaches the Pod from the run's Secret; one that
 // refers to another namespace fails the stage, saying why.
 func TestEngine_secretReferences(t *testing.T) {
 	requireCluster(t)
@@ -515,7 +516,8 @@ func TestEngine_secretReferences(t *testing.T) {
 	}).WithTimeout(time.Minute).Should(Succeed())
 	pod := &corev1.Pod{}
 	g.Expect(k8s.Get(bg, key(worker, "run1-push-1"), pod)).To(Succeed())
-	g.Expect(pod.Spec.Containers[0].Env).To(ContainElement(corev1.EnvVar{Name: "PASSWORD", Value: "hunter2"}))
+	g.Expect(pod.Spec.Containers[0].Env).To(ContainElement(corev1.EnvVar{Name: "PASSWORD", ValueFrom: &corev1.EnvVarSource{
+		SecretKeyRef: &corev1.SecretKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: "run1-push-1-secrets"}, Key: "GYRE_SECRET_0"}}}))
 }
 
 // startKeepingPods makes a tenant and starts an engine that keeps a

@@ -32,6 +32,8 @@ const (
 	coordinatorVolume = "gyre-coordinator"
 	// coordinatorName is Cyclone's name of the coordinator sidecar.
 	coordinatorName = "csc-co"
+	// podInfoVolume gives the coordinator the stage Pod's annotations.
+	podInfoVolume = "gyre-podinfo"
 	// toolsName is the init container that installs the gyre binary
 	// into toolsVolume, for the workload to run "gyre collect" from.
 	toolsName   = "csc-tools"
@@ -88,10 +90,28 @@ const (
 	// ResultFile is the name of a result file: one "<key>:<value>" per
 	// line, collected into status.stages[<stage>].outputs.
 	ResultFile = "__result__"
-	// OutputsAnnotation is where the coordinator leaves the outputs on
-	// its stage Pod, as a JSON list of {key, value}: the engine copies
-	// them into status.stages[<stage>].outputs when it sees the Pod end.
-	OutputsAnnotation = "gyre.dev/outputs"
+	// WorkloadExitAnnotation is how a stage Pod's coordinator learns
+	// that its workload has ended, with no access to any API server: once
+	// every workload container has terminated, the engine annotates the
+	// Pod with their exit codes, as a JSON object by container name, and
+	// the kubelet writes the Pod's annotations into the coordinator's
+	// CoordinatorPodInfoPath.
+	WorkloadExitAnnotation = "gyre.dev/workload-exit"
+	// CoordinatorPodInfoPath is where the coordinator sees the stage Pod's
+	// annotations, in the file "annotations" of the downward API.
+	CoordinatorPodInfoPath = "/workspace/podinfo"
+	// PodInfoAnnotations is the file of the Pod's annotations there.
+	PodInfoAnnotations = "annotations"
+	// TerminationLog is where the coordinator leaves the stage's outputs,
+	// as a JSON list of {key, value}: its termination message, which the
+	// engine reads from the Pod's status when the Pod ends and copies
+	// into status.stages[<stage>].outputs. When the coordinator itself
+	// fails, the message says why instead.
+	TerminationLog = "/dev/termination-log"
+	// MaxTerminationMessage is the most a container's termination message
+	// holds; the kubelet truncates longer ones, so the coordinator refuses
+	// outputs that do not fit rather than lose some.
+	MaxTerminationMessage = 4096
 	// NotifyOK and NotifyFailed are the files the coordinator creates in
 	// the notify directory: "ok" (Cyclone's) when output resolvers should
 	// push, "failed" when the workload failed and there is nothing to push.
@@ -105,9 +125,9 @@ const (
 	EnvRunNamespace = "METADATA_NAMESPACE"
 	// EnvWorkflowName names the run's Workflow; Cyclone's name.
 	EnvWorkflowName = "WORKFLOW_NAME"
-	// EnvPodName and EnvPodNamespace locate the stage Pod itself.
-	EnvPodName      = "POD_NAME"
-	EnvPodNamespace = "POD_NAMESPACE"
+	// EnvPodName names the stage Pod, whose staging directory the
+	// coordinator publishes artifacts from.
+	EnvPodName = "POD_NAME"
 	// EnvWorkloadContainers lists the workload containers the coordinator
 	// waits for, comma-separated.
 	EnvWorkloadContainers = "WORKLOAD_CONTAINERS"
@@ -434,14 +454,19 @@ func (c Config) buildStagePod(in stagePodInput, stash *secretStash) (*corev1.Pod
 			corev1.EnvVar{Name: EnvWorkloadContainers, Value: strings.Join(workloadNames, ",")},
 			corev1.EnvVar{Name: EnvOutputResources, Value: strings.Join(outputNames, ",")},
 			corev1.EnvVar{Name: EnvOutputArtifacts, Value: strings.Join(artifactNames, ",")},
-			corev1.EnvVar{Name: EnvPodName, ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.name"}}},
-			corev1.EnvVar{Name: EnvPodNamespace, ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.namespace"}}},
+			corev1.EnvVar{Name: EnvPodName, Value: name},
 		),
 		VolumeMounts: []corev1.VolumeMount{
 			{Name: dataVolume, MountPath: CoordinatorDataPath, SubPath: run.Name},
 			{Name: coordinatorVolume, MountPath: CoordinatorVolumePath},
+			{Name: podInfoVolume, MountPath: CoordinatorPodInfoPath, ReadOnly: true},
 		},
+		TerminationMessagePath:   TerminationLog,
+		TerminationMessagePolicy: corev1.TerminationMessageReadFile,
 	})
+	spec.Volumes = append(spec.Volumes, corev1.Volume{Name: podInfoVolume, VolumeSource: corev1.VolumeSource{
+		DownwardAPI: &corev1.DownwardAPIVolumeSource{Items: []corev1.DownwardAPIVolumeFile{{
+			Path: PodInfoAnnotations, FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.annotations"}}}}}})
 	// A ResourceQuota that counts CPU or memory admits a Pod only when
 	// every container names what it needs. The engine's helpers name
 	// every resource the stage's defaults name, at zero, as Cyclone's do:

@@ -409,10 +409,17 @@ func TestStagePod(t *testing.T) {
 			corev1.EnvVar{Name: EnvWorkloadContainers, Value: "main"},
 			corev1.EnvVar{Name: EnvOutputResources, Value: "img"},
 			corev1.EnvVar{Name: EnvOutputArtifacts, Value: "bin"},
-			HaveField("Name", EnvPodName), HaveField("Name", EnvPodNamespace)))
+			corev1.EnvVar{Name: EnvPodName, Value: "run1-build-2"}))
+		g.Expect(co.Env).NotTo(ContainElement(HaveField("ValueFrom", Not(BeNil()))), "the coordinator needs no API server to learn about its Pod")
 		g.Expect(co.VolumeMounts).To(ConsistOf(
 			corev1.VolumeMount{Name: dataVolume, MountPath: CoordinatorDataPath, SubPath: "run1"},
-			corev1.VolumeMount{Name: coordinatorVolume, MountPath: CoordinatorVolumePath}))
+			corev1.VolumeMount{Name: coordinatorVolume, MountPath: CoordinatorVolumePath},
+			corev1.VolumeMount{Name: "gyre-podinfo", MountPath: CoordinatorPodInfoPath, ReadOnly: true}))
+		g.Expect(pod.Spec.Volumes).To(ContainElement(corev1.Volume{Name: "gyre-podinfo", VolumeSource: corev1.VolumeSource{
+			DownwardAPI: &corev1.DownwardAPIVolumeSource{Items: []corev1.DownwardAPIVolumeFile{{
+				Path: "annotations", FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.annotations"}}}}}}))
+		g.Expect(co.TerminationMessagePath).To(Equal("/dev/termination-log"))
+		g.Expect(co.TerminationMessagePolicy).To(Equal(corev1.TerminationMessageReadFile), "the outputs, never the logs")
 		out := pod.Spec.Containers[1]
 		g.Expect(out.VolumeMounts).To(ContainElement(corev1.VolumeMount{Name: coordinatorVolume, MountPath: "/workspace/notify", SubPath: "notify"}))
 	})

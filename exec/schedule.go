@@ -165,6 +165,10 @@ func (r *Engine) buildPod(ctx context.Context, s *scope, st *cyclonev1alpha1.Wor
 	if err != nil {
 		return nil, err
 	}
+	level, err := r.podSecurityOf(ctx, s)
+	if err != nil {
+		return nil, err
+	}
 	withVars := run.DeepCopy()
 	withVars.Status.GlobalVariables = st.GlobalVariables
 	pod, secret, err := r.cfg.stagePod(stagePodInput{
@@ -179,7 +183,7 @@ func (r *Engine) buildPod(ctx context.Context, s *scope, st *cyclonev1alpha1.Wor
 		Attempt:       st.Stages[name].Attempt,
 		ArtifactPaths: produced,
 		Secrets:       secrets,
-		PodSecurity:   s.podSecurity,
+		PodSecurity:   level,
 	})
 	if err != nil {
 		return nil, err
