@@ -6,7 +6,6 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
-	"k8s.io/client-go/kubernetes"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
@@ -15,14 +14,16 @@ import (
 )
 
 func newCoordinatorCmd() *cobra.Command {
-	var shared, data string
+	var shared, data, podInfo, termination string
 	cmd := &cobra.Command{
 		Use:   "coordinator",
 		Short: "Run a stage Pod's coordinator sidecar (run by gyre's stage Pods)",
-		Long: `Wait for the stage's workload containers, record the results they wrote to
-/cyclone/results/__result__ on the stage Pod, for the engine to copy into the
-WorkflowRun's status,
-publish the stage's output artifacts, and tell the output resolvers to push.`,
+		Long: `Wait for the stage's workload containers, leave the results they wrote to
+/cyclone/results/__result__ in the coordinator's termination message, for the
+engine to copy into the WorkflowRun's status, publish the stage's output
+artifacts, and tell the output resolvers to push. The coordinator talks to no
+API server: the engine says when the workload has ended through an annotation
+that the kubelet writes into --podinfo.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := ctrl.LoggerInto(cmd.Context(), zap.New())
@@ -30,20 +31,14 @@ publish the stage's output artifacts, and tell the output resolvers to push.`,
 			if err != nil {
 				return err
 			}
-			podCfg, err := restConfig("")
-			if err != nil {
-				return fmt.Errorf("stage pod's cluster: %w", err)
-			}
-			pods, err := kubernetes.NewForConfig(podCfg)
-			if err != nil {
-				return err
-			}
-			c := &agent.Coordinator{Stage: stage, Pods: pods, Shared: shared, Data: data}
+			c := &agent.Coordinator{Stage: stage, Shared: shared, Data: data, PodInfo: podInfo, TerminationLog: termination}
 			return c.Run(ctx)
 		},
 	}
 	cmd.Flags().StringVar(&shared, "shared", exec.CoordinatorVolumePath, "volume shared with the other containers: results/ and notify/")
 	cmd.Flags().StringVar(&data, "data", exec.CoordinatorDataPath, "the run's data directory")
+	cmd.Flags().StringVar(&podInfo, "podinfo", exec.CoordinatorPodInfoPath, "downward API directory of the stage Pod's annotations")
+	cmd.Flags().StringVar(&termination, "termination-log", exec.TerminationLog, "file of the coordinator's termination message, which carries the outputs")
 	return cmd
 }
 

@@ -5,17 +5,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
+	"time"
 
-	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/fields"
-	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/apimachinery/pkg/watch"
-	"k8s.io/client-go/kubernetes"
 	ctrl "sigs.k8s.io/controller-runtime"
 
 	cyclonev1alpha1 "github.com/gyreops/gyre/api/cyclone/v1alpha1"
@@ -23,19 +20,19 @@ import (
 )
 
 // Coordinator is the sidecar of a stage Pod. It waits until the workload
-// containers have terminated, records the results they wrote on its own
-// Pod (exec.OutputsAnnotation), publishes the output artifacts of a
-// successful workload, and tells the output resolvers whether to push.
+// containers have terminated, leaves the results they wrote in its
+// termination message, publishes the output artifacts of a successful
+// workload, and tells the output resolvers whether to push.
 //
-// The engine copies the outputs into the WorkflowRun's status when it sees
-// the Pod end, as Cyclone's controller does: so the coordinator needs no
-// access to the control cluster, and stages on an execution cluster
-// record outputs the same way as those on the control cluster.
+// It talks to no API server: a stage Pod has no API token. The engine
+// tells it that the workload has ended through an annotation of its Pod
+// (exec.WorkloadExitAnnotation), which the kubelet writes into PodInfo,
+// and reads the outputs from the Pod's status when the Pod ends, as
+// Tekton reads step results. So stages on an execution cluster record
+// outputs the same way as those on the control cluster.
 type Coordinator struct {
 	// Stage is the attempt the coordinator runs for.
 	Stage Stage
-	// Pods reads and annotates the stage Pod, on the cluster it runs on.
-	Pods kubernetes.Interface
 	// Shared is the volume shared with the other containers
 	// (exec.CoordinatorVolumePath in a Pod): "results/<container>/" and
 	// "notify/".
@@ -43,6 +40,15 @@ type Coordinator struct {
 	// Data is the run's data directory (exec.CoordinatorDataPath in a
 	// Pod).
 	Data string
+	// PodInfo is the downward API directory of the stage Pod's
+	// annotations (exec.CoordinatorPodInfoPath in a Pod).
+	PodInfo string
+	// TerminationLog is the file of the coordinator's termination message
+	// (exec.TerminationLog in a Pod).
+	TerminationLog string
+	// Poll is how often the coordinator looks whether the workload has
+	// ended; zero means every second.
+	Poll time.Duration
 }
 
 // WorkloadFailedError says the workload of the stage failed; the
@@ -68,8 +74,25 @@ func (e *WorkloadFailedError) Error() string {
 // Run does the coordinator's work once and returns when the output
 // resolvers may go on. Results are recorded whether or not the workload
 // succeeded, since a failed test stage's results are what its user wants
-// to see; artifacts are published only for a successful workload.
+// to see; artifacts are published only for a successful workload. When
+// the coordinator itself fails, its termination message says why, and
+// the stage fails with that message.
 func (c *Coordinator) Run(ctx context.Context) error {
+	err := c.run(ctx)
+	var werr *WorkloadFailedError
+	if err != nil && !errors.As(err, &werr) {
+		msg := err.Error()
+		if len(msg) > exec.MaxTerminationMessage {
+			msg = msg[:exec.MaxTerminationMessage]
+		}
+		if werr := os.WriteFile(c.TerminationLog, []byte(msg), 0o644); werr != nil {
+			return errors.Join(err, fmt.Errorf("write termination message: %w", werr))
+		}
+	}
+	return err
+}
+
+func (c *Coordinator) run(ctx context.Context) error {
 	log := ctrl.LoggerFrom(ctx).WithValues("stage", c.Stage.Name, "pod", c.Stage.Pod)
 	log.Info("Waiting for the workload containers", "containers", c.Stage.Workload)
 	failed, err := c.waitWorkload(ctx)
@@ -83,7 +106,7 @@ func (c *Coordinator) Run(ctx context.Context) error {
 	}
 	if len(outputs) > 0 {
 		log.Info("Recording outputs", "count", len(outputs))
-		if err := c.recordOutputs(ctx, outputs); err != nil {
+		if err := c.recordOutputs(outputs); err != nil {
 			_ = c.notify(exec.NotifyFailed, err.Error())
 			return err
 		}
@@ -106,97 +129,89 @@ func (c *Coordinator) Run(ctx context.Context) error {
 	return c.notify(exec.NotifyOK, "")
 }
 
-// waitWorkload watches the stage Pod until every workload container has
-// terminated and returns the exit codes of those that failed.
+// waitWorkload waits until the engine has said that every workload
+// container has terminated, and returns the exit codes of those that
+// failed.
 func (c *Coordinator) waitWorkload(ctx context.Context) (map[string]int32, error) {
-	pods := c.Pods.CoreV1().Pods(c.Stage.PodNamespace)
+	poll := c.Poll
+	if poll <= 0 {
+		poll = time.Second
+	}
+	tick := time.NewTicker(poll)
+	defer tick.Stop()
 	for {
-		pod, err := pods.Get(ctx, c.Stage.Pod, metav1.GetOptions{})
+		codes, err := workloadExit(filepath.Join(c.PodInfo, exec.PodInfoAnnotations))
 		if err != nil {
-			return nil, fmt.Errorf("get stage pod %s/%s: %w", c.Stage.PodNamespace, c.Stage.Pod, err)
+			return nil, err
 		}
-		if failed, done := workloadDone(pod, c.Stage.Workload); done {
+		if codes != nil {
+			failed := map[string]int32{}
+			for _, name := range c.Stage.Workload {
+				code, ok := codes[name]
+				if !ok {
+					return nil, fmt.Errorf("the engine said the workload ended but gave no exit code for container %s", name)
+				}
+				if code != 0 {
+					failed[name] = code
+				}
+			}
 			return failed, nil
 		}
-		w, err := pods.Watch(ctx, metav1.ListOptions{
-			FieldSelector:   fields.OneTermEqualSelector("metadata.name", c.Stage.Pod).String(),
-			ResourceVersion: pod.ResourceVersion,
-		})
-		if err != nil {
-			return nil, fmt.Errorf("watch stage pod %s/%s: %w", c.Stage.PodNamespace, c.Stage.Pod, err)
-		}
-		failed, done, err := untilDone(ctx, w, c.Stage.Workload)
-		w.Stop()
-		if err != nil || done {
-			return failed, err
-		}
-		// The watch ended (expired or closed by the server): look again.
-	}
-}
-
-// untilDone reads a Pod watch until the workload is done, the watch ends,
-// or ctx is cancelled.
-func untilDone(ctx context.Context, w watch.Interface, workload []string) (map[string]int32, bool, error) {
-	for {
 		select {
 		case <-ctx.Done():
-			return nil, false, ctx.Err()
-		case ev, ok := <-w.ResultChan():
-			if !ok {
-				return nil, false, nil
-			}
-			switch ev.Type {
-			case watch.Deleted:
-				return nil, false, errors.New("the stage pod was deleted while its workload ran")
-			case watch.Error:
-				return nil, false, nil
-			}
-			pod, ok := ev.Object.(*corev1.Pod)
-			if !ok {
-				continue
-			}
-			if failed, done := workloadDone(pod, workload); done {
-				return failed, true, nil
-			}
+			return nil, ctx.Err()
+		case <-tick.C:
 		}
 	}
 }
 
-// workloadDone reports whether every workload container of pod has
-// terminated, and the exit codes of those that failed.
-func workloadDone(pod *corev1.Pod, workload []string) (map[string]int32, bool) {
-	failed := map[string]int32{}
-	for _, name := range workload {
-		var state *corev1.ContainerStateTerminated
-		for _, cs := range pod.Status.ContainerStatuses {
-			if cs.Name == name {
-				state = cs.State.Terminated
-			}
-		}
-		if state == nil {
-			return nil, false
-		}
-		if state.ExitCode != 0 {
-			failed[name] = state.ExitCode
-		}
+// workloadExit reads the exit codes of the workload containers from the
+// downward API file of the Pod's annotations: one `key="value"` a line,
+// the value quoted as Go quotes strings. It returns nil while the engine
+// has not annotated the Pod, or while the kubelet has not yet written the
+// file.
+func workloadExit(file string) (map[string]int32, error) {
+	b, err := os.ReadFile(file)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
 	}
-	return failed, true
+	if err != nil {
+		return nil, fmt.Errorf("read the stage pod's annotations: %w", err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		k, quoted, ok := strings.Cut(line, "=")
+		if !ok || k != exec.WorkloadExitAnnotation {
+			continue
+		}
+		value, err := strconv.Unquote(quoted)
+		if err != nil {
+			return nil, fmt.Errorf("annotation %s in %s: %w", k, file, err)
+		}
+		codes := map[string]int32{}
+		if err := json.Unmarshal([]byte(value), &codes); err != nil {
+			return nil, fmt.Errorf("annotation %s in %s: %w", k, file, err)
+		}
+		return codes, nil
+	}
+	return nil, nil
 }
 
-// recordOutputs annotates the stage Pod with outputs, for the engine to
-// copy into the stage's status when the Pod ends. The annotation belongs
-// to this Pod, so it can never land on another attempt of the stage.
-func (c *Coordinator) recordOutputs(ctx context.Context, outputs []cyclonev1alpha1.KeyValue) error {
+// recordOutputs leaves outputs in the coordinator's termination message,
+// for the engine to copy into the stage's status when the Pod ends. The
+// message belongs to this Pod, so it can never land on another attempt of
+// the stage. The kubelet keeps at most exec.MaxTerminationMessage bytes
+// of it: outputs that do not fit fail the stage rather than lose some.
+func (c *Coordinator) recordOutputs(outputs []cyclonev1alpha1.KeyValue) error {
 	value, err := json.Marshal(outputs)
 	if err != nil {
 		return err
 	}
-	patch, err := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": map[string]string{exec.OutputsAnnotation: string(value)}}})
-	if err != nil {
-		return err
+	if len(value) > exec.MaxTerminationMessage {
+		return fmt.Errorf("the stage's %d outputs take %d bytes, more than the %d bytes of a termination message that carries them; write fewer or shorter results",
+			len(outputs), len(value), exec.MaxTerminationMessage)
 	}
-	if _, err := c.Pods.CoreV1().Pods(c.Stage.PodNamespace).Patch(ctx, c.Stage.Pod, types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
-		return fmt.Errorf("record outputs on stage pod %s/%s: %w", c.Stage.PodNamespace, c.Stage.Pod, err)
+	if err := os.WriteFile(c.TerminationLog, value, 0o644); err != nil {
+		return fmt.Errorf("record outputs: %w", err)
 	}
 	return nil
 }

@@ -3,59 +3,49 @@ package agent
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
+	"time"
 
 	. "github.com/onsi/gomega"
-	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	cyclonev1alpha1 "github.com/gyreops/gyre/api/cyclone/v1alpha1"
 	"github.com/gyreops/gyre/exec"
-	"github.com/gyreops/gyre/internal/testcluster"
 )
 
 var bg = context.Background()
 
-// stageFixture is attempt 1 of stage "build" of run "run1", in a Pod that
-// kwok drives, with temporary directories standing in for the Pod's shared
-// volume and the run's data on the PVC.
+// stageFixture is attempt 1 of stage "build" of run "run1", with
+// temporary directories and files standing in for the stage Pod's shared
+// volume, the run's data on the PVC, the downward API volume of the Pod's
+// annotations and the coordinator's termination message.
 type stageFixture struct {
-	ns, pod      string
-	shared, data string
-	coordinator  *Coordinator
+	shared, data, podInfo, termination string
+	coordinator                        *Coordinator
 }
 
-// newStage creates the stage Pod with the kwok annotations given, which
-// pick how its containers end.
-func newStage(t *testing.T, podAnnotations map[string]string) *stageFixture {
+func newStage(t *testing.T) *stageFixture {
 	t.Helper()
-	g := NewWithT(t)
-	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "cyclone-agent-"}}
-	g.Expect(k8s.Create(bg, ns)).To(Succeed())
-	t.Cleanup(func() { _ = k8s.Delete(bg, ns) })
-	f := &stageFixture{ns: ns.Name, pod: "run1-build-1", shared: t.TempDir(), data: t.TempDir()}
-	pod := &corev1.Pod{
-		ObjectMeta: metav1.ObjectMeta{Name: f.pod, Namespace: f.ns, Annotations: podAnnotations},
-		Spec: corev1.PodSpec{
-			// kwok runs Pods only on its nodes; no scheduler runs here.
-			NodeName:      "kwok-node-0",
-			RestartPolicy: corev1.RestartPolicyNever,
-			Containers: []corev1.Container{
-				{Name: "main", Image: "golang:1"},
-				{Name: "csc-co", Image: "ghcr.io/gyreops/gyre:latest"},
-			},
-		},
-	}
-	g.Expect(k8s.Create(bg, pod)).To(Succeed())
+	f := &stageFixture{shared: t.TempDir(), data: t.TempDir(), podInfo: t.TempDir()}
+	f.termination = filepath.Join(t.TempDir(), "termination-log")
 	f.coordinator = &Coordinator{
-		Stage: Stage{Run: "run1", Namespace: f.ns, Name: "build", Pod: f.pod, PodNamespace: f.ns,
-			Workload: []string{"main"}, Artifacts: []string{"bin"}},
-		Pods: pods, Shared: f.shared, Data: f.data,
+		Stage:  Stage{Run: "run1", Namespace: "cyclone-a", Name: "build", Pod: "run1-build-1", Workload: []string{"main"}, Artifacts: []string{"bin"}},
+		Shared: f.shared, Data: f.data, PodInfo: f.podInfo, TerminationLog: f.termination,
+		Poll: 10 * time.Millisecond,
 	}
 	return f
+}
+
+// workloadEnded writes what the kubelet projects once the engine has
+// annotated the Pod with how the workload ended: every annotation as
+// key="value", the value quoted as Go quotes strings.
+func (f *stageFixture) workloadEnded(t *testing.T, codes string) {
+	t.Helper()
+	content := fmt.Sprintf("%s=%q\n%s=%q", "gyre.dev/run", "cyclone-a/run1", exec.WorkloadExitAnnotation, codes)
+	write(t, f.podInfo, exec.PodInfoAnnotations, content)
 }
 
 // write creates a file under dir with its parent directories.
@@ -70,22 +60,19 @@ func write(t *testing.T, dir, rel, content string) {
 	}
 }
 
-// outputs decodes what the coordinator left on the stage Pod for the
-// engine.
+// outputs decodes what the coordinator left in its termination message
+// for the engine.
 func (f *stageFixture) outputs(g Gomega) []cyclonev1alpha1.KeyValue {
-	pod := &corev1.Pod{}
-	g.Expect(k8s.Get(bg, client.ObjectKey{Namespace: f.ns, Name: f.pod}, pod)).To(Succeed())
-	value, ok := pod.Annotations[exec.OutputsAnnotation]
-	g.Expect(ok).To(BeTrue(), "the stage Pod carries %s", exec.OutputsAnnotation)
+	b, err := os.ReadFile(f.termination)
+	g.Expect(err).NotTo(HaveOccurred(), "the coordinator wrote its termination message")
 	var out []cyclonev1alpha1.KeyValue
-	g.Expect(json.Unmarshal([]byte(value), &out)).To(Succeed())
+	g.Expect(json.Unmarshal(b, &out)).To(Succeed())
 	return out
 }
 
 func TestCoordinator_succeededWorkload(t *testing.T) {
-	requireCluster(t)
 	g := NewWithT(t)
-	f := newStage(t, map[string]string{testcluster.AnnotationResult: "succeed"})
+	f := newStage(t)
 	// What the containers left: the workload's results, the Git input
 	// resolver's commit, and the artifact in the attempt's staging
 	// directory.
@@ -94,6 +81,7 @@ func TestCoordinator_succeededWorkload(t *testing.T) {
 	write(t, f.data, "staging/run1-build-1/bin/app", "binary")
 	// An earlier attempt's artifact is replaced, not merged into.
 	write(t, f.data, "artifacts/build/bin/stale", "old")
+	f.workloadEnded(t, `{"main":0}`)
 
 	g.Expect(f.coordinator.Run(bg)).To(Succeed())
 
@@ -110,11 +98,11 @@ func TestCoordinator_succeededWorkload(t *testing.T) {
 }
 
 func TestCoordinator_failedWorkload(t *testing.T) {
-	requireCluster(t)
 	g := NewWithT(t)
-	f := newStage(t, map[string]string{testcluster.AnnotationResult: "fail", testcluster.AnnotationExitCode: "3"})
+	f := newStage(t)
 	write(t, f.shared, "results/main/__result__", "tests:12 failed\n")
 	write(t, f.data, "staging/run1-build-1/bin/app", "half-built")
+	f.workloadEnded(t, `{"main":3}`)
 
 	err := f.coordinator.Run(bg)
 	var failed *WorkloadFailedError
@@ -128,11 +116,42 @@ func TestCoordinator_failedWorkload(t *testing.T) {
 	g.Expect(os.ReadFile(filepath.Join(f.shared, "notify", exec.NotifyFailed))).To(ContainSubstring("main exited with code 3"))
 }
 
+func TestCoordinator_waitsForTheEngineToSayTheWorkloadEnded(t *testing.T) {
+	g := NewWithT(t)
+	f := newStage(t)
+	f.coordinator.Stage.Artifacts = nil
+	// The kubelet has written the annotations, but not yet the engine's.
+	write(t, f.podInfo, exec.PodInfoAnnotations, `gyre.dev/run="cyclone-a/run1"`)
+	done := make(chan error, 1)
+	go func() { done <- f.coordinator.Run(bg) }()
+	g.Consistently(done).WithTimeout(200 * time.Millisecond).ShouldNot(Receive())
+	g.Expect(filepath.Join(f.shared, "notify")).NotTo(BeAnExistingFile(), "output resolvers wait")
+
+	f.workloadEnded(t, `{"main":0}`)
+	g.Eventually(done).WithTimeout(5 * time.Second).Should(Receive(BeNil()))
+	g.Expect(filepath.Join(f.shared, "notify", exec.NotifyOK)).To(BeAnExistingFile())
+}
+
+func TestCoordinator_outputsThatDoNotFitFailTheStage(t *testing.T) {
+	g := NewWithT(t)
+	f := newStage(t)
+	f.coordinator.Stage.Artifacts = nil
+	write(t, f.shared, "results/main/__result__", "log:"+strings.Repeat("x", exec.MaxTerminationMessage)+"\n")
+	f.workloadEnded(t, `{"main":0}`)
+
+	err := f.coordinator.Run(bg)
+	g.Expect(err).To(MatchError(ContainSubstring("more than the 4096 bytes of a termination message that carries them")))
+	msg, readErr := os.ReadFile(f.termination)
+	g.Expect(readErr).NotTo(HaveOccurred())
+	g.Expect(string(msg)).To(Equal(err.Error()), "the stage fails with why, never with outputs cut short")
+	g.Expect(filepath.Join(f.shared, "notify", exec.NotifyOK)).NotTo(BeAnExistingFile())
+}
+
 func TestStageFromEnv(t *testing.T) {
 	g := NewWithT(t)
 	vars := map[string]string{
 		exec.EnvRunName: "run1", exec.EnvRunNamespace: "cyclone-a", exec.EnvStageName: "build",
-		exec.EnvPodName: "run1-build-1", exec.EnvPodNamespace: "cyclone-a-worker",
+		exec.EnvPodName:            "run1-build-1",
 		exec.EnvWorkloadContainers: "main, side", exec.EnvOutputArtifacts: "",
 	}
 	s, err := StageFromEnv(func(k string) string { return vars[k] })

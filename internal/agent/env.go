@@ -14,8 +14,9 @@ type Stage struct {
 	Run, Namespace string
 	// Name is the stage's name.
 	Name string
-	// Pod and PodNamespace name the stage Pod of this attempt.
-	Pod, PodNamespace string
+	// Pod names the stage Pod of this attempt, whose staging directory
+	// holds the attempt's output artifacts.
+	Pod string
 	// Workload lists the workload containers, in the Pod's order.
 	Workload []string
 	// Artifacts lists the stage's output artifacts.
@@ -26,17 +27,16 @@ type Stage struct {
 // which variable is missing.
 func StageFromEnv(getenv func(string) string) (Stage, error) {
 	s := Stage{
-		Run:          getenv(exec.EnvRunName),
-		Namespace:    getenv(exec.EnvRunNamespace),
-		Name:         getenv(exec.EnvStageName),
-		Pod:          getenv(exec.EnvPodName),
-		PodNamespace: getenv(exec.EnvPodNamespace),
-		Workload:     splitList(getenv(exec.EnvWorkloadContainers)),
-		Artifacts:    splitList(getenv(exec.EnvOutputArtifacts)),
+		Run:       getenv(exec.EnvRunName),
+		Namespace: getenv(exec.EnvRunNamespace),
+		Name:      getenv(exec.EnvStageName),
+		Pod:       getenv(exec.EnvPodName),
+		Workload:  splitList(getenv(exec.EnvWorkloadContainers)),
+		Artifacts: splitList(getenv(exec.EnvOutputArtifacts)),
 	}
 	for _, v := range []struct{ name, value string }{
 		{exec.EnvRunName, s.Run}, {exec.EnvRunNamespace, s.Namespace}, {exec.EnvStageName, s.Name},
-		{exec.EnvPodName, s.Pod}, {exec.EnvPodNamespace, s.PodNamespace},
+		{exec.EnvPodName, s.Pod},
 	} {
 		if v.value == "" {
 			return s, fmt.Errorf("environment variable %s is not set; the coordinator runs in a stage Pod built by gyre", v.name)
