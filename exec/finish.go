@@ -100,11 +100,11 @@ func (r *Engine) cleanup(ctx context.Context, s *scope) (bool, error) {
 		s.wakeAt(s.now.Add(r.cfg.WaitInterval))
 		return false, nil
 	}
-	if err := r.deleteRunSecrets(ctx, s); err != nil {
-		return false, err
-	}
 	st := run.Status.DeepCopy()
 	if s.target.pvc == "" {
+		if err := r.deleteRunSecrets(ctx, s); err != nil {
+			return false, err
+		}
 		st.Cleaned = true
 		st.GC = &cyclonev1alpha1.GCStatus{Phase: cyclonev1alpha1.GCSucceeded}
 		return true, r.writeStatus(ctx, run, st)
@@ -125,6 +125,11 @@ func (r *Engine) cleanup(ctx context.Context, s *scope) (bool, error) {
 	timedOut := gc.StartTime != nil && !s.now.Before(gc.StartTime.Add(r.cfg.GCTimeout))
 	switch {
 	case pod == nil:
+		// The stage Pods are gone, and the run Secrets they read with
+		// them; once per GC attempt.
+		if err := r.deleteRunSecrets(ctx, s); err != nil {
+			return false, err
+		}
 		return false, r.createGCPod(ctx, s)
 	case pod.DeletionTimestamp != nil:
 		return false, nil // an earlier attempt is going away

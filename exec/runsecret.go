@@ -218,11 +218,30 @@ func (r *Engine) ensureRunSecret(ctx context.Context, s *scope, sec *corev1.Secr
 }
 
 // deleteRunSecrets deletes the run Secrets of a run's stage attempts.
+// gyre may neither list Secrets nor delete them by collection, so that it
+// can never enumerate a cluster's Secrets: it deletes each by its name,
+// which follows from the stage and the attempt, once the Secret's labels
+// say it is this run's.
 func (r *Engine) deleteRunSecrets(ctx context.Context, s *scope) error {
-	err := s.target.client.DeleteAllOf(ctx, &corev1.Secret{}, client.InNamespace(s.target.namespace),
-		client.MatchingLabels{LabelManagedBy: ManagedByExec, LabelRunUID: string(s.run.UID)})
-	if err != nil {
-		return fmt.Errorf("delete secrets of run: %w", err)
+	run := s.run
+	for _, stage := range sortedStages(run.Status.Stages) {
+		for attempt := int32(1); attempt <= run.Status.Stages[stage].Attempt; attempt++ {
+			name := runSecretName(podName(run.Name, stage, attempt))
+			sec := &corev1.Secret{}
+			err := s.target.live.Get(ctx, client.ObjectKey{Namespace: s.target.namespace, Name: name}, sec)
+			if apierrors.IsNotFound(err) {
+				continue
+			}
+			if err != nil {
+				return fmt.Errorf("get secret %s/%s: %w", s.target.namespace, name, err)
+			}
+			if sec.Labels[LabelManagedBy] != ManagedByExec || sec.Labels[LabelRunUID] != string(run.UID) {
+				continue
+			}
+			if err := s.target.client.Delete(ctx, sec, client.Preconditions{UID: &sec.UID}); client.IgnoreNotFound(err) != nil {
+				return fmt.Errorf("delete secret %s/%s: %w", s.target.namespace, name, err)
+			}
+		}
 	}
 	return nil
 }
