@@ -205,9 +205,15 @@ func (c Config) gcPod(run *cyclonev1alpha1.WorkflowRun, namespace, pvc, level st
 		},
 	}
 	if podSecurityLevel(level) == podsecurity.Restricted {
-		// Files the restricted workloads wrote belong to their users, in
-		// the stage Pods' fsGroup: the GC Pod deletes as a member of it.
-		pod.Spec.SecurityContext = &corev1.PodSecurityContext{SupplementalGroups: []int64{HelperUID}}
+		// Files the restricted workloads wrote belong to their users,
+		// in the stage Pods' fsGroup but not always writable by it. A
+		// non-root GC Pod can delete them only once the kubelet has
+		// made the volume the group's, which an fsGroup with the
+		// Always policy does on every mount.
+		pod.Spec.SecurityContext = &corev1.PodSecurityContext{
+			FSGroup:             ptr.To[int64](HelperUID),
+			FSGroupChangePolicy: ptr.To(corev1.FSGroupChangeAlways),
+		}
 	}
 	for k, v := range c.GCPodLabels {
 		pod.Labels[k] = v

@@ -88,7 +88,15 @@ func collect(src, dst string) error {
 	if err := os.RemoveAll(dst); err != nil {
 		return err
 	}
-	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+	// The coordinator, which runs as another user than the workload may,
+	// moves this directory to publish the artifact: moving a directory
+	// to another parent needs write access to it. The stage Pod's
+	// fsGroup makes the group the coordinator's.
+	dir := filepath.Dir(dst)
+	if err := os.MkdirAll(dir, 0o775); err != nil {
+		return err
+	}
+	if err := os.Chmod(dir, 0o775); err != nil {
 		return err
 	}
 	return fsutil.CopyTree(src, dst)

@@ -77,6 +77,17 @@ func TestCollector_replacesAnEarlierCollection(t *testing.T) {
 	g.Expect(readTree(t, staging)).To(Equal(map[string]string{"coverage/coverage.out": "new\n"}))
 }
 
+func TestCollector_leavesArtifactsForTheCoordinatorToMove(t *testing.T) {
+	g := NewWithT(t)
+	work, staging := t.TempDir(), t.TempDir()
+	c := &Collector{Artifacts: []Artifact{{Name: "bin", Path: filepath.Join(work, "bin")}}, Staging: staging, Stdout: &bytes.Buffer{}, Stderr: &bytes.Buffer{}}
+	g.Expect(c.Run(context.Background(), []string{"/bin/sh", "-c", "echo app > " + filepath.Join(work, "bin")})).To(Equal(0))
+	info, err := os.Stat(filepath.Join(staging, "bin"))
+	g.Expect(err).NotTo(HaveOccurred())
+	// The coordinator runs as another user, in the Pod's fsGroup.
+	g.Expect(info.Mode().Perm()).To(Equal(os.FileMode(0o775)), "group-writable, whatever the workload's umask")
+}
+
 // readTree reads every regular file under dir, by slash path.
 func readTree(t *testing.T, dir string) map[string]string {
 	t.Helper()
