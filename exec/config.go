@@ -49,8 +49,8 @@ type Config struct {
 	// name. An empty result gives each stage Pod an emptyDir instead, and
 	// then there is no scratch data to collect and no GC Pod.
 	PVCName func(tenant string) string
-	// ServiceAccount runs stage Pods whose Stage and run name none; the
-	// coordinator reads and annotates its own Pod as it. Default
+	// ServiceAccount runs stage Pods whose Stage and run name none; they
+	// get its API token only when their Stage asks for it. Default
 	// "cyclone-worker", which gyre provisions in each worker namespace.
 	ServiceAccount string
 	// IgnorePersistence pulls a persistent Resource into the run's data
