@@ -143,3 +143,47 @@ func TestEngine_tellsTheCoordinatorTheWorkloadEnded(t *testing.T) {
 		g.Expect(run.Status.Stages["build"].Outputs).To(Equal([]cyclonev1alpha1.KeyValue{{Key: "tests", Value: "12 failed"}}))
 	}).WithTimeout(30 * time.Second).Should(Succeed())
 }
+
+// TestEngine_restrictedTenantRunsWithAllHelpers: in a worker namespace
+// where the API server enforces restricted, a stage whose own containers
+// are restricted runs with all of gyre's helpers (input and output
+// resolvers, the gyre installer, the coordinator) and is cleaned up by a
+// restricted GC Pod.
+func TestEngine_restrictedTenantRunsWithAllHelpers(t *testing.T) {
+	requireCluster(t)
+	g := NewWithT(t)
+	ns := newTenant(t)
+	worker := "cyclone-" + Tenant(ns) + "-worker"
+	nsObj := &corev1.Namespace{}
+	g.Expect(k8s.Get(bg, client.ObjectKey{Name: worker}, nsObj)).To(Succeed())
+	if nsObj.Labels == nil {
+		nsObj.Labels = map[string]string{}
+	}
+	for k, v := range podsecurity.NamespaceLabels(podsecurity.Restricted) {
+		nsObj.Labels[k] = v
+	}
+	g.Expect(k8s.Update(bg, nsObj)).To(Succeed())
+	startEngine(t, env.Config, testConfig())
+	for _, res := range []*cyclonev1alpha1.Resource{
+		{ObjectMeta: metav1.ObjectMeta{Name: "src", Namespace: ns}, Spec: cyclonev1alpha1.ResourceSpec{Type: cyclonev1alpha1.GitResourceType,
+			Parameters: []cyclonev1alpha1.ParameterItem{{Name: "SCM_URL", Value: ptr.To("https://git.example/app")}}}},
+		{ObjectMeta: metav1.ObjectMeta{Name: "tar", Namespace: ns}, Spec: cyclonev1alpha1.ResourceSpec{Type: cyclonev1alpha1.HTTPResourceType,
+			Parameters: []cyclonev1alpha1.ParameterItem{{Name: "URL", Value: ptr.To("https://files.example/app.tar")}}}},
+	} {
+		g.Expect(k8s.Create(bg, res)).To(Succeed())
+	}
+	build := stage(ns, "build", succeed("0s"))
+	build.Spec.Pod.Inputs.Resources = []cyclonev1alpha1.ResourceItem{{Name: "src", Path: "/src"}}
+	build.Spec.Pod.Outputs.Resources = []cyclonev1alpha1.ResourceItem{{Name: "tar", Path: "/out"}}
+	build.Spec.Pod.Outputs.Artifacts = []cyclonev1alpha1.ArtifactItem{{Name: "bin", Path: "/src/bin"}}
+	build.Spec.Pod.Spec.Containers[0].SecurityContext = &corev1.SecurityContext{
+		RunAsNonRoot: ptr.To(true), RunAsUser: ptr.To[int64](1000), AllowPrivilegeEscalation: ptr.To(false),
+		Capabilities:   &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
+		SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
+	}
+	createWorkflow(t, ns, "wf", []*cyclonev1alpha1.Stage{build}, items("build"))
+	createRun(t, ns, "run1", "wf")
+
+	run := waitRun(t, ns, "run1", cyclonev1alpha1.StatusSucceeded)
+	g.Expect(run.Status.GC.Phase).To(Equal(cyclonev1alpha1.GCSucceeded), "the GC Pod passed restricted too")
+}
