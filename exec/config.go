@@ -53,6 +53,10 @@ type Config struct {
 	// coordinator reads and annotates its own Pod as it. Default
 	// "cyclone-worker", which gyre provisions in each worker namespace.
 	ServiceAccount string
+	// ControllerServiceAccount is the ServiceAccount gyre itself runs as;
+	// no stage Pod may run as it, in whatever namespace. Default
+	// "gyre-controller".
+	ControllerServiceAccount string
 	// IgnorePersistence pulls a persistent Resource into the run's data
 	// like any other, instead of into its own PVC: for a simulated cluster
 	// (gyre dev) that has none of the PVCs the pipelines name.
@@ -170,6 +174,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.ServiceAccount == "" {
 		c.ServiceAccount = "cyclone-worker"
+	}
+	if c.ControllerServiceAccount == "" {
+		c.ControllerServiceAccount = "gyre-controller"
 	}
 	if c.PVCName == nil {
 		c.PVCName = func(tenant string) string { return "cyclone-pvc-" + tenant }

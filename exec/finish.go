@@ -50,9 +50,12 @@ func (r *Engine) reconcileDelete(ctx context.Context, s *scope) (ctrl.Result, er
 	if !run.Status.Cleaned && (run.Status.GC == nil || run.Status.GC.Phase != cyclonev1alpha1.GCFailed) {
 		var err error
 		s.target, err = r.targetOf(ctx, run)
+		var refusal *refusedError
 		switch {
 		case errors.Is(err, errClusterNotFound):
 			// The cluster is gone, and the run's Pods and data with it.
+		case errors.As(err, &refusal):
+			// Not gyre's to clean: see failRefused.
 		case err != nil:
 			return ctrl.Result{}, err
 		default:
