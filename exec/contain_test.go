@@ -140,9 +140,11 @@ func TestEngine_executionContextIsGyres(t *testing.T) {
 			want:   `spec.serviceAccount "gyre-controller": gyre's own ServiceAccount may not run stages`,
 		},
 		{
-			name:   "A run asking for a ServiceAccount of another namespace fails.",
-			mutate: func(r *cyclonev1alpha1.WorkflowRun) { r.Spec.ServiceAccount = "system:serviceaccount:kube-system:default" },
-			want:   `must be the plain name of a ServiceAccount in the worker namespace`,
+			name: "A run asking for a ServiceAccount of another namespace fails.",
+			mutate: func(r *cyclonev1alpha1.WorkflowRun) {
+				r.Spec.ServiceAccount = "system:serviceaccount:kube-system:default"
+			},
+			want: `must be the plain name of a ServiceAccount in the worker namespace`,
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
