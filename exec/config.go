@@ -49,9 +49,9 @@ type Config struct {
 	// name. An empty result gives each stage Pod an emptyDir instead, and
 	// then there is no scratch data to collect and no GC Pod.
 	PVCName func(tenant string) string
-	// ServiceAccount runs stage Pods whose Stage and run name none; the
-	// coordinator reads and annotates its own Pod as it. Default
-	// "cyclone-worker", which gyre provisions in each worker namespace.
+	// ServiceAccount runs stage Pods whose Stage and run name none.
+	// Default "cyclone-worker", which gyre provisions in each worker
+	// namespace with no rights but those its Tenant's workerAccess grants.
 	ServiceAccount string
 	// ControllerServiceAccount is the ServiceAccount gyre itself runs as;
 	// no stage Pod may run as it, in whatever namespace. Default
