@@ -1,6 +1,7 @@
 package exec
 
 import (
+	"errors"
 	"testing"
 	"time"
 
@@ -237,4 +238,58 @@ func TestEngine_checksPodSecurity(t *testing.T) {
 		g.Expect(run.Status.Stages["net"].Status.Reason).To(Equal(ReasonPodSecurity))
 		g.Expect(run.Status.Stages["net"].Status.Message).To(ContainSubstring(`violates PodSecurity "restricted"`))
 	})
+}
+
+// TestEngine_checkExecutionContext is the rule alone: which clusters,
+// namespaces, PVCs and ServiceAccounts a run of a Tenant may name.
+func TestEngine_checkExecutionContext(t *testing.T) {
+	e := &Engine{cfg: Config{}.withDefaults()}
+	local := &gyrev1alpha1.Tenant{ObjectMeta: metav1.ObjectMeta{Name: "shop"}}
+	spread := local.DeepCopy()
+	spread.Spec.Clusters = []gyrev1alpha1.TenantCluster{
+		{Name: "staging"},
+		{Name: "prod", ExecutionClusterRef: &gyrev1alpha1.ObjectReference{Name: "far"}},
+	}
+	remoteOnly := local.DeepCopy()
+	remoteOnly.Spec.Clusters = spread.Spec.Clusters[1:]
+	for _, tc := range []struct {
+		name   string
+		tenant *gyrev1alpha1.Tenant
+		ec     *cyclonev1alpha1.ExecutionContext
+		sa     string
+		want   string // "" for allowed
+	}{
+		{name: "A run naming nothing runs on the control cluster of a Tenant without clusters.", tenant: local},
+		{name: "A run naming its own worker namespace, PVC and the control cluster is allowed.", tenant: local,
+			ec: &cyclonev1alpha1.ExecutionContext{Namespace: "cyclone-shop-worker", PVC: "cyclone-pvc-shop"}},
+		{name: "A run naming another namespace is refused.", tenant: local,
+			ec: &cyclonev1alpha1.ExecutionContext{Namespace: "default"}, want: "spec.executionContext.namespace"},
+		{name: "A run naming another PVC is refused.", tenant: local,
+			ec: &cyclonev1alpha1.ExecutionContext{PVC: "data"}, want: "spec.executionContext.pvc"},
+		{name: "A run naming an ExecutionCluster of a Tenant without clusters is refused.", tenant: local,
+			ec: &cyclonev1alpha1.ExecutionContext{Cluster: "far"}, want: `spec.executionContext.cluster "far"`},
+		{name: "A run naming one of its Tenant's ExecutionClusters is allowed.", tenant: spread,
+			ec: &cyclonev1alpha1.ExecutionContext{Cluster: "far"}},
+		{name: "A run on the control cluster is allowed when a Tenant's cluster has no executionClusterRef.", tenant: spread},
+		{name: "A run on the control cluster is refused when every cluster of its Tenant is remote.", tenant: remoteOnly,
+			want: "spec.executionContext.cluster is empty"},
+		{name: "A run naming a plain ServiceAccount is allowed.", tenant: local, sa: "builder"},
+		{name: "A run naming gyre's ServiceAccount is refused.", tenant: local, sa: "gyre-controller", want: "gyre's own ServiceAccount"},
+		{name: "A run naming a ServiceAccount by its user name is refused.", tenant: local,
+			sa: "system:serviceaccount:gyre-system:gyre-controller", want: "plain name"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			g := NewWithT(t)
+			run := &cyclonev1alpha1.WorkflowRun{Spec: cyclonev1alpha1.WorkflowRunSpec{ExecutionContext: tc.ec, ServiceAccount: tc.sa}}
+			err := e.checkExecutionContext(run, tc.tenant)
+			if tc.want == "" {
+				g.Expect(err).NotTo(HaveOccurred())
+				return
+			}
+			g.Expect(err).To(MatchError(ContainSubstring(tc.want)))
+			var refusal *refusedError
+			g.Expect(errors.As(err, &refusal)).To(BeTrue())
+			g.Expect(refusal.reason).To(Equal(ReasonExecutionContextRefused))
+		})
+	}
 }
