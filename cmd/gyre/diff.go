@@ -247,29 +247,33 @@ func gitTopLevel(dir string) (string, error) {
 // compareResults pairs targets by tenant and cluster and objects by kind
 // and name (a target's objects share one namespace).
 func compareResults(base, head []*render.Result) *repoDiff {
-	type pair struct{ base, head *render.Result }
-	pairs := map[render.Target]*pair{}
-	key := func(t render.Target) render.Target { return render.Target{Tenant: t.Tenant, Cluster: t.Cluster} }
+	type pair struct {
+		target     render.Target
+		base, head *render.Result
+	}
+	// Keyed by "tenant/cluster": the rest of a Target is how it renders.
+	pairs := map[string]*pair{}
 	for _, r := range base {
-		pairs[key(r.Target)] = &pair{base: r}
+		pairs[r.Target.String()] = &pair{target: r.Target, base: r}
 	}
 	for _, r := range head {
-		p := pairs[key(r.Target)]
+		p := pairs[r.Target.String()]
 		if p == nil {
-			p = &pair{}
-			pairs[key(r.Target)] = p
+			p = &pair{target: r.Target}
+			pairs[r.Target.String()] = p
 		}
 		p.head = r
 	}
-	targets := make([]render.Target, 0, len(pairs))
-	for t := range pairs {
-		targets = append(targets, t)
+	keys := make([]string, 0, len(pairs))
+	for k := range pairs {
+		keys = append(keys, k)
 	}
-	sort.Slice(targets, func(i, j int) bool { return targets[i].String() < targets[j].String() })
+	sort.Strings(keys)
 
 	d := &repoDiff{Targets: []targetDiff{}}
-	for _, t := range targets {
-		p := pairs[t]
+	for _, k := range keys {
+		p := pairs[k]
+		t := p.target
 		td := targetDiff{Tenant: t.Tenant, Cluster: t.Cluster, Added: []objectChange{}, Removed: []objectChange{}, Changed: []objectChange{}}
 		before, after := objectsByID(p.base), objectsByID(p.head)
 		if p.base != nil {
