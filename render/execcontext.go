@@ -52,7 +52,7 @@ func (c *checker) serviceAccount(i int, field, name string, s *cyclonev1alpha1.S
 		return
 	}
 	if errs := validation.IsDNS1123Subdomain(name); len(errs) > 0 {
-		c.fail(i, field, "ServiceAccount %q is not a plain name in the tenant's worker namespace: %s", name, strings.Join(errs, "; "))
+		c.fail(i, field, "ServiceAccount %q must be the plain name of a ServiceAccount in the tenant's worker namespace %q", name, c.target.WorkerNamespace())
 		return
 	}
 	if name == ControllerServiceAccount {
