@@ -51,6 +51,9 @@ that does not render).`,
 			if o.base != "" && o.live {
 				return errors.New("--base and --live exclude each other")
 			}
+			if err := o.podSecurity.validate(); err != nil {
+				return err
+			}
 			switch o.output {
 			case "text", "markdown", "json":
 			default:
@@ -93,6 +96,7 @@ that does not render).`,
 	f.StringVarP(&o.output, "output", "o", "text", "output format: text, markdown or json")
 	f.BoolVar(&o.live, "live", false, "compare with the objects live in a cluster (server-side dry-run apply) instead of --base")
 	f.StringVar(&o.kubeconfig, "kubeconfig", "", "kubeconfig of the cluster for --live (default: $KUBECONFIG, ~/.kube/config)")
+	o.podSecurity.addFlag(cmd)
 	return cmd
 }
 
@@ -100,6 +104,7 @@ type diffOptions struct {
 	base, head, output string
 	live               bool
 	kubeconfig         string
+	podSecurity        podSecurityLevel
 }
 
 // repoDiff is what gyre diff found; its JSON form is --output json.
@@ -157,11 +162,11 @@ func diffRevisions(ctx context.Context, dir string, o diffOptions, progress io.W
 		}
 		headName = o.head
 	}
-	base, err := renderAllOrNone(ctx, baseRoot, progress)
+	base, err := renderAllOrNone(ctx, baseRoot, o.podSecurity, progress)
 	if err != nil {
 		return nil, fmt.Errorf("render %s: %w", o.base, err)
 	}
-	head, err := renderAllOrNone(ctx, headRoot, progress)
+	head, err := renderAllOrNone(ctx, headRoot, o.podSecurity, progress)
 	if err != nil {
 		return nil, fmt.Errorf("render %s: %w", headName, err)
 	}
@@ -223,11 +228,11 @@ func checkoutLocal(ctx context.Context, top, rev, cache string) (string, error) 
 
 // renderAllOrNone renders every target, or none when the revision has no
 // tenants yet (a repository's first pipelines are all additions).
-func renderAllOrNone(ctx context.Context, root string, progress io.Writer) ([]*render.Result, error) {
+func renderAllOrNone(ctx context.Context, root string, level podSecurityLevel, progress io.Writer) ([]*render.Result, error) {
 	if _, err := os.Stat(filepath.Join(root, render.TenantsDir)); errors.Is(err, os.ErrNotExist) {
 		return nil, nil
 	}
-	return renderRepo(ctx, root, targetSelector{}, progress)
+	return renderRepo(ctx, root, targetSelector{}, level, progress)
 }
 
 // gitTopLevel returns the work tree root of the Git repository holding
