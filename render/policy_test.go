@@ -57,7 +57,7 @@ func problemLines(res *Result) []byte {
 // TestRender_podSecurityLevel renders one stage at each level: the level
 // of the target decides, not the YAML.
 func TestRender_podSecurityLevel(t *testing.T) {
-	plain := "testdata/policy/run-foreign-pvc"  // a Stage that asks for nothing
+	plain := "testdata/policy/run-foreign-pvc"   // a Stage that asks for nothing
 	escape := "testdata/policy/privileged-stage" // privileged, hostPID, hostPath
 	images := "testdata/policy/image-output"     // needs the Docker daemon
 	cases := []struct {
