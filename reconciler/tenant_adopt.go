@@ -1,0 +1,89 @@
+package reconciler
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+
+	ssautils "github.com/fluxcd/pkg/ssa/utils"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	gyrev1alpha1 "github.com/gyreops/gyre/api/gyre/v1alpha1"
+	"github.com/gyreops/gyre/tenants"
+)
+
+// AdoptionError says that objects a target renders already exist in the
+// cluster and were not created by gyre. Server-side apply with forced
+// ownership would silently take them over, and pruning would later
+// delete them; gyre does neither unless an object says it may.
+type AdoptionError struct {
+	// Objects are the refused objects, as Kind/namespace/name, sorted.
+	Objects []string
+}
+
+func (e *AdoptionError) Error() string {
+	return fmt.Sprintf("%s already exist%s and %s not created by gyre; annotate %s %s: \"true\" to let gyre adopt %s",
+		strings.Join(e.Objects, ", "), plural(len(e.Objects), "s", ""), plural(len(e.Objects), "was", "were"),
+		plural(len(e.Objects), "it", "them"), gyrev1alpha1.AdoptAnnotation, plural(len(e.Objects), "it", "them"))
+}
+
+// plural picks one for a single item and many otherwise.
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
+}
+
+// checkAdoption returns an *AdoptionError naming every object of objs that
+// exists in the cluster but is neither in the target's inventory nor
+// labelled as the Tenant's, unless it is annotated gyrev1alpha1.AdoptAnnotation
+// "true". Only objects new to the inventory are looked up, with one
+// metadata listing per kind and namespace, so a target that applied once
+// costs nothing here.
+func checkAdoption(ctx context.Context, live client.Reader, t *gyrev1alpha1.Tenant, objs []*unstructured.Unstructured, inv *gyrev1alpha1.Inventory) error {
+	known := map[string]bool{}
+	for _, e := range inventoryEntries(inv) {
+		known[e.ID] = true
+	}
+	type group struct {
+		gvk       schema.GroupVersionKind
+		namespace string
+	}
+	fresh := map[group]map[string]*unstructured.Unstructured{}
+	for _, o := range objs {
+		gvk := o.GroupVersionKind()
+		if known[inventoryID(o.GetNamespace(), o.GetName(), gvk.Group, gvk.Kind)] {
+			continue
+		}
+		k := group{gvk: gvk, namespace: o.GetNamespace()}
+		if fresh[k] == nil {
+			fresh[k] = map[string]*unstructured.Unstructured{}
+		}
+		fresh[k][o.GetName()] = o
+	}
+	var refused []string
+	for k, byName := range fresh {
+		list := &metav1.PartialObjectMetadataList{}
+		list.SetGroupVersionKind(k.gvk.GroupVersion().WithKind(k.gvk.Kind + "List"))
+		if err := live.List(ctx, list, client.InNamespace(k.namespace)); err != nil {
+			return fmt.Errorf("list %s in %s: %w", k.gvk.Kind, k.namespace, err)
+		}
+		for _, m := range list.Items {
+			o := byName[m.Name]
+			if o == nil || m.Labels[tenants.TenantLabel] == t.Name || m.Annotations[gyrev1alpha1.AdoptAnnotation] == "true" {
+				continue
+			}
+			refused = append(refused, ssautils.FmtUnstructured(o))
+		}
+	}
+	if len(refused) == 0 {
+		return nil
+	}
+	sort.Strings(refused)
+	return &AdoptionError{Objects: refused}
+}
