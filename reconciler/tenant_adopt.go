@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	ssautils "github.com/fluxcd/pkg/ssa/utils"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -68,12 +69,11 @@ func checkAdoption(ctx context.Context, live client.Reader, t *gyrev1alpha1.Tena
 	}
 	var refused []string
 	for k, byName := range fresh {
-		list := &metav1.PartialObjectMetadataList{}
-		list.SetGroupVersionKind(k.gvk.GroupVersion().WithKind(k.gvk.Kind + "List"))
-		if err := live.List(ctx, list, client.InNamespace(k.namespace)); err != nil {
-			return fmt.Errorf("list %s in %s: %w", k.gvk.Kind, k.namespace, err)
+		items, err := liveMetadata(ctx, live, k.gvk, k.namespace, byName)
+		if err != nil {
+			return err
 		}
-		for _, m := range list.Items {
+		for _, m := range items {
 			o := byName[m.Name]
 			if o == nil || m.Labels[tenants.TenantLabel] == t.Name || m.Annotations[gyrev1alpha1.AdoptAnnotation] == "true" {
 				continue
@@ -86,4 +86,31 @@ func checkAdoption(ctx context.Context, live client.Reader, t *gyrev1alpha1.Tena
 	}
 	sort.Strings(refused)
 	return &AdoptionError{Objects: refused}
+}
+
+// liveMetadata returns the metadata of the objects of kind gvk in
+// namespace, at least those named in byName: one listing, or, for
+// Secrets, which gyre may not list, a read of each.
+func liveMetadata(ctx context.Context, live client.Reader, gvk schema.GroupVersionKind, namespace string, byName map[string]*unstructured.Unstructured) ([]metav1.PartialObjectMetadata, error) {
+	if !tenants.IsSecret(gvk) {
+		list := &metav1.PartialObjectMetadataList{}
+		list.SetGroupVersionKind(gvk.GroupVersion().WithKind(gvk.Kind + "List"))
+		if err := live.List(ctx, list, client.InNamespace(namespace)); err != nil {
+			return nil, fmt.Errorf("list %s in %s: %w", gvk.Kind, namespace, err)
+		}
+		return list.Items, nil
+	}
+	var items []metav1.PartialObjectMetadata
+	for name := range byName {
+		m := metav1.PartialObjectMetadata{}
+		m.SetGroupVersionKind(gvk)
+		if err := live.Get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, &m); err != nil {
+			if apierrors.IsNotFound(err) {
+				continue
+			}
+			return nil, fmt.Errorf("get %s %s/%s: %w", gvk.Kind, namespace, name, err)
+		}
+		items = append(items, m)
+	}
+	return items, nil
 }
