@@ -322,6 +322,7 @@ func (r *TenantReconciler) render(ctx context.Context, s *tenantScope) (ctrl.Res
 	}
 	render.MarkConflicts(results)
 	for i, res := range results {
+		r.warnRender(t, res)
 		ts := &targetScope{target: targets[i]}
 		if err := res.Err(); err != nil {
 			ts.renderErr = err

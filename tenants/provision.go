@@ -162,23 +162,37 @@ func describe(o *unstructured.Unstructured) string {
 }
 
 // apply server-side applies objs to one cluster, namespaces first: the
-// objects in a namespace cannot be created before it.
+// objects in a namespace cannot be created before it. RoleBindings come
+// last, once their Role exists: gyre holds no "bind" right, so the API
+// server allows a binding only after checking that gyre itself holds
+// every right of the Role it names, which it cannot do for a Role not
+// created yet.
 func apply(ctx context.Context, c client.Client, live client.Reader, objs []*unstructured.Unstructured, cluster string, res *Result) error {
 	a := &Applier{Client: c, Live: live}
-	copies := make([]*unstructured.Unstructured, len(objs))
-	for i, o := range objs {
-		copies[i] = o.DeepCopy() // the applier stamps what it applies
-	}
-	cs, err := a.Apply(ctx, copies)
-	if cs != nil {
-		for _, e := range cs.Entries {
-			if e.Action == ssa.CreatedAction || e.Action == ssa.ConfiguredAction {
-				res.Written = append(res.Written, clusterName(cluster)+": "+e.Subject)
-			}
+	var first, bindings []*unstructured.Unstructured
+	for _, o := range objs {
+		o = o.DeepCopy() // the applier stamps what it applies
+		if o.GroupVersionKind().GroupKind() == rbacv1.SchemeGroupVersion.WithKind("RoleBinding").GroupKind() {
+			bindings = append(bindings, o)
+		} else {
+			first = append(first, o)
 		}
 	}
-	if err != nil {
-		return fmt.Errorf("provision cluster %s: %w", clusterName(cluster), err)
+	for _, batch := range [][]*unstructured.Unstructured{first, bindings} {
+		if len(batch) == 0 {
+			continue
+		}
+		cs, err := a.Apply(ctx, batch)
+		if cs != nil {
+			for _, e := range cs.Entries {
+				if e.Action == ssa.CreatedAction || e.Action == ssa.ConfiguredAction {
+					res.Written = append(res.Written, clusterName(cluster)+": "+e.Subject)
+				}
+			}
+		}
+		if err != nil {
+			return fmt.Errorf("provision cluster %s: %w", clusterName(cluster), err)
+		}
 	}
 	return nil
 }
