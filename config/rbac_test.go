@@ -230,6 +230,9 @@ func TestRBAC_controllerDoesItsWholeJobAsItsServiceAccount(t *testing.T) {
 		RepositoryRef: gyrev1alpha1.ObjectReference{Name: repoObj.Name},
 		Quota:         corev1.ResourceList{corev1.ResourcePods: resource.MustParse("10")},
 		Storage:       &gyrev1alpha1.TenantStorage{Size: resource.MustParse("1Gi")},
+		// Every right a Tenant may grant its worker, so that gyre must
+		// hold each to give it.
+		WorkerAccess: []gyrev1alpha1.WorkerAccess{gyrev1alpha1.WorkerAccessPatchPods, gyrev1alpha1.WorkerAccessReadSecrets},
 	}}
 	for _, o := range []client.Object{creds, repoObj, pv, tenant} {
 		g.Expect(admin.Create(ctx, o)).To(Succeed())
