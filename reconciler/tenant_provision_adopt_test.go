@@ -18,8 +18,8 @@ import (
 )
 
 // TestTenantReconciler_adoption: a Tenant whose worker namespace exists
-// already, made by someone else, does not take it over, and says so on
-// its status until the namespace is annotated for adoption.
+// already, made by someone else, does not take it over, applies nothing,
+// and says so on its status until the namespace is annotated for adoption.
 func TestTenantReconciler_adoption(t *testing.T) {
 	g := NewWithT(t)
 	ctx := context.Background()
@@ -50,6 +50,11 @@ func TestTenantReconciler_adoption(t *testing.T) {
 			g.Expect(ready.Reason).To(Equal(ReasonProvisionFailed))
 			g.Expect(ready.Message).To(ContainSubstring("Namespace cyclone-gamma-worker exists and gyre did not create it for tenant gamma"))
 		}).WithTimeout(60 * time.Second).Should(Succeed())
+		// Nothing of the tenant is applied while one of its namespaces
+		// may be someone else's.
+		g.Consistently(func(g Gomega) {
+			g.Expect(getTenant(g, "gamma").Status.Objects).To(BeZero())
+		}).WithTimeout(2 * time.Second).Should(Succeed())
 		ns := &corev1.Namespace{}
 		g.Expect(testEnv.Client.Get(ctx, client.ObjectKeyFromObject(worker), ns)).To(Succeed())
 		g.Expect(ns.Labels).NotTo(HaveKey(tenants.TenantLabel))

@@ -142,11 +142,25 @@ func checkOwnership(ctx context.Context, c client.Client, live client.Reader, te
 		if owns(m, tenant) || m.Annotations[gyrev1alpha1.AdoptAnnotation] == "true" {
 			continue
 		}
-		errs = append(errs, fmt.Errorf("provision cluster %s: %s exists and gyre did not create it for tenant %s (labels %s=%s, %s=%s): annotate it %s=true to let gyre manage it",
-			clusterName(cluster), describe(o), tenant, ManagedByLabel, ManagedBy, TenantLabel, tenant, gyrev1alpha1.AdoptAnnotation))
+		errs = append(errs, notOwnedError(fmt.Sprintf("provision cluster %s: %s exists and gyre did not create it for tenant %s (labels %s=%s, %s=%s): annotate it %s=true to let gyre manage it",
+			clusterName(cluster), describe(o), tenant, ManagedByLabel, ManagedBy, TenantLabel, tenant, gyrev1alpha1.AdoptAnnotation)))
 	}
 	return errors.Join(errs...)
 }
+
+// ErrNotOwned is matched (errors.Is) by a provisioning error that refused
+// to take over an object gyre did not create. Nothing of the tenant may be
+// applied then: its namespaces may be someone else's.
+var ErrNotOwned = errors.New("object not created by gyre")
+
+// notOwnedError is the refusal of checkOwnership; its message names the
+// object and how to allow the takeover.
+type notOwnedError string
+
+func (e notOwnedError) Error() string { return string(e) }
+
+// Is makes errors.Is(err, ErrNotOwned) find a refusal in a joined error.
+func (e notOwnedError) Is(target error) bool { return target == ErrNotOwned }
 
 // owns reports whether gyre created an object for tenant, or has adopted it.
 func owns(m *metav1.PartialObjectMetadata, tenant string) bool {
