@@ -38,6 +38,9 @@ type target struct {
 	namespace string
 	// pvc is the tenant PVC; empty for an emptyDir.
 	pvc string
+	// level is the Pod Security level of the run's Tenant, which every
+	// Pod of the run must meet.
+	level string
 }
 
 // conn is a connection to one cluster that runs stage Pods.

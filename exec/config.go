@@ -51,8 +51,13 @@ type Config struct {
 	PVCName func(tenant string) string
 	// ServiceAccount runs stage Pods whose Stage and run name none; they
 	// get its API token only when their Stage asks for it. Default
-	// "cyclone-worker", which gyre provisions in each worker namespace.
+	// "cyclone-worker", which gyre provisions in each worker namespace
+	// with no rights but those its Tenant's workerAccess grants.
 	ServiceAccount string
+	// ControllerServiceAccount is the ServiceAccount gyre itself runs as;
+	// no stage Pod may run as it, in whatever namespace. Default
+	// "gyre-controller".
+	ControllerServiceAccount string
 	// IgnorePersistence pulls a persistent Resource into the run's data
 	// like any other, instead of into its own PVC: for a simulated cluster
 	// (gyre dev) that has none of the PVCs the pipelines name.
@@ -170,6 +175,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.ServiceAccount == "" {
 		c.ServiceAccount = "cyclone-worker"
+	}
+	if c.ControllerServiceAccount == "" {
+		c.ControllerServiceAccount = "gyre-controller"
 	}
 	if c.PVCName == nil {
 		c.PVCName = func(tenant string) string { return "cyclone-pvc-" + tenant }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math/big"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -18,11 +19,14 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/validation"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	cyclonev1alpha1 "github.com/gyreops/gyre/api/cyclone/v1alpha1"
+	gyrev1alpha1 "github.com/gyreops/gyre/api/gyre/v1alpha1"
+	"github.com/gyreops/gyre/internal/podsecurity"
 )
 
 // Engine reconciles WorkflowRuns. Create it with a Config and register it
@@ -80,9 +84,6 @@ type scope struct {
 	target *target
 	// workflow is the run's Workflow; filled by progress.
 	workflow *cyclonev1alpha1.Workflow
-	// podSecurity is the Pod Security level of the run's Tenant; empty
-	// means the default.
-	podSecurity string
 	// secrets are the run Secrets of the stage Pods buildPod built, by
 	// Pod name, for createPod to create first.
 	secrets map[string]*corev1.Secret
@@ -156,6 +157,10 @@ func (r *Engine) reconcile(ctx context.Context, s *scope) (ctrl.Result, error) {
 	var err error
 	s.target, err = r.targetOf(ctx, run)
 	if err != nil {
+		var refusal *refusedError
+		if errors.As(err, &refusal) {
+			return r.failRefused(ctx, s, refusal)
+		}
 		if errors.Is(err, errClusterNotFound) {
 			return r.failWithoutCluster(ctx, s, err)
 		}
@@ -190,6 +195,24 @@ func (r *Engine) failWithoutCluster(ctx context.Context, s *scope, cause error) 
 	endStages(st, cyclonev1alpha1.StatusFailed, ReasonClusterNotFound, cause.Error(), s.now)
 	transition(&st.Overall, cyclonev1alpha1.StatusFailed, ReasonClusterNotFound, cause.Error(), s.now)
 	st.Cleaned = true
+	return ctrl.Result{}, r.writeStatus(ctx, s.run, st)
+}
+
+// failRefused ends a run gyre will not execute where or as it asks. Its
+// target is not gyre's, so nothing is cleaned there: a run refused at its
+// start never created anything, and what a run changed mid-way left
+// behind stays in the worker namespace, which the Tenant's removal
+// deletes. A run that has finished already keeps its status.
+func (r *Engine) failRefused(ctx context.Context, s *scope, refusal *refusedError) (ctrl.Result, error) {
+	st := s.run.Status.DeepCopy()
+	if !finished(st.Overall.Phase) {
+		endStages(st, cyclonev1alpha1.StatusFailed, refusal.reason, refusal.msg, s.now)
+		transition(&st.Overall, cyclonev1alpha1.StatusFailed, refusal.reason, refusal.msg, s.now)
+	}
+	st.Cleaned = true
+	if st.GC != nil && st.GC.Phase == cyclonev1alpha1.GCRunning {
+		st.GC.Phase, st.GC.Message = cyclonev1alpha1.GCFailed, refusal.msg
+	}
 	return ctrl.Result{}, r.writeStatus(ctx, s.run, st)
 }
 
@@ -458,29 +481,173 @@ func (r *Engine) runPods(ctx context.Context, s *scope, kind string) (map[string
 	return pods, nil
 }
 
-// targetOf returns where the run's Pods live: its executionContext, with
-// the tenant's worker namespace and PVC by default.
+// targetOf returns where the run's Pods live: the worker namespace and
+// PVC of the Tenant owning the run's namespace, on the cluster its
+// executionContext names among the Tenant's. A run outside every Tenant,
+// or whose executionContext or serviceAccount points elsewhere, gets a
+// *refusedError: where a run executes is gyre's to choose, not the run's.
 func (r *Engine) targetOf(ctx context.Context, run *cyclonev1alpha1.WorkflowRun) (*target, error) {
+	tn, err := r.tenantOf(ctx, run.Namespace)
+	if err != nil {
+		return nil, err
+	}
+	if err := r.checkExecutionContext(run, tn); err != nil {
+		return nil, err
+	}
+	level, err := podsecurity.ParseLevel(tn.Spec.PodSecurity)
+	if err != nil {
+		// The CRD's enum keeps this out; should it slip through, the
+		// strictest level errs on the safe side.
+		level = podsecurity.Restricted
+	}
 	c, err := r.clusters.get(ctx, clusterName(run))
 	if err != nil {
 		return nil, err
 	}
-	tenant := Tenant(run.Namespace)
-	t := &target{
+	return &target{
 		client:    c.cluster.GetClient(),
 		live:      c.cluster.GetAPIReader(),
-		namespace: r.cfg.WorkerNamespace(tenant),
-		pvc:       r.cfg.PVCName(tenant),
+		namespace: r.cfg.WorkerNamespace(tn.Name),
+		pvc:       r.cfg.PVCName(tn.Name),
+		level:     level,
+	}, nil
+}
+
+// Reasons a run is refused before anything of it is created.
+const (
+	// ReasonNoTenant: the run's namespace belongs to no Tenant.
+	ReasonNoTenant = "NoTenant"
+	// ReasonExecutionContextRefused: the run asks for a cluster,
+	// namespace, PVC or ServiceAccount gyre did not assign its tenant.
+	ReasonExecutionContextRefused = "ExecutionContextRefused"
+	// ReasonPodSecurity: a Pod would break its Tenant's Pod Security level.
+	ReasonPodSecurity = "PodSecurity"
+)
+
+// refusedError says a run, or one of its Pods, may not execute as
+// specified; only a change to its spec or to its Tenant helps.
+type refusedError struct{ reason, msg string }
+
+func (e *refusedError) Error() string { return e.msg }
+
+func refused(reason, format string, args ...any) error {
+	return &refusedError{reason: reason, msg: fmt.Sprintf(format, args...)}
+}
+
+// tenantOf returns the Tenant owning the control-cluster namespace ns,
+// "cyclone-<tenant>". The cache may not have a Tenant created a moment
+// ago, so a miss is confirmed with the API server before the run is
+// refused for it.
+func (r *Engine) tenantOf(ctx context.Context, ns string) (*gyrev1alpha1.Tenant, error) {
+	noTenant := func() error {
+		return refused(ReasonNoTenant, "namespace %s belongs to no Tenant: gyre runs WorkflowRuns only in tenant namespaces cyclone-<tenant>", ns)
 	}
+	name, ok := strings.CutPrefix(ns, "cyclone-")
+	if !ok || name == "" {
+		return nil, noTenant()
+	}
+	tn := &gyrev1alpha1.Tenant{}
+	err := r.client.Get(ctx, types.NamespacedName{Name: name}, tn)
+	if apierrors.IsNotFound(err) {
+		err = r.live.Get(ctx, types.NamespacedName{Name: name}, tn)
+	}
+	switch {
+	case apierrors.IsNotFound(err):
+		return nil, noTenant()
+	case err != nil:
+		return nil, fmt.Errorf("get tenant %s: %w", name, err)
+	case !tn.DeletionTimestamp.IsZero():
+		return nil, refused(ReasonNoTenant, "namespace %s belongs to Tenant %s, which is being deleted", ns, name)
+	}
+	return tn, nil
+}
+
+// checkExecutionContext refuses a run whose spec.executionContext or
+// spec.serviceAccount names anything but what gyre assigned its Tenant:
+// the worker namespace, the tenant PVC, one of the Tenant's clusters, and
+// a ServiceAccount of the worker namespace other than gyre's own.
+func (r *Engine) checkExecutionContext(run *cyclonev1alpha1.WorkflowRun, tn *gyrev1alpha1.Tenant) error {
 	if ec := run.Spec.ExecutionContext; ec != nil {
-		if ec.Namespace != "" {
-			t.namespace = ec.Namespace
+		if want := r.cfg.WorkerNamespace(tn.Name); ec.Namespace != "" && ec.Namespace != want {
+			return refused(ReasonExecutionContextRefused, "spec.executionContext.namespace %q: runs of tenant %s run only in namespace %s", ec.Namespace, tn.Name, want)
 		}
-		if ec.PVC != "" {
-			t.pvc = ec.PVC
+		if want := r.cfg.PVCName(tn.Name); ec.PVC != "" && ec.PVC != want {
+			return refused(ReasonExecutionContextRefused, "spec.executionContext.pvc %q: runs of tenant %s use only PVC %q", ec.PVC, tn.Name, want)
+		}
+		if allowed := tenantClusters(tn); !slices.Contains(allowed, ec.Cluster) {
+			return refused(ReasonExecutionContextRefused, "spec.executionContext.cluster %q is not a cluster of tenant %s (%s)", ec.Cluster, tn.Name, describeClusters(allowed))
+		}
+	} else if !slices.Contains(tenantClusters(tn), "") {
+		return refused(ReasonExecutionContextRefused, "spec.executionContext.cluster is empty, the control cluster, which is not a cluster of tenant %s (%s)", tn.Name, describeClusters(tenantClusters(tn)))
+	}
+	if sa := run.Spec.ServiceAccount; sa != "" {
+		if msg := r.serviceAccountProblem(sa); msg != "" {
+			return refused(ReasonExecutionContextRefused, "spec.serviceAccount %q: %s", sa, msg)
 		}
 	}
-	return t, nil
+	return nil
+}
+
+// serviceAccountProblem says why a stage Pod may not run as the
+// ServiceAccount name, or "" if it may. A plain name is one of the worker
+// namespace; gyre's own account may not be borrowed.
+func (r *Engine) serviceAccountProblem(name string) string {
+	if errs := validation.IsDNS1123Subdomain(name); len(errs) > 0 {
+		return "must be the plain name of a ServiceAccount in the worker namespace"
+	}
+	if name == r.cfg.ControllerServiceAccount {
+		return "gyre's own ServiceAccount may not run stages"
+	}
+	return ""
+}
+
+// tenantClusters lists the ExecutionClusters a Tenant's runs may name,
+// "" standing for the control cluster: a Tenant without clusters runs
+// there, and so does a cluster entry without executionClusterRef.
+func tenantClusters(tn *gyrev1alpha1.Tenant) []string {
+	if len(tn.Spec.Clusters) == 0 {
+		return []string{""}
+	}
+	out := make([]string, 0, len(tn.Spec.Clusters))
+	for _, c := range tn.Spec.Clusters {
+		name := ""
+		if c.ExecutionClusterRef != nil {
+			name = c.ExecutionClusterRef.Name
+		}
+		out = append(out, name)
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+func describeClusters(names []string) string {
+	quoted := make([]string, len(names))
+	for i, n := range names {
+		quoted[i] = strconv.Quote(n)
+		if n == "" {
+			quoted[i] = `"" (the control cluster)`
+		}
+	}
+	return "allowed: " + strings.Join(quoted, ", ")
+}
+
+// checkPod refuses a Pod, just before it is created, that runs as a
+// ServiceAccount it may not, or breaks the Pod Security level of the run's
+// Tenant. Stages and runs created through the API never went through
+// render's checks, so this is where the promise is kept.
+func (r *Engine) checkPod(s *scope, pod *corev1.Pod) error {
+	if sa := pod.Spec.ServiceAccountName; sa != "" {
+		if msg := r.serviceAccountProblem(sa); msg != "" {
+			return refused(ReasonExecutionContextRefused, "pod %s: serviceAccountName %q: %s", pod.Name, sa, msg)
+		}
+	}
+	if pod.Namespace != s.target.namespace {
+		return refused(ReasonExecutionContextRefused, "pod %s: namespace %q is not the worker namespace %s", pod.Name, pod.Namespace, s.target.namespace)
+	}
+	if v := podsecurity.Check(s.target.level, &pod.ObjectMeta, &pod.Spec); len(v) > 0 {
+		return refused(ReasonPodSecurity, "pod %s %s", pod.Name, podsecurity.Error(s.target.level, v))
+	}
+	return nil
 }
 
 func workflowName(run *cyclonev1alpha1.WorkflowRun) string {

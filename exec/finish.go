@@ -52,9 +52,12 @@ func (r *Engine) reconcileDelete(ctx context.Context, s *scope) (ctrl.Result, er
 	if !run.Status.Cleaned && (run.Status.GC == nil || run.Status.GC.Phase != cyclonev1alpha1.GCFailed) {
 		var err error
 		s.target, err = r.targetOf(ctx, run)
+		var refusal *refusedError
 		switch {
 		case errors.Is(err, errClusterNotFound):
 			// The cluster is gone, and the run's Pods and data with it.
+		case errors.As(err, &refusal):
+			// Not gyre's to clean: see failRefused.
 		case err != nil:
 			return ctrl.Result{}, err
 		default:
@@ -171,11 +174,7 @@ func (r *Engine) deletePod(ctx context.Context, s *scope, pod *corev1.Pod) error
 
 // createGCPod creates the Pod that removes "<run>/" from the tenant PVC.
 func (r *Engine) createGCPod(ctx context.Context, s *scope) error {
-	level, err := r.podSecurityOf(ctx, s)
-	if err != nil {
-		return err
-	}
-	return r.createPod(ctx, s, r.cfg.gcPod(s.run, s.target.namespace, s.target.pvc, level))
+	return r.createPod(ctx, s, r.cfg.gcPod(s.run, s.target.namespace, s.target.pvc, s.target.level))
 }
 
 // gcPod is the GC Pod of run, in namespace, for a tenant at Pod Security

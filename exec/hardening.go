@@ -1,13 +1,8 @@
 package exec
 
 import (
-	"context"
-	"fmt"
-
 	corev1 "k8s.io/api/core/v1"
-	psaapi "k8s.io/pod-security-admission/api"
 	"k8s.io/utils/ptr"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/gyreops/gyre/internal/podsecurity"
 )
@@ -81,24 +76,4 @@ func hardenStagePod(spec *corev1.PodSpec, helpers func(*corev1.Container) bool) 
 			}
 		}
 	}
-}
-
-// podSecurityOf is the Pod Security level the run's Pods are built for:
-// the Tenant's, when the engine has looked it up, else the level the
-// worker namespace enforces, which gyre sets from the Tenant. A namespace
-// that says nothing is at the default level.
-func (r *Engine) podSecurityOf(ctx context.Context, s *scope) (string, error) {
-	if s.podSecurity != "" {
-		return s.podSecurity, nil
-	}
-	ns := &corev1.Namespace{}
-	if err := s.target.live.Get(ctx, client.ObjectKey{Name: s.target.namespace}, ns); err != nil {
-		return "", fmt.Errorf("get worker namespace %s: %w", s.target.namespace, err)
-	}
-	level, err := podsecurity.ParseLevel(ns.Labels[psaapi.EnforceLevelLabel])
-	if err != nil {
-		return "", fmt.Errorf("worker namespace %s: label %s: %w", ns.Name, psaapi.EnforceLevelLabel, err)
-	}
-	s.podSecurity = podSecurityLevel(level)
-	return s.podSecurity, nil
 }

@@ -12,24 +12,9 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	cyclonev1alpha1 "github.com/gyreops/gyre/api/cyclone/v1alpha1"
+	gyrev1alpha1 "github.com/gyreops/gyre/api/gyre/v1alpha1"
 	"github.com/gyreops/gyre/internal/podsecurity"
 )
-
-// allowPrivileged puts a worker namespace at the privileged level, as
-// gyre labels the worker namespaces of a privileged Tenant.
-func allowPrivileged(t testing.TB, worker string) {
-	t.Helper()
-	g := NewWithT(t)
-	ns := &corev1.Namespace{}
-	g.Expect(k8s.Get(bg, client.ObjectKey{Name: worker}, ns)).To(Succeed())
-	if ns.Labels == nil {
-		ns.Labels = map[string]string{}
-	}
-	for k, v := range podsecurity.NamespaceLabels(podsecurity.Privileged) {
-		ns.Labels[k] = v
-	}
-	g.Expect(k8s.Update(bg, ns)).To(Succeed())
-}
 
 // TestEngine_imageOutputNeedsAPrivilegedTenant: under a baseline Tenant a
 // stage that outputs an image gets no privileged Docker daemon; the stage
@@ -153,6 +138,9 @@ func TestEngine_restrictedTenantRunsWithAllHelpers(t *testing.T) {
 	requireCluster(t)
 	g := NewWithT(t)
 	ns := newTenant(t)
+	updateTenant(t, ns, func(tn *gyrev1alpha1.Tenant) { tn.Spec.PodSecurity = podsecurity.Restricted })
+	// The API server enforces the level too, as on the worker namespaces
+	// gyre provisions.
 	worker := "cyclone-" + Tenant(ns) + "-worker"
 	nsObj := &corev1.Namespace{}
 	g.Expect(k8s.Get(bg, client.ObjectKey{Name: worker}, nsObj)).To(Succeed())

@@ -24,6 +24,7 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	cyclonev1alpha1 "github.com/gyreops/gyre/api/cyclone/v1alpha1"
+	gyrev1alpha1 "github.com/gyreops/gyre/api/gyre/v1alpha1"
 	"github.com/gyreops/gyre/internal/testcluster"
 )
 
@@ -41,6 +42,9 @@ func TestMain(m *testing.M) {
 		panic(err)
 	}
 	if err := cyclonev1alpha1.AddToScheme(scheme); err != nil {
+		panic(err)
+	}
+	if err := gyrev1alpha1.AddToScheme(scheme); err != nil {
 		panic(err)
 	}
 	// In -short mode only the pure unit tests run; the others skip
@@ -135,10 +139,53 @@ func newTenant(t testing.TB, clusters ...client.Client) string {
 	}
 	t.Cleanup(func() { _ = k8s.Delete(context.Background(), ns) })
 	tenant := Tenant(ns.Name)
+	createTenant(t, tenant)
 	for _, c := range append([]client.Client{k8s}, clusters...) {
 		prepareWorker(t, c, tenant)
 	}
 	return ns.Name
+}
+
+// createTenant creates the Tenant a test namespace cyclone-<tenant>
+// belongs to, without which the engine runs nothing there, at the default
+// pod security level and on the control cluster; mutate changes it first.
+func createTenant(t testing.TB, tenant string, mutate ...func(*gyrev1alpha1.Tenant)) *gyrev1alpha1.Tenant {
+	t.Helper()
+	tn := &gyrev1alpha1.Tenant{
+		ObjectMeta: metav1.ObjectMeta{Name: tenant},
+		Spec:       gyrev1alpha1.TenantSpec{RepositoryRef: gyrev1alpha1.ObjectReference{Name: "pipelines"}},
+	}
+	for _, m := range mutate {
+		m(tn)
+	}
+	if err := k8s.Create(context.Background(), tn); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = k8s.Delete(context.Background(), tn) })
+	return tn
+}
+
+// updateTenant changes the Tenant of a test namespace.
+func updateTenant(t testing.TB, ns string, mutate func(*gyrev1alpha1.Tenant)) {
+	t.Helper()
+	g := NewWithT(t)
+	g.Eventually(func(g Gomega) {
+		tn := &gyrev1alpha1.Tenant{}
+		g.Expect(k8s.Get(context.Background(), client.ObjectKey{Name: Tenant(ns)}, tn)).To(Succeed())
+		mutate(tn)
+		g.Expect(k8s.Update(context.Background(), tn)).To(Succeed())
+	}).Should(Succeed())
+}
+
+// onClusters lists the ExecutionClusters a Tenant runs on.
+func onClusters(names ...string) func(*gyrev1alpha1.Tenant) {
+	return func(tn *gyrev1alpha1.Tenant) {
+		tn.Spec.Clusters = nil
+		for _, n := range names {
+			tn.Spec.Clusters = append(tn.Spec.Clusters, gyrev1alpha1.TenantCluster{
+				Name: n, ExecutionClusterRef: &gyrev1alpha1.ObjectReference{Name: n}})
+		}
+	}
 }
 
 // prepareWorker creates a tenant's worker namespace and PVC, bound to a

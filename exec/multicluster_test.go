@@ -42,6 +42,7 @@ func TestEngine_runOnAnExecutionCluster(t *testing.T) {
 		Spec: cyclonev1alpha1.ExecutionClusterSpec{SecretRef: &cyclonev1alpha1.SecretKeyReference{Name: secret.Name, Namespace: ns}}}
 	g.Expect(k8s.Create(bg, ec)).To(Succeed())
 	t.Cleanup(func() { _ = k8s.Delete(bg, ec) })
+	updateTenant(t, ns, onClusters(ec.Name, "nowhere"))
 
 	limited := rest.CopyConfig(env.Config)
 	limited.QPS, limited.Burst = 77, 177 // as `gyre controller --kube-api-qps 77 --kube-api-burst 177`

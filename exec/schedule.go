@@ -165,10 +165,6 @@ func (r *Engine) buildPod(ctx context.Context, s *scope, st *cyclonev1alpha1.Wor
 	if err != nil {
 		return nil, err
 	}
-	level, err := r.podSecurityOf(ctx, s)
-	if err != nil {
-		return nil, err
-	}
 	withVars := run.DeepCopy()
 	withVars.Status.GlobalVariables = st.GlobalVariables
 	pod, secret, err := r.cfg.stagePod(stagePodInput{
@@ -183,7 +179,7 @@ func (r *Engine) buildPod(ctx context.Context, s *scope, st *cyclonev1alpha1.Wor
 		Attempt:       st.Stages[name].Attempt,
 		ArtifactPaths: produced,
 		Secrets:       secrets,
-		PodSecurity:   level,
+		PodSecurity:   s.target.level,
 	})
 	if err != nil {
 		return nil, err
@@ -309,6 +305,20 @@ func (r *Engine) createPods(ctx context.Context, s *scope, pods []*corev1.Pod) e
 	var st *cyclonev1alpha1.WorkflowRunStatus
 	for _, pod := range pods {
 		err := r.createPod(ctx, s, pod)
+		var refusal *refusedError
+		if errors.As(err, &refusal) {
+			if st == nil {
+				st = s.run.Status.DeepCopy()
+			}
+			if ss := st.Stages[pod.Annotations[AnnotationStage]]; ss != nil {
+				// The same Pod would be refused again: no retry.
+				transition(&ss.Status, cyclonev1alpha1.StatusFailed, refusal.reason, refusal.msg, s.now)
+				ss.NextAttemptTime = nil
+				s.wakeAt(s.now)
+				continue
+			}
+			return err
+		}
 		if err == nil || !(apierrors.IsForbidden(err) || apierrors.IsInvalid(err)) {
 			if err != nil {
 				return err
@@ -344,9 +354,20 @@ func (r *Engine) createPods(ctx context.Context, s *scope, pods []*corev1.Pod) e
 	return r.writeStatus(ctx, s.run, st)
 }
 
-// createPod creates a stage Pod, adopting one of the same name that this
-// run already created.
+// createPod creates a stage or GC Pod, adopting one of the same name that
+// this run already created. A Pod checkPod refuses is never created: for
+// a stage Pod the *refusedError is returned for the stage to fail; a GC
+// Pod's refusal fails the run's GC, with the reason in its message.
 func (r *Engine) createPod(ctx context.Context, s *scope, pod *corev1.Pod) error {
+	if err := r.checkPod(s, pod); err != nil {
+		if pod.Labels[LabelPodKind] != podKindGC || s.run.Status.GC == nil {
+			return err
+		}
+		st := s.run.Status.DeepCopy()
+		st.GC.Phase, st.GC.Message = cyclonev1alpha1.GCFailed, err.Error()
+		s.wakeAt(s.now) // what follows GC, history pruning, goes on
+		return r.writeStatus(ctx, s.run, st)
+	}
 	if err := r.inject("before-pod-create"); err != nil {
 		return err
 	}

@@ -7,8 +7,10 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/klog/v2"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/cluster"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/event"
@@ -18,6 +20,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	cyclonev1alpha1 "github.com/gyreops/gyre/api/cyclone/v1alpha1"
+	gyrev1alpha1 "github.com/gyreops/gyre/api/gyre/v1alpha1"
 )
 
 // The engine's permissions, for controller-gen's RBAC generator.
@@ -25,6 +28,7 @@ import (
 // +kubebuilder:rbac:groups=cyclone.dev,resources=workflowruns,verbs=get;list;watch;update;patch;delete
 // +kubebuilder:rbac:groups=cyclone.dev,resources=workflowruns/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups=cyclone.dev,resources=workflows;stages;resources;projects;executionclusters,verbs=get;list;watch
+// +kubebuilder:rbac:groups=gyre.dev,resources=tenants,verbs=get;list;watch
 // +kubebuilder:rbac:groups="",resources=pods,verbs=get;list;watch;create;delete;deletecollection
 // +kubebuilder:rbac:groups="",resources=secrets,verbs=get
 
@@ -63,6 +67,8 @@ func (r *Engine) SetupWithManager(mgr ctrl.Manager) error {
 		Named("workflowrun").
 		For(&cyclonev1alpha1.WorkflowRun{}, builder.WithPredicates(runChanged())).
 		WatchesRawSource(podSource(control)).
+		Watches(&gyrev1alpha1.Tenant{}, handler.EnqueueRequestsFromMapFunc(r.runsOfTenant),
+			builder.WithPredicates(tenantChanged())).
 		WatchesRawSource(r.deliveries.source()).
 		WithOptions(controller.Options{MaxConcurrentReconciles: r.cfg.MaxConcurrentReconciles}).
 		Build(r)
@@ -76,6 +82,36 @@ func (r *Engine) SetupWithManager(mgr ctrl.Manager) error {
 		Named("executioncluster").
 		For(&cyclonev1alpha1.ExecutionCluster{}).
 		Complete(&clusterReconciler{clusters: r.clusters})
+}
+
+// runsOfTenant enqueues the unfinished runs of a Tenant whose spec or
+// existence changed: a run refused for want of its Tenant, or waiting on
+// its level, is looked at again.
+func (r *Engine) runsOfTenant(ctx context.Context, o client.Object) []reconcile.Request {
+	list := &cyclonev1alpha1.WorkflowRunList{}
+	if err := r.client.List(ctx, list, client.InNamespace("cyclone-"+o.GetName()), client.UnsafeDisableDeepCopy); err != nil {
+		ctrl.LoggerFrom(ctx).Error(err, "Listing the runs of a tenant", "Tenant", klog.KObj(o))
+		return nil
+	}
+	var reqs []reconcile.Request
+	for i := range list.Items {
+		if run := &list.Items[i]; !finished(run.Status.Overall.Phase) {
+			reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(run)})
+		}
+	}
+	return reqs
+}
+
+// tenantChanged lets through the Tenant events that can change where or
+// how a run executes: creations, deletions and spec changes, not the
+// status the tenant reconciler writes all the time.
+func tenantChanged() predicate.Predicate {
+	return predicate.Or(
+		predicate.GenerationChangedPredicate{},
+		predicate.Funcs{UpdateFunc: func(e event.UpdateEvent) bool {
+			return !e.ObjectNew.GetDeletionTimestamp().IsZero()
+		}},
+	)
 }
 
 // runChanged lets through the run events the engine acts on: anything but

@@ -3,10 +3,12 @@ package reconciler
 import (
 	"fmt"
 
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
@@ -70,6 +72,11 @@ func ManagerOptions(scheme *runtime.Scheme, o Options) ctrl.Options {
 		// halves what a cached WorkflowRun or Tenant costs to keep and
 		// to copy on every read.
 		Cache: cache.Options{DefaultTransform: cache.TransformStripManagedFields()},
+		// A Secret read through the cache would start an informer that
+		// lists and watches every Secret of the cluster and keeps their
+		// values in memory. gyre reads the few it needs from the API
+		// server; this keeps a read that forgets to do so from caching.
+		Client: client.Options{Cache: &client.CacheOptions{DisableFor: []client.Object{&corev1.Secret{}}}},
 	}
 }
 

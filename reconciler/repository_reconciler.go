@@ -46,8 +46,12 @@ const (
 // Repository (see StoreArtifacts). An unchanged remote costs one ref
 // listing per interval.
 type RepositoryReconciler struct {
-	// Client reads Repositories and Secrets and patches status.
+	// Client reads Repositories and patches status.
 	Client client.Client
+	// Secrets reads spec.secretRef from the API server; the manager's
+	// API reader when nil. A cached read would start a cluster-wide
+	// informer holding every Secret of the cluster in gyre's memory.
+	Secrets client.Reader
 	// Git lists, fetches and checks out.
 	Git *source.Git
 	// Recorder records one event per change of outcome; none when nil.
@@ -71,6 +75,9 @@ type repositoryScope struct {
 func (r *RepositoryReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if r.Client == nil {
 		r.Client = mgr.GetClient()
+	}
+	if r.Secrets == nil {
+		r.Secrets = mgr.GetAPIReader()
 	}
 	if r.Recorder == nil {
 		r.Recorder = record.Distinct(mgr.GetEventRecorder("gyre-repository"))
@@ -147,7 +154,7 @@ func (r *RepositoryReconciler) credentials(ctx context.Context, s *repositorySco
 		return ctrl.Result{}, nil
 	}
 	secret := &corev1.Secret{}
-	if err := r.Client.Get(ctx, client.ObjectKey{Namespace: ref.Namespace, Name: ref.Name}, secret); err != nil {
+	if err := r.Secrets.Get(ctx, client.ObjectKey{Namespace: ref.Namespace, Name: ref.Name}, secret); err != nil {
 		if apierrors.IsNotFound(err) {
 			err = &reasonedError{reason: ReasonSecretNotFound, err: fmt.Errorf("secret %s/%s not found", ref.Namespace, ref.Name)}
 		}

@@ -123,6 +123,12 @@ func (r *TenantReconciler) applyTarget(ctx context.Context, s *tenantScope, m *s
 
 	actx, cancel := context.WithTimeout(ctx, timeout(t))
 	defer cancel()
+	// Nothing of the target is applied while it would take over an
+	// object someone else made.
+	if err := checkAdoption(actx, r.live, t, ts.objects, st.Inventory); err != nil {
+		r.failTarget(s, st, name, fmt.Errorf("apply revision %s: %w", s.revision, err))
+		return
+	}
 	ctrl.LoggerFrom(ctx).V(1).Info("Applying objects", "count", len(ts.objects))
 	cs, err := r.applier().Apply(actx, ts.objects)
 	if written := changed(cs); len(written) > 0 {

@@ -165,7 +165,9 @@ func (w *kindWatches) ensureKinds(gvks []schema.GroupVersionKind) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	for _, gvk := range gvks {
-		if w.watched[gvk] {
+		// Secrets are not watched: gyre may not list them. A changed
+		// Secret of a tenant is put back by the next full reconcile.
+		if w.watched[gvk] || tenants.IsSecret(gvk) {
 			continue
 		}
 		meta := &metav1.PartialObjectMetadata{}

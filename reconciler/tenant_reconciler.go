@@ -257,6 +257,13 @@ func (r *TenantReconciler) provision(ctx context.Context, s *tenantScope) (ctrl.
 	if err != nil {
 		s.provisionErr = fmt.Errorf("provision tenant %q: %w", s.tenant.Name, err)
 		r.event(s.tenant, eventWarning, ReasonProvisionFailed, "%v", s.provisionErr)
+		if errors.Is(err, tenants.ErrNotOwned) {
+			// A namespace gyre did not create may be someone else's:
+			// applying into it would take it over. Retried with backoff,
+			// so annotating it for adoption is noticed.
+			s.tenantWide = &targetOutcome{phase: phaseApplyFailed, reason: ReasonProvisionFailed, message: s.provisionErr.Error()}
+			return ctrl.Result{}, s.provisionErr
+		}
 	}
 	r.retire(ctx, s)
 	return ctrl.Result{}, nil
@@ -322,6 +329,7 @@ func (r *TenantReconciler) render(ctx context.Context, s *tenantScope) (ctrl.Res
 	}
 	render.MarkConflicts(results)
 	for i, res := range results {
+		r.warnRender(t, res)
 		ts := &targetScope{target: targets[i]}
 		if err := res.Err(); err != nil {
 			ts.renderErr = err

@@ -52,7 +52,7 @@ func MarkConflicts(results []*Result) []Conflict {
 		for _, i := range owners[c.ID] {
 			var others []string
 			for _, t := range c.Targets {
-				if t != results[i].Target {
+				if t.String() != results[i].Target.String() {
 					others = append(others, t.String())
 				}
 			}

@@ -19,7 +19,9 @@ import (
 type cycloneIndex struct {
 	stages    map[string]bool
 	resources map[string]bool
-	workflows map[string]*cyclonev1alpha1.Workflow
+	// resourceTypes maps each Resource to its spec.type, such as Image.
+	resourceTypes map[string]string
+	workflows     map[string]*cyclonev1alpha1.Workflow
 }
 
 // checker runs Cyclone's semantic rules over one target's objects: the
@@ -30,13 +32,19 @@ type checker struct {
 	origins []string
 	idx     cycloneIndex
 	errs    []Error
+	// warns are what the Tenant's level stops at run time, though the
+	// YAML is valid.
+	warns []Error
 }
 
-func checkCyclone(objs []*unstructured.Unstructured, origins []string, t Target) []Error {
+// checkCyclone returns the errors of a target's Cyclone objects, and the
+// warnings about them.
+func checkCyclone(objs []*unstructured.Unstructured, origins []string, t Target) ([]Error, []Error) {
 	c := &checker{target: t, objs: objs, origins: origins, idx: cycloneIndex{
-		stages:    map[string]bool{},
-		resources: map[string]bool{},
-		workflows: map[string]*cyclonev1alpha1.Workflow{},
+		stages:        map[string]bool{},
+		resources:     map[string]bool{},
+		resourceTypes: map[string]string{},
+		workflows:     map[string]*cyclonev1alpha1.Workflow{},
 	}}
 	c.duplicates()
 	typed := make([]runtime.Object, len(objs))
@@ -51,6 +59,7 @@ func checkCyclone(objs []*unstructured.Unstructured, origins []string, t Target)
 			obj = &cyclonev1alpha1.Stage{}
 		case "Resource":
 			c.idx.resources[o.GetName()] = true
+			c.idx.resourceTypes[o.GetName()], _, _ = unstructured.NestedString(o.Object, "spec", "type")
 			continue
 		case "Workflow":
 			obj = &cyclonev1alpha1.Workflow{}
@@ -75,6 +84,7 @@ func checkCyclone(objs []*unstructured.Unstructured, origins []string, t Target)
 		switch obj := obj.(type) {
 		case *cyclonev1alpha1.Stage:
 			c.stage(i, obj)
+			c.stagePolicy(i, obj)
 		case *cyclonev1alpha1.Workflow:
 			c.workflow(i, obj)
 		case *cyclonev1alpha1.WorkflowTrigger:
@@ -82,16 +92,28 @@ func checkCyclone(objs []*unstructured.Unstructured, origins []string, t Target)
 				c.cron(i, obj.Spec.Cron)
 			}
 			c.runSpec(i, &obj.Spec.WorkflowRunSpec)
+			c.runPolicy(i, &obj.Spec.WorkflowRunSpec)
 		case *cyclonev1alpha1.WorkflowRun:
 			c.runSpec(i, &obj.Spec)
+			c.runPolicy(i, &obj.Spec)
 		}
 	}
-	return c.errs
+	return c.errs, c.warns
 }
 
 func (c *checker) fail(i int, field, format string, args ...any) {
+	c.errs = append(c.errs, c.problem(i, field, format, args...))
+}
+
+// warn records what will go wrong at run time without stopping the
+// render.
+func (c *checker) warn(i int, field, format string, args ...any) {
+	c.warns = append(c.warns, c.problem(i, field, format, args...))
+}
+
+func (c *checker) problem(i int, field, format string, args ...any) Error {
 	o := c.objs[i]
-	c.errs = append(c.errs, Error{File: c.origins[i], Kind: o.GetKind(), Name: o.GetName(), Field: field, Message: fmt.Sprintf(format, args...)})
+	return Error{File: c.origins[i], Kind: o.GetKind(), Name: o.GetName(), Field: field, Message: fmt.Sprintf(format, args...)}
 }
 
 // duplicates reports every object whose identity (group, kind,
@@ -269,9 +291,6 @@ func (c *checker) runSpec(i int, spec *cyclonev1alpha1.WorkflowRunSpec) {
 	}
 	if ref.Namespace != "" && ref.Namespace != c.target.Namespace() {
 		c.fail(i, "spec.workflowRef.namespace", "namespace %q is not the tenant's namespace %q", ref.Namespace, c.target.Namespace())
-	}
-	if ec := spec.ExecutionContext; ec != nil && ec.Namespace != "" && ec.Namespace != c.target.Namespace()+"-worker" {
-		c.fail(i, "spec.executionContext.namespace", "namespace %q is not the tenant's worker namespace %q", ec.Namespace, c.target.Namespace()+"-worker")
 	}
 	wf := c.idx.workflows[ref.Name]
 	if wf == nil {

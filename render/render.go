@@ -67,9 +67,18 @@ func NewRenderer() *Renderer {
 	return &Renderer{cache: map[cacheKey]*cacheEntry{}}
 }
 
+// cacheKey is a target and its options in comparable form: Target holds
+// a slice.
 type cacheKey struct {
-	target  Target
+	target  string
 	options string
+}
+
+func keyOf(t Target, opts Options) cacheKey {
+	return cacheKey{
+		target:  fmt.Sprintf("%s|%s|%s|%s|%s|%q", t.Tenant, t.Cluster, t.TenantDir, t.Path, t.level(), t.ExecutionClusters),
+		options: opts.fingerprint(),
+	}
 }
 
 // cacheEntry is a target's last render before the revision stamp, with
@@ -111,7 +120,7 @@ func (r *Renderer) Render(ctx context.Context, root string, t Target, opts Optio
 		return &Result{Target: t, Errors: Errors{{Message: err.Error()}}}, nil
 	}
 
-	key := cacheKey{target: t, options: opts.fingerprint()}
+	key := keyOf(t, opts)
 	var res *Result
 	if e := r.lookup(key); e != nil && e.dir == dir {
 		if d, err := treeDigest(root, e.dirs); err == nil && d == e.digest {
@@ -154,7 +163,7 @@ func (r *Renderer) store(k cacheKey, e *cacheEntry) {
 }
 
 func (r *Result) clone() *Result {
-	c := &Result{Target: r.Target, Dir: r.Dir, Digest: r.Digest, Errors: append(Errors(nil), r.Errors...)}
+	c := &Result{Target: r.Target, Dir: r.Dir, Digest: r.Digest, Errors: append(Errors(nil), r.Errors...), Warnings: append(Errors(nil), r.Warnings...)}
 	c.Objects = make([]*unstructured.Unstructured, len(r.Objects))
 	for i, o := range r.Objects {
 		c.Objects[i] = o.DeepCopy()
@@ -194,19 +203,23 @@ func renderTarget(ctx context.Context, root, dir string, t Target, opts Options)
 		return res, fsys.Dirs(), cacheable
 	}
 
-	errs = check(ctx, b, t, opts)
-	if len(errs) > 0 {
+	errs, warns := check(ctx, b, t, opts)
+	if len(errs) > 0 || len(warns) > 0 {
 		// Built again, this time tracking where each object came from,
-		// so that the errors name their files: a build that passes never
-		// pays for that.
-		if b, kerr = kustomize(fsys, dir, true); kerr != nil {
+		// so that the errors and warnings name their files: a build
+		// that passes without either never pays for that. The objects
+		// stay those of the first build, which are the same.
+		traced, kerr := kustomize(fsys, dir, true)
+		if kerr != nil {
 			errs := fsys.explain(dir, kerr)
 			sortErrors(errs)
 			res.fail(errs...)
 			return res, fsys.Dirs(), cacheable
 		}
-		errs = check(ctx, b, t, opts)
+		errs, warns = check(ctx, traced, t, opts)
 	}
+	sortErrors(warns)
+	res.Warnings = warns
 	if len(errs) > 0 {
 		sortErrors(errs)
 		res.fail(errs...)
@@ -218,8 +231,10 @@ func renderTarget(ctx context.Context, root, dir string, t Target, opts Options)
 }
 
 // check applies gyre's rules to a target's build: tenancy, the API
-// schemas, strict core types and Cyclone's references.
-func check(ctx context.Context, b *built, t Target, opts Options) []Error {
+// schemas, strict core types, Cyclone's references and the tenant's Pod
+// Security level and execution context. It returns the errors, and the
+// warnings about what the tenant's level will stop at run time.
+func check(ctx context.Context, b *built, t Target, opts Options) ([]Error, []Error) {
 	fixArtifactSources(b.objects)
 	errs := enforceTenancy(b.objects, b.origins, t, opts.AllowedKinds, opts.Schemas)
 	for i, o := range b.objects {
@@ -228,7 +243,8 @@ func check(ctx context.Context, b *built, t Target, opts Options) []Error {
 		}
 		errs = append(errs, strictCore(b.origins[i], o)...)
 	}
-	return append(errs, checkCyclone(b.objects, b.origins, t)...)
+	cerrs, warns := checkCyclone(b.objects, b.origins, t)
+	return append(errs, cerrs...), warns
 }
 
 // strictCore checks ConfigMaps and Secrets, which have no CRD schema,

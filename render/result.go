@@ -70,6 +70,11 @@ type Result struct {
 	Digest string `json:"digest,omitempty"`
 	// Errors are every reason the target did not render.
 	Errors Errors `json:"errors,omitempty"`
+	// Warnings are what will go wrong when the target's pipelines run,
+	// though nothing in the YAML is invalid: a stage that needs more
+	// than the Tenant's Pod Security level gives it, say. They stop
+	// nothing; the objects are applied all the same.
+	Warnings Errors `json:"warnings,omitempty"`
 }
 
 // Err returns the result's errors as one error, or nil.

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	gyrev1alpha1 "github.com/gyreops/gyre/api/gyre/v1alpha1"
+	"github.com/gyreops/gyre/internal/podsecurity"
 )
 
 // TenantsDir is the repository directory holding one directory per tenant.
@@ -31,6 +32,17 @@ type Target struct {
 	// Path, when set, is the exact directory to render, relative to the
 	// repository root; it wins over the search.
 	Path string `json:"path,omitempty"`
+	// PodSecurity is the Pod Security Standards level the target's
+	// stages and runs must meet: restricted, baseline or privileged;
+	// baseline when empty. It is the Tenant's, since the worker namespace
+	// enforces it whatever the YAML says.
+	PodSecurity string `json:"podSecurity,omitempty"`
+	// ExecutionClusters are the ExecutionClusters the tenant's runs may
+	// name in executionContext.cluster, "" standing for the control
+	// cluster. Empty when they are not known, as in gyre validate, which
+	// has no Tenant objects: any cluster then passes the render and the
+	// engine checks it before it creates a Pod.
+	ExecutionClusters []string `json:"executionClusters,omitempty"`
 }
 
 // String returns "tenant/cluster", the way errors and output name a target.
@@ -38,6 +50,21 @@ func (t Target) String() string { return t.Tenant + "/" + t.Cluster }
 
 // Namespace returns the namespace every object of the target lands in.
 func (t Target) Namespace() string { return "cyclone-" + t.Tenant }
+
+// WorkerNamespace returns the namespace the target's stage Pods run in on
+// every execution cluster.
+func (t Target) WorkerNamespace() string { return "cyclone-" + t.Tenant + "-worker" }
+
+// PVC returns the name of the tenant PVC that its stage Pods share.
+func (t Target) PVC() string { return "cyclone-pvc-" + t.Tenant }
+
+// level is the target's Pod Security level, baseline when it names none.
+func (t Target) level() string {
+	if t.PodSecurity == "" {
+		return podsecurity.DefaultLevel
+	}
+	return t.PodSecurity
+}
 
 func (t Target) tenantDir() string {
 	if t.TenantDir != "" {
@@ -76,17 +103,46 @@ func (t Target) Resolve(root string) (string, error) {
 }
 
 // TargetsForTenant returns the targets of a Tenant object, one per
-// cluster, or the single DefaultCluster target when it lists none.
+// cluster, or the single DefaultCluster target when it lists none. Each
+// carries the Tenant's Pod Security level and the execution clusters of
+// all its targets: a run of one target may run on any of the tenant's
+// clusters, and on no other.
 func TargetsForTenant(tenant *gyrev1alpha1.Tenant) []Target {
+	clusters := executionClusters(tenant)
 	if len(tenant.Spec.Clusters) == 0 {
-		return []Target{{Tenant: tenant.Name, Cluster: DefaultCluster, TenantDir: tenant.Spec.Path}}
+		return []Target{{Tenant: tenant.Name, Cluster: DefaultCluster, TenantDir: tenant.Spec.Path,
+			PodSecurity: tenant.Spec.PodSecurity, ExecutionClusters: clusters}}
 	}
 	targets := make([]Target, 0, len(tenant.Spec.Clusters))
 	for _, c := range tenant.Spec.Clusters {
-		targets = append(targets, Target{Tenant: tenant.Name, Cluster: c.Name, TenantDir: tenant.Spec.Path, Path: c.Path})
+		targets = append(targets, Target{Tenant: tenant.Name, Cluster: c.Name, TenantDir: tenant.Spec.Path, Path: c.Path,
+			PodSecurity: tenant.Spec.PodSecurity, ExecutionClusters: clusters})
 	}
 	sortTargets(targets)
 	return targets
+}
+
+// executionClusters lists, sorted and once each, the ExecutionClusters a
+// Tenant's clusters run on, "" for the control cluster. A Tenant that
+// lists no clusters runs on the control cluster alone.
+func executionClusters(tenant *gyrev1alpha1.Tenant) []string {
+	if len(tenant.Spec.Clusters) == 0 {
+		return []string{""}
+	}
+	seen := map[string]bool{}
+	var out []string
+	for _, c := range tenant.Spec.Clusters {
+		name := ""
+		if c.ExecutionClusterRef != nil {
+			name = c.ExecutionClusterRef.Name
+		}
+		if !seen[name] {
+			seen[name] = true
+			out = append(out, name)
+		}
+	}
+	sort.Strings(out)
+	return out
 }
 
 // Discover lists the targets of a repository laid out the way gyre reads

@@ -16,6 +16,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 )
@@ -285,7 +286,7 @@ const (
 
 // liveState says what Live knows of o.
 func (a *Applier) liveState(ctx context.Context, o *unstructured.Unstructured) liveState {
-	if a.Live == nil {
+	if a.Live == nil || IsSecret(o.GroupVersionKind()) {
 		return liveUnknown
 	}
 	m := &metav1.PartialObjectMetadata{}
@@ -300,6 +301,15 @@ func (a *Applier) liveState(ctx context.Context, o *unstructured.Unstructured) l
 		return liveCurrent
 	}
 	return liveUnknown
+}
+
+// IsSecret tells whether gvk is a core Secret. gyre may neither list nor
+// watch Secrets (config/rbac), not even their metadata: a Secret is read
+// by name, from the API server, and never kept in a cache. A Live cache
+// must therefore not be asked for one, and the applier takes the read
+// and diff path for Secrets.
+func IsSecret(gvk schema.GroupVersionKind) bool {
+	return gvk.Group == "" && gvk.Kind == "Secret"
 }
 
 // Stamp sets DigestAnnotation on o to the digest of o without it.

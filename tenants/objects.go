@@ -2,6 +2,8 @@ package tenants
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
@@ -11,6 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
 	gyrev1alpha1 "github.com/gyreops/gyre/api/gyre/v1alpha1"
+	"github.com/gyreops/gyre/internal/podsecurity"
 )
 
 // QuotaName is the name of the worker namespace's ResourceQuota.
@@ -29,13 +32,39 @@ var Kinds = []schema.GroupVersionKind{
 // ControlObjects returns what a tenant needs on the control cluster: the
 // namespace of its Cyclone objects.
 func ControlObjects(t *gyrev1alpha1.Tenant) []*unstructured.Unstructured {
-	return []*unstructured.Unstructured{namespace(t.Name, Namespace(t.Name))}
+	return []*unstructured.Unstructured{namespace(t, Namespace(t.Name))}
+}
+
+// PodSecurity is the Pod Security level of a tenant's Pods: its
+// spec.podSecurity, baseline by default. A value the CRD should have
+// refused counts as restricted, the strictest.
+func PodSecurity(t *gyrev1alpha1.Tenant) string {
+	level, err := podsecurity.ParseLevel(t.Spec.PodSecurity)
+	if err != nil {
+		return podsecurity.Restricted
+	}
+	return level
+}
+
+// workerRules are the rights the worker ServiceAccount gets in its
+// namespace: none but those the Tenant asks for. Stage results travel in
+// termination messages, and resolvers get their Secrets mounted, so stage
+// Pods need no API access of their own.
+func workerRules(t *gyrev1alpha1.Tenant) []rbacv1.PolicyRule {
+	var rules []rbacv1.PolicyRule
+	if slices.Contains(t.Spec.WorkerAccess, gyrev1alpha1.WorkerAccessPatchPods) {
+		rules = append(rules, rbacv1.PolicyRule{APIGroups: []string{""}, Resources: []string{"pods"}, Verbs: []string{"get", "list", "watch", "patch"}})
+	}
+	if slices.Contains(t.Spec.WorkerAccess, gyrev1alpha1.WorkerAccessReadSecrets) {
+		rules = append(rules, rbacv1.PolicyRule{APIGroups: []string{""}, Resources: []string{"secrets"}, Verbs: []string{"get"}})
+	}
+	return rules
 }
 
 // WorkerObjects returns what a tenant needs on each execution cluster, in
 // apply order: the worker namespace, then its ResourceQuota (when the
-// Tenant sets a quota), PVC (when it sets storage), ServiceAccount, Role
-// and RoleBinding.
+// Tenant sets a quota), PVC (when it sets storage), ServiceAccount, and
+// Role and RoleBinding (when the Tenant grants the worker any access).
 func WorkerObjects(t *gyrev1alpha1.Tenant) ([]*unstructured.Unstructured, error) {
 	ns := WorkerNamespace(t.Name)
 	meta := func(name string) metav1.ObjectMeta {
@@ -67,27 +96,23 @@ func WorkerObjects(t *gyrev1alpha1.Tenant) ([]*unstructured.Unstructured, error)
 			TypeMeta:   typeMeta(corev1.SchemeGroupVersion, "ServiceAccount"),
 			ObjectMeta: meta(WorkerName),
 		},
-		&rbacv1.Role{
-			TypeMeta:   typeMeta(rbacv1.SchemeGroupVersion, "Role"),
-			ObjectMeta: meta(WorkerName),
-			// The coordinator sidecar follows the stage's containers,
-			// collects their logs and leaves the stage's outputs on its
-			// own Pod for the engine; resolvers read the Secrets and
-			// ConfigMaps their Resources name. Nothing else.
-			Rules: []rbacv1.PolicyRule{
-				{APIGroups: []string{""}, Resources: []string{"pods", "pods/log"}, Verbs: []string{"get", "list", "watch"}},
-				{APIGroups: []string{""}, Resources: []string{"pods"}, Verbs: []string{"patch"}},
-				{APIGroups: []string{""}, Resources: []string{"secrets", "configmaps"}, Verbs: []string{"get"}},
-			},
-		},
-		&rbacv1.RoleBinding{
-			TypeMeta:   typeMeta(rbacv1.SchemeGroupVersion, "RoleBinding"),
-			ObjectMeta: meta(WorkerName),
-			RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: WorkerName},
-			Subjects:   []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Name: WorkerName, Namespace: ns}},
-		},
 	)
-	objs := []*unstructured.Unstructured{namespace(t.Name, ns)}
+	if rules := workerRules(t); len(rules) > 0 {
+		typed = append(typed,
+			&rbacv1.Role{
+				TypeMeta:   typeMeta(rbacv1.SchemeGroupVersion, "Role"),
+				ObjectMeta: meta(WorkerName),
+				Rules:      rules,
+			},
+			&rbacv1.RoleBinding{
+				TypeMeta:   typeMeta(rbacv1.SchemeGroupVersion, "RoleBinding"),
+				ObjectMeta: meta(WorkerName),
+				RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: WorkerName},
+				Subjects:   []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Name: WorkerName, Namespace: ns}},
+			},
+		)
+	}
+	objs := []*unstructured.Unstructured{namespace(t, ns)}
 	for _, o := range typed {
 		u, err := runtime.DefaultUnstructuredConverter.ToUnstructured(o)
 		if err != nil {
@@ -103,12 +128,17 @@ func WorkerObjects(t *gyrev1alpha1.Tenant) ([]*unstructured.Unstructured, error)
 	return objs, nil
 }
 
-func namespace(tenant, name string) *unstructured.Unstructured {
+// namespace is a namespace of tenant t, labelled for Pod Security
+// admission at the Tenant's level: the API server enforces the level on
+// every Pod there, whoever creates it.
+func namespace(t *gyrev1alpha1.Tenant, name string) *unstructured.Unstructured {
 	u := &unstructured.Unstructured{}
 	u.SetAPIVersion("v1")
 	u.SetKind("Namespace")
 	u.SetName(name)
-	u.SetLabels(labels(tenant))
+	l := labels(t.Name)
+	maps.Copy(l, podsecurity.NamespaceLabels(PodSecurity(t)))
+	u.SetLabels(l)
 	return u
 }
 

@@ -9,9 +9,11 @@ import (
 
 	"github.com/fluxcd/pkg/ssa"
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	gyrev1alpha1 "github.com/gyreops/gyre/api/gyre/v1alpha1"
@@ -62,7 +64,7 @@ type Result struct {
 func Provision(ctx context.Context, cs *Clients, live client.Reader, t *gyrev1alpha1.Tenant) (Result, error) {
 	var res Result
 	var errs []error
-	if err := apply(ctx, cs.Control, live, ControlObjects(t), ControlCluster, &res); err != nil {
+	if err := provisionCluster(ctx, cs.Control, live, t, ControlObjects(t), ControlCluster, &res); err != nil {
 		errs = append(errs, err)
 	}
 	worker, err := WorkerObjects(t)
@@ -79,12 +81,19 @@ func Provision(ctx context.Context, cs *Clients, live client.Reader, t *gyrev1al
 		if name == ControlCluster {
 			cached = live
 		}
-		if err := apply(ctx, c, cached, worker, name, &res); err != nil {
+		if err := provisionCluster(ctx, c, cached, t, worker, name, &res); err != nil {
 			errs = append(errs, err)
 			continue
 		}
+		var stale []client.Object
 		if len(t.Spec.Quota) == 0 {
-			if err := deleteQuota(ctx, c, cached, t.Name, name, &res); err != nil {
+			stale = append(stale, &corev1.ResourceQuota{})
+		}
+		if len(workerRules(t)) == 0 {
+			stale = append(stale, &rbacv1.RoleBinding{}, &rbacv1.Role{})
+		}
+		for _, o := range stale {
+			if err := deleteStale(ctx, c, cached, o, t.Name, name, &res); err != nil {
 				errs = append(errs, err)
 			}
 		}
@@ -92,56 +101,154 @@ func Provision(ctx context.Context, cs *Clients, live client.Reader, t *gyrev1al
 	return res, errors.Join(errs...)
 }
 
-// apply server-side applies objs to one cluster, namespaces first: the
-// objects in a namespace cannot be created before it.
-func apply(ctx context.Context, c client.Client, live client.Reader, objs []*unstructured.Unstructured, cluster string, res *Result) error {
-	a := &Applier{Client: c, Live: live}
-	copies := make([]*unstructured.Unstructured, len(objs))
-	for i, o := range objs {
-		copies[i] = o.DeepCopy() // the applier stamps what it applies
+// provisionCluster applies objs to one cluster once it is sure gyre may
+// manage every one of them that exists already.
+func provisionCluster(ctx context.Context, c client.Client, live client.Reader, t *gyrev1alpha1.Tenant, objs []*unstructured.Unstructured, cluster string, res *Result) error {
+	if err := checkOwnership(ctx, c, live, t.Name, objs, cluster); err != nil {
+		return err
 	}
-	cs, err := a.Apply(ctx, copies)
-	if cs != nil {
-		for _, e := range cs.Entries {
-			if e.Action == ssa.CreatedAction || e.Action == ssa.ConfiguredAction {
-				res.Written = append(res.Written, clusterName(cluster)+": "+e.Subject)
+	return apply(ctx, c, live, objs, cluster, res)
+}
+
+// checkOwnership refuses to take over objects gyre did not create for
+// tenant: an existing object must carry ManagedByLabel and the tenant's
+// TenantLabel, or the annotation gyrev1alpha1.AdoptAnnotation "true" put
+// there by whoever owns it. Without this a Tenant could be named so as to
+// take over a namespace of someone else, another tenant's included, with
+// everything running in it.
+//
+// Live holds the metadata of what gyre labelled, so checking a
+// provisioned tenant costs no request; what Live lacks is read from the
+// cluster.
+func checkOwnership(ctx context.Context, c client.Client, live client.Reader, tenant string, objs []*unstructured.Unstructured, cluster string) error {
+	var errs []error
+	for _, o := range objs {
+		m := &metav1.PartialObjectMetadata{}
+		m.SetGroupVersionKind(o.GroupVersionKind())
+		key := client.ObjectKeyFromObject(o)
+		if live != nil {
+			if err := live.Get(ctx, key, m); err == nil && owns(m, tenant) {
+				continue
 			}
 		}
+		err := c.Get(ctx, key, m)
+		if apierrors.IsNotFound(err) {
+			continue
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("provision cluster %s: read %s: %w", clusterName(cluster), describe(o), err))
+			continue
+		}
+		if owns(m, tenant) || m.Annotations[gyrev1alpha1.AdoptAnnotation] == "true" {
+			continue
+		}
+		errs = append(errs, notOwnedError(fmt.Sprintf("provision cluster %s: %s exists and gyre did not create it for tenant %s (labels %s=%s, %s=%s): annotate it %s=true to let gyre manage it",
+			clusterName(cluster), describe(o), tenant, ManagedByLabel, ManagedBy, TenantLabel, tenant, gyrev1alpha1.AdoptAnnotation)))
 	}
-	if err != nil {
-		return fmt.Errorf("provision cluster %s: %w", clusterName(cluster), err)
+	return errors.Join(errs...)
+}
+
+// ErrNotOwned is matched (errors.Is) by a provisioning error that refused
+// to take over an object gyre did not create. Nothing of the tenant may be
+// applied then: its namespaces may be someone else's.
+var ErrNotOwned = errors.New("object not created by gyre")
+
+// notOwnedError is the refusal of checkOwnership; its message names the
+// object and how to allow the takeover.
+type notOwnedError string
+
+func (e notOwnedError) Error() string { return string(e) }
+
+// Is makes errors.Is(err, ErrNotOwned) find a refusal in a joined error.
+func (e notOwnedError) Is(target error) bool { return target == ErrNotOwned }
+
+// owns reports whether gyre created an object for tenant, or has adopted it.
+func owns(m *metav1.PartialObjectMetadata, tenant string) bool {
+	return m.Labels[ManagedByLabel] == ManagedBy && m.Labels[TenantLabel] == tenant
+}
+
+// describe names an object as "Kind namespace/name", or "Kind name".
+func describe(o *unstructured.Unstructured) string {
+	if o.GetNamespace() == "" {
+		return o.GetKind() + " " + o.GetName()
+	}
+	return o.GetKind() + " " + o.GetNamespace() + "/" + o.GetName()
+}
+
+// apply server-side applies objs to one cluster, namespaces first: the
+// objects in a namespace cannot be created before it. RoleBindings come
+// last, once their Role exists: gyre holds no "bind" right, so the API
+// server allows a binding only after checking that gyre itself holds
+// every right of the Role it names, which it cannot do for a Role not
+// created yet.
+func apply(ctx context.Context, c client.Client, live client.Reader, objs []*unstructured.Unstructured, cluster string, res *Result) error {
+	a := &Applier{Client: c, Live: live}
+	var first, bindings []*unstructured.Unstructured
+	for _, o := range objs {
+		o = o.DeepCopy() // the applier stamps what it applies
+		if o.GroupVersionKind().GroupKind() == rbacv1.SchemeGroupVersion.WithKind("RoleBinding").GroupKind() {
+			bindings = append(bindings, o)
+		} else {
+			first = append(first, o)
+		}
+	}
+	for _, batch := range [][]*unstructured.Unstructured{first, bindings} {
+		if len(batch) == 0 {
+			continue
+		}
+		cs, err := a.Apply(ctx, batch)
+		if cs != nil {
+			for _, e := range cs.Entries {
+				if e.Action == ssa.CreatedAction || e.Action == ssa.ConfiguredAction {
+					res.Written = append(res.Written, clusterName(cluster)+": "+e.Subject)
+				}
+			}
+		}
+		if err != nil {
+			return fmt.Errorf("provision cluster %s: %w", clusterName(cluster), err)
+		}
 	}
 	return nil
 }
 
-// deleteQuota removes the ResourceQuota gyre made once the Tenant no
-// longer sets a quota, and only if gyre made it.
-func deleteQuota(ctx context.Context, c client.Client, live client.Reader, tenant, cluster string, res *Result) error {
-	key := client.ObjectKey{Namespace: WorkerNamespace(tenant), Name: QuotaName}
+// deleteStale removes an object gyre made in the worker namespace that
+// the Tenant no longer asks for (its ResourceQuota, the worker's Role and
+// RoleBinding), and only if gyre made it for this tenant. The object's
+// kind is o's; its name is what WorkerObjects gives that kind.
+func deleteStale(ctx context.Context, c client.Client, live client.Reader, o client.Object, tenant, cluster string, res *Result) error {
+	gvks, _, err := c.Scheme().ObjectKinds(o)
+	if err != nil || len(gvks) == 0 {
+		return fmt.Errorf("provision cluster %s: kind of %T: %v", clusterName(cluster), o, err)
+	}
+	kind := gvks[0].Kind
+	name := WorkerName
+	if kind == "ResourceQuota" {
+		name = QuotaName
+	}
+	key := client.ObjectKey{Namespace: WorkerNamespace(tenant), Name: name}
 	if live != nil {
-		// The cache holds every quota gyre labelled: if it has none,
-		// there is nothing of gyre's to delete.
+		// The cache holds every such object gyre labelled: if it has
+		// none, there is nothing of gyre's to delete.
 		m := &metav1.PartialObjectMetadata{}
-		m.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("ResourceQuota"))
+		m.SetGroupVersionKind(gvks[0])
 		if err := live.Get(ctx, key, m); apierrors.IsNotFound(err) {
 			return nil
 		}
 	}
-	q := &corev1.ResourceQuota{}
-	err := c.Get(ctx, key, q)
+	err = c.Get(ctx, key, o)
 	if apierrors.IsNotFound(err) {
 		return nil
 	}
 	if err != nil {
-		return fmt.Errorf("provision cluster %s: get quota: %w", clusterName(cluster), err)
+		return fmt.Errorf("provision cluster %s: get %s %s: %w", clusterName(cluster), kind, key, err)
 	}
-	if q.Labels[TenantLabel] != tenant {
+	if o.GetLabels()[TenantLabel] != tenant {
 		return nil
 	}
-	if err := c.Delete(ctx, q); client.IgnoreNotFound(err) != nil {
-		return fmt.Errorf("provision cluster %s: delete quota: %w", clusterName(cluster), err)
+	if err := c.Delete(ctx, o, client.Preconditions{UID: ptr.To(o.GetUID())}); client.IgnoreNotFound(err) != nil {
+		return fmt.Errorf("provision cluster %s: delete %s %s: %w", clusterName(cluster), kind, key, err)
 	}
-	res.Written = append(res.Written, clusterName(cluster)+": ResourceQuota/"+q.Namespace+"/"+q.Name+" deleted")
+	res.Written = append(res.Written, clusterName(cluster)+": "+kind+"/"+key.Namespace+"/"+key.Name+" deleted")
 	return nil
 }
 

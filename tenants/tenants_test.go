@@ -100,6 +100,8 @@ func TestProvision_twoClusters(t *testing.T) {
 			},
 			Quota:   corev1.ResourceList{corev1.ResourcePods: resource.MustParse("10")},
 			Storage: &gyrev1alpha1.TenantStorage{Size: resource.MustParse("1Gi")},
+			// The worker gets a Role only when the Tenant asks for one.
+			WorkerAccess: []gyrev1alpha1.WorkerAccess{gyrev1alpha1.WorkerAccessPatchPods},
 		},
 	}
 	res, err := tenants.Provision(ctx, cs, nil, tenant)
@@ -116,8 +118,8 @@ func TestProvision_twoClusters(t *testing.T) {
 		g.Expect(c.Get(ctx, client.ObjectKey{Namespace: ns, Name: "cyclone-pvc-acme"}, &corev1.PersistentVolumeClaim{})).To(Succeed())
 		g.Expect(c.Get(ctx, client.ObjectKey{Namespace: ns, Name: tenants.WorkerName}, &corev1.ServiceAccount{})).To(Succeed())
 		g.Expect(c.Get(ctx, client.ObjectKey{Namespace: ns, Name: tenants.WorkerName}, &rbacv1.RoleBinding{})).To(Succeed())
-		// Stage Pods may leave outputs on their own Pods, for the
-		// engine to collect, and touch no Pod of another namespace.
+		// Granted PatchPods, stage Pods may patch the Pods of their own
+		// namespace, and touch no Pod of another namespace.
 		for podNS, allowed := range map[string]bool{ns: true, "cyclone-other-worker": false} {
 			review := &authorizationv1.SubjectAccessReview{Spec: authorizationv1.SubjectAccessReviewSpec{
 				User:               "system:serviceaccount:" + ns + ":" + tenants.WorkerName,

@@ -10,11 +10,13 @@ import (
 	"golang.org/x/sync/errgroup"
 	"golang.org/x/term"
 
+	"github.com/gyreops/gyre/internal/podsecurity"
 	"github.com/gyreops/gyre/render"
 )
 
 func newBuildCmd() *cobra.Command {
 	var sel targetSelector
+	var level podSecurityLevel
 	cmd := &cobra.Command{
 		Use:   "build [REPO_DIR]",
 		Short: "Render a pipeline repository's targets as YAML",
@@ -26,11 +28,15 @@ stdout unless every selected target renders; errors go to stderr.
 Exit status: 0 rendered, 1 the repository is invalid, 2 gyre failed.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := level.validate(); err != nil {
+				return err
+			}
 			root := repoDir(args)
-			results, err := renderRepo(cmd.Context(), root, sel, progress(cmd))
+			results, err := renderRepo(cmd.Context(), root, sel, level, progress(cmd))
 			if err != nil {
 				return err
 			}
+			writeWarnings(cmd.ErrOrStderr(), results)
 			if n := writeErrors(cmd.ErrOrStderr(), results); n > 0 {
 				return &ExitError{Code: 1, Err: problemsError(n, results)}
 			}
@@ -38,7 +44,28 @@ Exit status: 0 rendered, 1 the repository is invalid, 2 gyre failed.`,
 		},
 	}
 	sel.addFlags(cmd)
+	level.addFlag(cmd)
 	return cmd
+}
+
+// podSecurityLevel is the --pod-security flag: the Pod Security level
+// the commands render at, since they read no Tenant object to take it
+// from. Baseline, a Tenant's default, when not given.
+type podSecurityLevel string
+
+func (l *podSecurityLevel) addFlag(cmd *cobra.Command) {
+	*l = podSecurityLevel(podsecurity.DefaultLevel)
+	cmd.Flags().StringVar((*string)(l), "pod-security", podsecurity.DefaultLevel,
+		"Pod Security level to check stages and runs at, as a Tenant's spec.podSecurity: restricted, baseline or privileged")
+}
+
+// validate refuses a level that is not one of the three.
+func (l podSecurityLevel) validate() error {
+	switch string(l) {
+	case podsecurity.Restricted, podsecurity.Baseline, podsecurity.Privileged:
+		return nil
+	}
+	return fmt.Errorf("--pod-security must be restricted, baseline or privileged, not %q", string(l))
 }
 
 // targetSelector narrows a command to some targets of a repository.
@@ -66,7 +93,8 @@ func repoDir(args []string) string {
 // checks them for conflicts. Conflicts are found among all the targets of
 // the selected tenants, since a tenant's clusters share its namespace, so
 // those are rendered even when --cluster leaves them out of the result.
-func renderRepo(ctx context.Context, root string, sel targetSelector, progress io.Writer) ([]*render.Result, error) {
+// Every target is checked at level.
+func renderRepo(ctx context.Context, root string, sel targetSelector, level podSecurityLevel, progress io.Writer) ([]*render.Result, error) {
 	targets, err := render.Discover(root)
 	if err != nil {
 		return nil, err
@@ -74,6 +102,7 @@ func renderRepo(ctx context.Context, root string, sel targetSelector, progress i
 	var todo []render.Target
 	for _, t := range targets {
 		if sel.tenant == "" || t.Tenant == sel.tenant {
+			t.PodSecurity = string(level)
 			todo = append(todo, t)
 		}
 	}

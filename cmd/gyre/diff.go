@@ -51,6 +51,9 @@ that does not render).`,
 			if o.base != "" && o.live {
 				return errors.New("--base and --live exclude each other")
 			}
+			if err := o.podSecurity.validate(); err != nil {
+				return err
+			}
 			switch o.output {
 			case "text", "markdown", "json":
 			default:
@@ -93,6 +96,7 @@ that does not render).`,
 	f.StringVarP(&o.output, "output", "o", "text", "output format: text, markdown or json")
 	f.BoolVar(&o.live, "live", false, "compare with the objects live in a cluster (server-side dry-run apply) instead of --base")
 	f.StringVar(&o.kubeconfig, "kubeconfig", "", "kubeconfig of the cluster for --live (default: $KUBECONFIG, ~/.kube/config)")
+	o.podSecurity.addFlag(cmd)
 	return cmd
 }
 
@@ -100,6 +104,7 @@ type diffOptions struct {
 	base, head, output string
 	live               bool
 	kubeconfig         string
+	podSecurity        podSecurityLevel
 }
 
 // repoDiff is what gyre diff found; its JSON form is --output json.
@@ -157,11 +162,11 @@ func diffRevisions(ctx context.Context, dir string, o diffOptions, progress io.W
 		}
 		headName = o.head
 	}
-	base, err := renderAllOrNone(ctx, baseRoot, progress)
+	base, err := renderAllOrNone(ctx, baseRoot, o.podSecurity, progress)
 	if err != nil {
 		return nil, fmt.Errorf("render %s: %w", o.base, err)
 	}
-	head, err := renderAllOrNone(ctx, headRoot, progress)
+	head, err := renderAllOrNone(ctx, headRoot, o.podSecurity, progress)
 	if err != nil {
 		return nil, fmt.Errorf("render %s: %w", headName, err)
 	}
@@ -223,11 +228,11 @@ func checkoutLocal(ctx context.Context, top, rev, cache string) (string, error) 
 
 // renderAllOrNone renders every target, or none when the revision has no
 // tenants yet (a repository's first pipelines are all additions).
-func renderAllOrNone(ctx context.Context, root string, progress io.Writer) ([]*render.Result, error) {
+func renderAllOrNone(ctx context.Context, root string, level podSecurityLevel, progress io.Writer) ([]*render.Result, error) {
 	if _, err := os.Stat(filepath.Join(root, render.TenantsDir)); errors.Is(err, os.ErrNotExist) {
 		return nil, nil
 	}
-	return renderRepo(ctx, root, targetSelector{}, progress)
+	return renderRepo(ctx, root, targetSelector{}, level, progress)
 }
 
 // gitTopLevel returns the work tree root of the Git repository holding
@@ -247,29 +252,33 @@ func gitTopLevel(dir string) (string, error) {
 // compareResults pairs targets by tenant and cluster and objects by kind
 // and name (a target's objects share one namespace).
 func compareResults(base, head []*render.Result) *repoDiff {
-	type pair struct{ base, head *render.Result }
-	pairs := map[render.Target]*pair{}
-	key := func(t render.Target) render.Target { return render.Target{Tenant: t.Tenant, Cluster: t.Cluster} }
+	type pair struct {
+		target     render.Target
+		base, head *render.Result
+	}
+	// Keyed by "tenant/cluster": the rest of a Target is how it renders.
+	pairs := map[string]*pair{}
 	for _, r := range base {
-		pairs[key(r.Target)] = &pair{base: r}
+		pairs[r.Target.String()] = &pair{target: r.Target, base: r}
 	}
 	for _, r := range head {
-		p := pairs[key(r.Target)]
+		p := pairs[r.Target.String()]
 		if p == nil {
-			p = &pair{}
-			pairs[key(r.Target)] = p
+			p = &pair{target: r.Target}
+			pairs[r.Target.String()] = p
 		}
 		p.head = r
 	}
-	targets := make([]render.Target, 0, len(pairs))
-	for t := range pairs {
-		targets = append(targets, t)
+	keys := make([]string, 0, len(pairs))
+	for k := range pairs {
+		keys = append(keys, k)
 	}
-	sort.Slice(targets, func(i, j int) bool { return targets[i].String() < targets[j].String() })
+	sort.Strings(keys)
 
 	d := &repoDiff{Targets: []targetDiff{}}
-	for _, t := range targets {
-		p := pairs[t]
+	for _, k := range keys {
+		p := pairs[k]
+		t := p.target
 		td := targetDiff{Tenant: t.Tenant, Cluster: t.Cluster, Added: []objectChange{}, Removed: []objectChange{}, Changed: []objectChange{}}
 		before, after := objectsByID(p.base), objectsByID(p.head)
 		if p.base != nil {

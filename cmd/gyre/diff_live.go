@@ -39,7 +39,7 @@ func diffLive(ctx context.Context, dir string, o diffOptions, progress io.Writer
 		}
 		headName = o.head
 	}
-	head, err := renderRepo(ctx, root, targetSelector{}, progress)
+	head, err := renderRepo(ctx, root, targetSelector{}, o.podSecurity, progress)
 	if err != nil {
 		return nil, err
 	}

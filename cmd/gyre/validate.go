@@ -13,6 +13,7 @@ import (
 
 func newValidateCmd() *cobra.Command {
 	var output string
+	var level podSecurityLevel
 	cmd := &cobra.Command{
 		Use:   "validate [REPO_DIR]",
 		Short: "Check that every target of a pipeline repository renders and is valid",
@@ -20,7 +21,14 @@ func newValidateCmd() *cobra.Command {
 report every problem, one per line, as "file: Kind/name: field: message":
 files gyre refuses, objects that break their CRD schema or tenancy, Cyclone
 references that lead nowhere, workflows that are not DAGs, cron schedules
-that do not parse, and objects two targets both render.
+that do not parse, objects two targets both render, and stages or runs
+that break the Pod Security level of --pod-security (baseline unless
+told: a Tenant's spec.podSecurity decides in the cluster) or name a
+namespace, PVC or ServiceAccount that is not the tenant's.
+
+Warnings, prefixed "warning: ", say what the level will stop at run
+time though the YAML is valid, such as an image build below
+privileged; they do not change the exit status.
 
 Exit status: 0 valid, 1 invalid, 2 gyre failed.`,
 		Args: cobra.MaximumNArgs(1),
@@ -28,7 +36,10 @@ Exit status: 0 valid, 1 invalid, 2 gyre failed.`,
 			if output != "text" && output != "json" {
 				return fmt.Errorf("--output must be text or json, not %q", output)
 			}
-			results, err := renderRepo(cmd.Context(), repoDir(args), targetSelector{}, progress(cmd))
+			if err := level.validate(); err != nil {
+				return err
+			}
+			results, err := renderRepo(cmd.Context(), repoDir(args), targetSelector{}, level, progress(cmd))
 			if err != nil {
 				return err
 			}
@@ -36,7 +47,8 @@ Exit status: 0 valid, 1 invalid, 2 gyre failed.`,
 			if output == "json" {
 				n, err = writeValidationJSON(cmd.OutOrStdout(), results)
 			} else {
-				n, err = writeErrors(cmd.OutOrStdout(), results), nil
+				n = writeErrors(cmd.OutOrStdout(), results)
+				writeWarnings(cmd.OutOrStdout(), results)
 			}
 			if err != nil {
 				return err
@@ -48,6 +60,7 @@ Exit status: 0 valid, 1 invalid, 2 gyre failed.`,
 		},
 	}
 	cmd.Flags().StringVarP(&output, "output", "o", "text", "output format: text or json")
+	level.addFlag(cmd)
 	return cmd
 }
 
@@ -66,6 +79,31 @@ func uniqueErrors(results []*render.Result) []string {
 	}
 	sort.Strings(lines)
 	return lines
+}
+
+// uniqueWarnings returns the results' warnings as uniqueErrors does
+// errors.
+func uniqueWarnings(results []*render.Result) []string {
+	seen := map[string]bool{}
+	var lines []string
+	for _, res := range results {
+		for _, w := range res.Warnings {
+			if l := w.Error(); !seen[l] {
+				seen[l] = true
+				lines = append(lines, l)
+			}
+		}
+	}
+	sort.Strings(lines)
+	return lines
+}
+
+// writeWarnings writes the results' unique warnings, one per line,
+// each prefixed "warning: ".
+func writeWarnings(w io.Writer, results []*render.Result) {
+	for _, l := range uniqueWarnings(results) {
+		fmt.Fprintln(w, "warning: "+l)
+	}
 }
 
 // writeErrors writes the results' unique errors, one per line, and
@@ -98,9 +136,11 @@ func plural(n int, noun string) string {
 
 // validation is the JSON form of gyre validate's result.
 type validation struct {
-	Valid   bool               `json:"valid"`
-	Errors  int                `json:"errors"`
-	Targets []targetValidation `json:"targets"`
+	Valid  bool `json:"valid"`
+	Errors int  `json:"errors"`
+	// Warnings counts the targets' warnings, which leave it valid.
+	Warnings int                `json:"warnings"`
+	Targets  []targetValidation `json:"targets"`
 }
 
 type targetValidation struct {
@@ -110,20 +150,25 @@ type targetValidation struct {
 	Objects int            `json:"objects"`
 	Digest  string         `json:"digest,omitempty"`
 	Errors  []render.Error `json:"errors"`
+	// Warnings are left out when there are none, so that output of
+	// repositories without them reads as before.
+	Warnings []render.Error `json:"warnings,omitempty"`
 }
 
 func writeValidationJSON(w io.Writer, results []*render.Result) (int, error) {
 	v := validation{Valid: true, Targets: []targetValidation{}}
 	for _, res := range results {
 		t := targetValidation{
-			Tenant:  res.Target.Tenant,
-			Cluster: res.Target.Cluster,
-			Dir:     res.Dir,
-			Objects: len(res.Objects),
-			Digest:  res.Digest,
-			Errors:  append([]render.Error{}, res.Errors...),
+			Tenant:   res.Target.Tenant,
+			Cluster:  res.Target.Cluster,
+			Dir:      res.Dir,
+			Objects:  len(res.Objects),
+			Digest:   res.Digest,
+			Errors:   append([]render.Error{}, res.Errors...),
+			Warnings: res.Warnings,
 		}
 		v.Errors += len(res.Errors)
+		v.Warnings += len(res.Warnings)
 		v.Targets = append(v.Targets, t)
 	}
 	v.Valid = v.Errors == 0

@@ -13,6 +13,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	gyrev1alpha1 "github.com/gyreops/gyre/api/gyre/v1alpha1"
+	"github.com/gyreops/gyre/internal/podsecurity"
 )
 
 // seed creates what a platform team would: the Repository, the Tenants,
@@ -37,6 +38,11 @@ func seed(ctx context.Context, c client.Client, url, stateDir string) error {
 				Quota:   corev1.ResourceList{corev1.ResourcePods: resource.MustParse("50")},
 				Storage: &gyrev1alpha1.TenantStorage{Size: resource.MustParse("1Gi")},
 			},
+		}
+		if t.name == runTenant {
+			// The example pipeline builds its image with the privileged
+			// Docker daemon, which only a privileged Tenant may run.
+			tenant.Spec.PodSecurity = podsecurity.Privileged
 		}
 		for _, cl := range t.clusters {
 			tenant.Spec.Clusters = append(tenant.Spec.Clusters, gyrev1alpha1.TenantCluster{Name: cl})

@@ -1,0 +1,116 @@
+package reconciler
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+
+	ssautils "github.com/fluxcd/pkg/ssa/utils"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	gyrev1alpha1 "github.com/gyreops/gyre/api/gyre/v1alpha1"
+	"github.com/gyreops/gyre/tenants"
+)
+
+// AdoptionError says that objects a target renders already exist in the
+// cluster and were not created by gyre. Server-side apply with forced
+// ownership would silently take them over, and pruning would later
+// delete them; gyre does neither unless an object says it may.
+type AdoptionError struct {
+	// Objects are the refused objects, as Kind/namespace/name, sorted.
+	Objects []string
+}
+
+func (e *AdoptionError) Error() string {
+	return fmt.Sprintf("%s already exist%s and %s not created by gyre; annotate %s %s: \"true\" to let gyre adopt %s",
+		strings.Join(e.Objects, ", "), plural(len(e.Objects), "s", ""), plural(len(e.Objects), "was", "were"),
+		plural(len(e.Objects), "it", "them"), gyrev1alpha1.AdoptAnnotation, plural(len(e.Objects), "it", "them"))
+}
+
+// plural picks one for a single item and many otherwise.
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
+}
+
+// checkAdoption returns an *AdoptionError naming every object of objs that
+// exists in the cluster but is neither in the target's inventory nor
+// labelled as the Tenant's, unless it is annotated gyrev1alpha1.AdoptAnnotation
+// "true". Only objects new to the inventory are looked up, with one
+// metadata listing per kind and namespace, so a target that applied once
+// costs nothing here.
+func checkAdoption(ctx context.Context, live client.Reader, t *gyrev1alpha1.Tenant, objs []*unstructured.Unstructured, inv *gyrev1alpha1.Inventory) error {
+	known := map[string]bool{}
+	for _, e := range inventoryEntries(inv) {
+		known[e.ID] = true
+	}
+	type group struct {
+		gvk       schema.GroupVersionKind
+		namespace string
+	}
+	fresh := map[group]map[string]*unstructured.Unstructured{}
+	for _, o := range objs {
+		gvk := o.GroupVersionKind()
+		if known[inventoryID(o.GetNamespace(), o.GetName(), gvk.Group, gvk.Kind)] {
+			continue
+		}
+		k := group{gvk: gvk, namespace: o.GetNamespace()}
+		if fresh[k] == nil {
+			fresh[k] = map[string]*unstructured.Unstructured{}
+		}
+		fresh[k][o.GetName()] = o
+	}
+	var refused []string
+	for k, byName := range fresh {
+		items, err := liveMetadata(ctx, live, k.gvk, k.namespace, byName)
+		if err != nil {
+			return err
+		}
+		for _, m := range items {
+			o := byName[m.Name]
+			if o == nil || m.Labels[tenants.TenantLabel] == t.Name || m.Annotations[gyrev1alpha1.AdoptAnnotation] == "true" {
+				continue
+			}
+			refused = append(refused, ssautils.FmtUnstructured(o))
+		}
+	}
+	if len(refused) == 0 {
+		return nil
+	}
+	sort.Strings(refused)
+	return &AdoptionError{Objects: refused}
+}
+
+// liveMetadata returns the metadata of the objects of kind gvk in
+// namespace, at least those named in byName: one listing, or, for
+// Secrets, which gyre may not list, a read of each.
+func liveMetadata(ctx context.Context, live client.Reader, gvk schema.GroupVersionKind, namespace string, byName map[string]*unstructured.Unstructured) ([]metav1.PartialObjectMetadata, error) {
+	if !tenants.IsSecret(gvk) {
+		list := &metav1.PartialObjectMetadataList{}
+		list.SetGroupVersionKind(gvk.GroupVersion().WithKind(gvk.Kind + "List"))
+		if err := live.List(ctx, list, client.InNamespace(namespace)); err != nil {
+			return nil, fmt.Errorf("list %s in %s: %w", gvk.Kind, namespace, err)
+		}
+		return list.Items, nil
+	}
+	var items []metav1.PartialObjectMetadata
+	for name := range byName {
+		m := metav1.PartialObjectMetadata{}
+		m.SetGroupVersionKind(gvk)
+		if err := live.Get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, &m); err != nil {
+			if apierrors.IsNotFound(err) {
+				continue
+			}
+			return nil, fmt.Errorf("get %s %s/%s: %w", gvk.Kind, namespace, name, err)
+		}
+		items = append(items, m)
+	}
+	return items, nil
+}

@@ -1,0 +1,89 @@
+package render
+
+import (
+	"fmt"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	cyclonev1alpha1 "github.com/gyreops/gyre/api/cyclone/v1alpha1"
+	"github.com/gyreops/gyre/internal/podsecurity"
+)
+
+// stagePolicy checks a Stage's Pod workload against the target's Pod
+// Security level with the upstream checks, the ones the worker
+// namespace's admission runs, so that a stage the API server would refuse
+// at run time is refused in review instead. The workload's own sidecars
+// ("wsc-…") and init containers are part of spec.pod.spec and are
+// checked with it; gyre's helpers are the engine's to check.
+func (c *checker) stagePolicy(i int, s *cyclonev1alpha1.Stage) {
+	if s.Spec.Pod == nil {
+		return
+	}
+	level := c.target.level()
+	meta := &metav1.ObjectMeta{}
+	if m := s.Spec.Pod.Meta; m != nil {
+		meta.Labels, meta.Annotations = m.Labels, m.Annotations
+	}
+	if vs := podsecurity.Check(level, meta, &s.Spec.Pod.Spec); len(vs) > 0 {
+		c.fail(i, "spec.pod.spec", "%s", podsecurity.Error(level, vs))
+	}
+	c.serviceAccount(i, "spec.pod.spec.serviceAccountName", s.Spec.Pod.Spec.ServiceAccountName, s)
+	c.serviceAccount(i, "spec.pod.spec.serviceAccount", s.Spec.Pod.Spec.DeprecatedServiceAccount, s)
+	if level == podsecurity.Privileged {
+		return
+	}
+	for k, item := range s.Spec.Pod.Outputs.Resources {
+		typ := item.Type
+		if t, ok := c.idx.resourceTypes[item.Name]; ok && item.Name != "" {
+			typ = t
+		}
+		if typ != cyclonev1alpha1.ImageResourceType {
+			continue
+		}
+		name := item.Name
+		if name == "" {
+			name = "of type " + typ
+		}
+		// A warning, not an error: the YAML asks for nothing privileged,
+		// the Tenant's level is what refuses the Docker daemon.
+		c.warn(i, fmt.Sprintf("spec.pod.outputs.resources[%d]", k),
+			"stage %s outputs image resource %s: it needs a privileged Docker daemon, which tenants below podSecurity: privileged do not get; the run will fail",
+			s.Name, name)
+	}
+}
+
+// presetVolumes checks a run's preset volumes against the target's level
+// by mounting them in a Pod of their own, named as the engine names them,
+// so that the rule and its wording are upstream's: a HostPath volume
+// breaks baseline.
+func (c *checker) presetVolumes(i int, spec *cyclonev1alpha1.WorkflowRunSpec) {
+	if len(spec.PresetVolumes) == 0 {
+		return
+	}
+	pod := &corev1.PodSpec{}
+	for k, pv := range spec.PresetVolumes {
+		vol := corev1.Volume{Name: fmt.Sprintf("gyre-preset-%d", k)}
+		obj := ""
+		if pv.ObjectName != nil {
+			obj = *pv.ObjectName
+		}
+		switch pv.Type {
+		case cyclonev1alpha1.PresetVolumeTypeHostPath:
+			vol.HostPath = &corev1.HostPathVolumeSource{Path: pv.Path}
+		case cyclonev1alpha1.PresetVolumeTypePVC:
+			vol.PersistentVolumeClaim = &corev1.PersistentVolumeClaimVolumeSource{ClaimName: obj}
+		case cyclonev1alpha1.PresetVolumeTypeSecret:
+			vol.Secret = &corev1.SecretVolumeSource{SecretName: obj}
+		case cyclonev1alpha1.PresetVolumeTypeConfigMap:
+			vol.ConfigMap = &corev1.ConfigMapVolumeSource{LocalObjectReference: corev1.LocalObjectReference{Name: obj}}
+		default:
+			continue // the schema's enum reports it
+		}
+		pod.Volumes = append(pod.Volumes, vol)
+	}
+	level := c.target.level()
+	if vs := podsecurity.Check(level, nil, pod); len(vs) > 0 {
+		c.fail(i, "spec.volumes", "%s", podsecurity.Error(level, vs))
+	}
+}
