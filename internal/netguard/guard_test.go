@@ -130,7 +130,7 @@ func TestGuard_Client(t *testing.T) {
 			guard, err := New(tc.policy)
 			g.Expect(err).NotTo(HaveOccurred())
 			before := calls.Load()
-			resp, err := guard.Client(5 * time.Second).Post(tc.url, "application/json", strings.NewReader("{}"))
+			resp, err := guard.Client(5*time.Second).Post(tc.url, "application/json", strings.NewReader("{}"))
 			if tc.want != "" {
 				g.Expect(err).To(HaveOccurred())
 				g.Expect(Reason(err)).To(Equal(tc.want))
