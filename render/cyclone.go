@@ -85,6 +85,7 @@ func checkCyclone(objs []*unstructured.Unstructured, origins []string, t Target)
 		case *cyclonev1alpha1.WorkflowRun:
 			c.runSpec(i, &obj.Spec)
 		}
+		c.outbound(i, obj)
 	}
 	return c.errs
 }
