@@ -8,6 +8,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/utils/clock"
+
+	"github.com/gyreops/gyre/internal/netguard"
 )
 
 // Config configures an Engine. The zero value works: every unset field
@@ -110,9 +112,15 @@ type Config struct {
 	// Default 16: when many Pods finish together (a burst of runs), more
 	// workers shorten the wait from a dependency's end to the next stage.
 	MaxConcurrentReconciles int
-	// HTTPClient sends webhook and Slack notifications. Default a client
-	// with a 10-second timeout.
+	// HTTPClient sends webhook and Slack notifications and delegation
+	// requests. Default a client on Outbound with a 10-second timeout.
+	// A client set here is used as it is, unguarded.
 	HTTPClient *http.Client
+	// Outbound decides which addresses the requests made for tenants may
+	// reach: by default none on loopback, link-local, metadata or
+	// multicast addresses. Set its cluster ranges so that tenants cannot
+	// reach in-cluster services either.
+	Outbound *netguard.Guard
 	// SMTP is the mail server that sends Email notifications; without
 	// one, they are recorded as failed.
 	SMTP SMTPConfig
@@ -212,8 +220,11 @@ func (c Config) withDefaults() Config {
 	if c.MaxConcurrentReconciles <= 0 {
 		c.MaxConcurrentReconciles = 16
 	}
+	if c.Outbound == nil {
+		c.Outbound, _ = netguard.New(netguard.Policy{}) // an empty policy always parses
+	}
 	if c.HTTPClient == nil {
-		c.HTTPClient = &http.Client{Timeout: 10 * time.Second}
+		c.HTTPClient = c.Outbound.Client(10 * time.Second)
 	}
 	if c.SlackAPIURL == "" {
 		c.SlackAPIURL = defaultSlackAPIURL

@@ -1,12 +1,9 @@
 package exec
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"net/http"
 	"slices"
 	"strings"
 	"time"
@@ -16,6 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	cyclonev1alpha1 "github.com/gyreops/gyre/api/cyclone/v1alpha1"
+	"github.com/gyreops/gyre/internal/netguard"
 )
 
 // Reasons on delegation stages; DelegationSucceed and DelegationFailure
@@ -48,16 +46,13 @@ type DelegationRequest struct {
 	WorkflowRun *cyclonev1alpha1.WorkflowRun `json:"workflowrun"`
 }
 
-// maxDelegationResponse bounds how much of a refusal is kept in the
-// stage's message.
-const maxDelegationResponse = 1024
-
 // delegate runs stage name when it is a delegation stage, and reports
 // whether it was one; pod stages are left to the caller.
 //
 // A delegation request is sent at most once per attempt: the attempt is
 // recorded in the status (reason Delegating) before the request is sent,
-// and its outcome (Waiting, or the attempt failed) is recorded after. An
+// in the background, and its outcome (Waiting, or the attempt failed) is
+// recorded by the reconcile that the send's end wakes. An
 // engine that stops in between finds the attempt still Delegating, cannot
 // know whether the service got the request, and does not send it again:
 // a service that got it twice could run the work twice, while one that
@@ -82,9 +77,16 @@ func (r *Engine) delegate(ctx context.Context, s *scope, st *cyclonev1alpha1.Wor
 	}
 	ss := st.Stages[name]
 	item := stageItem(s.workflow, name)
-	if ss.Status.Phase == cyclonev1alpha1.StatusRunning && ss.Status.Reason == ReasonDelegating {
+	key := delegationKey(name, max(ss.Attempt, 1))
+	switch {
+	case r.deliveries.known(s.run, key):
+		// This engine is sending the attempt, or has sent it; a run read
+		// from a cache that has not seen Delegating yet lands here too.
+		r.delegated(s, ss, item, key, d.URL)
+		return true, nil
+	case ss.Status.Phase == cyclonev1alpha1.StatusRunning && ss.Status.Reason == ReasonDelegating:
 		transition(&ss.Status, cyclonev1alpha1.StatusWaiting, ReasonDelegationUnconfirmed, fmt.Sprintf(
-			"the engine stopped while it sent attempt %d to %s; it is not sent again: waiting for the service to report", ss.Attempt, d.URL), s.now)
+			"the engine stopped while it sent attempt %d to %s; it is not sent again: waiting for the service to report", ss.Attempt, netguard.RedactURL(delegationURL(d.URL))), s.now)
 	}
 	switch ss.Status.Phase {
 	case cyclonev1alpha1.StatusRunning, cyclonev1alpha1.StatusWaiting:
@@ -95,21 +97,66 @@ func (r *Engine) delegate(ctx context.Context, s *scope, st *cyclonev1alpha1.Wor
 	ss.Attempt = max(ss.Attempt, 1)
 	ss.NextAttemptTime = nil
 	ss.Status.Phase = "" // a new attempt: its phase starts afresh
-	transition(&ss.Status, cyclonev1alpha1.StatusRunning, ReasonDelegating, fmt.Sprintf("sending attempt %d to %s", ss.Attempt, d.URL), s.now)
+	transition(&ss.Status, cyclonev1alpha1.StatusRunning, ReasonDelegating, fmt.Sprintf("sending attempt %d to %s", ss.Attempt, netguard.RedactURL(delegationURL(d.URL))), s.now)
 	now := metav1.NewTime(s.now)
 	ss.Status.StartTime = &now
+	body, err := delegationBody(s, st, stage)
+	if err != nil {
+		r.failAttempt(s, ss, item, podState{Phase: cyclonev1alpha1.StatusFailed, Reason: ReasonDelegationFailure, Message: err.Error()})
+		return true, nil
+	}
 	// A copy, so that what is written now and what this round goes on to
 	// change stay apart.
 	if err := r.writeStatus(ctx, s.run, st.DeepCopy()); err != nil {
 		return true, err
 	}
-	if err := r.sendDelegation(ctx, s, st, stage); err != nil {
-		r.failAttempt(s, ss, item, podState{Phase: cyclonev1alpha1.StatusFailed, Reason: ReasonDelegationFailure, Message: err.Error()})
-		return true, nil
-	}
-	transition(&ss.Status, cyclonev1alpha1.StatusWaiting, ReasonDelegationSucceed, "delegated to "+d.URL, s.now)
+	// The request is sent in the background: a service that does not
+	// answer must not hold a reconcile worker. The send that ends wakes
+	// the run, whose next reconcile records the outcome (see delegated).
+	r.deliveries.outcome(s.run, key, func(ctx context.Context) cyclonev1alpha1.NotificationStatus {
+		if err := r.sendDelegation(ctx, delegationURL(d.URL), body); err != nil {
+			return cyclonev1alpha1.NotificationStatus{Result: cyclonev1alpha1.NotificationResultFailed, Message: err.Error()}
+		}
+		return cyclonev1alpha1.NotificationStatus{Result: cyclonev1alpha1.NotificationResultSucceeded}
+	})
 	r.waitDelegated(s, ss, item)
+	s.wakeAt(s.now.Add(deliveryPoll))
 	return true, nil
+}
+
+// delegationKey names the send of one attempt of a delegation stage among
+// the run's background sends.
+func delegationKey(stage string, attempt int32) string {
+	return fmt.Sprintf("delegation:%s:%d", stage, attempt)
+}
+
+// delegated records the outcome of the attempt's request once its send
+// has ended, and waits for it otherwise.
+func (r *Engine) delegated(s *scope, ss *cyclonev1alpha1.StageStatus, item cyclonev1alpha1.StageItem, key, url string) {
+	out, ok := r.deliveries.outcome(s.run, key, nil)
+	if !ok {
+		r.waitDelegated(s, ss, item)
+		s.wakeAt(s.now.Add(deliveryPoll))
+		return
+	}
+	switch {
+	case ss.Status.Phase == cyclonev1alpha1.StatusRunning && ss.Status.Reason == ReasonDelegating:
+	case ss.Status.Phase == cyclonev1alpha1.StatusPending || ss.Status.Phase == "":
+		// A read that has not seen the attempt start yet: the outcome
+		// waits for a fresher one.
+		s.wakeAt(s.now.Add(deliveryPoll))
+		return
+	default:
+		r.deliveries.drop(s.run, key)
+		return // the attempt ended meanwhile, by its timeout or the run's
+	}
+	r.deliveries.drop(s.run, key)
+	if out.Result == cyclonev1alpha1.NotificationResultFailed {
+		r.failAttempt(s, ss, item, podState{Phase: cyclonev1alpha1.StatusFailed, Reason: ReasonDelegationFailure, Message: out.Message})
+		return
+	}
+	transition(&ss.Status, cyclonev1alpha1.StatusWaiting, ReasonDelegationSucceed, "delegated to "+netguard.RedactURL(delegationURL(url)), s.now)
+	r.waitDelegated(s, ss, item)
 }
 
 // waitDelegated applies the stage timeout to a delegated attempt and asks
@@ -128,9 +175,9 @@ func (r *Engine) waitDelegated(s *scope, ss *cyclonev1alpha1.StageStatus, item c
 	s.wakeAt(s.now.Add(r.cfg.WaitInterval))
 }
 
-// sendDelegation POSTs the delegation request of a stage's current
-// attempt.
-func (r *Engine) sendDelegation(ctx context.Context, s *scope, st *cyclonev1alpha1.WorkflowRunStatus, stage *cyclonev1alpha1.Stage) error {
+// delegationBody is the delegation request of a stage's current attempt,
+// encoded.
+func delegationBody(s *scope, st *cyclonev1alpha1.WorkflowRunStatus, stage *cyclonev1alpha1.Stage) ([]byte, error) {
 	run := s.run.DeepCopy()
 	run.Status = *st.DeepCopy()
 	// Cyclone's services read the run's variables, generated values
@@ -145,27 +192,36 @@ func (r *Engine) sendDelegation(ctx context.Context, s *scope, st *cyclonev1alph
 	req.WorkflowRun.APIVersion, req.WorkflowRun.Kind = gv, "WorkflowRun"
 	body, err := json.Marshal(req)
 	if err != nil {
-		return fmt.Errorf("encode delegation request: %w", err)
+		return nil, fmt.Errorf("encode delegation request: %w", err)
 	}
-	url := stage.Spec.Delegation.URL
-	if !strings.Contains(url, "://") {
-		url = "http://" + url // as Cyclone does
+	return body, nil
+}
+
+// delegationURL is a stage's spec.delegation.url with a scheme: Cyclone
+// takes a bare host[:port]/path as http.
+func delegationURL(raw string) string {
+	if !strings.Contains(raw, "://") {
+		return "http://" + raw
 	}
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	return raw
+}
+
+// delegationTimeout bounds one delegation request.
+const delegationTimeout = 30 * time.Second
+
+// sendDelegation POSTs an encoded delegation request to url. Its error is
+// a short reason, such as "HTTP 503" or "refused: 127.0.0.1 is a loopback
+// address": the service's answer and the URL, which may hold a
+// credential, stay out of the stage's status.
+func (r *Engine) sendDelegation(ctx context.Context, url string, body []byte) error {
+	ctx, cancel := context.WithTimeout(ctx, delegationTimeout)
 	defer cancel()
-	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+	code, _, err := r.post(ctx, url, "application/json", "", body)
 	if err != nil {
-		return fmt.Errorf("stage %s: spec.delegation.url: %w", stage.Name, err)
+		return fmt.Errorf("delegation request: %w", err)
 	}
-	hreq.Header.Set("Content-Type", "application/json")
-	resp, err := r.cfg.HTTPClient.Do(hreq)
-	if err != nil {
-		return fmt.Errorf("POST %s: %w", url, err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode/100 != 2 {
-		msg, _ := io.ReadAll(io.LimitReader(resp.Body, maxDelegationResponse))
-		return fmt.Errorf("POST %s: status %d: %s", url, resp.StatusCode, strings.TrimSpace(string(msg)))
+	if code/100 != 2 {
+		return fmt.Errorf("delegation request: %s", netguard.StatusReason(code))
 	}
 	return nil
 }

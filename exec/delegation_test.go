@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -85,7 +87,7 @@ func TestEngine_delegationStage(t *testing.T) {
 				cyclonev1alpha1.StatusSucceeded, cyclonev1alpha1.KeyValue{Key: "approvedBy", Value: "ops"})
 		}()
 	})
-	startEngine(t, env.Config, testConfig())
+	startEngine(t, env.Config, allowLoopback(testConfig()))
 	delegationWorkflow(t, ns, svc.URL, cyclonev1alpha1.StageItem{})
 	createRun(t, ns, "run1", "release", func(run *cyclonev1alpha1.WorkflowRun) {
 		run.Spec.GlobalVariables = []cyclonev1alpha1.GlobalVariable{{Name: "TAG", Value: "$(random:5)"}}
@@ -119,7 +121,7 @@ func TestEngine_delegationRefusedIsRetriedThenFails(t *testing.T) {
 	svc := newDelegationService(t, func(w http.ResponseWriter, _ DelegationRequest) {
 		http.Error(w, "approval service is read-only", http.StatusServiceUnavailable)
 	})
-	startEngine(t, env.Config, testConfig())
+	startEngine(t, env.Config, allowLoopback(testConfig()))
 	delegationWorkflow(t, ns, svc.URL, cyclonev1alpha1.StageItem{Retries: 1})
 	createRun(t, ns, "run1", "release")
 
@@ -127,7 +129,8 @@ func TestEngine_delegationRefusedIsRetriedThenFails(t *testing.T) {
 	approve := run.Status.Stages["approve"].Status
 	g.Expect(approve.Phase).To(Equal(cyclonev1alpha1.StatusFailed))
 	g.Expect(approve.Reason).To(Equal(ReasonDelegationFailure))
-	g.Expect(approve.Message).To(ContainSubstring("status 503: approval service is read-only"))
+	g.Expect(approve.Message).To(ContainSubstring("delegation request: HTTP 503"))
+	g.Expect(approve.Message).NotTo(ContainSubstring("read-only"), "the service's answer stays out of the status")
 	g.Expect(stagePhase(run, "deploy")).To(Equal(cyclonev1alpha1.StatusCancelled))
 	reqs := svc.all()
 	g.Expect(reqs).To(HaveLen(2), "the retry is a new attempt, with a request of its own")
@@ -141,7 +144,7 @@ func TestEngine_delegationStageTimeout(t *testing.T) {
 	svc := newDelegationService(t, func(w http.ResponseWriter, _ DelegationRequest) {
 		w.WriteHeader(http.StatusOK) // and never reports
 	})
-	startEngine(t, env.Config, testConfig())
+	startEngine(t, env.Config, allowLoopback(testConfig()))
 	delegationWorkflow(t, ns, svc.URL, cyclonev1alpha1.StageItem{Timeout: "1s"})
 	createRun(t, ns, "run1", "release")
 
@@ -162,7 +165,7 @@ func TestEngine_delegationNeverSentTwice(t *testing.T) {
 	ns := newTenant(t)
 	svc := newDelegationService(t, func(w http.ResponseWriter, _ DelegationRequest) { w.WriteHeader(http.StatusOK) })
 	var killed atomic.Bool
-	startEngineWith(t, testConfig(), func(point string) error {
+	startEngineWith(t, allowLoopback(testConfig()), func(point string) error {
 		if point != "after-status-write" || killed.Load() {
 			return nil
 		}
@@ -191,4 +194,62 @@ func TestEngine_delegationNeverSentTwice(t *testing.T) {
 	g.Expect(reportStage(ns, "run1", "approve", cyclonev1alpha1.StatusSucceeded)).To(Succeed())
 	run := waitRun(t, ns, "run1", cyclonev1alpha1.StatusSucceeded)
 	g.Expect(phaseOf(run)).To(HaveEach(cyclonev1alpha1.StatusSucceeded))
+}
+
+func TestEngine_delegationToLoopbackIsRefused(t *testing.T) {
+	requireCluster(t)
+	g := NewWithT(t)
+	ns := newTenant(t)
+	svc := newDelegationService(t, func(w http.ResponseWriter, _ DelegationRequest) { w.WriteHeader(http.StatusOK) })
+	startEngine(t, env.Config, testConfig())
+	delegationWorkflow(t, ns, "http://user:s3cret@"+strings.TrimPrefix(svc.URL, "http://")+"/approve?token=s3cret", cyclonev1alpha1.StageItem{})
+	createRun(t, ns, "run1", "release")
+
+	run := waitRun(t, ns, "run1", cyclonev1alpha1.StatusFailed)
+	approve := run.Status.Stages["approve"].Status
+	g.Expect(approve.Reason).To(Equal(ReasonDelegationFailure))
+	g.Expect(approve.Message).To(Equal("delegation request: refused: 127.0.0.1 is a loopback address"))
+	g.Expect(svc.all()).To(BeEmpty(), "the service is never called")
+	raw, err := json.Marshal(run.Status)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(string(raw)).NotTo(ContainSubstring("s3cret"), "credentials in the URL stay out of the status")
+}
+
+// TestEngine_delegationHoldsNoWorker: a delegation service that does not
+// answer keeps its stage delegating, and nothing else: with a single
+// reconcile worker, another run still runs to the end meanwhile.
+func TestEngine_delegationHoldsNoWorker(t *testing.T) {
+	requireCluster(t)
+	g := NewWithT(t)
+	release := make(chan struct{})
+	released := sync.OnceFunc(func() { close(release) })
+	defer released()
+	svc := newDelegationService(t, func(w http.ResponseWriter, _ DelegationRequest) {
+		<-release
+		w.WriteHeader(http.StatusOK)
+	})
+	ns := newTenant(t)
+	cfg := allowLoopback(testConfig())
+	cfg.MaxConcurrentReconciles = 1
+	cfg.HTTPClient = cfg.Outbound.Client(0) // no timeout but the request's own
+	startEngine(t, env.Config, cfg)
+	delegationWorkflow(t, ns, svc.URL, cyclonev1alpha1.StageItem{})
+	createWorkflow(t, ns, "fast", []*cyclonev1alpha1.Stage{stage(ns, "b", succeed("0s"))}, items("b"))
+	createRun(t, ns, "waiting", "release")
+	g.Eventually(func() []DelegationRequest { return svc.all() }).WithTimeout(time.Minute).Should(HaveLen(1))
+
+	createRun(t, ns, "other", "fast")
+	// The request's own timeout is 30 seconds: a worker held by it would
+	// let the other run finish only after that.
+	g.Eventually(func(g Gomega) {
+		g.Expect(getRun(g, ns, "other").Status.Overall.Phase).To(Equal(cyclonev1alpha1.StatusSucceeded))
+	}).WithTimeout(20 * time.Second).Should(Succeed())
+	g.Expect(stagePhase(getRun(g, ns, "waiting"), "approve")).To(Equal(cyclonev1alpha1.StatusRunning))
+
+	released()
+	g.Eventually(func(g Gomega) {
+		ss := getRun(g, ns, "waiting").Status.Stages["approve"]
+		g.Expect(ss.Status.Phase).To(Equal(cyclonev1alpha1.StatusWaiting))
+		g.Expect(ss.Status.Reason).To(Equal(ReasonDelegationSucceed))
+	}).WithTimeout(30 * time.Second).Should(Succeed())
 }

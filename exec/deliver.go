@@ -19,10 +19,11 @@ import (
 // connections without end.
 const maxDeliveries = 32
 
-// deliveries sends notifications away from the reconcile workers. A
-// receiver that takes its time (a webhook near its timeout, a mail server
-// that stalls) would otherwise hold a worker, and with it every run
-// queued behind. A reconcile starts the sends of a finished run and
+// deliveries sends notifications and delegation requests away from the
+// reconcile workers. A receiver that takes its time (a webhook near its
+// timeout, a mail server that stalls, a delegation service that does not
+// answer) would otherwise hold a worker, and with it every run queued
+// behind. A reconcile starts the sends of a finished run and
 // returns; each send that ends wakes the run, whose next reconcile
 // records the outcome in its status.
 //
@@ -98,6 +99,24 @@ func (d *deliveries) outcome(run *cyclonev1alpha1.WorkflowRun, key string, send 
 		}
 	}()
 	return st, false
+}
+
+// known reports whether a send of run to key was started by this engine
+// and is still kept, ended or not.
+func (d *deliveries) known(run *cyclonev1alpha1.WorkflowRun, key string) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	rd := d.byRun[types.NamespacedName{Namespace: run.Namespace, Name: run.Name}]
+	return rd != nil && rd.uid == run.UID && rd.sends[key] != nil
+}
+
+// drop forgets the send of run to key once its outcome is recorded.
+func (d *deliveries) drop(run *cyclonev1alpha1.WorkflowRun, key string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if rd := d.byRun[types.NamespacedName{Namespace: run.Namespace, Name: run.Name}]; rd != nil && rd.uid == run.UID {
+		delete(rd.sends, key)
+	}
 }
 
 // forget drops what is kept for a run: its outcomes are recorded, or the

@@ -1,13 +1,9 @@
 package exec
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"net/http"
 	"sort"
 
 	corev1 "k8s.io/api/core/v1"
@@ -309,29 +305,6 @@ func (r *Engine) send(ctx context.Context, run *cyclonev1alpha1.WorkflowRun, typ
 		return cyclonev1alpha1.NotificationStatus{Result: cyclonev1alpha1.NotificationResultFailed, Message: err.Error()}
 	}
 	return cyclonev1alpha1.NotificationStatus{Result: cyclonev1alpha1.NotificationResultSucceeded}
-}
-
-// sendWebhook POSTs the run as JSON to addr, as Cyclone does.
-func (r *Engine) sendWebhook(ctx context.Context, run *cyclonev1alpha1.WorkflowRun, addr string) error {
-	body, err := json.Marshal(run)
-	if err != nil {
-		return fmt.Errorf("encode run: %w", err)
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, addr, bytes.NewReader(body))
-	if err != nil {
-		return fmt.Errorf("bad webhook address: %w", err)
-	}
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := r.cfg.HTTPClient.Do(req)
-	if err != nil {
-		return fmt.Errorf("post: %w", err)
-	}
-	defer resp.Body.Close()
-	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<16))
-	if resp.StatusCode/100 != 2 {
-		return fmt.Errorf("webhook answered %s", resp.Status)
-	}
-	return nil
 }
 
 // pruneHistory deletes the oldest finished runs of the run's Workflow

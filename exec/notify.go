@@ -15,11 +15,13 @@ import (
 	"net/mail"
 	"net/smtp"
 	"net/url"
+	"regexp"
 	"sort"
 	"strings"
 	"time"
 
 	cyclonev1alpha1 "github.com/gyreops/gyre/api/cyclone/v1alpha1"
+	"github.com/gyreops/gyre/internal/netguard"
 )
 
 // smtpTimeout bounds one e-mail delivery: a mail server that stops
@@ -97,15 +99,12 @@ func (r *Engine) sendSlack(ctx context.Context, run *cyclonev1alpha1.WorkflowRun
 	// them.
 	text := strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;").Replace(runSummary(run))
 	if u, err := url.Parse(addr); err == nil && (u.Scheme == "http" || u.Scheme == "https") {
-		code, status, body, err := r.postJSON(ctx, addr, "", map[string]string{"text": text})
+		code, _, err := r.postJSON(ctx, addr, "", map[string]string{"text": text})
 		if err != nil {
-			return err
+			return fmt.Errorf("slack webhook: %w", err)
 		}
 		if code/100 != 2 {
-			if detail := oneLine(string(body)); detail != "" && len(detail) <= 200 {
-				return fmt.Errorf("slack webhook answered %s: %s", status, detail)
-			}
-			return fmt.Errorf("slack webhook answered %s", status)
+			return fmt.Errorf("slack webhook: %s", netguard.StatusReason(code))
 		}
 		return nil
 	}
@@ -113,55 +112,90 @@ func (r *Engine) sendSlack(ctx context.Context, run *cyclonev1alpha1.WorkflowRun
 		return errors.New("posting to a Slack channel needs a bot token, and the controller has no --slack-token-file")
 	}
 	api := strings.TrimSuffix(r.cfg.SlackAPIURL, "/") + "/chat.postMessage"
-	code, status, body, err := r.postJSON(ctx, api, r.cfg.SlackToken, map[string]string{"channel": addr, "text": text})
+	code, body, err := r.postJSON(ctx, api, r.cfg.SlackToken, map[string]string{"channel": addr, "text": text})
 	if err != nil {
-		return err
+		return fmt.Errorf("slack chat.postMessage: %w", err)
 	}
 	if code/100 != 2 {
-		return fmt.Errorf("slack chat.postMessage answered %s", status)
+		return fmt.Errorf("slack chat.postMessage: %s", netguard.StatusReason(code))
 	}
 	var answer struct {
 		OK    bool   `json:"ok"`
 		Error string `json:"error"`
 	}
 	if err := json.Unmarshal(body, &answer); err != nil {
-		return fmt.Errorf("decode slack chat.postMessage answer: %w", err)
+		return errors.New("slack chat.postMessage: the answer is not Slack's JSON")
 	}
 	if !answer.OK {
+		// Slack's error is a code such as "channel_not_found"; anything
+		// else the answer holds stays out of the status.
+		if !slackErrorCode.MatchString(answer.Error) {
+			return errors.New("slack chat.postMessage failed")
+		}
 		return fmt.Errorf("slack chat.postMessage failed: %s", answer.Error)
 	}
 	return nil
 }
 
-// postJSON POSTs v as JSON to target, with token as a bearer token when
-// set, and returns the answer's status and the start of its body. Its
-// errors leave the URL out: a Slack webhook URL is a credential.
-func (r *Engine) postJSON(ctx context.Context, target, token string, v any) (code int, status string, body []byte, err error) {
+// slackErrorCode matches the error codes of Slack's Web API.
+var slackErrorCode = regexp.MustCompile(`^[a-z0-9_]{1,64}$`)
+
+// errBadAddress is the failure of a receiver address that is no URL. The
+// address is not repeated: it may hold a credential.
+var errBadAddress = errors.New("bad address: not an http(s) URL")
+
+// postJSON POSTs v as JSON to target through the engine's outbound client,
+// with token as a bearer token when set, and returns the answer's status
+// code and the start of its body. Its errors are short reasons (see
+// netguard.Reason) that leave the URL out: a Slack webhook URL is a
+// credential, and a receiver's answer is not the status's to show.
+func (r *Engine) postJSON(ctx context.Context, target, token string, v any) (code int, body []byte, err error) {
 	payload, err := json.Marshal(v)
 	if err != nil {
-		return 0, "", nil, fmt.Errorf("encode message: %w", err)
+		return 0, nil, fmt.Errorf("encode message: %w", err)
 	}
+	// Slack warns of a JSON body without a charset.
+	return r.post(ctx, target, "application/json; charset=utf-8", token, payload)
+}
+
+// post POSTs a payload of type contentType; see postJSON.
+func (r *Engine) post(ctx context.Context, target, contentType, token string, payload []byte) (code int, body []byte, err error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, target, bytes.NewReader(payload))
-	if err != nil {
-		return 0, "", nil, errors.New("bad Slack URL")
+	if err != nil || (req.URL.Scheme != "http" && req.URL.Scheme != "https") {
+		return 0, nil, errBadAddress
 	}
-	req.Header.Set("Content-Type", "application/json; charset=utf-8")
+	req.Header.Set("Content-Type", contentType)
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
 	resp, err := r.cfg.HTTPClient.Do(req)
 	if err != nil {
-		if ue := (*url.Error)(nil); errors.As(err, &ue) {
-			err = ue.Err
-		}
-		return 0, "", nil, fmt.Errorf("post to slack: %w", err)
+		return 0, nil, errors.New(netguard.Reason(err))
 	}
 	defer resp.Body.Close()
 	body, err = io.ReadAll(io.LimitReader(resp.Body, 1<<16))
 	if err != nil {
-		return 0, "", nil, fmt.Errorf("read slack answer: %w", err)
+		return 0, nil, errors.New("reading the answer: " + netguard.Reason(err))
 	}
-	return resp.StatusCode, resp.Status, body, nil
+	return resp.StatusCode, body, nil
+}
+
+// sendWebhook POSTs the run as JSON to addr, as Cyclone does. Only the
+// answer's status code is kept: its body is the receiver's, not the
+// tenant's to read in a status.
+func (r *Engine) sendWebhook(ctx context.Context, run *cyclonev1alpha1.WorkflowRun, addr string) error {
+	body, err := json.Marshal(run)
+	if err != nil {
+		return fmt.Errorf("encode run: %w", err)
+	}
+	code, _, err := r.post(ctx, addr, "application/json", "", body)
+	if err != nil {
+		return err
+	}
+	if code/100 != 2 {
+		return errors.New(netguard.StatusReason(code))
+	}
+	return nil
 }
 
 // sendEmail mails the run's summary to addr through the configured SMTP

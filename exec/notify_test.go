@@ -21,6 +21,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	cyclonev1alpha1 "github.com/gyreops/gyre/api/cyclone/v1alpha1"
+	"github.com/gyreops/gyre/internal/netguard"
 )
 
 // The credentials the test SMTP server and the test Slack accept.
@@ -172,6 +173,17 @@ func notifyConfig(cfg Config, ms *mailServer, slack *fakeSlack) Config {
 	cfg.SMTP = SMTPConfig{Addr: ms.Addr, From: "gyre <gyre@example.com>", Username: testSMTPUser, Password: testSMTPPass}
 	cfg.SlackToken = testSlackToken
 	cfg.SlackAPIURL = slack.URL + "/api/"
+	return allowLoopback(cfg)
+}
+
+// allowLoopback lets an engine's outbound requests reach the test servers,
+// which listen on 127.0.0.1, as --allow-outbound=127.0.0.0/8 would.
+func allowLoopback(cfg Config) Config {
+	guard, err := netguard.New(netguard.Policy{Allow: []string{"127.0.0.0/8"}})
+	if err != nil {
+		panic(err)
+	}
+	cfg.Outbound = guard
 	return cfg
 }
 
@@ -304,7 +316,7 @@ func TestEngine_sendSlack(t *testing.T) {
 		{name: "A webhook that answers with an error status fails with that status.",
 			addr:     slack.URL + "/hooks/gone",
 			wantPost: &slackPost{Path: "/hooks/gone", Text: wantText},
-			wantMsg:  "slack webhook answered 404 Not Found: no_service"},
+			wantMsg:  "slack webhook: HTTP 404"},
 		{name: "A channel gets the summary through chat.postMessage with the bot token.",
 			addr:     "#ci",
 			wantPost: &slackPost{Path: "/api/chat.postMessage", Authorization: "Bearer " + testSlackToken, Channel: "#ci", Text: wantText}},
@@ -317,7 +329,7 @@ func TestEngine_sendSlack(t *testing.T) {
 			wantMsg: "posting to a Slack channel needs a bot token, and the controller has no --slack-token-file"},
 		{name: "An unreachable webhook fails without showing its URL.",
 			addr:    "http://127.0.0.1:1/hooks/T0/B0/secret",
-			wantMsg: "post to slack: dial tcp 127.0.0.1:1: connect: connection refused"},
+			wantMsg: "slack webhook: connection refused"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -342,6 +354,101 @@ func TestEngine_sendSlack(t *testing.T) {
 			g.Expect(posts).To(Equal([]slackPost{*tt.wantPost}))
 		})
 	}
+}
+
+// receiver is a webhook receiver on 127.0.0.1 that answers with code and
+// body and keeps the paths it was posted to.
+type receiver struct {
+	*httptest.Server
+	inbox[string]
+}
+
+func startReceiver(t testing.TB, h http.HandlerFunc) *receiver {
+	t.Helper()
+	rcv := &receiver{}
+	rcv.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rcv.add(r.URL.Path)
+		h(w, r)
+	}))
+	t.Cleanup(rcv.Close)
+	return rcv
+}
+
+func TestEngine_sendWebhook(t *testing.T) {
+	elsewhere := startReceiver(t, func(http.ResponseWriter, *http.Request) {})
+	rcv := startReceiver(t, func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/moved":
+			http.Redirect(w, r, elsewhere.URL+"/stolen", http.StatusTemporaryRedirect)
+		case "/broken":
+			http.Error(w, "stack trace with db-password=hunter2", http.StatusInternalServerError)
+		}
+	})
+	tests := []struct {
+		name     string
+		allow    bool   // the outbound policy lists 127.0.0.0/8
+		path     string // posted to on rcv
+		wantMsg  string // empty: succeeded
+		wantCall bool   // rcv gets the request
+	}{
+		{name: "A receiver on loopback is refused before it is connected to, and the status says why.",
+			path: "/hook", wantMsg: "refused: 127.0.0.1 is a loopback address"},
+		{name: "A receiver on loopback is posted to once the policy allows it.",
+			allow: true, path: "/hook", wantCall: true},
+		{name: "A redirect is not followed, and the status names it.",
+			allow: true, path: "/moved", wantMsg: "HTTP 307 redirect not followed", wantCall: true},
+		{name: "A receiver's error answer is recorded by its status code, never its body.",
+			allow: true, path: "/broken", wantMsg: "HTTP 500", wantCall: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			g := NewWithT(t)
+			cfg := Config{}
+			if tt.allow {
+				cfg = allowLoopback(cfg)
+			}
+			e := &Engine{cfg: cfg.withDefaults()}
+			before := len(rcv.all())
+			st := e.send(bg, failedRun(), cyclonev1alpha1.NotificationTypeWebhook, rcv.URL+tt.path)
+			want := cyclonev1alpha1.NotificationStatus{Result: cyclonev1alpha1.NotificationResultSucceeded}
+			if tt.wantMsg != "" {
+				want = cyclonev1alpha1.NotificationStatus{Result: cyclonev1alpha1.NotificationResultFailed, Message: tt.wantMsg}
+			}
+			g.Expect(st).To(Equal(want))
+			if tt.wantCall {
+				g.Expect(rcv.all()[before:]).To(Equal([]string{tt.path}))
+			} else {
+				g.Expect(rcv.all()[before:]).To(BeEmpty(), "the receiver is never called")
+			}
+			g.Expect(elsewhere.all()).To(BeEmpty(), "no redirect is followed")
+		})
+	}
+}
+
+// TestEngine_notificationToLoopbackIsRefused: a Workflow whose webhook
+// points at an address on the controller's own host gets no request sent
+// there; the run's status says why, in a few words.
+func TestEngine_notificationToLoopbackIsRefused(t *testing.T) {
+	requireCluster(t)
+	g := NewWithT(t)
+	rcv := startReceiver(t, func(http.ResponseWriter, *http.Request) {})
+	ns := newTenant(t)
+	startEngine(t, env.Config, testConfig())
+	createWorkflow(t, ns, "wf", []*cyclonev1alpha1.Stage{stage(ns, "a", succeed("0s"))}, items("a"),
+		func(wf *cyclonev1alpha1.Workflow) {
+			wf.Spec.Notification = cyclonev1alpha1.Notification{Receivers: []cyclonev1alpha1.NotificationReceiver{
+				{Type: cyclonev1alpha1.NotificationTypeWebhook, Addresses: []string{rcv.URL + "/hook"}},
+			}}
+		})
+	createRun(t, ns, "run1", "wf")
+
+	g.Eventually(func(g Gomega) {
+		run := getRun(g, ns, "run1")
+		g.Expect(run.Status.Notifications).To(Equal(map[string]cyclonev1alpha1.NotificationStatus{
+			"Webhook:" + rcv.URL + "/hook": {Result: cyclonev1alpha1.NotificationResultFailed, Message: "refused: 127.0.0.1 is a loopback address"},
+		}))
+	}).WithTimeout(time.Minute).Should(Succeed())
+	g.Expect(rcv.all()).To(BeEmpty(), "the receiver is never called")
 }
 
 // TestMailMessage checks what mail clients rely on: headers a reader can

@@ -97,6 +97,7 @@ func checkCyclone(objs []*unstructured.Unstructured, origins []string, t Target)
 			c.runSpec(i, &obj.Spec)
 			c.runPolicy(i, &obj.Spec)
 		}
+		c.outbound(i, obj)
 	}
 	return c.errs, c.warns
 }

@@ -139,9 +139,17 @@ func BenchmarkWebhookServer_loopback(b *testing.B) {
 			b.ResetTimer()
 			b.RunParallel(func(pb *testing.PB) {
 				for pb.Next() {
-					id := "replayed"
+					id, body, sign := "replayed", body, sign
+					var n int64
 					if mode != "replay" {
-						id = "bench-" + strconv.FormatInt(seq.Add(1), 10)
+						n = seq.Add(1)
+						id = "bench-" + strconv.FormatInt(n, 10)
+					}
+					if mode == "new" {
+						// A new delivery of the same commit is a replay: a
+						// new run needs a commit of its own.
+						body = bytes.ReplaceAll(body, []byte(benchSHA), fmt.Appendf(nil, "%040d", n))
+						sign = githubSignature(demoSecret, body)
 					}
 					req, _ := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
 					req.Header.Set("X-GitHub-Event", "push")
@@ -163,6 +171,9 @@ func BenchmarkWebhookServer_loopback(b *testing.B) {
 		})
 	}
 }
+
+// benchSHA is the commit of github-push.json.
+const benchSHA = "0d1a26e67d8f5eaf1f6ba5c57fc3c7d91ac0fd1c"
 
 // parallel calls f for 0..n-1 on at most workers goroutines.
 func parallel(n, workers int, f func(i int) error) {

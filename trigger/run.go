@@ -26,6 +26,15 @@ const (
 	// AnnotationSCMDelivery is the delivery id of the webhook event that
 	// started a run.
 	AnnotationSCMDelivery = "gyre.dev/scm-delivery"
+	// LabelSCMEvent identifies the SCM event that started a run, whatever
+	// delivery brought it: a hash of the trigger, the event's kind,
+	// repository, ref, commit and comment (see replayKey). A delivery of
+	// an event that has a run within the replay window starts none.
+	LabelSCMEvent = "gyre.dev/scm-event-key"
+	// AnnotationSCMReceived is when the webhook server received the event
+	// that started a run, in RFC 3339, by the server's clock: the replay
+	// window counts from it.
+	AnnotationSCMReceived = "gyre.dev/scm-received"
 	// AnnotationSCMEvent is the kind of SCM event that started a run:
 	// push, tag, pullRequest, pullRequestComment or postCommit.
 	AnnotationSCMEvent = "gyre.dev/scm-event"

@@ -73,6 +73,9 @@ type scmEvent struct {
 	sha string
 	// comment is the body of a pull request comment.
 	comment string
+	// commentID is the SCM's id of the comment: two comments of the same
+	// text are two requests, a replay of one is not.
+	commentID string
 	// changed are the paths a Subversion commit changed, relative to the
 	// repository's root.
 	changed []string
@@ -145,6 +148,7 @@ type githubEvent struct {
 		PullRequest *struct{} `json:"pull_request"`
 	} `json:"issue"`
 	Comment struct {
+		ID   int64  `json:"id"`
 		Body string `json:"body"`
 	} `json:"comment"`
 }
@@ -176,6 +180,7 @@ func parseGitHub(eventType string, body []byte) (scmEvent, error) {
 		// edited comment must not start the run a second time.
 		if p.Action == "created" && p.Issue.PullRequest != nil && p.Issue.State == "open" {
 			e.kind, e.comment = eventPullRequestComment, p.Comment.Body
+			e.commentID = strconv.FormatInt(p.Comment.ID, 10)
 			// The event names no commit and gyre holds no API token to ask
 			// for one: the run builds whatever the head is when it fetches.
 			e.ref = "refs/pull/" + strconv.Itoa(p.Issue.Number) + "/head"
@@ -192,6 +197,7 @@ type gitlabEvent struct {
 		PathWithNamespace string `json:"path_with_namespace"`
 	} `json:"project"`
 	ObjectAttributes struct {
+		ID           int64  `json:"id"`
 		IID          int    `json:"iid"`
 		Action       string `json:"action"`
 		Oldrev       string `json:"oldrev"`
@@ -241,6 +247,7 @@ func parseGitLab(eventType string, body []byte) (scmEvent, error) {
 		created := a.Action == "create" || a.Action == ""
 		if a.NoteableType == "MergeRequest" && created && mr.State == "opened" {
 			e.kind, e.comment = eventPullRequestComment, a.Note
+			e.commentID = strconv.FormatInt(a.ID, 10)
 			e.ref = "refs/merge-requests/" + strconv.Itoa(mr.IID) + "/head"
 			e.branch, e.sha = mr.TargetBranch, mr.LastCommit.ID
 		}

@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
@@ -49,7 +51,17 @@ type WebhookOptions struct {
 	Clock clock.PassiveClock
 	// Logger logs each request; logr.Discard() when unset.
 	Logger logr.Logger
+	// ReplayWindow is how long an event, told apart by trigger, kind,
+	// commit (or pull request head) and comment, starts no second run,
+	// whatever its delivery id: a signed body replayed with a new id is
+	// the same event. DefaultReplayWindow when 0.
+	ReplayWindow time.Duration
 }
+
+// DefaultReplayWindow is the replay window when WebhookOptions says
+// nothing: longer than any SCM's redelivery retries, short enough that a
+// deliberate rebuild of a commit the next day is not taken for a replay.
+const DefaultReplayWindow = time.Hour
 
 // WebhookServer starts WorkflowRuns of SCM WorkflowTriggers on signed
 // GitHub and GitLab push, tag, pull request and pull request comment
@@ -73,6 +85,9 @@ func NewWebhookServer(c client.Client, opts WebhookOptions) *WebhookServer {
 	}
 	if opts.Clock == nil {
 		opts.Clock = clock.RealClock{}
+	}
+	if opts.ReplayWindow <= 0 {
+		opts.ReplayWindow = DefaultReplayWindow
 	}
 	if opts.Logger.GetSink() == nil {
 		opts.Logger = logr.Discard()
@@ -241,18 +256,66 @@ func (s *WebhookServer) fireAll(ctx context.Context, log logr.Logger, trigs []*c
 	return resp, errors.Join(errs...)
 }
 
-// scmRunName is the run a delivery starts for trigger: the same delivery
-// always gives the same name, so a replay finds the run there.
-func scmRunName(trigger string, e scmEvent) string {
-	return shortName(trigger, hash(e.provider+"/"+e.delivery, 10))
+// replayKey identifies the event e is for trigger, whatever delivery
+// brought it: its provider, kind, repository, ref, commit (a pull
+// request's head) and comment. It is a label value.
+func replayKey(trigger string, e scmEvent) string {
+	return hash(strings.Join([]string{e.provider, trigger, e.kind, e.repo, e.ref, e.sha, e.commentID, e.comment}, "\x00"), 32)
 }
 
-// fire starts the run of e for trig and records it in trig's status.
+// scmRunName is the run the event of key starts for trigger at now: the
+// same event within one span of the window always gives the same name,
+// so that two deliveries racing each other find one run. A Subversion
+// commit happens once: its name does not depend on the time.
+func scmRunName(trigger, key string, e scmEvent, now time.Time, window time.Duration) string {
+	if e.provider == providerSVN {
+		return shortName(trigger, hash(key, 10))
+	}
+	span := strconv.FormatInt(now.UTC().Truncate(window).Unix(), 10)
+	return shortName(trigger, hash(key+"/"+span, 10))
+}
+
+// recentRun returns the name of a run of the event of key received within
+// the window before now, or "". It reads the API server, not a cache: a
+// run created a moment ago counts. A Subversion commit's run counts
+// whenever it was received.
+func (s *WebhookServer) recentRun(ctx context.Context, ns, key string, e scmEvent, now time.Time) (string, error) {
+	list := &cyclonev1alpha1.WorkflowRunList{}
+	if err := s.opts.APIReader.List(ctx, list, client.InNamespace(ns), client.MatchingLabels{LabelSCMEvent: key}); err != nil {
+		return "", fmt.Errorf("list runs of event %s: %w", key, err)
+	}
+	for _, r := range list.Items {
+		received, err := time.Parse(time.RFC3339, r.Annotations[AnnotationSCMReceived])
+		if err != nil {
+			continue // not the server's run: the label alone proves nothing
+		}
+		if e.provider == providerSVN || now.Sub(received) < s.opts.ReplayWindow {
+			return r.Name, nil
+		}
+	}
+	return "", nil
+}
+
+// fire starts the run of e for trig and records it in trig's status. An
+// event that has a run within the replay window starts none: a replayed
+// body, whatever its delivery id, finds the run of the first delivery.
 func (s *WebhookServer) fire(ctx context.Context, log logr.Logger, trig *cyclonev1alpha1.WorkflowTrigger, e scmEvent) (firedRun, error) {
-	run := newRun(trig, scmRunName(trig.Name, e), map[string]string{
+	now := s.opts.Clock.Now()
+	key := replayKey(trig.Name, e)
+	existing, err := s.recentRun(ctx, trig.Namespace, key, e, now)
+	if err != nil {
+		return firedRun{Trigger: trig.Name}, fmt.Errorf("trigger %q: %w", trig.Name, err)
+	}
+	if existing != "" {
+		log.Info("Replayed event: run exists", "WorkflowRun", klog.KRef(trig.Namespace, existing))
+		return firedRun{Trigger: trig.Name, Run: existing}, nil
+	}
+	run := newRun(trig, scmRunName(trig.Name, key, e, now, s.opts.ReplayWindow), map[string]string{
 		AnnotationSCMDelivery: e.provider + "/" + e.delivery,
 		AnnotationSCMEvent:    e.kind,
+		AnnotationSCMReceived: now.UTC().Format(time.RFC3339),
 	}, e.variables())
+	run.Labels[LabelSCMEvent] = key
 	for i := range run.Spec.ResourceParams {
 		rp := &run.Spec.ResourceParams[i]
 		rp.Parameters = setParameter(rp.Parameters, VarSCMRevision, e.revision())
@@ -260,7 +323,7 @@ func (s *WebhookServer) fire(ctx context.Context, log logr.Logger, trig *cyclone
 	fr := firedRun{Trigger: trig.Name, Run: run.Name}
 	if err := s.client.Create(ctx, run); err != nil {
 		if apierrors.IsAlreadyExists(err) {
-			log.Info("Replayed delivery: run exists", "WorkflowRun", klog.KObj(run))
+			log.Info("Replayed event: run exists", "WorkflowRun", klog.KObj(run))
 			return fr, nil
 		}
 		return fr, fmt.Errorf("create run %q for trigger %q: %w", run.Name, trig.Name, err)
@@ -271,7 +334,7 @@ func (s *WebhookServer) fire(ctx context.Context, log logr.Logger, trig *cyclone
 		s.opts.Recorder.Eventf(trig, run, corev1.EventTypeNormal, ReasonFired, ReasonFired,
 			"Started WorkflowRun %s for %s %s of %s", run.Name, e.kind, e.ref, e.revision())
 	}
-	fired := cyclonev1alpha1.FiredRun{Name: run.Name, Time: &metav1.Time{Time: s.opts.Clock.Now()}, Event: e.kind}
+	fired := cyclonev1alpha1.FiredRun{Name: run.Name, Time: &metav1.Time{Time: now}, Event: e.kind}
 	if err := s.tally.record(ctx, client.ObjectKeyFromObject(trig), fired); err != nil {
 		// The run is started and a replay will not start another; only the
 		// count is behind.

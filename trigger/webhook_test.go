@@ -462,11 +462,101 @@ func TestWebhookServer_replayedDeliveryStartsNoSecondRun(t *testing.T) {
 			g.Expect(replay.Runs[0].Run).To(Equal(first.Runs[0].Run))
 			g.Expect(listRuns(g, ns)).To(HaveLen(1))
 			g.Expect(getTrigger(g, ns, "build").Status.Count).To(Equal(1))
+		})
+	}
+}
 
-			// A new delivery of the same commit is a new run.
-			g.Expect(post("delivery-2").Runs[0].Created).To(BeTrue())
-			g.Expect(listRuns(g, ns)).To(HaveLen(2))
-			g.Expect(getTrigger(g, ns, "build").Status.Count).To(Equal(2))
+// TestWebhookServer_replayedEventStartsNoSecondRun: an attacker who saw
+// one signed body posts it again under a new delivery id. It is the same
+// event, and finds the run of the first within the replay window; another
+// commit or another comment is a new event.
+func TestWebhookServer_replayedEventStartsNoSecondRun(t *testing.T) {
+	githubSHA, gitlabSHA := "0d1a26e67d8f5eaf1f6ba5c57fc3c7d91ac0fd1c", "da1560886d4f094c3e6c9ef40349f7d38b5d27d7"
+	otherSHA := "1111111111111111111111111111111111111111"
+	tests := []struct {
+		name       string
+		first      func(t *testing.T) delivery
+		replay     func(t *testing.T) delivery // same body, new delivery id
+		newEvent   func(t *testing.T) delivery // another commit or comment
+		wantEvents []string                    // triggers that fire
+	}{
+		{name: "A GitHub push replayed under a new delivery id starts no second run; another commit does.",
+			first: func(t *testing.T) delivery {
+				return delivery{providerGitHub, "push", "gh-1", readPayload(t, "github-push.json"), "good", ""}
+			},
+			replay: func(t *testing.T) delivery {
+				return delivery{providerGitHub, "push", "gh-2", readPayload(t, "github-push.json"), "good", ""}
+			},
+			newEvent: func(t *testing.T) delivery {
+				return delivery{providerGitHub, "push", "gh-3", editPayload(t, "github-push.json", githubSHA, otherSHA), "good", ""}
+			}},
+		{name: "A GitLab push replayed under a new delivery id starts no second run; another commit does.",
+			first: func(t *testing.T) delivery {
+				return delivery{providerGitLab, "Push Hook", "gl-1", readPayload(t, "gitlab-push.json"), "good", ""}
+			},
+			replay: func(t *testing.T) delivery {
+				return delivery{providerGitLab, "Push Hook", "gl-2", readPayload(t, "gitlab-push.json"), "good", ""}
+			},
+			newEvent: func(t *testing.T) delivery {
+				return delivery{providerGitLab, "Push Hook", "gl-3", editPayload(t, "gitlab-push.json", gitlabSHA, otherSHA), "good", ""}
+			}},
+		{name: "A GitHub pull request comment replayed under a new delivery id starts no second run; another comment does.",
+			first: func(t *testing.T) delivery {
+				return delivery{providerGitHub, "issue_comment", "gh-1", readPayload(t, "github-pull-request-comment.json"), "good", ""}
+			},
+			replay: func(t *testing.T) delivery {
+				return delivery{providerGitHub, "issue_comment", "gh-2", readPayload(t, "github-pull-request-comment.json"), "good", ""}
+			},
+			newEvent: func(t *testing.T) delivery {
+				return delivery{providerGitHub, "issue_comment", "gh-3", editPayload(t, "github-pull-request-comment.json", `"id": 3344556677`, `"id": 3344556678`), "good", ""}
+			}},
+		{name: "A GitLab merge request note replayed under a new delivery id starts no second run; another note does.",
+			first: func(t *testing.T) delivery {
+				return delivery{providerGitLab, "Note Hook", "gl-1", readPayload(t, "gitlab-merge-request-note.json"), "good", ""}
+			},
+			replay: func(t *testing.T) delivery {
+				return delivery{providerGitLab, "Note Hook", "gl-2", readPayload(t, "gitlab-merge-request-note.json"), "good", ""}
+			},
+			newEvent: func(t *testing.T) delivery {
+				return delivery{providerGitLab, "Note Hook", "gl-3", editPayload(t, "gitlab-merge-request-note.json", `"note": "/test"`, `"note": "/test "`), "good", ""}
+			}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			g := NewWithT(t)
+			ns, srv := newWebhookTest(t)
+			post := func(d delivery) webhookResponse {
+				rec := httptest.NewRecorder()
+				srv.ServeHTTP(rec, d.request(ns))
+				g.Expect(rec.Code).To(Equal(http.StatusAccepted), rec.Body.String())
+				var resp webhookResponse
+				g.Expect(json.Unmarshal(rec.Body.Bytes(), &resp)).To(Succeed())
+				return resp
+			}
+			runsOf := func(resp webhookResponse, created bool) map[string]string {
+				out := map[string]string{}
+				for _, r := range resp.Runs {
+					g.Expect(r.Created).To(Equal(created), "run %s of trigger %s", r.Run, r.Trigger)
+					out[r.Trigger] = r.Run
+				}
+				return out
+			}
+			first := runsOf(post(tt.first(t)), true)
+			g.Expect(first).NotTo(BeEmpty())
+			before := len(listRuns(g, ns))
+
+			g.Expect(runsOf(post(tt.replay(t)), false)).To(Equal(first), "the replay finds the first runs")
+			g.Expect(listRuns(g, ns)).To(HaveLen(before))
+
+			fresh := runsOf(post(tt.newEvent(t)), true)
+			g.Expect(fresh).To(HaveLen(len(first)))
+			g.Expect(listRuns(g, ns)).To(HaveLen(2 * before))
+
+			// Past the window, the same body is a deliberate rebuild.
+			srv.opts.Clock.(*clocktesting.FakeClock).Step(DefaultReplayWindow + time.Minute)
+			later := runsOf(post(tt.replay(t)), true)
+			g.Expect(later).To(HaveLen(len(first)))
+			g.Expect(listRuns(g, ns)).To(HaveLen(3 * before))
 		})
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -12,6 +13,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	"github.com/gyreops/gyre/exec"
+	"github.com/gyreops/gyre/internal/netguard"
 	"github.com/gyreops/gyre/reconciler"
 )
 
@@ -26,6 +28,8 @@ func newControllerCmd() *cobra.Command {
 		// them: a flag's value would show in the Pod spec and in ps.
 		smtpPasswordFile string
 		slackTokenFile   string
+		// The outbound policy of requests made for tenants.
+		allowOutbound, serviceCIDRs, podCIDRs []string
 	)
 	cmd := &cobra.Command{
 		Use:   "controller",
@@ -37,6 +41,11 @@ applied and pruned, WorkflowRuns executed, WorkflowTriggers fired.`,
 			if err := notificationSecrets(&o, smtpPasswordFile, slackTokenFile); err != nil {
 				return err
 			}
+			guard, err := outboundGuard(allowOutbound, serviceCIDRs, podCIDRs)
+			if err != nil {
+				return err
+			}
+			o.Exec.Outbound = guard
 			ctrl.SetLogger(zap.New(zap.UseDevMode(development)))
 			cfg, err := restConfig(kubeconfig)
 			if err != nil {
@@ -78,6 +87,9 @@ applied and pruned, WorkflowRuns executed, WorkflowTriggers fired.`,
 	f.StringVar(&o.Exec.SMTP.Username, "smtp-username", "", "user that authenticates with the SMTP server; none when empty")
 	f.StringVar(&smtpPasswordFile, "smtp-password-file", "", "file holding the SMTP user's password")
 	f.StringVar(&slackTokenFile, "slack-token-file", "", "file holding the Slack bot token that posts to channels; webhook URLs need none")
+	f.StringSliceVar(&allowOutbound, "allow-outbound", nil, "hosts and CIDRs that notifications and delegation requests may reach although they are loopback, link-local, metadata or cluster addresses; comma-separated or repeated")
+	f.StringSliceVar(&serviceCIDRs, "service-cidr", nil, "the cluster's Service ranges, which notifications and delegation requests may not reach; comma-separated or repeated")
+	f.StringSliceVar(&podCIDRs, "pod-cidr", nil, "the cluster's Pod ranges, which notifications and delegation requests may not reach; comma-separated or repeated")
 	return cmd
 }
 
@@ -113,6 +125,24 @@ func notificationSecrets(o *reconciler.Options, smtpPasswordFile, slackTokenFile
 		}
 	}
 	return nil
+}
+
+// outboundGuard is the policy of the requests made for tenants, from the
+// flags; its errors name the flag.
+func outboundGuard(allow, serviceCIDRs, podCIDRs []string) (*netguard.Guard, error) {
+	for _, c := range []struct {
+		flag string
+		p    netguard.Policy
+	}{
+		{"--allow-outbound", netguard.Policy{Allow: allow}},
+		{"--service-cidr", netguard.Policy{ClusterCIDRs: serviceCIDRs}},
+		{"--pod-cidr", netguard.Policy{ClusterCIDRs: podCIDRs}},
+	} {
+		if _, err := netguard.New(c.p); err != nil {
+			return nil, fmt.Errorf("%s: %w", c.flag, err)
+		}
+	}
+	return netguard.New(netguard.Policy{Allow: allow, ClusterCIDRs: append(slices.Clone(serviceCIDRs), podCIDRs...)})
 }
 
 // readSecretFile reads the secret in path, without the line end an editor

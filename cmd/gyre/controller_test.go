@@ -1,6 +1,7 @@
 package main
 
 import (
+	"net/netip"
 	"os"
 	"path/filepath"
 	"testing"
@@ -35,6 +36,12 @@ func TestController_notificationSecretsComeFromFiles(t *testing.T) {
 		{name: "An SMTP server without a sender address stops the controller.",
 			args:       []string{"--smtp-addr", "mail.example.com:587", "--slack-token-file", token},
 			wantStderr: "gyre: --smtp-addr needs --smtp-from\n"},
+		{name: "An allowed outbound entry that is neither a host nor a CIDR stops the controller, naming the flag.",
+			args:       []string{"--allow-outbound", "hooks.example.com,10.0.0.0/33"},
+			wantStderr: "gyre: --allow-outbound: allowed outbound \"10.0.0.0/33\": neither a host name nor a CIDR\n"},
+		{name: "A Pod range that is no CIDR stops the controller, naming the flag.",
+			args:       []string{"--service-cidr", "10.96.0.0/12", "--pod-cidr", "pods"},
+			wantStderr: "gyre: --pod-cidr: cluster CIDR \"pods\": netip.ParsePrefix(\"pods\"): no '/'\n"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -74,4 +81,13 @@ func TestImageFlags(t *testing.T) {
 	g.Expect(c.DindInsecureRegistries).To(Equal([]string{"registry.local:5000", "10.0.0.5:5000"}))
 	g.Expect(c.NoDind).To(BeFalse())
 	g.Expect(c.DefaultResolverImage).To(BeEmpty(), "unset: the engine's default")
+}
+
+func TestOutboundGuard_refusesTheClusterRanges(t *testing.T) {
+	g := NewWithT(t)
+	guard, err := outboundGuard([]string{"10.96.0.10"}, []string{"10.96.0.0/12"}, []string{"10.244.0.0/16"})
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(guard.Check(netip.MustParseAddr("10.96.0.1"))).To(MatchError(ContainSubstring("in the cluster's range 10.96.0.0/12")))
+	g.Expect(guard.Check(netip.MustParseAddr("10.244.1.2"))).To(MatchError(ContainSubstring("in the cluster's range 10.244.0.0/16")))
+	g.Expect(guard.Check(netip.MustParseAddr("10.96.0.10"))).To(Succeed(), "listed in --allow-outbound")
 }
