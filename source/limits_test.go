@@ -44,12 +44,24 @@ func TestGit_limits(t *testing.T) {
 			want:   "artifact exceeds spec.limits.maxFiles (20): more than 20 files, at f/",
 		},
 		{
-			name: "A blob that compresses well but checks out past maxArtifactBytes is refused before it is read.",
+			name: "A small pack whose objects inflate past maxArtifactBytes is refused before they are inflated.",
 			write: func(r *gitserver.Repo) {
 				r.WriteFile("zeros.txt", string(make([]byte, 4*mib)))
 			},
 			limits: Limits{MaxArtifactBytes: 2 * mib},
-			want:   "artifact exceeds spec.limits.maxArtifactBytes (2Mi): ",
+			want:   "artifact exceeds spec.limits.maxArtifactBytes (2Mi): the fetched objects inflate to more than",
+		},
+		{
+			name: "One blob at many paths is refused at the path whose checkout goes past maxArtifactBytes.",
+			write: func(r *gitserver.Repo) {
+				b := make([]byte, mib/2)
+				_, _ = rand.Read(b)
+				for i := range 4 {
+					r.WriteFile(fmt.Sprintf("copy%d.bin", i), string(b))
+				}
+			},
+			limits: Limits{MaxArtifactBytes: 3 * mib / 2},
+			want:   "artifact exceeds spec.limits.maxArtifactBytes (1536Ki): copy2.bin is 524288 bytes and ",
 		},
 	}
 	for _, tt := range tests {
