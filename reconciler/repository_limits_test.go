@@ -41,7 +41,7 @@ func TestRepositoryReconciler_limits(t *testing.T) {
 	f.repo.WriteFile("big.bin", string(b))
 	f.repo.Commit("big")
 	f.repo.Push()
-	before := f.git.Stats()
+	before := f.git.PackBytes()
 	request(g, get(g, obj))
 	eventually(g, func(g Gomega) {
 		got := get(g, obj)
@@ -55,7 +55,7 @@ func TestRepositoryReconciler_limits(t *testing.T) {
 		g.Expect(readyOf(got)).To(HaveField("Status", metav1.ConditionFalse))
 		g.Expect(got.Status.Artifact).To(Equal(good))
 	})
-	received := f.git.Stats().PackBytes - before.PackBytes
+	received := f.git.PackBytes() - before
 	t.Logf("pack bytes read for the 8 MiB commit: %d", received)
 	g.Expect(received).To(BeNumerically("<", 2<<20), "the fetch stopped near the limit")
 	dir, err := f.rec.ArtifactDir(get(g, obj))

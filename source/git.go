@@ -63,8 +63,6 @@ type Stats struct {
 	Listings int64
 	// Fetches is the number of object fetches.
 	Fetches int64
-	// PackBytes is the number of pack bytes read from remotes.
-	PackBytes int64
 }
 
 // Git resolves refs on remotes and checks them out into a cache. It is
@@ -91,8 +89,12 @@ type Git struct {
 
 // Stats returns the operation counts so far.
 func (g *Git) Stats() Stats {
-	return Stats{Listings: g.listings.Load(), Fetches: g.fetches.Load(), PackBytes: g.packBytes.Load()}
+	return Stats{Listings: g.listings.Load(), Fetches: g.fetches.Load()}
 }
+
+// PackBytes returns the number of pack bytes read from remotes so far; a
+// fetch stopped at spec.limits.maxArtifactBytes counts what it read.
+func (g *Git) PackBytes() int64 { return g.packBytes.Load() }
 
 // Store returns the layout of the Git's cache.
 func (g *Git) Store() Store { return Store{Root: g.CacheDir} }

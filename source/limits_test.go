@@ -79,9 +79,9 @@ func TestGit_limits(t *testing.T) {
 			tt.write(f.repo)
 			f.repo.Commit("hostile")
 			f.repo.Push()
-			before := f.git.Stats().PackBytes
+			before := f.git.PackBytes()
 			_, _, err = f.git.Fetch(context.Background(), req, &good)
-			received := f.git.Stats().PackBytes - before
+			received := f.git.PackBytes() - before
 			g.Expect(err).To(MatchError(ContainSubstring(tt.want)))
 			g.Expect(ReasonOf(err)).To(Equal(LimitExceeded))
 			var se *Error
