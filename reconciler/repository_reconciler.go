@@ -119,7 +119,11 @@ func (r *RepositoryReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 		beforeRevision = obj.Status.Artifact.Revision
 	}
 	defer func() {
-		retErr = r.finish(ctx, obj, patcher, beforeReady, beforeRevision, retErr)
+		var requeue bool
+		requeue, retErr = r.finish(ctx, obj, patcher, beforeReady, beforeRevision, retErr)
+		if requeue {
+			result = ctrl.Result{RequeueAfter: r.jitter(repositoryInterval(obj))}
+		}
 	}()
 	if v, ok := obj.Annotations[gyrev1alpha1.ReconcileRequestAnnotation]; ok {
 		obj.Status.LastHandledReconcileAt = v
@@ -172,7 +176,7 @@ func (r *RepositoryReconciler) credentials(ctx context.Context, s *repositorySco
 // The last artifact stays in status while the remote fails.
 func (r *RepositoryReconciler) fetch(ctx context.Context, s *repositoryScope) (ctrl.Result, error) {
 	obj := s.obj
-	req := source.Request{Name: obj.Name, URL: obj.Spec.URL, Ref: repositoryRef(obj), Auth: s.auth}
+	req := source.Request{Name: obj.Name, URL: obj.Spec.URL, Ref: repositoryRef(obj), Auth: s.auth, Limits: repositoryLimits(obj)}
 	if obj.Spec.Ignore != nil {
 		req.Ignore = *obj.Spec.Ignore
 	}
@@ -204,9 +208,11 @@ func (r *RepositoryReconciler) fetch(ctx context.Context, s *repositoryScope) (c
 // finish derives the conditions from the outcome, records the event it
 // deserves and patches status. A spec that cannot work stalls the
 // Repository with a terminal error; other failures are retried with
-// backoff.
+// backoff. A commit past the Repository's limits stalls it too, but a
+// new commit can fix that, so finish asks for the usual poll (requeue)
+// instead of a terminal error.
 func (r *RepositoryReconciler) finish(ctx context.Context, obj *gyrev1alpha1.Repository, patcher *patch.SerialPatcher,
-	beforeReady *metav1.Condition, beforeRevision string, err error) error {
+	beforeReady *metav1.Condition, beforeRevision string, err error) (requeue bool, _ error) {
 	o := repositoryOutcome{err: err, terminal: isTerminal(err)}
 	if obj.Status.Artifact != nil {
 		o.revision = obj.Status.Artifact.Revision
@@ -225,14 +231,36 @@ func (r *RepositoryReconciler) finish(ctx context.Context, obj *gyrev1alpha1.Rep
 	if perr != nil {
 		perr = fmt.Errorf("patch status: %w", perr)
 	}
-	if o.terminal {
+	switch {
+	case o.terminal && source.ReasonOf(err) == source.LimitExceeded:
+		ctrl.LoggerFrom(ctx).Error(err, "Stalling until the repository or its limits change")
+		if perr == nil {
+			return true, nil
+		}
+		err = nil
+	case o.terminal:
 		ctrl.LoggerFrom(ctx).Error(err, "Stalling until the spec changes")
 		err = reconcile.TerminalError(err)
 	}
 	if perr == nil {
-		return err
+		return false, err
 	}
-	return kerrors.NewAggregate([]error{err, perr})
+	return false, kerrors.NewAggregate([]error{err, perr})
+}
+
+// repositoryLimits maps the API's limits to source's; unset fields take
+// source's defaults, the same as the API's.
+func repositoryLimits(obj *gyrev1alpha1.Repository) source.Limits {
+	var l source.Limits
+	if s := obj.Spec.Limits; s != nil {
+		if s.MaxArtifactBytes != nil {
+			l.MaxArtifactBytes = s.MaxArtifactBytes.Value()
+		}
+		if s.MaxFiles != nil {
+			l.MaxFiles = *s.MaxFiles
+		}
+	}
+	return l
 }
 
 // isTerminal says whether err can only be fixed by a spec change.

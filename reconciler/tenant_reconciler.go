@@ -113,6 +113,8 @@ type tenantScope struct {
 	artifact string
 	// allowRemote is the Repository's allowRemoteBases: fetch.
 	allowRemote bool
+	// renderLimits are the Repository's spec.limits for renders: fetch.
+	renderLimits render.Limits
 	// driftOnly is set by fetch when nothing but drift can have changed
 	// since the last full reconcile; dirty then holds the objects to
 	// re-apply by target, and nextFull when the next full check is due.
@@ -225,6 +227,7 @@ func (r *TenantReconciler) fetch(ctx context.Context, s *tenantScope) (ctrl.Resu
 		return ctrl.Result{}, err
 	}
 	s.revision, s.dir, s.allowRemote = repo.Status.Artifact.Revision, dir, repo.Spec.AllowRemoteBases
+	s.renderLimits = renderLimits(repo)
 	s.artifact = s.revision + " in " + dir
 	ctx = ctrl.LoggerInto(ctx, ctrl.LoggerFrom(ctx).WithValues("revision", s.revision))
 
@@ -318,7 +321,7 @@ func (r *TenantReconciler) render(ctx context.Context, s *tenantScope) (ctrl.Res
 	}
 	// The revision is not stamped on the objects: a commit would then
 	// rewrite every object of the tenant, not just those it changed.
-	opts := render.Options{AllowRemoteBases: s.allowRemote, AllowedKinds: t.Spec.AllowedKinds}
+	opts := render.Options{AllowRemoteBases: s.allowRemote, AllowedKinds: t.Spec.AllowedKinds, Limits: s.renderLimits}
 	results := make([]*render.Result, len(targets))
 	for i, rt := range targets {
 		res, err := r.Renderer.Render(ctx, s.dir, rt, opts)

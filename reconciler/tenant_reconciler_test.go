@@ -419,6 +419,43 @@ func TestTenantReconciler(t *testing.T) {
 		expectApplied(g, "beta", rev)
 	})
 
+	t.Run("A commit past the Repository's render limits stalls each target with the reason and applies nothing of it.", func(t *testing.T) {
+		g := NewWithT(t)
+		setLimits := func(l *gyrev1alpha1.RepositoryLimits) {
+			repo := &gyrev1alpha1.Repository{}
+			g.Expect(testEnv.Client.Get(ctx, client.ObjectKeyFromObject(f.repoObj), repo)).To(Succeed())
+			repo.Spec.Limits = l
+			g.Expect(testEnv.Client.Update(ctx, repo)).To(Succeed())
+		}
+		setLimits(&gyrev1alpha1.RepositoryLimits{MaxObjects: ptr.To[int64](2)})
+		f.repo.WriteFile("tenants/beta/base/extra.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: extra\ndata:\n  added: \"capped\"\n")
+		capped := f.publish(g, "three objects a target, past maxObjects")
+		g.Eventually(func(g Gomega) {
+			tn := getTenant(g, "beta")
+			for _, target := range []string{"one", "two"} {
+				st := targetStatus(tn, target)
+				g.Expect(st).NotTo(BeNil())
+				stalled := apimeta.FindStatusCondition(st.Conditions, meta.StalledCondition)
+				g.Expect(stalled).NotTo(BeNil())
+				g.Expect(stalled.Reason).To(Equal(ReasonRenderFailed))
+				g.Expect(stalled.Message).To(ContainSubstring("more than spec.limits.maxObjects (2)"))
+				g.Expect(st.LastAppliedRevision).To(Equal(rev))
+				g.Expect(st.LastAttemptedRevision).To(Equal(capped))
+				g.Expect(st.Inventory.Entries).To(ContainElement(gyrev1alpha1.InventoryEntry{ID: "cyclone-beta_extra-" + target + "__ConfigMap", Version: "v1"}), "the inventory stays")
+			}
+		}).WithTimeout(30 * time.Second).Should(Succeed())
+		cm := &corev1.ConfigMap{}
+		g.Expect(testEnv.Client.Get(ctx, client.ObjectKey{Namespace: "cyclone-beta", Name: "extra-one"}, cm)).To(Succeed())
+		g.Expect(cm.Data).To(HaveKeyWithValue("added", "again"), "nothing of the capped render is applied")
+
+		setLimits(nil)
+		rev = f.publish(g, "limits back to the defaults")
+		expectApplied(g, "alpha", rev)
+		expectApplied(g, "beta", rev)
+		g.Expect(testEnv.Client.Get(ctx, client.ObjectKey{Namespace: "cyclone-beta", Name: "extra-one"}, cm)).To(Succeed())
+		g.Expect(cm.Data).To(HaveKeyWithValue("added", "capped"))
+	})
+
 	t.Run("Emptying an overlay trips the prune guard until the revision is allowed.", func(t *testing.T) {
 		g := NewWithT(t)
 		f.repo.WriteFile("tenants/beta/two/kustomization.yaml", "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources: []\n")

@@ -55,3 +55,23 @@ func (s StoreArtifacts) ArtifactDir(repo *gyrev1alpha1.Repository) (string, erro
 	}
 	return dir, nil
 }
+
+// renderLimits maps a Repository's spec.limits to render's; unset fields
+// take render's defaults, the same as the API's.
+func renderLimits(repo *gyrev1alpha1.Repository) render.Limits {
+	var l render.Limits
+	s := repo.Spec.Limits
+	if s == nil {
+		return l
+	}
+	if s.MaxRenderBytes != nil {
+		l.MaxBytes = s.MaxRenderBytes.Value()
+	}
+	if s.MaxObjects != nil {
+		l.MaxObjects = *s.MaxObjects
+	}
+	if s.RenderTimeout != nil {
+		l.Timeout = s.RenderTimeout.Duration
+	}
+	return l
+}

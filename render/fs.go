@@ -40,6 +40,9 @@ type confinedFS struct {
 	vdir     string            // the directory holding the virtual files
 	maxSize  int64
 	remoteOK bool // reads of kustomize's git clones are allowed
+	// done ends reads when the render's deadline passes: kustomize takes
+	// no context, so a timed-out build stops at its next read.
+	done <-chan struct{}
 
 	mu         sync.Mutex
 	dirs       map[string]struct{} // relative to root, slash-separated
@@ -222,6 +225,9 @@ func (f *confinedFS) WriteFile(string, []byte) error { return errReadOnly }
 
 // Open opens a confined file for reading.
 func (f *confinedFS) Open(p string) (filesys.File, error) {
+	if err := f.expired(); err != nil {
+		return nil, err
+	}
 	if f.isVirtual(p) {
 		return nil, fmt.Errorf("open %s: not supported for in-memory files", p)
 	}
@@ -282,6 +288,9 @@ func (f *confinedFS) resolveQuiet(p string) (string, error) {
 
 // ReadDir lists a confined directory.
 func (f *confinedFS) ReadDir(p string) ([]string, error) {
+	if err := f.expired(); err != nil {
+		return nil, err
+	}
 	if filepath.Clean(p) == f.vdir {
 		var names []string
 		for v := range f.virtual {
@@ -368,6 +377,9 @@ func (f *confinedFS) Glob(pattern string) ([]string, error) {
 // ReadFile reads a confined file, refusing files over the size cap and
 // YAML files with duplicate keys or alias bombs.
 func (f *confinedFS) ReadFile(p string) ([]byte, error) {
+	if err := f.expired(); err != nil {
+		return nil, err
+	}
 	if data, ok := f.virtual[filepath.Clean(p)]; ok {
 		return data, nil
 	}

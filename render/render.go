@@ -33,6 +33,8 @@ type Options struct {
 	MaxFileSize int64
 	// Schemas validates objects; DefaultSchemas when nil.
 	Schemas *Schemas
+	// Limits cap the target's render; zero fields take the defaults.
+	Limits Limits
 }
 
 // fingerprint identifies the options that shape a render's content; the
@@ -43,7 +45,8 @@ func (o Options) fingerprint() string {
 		kinds[i] = gk.Group + "/" + gk.Kind
 	}
 	sort.Strings(kinds)
-	return fmt.Sprintf("remote=%t kinds=%s max=%d schemas=%p", o.AllowRemoteBases, strings.Join(kinds, ","), o.MaxFileSize, o.Schemas)
+	l := o.Limits.withDefaults()
+	return fmt.Sprintf("remote=%t kinds=%s max=%d schemas=%p objects=%d bytes=%d", o.AllowRemoteBases, strings.Join(kinds, ","), o.MaxFileSize, o.Schemas, l.MaxObjects, l.MaxBytes)
 }
 
 // Render renders one target of the repository checked out at root,
@@ -131,7 +134,9 @@ func (r *Renderer) Render(ctx context.Context, root string, t Target, opts Optio
 		var dirs []string
 		var cacheable bool
 		r.builds.Add(1)
-		res, dirs, cacheable = renderTarget(ctx, root, dir, t, opts)
+		if res, dirs, cacheable, err = renderWithin(ctx, root, dir, t, opts); err != nil {
+			return nil, err
+		}
 		if cacheable && r.cache != nil {
 			if d, err := treeDigest(root, dirs); err == nil {
 				r.store(key, &cacheEntry{dir: dir, dirs: dirs, digest: d, result: res.clone()})
@@ -182,6 +187,7 @@ func renderTarget(ctx context.Context, root, dir string, t Target, opts Options)
 		res.fail(Error{Message: err.Error()})
 		return res, nil, false
 	}
+	fsys.done = ctx.Done()
 	errs := precheck(fsys, dir, opts.AllowRemoteBases)
 	if v := fsys.Violations(); len(v) > 0 || len(errs) > 0 {
 		errs = append(errs, v...)
@@ -203,6 +209,10 @@ func renderTarget(ctx context.Context, root, dir string, t Target, opts Options)
 		return res, fsys.Dirs(), cacheable
 	}
 
+	if errs := checkLimits(b.objects, opts.Limits); len(errs) > 0 {
+		res.fail(errs...)
+		return res, fsys.Dirs(), cacheable
+	}
 	errs, warns := check(ctx, b, t, opts)
 	if len(errs) > 0 || len(warns) > 0 {
 		// Built again, this time tracking where each object came from,

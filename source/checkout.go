@@ -30,19 +30,20 @@ func ignoreMatcher(text string) gitignore.Matcher {
 
 // writeTree writes the tree of commit into dir, which must exist and be
 // empty, leaving out what m matches. Submodules (gitlinks) are left out:
-// their content is in another repository.
-func writeTree(ctx context.Context, commit *object.Commit, dir string, m gitignore.Matcher) error {
+// their content is in another repository. Each file is taken from b
+// before its blob is read, so an oversized blob is never inflated.
+func writeTree(ctx context.Context, commit *object.Commit, dir string, m gitignore.Matcher, b *budget) error {
 	tree, err := commit.Tree()
 	if err != nil {
 		return fmt.Errorf("read tree of %s: %w", commit.Hash, err)
 	}
-	if err := writeDir(ctx, tree, dir, nil, m); err != nil {
+	if err := writeDir(ctx, tree, dir, nil, m, b); err != nil {
 		return err
 	}
 	return checkSymlinks(dir)
 }
 
-func writeDir(ctx context.Context, tree *object.Tree, root string, prefix []string, m gitignore.Matcher) error {
+func writeDir(ctx context.Context, tree *object.Tree, root string, prefix []string, m gitignore.Matcher, b *budget) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -66,7 +67,7 @@ func writeDir(ctx context.Context, tree *object.Tree, root string, prefix []stri
 			if err := os.Mkdir(dst, 0o755); err != nil {
 				return err
 			}
-			if err := writeDir(ctx, sub, root, p, m); err != nil {
+			if err := writeDir(ctx, sub, root, p, m, b); err != nil {
 				return err
 			}
 		case filemode.Regular, filemode.Deprecated, filemode.Executable:
@@ -74,11 +75,17 @@ func writeDir(ctx context.Context, tree *object.Tree, root string, prefix []stri
 			if e.Mode == filemode.Executable {
 				perm = 0o755
 			}
-			if err := writeBlob(tree, e, dst, perm); err != nil {
+			if err := writeBlob(tree, e, dst, perm, b, path.Join(p...)); err != nil {
+				if isLimit(err) {
+					return err
+				}
 				return fmt.Errorf("write %s: %w", path.Join(p...), err)
 			}
 		case filemode.Symlink:
-			target, err := readBlob(tree, e)
+			target, err := readBlob(tree, e, b, path.Join(p...))
+			if isLimit(err) {
+				return err
+			}
 			if err != nil {
 				return fmt.Errorf("read symlink %s: %w", path.Join(p...), err)
 			}
@@ -94,9 +101,12 @@ func writeDir(ctx context.Context, tree *object.Tree, root string, prefix []stri
 	return nil
 }
 
-func writeBlob(tree *object.Tree, e object.TreeEntry, dst string, perm os.FileMode) error {
+func writeBlob(tree *object.Tree, e object.TreeEntry, dst string, perm os.FileMode, b *budget, name string) error {
 	f, err := tree.TreeEntryFile(&e)
 	if err != nil {
+		return err
+	}
+	if err := b.file(name, f.Size); err != nil {
 		return err
 	}
 	r, err := f.Reader()
@@ -119,9 +129,12 @@ func writeBlob(tree *object.Tree, e object.TreeEntry, dst string, perm os.FileMo
 	return os.Chmod(dst, perm)
 }
 
-func readBlob(tree *object.Tree, e object.TreeEntry) ([]byte, error) {
+func readBlob(tree *object.Tree, e object.TreeEntry, b *budget, name string) ([]byte, error) {
 	f, err := tree.TreeEntryFile(&e)
 	if err != nil {
+		return nil, err
+	}
+	if err := b.file(name, f.Size); err != nil {
 		return nil, err
 	}
 	s, err := f.Contents()

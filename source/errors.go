@@ -31,6 +31,9 @@ const (
 	// SymlinkEscape: the tree holds a symlink that points outside the
 	// checkout.
 	SymlinkEscape Reason = "SymlinkEscape"
+	// LimitExceeded: the repository went past one of its Limits (bytes
+	// fetched, file count, checked-out size).
+	LimitExceeded Reason = "LimitExceeded"
 	// StorageFailed: the artifact could not be written to the cache.
 	StorageFailed Reason = "StorageFailed"
 )
@@ -60,9 +63,9 @@ func (e *Error) Error() string {
 func (e *Error) Unwrap() error { return e.Err }
 
 // Terminal reports whether retrying cannot help until the spec changes:
-// the URL or ref is malformed.
+// the URL or ref is malformed, or the repository is past its limits.
 func (e *Error) Terminal() bool {
-	return e.Reason == InvalidURL || e.Reason == InvalidRef
+	return e.Reason == InvalidURL || e.Reason == InvalidRef || e.Reason == LimitExceeded
 }
 
 // ReasonOf returns the Reason of the first *Error in err's chain, or

@@ -53,6 +53,8 @@ type Request struct {
 	Auth *Auth
 	// Ignore lists paths, in .gitignore syntax, left out of the artifact.
 	Ignore string
+	// Limits cap the fetch and the checkout; zero fields take defaults.
+	Limits Limits
 }
 
 // Stats counts remote operations since the Git was made.
@@ -76,7 +78,7 @@ type Git struct {
 	// clock when nil.
 	Clock clock.PassiveClock
 
-	listings, fetches atomic.Int64
+	listings, fetches, packBytes atomic.Int64
 
 	mu    sync.Mutex
 	locks map[string]*sync.Mutex
@@ -89,6 +91,10 @@ type Git struct {
 func (g *Git) Stats() Stats {
 	return Stats{Listings: g.listings.Load(), Fetches: g.fetches.Load()}
 }
+
+// PackBytes returns the number of pack bytes read from remotes so far; a
+// fetch stopped at spec.limits.maxArtifactBytes counts what it read.
+func (g *Git) PackBytes() int64 { return g.packBytes.Load() }
 
 // Store returns the layout of the Git's cache.
 func (g *Git) Store() Store { return Store{Root: g.CacheDir} }
@@ -158,13 +164,16 @@ func (g *Git) Fetch(ctx context.Context, req Request, last *Artifact) (art Artif
 		return art, false, nil
 	}
 
-	commit, err := g.fetch(ctx, ep, req.URL, t, req.Auth)
+	limits := req.Limits.withDefaults()
+	commit, err := g.fetch(ctx, ep, req.URL, t, req.Auth, limits)
 	if err != nil {
 		return Artifact{}, false, err
 	}
-	if art.Digest, err = g.checkout(ctx, commit, dir, req.Ignore); err != nil {
+	if art.Digest, err = g.checkout(ctx, commit, dir, req.Ignore, limits); err != nil {
 		var se *Error
 		switch {
+		case isLimit(err):
+			return Artifact{}, false, newError(LimitExceeded, req.URL, err)
 		case errors.As(err, &se):
 			se.URL = RedactURL(req.URL)
 			return Artifact{}, false, se
@@ -181,7 +190,7 @@ func (g *Git) Fetch(ctx context.Context, req Request, last *Artifact) (art Artif
 
 // checkout writes commit into dir through a temporary sibling and a
 // rename, and returns the digest.
-func (g *Git) checkout(ctx context.Context, commit *object.Commit, dir, ignore string) (string, error) {
+func (g *Git) checkout(ctx context.Context, commit *object.Commit, dir, ignore string, limits Limits) (string, error) {
 	parent := filepath.Dir(dir)
 	if err := os.MkdirAll(parent, 0o755); err != nil {
 		return "", err
@@ -194,7 +203,7 @@ func (g *Git) checkout(ctx context.Context, commit *object.Commit, dir, ignore s
 	if err := os.Chmod(tmp, 0o755); err != nil {
 		return "", err
 	}
-	if err := writeTree(ctx, commit, tmp, ignoreMatcher(ignore)); err != nil {
+	if err := writeTree(ctx, commit, tmp, ignoreMatcher(ignore), &budget{limits: limits}); err != nil {
 		return "", err
 	}
 	digest, err := Digest(tmp)
@@ -321,7 +330,7 @@ func (g *Git) commitTimes(ctx context.Context, ep *transport.Endpoint, url strin
 	if len(specs) == 0 {
 		return times, nil
 	}
-	repo, err := g.fetchSpecs(ctx, ep, url, specs, 1, auth)
+	repo, err := g.fetchSpecs(ctx, ep, url, specs, 1, auth, Limits{}.withDefaults())
 	if err != nil {
 		return nil, err
 	}
@@ -344,18 +353,18 @@ func (g *Git) commitTimes(ctx context.Context, ep *transport.Endpoint, url strin
 // shallow through its ref. Any other commit is asked for by hash, which
 // needs a server that allows unadvertised wants; failing that, every
 // branch and tag is fetched in full and the commit looked up there.
-func (g *Git) fetch(ctx context.Context, ep *transport.Endpoint, url string, t target, auth *Auth) (*object.Commit, error) {
+func (g *Git) fetch(ctx context.Context, ep *transport.Endpoint, url string, t target, auth *Auth, limits Limits) (*object.Commit, error) {
 	var specs []config.RefSpec
 	if t.refName != "" {
 		specs = []config.RefSpec{config.RefSpec(fmt.Sprintf("+%s:%s", t.refName, t.refName))}
 	} else {
 		specs = []config.RefSpec{config.RefSpec(fmt.Sprintf("%s:refs/gyre/commit", t.commit))}
 	}
-	repo, err := g.fetchSpecs(ctx, ep, url, specs, 1, auth)
+	repo, err := g.fetchSpecs(ctx, ep, url, specs, 1, auth, limits)
 	if errors.Is(err, git.ErrExactSHA1NotSupported) && t.refName == "" {
 		repo, err = g.fetchSpecs(ctx, ep, url, []config.RefSpec{
 			"+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*",
-		}, 0, auth)
+		}, 0, auth, limits)
 	}
 	if err != nil {
 		var se *Error
@@ -374,15 +383,18 @@ func (g *Git) fetch(ctx context.Context, ep *transport.Endpoint, url string, t t
 	return commit, nil
 }
 
-// fetchSpecs fetches refspecs into a fresh in-memory repository. depth 0
-// is a full fetch. Errors of go-git's own are returned unclassified so
+// fetchSpecs fetches refspecs into a fresh in-memory repository that
+// refuses more than limits.MaxArtifactBytes of pack. depth 0 is a full
+// fetch. Errors of go-git's own are returned unclassified so
 // the caller can fall back on ErrExactSHA1NotSupported.
-func (g *Git) fetchSpecs(ctx context.Context, ep *transport.Endpoint, url string, specs []config.RefSpec, depth int, auth *Auth) (*git.Repository, error) {
+func (g *Git) fetchSpecs(ctx context.Context, ep *transport.Endpoint, url string, specs []config.RefSpec, depth int, auth *Auth, limits Limits) (*git.Repository, error) {
 	am, err := auth.method(ep)
 	if err != nil {
 		return nil, err
 	}
-	repo, err := git.Init(memory.NewStorage(), nil)
+	st := newCappedStorage(limits.MaxArtifactBytes)
+	defer func() { g.packBytes.Add(st.received) }()
+	repo, err := git.Init(st, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -406,6 +418,9 @@ func (g *Git) fetchSpecs(ctx context.Context, ep *transport.Endpoint, url string
 	})
 	if errors.Is(err, git.ErrExactSHA1NotSupported) {
 		return nil, err
+	}
+	if isLimit(err) {
+		return nil, newError(LimitExceeded, url, err)
 	}
 	if err != nil && !errors.Is(err, git.NoErrAlreadyUpToDate) {
 		return nil, classify(url, "fetch", err, auth)

@@ -94,7 +94,7 @@ func (l LocalCommit) Artifact(ctx context.Context) (Artifact, error) {
 	dir := g.Store().Dir("local", h.String(), l.Ignore)
 	art := Artifact{Revision: Revision(name, h.String()), Commit: h.String(), Dir: dir}
 	if !isDir(dir) {
-		art.Digest, err = g.checkout(ctx, commit, dir, l.Ignore)
+		art.Digest, err = g.checkout(ctx, commit, dir, l.Ignore, Limits{}.withDefaults())
 	} else {
 		art.Digest, err = Digest(dir)
 	}

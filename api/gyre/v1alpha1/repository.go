@@ -1,6 +1,7 @@
 package v1alpha1
 
 import (
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
@@ -59,6 +60,42 @@ type RepositorySpec struct {
 	// Suspend stops polling; the last artifact stays.
 	// +optional
 	Suspend bool `json:"suspend,omitempty"`
+	// Limits cap what a fetch and each target's render may use, so that
+	// a hostile repository cannot exhaust the controller. Past a limit
+	// the Repository or Tenant is Stalled and the last good artifact and
+	// objects stay.
+	// +kubebuilder:default={}
+	// +optional
+	Limits *RepositoryLimits `json:"limits,omitempty"`
+}
+
+// RepositoryLimits cap a Repository's artifact (per fetch) and the render
+// of each target built from it.
+type RepositoryLimits struct {
+	// MaxArtifactBytes caps the bytes a fetch receives and the total size
+	// of the checked-out files.
+	// +kubebuilder:default="256Mi"
+	// +optional
+	MaxArtifactBytes *resource.Quantity `json:"maxArtifactBytes,omitempty"`
+	// MaxFiles caps the number of files (symlinks included) in the
+	// checkout.
+	// +kubebuilder:default=20000
+	// +kubebuilder:validation:Minimum=1
+	// +optional
+	MaxFiles *int64 `json:"maxFiles,omitempty"`
+	// MaxRenderBytes caps the YAML size of one target's rendered objects.
+	// +kubebuilder:default="32Mi"
+	// +optional
+	MaxRenderBytes *resource.Quantity `json:"maxRenderBytes,omitempty"`
+	// MaxObjects caps the number of objects one target renders.
+	// +kubebuilder:default=5000
+	// +kubebuilder:validation:Minimum=1
+	// +optional
+	MaxObjects *int64 `json:"maxObjects,omitempty"`
+	// RenderTimeout bounds the render of one target.
+	// +kubebuilder:default="30s"
+	// +optional
+	RenderTimeout *metav1.Duration `json:"renderTimeout,omitempty"`
 }
 
 // GitRef is what a Repository follows; exactly one field is set.
