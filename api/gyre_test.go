@@ -95,11 +95,15 @@ func TestTenant_validation(t *testing.T) {
 		name    string
 		tenant  string
 		cluster string
-		wantErr string
+		// podSecurity is the Tenant's level; empty leaves the default.
+		podSecurity string
+		wantErr     string
 	}{
 		{name: "a short name and cluster are accepted", tenant: "shop", cluster: "prod"},
 		{name: "a name too long for its worker namespace is rejected", tenant: "a-very-long-tenant-name-that-cannot-fit-in-a-namespace", cluster: "prod", wantErr: "at most 48 characters"},
 		{name: "a cluster name that is no DNS label is rejected", tenant: "shop2", cluster: "Prod_EU", wantErr: "spec.clusters[0].name"},
+		{name: "a name whose namespace would be another tenant's worker namespace is rejected", tenant: "shop-worker", cluster: "prod", wantErr: "must not end in -worker"},
+		{name: "an unknown pod security level is rejected", tenant: "shop3", cluster: "prod", podSecurity: "root", wantErr: "spec.podSecurity"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -109,6 +113,7 @@ func TestTenant_validation(t *testing.T) {
 				Spec: gyrev1alpha1.TenantSpec{
 					RepositoryRef: gyrev1alpha1.ObjectReference{Name: "pipelines"},
 					Clusters:      []gyrev1alpha1.TenantCluster{{Name: tt.cluster}},
+					PodSecurity:   tt.podSecurity,
 				},
 			}
 			err := k8sClient.Create(context.Background(), tenant)
@@ -117,6 +122,7 @@ func TestTenant_validation(t *testing.T) {
 				t.Cleanup(func() { _ = k8sClient.Delete(context.Background(), tenant) })
 				g.Expect(tenant.Spec.Prune).To(HaveValue(BeTrue()), "prune defaults to true")
 				g.Expect(tenant.Spec.DeletionPolicy).To(Equal(gyrev1alpha1.DeletionPolicyDelete))
+				g.Expect(tenant.Spec.PodSecurity).To(Equal("baseline"), "pod security defaults to baseline")
 				return
 			}
 			g.Expect(err).To(MatchError(ContainSubstring(tt.wantErr)))
