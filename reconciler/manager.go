@@ -2,6 +2,7 @@ package reconciler
 
 import (
 	"fmt"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -36,6 +37,10 @@ type Options struct {
 	WebhookAddr string
 	// WebhookCertFile and WebhookKeyFile make the webhook server use TLS.
 	WebhookCertFile, WebhookKeyFile string
+	// WebhookReplayWindow is how long a webhook event sent again, under
+	// a new delivery id, is taken for the one already received;
+	// trigger.DefaultReplayWindow when 0.
+	WebhookReplayWindow time.Duration
 	// ArtifactDir holds the Repositories' checked-out artifacts.
 	ArtifactDir string
 	// Exec configures the WorkflowRun engine.
@@ -100,12 +105,13 @@ func Setup(mgr ctrl.Manager, o Options) error {
 	}
 	if o.WebhookAddr != "" {
 		hooks := trigger.NewWebhookServer(mgr.GetClient(), trigger.WebhookOptions{
-			Addr:      o.WebhookAddr,
-			CertFile:  o.WebhookCertFile,
-			KeyFile:   o.WebhookKeyFile,
-			APIReader: mgr.GetAPIReader(),
-			Recorder:  record.Distinct(mgr.GetEventRecorder("gyre-webhook")),
-			Logger:    mgr.GetLogger().WithName("webhook"),
+			Addr:         o.WebhookAddr,
+			CertFile:     o.WebhookCertFile,
+			KeyFile:      o.WebhookKeyFile,
+			ReplayWindow: o.WebhookReplayWindow,
+			APIReader:    mgr.GetAPIReader(),
+			Recorder:     record.Distinct(mgr.GetEventRecorder("gyre-webhook")),
+			Logger:       mgr.GetLogger().WithName("webhook"),
 		})
 		if err := mgr.Add(hooks); err != nil {
 			return fmt.Errorf("webhook server: %w", err)

@@ -15,6 +15,7 @@ import (
 	"github.com/gyreops/gyre/exec"
 	"github.com/gyreops/gyre/internal/netguard"
 	"github.com/gyreops/gyre/reconciler"
+	"github.com/gyreops/gyre/trigger"
 )
 
 func newControllerCmd() *cobra.Command {
@@ -74,6 +75,7 @@ applied and pruned, WorkflowRuns executed, WorkflowTriggers fired.`,
 	f.StringVar(&o.WebhookAddr, "webhook-addr", ":9292", "address of the SCM webhook server; empty turns it off")
 	f.StringVar(&o.WebhookCertFile, "webhook-tls-cert", "", "TLS certificate of the webhook server")
 	f.StringVar(&o.WebhookKeyFile, "webhook-tls-key", "", "TLS key of the webhook server")
+	f.DurationVar(&o.WebhookReplayWindow, "webhook-replay-window", trigger.DefaultReplayWindow, "how long a webhook event sent again under a new delivery id (same trigger, kind, commit and comment) starts no second run")
 	f.StringVar(&o.ArtifactDir, "artifact-dir", "/data/artifacts", "directory of the Repositories' checked-out artifacts")
 	f.BoolVar(&development, "log-development", false, "human-friendly logs")
 	// client-go's own default, 5 requests a second, would make a first
