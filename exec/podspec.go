@@ -819,21 +819,8 @@ func artifactSource(bound []cyclonev1alpha1.ArtifactItem, a cyclonev1alpha1.Arti
 func addPresetVolumes(spec *corev1.PodSpec, presets []cyclonev1alpha1.PresetVolume, nWorkload int) error {
 	for i, pv := range presets {
 		name := fmt.Sprintf("gyre-preset-%d", i)
-		vol := corev1.Volume{Name: name}
-		obj := ""
-		if pv.ObjectName != nil {
-			obj = *pv.ObjectName
-		}
-		switch pv.Type {
-		case cyclonev1alpha1.PresetVolumeTypeHostPath:
-			vol.HostPath = &corev1.HostPathVolumeSource{Path: pv.Path}
-		case cyclonev1alpha1.PresetVolumeTypePVC:
-			vol.PersistentVolumeClaim = &corev1.PersistentVolumeClaimVolumeSource{ClaimName: obj}
-		case cyclonev1alpha1.PresetVolumeTypeSecret:
-			vol.Secret = &corev1.SecretVolumeSource{SecretName: obj}
-		case cyclonev1alpha1.PresetVolumeTypeConfigMap:
-			vol.ConfigMap = &corev1.ConfigMapVolumeSource{LocalObjectReference: corev1.LocalObjectReference{Name: obj}}
-		default:
+		vol, ok := pv.Volume(name)
+		if !ok {
 			return invalidStage("preset volume %d has unknown type %q", i, pv.Type)
 		}
 		spec.Volumes = append(spec.Volumes, vol)

@@ -63,21 +63,8 @@ func (c *checker) presetVolumes(i int, spec *cyclonev1alpha1.WorkflowRunSpec) {
 	}
 	pod := &corev1.PodSpec{}
 	for k, pv := range spec.PresetVolumes {
-		vol := corev1.Volume{Name: fmt.Sprintf("gyre-preset-%d", k)}
-		obj := ""
-		if pv.ObjectName != nil {
-			obj = *pv.ObjectName
-		}
-		switch pv.Type {
-		case cyclonev1alpha1.PresetVolumeTypeHostPath:
-			vol.HostPath = &corev1.HostPathVolumeSource{Path: pv.Path}
-		case cyclonev1alpha1.PresetVolumeTypePVC:
-			vol.PersistentVolumeClaim = &corev1.PersistentVolumeClaimVolumeSource{ClaimName: obj}
-		case cyclonev1alpha1.PresetVolumeTypeSecret:
-			vol.Secret = &corev1.SecretVolumeSource{SecretName: obj}
-		case cyclonev1alpha1.PresetVolumeTypeConfigMap:
-			vol.ConfigMap = &corev1.ConfigMapVolumeSource{LocalObjectReference: corev1.LocalObjectReference{Name: obj}}
-		default:
+		vol, ok := pv.Volume(fmt.Sprintf("gyre-preset-%d", k))
+		if !ok {
 			continue // the schema's enum reports it
 		}
 		pod.Volumes = append(pod.Volumes, vol)

@@ -89,6 +89,30 @@ type PresetVolume struct {
 	ContainerGroup ContainerGroup `json:"containerGroup,omitempty"`
 }
 
+// Volume is the Pod volume, named name, that the preset volume mounts:
+// what the engine adds to every stage Pod, and what render checks against
+// the tenant's Pod Security level. It is false for an unknown Type.
+func (pv PresetVolume) Volume(name string) (corev1.Volume, bool) {
+	vol := corev1.Volume{Name: name}
+	obj := ""
+	if pv.ObjectName != nil {
+		obj = *pv.ObjectName
+	}
+	switch pv.Type {
+	case PresetVolumeTypeHostPath:
+		vol.HostPath = &corev1.HostPathVolumeSource{Path: pv.Path}
+	case PresetVolumeTypePVC:
+		vol.PersistentVolumeClaim = &corev1.PersistentVolumeClaimVolumeSource{ClaimName: obj}
+	case PresetVolumeTypeSecret:
+		vol.Secret = &corev1.SecretVolumeSource{SecretName: obj}
+	case PresetVolumeTypeConfigMap:
+		vol.ConfigMap = &corev1.ConfigMapVolumeSource{LocalObjectReference: corev1.LocalObjectReference{Name: obj}}
+	default:
+		return vol, false
+	}
+	return vol, true
+}
+
 // PresetVolumeType is the kind of a preset volume.
 // +kubebuilder:validation:Enum=HostPath;PVC;Secret;ConfigMap
 type PresetVolumeType string
