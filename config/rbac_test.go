@@ -204,7 +204,7 @@ func TestRBAC_controllerDoesItsWholeJobAsItsServiceAccount(t *testing.T) {
 	// for a storage provisioner, a volume for its PVC.
 	root := t.TempDir()
 	repo := gitserver.NewRepo(t, root, "pipelines.git")
-	copyTree(t, repo, filepath.Join("testdata", "rbac-repo"))
+	repo.CopyDir(filepath.Join("testdata", "rbac-repo"))
 	repo.Commit("one tenant, one pipeline")
 	repo.Push()
 	srv, err := gitserver.StartHTTP(root, gitserver.HTTPOptions{Username: "gyre", Password: "correct-horse"})
@@ -355,24 +355,4 @@ func TestRBAC_controllerDoesItsWholeJobAsItsServiceAccount(t *testing.T) {
 	stop()
 	g.Expect(refused.refused()).To(BeEmpty(), "requests the API server refused to gyre-controller")
 	g.Expect(forbiddenLines(logs.String())).To(BeEmpty(), "the controller's log tells of refused requests")
-}
-
-// copyTree writes every file under dir into the repository's work tree.
-func copyTree(t *testing.T, repo *gitserver.Repo, dir string) {
-	t.Helper()
-	err := filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		data, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(dir, p)
-		repo.WriteFile(filepath.ToSlash(rel), string(data))
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
 }

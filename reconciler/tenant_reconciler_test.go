@@ -132,7 +132,7 @@ func newTenantFixture(t *testing.T, g *WithT) *tenantFixture {
 	g.Expect(testEnv.Client.Create(ctx, ec)).To(Succeed())
 	deleteAtCleanup(t, ec)
 
-	f.copyTree(filepath.Join("testdata", "tenant-repo"))
+	f.repo.CopyDir(filepath.Join("testdata", "tenant-repo"))
 	f.repo.Commit("two tenants, two clusters each")
 	f.repo.Push()
 	f.repoObj = &gyrev1alpha1.Repository{
@@ -143,25 +143,6 @@ func newTenantFixture(t *testing.T, g *WithT) *tenantFixture {
 	deleteAtCleanup(t, f.repoObj)
 	f.writes = &writeCounter{}
 	return f
-}
-
-func (f *tenantFixture) copyTree(dir string) {
-	f.t.Helper()
-	err := filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		data, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(dir, p)
-		f.repo.WriteFile(filepath.ToSlash(rel), string(data))
-		return nil
-	})
-	if err != nil {
-		f.t.Fatal(err)
-	}
 }
 
 // publish commits, pushes, fetches the new commit through the Git server

@@ -76,6 +76,30 @@ func (r *Repo) WriteFile(path, content string) {
 	}
 }
 
+// CopyDir writes every file under dir into the work tree, at the same
+// path relative to dir.
+func (r *Repo) CopyDir(dir string) {
+	r.t.Helper()
+	err := filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		data, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(dir, p)
+		if err != nil {
+			return err
+		}
+		r.WriteFile(filepath.ToSlash(rel), string(data))
+		return nil
+	})
+	if err != nil {
+		r.t.Fatal(err)
+	}
+}
+
 // Symlink creates path as a symlink to target.
 func (r *Repo) Symlink(path, target string) {
 	r.t.Helper()
