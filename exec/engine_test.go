@@ -149,7 +149,7 @@ func TestEngine_stageTimeoutFailsTheAttemptAndDeletesItsPod(t *testing.T) {
 	run := waitRun(t, ns, "run1", cyclonev1alpha1.StatusFailed)
 	g.Expect(run.Status.Stages["slow"].Status.Reason).To(Equal(ReasonTimeout))
 	g.Expect(run.Status.Stages["slow"].Status.Message).To(ContainSubstring("stage timeout of 2s"))
-	g.Expect(rec.all()).To(ContainElement(And(HaveField("Type", watch.Deleted), HaveField("Name", "run1-slow-1"))))
+	g.Expect(rec.all()).To(ContainElement(And(HaveField("Type", watch.Deleted), HaveField("Name", podName("run1", "slow", 1)))))
 }
 
 func TestEngine_runTimeout(t *testing.T) {
@@ -189,8 +189,8 @@ func TestEngine_stopCancelsTheRun(t *testing.T) {
 	run = waitRun(t, ns, "run1", cyclonev1alpha1.StatusCancelled)
 	g.Expect(run.Status.Overall.Reason).To(Equal(cyclonev1alpha1.ReasonManuallyStop))
 	g.Expect(phaseOf(run)).To(HaveEach(cyclonev1alpha1.StatusCancelled))
-	g.Expect(rec.created()).NotTo(ContainElement("run1-next-1"))
-	g.Expect(rec.all()).To(ContainElement(And(HaveField("Type", watch.Deleted), HaveField("Name", "run1-slow-1"))))
+	g.Expect(rec.created()).NotTo(ContainElement(podName("run1", "next", 1)))
+	g.Expect(rec.all()).To(ContainElement(And(HaveField("Type", watch.Deleted), HaveField("Name", podName("run1", "slow", 1)))))
 }
 
 func TestEngine_retryThenSuccess(t *testing.T) {
@@ -206,7 +206,7 @@ func TestEngine_retryThenSuccess(t *testing.T) {
 	// changed so that the next attempt succeeds, as a fixed flake would.
 	createWorkflow(t, ns, "wf", []*cyclonev1alpha1.Stage{stage(ns, "flaky", fail("1s"))}, its)
 	createRun(t, ns, "run1", "wf")
-	g.Eventually(rec.created).WithTimeout(30 * time.Second).Should(ContainElement("run1-flaky-1"))
+	g.Eventually(rec.created).WithTimeout(30 * time.Second).Should(ContainElement(podName("run1", "flaky", 1)))
 	st := &cyclonev1alpha1.Stage{}
 	g.Expect(k8s.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: "flaky"}, st)).To(Succeed())
 	st.Spec.Pod.Meta.Annotations = succeed("0s")
@@ -215,8 +215,8 @@ func TestEngine_retryThenSuccess(t *testing.T) {
 	run := waitRun(t, ns, "run1", cyclonev1alpha1.StatusSucceeded)
 	s := run.Status.Stages["flaky"]
 	g.Expect(s.Attempt).To(Equal(int32(2)))
-	g.Expect(s.Pod.Name).To(Equal("run1-flaky-2"))
-	g.Expect(rec.created()).To(Equal([]string{"run1-flaky-1", "run1-flaky-2", "run1-gc"}))
+	g.Expect(s.Pod.Name).To(Equal(podName("run1", "flaky", 2)))
+	g.Expect(rec.created()).To(Equal([]string{podName("run1", "flaky", 1), podName("run1", "flaky", 2), "run1-gc"}))
 }
 
 func TestEngine_retriesExhausted(t *testing.T) {
@@ -245,12 +245,12 @@ func TestEngine_podDeletedMidRun(t *testing.T) {
 		g.Expect(stagePhase(getRun(g, ns, "run1"), "slow")).To(Equal(cyclonev1alpha1.StatusRunning))
 	}).WithTimeout(30 * time.Second).Should(Succeed())
 	pod := &corev1.Pod{}
-	pod.Namespace, pod.Name = worker, "run1-slow-1"
+	pod.Namespace, pod.Name = worker, podName("run1", "slow", 1)
 	g.Expect(k8s.Delete(context.Background(), pod)).To(Succeed())
 
 	run := waitRun(t, ns, "run1", cyclonev1alpha1.StatusFailed)
 	g.Expect(run.Status.Stages["slow"].Status.Reason).To(Equal(ReasonPodDeleted))
-	g.Expect(run.Status.Stages["slow"].Status.Message).To(ContainSubstring("run1-slow-1"))
+	g.Expect(run.Status.Stages["slow"].Status.Message).To(ContainSubstring(podName("run1", "slow", 1)))
 }
 
 // stagePhase is the phase of a stage, empty before the run started.

@@ -75,7 +75,7 @@ func TestEngine_podFailuresSayWhy(t *testing.T) {
 			if tt.evict {
 				pod := &corev1.Pod{}
 				g.Eventually(func(g Gomega) {
-					g.Expect(k8s.Get(bg, key("cyclone-"+Tenant(ns)+"-worker", "run1-s-1"), pod)).To(Succeed())
+					g.Expect(k8s.Get(bg, key("cyclone-"+Tenant(ns)+"-worker", podName("run1", "s", 1)), pod)).To(Succeed())
 					g.Expect(pod.Status.Phase).To(Equal(corev1.PodRunning))
 				}).WithTimeout(30 * time.Second).Should(Succeed())
 				pod.Status.Phase = corev1.PodFailed
@@ -140,7 +140,7 @@ func TestEngine_gcDelayKeepsPodsForAWhile(t *testing.T) {
 		completed = run.Status.Overall.CompletionTime.Time
 	}).WithTimeout(30 * time.Second).Should(Succeed())
 	g.Consistently(func(g Gomega) {
-		g.Expect(k8s.Get(bg, key(worker, "kept-a-1"), &corev1.Pod{})).To(Succeed())
+		g.Expect(k8s.Get(bg, key(worker, podName("kept", "a", 1)), &corev1.Pod{})).To(Succeed())
 		g.Expect(getRun(g, ns, "kept").Status.Cleaned).To(BeFalse())
 	}).WithTimeout(time.Until(completed.Add(cfg.GCDelay))).WithPolling(200 * time.Millisecond).Should(Succeed())
 	g.Eventually(func(g Gomega) {
@@ -169,14 +169,14 @@ func TestEngine_deletingARunCleansItsData(t *testing.T) {
 	startEngine(t, env.Config, testConfig())
 	createWorkflow(t, ns, "wf", []*cyclonev1alpha1.Stage{stage(ns, "slow", forever())}, items("slow"))
 	run := createRun(t, ns, "run1", "wf")
-	g.Eventually(rec.created).WithTimeout(30 * time.Second).Should(ContainElement("run1-slow-1"))
+	g.Eventually(rec.created).WithTimeout(30 * time.Second).Should(ContainElement(podName("run1", "slow", 1)))
 	g.Expect(k8s.Delete(bg, run)).To(Succeed())
 
 	g.Eventually(func() bool {
 		return apierrors.IsNotFound(k8s.Get(bg, key(ns, "run1"), &cyclonev1alpha1.WorkflowRun{}))
 	}).WithTimeout(30 * time.Second).Should(BeTrue())
 	events := rec.all()
-	g.Expect(events).To(ContainElement(And(HaveField("Type", watch.Deleted), HaveField("Name", "run1-slow-1"))))
+	g.Expect(events).To(ContainElement(And(HaveField("Type", watch.Deleted), HaveField("Name", podName("run1", "slow", 1)))))
 	g.Expect(events).To(ContainElement(And(HaveField("Type", watch.Added), HaveField("Name", "run1-gc"))))
 	g.Expect(events).To(ContainElement(And(HaveField("Type", watch.Deleted), HaveField("Name", "run1-gc"))))
 }
@@ -431,7 +431,7 @@ func TestEngine_runsUnderATenantQuota(t *testing.T) {
 		g.Expect(ss).NotTo(BeNil())
 		g.Expect(ss.Status.Phase).To(Equal(cyclonev1alpha1.StatusPending))
 		g.Expect(ss.Status.Reason).To(Equal(ReasonPodRefused))
-		g.Expect(ss.Status.Message).To(And(ContainSubstring("run2-plain-1"), ContainSubstring("cyclone-quota"), ContainSubstring("must specify")))
+		g.Expect(ss.Status.Message).To(And(ContainSubstring(podName("run2", "plain", 1)), ContainSubstring("cyclone-quota"), ContainSubstring("must specify")))
 	}).WithTimeout(30 * time.Second).Should(Succeed())
 }
 
@@ -457,7 +457,7 @@ func TestEngine_imageOutputGetsADockerDaemon(t *testing.T) {
 	createRun(t, ns, "run1", "wf")
 
 	pod := &corev1.Pod{}
-	g.Eventually(func() error { return k8s.Get(bg, key(worker, "run1-build-1"), pod) }).WithTimeout(30 * time.Second).Should(Succeed())
+	g.Eventually(func() error { return k8s.Get(bg, key(worker, podName("run1", "build", 1)), pod) }).WithTimeout(30 * time.Second).Should(Succeed())
 	g.Expect(pod.Spec.InitContainers).To(ContainElement(And(
 		HaveField("Name", "csc-dind"),
 		HaveField("RestartPolicy", HaveValue(Equal(corev1.ContainerRestartPolicyAlways))))))
@@ -486,10 +486,10 @@ func TestEngine_fileArtifactsPassBetweenStages(t *testing.T) {
 	}).WithTimeout(time.Minute).Should(Succeed())
 
 	producer, consumer := &corev1.Pod{}, &corev1.Pod{}
-	g.Expect(k8s.Get(bg, key(worker, "run1-test-1"), producer)).To(Succeed())
+	g.Expect(k8s.Get(bg, key(worker, podName("run1", "test", 1)), producer)).To(Succeed())
 	g.Expect(producer.Spec.Containers[0].Command).To(HaveExactElements(ToolsBinary, "collect", "--artifact=coverage=/src/coverage.out",
 		"--", "go", "test", "-coverprofile=coverage.out", "./..."))
-	g.Expect(k8s.Get(bg, key(worker, "run1-report-1"), consumer)).To(Succeed())
+	g.Expect(k8s.Get(bg, key(worker, podName("run1", "report", 1)), consumer)).To(Succeed())
 	g.Expect(consumer.Spec.Containers[0].VolumeMounts).To(ContainElement(corev1.VolumeMount{Name: dataVolume, ReadOnly: true,
 		MountPath: "/in/coverage.out", SubPath: "run1/artifacts/test/coverage/coverage.out"}))
 }
@@ -518,9 +518,9 @@ func TestEngine_secretReferences(t *testing.T) {
 		g.Expect(run.Status.Stages["push"].Status.Phase).To(Equal(cyclonev1alpha1.StatusSucceeded))
 	}).WithTimeout(time.Minute).Should(Succeed())
 	pod := &corev1.Pod{}
-	g.Expect(k8s.Get(bg, key(worker, "run1-push-1"), pod)).To(Succeed())
+	g.Expect(k8s.Get(bg, key(worker, podName("run1", "push", 1)), pod)).To(Succeed())
 	g.Expect(pod.Spec.Containers[0].Env).To(ContainElement(corev1.EnvVar{Name: "PASSWORD", ValueFrom: &corev1.EnvVarSource{
-		SecretKeyRef: &corev1.SecretKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: "run1-push-1-secrets"}, Key: "GYRE_SECRET_0"}}}))
+		SecretKeyRef: &corev1.SecretKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: runSecretName(podName("run1", "push", 1))}, Key: "GYRE_SECRET_0"}}}))
 }
 
 // startKeepingPods makes a tenant and starts an engine that keeps a

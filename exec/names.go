@@ -40,10 +40,21 @@ const Finalizer = "gyre.dev/workflowrun-cleanup"
 // up as hostnames and in label values, which allow 63 characters.
 const maxNameLength = 63
 
-// podName is the name of the Pod of a stage attempt.
+// podName is the name of the Pod of a stage attempt:
+// "<run>-<stage>-<attempt>-<hash>". Run and stage names may hold dashes,
+// so without the hash run "deploy" stage "prod-test" and run
+// "deploy-prod" stage "test" would share a Pod and one would take the
+// other's for its own. The hash is of the run and the stage joined by a
+// "/", which no name holds, so it tells every pair apart, and it depends
+// on nothing but the names, so a restarted engine finds the same Pod.
 func podName(run, stage string, attempt int32) string {
-	return shortName(run + "-" + stage + "-" + strconv.Itoa(int(attempt)))
+	sum := sha256.Sum256([]byte(run + "/" + stage))
+	return shortName(run + "-" + stage + "-" + strconv.Itoa(int(attempt)) + "-" + hex.EncodeToString(sum[:])[:podHashLength])
 }
+
+// podHashLength is how many hex digits of the run and stage hash a Pod
+// name ends with.
+const podHashLength = 5
 
 // gcPodName is the name of a run's GC Pod.
 func gcPodName(run string) string {

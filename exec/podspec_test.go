@@ -72,7 +72,7 @@ func TestStagePod(t *testing.T) {
 		g := NewWithT(t)
 		pod, _, err := cfg.stagePod(podInput())
 		g.Expect(err).NotTo(HaveOccurred())
-		g.Expect(pod.Name).To(Equal("run1-build-2"))
+		g.Expect(pod.Name).To(Equal(podName("run1", "build", 2)))
 		g.Expect(pod.Namespace).To(Equal("cyclone-acme-worker"))
 		g.Expect(pod.Labels).To(Equal(map[string]string{LabelManagedBy: ManagedByExec, LabelRunUID: "uid-1", LabelPodKind: "workload"}))
 		g.Expect(pod.Annotations).To(Equal(map[string]string{"team": "a", AnnotationRun: "cyclone-acme/run1", AnnotationStage: "build", AnnotationAttempt: "2"}))
@@ -140,12 +140,12 @@ func TestStagePod(t *testing.T) {
 
 		// The values are in the run Secret, and the Pod refers to them.
 		g.Expect(secret).NotTo(BeNil())
-		g.Expect(secret.Name).To(Equal("run1-build-2-secrets"))
+		g.Expect(secret.Name).To(Equal(runSecretName(podName("run1", "build", 2))))
 		g.Expect(secret.Namespace).To(Equal("cyclone-acme-worker"))
 		g.Expect(secret.Labels).To(Equal(map[string]string{LabelManagedBy: ManagedByExec, LabelRunUID: "uid-1"}))
 		g.Expect(secret.Data).To(Equal(map[string][]byte{"GYRE_SECRET_0": []byte("hunter2"), "GYRE_SECRET_1": []byte("ghp_x")}))
 		ref := func(key string) *corev1.EnvVarSource {
-			return &corev1.EnvVarSource{SecretKeyRef: &corev1.SecretKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: "run1-build-2-secrets"}, Key: key}}
+			return &corev1.EnvVarSource{SecretKeyRef: &corev1.SecretKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: runSecretName(podName("run1", "build", 2))}, Key: key}}
 		}
 		main := pod.Spec.Containers[0]
 		g.Expect(main.Env).To(ContainElement(corev1.EnvVar{Name: "PASSWORD", ValueFrom: ref("GYRE_SECRET_0")}))
@@ -253,7 +253,7 @@ func TestStagePod(t *testing.T) {
 		main := pod.Spec.Containers[0]
 		g.Expect(main.VolumeMounts).To(ContainElements(
 			corev1.VolumeMount{Name: "gyre-tools", MountPath: "/gyre-tools", ReadOnly: true},
-			corev1.VolumeMount{Name: dataVolume, MountPath: StagingMountPath, SubPath: "run1/staging/run1-build-2"}))
+			corev1.VolumeMount{Name: dataVolume, MountPath: StagingMountPath, SubPath: "run1/staging/" + podName("run1", "build", 2)}))
 		g.Expect(main.VolumeMounts).NotTo(ContainElement(HaveField("MountPath", "/out/bin")), "the path is the workload's to write")
 		g.Expect(pod.Spec.Containers[1].Name).To(Equal("db"))
 		g.Expect(pod.Spec.Containers[1].Command).To(Equal([]string{"postgres"}), "only the first workload container is wrapped")
@@ -267,7 +267,7 @@ func TestStagePod(t *testing.T) {
 		g.Expect(pod.Spec.InitContainers).NotTo(ContainElement(HaveField("Name", "csc-tools")))
 		g.Expect(pod.Spec.Containers[0].Command).To(BeEmpty())
 		g.Expect(pod.Spec.Containers[0].VolumeMounts).To(ContainElement(
-			corev1.VolumeMount{Name: dataVolume, MountPath: "/out/bin", SubPath: "run1/staging/run1-build-2/bin/bin"}))
+			corev1.VolumeMount{Name: dataVolume, MountPath: "/out/bin", SubPath: "run1/staging/" + podName("run1", "build", 2) + "/bin/bin"}))
 	})
 	t.Run("An input artifact mounts the file or directory its source stage left at its path.", func(t *testing.T) {
 		g := NewWithT(t)
@@ -409,7 +409,7 @@ func TestStagePod(t *testing.T) {
 			corev1.EnvVar{Name: EnvWorkloadContainers, Value: "main"},
 			corev1.EnvVar{Name: EnvOutputResources, Value: "img"},
 			corev1.EnvVar{Name: EnvOutputArtifacts, Value: "bin"},
-			corev1.EnvVar{Name: EnvPodName, Value: "run1-build-2"}))
+			corev1.EnvVar{Name: EnvPodName, Value: podName("run1", "build", 2)}))
 		g.Expect(co.Env).NotTo(ContainElement(HaveField("ValueFrom", Not(BeNil()))), "the coordinator needs no API server to learn about its Pod")
 		g.Expect(co.VolumeMounts).To(ConsistOf(
 			corev1.VolumeMount{Name: dataVolume, MountPath: CoordinatorDataPath, SubPath: "run1"},

@@ -1,6 +1,8 @@
 package exec
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"strings"
 	"testing"
 	"time"
@@ -81,16 +83,23 @@ func TestPodName(t *testing.T) {
 		attempt          int32
 		want             string
 	}{
-		{name: "A short name is kept as it is.", run: "run", stage: "build", attempt: 1, want: "run-build-1"},
-		{name: "A name of exactly 63 characters is kept.", run: strings.Repeat("r", 53), stage: "stage", attempt: 2,
-			want: strings.Repeat("r", 53) + "-stage-2"},
+		{name: "A short name is the run, the stage, the attempt and a hash of the run and the stage.", run: "run", stage: "build", attempt: 1,
+			want: "run-build-1-" + hashOf("run/build")},
+		{name: "A name of exactly 63 characters is kept.", run: strings.Repeat("r", 47), stage: "stage", attempt: 2,
+			want: strings.Repeat("r", 47) + "-stage-2-" + hashOf(strings.Repeat("r", 47)+"/stage")},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			g := NewWithT(t)
 			g.Expect(podName(tt.run, tt.stage, tt.attempt)).To(Equal(tt.want))
+			g.Expect(len(tt.want)).To(BeNumerically("<=", 63))
 		})
 	}
+	t.Run("Runs and stages whose names join alike get different Pods.", func(t *testing.T) {
+		g := NewWithT(t)
+		g.Expect(podName("deploy", "prod-test", 1)).NotTo(Equal(podName("deploy-prod", "test", 1)))
+		g.Expect(gcPodName("deploy")).NotTo(BeElementOf(podName("deploy", "gc", 1), podName("deploy", "prod-test", 1)))
+	})
 	t.Run("A long name is shortened with a hash, deterministically and distinctly.", func(t *testing.T) {
 		g := NewWithT(t)
 		a1 := podName(long, "a-very-long-stage-name", 1)
@@ -312,4 +321,11 @@ func TestParseTimeout(t *testing.T) {
 			g.Expect(got).To(Equal(tt.want))
 		})
 	}
+}
+
+// hashOf is the hash a Pod name ends with, computed here apart from
+// podName so that a change of the name scheme shows.
+func hashOf(s string) string {
+	sum := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(sum[:])[:5]
 }
