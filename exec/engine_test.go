@@ -260,3 +260,26 @@ func stagePhase(run *cyclonev1alpha1.WorkflowRun, stage string) cyclonev1alpha1.
 	}
 	return ""
 }
+
+// TestEngine_runsWhoseNamesJoinAlikeKeepTheirOwnPods: run "deploy" with
+// stage "prod-test" and run "deploy-prod" with stage "test" once both
+// made Pod "deploy-prod-test-1", and the second run's stage failed with
+// "was deleted before the stage finished" when the first cleaned up. Each
+// now runs its own Pod to the end.
+func TestEngine_runsWhoseNamesJoinAlikeKeepTheirOwnPods(t *testing.T) {
+	requireCluster(t)
+	g := NewWithT(t)
+	ns := newTenant(t)
+	worker := "cyclone-" + Tenant(ns) + "-worker"
+	rec := recordPods(t, k8s, worker)
+	startEngine(t, env.Config, testConfig())
+	createWorkflow(t, ns, "short", []*cyclonev1alpha1.Stage{stage(ns, "prod-test", succeed("1s"))}, items("prod-test"))
+	createWorkflow(t, ns, "long", []*cyclonev1alpha1.Stage{stage(ns, "test", succeed("3s"))}, items("test"))
+	createRun(t, ns, "deploy", "short")
+	createRun(t, ns, "deploy-prod", "long")
+
+	first := waitRun(t, ns, "deploy", cyclonev1alpha1.StatusSucceeded)
+	second := waitRun(t, ns, "deploy-prod", cyclonev1alpha1.StatusSucceeded)
+	g.Expect(first.Status.Stages["prod-test"].Pod.Name).NotTo(Equal(second.Status.Stages["test"].Pod.Name))
+	g.Expect(rec.created()).To(ContainElements(podName("deploy", "prod-test", 1), podName("deploy-prod", "test", 1)))
+}
