@@ -21,7 +21,15 @@ tools: ## Build the test control plane and code tools into bin/ (cached by versi
 build: ## Build bin/gyre
 	@# Static: stage Pods copy the binary into workload images of any libc
 	@# (gyre install-self, gyre collect).
-	CGO_ENABLED=0 go build -o $(BIN)/gyre ./cmd/gyre
+	@# -trimpath: no build-machine paths in the binary, so the image is
+	@# reproducible.
+	CGO_ENABLED=0 go build -trimpath -o $(BIN)/gyre ./cmd/gyre
+
+.PHONY: image
+image: build ## Build gyre's image into bin/gyre-image.tar (gyre.dev/gyre:dev) and print its digest
+	@# No Docker: go-containerregistry writes a docker-save tarball that
+	@# docker load and ctr images import read. SOURCE_DATE_EPOCH sets its time.
+	@go run ./hack/image -binary $(BIN)/gyre -o $(BIN)/gyre-image.tar
 
 .PHONY: run
 run: build tools ## Run gyre end to end on a local control plane and the example repository (gyre dev)

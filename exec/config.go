@@ -23,11 +23,11 @@ type Config struct {
 	// not list. Its entrypoint must be the gyre binary: its containers run
 	// "resolve <type> pull|push", while the images of ResolverImages and of
 	// a Resource's spec.resolver get Cyclone's single "pull" or "push".
-	// Default "ghcr.io/gyreops/gyre:latest".
+	// Default "gyre.dev/gyre:dev".
 	DefaultResolverImage string
 	// CoordinatorImage runs the coordinator sidecar of every stage Pod, as
 	// "coordinator"; its entrypoint must be the gyre binary. Default
-	// "ghcr.io/gyreops/gyre:latest".
+	// "gyre.dev/gyre:dev".
 	CoordinatorImage string
 	// GCImage runs the GC Pod that removes a finished run's scratch data.
 	// Default "busybox:1.37".
@@ -153,7 +153,7 @@ type SMTPConfig struct {
 
 // Default images, chosen so that a bare Config gives runnable Pods.
 const (
-	DefaultHelperImage = "ghcr.io/gyreops/gyre:latest"
+	DefaultHelperImage = "gyre.dev/gyre:dev" // make image builds it; load it on the nodes
 	DefaultGCImage     = "busybox:1.37"
 	DefaultDindImage   = "docker:28-dind"
 )
