@@ -218,7 +218,7 @@ func TestEngine_checksPodSecurity(t *testing.T) {
 	t.Run("The same Stage runs when its Tenant is privileged.", func(t *testing.T) {
 		g := NewWithT(t)
 		ns := newTenant(t)
-		updateTenant(t, ns, func(tn *gyrev1alpha1.Tenant) { tn.Spec.PodSecurity = podsecurity.Privileged })
+		setPodSecurity(t, ns, podsecurity.Privileged)
 		own := recordPods(t, k8s, "cyclone-"+Tenant(ns)+"-worker")
 		createWorkflow(t, ns, "wf", []*cyclonev1alpha1.Stage{hostStage(ns, "root")}, items("root"))
 		createRun(t, ns, "run", "wf")
@@ -229,7 +229,7 @@ func TestEngine_checksPodSecurity(t *testing.T) {
 	t.Run("A Stage asking for host networking fails at restricted too, and a plain Stage of a restricted Tenant is checked at restricted.", func(t *testing.T) {
 		g := NewWithT(t)
 		ns := newTenant(t)
-		updateTenant(t, ns, func(tn *gyrev1alpha1.Tenant) { tn.Spec.PodSecurity = podsecurity.Restricted })
+		setPodSecurity(t, ns, podsecurity.Restricted)
 		st := stage(ns, "net", succeed("0s"))
 		st.Spec.Pod.Spec.HostNetwork = true
 		createWorkflow(t, ns, "wf", []*cyclonev1alpha1.Stage{st}, items("net"))

@@ -12,7 +12,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	cyclonev1alpha1 "github.com/gyreops/gyre/api/cyclone/v1alpha1"
-	gyrev1alpha1 "github.com/gyreops/gyre/api/gyre/v1alpha1"
 	"github.com/gyreops/gyre/internal/podsecurity"
 )
 
@@ -138,19 +137,9 @@ func TestEngine_restrictedTenantRunsWithAllHelpers(t *testing.T) {
 	requireCluster(t)
 	g := NewWithT(t)
 	ns := newTenant(t)
-	updateTenant(t, ns, func(tn *gyrev1alpha1.Tenant) { tn.Spec.PodSecurity = podsecurity.Restricted })
 	// The API server enforces the level too, as on the worker namespaces
 	// gyre provisions.
-	worker := "cyclone-" + Tenant(ns) + "-worker"
-	nsObj := &corev1.Namespace{}
-	g.Expect(k8s.Get(bg, client.ObjectKey{Name: worker}, nsObj)).To(Succeed())
-	if nsObj.Labels == nil {
-		nsObj.Labels = map[string]string{}
-	}
-	for k, v := range podsecurity.NamespaceLabels(podsecurity.Restricted) {
-		nsObj.Labels[k] = v
-	}
-	g.Expect(k8s.Update(bg, nsObj)).To(Succeed())
+	setPodSecurity(t, ns, podsecurity.Restricted)
 	startEngine(t, env.Config, testConfig())
 	for _, res := range []*cyclonev1alpha1.Resource{
 		{ObjectMeta: metav1.ObjectMeta{Name: "src", Namespace: ns}, Spec: cyclonev1alpha1.ResourceSpec{Type: cyclonev1alpha1.GitResourceType,

@@ -19,7 +19,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	cyclonev1alpha1 "github.com/gyreops/gyre/api/cyclone/v1alpha1"
-	gyrev1alpha1 "github.com/gyreops/gyre/api/gyre/v1alpha1"
 	"github.com/gyreops/gyre/internal/podsecurity"
 	"github.com/gyreops/gyre/internal/testcluster"
 )
@@ -444,7 +443,7 @@ func TestEngine_imageOutputGetsADockerDaemon(t *testing.T) {
 	g := NewWithT(t)
 	ns := newTenant(t)
 	// The daemon runs privileged: only a privileged Tenant may have it.
-	updateTenant(t, ns, func(tn *gyrev1alpha1.Tenant) { tn.Spec.PodSecurity = podsecurity.Privileged })
+	setPodSecurity(t, ns, podsecurity.Privileged)
 	worker := "cyclone-" + Tenant(ns) + "-worker"
 	startEngine(t, env.Config, testConfig())
 	img := &cyclonev1alpha1.Resource{ObjectMeta: metav1.ObjectMeta{Name: "img", Namespace: ns}, Spec: cyclonev1alpha1.ResourceSpec{

@@ -2,6 +2,7 @@ package exec
 
 import (
 	"context"
+	"maps"
 	"os"
 	"sync"
 	"testing"
@@ -25,6 +26,7 @@ import (
 
 	cyclonev1alpha1 "github.com/gyreops/gyre/api/cyclone/v1alpha1"
 	gyrev1alpha1 "github.com/gyreops/gyre/api/gyre/v1alpha1"
+	"github.com/gyreops/gyre/internal/podsecurity"
 	"github.com/gyreops/gyre/internal/testcluster"
 )
 
@@ -174,6 +176,24 @@ func updateTenant(t testing.TB, ns string, mutate func(*gyrev1alpha1.Tenant)) {
 		g.Expect(k8s.Get(context.Background(), client.ObjectKey{Name: Tenant(ns)}, tn)).To(Succeed())
 		mutate(tn)
 		g.Expect(k8s.Update(context.Background(), tn)).To(Succeed())
+	}).Should(Succeed())
+}
+
+// setPodSecurity gives the Tenant of a test namespace a Pod Security
+// level and labels its worker namespace as provisioning does, so that the
+// API server enforces the level too.
+func setPodSecurity(t testing.TB, ns, level string) {
+	t.Helper()
+	updateTenant(t, ns, func(tn *gyrev1alpha1.Tenant) { tn.Spec.PodSecurity = level })
+	g := NewWithT(t)
+	g.Eventually(func(g Gomega) {
+		worker := &corev1.Namespace{}
+		g.Expect(k8s.Get(context.Background(), client.ObjectKey{Name: "cyclone-" + Tenant(ns) + "-worker"}, worker)).To(Succeed())
+		if worker.Labels == nil {
+			worker.Labels = map[string]string{}
+		}
+		maps.Copy(worker.Labels, podsecurity.NamespaceLabels(level))
+		g.Expect(k8s.Update(context.Background(), worker)).To(Succeed())
 	}).Should(Succeed())
 }
 
