@@ -474,52 +474,19 @@ func TestWebhookServer_replayedEventStartsNoSecondRun(t *testing.T) {
 	githubSHA, gitlabSHA := "0d1a26e67d8f5eaf1f6ba5c57fc3c7d91ac0fd1c", "da1560886d4f094c3e6c9ef40349f7d38b5d27d7"
 	otherSHA := "1111111111111111111111111111111111111111"
 	tests := []struct {
-		name       string
-		first      func(t *testing.T) delivery
-		replay     func(t *testing.T) delivery // same body, new delivery id
-		newEvent   func(t *testing.T) delivery // another commit or comment
-		wantEvents []string                    // triggers that fire
+		name, provider, event string
+		// payload is the first delivery's body; replacing old by new in
+		// it makes another commit or comment.
+		payload, old, new string
 	}{
 		{name: "A GitHub push replayed under a new delivery id starts no second run; another commit does.",
-			first: func(t *testing.T) delivery {
-				return delivery{providerGitHub, "push", "gh-1", readPayload(t, "github-push.json"), "good", ""}
-			},
-			replay: func(t *testing.T) delivery {
-				return delivery{providerGitHub, "push", "gh-2", readPayload(t, "github-push.json"), "good", ""}
-			},
-			newEvent: func(t *testing.T) delivery {
-				return delivery{providerGitHub, "push", "gh-3", editPayload(t, "github-push.json", githubSHA, otherSHA), "good", ""}
-			}},
+			provider: providerGitHub, event: "push", payload: "github-push.json", old: githubSHA, new: otherSHA},
 		{name: "A GitLab push replayed under a new delivery id starts no second run; another commit does.",
-			first: func(t *testing.T) delivery {
-				return delivery{providerGitLab, "Push Hook", "gl-1", readPayload(t, "gitlab-push.json"), "good", ""}
-			},
-			replay: func(t *testing.T) delivery {
-				return delivery{providerGitLab, "Push Hook", "gl-2", readPayload(t, "gitlab-push.json"), "good", ""}
-			},
-			newEvent: func(t *testing.T) delivery {
-				return delivery{providerGitLab, "Push Hook", "gl-3", editPayload(t, "gitlab-push.json", gitlabSHA, otherSHA), "good", ""}
-			}},
+			provider: providerGitLab, event: "Push Hook", payload: "gitlab-push.json", old: gitlabSHA, new: otherSHA},
 		{name: "A GitHub pull request comment replayed under a new delivery id starts no second run; another comment does.",
-			first: func(t *testing.T) delivery {
-				return delivery{providerGitHub, "issue_comment", "gh-1", readPayload(t, "github-pull-request-comment.json"), "good", ""}
-			},
-			replay: func(t *testing.T) delivery {
-				return delivery{providerGitHub, "issue_comment", "gh-2", readPayload(t, "github-pull-request-comment.json"), "good", ""}
-			},
-			newEvent: func(t *testing.T) delivery {
-				return delivery{providerGitHub, "issue_comment", "gh-3", editPayload(t, "github-pull-request-comment.json", `"id": 3344556677`, `"id": 3344556678`), "good", ""}
-			}},
+			provider: providerGitHub, event: "issue_comment", payload: "github-pull-request-comment.json", old: `"id": 3344556677`, new: `"id": 3344556678`},
 		{name: "A GitLab merge request note replayed under a new delivery id starts no second run; another note does.",
-			first: func(t *testing.T) delivery {
-				return delivery{providerGitLab, "Note Hook", "gl-1", readPayload(t, "gitlab-merge-request-note.json"), "good", ""}
-			},
-			replay: func(t *testing.T) delivery {
-				return delivery{providerGitLab, "Note Hook", "gl-2", readPayload(t, "gitlab-merge-request-note.json"), "good", ""}
-			},
-			newEvent: func(t *testing.T) delivery {
-				return delivery{providerGitLab, "Note Hook", "gl-3", editPayload(t, "gitlab-merge-request-note.json", `"note": "/test"`, `"note": "/test "`), "good", ""}
-			}},
+			provider: providerGitLab, event: "Note Hook", payload: "gitlab-merge-request-note.json", old: `"note": "/test"`, new: `"note": "/test "`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -541,20 +508,24 @@ func TestWebhookServer_replayedEventStartsNoSecondRun(t *testing.T) {
 				}
 				return out
 			}
-			first := runsOf(post(tt.first(t)), true)
+			body := readPayload(t, tt.payload)
+			deliver := func(id string, body []byte) delivery {
+				return delivery{tt.provider, tt.event, id, body, "good", ""}
+			}
+			first := runsOf(post(deliver("first", body)), true)
 			g.Expect(first).NotTo(BeEmpty())
 			before := len(listRuns(g, ns))
 
-			g.Expect(runsOf(post(tt.replay(t)), false)).To(Equal(first), "the replay finds the first runs")
+			g.Expect(runsOf(post(deliver("replay", body)), false)).To(Equal(first), "the replay finds the first runs")
 			g.Expect(listRuns(g, ns)).To(HaveLen(before))
 
-			fresh := runsOf(post(tt.newEvent(t)), true)
+			fresh := runsOf(post(deliver("new", editPayload(t, tt.payload, tt.old, tt.new))), true)
 			g.Expect(fresh).To(HaveLen(len(first)))
 			g.Expect(listRuns(g, ns)).To(HaveLen(2 * before))
 
 			// Past the window, the same body is a deliberate rebuild.
 			srv.opts.Clock.(*clocktesting.FakeClock).Step(DefaultReplayWindow + time.Minute)
-			later := runsOf(post(tt.replay(t)), true)
+			later := runsOf(post(deliver("later", body)), true)
 			g.Expect(later).To(HaveLen(len(first)))
 			g.Expect(listRuns(g, ns)).To(HaveLen(3 * before))
 		})
