@@ -14,7 +14,8 @@ help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 .PHONY: tools
-tools: ## Build the test control plane and code tools into bin/ (cached by version)
+tools: ## Build the test control plane, a kubelet and code tools into bin/ (cached by version); install the real node's Debian packages
+	@hack/tools/debian.sh
 	@hack/tools/install.sh $(BIN)
 
 .PHONY: build
@@ -32,7 +33,7 @@ image: build ## Build gyre's image into bin/gyre-image.tar (gyre.dev/gyre:dev) a
 	@go run ./hack/image -binary $(BIN)/gyre -o $(BIN)/gyre-image.tar
 
 .PHONY: run
-run: build tools ## Run gyre end to end on a local control plane and the example repository (gyre dev)
+run: image tools ## Run gyre end to end on a local control plane and the example repository (gyre dev)
 	$(BIN)/gyre dev
 
 .PHONY: generate
@@ -54,7 +55,7 @@ verify: generate lint ## Regenerate and fail on any diff; lint
 	@git diff --exit-code -- api config || (echo "generated files are stale: run make generate"; exit 1)
 
 .PHONY: test
-test: tools ## Run every test against a real control plane (installs what it needs)
+test: tools image ## Run every test against a real control plane and a real node (installs what it needs)
 	go vet ./...
 	go test $(GO_TEST_FLAGS) $(PKGS)
 

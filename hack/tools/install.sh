@@ -20,6 +20,7 @@ tools=(
 	"kube-controller-manager|k8s.io/kubernetes|k8s.io/kubernetes/cmd/kube-controller-manager"
 	"kube-scheduler|k8s.io/kubernetes|k8s.io/kubernetes/cmd/kube-scheduler"
 	"kubectl|k8s.io/kubernetes|k8s.io/kubernetes/cmd/kubectl"
+	"kubelet|k8s.io/kubernetes|k8s.io/kubernetes/cmd/kubelet"
 	"kwok|sigs.k8s.io/kwok|sigs.k8s.io/kwok/cmd/kwok"
 	"controller-gen|sigs.k8s.io/controller-tools|sigs.k8s.io/controller-tools/cmd/controller-gen"
 	"staticcheck|honnef.co/go/tools|honnef.co/go/tools/cmd/staticcheck"
@@ -51,7 +52,9 @@ if [ ${#missing[@]} -gt 0 ]; then
 	for m in "${missing[@]}"; do
 		IFS='|' read -r name pkg file <<<"$m"
 		echo "building $file (the Kubernetes binaries take minutes the first time)" >&2
-		go build -o "$tmp/$name" "$pkg"
+		# Static: the kubelet needs no cgo, and a static binary runs on any
+		# Linux whatever its libc.
+		CGO_ENABLED=0 go build -o "$tmp/$name" "$pkg"
 		mv "$tmp/$name" "$cache/$file"
 	done
 fi

@@ -2,7 +2,7 @@
 
 // Package tools pins the binaries gyre's tests and code generation need:
 // the test control plane (etcd, kube-apiserver, kube-controller-manager,
-// kube-scheduler, kwok), kubectl, controller-gen and staticcheck. It is its
+// kube-scheduler, kwok), a kubelet for a real node, kubectl, controller-gen and staticcheck. It is its
 // own module so their dependencies never leak into gyre's go.mod.
 package tools
 
@@ -13,6 +13,7 @@ import (
 	_ "k8s.io/kubernetes/cmd/kube-controller-manager"
 	_ "k8s.io/kubernetes/cmd/kube-scheduler"
 	_ "k8s.io/kubernetes/cmd/kubectl"
+	_ "k8s.io/kubernetes/cmd/kubelet"
 	_ "sigs.k8s.io/controller-tools/cmd/controller-gen"
 	_ "sigs.k8s.io/kwok/cmd/kwok"
 )

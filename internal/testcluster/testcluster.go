@@ -69,6 +69,16 @@ type Options struct {
 	// annotation succeed after a second or two instead of running until
 	// deleted: gyre dev's simulated workloads.
 	PodsSucceedByDefault bool
+	// RealNode runs a real node on this machine, named NodeName:
+	// containerd and a kubelet, with gyre's image (bin/gyre-image.tar),
+	// BusyboxImage and a sandbox image loaded, Pods on a bridge network,
+	// and the API server on the node's address so that Pods reach it. It
+	// also runs the controllers a Deployment needs (deployment,
+	// replicaset, endpointslice, disruption, serviceaccount, root CA
+	// publisher), and admits Pods with their service account tokens. It
+	// needs Linux and root (RealNodeUnsupported says why not); one real
+	// node runs on a machine at a time, so a second Start waits.
+	RealNode bool
 }
 
 // Cluster is a running control plane.
@@ -78,7 +88,12 @@ type Cluster struct {
 	// Kubeconfig is the path of an admin kubeconfig for the cluster.
 	Kubeconfig string
 
+	// NodeIP is the real node's address, which the API server also
+	// listens on; empty without a real node.
+	NodeIP string
+
 	env   *envtest.Environment
+	node  *realNode
 	dir   string
 	keep  bool     // dir is the caller's state directory
 	lock  *os.File // held on a state directory while the cluster runs
@@ -95,6 +110,11 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 	for _, name := range requiredBinaries(opts) {
 		if _, err := os.Stat(filepath.Join(binDir, name)); err != nil {
 			return nil, fmt.Errorf("test control plane: %s missing in %s: run `make tools`", name, binDir)
+		}
+	}
+	if opts.RealNode {
+		if err := RealNodeUnsupported(); err != nil {
+			return nil, err
 		}
 	}
 	crdDirs := opts.CRDDirs
@@ -132,7 +152,24 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 	} else if c.dir, err = os.MkdirTemp("", "gyre-testcluster-"); err != nil {
 		return nil, err
 	}
+	if opts.RealNode {
+		if c.node, err = prepareNode(ctx); err == nil {
+			c.NodeIP = c.node.ip
+			err = c.node.configureAPIServer(c.env.ControlPlane.GetAPIServer())
+		}
+		if err != nil {
+			c.node.stop()
+			if !c.keep {
+				_ = os.RemoveAll(c.dir)
+			}
+			if c.lock != nil {
+				c.lock.Close()
+			}
+			return nil, err
+		}
+	}
 	if c.Config, err = c.env.Start(); err != nil {
+		c.node.stop()
 		_ = c.env.Stop()
 		if !c.keep {
 			_ = os.RemoveAll(c.dir)
@@ -154,8 +191,11 @@ func requiredBinaries(opts Options) []string {
 	if opts.Scheduler {
 		names = append(names, "kube-scheduler")
 	}
-	if opts.ControllerManager {
+	if opts.ControllerManager || opts.RealNode {
 		names = append(names, "kube-controller-manager")
+	}
+	if opts.RealNode {
+		names = append(names, "kubelet")
 	}
 	if opts.Nodes > 0 {
 		names = append(names, "kwok")
@@ -193,19 +233,31 @@ func (c *Cluster) startExtras(ctx context.Context, binDir string, opts Options) 
 			return err
 		}
 	}
-	if opts.ControllerManager {
-		if err := c.run(binDir, "kube-controller-manager",
-			"--kubeconfig="+c.Kubeconfig,
-			"--authentication-kubeconfig="+c.Kubeconfig,
-			"--authorization-kubeconfig="+c.Kubeconfig,
+	if opts.ControllerManager || opts.RealNode {
+		controllers := "namespace-controller,garbage-collector-controller,resourcequota-controller,persistentvolume-binder-controller"
+		args := []string{
+			"--kubeconfig=" + c.Kubeconfig,
+			"--authentication-kubeconfig=" + c.Kubeconfig,
+			"--authorization-kubeconfig=" + c.Kubeconfig,
 			"--leader-elect=false",
 			"--bind-address=127.0.0.1",
 			"--secure-port=0",
-			"--controllers=namespace-controller,garbage-collector-controller,resourcequota-controller,persistentvolume-binder-controller",
 			"--use-service-account-credentials=false",
-			"--kube-api-qps="+unlimitedQPS,
-			"--kube-api-burst="+unlimitedBurst,
-		); err != nil {
+			"--kube-api-qps=" + unlimitedQPS,
+			"--kube-api-burst=" + unlimitedBurst,
+		}
+		if opts.RealNode {
+			// What a Deployment with a ServiceAccount, Services and a
+			// PodDisruptionBudget needs on a real node.
+			controllers += ",deployment-controller,replicaset-controller,endpointslice-controller,disruption-controller," +
+				"serviceaccount-controller,root-ca-certificate-publisher-controller"
+			ca := filepath.Join(c.dir, "ca.crt")
+			if err := os.WriteFile(ca, c.Config.CAData, 0o600); err != nil {
+				return err
+			}
+			args = append(args, "--root-ca-file="+ca)
+		}
+		if err := c.run(binDir, "kube-controller-manager", append(args, "--controllers="+controllers)...); err != nil {
 			return err
 		}
 	}
@@ -230,6 +282,9 @@ func (c *Cluster) startExtras(ctx context.Context, binDir string, opts Options) 
 		if err := c.addNodes(ctx, opts.Nodes); err != nil {
 			return err
 		}
+	}
+	if c.node != nil {
+		return c.startNode(ctx, binDir, c.node)
 	}
 	return nil
 }
@@ -310,6 +365,9 @@ func (c *Cluster) Stop() error {
 		errs = append(errs, c.procs[i].stop())
 	}
 	c.procs = nil
+	// The kubelet leaves its containers running when it stops.
+	errs = append(errs, c.node.stop())
+	c.node = nil
 	if c.env != nil {
 		errs = append(errs, c.env.Stop())
 	}
@@ -338,13 +396,21 @@ type process struct {
 	log  *os.File
 }
 
-// run starts a binary of binDir with its output in <dir>/<name>.log.
+// run starts a binary of binDir, or of PATH when binDir is empty, with its
+// output in <dir>/<name>.log.
 func (c *Cluster) run(binDir, name string, args ...string) error {
+	path := filepath.Join(binDir, name)
+	if binDir == "" {
+		var err error
+		if path, err = exec.LookPath(name); err != nil {
+			return err
+		}
+	}
 	log, err := os.Create(filepath.Join(c.dir, name+".log"))
 	if err != nil {
 		return err
 	}
-	cmd := exec.Command(filepath.Join(binDir, name), args...)
+	cmd := exec.Command(path, args...)
 	cmd.Stdout, cmd.Stderr = log, log
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {

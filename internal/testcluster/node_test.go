@@ -1,0 +1,147 @@
+package testcluster
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+)
+
+// skipWithoutRealNode skips a test on a machine that cannot run a real
+// node, unless GYRE_REAL_NODE=required says it must.
+func skipWithoutRealNode(t *testing.T) {
+	t.Helper()
+	if err := RealNodeUnsupported(); err != nil {
+		if os.Getenv(RequireRealNode) == "required" {
+			t.Fatalf("%s=required, but: %v", RequireRealNode, err)
+		}
+		t.Skip(err)
+	}
+}
+
+// crashChild is set in the process that TestRealNode_runsAPodAndLeavesNothing
+// starts, and then kills, with a Pod running on its real node.
+const crashChild = "GYRE_TEST_REAL_NODE_CRASH_CHILD"
+
+func TestRealNode_crashChild(t *testing.T) {
+	if os.Getenv(crashChild) == "" {
+		t.Skip("only run as the child of TestRealNode_runsAPodAndLeavesNothing")
+	}
+	g := NewWithT(t)
+	ctx := context.Background()
+	c, err := Start(ctx, Options{Scheduler: true, RealNode: true})
+	g.Expect(err).NotTo(HaveOccurred())
+	_, err = clientset(g, c).CoreV1().Pods("default").Create(ctx, sleeper("left-running"), metav1.CreateOptions{})
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Eventually(func(g Gomega) {
+		got, err := clientset(g, c).CoreV1().Pods("default").Get(ctx, "left-running", metav1.GetOptions{})
+		g.Expect(err).NotTo(HaveOccurred())
+		g.Expect(got.Status.Phase).To(Equal(corev1.PodRunning))
+	}).WithTimeout(time.Minute).Should(Succeed())
+	fmt.Println("running")
+	time.Sleep(time.Hour) // killed by the parent
+}
+
+func sleeper(name string) *corev1.Pod {
+	return &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "default"},
+		Spec: corev1.PodSpec{
+			AutomountServiceAccountToken: ptr.To(false),
+			Containers: []corev1.Container{{
+				Name: "main", Image: BusyboxImage, ImagePullPolicy: corev1.PullNever,
+				Command: []string{"sleep", "3600"},
+			}},
+		},
+	}
+}
+
+// crashANode runs a real node with a Pod in a child process and kills the
+// child with SIGKILL: its containers, mounts, network and cgroups stay.
+func crashANode(t *testing.T, g Gomega) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestRealNode_crashChild$", "-test.v")
+	cmd.Env = append(os.Environ(), crashChild+"=1")
+	out, err := cmd.StdoutPipe()
+	g.Expect(err).NotTo(HaveOccurred())
+	cmd.Stderr = cmd.Stdout
+	g.Expect(cmd.Start()).To(Succeed())
+	var seen strings.Builder
+	s := bufio.NewScanner(out)
+	for s.Scan() {
+		seen.WriteString(s.Text() + "\n")
+		if s.Text() == "running" {
+			break
+		}
+	}
+	g.Expect(cmd.Process.Kill()).To(Succeed())
+	_ = cmd.Wait()
+	g.Expect(seen.String()).To(HaveSuffix("running\n"), "the child ran a Pod before it was killed")
+	points, err := mounts()
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(strings.Join(points, "\n")).To(ContainSubstring(nodeData), "the crash left mounts behind")
+}
+
+func TestRealNode_runsAPodAndLeavesNothing(t *testing.T) {
+	skipWithoutRealNode(t)
+	g := NewWithT(t)
+	ctx := context.Background()
+	ipForwardBefore, err := os.ReadFile(ipForward)
+	g.Expect(err).NotTo(HaveOccurred())
+	crashANode(t, g)
+	start := time.Now()
+	c, err := Start(ctx, Options{Scheduler: true, RealNode: true})
+	g.Expect(err).NotTo(HaveOccurred())
+	t.Logf("real node Ready in %s", time.Since(start).Round(100*time.Millisecond))
+	cs := clientset(g, c)
+
+	pod := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "hello", Namespace: "default"},
+		Spec: corev1.PodSpec{
+			RestartPolicy:                 corev1.RestartPolicyNever,
+			AutomountServiceAccountToken:  ptr.To(false),
+			TerminationGracePeriodSeconds: ptr.To[int64](1),
+			Containers: []corev1.Container{{
+				Name: "main", Image: BusyboxImage, ImagePullPolicy: corev1.PullNever,
+				Command: []string{"sh", "-c", "echo -n hello from $(hostname) > /dev/termination-log; exit 3"},
+			}},
+		},
+	}
+	_, err = cs.CoreV1().Pods("default").Create(ctx, pod, metav1.CreateOptions{})
+	g.Expect(err).NotTo(HaveOccurred())
+	created := time.Now()
+	g.Eventually(func(g Gomega) {
+		got, err := cs.CoreV1().Pods("default").Get(ctx, "hello", metav1.GetOptions{})
+		g.Expect(err).NotTo(HaveOccurred())
+		g.Expect(got.Status.Phase).To(Equal(corev1.PodFailed), "%+v", got.Status)
+		term := got.Status.ContainerStatuses[0].State.Terminated
+		g.Expect(term.ExitCode).To(BeEquivalentTo(3))
+		g.Expect(term.Message).To(Equal("hello from hello"))
+	}).WithTimeout(time.Minute).WithPolling(100 * time.Millisecond).Should(Succeed())
+	t.Logf("Pod ran to its end in %s", time.Since(created).Round(100*time.Millisecond))
+
+	g.Expect(c.Stop()).To(Succeed())
+	points, err := mounts()
+	g.Expect(err).NotTo(HaveOccurred())
+	for _, p := range points {
+		g.Expect(p).NotTo(HavePrefix(nodeData), "no mount is left")
+		g.Expect(p).NotTo(HavePrefix(nodeRun), "no mount is left")
+	}
+	g.Expect(nodeData).NotTo(BeADirectory())
+	g.Expect("/sys/fs/cgroup/memory/" + nodeCgroup).NotTo(BeADirectory())
+	g.Expect("/sys/class/net/" + nodeBridge).NotTo(BeAnExistingFile())
+	for _, table := range []string{"filter", "nat", "mangle"} {
+		rules, err := exec.Command("iptables", "-w", "-t", table, "-S").Output()
+		g.Expect(err).NotTo(HaveOccurred())
+		g.Expect(string(rules)).NotTo(ContainSubstring("KUBE-"), "iptables table %s", table)
+	}
+	g.Expect(os.ReadFile(ipForward)).To(Equal(ipForwardBefore), "ip_forward is as it was")
+}
