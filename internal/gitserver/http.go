@@ -6,6 +6,7 @@ import (
 	"encoding/pem"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/cgi"
 	"net/http/httptest"
@@ -32,6 +33,10 @@ type HTTPOptions struct {
 	// Stderr receives git http-backend's complaints (such as a missing
 	// repository); discarded when nil.
 	Stderr io.Writer
+	// Addr is the host:port to listen on; 127.0.0.1 on a free port when
+	// empty. Pods on a real node reach the host only at its node
+	// address, not at 127.0.0.1.
+	Addr string
 }
 
 // HTTPServer serves every repository under its root directory.
@@ -58,8 +63,8 @@ type Requests struct {
 	Unauthorized int
 }
 
-// StartHTTP serves the bare repositories under root over HTTP on
-// 127.0.0.1. Pushing is allowed, so tests push through the server too.
+// StartHTTP serves the bare repositories under root over HTTP, on
+// 127.0.0.1 unless opts.Addr says otherwise. Pushing is allowed, so tests push through the server too.
 func StartHTTP(root string, opts HTTPOptions) (*HTTPServer, error) {
 	if _, err := os.Stat(HTTPBackend); err != nil {
 		return nil, fmt.Errorf("git http-backend: %w", err)
@@ -98,10 +103,19 @@ func StartHTTP(root string, opts HTTPOptions) (*HTTPServer, error) {
 		}
 		backend.ServeHTTP(w, r)
 	})
+	s.srv = httptest.NewUnstartedServer(h)
+	if opts.Addr != "" {
+		l, err := net.Listen("tcp", opts.Addr)
+		if err != nil {
+			return nil, fmt.Errorf("git server: %w", err)
+		}
+		s.srv.Listener.Close()
+		s.srv.Listener = l
+	}
 	if opts.TLS {
-		s.srv = httptest.NewTLSServer(h)
+		s.srv.StartTLS()
 	} else {
-		s.srv = httptest.NewServer(h)
+		s.srv.Start()
 	}
 	s.URL = s.srv.URL
 	return s, nil
