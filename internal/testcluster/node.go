@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"testing"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -80,8 +81,23 @@ func RealNodeUnsupported() error {
 
 // RequireRealNode is the environment variable that turns a machine
 // without a real node from a skip into a failure, so CI cannot pass by
-// skipping.
+// skipping: GYRE_REAL_NODE=required.
 const RequireRealNode = "GYRE_REAL_NODE"
+
+// SkipWithoutRealNode skips a test on a machine that cannot run a real
+// node, unless GYRE_REAL_NODE=required says it must, and in -short mode.
+func SkipWithoutRealNode(t testing.TB) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("a real node takes seconds to start; skipped in -short mode")
+	}
+	if err := RealNodeUnsupported(); err != nil {
+		if os.Getenv(RequireRealNode) == "required" {
+			t.Fatalf("%s=required, but: %v", RequireRealNode, err)
+		}
+		t.Skip(err)
+	}
+}
 
 // nodeIP is the address the node and the API server use: the first IPv4
 // address of the interface of the default route. Pods reach it through

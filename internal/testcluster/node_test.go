@@ -16,18 +16,6 @@ import (
 	"k8s.io/utils/ptr"
 )
 
-// skipWithoutRealNode skips a test on a machine that cannot run a real
-// node, unless GYRE_REAL_NODE=required says it must.
-func skipWithoutRealNode(t *testing.T) {
-	t.Helper()
-	if err := RealNodeUnsupported(); err != nil {
-		if os.Getenv(RequireRealNode) == "required" {
-			t.Fatalf("%s=required, but: %v", RequireRealNode, err)
-		}
-		t.Skip(err)
-	}
-}
-
 // crashChild is set in the process that TestRealNode_runsAPodAndLeavesNothing
 // starts, and then kills, with a Pod running on its real node.
 const crashChild = "GYRE_TEST_REAL_NODE_CRASH_CHILD"
@@ -91,7 +79,7 @@ func crashANode(t *testing.T, g Gomega) {
 }
 
 func TestRealNode_runsAPodAndLeavesNothing(t *testing.T) {
-	skipWithoutRealNode(t)
+	SkipWithoutRealNode(t)
 	g := NewWithT(t)
 	ctx := context.Background()
 	ipForwardBefore, err := os.ReadFile(ipForward)
