@@ -2,6 +2,7 @@ package exec
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -119,9 +120,17 @@ func podFailure(pod *corev1.Pod) (reason, message string) {
 			return ReasonOOMKilled, fmt.Sprintf("container %s ran out of memory and was killed (exit code %d)", cs.Name, t.ExitCode)
 		}
 	}
-	for _, cs := range pod.Status.ContainerStatuses {
-		if t := cs.State.Terminated; t != nil && t.ExitCode != 0 {
-			return ReasonError, fmt.Sprintf("container %s exited with code %d%s", cs.Name, t.ExitCode, detail(t))
+	// The workload's own failure first: the coordinator then fails too,
+	// and the kubelet lists containers by name, not in the Pod's order.
+	workload := workloadContainers(pod)
+	for _, own := range []bool{true, false} {
+		for _, cs := range pod.Status.ContainerStatuses {
+			if slices.Contains(workload, cs.Name) != own {
+				continue
+			}
+			if t := cs.State.Terminated; t != nil && t.ExitCode != 0 {
+				return ReasonError, fmt.Sprintf("container %s exited with code %d%s", cs.Name, t.ExitCode, detail(t))
+			}
 		}
 	}
 	msg := "pod failed"

@@ -149,6 +149,10 @@ func TestStateOfPod(t *testing.T) {
 		{name: "A non-zero exit code fails with the container and code.", pod: pod(corev1.PodFailed, func(p *corev1.Pod) {
 			p.Status.ContainerStatuses = []corev1.ContainerStatus{terminated("main", "Error", 3)}
 		}), wantPhase: cyclonev1alpha1.StatusFailed, wantReason: ReasonError, wantMessage: "container main exited with code 3"},
+		{name: "The workload's exit code is named although the kubelet lists the coordinator, which failed with it, first.", pod: pod(corev1.PodFailed, func(p *corev1.Pod) {
+			p.Spec.Containers = []corev1.Container{{Name: "main"}, {Name: coordinatorName, Env: []corev1.EnvVar{{Name: EnvWorkloadContainers, Value: "main"}}}}
+			p.Status.ContainerStatuses = []corev1.ContainerStatus{terminated(coordinatorName, "Error", 2), terminated("main", "Error", 7)}
+		}), wantPhase: cyclonev1alpha1.StatusFailed, wantReason: ReasonError, wantMessage: "container main exited with code 7"},
 		{name: "OOMKilled says the container ran out of memory.", pod: pod(corev1.PodFailed, func(p *corev1.Pod) {
 			p.Status.ContainerStatuses = []corev1.ContainerStatus{terminated("main", "OOMKilled", 137)}
 		}), wantPhase: cyclonev1alpha1.StatusFailed, wantReason: ReasonOOMKilled, wantMessage: "ran out of memory"},

@@ -96,10 +96,24 @@ func collect(src, dst string) error {
 	if err := os.MkdirAll(dir, 0o775); err != nil {
 		return err
 	}
-	if err := os.Chmod(dir, 0o775); err != nil {
+	if err := os.Chmod(dir, shareMode(dir)); err != nil {
 		return err
 	}
 	return fsutil.CopyTree(src, dst)
+}
+
+// shareMode is the mode that lets the coordinator move dir. Where the
+// kubelet applied the Pod's fsGroup, the volume's directories are setgid
+// and dir has that group, the coordinator's: group-writable suffices.
+// Storage that ignores fsGroup (hostPath, NFS) leaves dir with the
+// workload's group, so it is made writable to all; it is the tenant's own
+// data, in its own run's directory.
+func shareMode(dir string) fs.FileMode {
+	parent, err := os.Stat(filepath.Dir(dir))
+	if err == nil && parent.Mode()&fs.ModeSetgid != 0 {
+		return fs.ModeSetgid | 0o775
+	}
+	return 0o777
 }
 
 // InstallSelf copies the running gyre binary to dst, for the workload

@@ -94,6 +94,13 @@ func (r *Resolver) Pull(ctx context.Context) error {
 // into place, replacing the old data when replace is set.
 func (r *Resolver) freshPull(ctx context.Context, kind resourceKind, data string, replace bool) error {
 	tmp, err := os.MkdirTemp(r.Workdir, ".pull-")
+	if errors.Is(err, fs.ErrPermission) {
+		// The kubelet makes a PVC's sub-directories with the mode of its
+		// root: storage that neither applies fsGroup nor makes its
+		// volumes world-writable leaves them to root alone.
+		return fmt.Errorf("pull: %w: the tenant's PVC is not writable by uid %d or gid %d; use storage that applies the Pod's fsGroup, "+
+			"or makes volume directories writable to all (as local-path and NFS provisioners do)", err, os.Getuid(), os.Getgid())
+	}
 	if err != nil {
 		return fmt.Errorf("pull: %w", err)
 	}
