@@ -78,14 +78,30 @@ func TestCollector_replacesAnEarlierCollection(t *testing.T) {
 }
 
 func TestCollector_leavesArtifactsForTheCoordinatorToMove(t *testing.T) {
-	g := NewWithT(t)
-	work, staging := t.TempDir(), t.TempDir()
-	c := &Collector{Artifacts: []Artifact{{Name: "bin", Path: filepath.Join(work, "bin")}}, Staging: staging, Stdout: &bytes.Buffer{}, Stderr: &bytes.Buffer{}}
-	g.Expect(c.Run(context.Background(), []string{"/bin/sh", "-c", "echo app > " + filepath.Join(work, "bin")})).To(Equal(0))
-	info, err := os.Stat(filepath.Join(staging, "bin"))
-	g.Expect(err).NotTo(HaveOccurred())
-	// The coordinator runs as another user, in the Pod's fsGroup.
-	g.Expect(info.Mode().Perm()).To(Equal(os.FileMode(0o775)), "group-writable, whatever the workload's umask")
+	// The coordinator runs as another user than the workload may, in the
+	// Pod's fsGroup where the storage applies it.
+	tests := []struct {
+		name       string
+		stagingDir os.FileMode
+		want       os.FileMode
+	}{
+		{name: "On storage that applies fsGroup (setgid directories) the artifact is group-writable, whatever the workload's umask.",
+			stagingDir: os.ModeSetgid | 0o775, want: os.ModeSetgid | 0o775},
+		{name: "On storage that ignores fsGroup (hostPath, NFS) the artifact is writable to all, so that the coordinator can move it.",
+			stagingDir: 0o755, want: 0o777},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			g := NewWithT(t)
+			work, staging := t.TempDir(), t.TempDir()
+			g.Expect(os.Chmod(staging, tt.stagingDir)).To(Succeed())
+			c := &Collector{Artifacts: []Artifact{{Name: "bin", Path: filepath.Join(work, "bin")}}, Staging: staging, Stdout: &bytes.Buffer{}, Stderr: &bytes.Buffer{}}
+			g.Expect(c.Run(context.Background(), []string{"/bin/sh", "-c", "echo app > " + filepath.Join(work, "bin")})).To(Equal(0))
+			info, err := os.Stat(filepath.Join(staging, "bin"))
+			g.Expect(err).NotTo(HaveOccurred())
+			g.Expect(info.Mode() & (os.ModeSetgid | os.ModePerm)).To(Equal(tt.want))
+		})
+	}
 }
 
 // readTree reads every regular file under dir, by slash path.
