@@ -66,7 +66,7 @@ type gyre struct {
 // startGyre runs gyre's controllers as `gyre controller` would, with the
 // busybox image for GC Pods (the node has no registry to pull one from),
 // until stop or the end of the test.
-func startGyre(t *testing.T) *gyre {
+func startGyre(t testing.TB) *gyre {
 	t.Helper()
 	scheme, err := reconciler.NewScheme()
 	if err != nil {
@@ -123,7 +123,7 @@ type tenantRepo struct {
 // {{URL}} replaced by the repository's own URL) under tenants/<name>/, and
 // creates a Repository and a Tenant with a PVC on a hostPath
 // PersistentVolume, then waits until the Tenant is Ready.
-func newTenant(t *testing.T, name string, files map[string]string) *tenantRepo {
+func newTenant(t testing.TB, name string, files map[string]string) *tenantRepo {
 	t.Helper()
 	g := NewWithT(t)
 	root := t.TempDir()
