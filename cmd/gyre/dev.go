@@ -22,11 +22,13 @@ func newDevCmd() *cobra.Command {
 		Use:   "dev",
 		Short: "Run gyre end to end on a local control plane and the example repository",
 		Long: `Run gyre end to end with no cluster and no network: a local control plane
-(etcd, kube-apiserver, kube-scheduler, kube-controller-manager, kwok with
-simulated nodes), the example pipeline repository served by a real Git
-server, two Tenants with two clusters each, and every gyre controller. A
-WorkflowRun of the example pipeline runs through its stages once every
-target is Ready. State is kept in --state-dir, so a second run starts in
+(etcd, kube-apiserver, kube-scheduler, kube-controller-manager), a node, the
+example pipeline repository served by a real Git server, two Tenants with
+two clusters each, and every gyre controller. The node is real where this
+machine can run one (Linux, root, make tools): containerd and a kubelet run
+the example's demo pipeline in real containers, with gyre's image and a
+busybox image loaded. Elsewhere kwok simulates three nodes and the example's
+Go CI pipeline. A WorkflowRun starts once every target is Ready. State is kept in --state-dir, so a second run starts in
 seconds and keeps your commits to the example repository.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -54,6 +56,7 @@ seconds and keeps your commits to the example repository.`,
 	f.BoolVar(&o.Once, "once", false, "exit when the example WorkflowRun is done: 0 if it succeeded")
 	f.DurationVar(&o.Timeout, "timeout", 5*time.Minute, "with --once, give up after this long")
 	f.BoolVar(&verbose, "verbose", false, "show the controllers' logs on stderr")
+	f.StringVar(&o.Node, "node", devenv.NodeAuto, `where stages run: "real" (containerd and a kubelet on this machine: Linux and root), "kwok" (simulated), or "auto" (real where it can run)`)
 	return cmd
 }
 

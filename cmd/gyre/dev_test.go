@@ -15,6 +15,8 @@ import (
 	"time"
 
 	. "github.com/onsi/gomega"
+
+	"github.com/gyreops/gyre/internal/testcluster"
 )
 
 // buildGyre builds the gyre binary once for the tests that run it as a
@@ -42,7 +44,7 @@ func TestDev_onceRunsTheExamplePipeline(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, "dev", "--once", "--state-dir", t.TempDir(), "--timeout", "4m")
+	cmd := exec.CommandContext(ctx, bin, "dev", "--once", "--node=kwok", "--state-dir", t.TempDir(), "--timeout", "4m")
 	out, err := cmd.CombinedOutput()
 	t.Logf("gyre dev output:\n%s", out)
 	g.Expect(err).NotTo(HaveOccurred(), "gyre dev --once exits 0")
@@ -59,6 +61,36 @@ func TestDev_onceRunsTheExamplePipeline(t *testing.T) {
 		`stage notify-prod\s+Failed \(trivial: the run goes on without it\): delegation request: no such host`,
 		`GC Pod cyclone-shop-worker/\S+-gc created`,
 		`WorkflowRun \S+ Succeeded in \d+s; its Pods and scratch data are cleaned up`,
+	} {
+		g.Expect(string(out)).To(MatchRegexp(want))
+	}
+}
+
+// TestRealNode_devRunsTheDemoInRealContainers runs `gyre dev --once` on a
+// real node, as `make run` does where it can: the example's demo pipeline
+// checks the example repository out from gyre dev's Git server through
+// gyre's resolver, hands a file from one stage to the next, reports
+// outputs, and its GC Pod removes the run's data.
+func TestRealNode_devRunsTheDemoInRealContainers(t *testing.T) {
+	testcluster.SkipWithoutRealNode(t)
+	g := NewWithT(t)
+	bin := gyreForDev(t)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, "dev", "--once", "--node=real", "--state-dir", t.TempDir(), "--timeout", "4m")
+	out, err := cmd.CombinedOutput()
+	t.Logf("gyre dev output:\n%s", out)
+	g.Expect(err).NotTo(HaveOccurred(), "gyre dev --once exits 0")
+	for _, want := range []string{
+		`and a real node \(containerd and a kubelet: stages run real containers\)`,
+		`Serving it over HTTP at http://\d+\.\d+\.\d+\.\d+:\d+/pipelines/.git`,
+		`Started WorkflowRun cyclone-shop/demo-\S+ of Workflow demo-`,
+		`stage inventory-\S+\s+Succeeded .*; outputs: LastCommitID=[0-9a-f]{40}, overlays=\d+`,
+		`stage summary-\S+\s+Succeeded .*; outputs: tenants=analytics payments shop`,
+		`GC Pod cyclone-shop-worker/\S+-gc created`,
+		`GC Pod removed: `,
+		`WorkflowRun demo-\S+ Succeeded in \d+s; its Pods and scratch data are cleaned up`,
 	} {
 		g.Expect(string(out)).To(MatchRegexp(want))
 	}
@@ -117,7 +149,7 @@ func TestDev_startsAfterAKill(t *testing.T) {
 	dev := startDev(t, 8*time.Minute)
 	ctx, bin, state, first := dev.ctx, dev.bin, dev.state, dev.cmd
 
-	second, err := exec.CommandContext(ctx, bin, "dev", "--once", "--state-dir", state).CombinedOutput()
+	second, err := exec.CommandContext(ctx, bin, "dev", "--once", "--node=kwok", "--state-dir", state).CombinedOutput()
 	g.Expect(err).To(HaveOccurred(), "a second gyre dev on a state directory in use fails:\n%s", second)
 	g.Expect(string(second)).To(ContainSubstring("is in use by another control plane"))
 
@@ -129,7 +161,7 @@ func TestDev_startsAfterAKill(t *testing.T) {
 	g.Expect(bystander.Start()).To(Succeed())
 	defer func() { _ = bystander.Process.Kill(); _ = bystander.Wait() }()
 
-	out, err := exec.CommandContext(ctx, bin, "dev", "--once", "--state-dir", state, "--timeout", "4m").CombinedOutput()
+	out, err := exec.CommandContext(ctx, bin, "dev", "--once", "--node=kwok", "--state-dir", state, "--timeout", "4m").CombinedOutput()
 	t.Logf("gyre dev output:\n%s", out)
 	g.Expect(err).NotTo(HaveOccurred(), "gyre dev --once after a kill exits 0")
 	g.Expect(string(out)).To(MatchRegexp(`WorkflowRun \S+ Succeeded in \d+s`))
@@ -189,7 +221,7 @@ func startDev(t *testing.T, timeout time.Duration) *devSession {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	t.Cleanup(cancel)
 	state := t.TempDir()
-	cmd := exec.CommandContext(ctx, bin, "dev", "--state-dir", state)
+	cmd := exec.CommandContext(ctx, bin, "dev", "--node=kwok", "--state-dir", state)
 	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
 	cmd.WaitDelay = 30 * time.Second
 	stdout, err := cmd.StdoutPipe()

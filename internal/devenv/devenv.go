@@ -33,6 +33,36 @@ type Options struct {
 	Timeout time.Duration
 	// Out receives the progress a person follows.
 	Out io.Writer
+	// Node is NodeReal (containerd and a kubelet run the stages' real
+	// containers), NodeKwok (kwok simulates them) or NodeAuto (real where
+	// this machine can run one).
+	Node string
+}
+
+// Kinds of node gyre dev runs stages on.
+const (
+	NodeAuto = "auto"
+	NodeReal = "real"
+	NodeKwok = "kwok"
+)
+
+// chooseNode resolves NodeAuto and says why a real node cannot run.
+func chooseNode(node string) (string, string, error) {
+	switch node {
+	case NodeReal:
+		if err := testcluster.RealNodeUnsupported(); err != nil {
+			return "", "", err
+		}
+		return NodeReal, "", nil
+	case NodeKwok:
+		return NodeKwok, "as asked", nil
+	case NodeAuto, "":
+		if err := testcluster.RealNodeUnsupported(); err != nil {
+			return NodeKwok, err.Error(), nil
+		}
+		return NodeReal, "", nil
+	}
+	return "", "", fmt.Errorf("--node %q: want %s, %s or %s", node, NodeAuto, NodeReal, NodeKwok)
 }
 
 // Tenants gyre dev creates: two tenants with two targets each, all on the
@@ -65,14 +95,23 @@ func Run(ctx context.Context, o Options) error {
 		return err
 	}
 
-	p.say("Starting the local control plane in %s (etcd, kube-apiserver, kube-scheduler, kube-controller-manager, kwok with 3 nodes)", stateDir)
-	cluster, err := testcluster.Start(ctx, testcluster.Options{
-		StateDir:             filepath.Join(stateDir, "cluster"),
-		Scheduler:            true,
-		ControllerManager:    true,
-		Nodes:                3,
-		PodsSucceedByDefault: true,
-	})
+	node, why, err := chooseNode(o.Node)
+	if err != nil {
+		return err
+	}
+	copts := testcluster.Options{
+		StateDir:          filepath.Join(stateDir, "cluster"),
+		Scheduler:         true,
+		ControllerManager: true,
+	}
+	if node == NodeReal {
+		copts.RealNode = true
+		p.say("Starting the local control plane in %s (etcd, kube-apiserver, kube-scheduler, kube-controller-manager) and a real node (containerd and a kubelet: stages run real containers)", stateDir)
+	} else {
+		copts.Nodes, copts.PodsSucceedByDefault = 3, true
+		p.say("Starting the local control plane in %s (etcd, kube-apiserver, kube-scheduler, kube-controller-manager, kwok with 3 simulated nodes: %s)", stateDir, why)
+	}
+	cluster, err := testcluster.Start(ctx, copts)
 	if err != nil {
 		return fmt.Errorf("start the local control plane: %w", err)
 	}
@@ -87,7 +126,12 @@ func Run(ctx context.Context, o Options) error {
 	if created {
 		p.say("Made the example repository %s from %s", repoDir, o.Example)
 	}
-	git, err := gitserver.StartHTTP(filepath.Dir(repoDir), gitserver.HTTPOptions{})
+	// Pods on a real node reach the host at the node's address only.
+	gitAddr := ""
+	if node == NodeReal {
+		gitAddr = cluster.NodeIP + ":0"
+	}
+	git, err := gitserver.StartHTTP(filepath.Dir(repoDir), gitserver.HTTPOptions{Addr: gitAddr})
 	if err != nil {
 		return fmt.Errorf("serve the example repository: %w", err)
 	}
@@ -103,6 +147,9 @@ func Run(ctx context.Context, o Options) error {
 	if err != nil {
 		return err
 	}
+	if err := forgetOtherNodes(ctx, c, node); err != nil {
+		return err
+	}
 	if err := seed(ctx, c, url, stateDir); err != nil {
 		return err
 	}
@@ -112,9 +159,13 @@ func Run(ctx context.Context, o Options) error {
 		MetricsAddr: "0",
 		ProbeAddr:   "0",
 		ArtifactDir: filepath.Join(stateDir, "artifacts"),
-		// kwok runs no container and the cluster has none of the PVCs
-		// that persistent Resources name.
+		// The cluster has none of the PVCs that persistent Resources
+		// name.
 		Exec: exec.Config{IgnorePersistence: true},
+	}
+	if node == NodeReal {
+		// The node has no registry: GC Pods use the busybox it has.
+		opts.Exec.GCImage = testcluster.BusyboxImage
 	}
 	mgr, err := ctrl.NewManager(cluster.Config, reconciler.ManagerOptions(scheme, opts))
 	if err != nil {
@@ -129,7 +180,7 @@ func Run(ctx context.Context, o Options) error {
 	go func() { mgrErr <- mgr.Start(mgrCtx) }()
 	p.say("Controllers running: repository, tenant, workflowrun engine, cron triggers")
 
-	w := &watcher{c: c, p: p, repoDir: repoDir}
+	w := &watcher{c: c, p: p, repoDir: repoDir, gitURL: url, real: node == NodeReal}
 	runCtx := ctx
 	if o.Once && o.Timeout > 0 {
 		var cancel context.CancelFunc

@@ -3,6 +3,7 @@ package devenv
 import (
 	"context"
 	"fmt"
+	"os"
 	"path/filepath"
 	"time"
 
@@ -29,6 +30,15 @@ func seed(ctx context.Context, c client.Client, url, stateDir string) error {
 		},
 	}}
 	for i, t := range devTenants {
+		// As local-path and NFS provisioners make them: writable to all,
+		// since a hostPath volume ignores the Pods' fsGroup.
+		volume := filepath.Join(stateDir, "volumes", fmt.Sprint(i))
+		if err := os.MkdirAll(volume, 0o777); err != nil {
+			return err
+		}
+		if err := os.Chmod(volume, 0o777); err != nil {
+			return err
+		}
 		tenant := &gyrev1alpha1.Tenant{
 			ObjectMeta: metav1.ObjectMeta{Name: t.name},
 			Spec: gyrev1alpha1.TenantSpec{
@@ -55,7 +65,7 @@ func seed(ctx context.Context, c client.Client, url, stateDir string) error {
 				AccessModes:                   []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce, corev1.ReadWriteMany},
 				PersistentVolumeReclaimPolicy: corev1.PersistentVolumeReclaimRetain,
 				PersistentVolumeSource: corev1.PersistentVolumeSource{
-					HostPath: &corev1.HostPathVolumeSource{Path: filepath.Join(stateDir, "volumes", fmt.Sprint(i))},
+					HostPath: &corev1.HostPathVolumeSource{Path: volume},
 				},
 			},
 		})
@@ -75,6 +85,28 @@ func seed(ctx context.Context, c client.Client, url, stateDir string) error {
 		repo.Spec.URL = url
 		if err := c.Patch(ctx, repo, patch); err != nil {
 			return fmt.Errorf("point Repository pipelines at %s: %w", url, err)
+		}
+	}
+	return nil
+}
+
+// forgetOtherNodes deletes the Nodes of the kind gyre dev does not run
+// this time, which a state directory keeps from an earlier start: nothing
+// runs their Pods any more, yet the scheduler would still place Pods
+// there.
+func forgetOtherNodes(ctx context.Context, c client.Client, node string) error {
+	var nodes corev1.NodeList
+	if err := c.List(ctx, &nodes); err != nil {
+		return err
+	}
+	for i := range nodes.Items {
+		n := &nodes.Items[i]
+		kwok := n.Annotations["kwok.x-k8s.io/node"] == "fake"
+		if kwok == (node == NodeKwok) {
+			continue
+		}
+		if err := c.Delete(ctx, n); client.IgnoreNotFound(err) != nil {
+			return fmt.Errorf("delete node %s of an earlier gyre dev: %w", n.Name, err)
 		}
 	}
 	return nil

@@ -11,6 +11,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	cyclonev1alpha1 "github.com/gyreops/gyre/api/cyclone/v1alpha1"
@@ -24,6 +25,12 @@ type watcher struct {
 	c       client.Client
 	p       *printer
 	repoDir string
+	// gitURL is the dev Git server's URL of the example repository; a
+	// run on a real node checks it out.
+	gitURL string
+	// real says stages run real containers, so the run is of the
+	// example's demo Workflow, whose images the node has.
+	real bool
 
 	seen   map[string]string // what was last printed per subject
 	run    string            // the example WorkflowRun, once created
@@ -150,7 +157,15 @@ func (w *watcher) tenants(ctx context.Context) bool {
 	return want > 0 && ready == want
 }
 
-// startRun starts a WorkflowRun of the run tenant's first Workflow.
+// The example's pipeline whose images a real node has, and its Git
+// source; the tenant's overlays add suffixes to both names.
+const (
+	demoWorkflow = "demo"
+	demoSource   = "pipelines-source"
+)
+
+// startRun starts a WorkflowRun of the run tenant's first Workflow, or of
+// its demo Workflow on a real node.
 func (w *watcher) startRun(ctx context.Context) error {
 	ns := "cyclone-" + runTenant
 	var workflows cyclonev1alpha1.WorkflowList
@@ -166,12 +181,34 @@ func (w *watcher) startRun(ctx context.Context) error {
 	}
 	sort.Strings(names)
 	wf := names[0]
+	if w.real {
+		i := slices.IndexFunc(names, func(n string) bool { return strings.HasPrefix(n, demoWorkflow) })
+		if i < 0 {
+			return fmt.Errorf("no Workflow %s* in %s", demoWorkflow, ns)
+		}
+		wf = names[i]
+	}
 	run := &cyclonev1alpha1.WorkflowRun{
 		ObjectMeta: metav1.ObjectMeta{GenerateName: wf + "-dev-", Namespace: ns},
 		Spec: cyclonev1alpha1.WorkflowRunSpec{
 			WorkflowRef: &corev1.ObjectReference{Kind: "workflow.cyclone.dev", Name: wf},
 			Timeout:     "10m",
 		},
+	}
+	if w.real {
+		// The demo checks out the example repository from gyre dev's
+		// own Git server, whose address changes at every start.
+		var resources cyclonev1alpha1.ResourceList
+		if err := w.c.List(ctx, &resources, client.InNamespace(ns)); err != nil {
+			return err
+		}
+		for _, r := range resources.Items {
+			if strings.HasPrefix(r.Name, demoSource) {
+				run.Spec.ResourceParams = append(run.Spec.ResourceParams, cyclonev1alpha1.ParameterConfig{
+					Name: r.Name, Parameters: []cyclonev1alpha1.ParameterItem{{Name: "SCM_URL", Value: ptr.To(w.gitURL)}},
+				})
+			}
+		}
 	}
 	if err := w.c.Create(ctx, run); err != nil {
 		return err
@@ -201,6 +238,13 @@ func (w *watcher) stages(run *cyclonev1alpha1.WorkflowRun) {
 		}
 		if st.Status.Message != "" && st.Status.Phase != cyclonev1alpha1.StatusRunning {
 			msg += ": " + st.Status.Message
+		}
+		if len(st.Outputs) > 0 {
+			kv := make([]string, 0, len(st.Outputs))
+			for _, o := range st.Outputs {
+				kv = append(kv, o.Key+"="+strings.TrimSpace(o.Value))
+			}
+			msg += "; outputs: " + strings.Join(kv, ", ")
 		}
 		w.report("stage/"+name, msg)
 	}

@@ -156,6 +156,7 @@ func lockNode(ctx context.Context) (*os.File, error) {
 		return nil, err
 	}
 	start := time.Now()
+	said := start.Add(-time.Minute) // say it at once, then every 15 s
 	for {
 		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
 		if err == nil {
@@ -166,9 +167,10 @@ func lockNode(ctx context.Context) (*os.File, error) {
 			return nil, fmt.Errorf("lock %s: %w", nodeLock, err)
 		}
 		owner, _ := os.ReadFile(nodeLock)
-		if time.Since(start) > 0 && int(time.Since(start).Seconds())%15 == 0 {
-			fmt.Fprintf(os.Stderr, "testcluster: waiting %s for the real node of process %s to stop\n",
-				time.Since(start).Round(time.Second), strings.TrimSpace(string(owner)))
+		if time.Since(said) >= 15*time.Second {
+			said = time.Now()
+			fmt.Fprintf(os.Stderr, "testcluster: waiting for the real node of process %s to stop (%s so far)\n",
+				strings.TrimSpace(string(owner)), time.Since(start).Round(time.Second))
 		}
 		select {
 		case <-ctx.Done():
