@@ -48,6 +48,9 @@ type pushFixture struct {
 
 func newPushFixture(t testing.TB, g *WithT) *pushFixture {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("needs the test control plane")
+	}
 	root := t.TempDir()
 	f := &pushFixture{t: t, repo: gitserver.NewRepo(t, root, "pipelines.git")}
 	var err error
