@@ -223,11 +223,15 @@ func (r *Receiver) requestAll(ctx context.Context, log logr.Logger, repos []*gyr
 	resp := response{Message: "fetch requested"}
 	var firstErr error
 	for _, repo := range repos {
-		if err := r.request(ctx, repo, token); err != nil {
+		found, err := r.request(ctx, repo, token)
+		if err != nil {
 			if firstErr == nil {
 				firstErr = err
 			}
 			continue
+		}
+		if !found {
+			continue // deleted since the list: nothing to fetch
 		}
 		resp.Repositories = append(resp.Repositories, repo.Name)
 		log.Info("Requested fetch", "Repository", klog.KObj(repo))
@@ -242,21 +246,22 @@ func (r *Receiver) requestAll(ctx context.Context, log logr.Logger, repos []*gyr
 
 // request sets repo's gyre.dev/requestedAt annotation to token with a
 // merge patch: it touches nothing else, and needs no retry on conflict
-// with the controller's status writes.
-func (r *Receiver) request(ctx context.Context, repo *gyrev1alpha1.Repository, token string) error {
+// with the controller's status writes. It reports false for a Repository
+// deleted since it was listed.
+func (r *Receiver) request(ctx context.Context, repo *gyrev1alpha1.Repository, token string) (bool, error) {
 	patch, err := json.Marshal(map[string]any{"metadata": map[string]any{
 		"annotations": map[string]string{gyrev1alpha1.ReconcileRequestAnnotation: token},
 	}})
 	if err != nil {
-		return err
+		return false, err
 	}
 	if err := r.client.Patch(ctx, repo, client.RawPatch(types.MergePatchType, patch)); err != nil {
 		if apierrors.IsNotFound(err) {
-			return nil // deleted since the list: nothing to fetch
+			return false, nil
 		}
-		return fmt.Errorf("annotate Repository %s: %w", repo.Name, err)
+		return false, fmt.Errorf("annotate Repository %s: %w", repo.Name, err)
 	}
-	return nil
+	return true, nil
 }
 
 // short cuts s, taken from an event's body, to at most n bytes for an
