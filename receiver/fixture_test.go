@@ -109,13 +109,17 @@ func (f *pushFixture) newSecretData(g *WithT, data map[string][]byte) string {
 
 // newRepository creates a Repository of url, polled once an hour, whose
 // push events are signed with the Secret named secret; none when "".
-func (f *pushFixture) newRepository(g *WithT, url, secret string) *gyrev1alpha1.Repository {
+// edits change the spec before it is created.
+func (f *pushFixture) newRepository(g *WithT, url, secret string, edits ...func(*gyrev1alpha1.RepositorySpec)) *gyrev1alpha1.Repository {
 	obj := &gyrev1alpha1.Repository{
 		ObjectMeta: metav1.ObjectMeta{GenerateName: "pipelines-"},
 		Spec:       gyrev1alpha1.RepositorySpec{URL: url, Interval: &metav1.Duration{Duration: time.Hour}},
 	}
 	if secret != "" {
 		obj.Spec.Webhook = &gyrev1alpha1.RepositoryWebhook{SecretRef: gyrev1alpha1.SecretReference{Name: secret, Namespace: f.ns}}
+	}
+	for _, edit := range edits {
+		edit(&obj.Spec)
 	}
 	g.Expect(testEnv.Client.Create(context.Background(), obj)).To(Succeed())
 	f.t.Cleanup(func() { _ = client.IgnoreNotFound(testEnv.Client.Delete(context.Background(), obj)) })

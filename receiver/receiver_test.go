@@ -82,15 +82,17 @@ func TestReceiver_matchesEveryURLOfTheRepository(t *testing.T) {
 		url     string
 		webhook bool
 		want    bool
+		suspend bool
 	}{
-		{"A Repository of the clone URL is asked to fetch.", u.clone, true, true},
-		{"A Repository of the clone URL without .git is asked to fetch.", strings.TrimSuffix(u.clone, ".git"), true, true},
-		{"A Repository of the clone URL with a trailing slash is asked to fetch.", u.clone + "/", true, true},
-		{"A Repository of the scp-like SSH URL is asked to fetch.", u.ssh, true, true},
-		{"A Repository of the SSH URL in ssh:// form, host in capitals and without .git, is asked to fetch.", "ssh://git@GIT.Example.COM/team/pipelines", true, true},
-		{"A Repository of another repository on the same Git server is not asked.", f.git.URL + "/pipelines-other.git", true, false},
-		{"A Repository of the SSH URL's path over HTTPS, which the event does not name, is not asked.", "https://git.example.com/team/pipelines.git", true, false},
-		{"A Repository of the clone URL without spec.webhook is never asked.", u.clone, false, false},
+		{"A Repository of the clone URL is asked to fetch.", u.clone, true, true, false},
+		{"A Repository of the clone URL without .git is asked to fetch.", strings.TrimSuffix(u.clone, ".git"), true, true, false},
+		{"A Repository of the clone URL with a trailing slash is asked to fetch.", u.clone + "/", true, true, false},
+		{"A Repository of the scp-like SSH URL is asked to fetch.", u.ssh, true, true, false},
+		{"A Repository of the SSH URL in ssh:// form, host in capitals and without .git, is asked to fetch.", "ssh://git@GIT.Example.COM/team/pipelines", true, true, false},
+		{"A Repository of another repository on the same Git server is not asked.", f.git.URL + "/pipelines-other.git", true, false, false},
+		{"A Repository of the SSH URL's path over HTTPS, which the event does not name, is not asked.", "https://git.example.com/team/pipelines.git", true, false, false},
+		{"A Repository of the clone URL without spec.webhook is never asked.", u.clone, false, false, false},
+		{"A suspended Repository of the clone URL is not asked: it fetches nothing until resumed.", u.clone, true, false, true},
 	}
 	repos := make([]*gyrev1alpha1.Repository, len(cases))
 	var want []string
@@ -99,7 +101,7 @@ func TestReceiver_matchesEveryURLOfTheRepository(t *testing.T) {
 		if tc.webhook {
 			name = secretName
 		}
-		repos[i] = f.newRepository(g, tc.url, name)
+		repos[i] = f.newRepository(g, tc.url, name, func(s *gyrev1alpha1.RepositorySpec) { s.Suspend = tc.suspend })
 		if tc.want {
 			want = append(want, repos[i].Name)
 		}
