@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -171,6 +172,9 @@ func (r *Receiver) authenticRepositories(ctx context.Context, log logr.Logger, e
 		}
 		candidates = append(candidates, repo)
 	}
+	// The cache lists in no particular order; the same event must check
+	// the same Repositories.
+	slices.SortFunc(candidates, func(a, b *gyrev1alpha1.Repository) int { return strings.Compare(a.Name, b.Name) })
 	if len(candidates) > maxRepositories {
 		log.Info("Event names more Repositories than one event may trigger; checking the first", "repositories", len(candidates), "max", maxRepositories)
 		candidates = candidates[:maxRepositories]
