@@ -131,7 +131,7 @@ func (f *pushFixture) newRepository(g *WithT, url, secret string, edits ...func(
 func (f *pushFixture) publish(tenant, value string) string {
 	f.repo.WriteFile("tenants/"+tenant+"/kustomization.yaml", "resources:\n- settings.yaml\n")
 	f.repo.WriteFile("tenants/"+tenant+"/settings.yaml",
-		"apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\ndata:\n  value: "+value+"\n")
+		"apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\ndata:\n  value: \""+value+"\"\n")
 	sha := f.repo.Commit("settings " + value)
 	f.repo.Git("push", "-q", "origin", "main")
 	return sha
