@@ -3,6 +3,11 @@ package config_test
 import (
 	"bytes"
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -35,6 +40,7 @@ import (
 	"github.com/gyreops/gyre/exec"
 	"github.com/gyreops/gyre/internal/gitserver"
 	"github.com/gyreops/gyre/internal/testcluster"
+	"github.com/gyreops/gyre/receiver"
 	"github.com/gyreops/gyre/reconciler"
 	"github.com/gyreops/gyre/tenants"
 )
@@ -212,10 +218,13 @@ func TestRBAC_controllerDoesItsWholeJobAsItsServiceAccount(t *testing.T) {
 	t.Cleanup(srv.Close)
 	creds := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "pipelines-auth", Namespace: controllerNamespace},
 		StringData: map[string]string{"username": "gyre", "password": "correct-horse"}}
+	hookSecret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "pipelines-webhook", Namespace: controllerNamespace},
+		StringData: map[string]string{receiver.SecretKey: "push-secret"}}
 	repoObj := &gyrev1alpha1.Repository{ObjectMeta: metav1.ObjectMeta{Name: "pipelines"}, Spec: gyrev1alpha1.RepositorySpec{
 		URL:       srv.URL + "/pipelines.git",
 		Interval:  &metav1.Duration{Duration: time.Hour},
 		SecretRef: &gyrev1alpha1.SecretReference{Name: creds.Name, Namespace: creds.Namespace},
+		Webhook:   &gyrev1alpha1.RepositoryWebhook{SecretRef: gyrev1alpha1.SecretReference{Name: hookSecret.Name, Namespace: hookSecret.Namespace}},
 	}}
 	pv := &corev1.PersistentVolume{
 		ObjectMeta: metav1.ObjectMeta{Name: "rbac-team"},
@@ -234,7 +243,7 @@ func TestRBAC_controllerDoesItsWholeJobAsItsServiceAccount(t *testing.T) {
 		// hold each to give it.
 		WorkerAccess: []gyrev1alpha1.WorkerAccess{gyrev1alpha1.WorkerAccessPatchPods, gyrev1alpha1.WorkerAccessReadSecrets},
 	}}
-	for _, o := range []client.Object{creds, repoObj, pv, tenant} {
+	for _, o := range []client.Object{creds, hookSecret, repoObj, pv, tenant} {
 		g.Expect(admin.Create(ctx, o)).To(Succeed())
 	}
 
@@ -265,14 +274,20 @@ func TestRBAC_controllerDoesItsWholeJobAsItsServiceAccount(t *testing.T) {
 	mgr, err := ctrl.NewManager(cfg, opts)
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(reconciler.Setup(mgr, o)).To(Succeed())
+	// The webhook server --webhook-addr adds, on a port of the test's.
+	hooks := reconciler.NewWebhookServer(mgr, o)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	g.Expect(err).NotTo(HaveOccurred())
 	mgrCtx, cancel := context.WithCancel(ctx)
-	done := make(chan error, 1)
+	done, hooksDone := make(chan error, 1), make(chan error, 1)
 	go func() { done <- mgr.Start(mgrCtx) }()
+	go func() { hooksDone <- hooks.Serve(mgrCtx, ln) }()
 	stopped := false
 	stop := func() {
 		if !stopped {
 			stopped = true
 			cancel()
+			g.Expect(<-hooksDone).To(Succeed())
 			g.Expect(<-done).To(Succeed())
 		}
 	}
@@ -323,6 +338,33 @@ func TestRBAC_controllerDoesItsWholeJobAsItsServiceAccount(t *testing.T) {
 		pvc := &corev1.PersistentVolumeClaim{}
 		g.Expect(admin.Get(ctx, client.ObjectKey{Namespace: worker, Name: tenants.PVCName(tenant.Name)}, pvc)).To(Succeed())
 		g.Expect(pvc.Status.Phase).To(Equal(corev1.ClaimBound))
+	})
+
+	// A signed push event makes the Repository fetch the pushed commit
+	// at once: the receiver reads the webhook Secret and annotates the
+	// Repository as the ServiceAccount.
+	repo.WriteFile("NOTES.md", "pushed\n")
+	pushed := repo.Commit("a push")
+	repo.Push()
+	body := []byte(fmt.Sprintf(`{"ref":"refs/heads/main","after":%q,"repository":{"clone_url":%q}}`, pushed, repoObj.Spec.URL))
+	mac := hmac.New(sha256.New, []byte("push-secret"))
+	mac.Write(body)
+	long(func(g Gomega) {
+		req, err := http.NewRequest(http.MethodPost, "http://"+ln.Addr().String()+receiver.Path, bytes.NewReader(body))
+		g.Expect(err).NotTo(HaveOccurred())
+		req.Header.Set("X-GitHub-Event", "push")
+		req.Header.Set("X-GitHub-Delivery", "rbac-push")
+		req.Header.Set("X-Hub-Signature-256", "sha256="+hex.EncodeToString(mac.Sum(nil)))
+		resp, err := http.DefaultClient.Do(req)
+		g.Expect(err).NotTo(HaveOccurred())
+		resp.Body.Close()
+		g.Expect(resp.StatusCode).To(Equal(http.StatusAccepted))
+	})
+	long(func(g Gomega) {
+		got := &gyrev1alpha1.Repository{}
+		g.Expect(admin.Get(ctx, client.ObjectKeyFromObject(repoObj), got)).To(Succeed())
+		g.Expect(got.Status.Artifact).NotTo(BeNil())
+		g.Expect(got.Status.Artifact.Revision).To(Equal("main@sha1:" + pushed))
 	})
 
 	// A run of the tenant's Workflow runs its stage Pod on the kwok node

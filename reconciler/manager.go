@@ -2,6 +2,7 @@ package reconciler
 
 import (
 	"fmt"
+	"net/http"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -17,6 +18,7 @@ import (
 	gyrev1alpha1 "github.com/gyreops/gyre/api/gyre/v1alpha1"
 	"github.com/gyreops/gyre/exec"
 	"github.com/gyreops/gyre/internal/record"
+	"github.com/gyreops/gyre/receiver"
 	"github.com/gyreops/gyre/source"
 	"github.com/gyreops/gyre/trigger"
 )
@@ -33,7 +35,8 @@ type Options struct {
 	// LeaderElectionNamespace holds the lease; the in-cluster namespace
 	// when empty.
 	LeaderElectionNamespace string
-	// WebhookAddr serves SCM webhooks for WorkflowTriggers; none when empty.
+	// WebhookAddr serves SCM webhooks for WorkflowTriggers and push
+	// events for Repositories; none when empty.
 	WebhookAddr string
 	// WebhookCertFile and WebhookKeyFile make the webhook server use TLS.
 	WebhookCertFile, WebhookKeyFile string
@@ -85,6 +88,29 @@ func ManagerOptions(scheme *runtime.Scheme, o Options) ctrl.Options {
 	}
 }
 
+// NewWebhookServer returns gyre's webhook server on o.WebhookAddr: SCM
+// events for WorkflowTriggers at trigger.WebhookPath + "<namespace>", and
+// push events for Repositories at receiver.Path. Both read Secrets from the
+// API server, never from a cache.
+func NewWebhookServer(mgr ctrl.Manager, o Options) *trigger.WebhookServer {
+	log := mgr.GetLogger().WithName("webhook")
+	push := receiver.New(mgr.GetClient(), receiver.Options{
+		APIReader: mgr.GetAPIReader(),
+		Recorder:  record.Distinct(mgr.GetEventRecorder("gyre-receiver")),
+		Logger:    log.WithName("repositories"),
+	})
+	return trigger.NewWebhookServer(mgr.GetClient(), trigger.WebhookOptions{
+		Addr:         o.WebhookAddr,
+		CertFile:     o.WebhookCertFile,
+		KeyFile:      o.WebhookKeyFile,
+		ReplayWindow: o.WebhookReplayWindow,
+		APIReader:    mgr.GetAPIReader(),
+		Recorder:     record.Distinct(mgr.GetEventRecorder("gyre-webhook")),
+		Logger:       log,
+		Routes:       map[string]http.Handler{receiver.Path: push},
+	})
+}
+
 // Setup registers every gyre controller with mgr.
 func Setup(mgr ctrl.Manager, o Options) error {
 	if o.ArtifactDir == "" {
@@ -104,16 +130,7 @@ func Setup(mgr ctrl.Manager, o Options) error {
 		return fmt.Errorf("cron triggers: %w", err)
 	}
 	if o.WebhookAddr != "" {
-		hooks := trigger.NewWebhookServer(mgr.GetClient(), trigger.WebhookOptions{
-			Addr:         o.WebhookAddr,
-			CertFile:     o.WebhookCertFile,
-			KeyFile:      o.WebhookKeyFile,
-			ReplayWindow: o.WebhookReplayWindow,
-			APIReader:    mgr.GetAPIReader(),
-			Recorder:     record.Distinct(mgr.GetEventRecorder("gyre-webhook")),
-			Logger:       mgr.GetLogger().WithName("webhook"),
-		})
-		if err := mgr.Add(hooks); err != nil {
+		if err := mgr.Add(NewWebhookServer(mgr, o)); err != nil {
 			return fmt.Errorf("webhook server: %w", err)
 		}
 	}

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -22,6 +21,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	cyclonev1alpha1 "github.com/gyreops/gyre/api/cyclone/v1alpha1"
+	"github.com/gyreops/gyre/internal/hooksig"
 )
 
 // WebhookPath is where the webhook server takes events: an SCM posts to
@@ -56,6 +56,12 @@ type WebhookOptions struct {
 	// whatever its delivery id: a signed body replayed with a new id is
 	// the same event. DefaultReplayWindow when 0.
 	ReplayWindow time.Duration
+	// Routes are more handlers the server serves beside the triggers',
+	// by http.ServeMux pattern, such as the Repository push receiver at
+	// "/webhooks/repositories": one port and one TLS setup for every
+	// webhook gyre takes. A pattern more specific than WebhookPath wins
+	// over the triggers' namespace path.
+	Routes map[string]http.Handler
 }
 
 // DefaultReplayWindow is the replay window when WebhookOptions says
@@ -138,7 +144,7 @@ func (s *WebhookServer) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		httpError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	body, status, err := s.readBody(w, req)
+	body, status, err := hooksig.ReadBody(w, req, s.opts.MaxBodyBytes)
 	if err != nil {
 		httpError(w, status, err.Error())
 		return
@@ -183,22 +189,6 @@ func (s *WebhookServer) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusAccepted, resp)
-}
-
-// readBody reads the request body up to the size limit.
-func (s *WebhookServer) readBody(w http.ResponseWriter, req *http.Request) ([]byte, int, error) {
-	tooLarge := fmt.Errorf("body larger than %d bytes", s.opts.MaxBodyBytes)
-	if req.ContentLength > s.opts.MaxBodyBytes {
-		return nil, http.StatusRequestEntityTooLarge, tooLarge
-	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, req.Body, s.opts.MaxBodyBytes))
-	if err != nil {
-		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
-			return nil, http.StatusRequestEntityTooLarge, tooLarge
-		}
-		return nil, http.StatusBadRequest, fmt.Errorf("read body: %w", err)
-	}
-	return body, 0, nil
 }
 
 // authenticTriggers returns the enabled SCM triggers in ns for the event's

@@ -60,6 +60,12 @@ type RepositorySpec struct {
 	// Suspend stops polling; the last artifact stays.
 	// +optional
 	Suspend bool `json:"suspend,omitempty"`
+	// Webhook lets signed push events of the Git server, posted to
+	// gyre's /webhooks/repositories, make the Repository fetch at once
+	// instead of at its next poll. Without it no push event reaches the
+	// Repository.
+	// +optional
+	Webhook *RepositoryWebhook `json:"webhook,omitempty"`
 	// Limits cap what a fetch and each target's render may use, so that
 	// a hostile repository cannot exhaust the controller. Past a limit
 	// the Repository or Tenant is Stalled and the last good artifact and
@@ -67,6 +73,17 @@ type RepositorySpec struct {
 	// +kubebuilder:default={}
 	// +optional
 	Limits *RepositoryLimits `json:"limits,omitempty"`
+}
+
+// RepositoryWebhook says how push events for a Repository are
+// authenticated.
+type RepositoryWebhook struct {
+	// SecretRef names the Secret whose key webhookSecret is the secret the
+	// Git server signs push events with (GitHub, Bitbucket, Gitea) or
+	// sends as its token (GitLab). An event must prove this very secret:
+	// a signature valid for another Repository's secret does not trigger
+	// this one.
+	SecretRef SecretReference `json:"secretRef"`
 }
 
 // RepositoryLimits cap a Repository's artifact (per fetch) and the render
