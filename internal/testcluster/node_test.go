@@ -35,6 +35,7 @@ func TestRealNode_crashChild(t *testing.T) {
 		g.Expect(err).NotTo(HaveOccurred())
 		g.Expect(got.Status.Phase).To(Equal(corev1.PodRunning))
 	}).WithTimeout(time.Minute).Should(Succeed())
+	fmt.Println("dir " + c.Dir())
 	fmt.Println("running")
 	time.Sleep(time.Hour) // killed by the parent
 }
@@ -63,15 +64,26 @@ func crashANode(t *testing.T, g Gomega) {
 	cmd.Stderr = cmd.Stdout
 	g.Expect(cmd.Start()).To(Succeed())
 	var seen strings.Builder
+	var dir string
 	s := bufio.NewScanner(out)
 	for s.Scan() {
 		seen.WriteString(s.Text() + "\n")
+		if d, ok := strings.CutPrefix(s.Text(), "dir "); ok {
+			dir = d
+		}
 		if s.Text() == "running" {
 			break
 		}
 	}
 	g.Expect(cmd.Process.Kill()).To(Succeed())
 	_ = cmd.Wait()
+	// envtest's etcd and kube-apiserver outlive their killed parent.
+	t.Cleanup(func() {
+		if dir != "" {
+			_ = stopLeftovers(dir)
+			_ = os.RemoveAll(dir)
+		}
+	})
 	g.Expect(seen.String()).To(HaveSuffix("running\n"), "the child ran a Pod before it was killed")
 	points, err := mounts()
 	g.Expect(err).NotTo(HaveOccurred())
