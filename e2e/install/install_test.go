@@ -306,7 +306,7 @@ func (e *env) provisionTenant(t *testing.T) {
 	manifest := filepath.Join("tenants", tenantName, "pipeline.yaml")
 	b, err := os.ReadFile(filepath.Join("testdata", "pipelines", manifest))
 	g.Expect(err).NotTo(HaveOccurred())
-	pipelines.WriteFile(manifest, strings.Replace(string(b), "APP_URL", srv.URL+"/app.git", 1))
+	pipelines.WriteFile(manifest, strings.ReplaceAll(string(b), "APP_URL", srv.URL+"/app.git"))
 	pipelines.Commit("a pipeline")
 	pipelines.Push()
 

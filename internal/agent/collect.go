@@ -91,12 +91,16 @@ func collect(src, dst string) error {
 	// The coordinator, which runs as another user than the workload may,
 	// moves this directory to publish the artifact: moving a directory
 	// to another parent needs write access to it. The stage Pod's
-	// fsGroup makes the group the coordinator's.
+	// fsGroup would make its group the coordinator's, but the kubelet
+	// applies fsGroup only to volumes that support ownership: on
+	// hostPath, local and NFS volumes (local-path-provisioner's, kind's)
+	// a root workload's directory stays root's. So anyone may write it;
+	// it lives on the tenant's own volume, which only its Pods mount.
 	dir := filepath.Dir(dst)
-	if err := os.MkdirAll(dir, 0o775); err != nil {
+	if err := os.MkdirAll(dir, 0o777); err != nil {
 		return err
 	}
-	if err := os.Chmod(dir, 0o775); err != nil {
+	if err := os.Chmod(dir, 0o777); err != nil {
 		return err
 	}
 	return fsutil.CopyTree(src, dst)
