@@ -622,7 +622,7 @@ func TestRealNodeInstall_disruptionBudgetLetsADrainThroughOneAtATime(t *testing.
 	e := setup(t)
 	g := NewWithT(t)
 	ctx := context.Background()
-	only := e.controllerPod(t)
+	e.controllerPod(t)
 	scale := func(n int32) {
 		patch := []byte(fmt.Sprintf(`{"spec":{"replicas":%d}}`, n))
 		_, err := e.cs.AppsV1().Deployments(systemNamespace).Patch(ctx, deploymentName, types.MergePatchType, patch, metav1.PatchOptions{})
@@ -663,7 +663,7 @@ func TestRealNodeInstall_disruptionBudgetLetsADrainThroughOneAtATime(t *testing.
 	scale(1)
 	e.waitAvailable(t)
 	budget(1)
-	only = e.controllerPod(t)
+	only := e.controllerPod(t)
 	g.Expect(evict(only)).To(Succeed())
 	e.waitAvailable(t)
 	g.Expect(e.controllerPod(t).UID).NotTo(Equal(only.UID))
