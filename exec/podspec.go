@@ -313,10 +313,11 @@ func (c Config) buildStagePod(in stagePodInput, stash *secretStash) (*corev1.Pod
 		}
 		ctrName := shortName("i-" + item.Name)
 		spec.InitContainers = append(spec.InitContainers, corev1.Container{
-			Name:  ctrName,
-			Image: c.resourceResolver(res),
-			Args:  c.resolverArgs(res, "pull"),
-			Env:   append(slices.Clone(env), params...),
+			Name:                     ctrName,
+			Image:                    c.resourceResolver(res),
+			Args:                     c.resolverArgs(res, "pull"),
+			Env:                      append(slices.Clone(env), params...),
+			TerminationMessagePolicy: c.resolverMessagePolicy(res),
 			VolumeMounts: []corev1.VolumeMount{
 				{Name: volume, MountPath: HelperWorkspace, SubPath: sub},
 				resultsMount(ctrName),
@@ -354,10 +355,11 @@ func (c Config) buildStagePod(in stagePodInput, stash *secretStash) (*corev1.Pod
 	if collect {
 		spec.Volumes = append(spec.Volumes, corev1.Volume{Name: toolsVolume, VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}})
 		spec.InitContainers = append(spec.InitContainers, corev1.Container{
-			Name:         toolsName,
-			Image:        c.CoordinatorImage,
-			Args:         []string{"install-self", ToolsBinary},
-			VolumeMounts: []corev1.VolumeMount{{Name: toolsVolume, MountPath: path.Dir(ToolsBinary)}},
+			Name:                     toolsName,
+			Image:                    c.CoordinatorImage,
+			Args:                     []string{"install-self", ToolsBinary},
+			VolumeMounts:             []corev1.VolumeMount{{Name: toolsVolume, MountPath: path.Dir(ToolsBinary)}},
+			TerminationMessagePolicy: corev1.TerminationMessageFallbackToLogsOnError,
 		})
 		ctr := &spec.Containers[0]
 		ctr.Command = slices.Concat([]string{ToolsBinary, "collect"}, collectArgs, []string{"--"}, ctr.Command)
@@ -398,10 +400,11 @@ func (c Config) buildStagePod(in stagePodInput, stash *secretStash) (*corev1.Pod
 		}
 		outputNames = append(outputNames, item.Name)
 		ctr := corev1.Container{
-			Name:  shortName("o-" + item.Name),
-			Image: c.resourceResolver(res),
-			Args:  c.resolverArgs(res, "push"),
-			Env:   append(slices.Clone(env), params...),
+			Name:                     shortName("o-" + item.Name),
+			Image:                    c.resourceResolver(res),
+			Args:                     c.resolverArgs(res, "push"),
+			Env:                      append(slices.Clone(env), params...),
+			TerminationMessagePolicy: c.resolverMessagePolicy(res),
 			VolumeMounts: []corev1.VolumeMount{
 				{Name: dataVolume, MountPath: path.Join(HelperWorkspace, "data"), SubPath: sub},
 				{Name: coordinatorVolume, MountPath: path.Join(HelperWorkspace, "notify"), SubPath: "notify"},
@@ -589,6 +592,19 @@ func (c Config) resolverArgs(res *cyclonev1alpha1.Resource, op string) []string 
 		return []string{op}
 	}
 	return []string{"resolve", res.Spec.Type, op}
+}
+
+// resolverMessagePolicy makes the kubelet keep the end of a failed gyre
+// resolver's log as its termination message, which the stage's status
+// shows: without it a real node reports a bare exit code, and the reason
+// (a refused clone, a volume gyre's user may not write) is lost with the
+// Pod. gyre's resolvers never log a credential; a resolver image of the
+// Resource's own might, so its log stays out of the status.
+func (c Config) resolverMessagePolicy(res *cyclonev1alpha1.Resource) corev1.TerminationMessagePolicy {
+	if res.Spec.Resolver != "" || c.ResolverImages[res.Spec.Type] != "" {
+		return ""
+	}
+	return corev1.TerminationMessageFallbackToLogsOnError
 }
 
 func (c Config) resourceResolver(res *cyclonev1alpha1.Resource) string {

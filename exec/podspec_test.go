@@ -246,9 +246,10 @@ func TestStagePod(t *testing.T) {
 		g.Expect(err).NotTo(HaveOccurred())
 		g.Expect(pod.Spec.InitContainers).To(ContainElement(corev1.Container{
 			Name: "csc-tools", Image: DefaultHelperImage, Args: []string{"install-self", ToolsBinary},
-			VolumeMounts:    []corev1.VolumeMount{{Name: "gyre-tools", MountPath: "/gyre-tools"}},
-			SecurityContext: helperSecurityContext(),
-			Resources:       corev1.ResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceCPU: resource.Quantity{}}, Limits: corev1.ResourceList{corev1.ResourceCPU: resource.Quantity{}, corev1.ResourceMemory: resource.Quantity{}}},
+			VolumeMounts:             []corev1.VolumeMount{{Name: "gyre-tools", MountPath: "/gyre-tools"}},
+			SecurityContext:          helperSecurityContext(),
+			Resources:                corev1.ResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceCPU: resource.Quantity{}}, Limits: corev1.ResourceList{corev1.ResourceCPU: resource.Quantity{}, corev1.ResourceMemory: resource.Quantity{}}},
+			TerminationMessagePolicy: corev1.TerminationMessageFallbackToLogsOnError,
 		}))
 		main := pod.Spec.Containers[0]
 		g.Expect(main.VolumeMounts).To(ContainElements(
@@ -257,6 +258,19 @@ func TestStagePod(t *testing.T) {
 		g.Expect(main.VolumeMounts).NotTo(ContainElement(HaveField("MountPath", "/out/bin")), "the path is the workload's to write")
 		g.Expect(pod.Spec.Containers[1].Name).To(Equal("db"))
 		g.Expect(pod.Spec.Containers[1].Command).To(Equal([]string{"postgres"}), "only the first workload container is wrapped")
+	})
+	t.Run("A failed gyre resolver leaves the end of its log as its message; a resolver image of the Resource's own does not.", func(t *testing.T) {
+		g := NewWithT(t)
+		pod, _, err := Config{}.withDefaults().stagePod(podInput())
+		g.Expect(err).NotTo(HaveOccurred())
+		policies := map[string]corev1.TerminationMessagePolicy{}
+		for _, c := range slices.Concat(pod.Spec.InitContainers, pod.Spec.Containers) {
+			policies[c.Name] = c.TerminationMessagePolicy
+		}
+		g.Expect(policies).To(HaveKeyWithValue("i-src", corev1.TerminationMessageFallbackToLogsOnError), "gyre resolve Git")
+		g.Expect(policies).To(HaveKeyWithValue("csc-tools", corev1.TerminationMessageFallbackToLogsOnError))
+		g.Expect(policies).To(HaveKeyWithValue("o-img", BeEmpty()), "the Resource's own resolver image")
+		g.Expect(policies).To(HaveKeyWithValue("csc-co", corev1.TerminationMessageReadFile), "the coordinator's message is its outputs")
 	})
 	t.Run("A workload without a command gets a directory at each output artifact's path.", func(t *testing.T) {
 		g := NewWithT(t)

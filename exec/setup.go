@@ -155,7 +155,8 @@ func podChanged() predicate.TypedPredicate[*corev1.Pod] {
 				(o.DeletionTimestamp == nil) != (n.DeletionTimestamp == nil) ||
 				waitingReasons(o) != waitingReasons(n) ||
 				unschedulable(o) != unschedulable(n) ||
-				coordinatorFailed(o) != coordinatorFailed(n)
+				coordinatorFailed(o) != coordinatorFailed(n) ||
+				workloadEnded(o) != workloadEnded(n)
 		},
 		DeleteFunc:  func(event.TypedDeleteEvent[*corev1.Pod]) bool { return true },
 		GenericFunc: func(event.TypedGenericEvent[*corev1.Pod]) bool { return false },
@@ -164,6 +165,16 @@ func podChanged() predicate.TypedPredicate[*corev1.Pod] {
 
 // coordinatorFailed reports whether the coordinator exited non-zero,
 // which ends the attempt even while other containers run.
+// workloadEnded says every workload container of a stage Pod has
+// terminated. On a real node the Pod is still Running then, its
+// coordinator waiting for the engine's word (signalWorkloadEnds), so no
+// phase change would wake the engine to give it: a stage whose workload
+// outlived its first reconciles would wait forever.
+func workloadEnded(pod *corev1.Pod) bool {
+	_, ended := workloadExit(pod)
+	return ended
+}
+
 func coordinatorFailed(pod *corev1.Pod) bool {
 	for _, cs := range pod.Status.ContainerStatuses {
 		if t := cs.State.Terminated; cs.Name == coordinatorName && t != nil && t.ExitCode != 0 {

@@ -10,6 +10,7 @@ import (
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 
 	cyclonev1alpha1 "github.com/gyreops/gyre/api/cyclone/v1alpha1"
 )
@@ -332,4 +333,36 @@ func TestParseTimeout(t *testing.T) {
 func hashOf(s string) string {
 	sum := sha256.Sum256([]byte(s))
 	return hex.EncodeToString(sum[:])[:5]
+}
+
+func TestPodChanged_wakesTheEngineWhenTheWorkloadEnds(t *testing.T) {
+	stagePod := func(main corev1.ContainerState) *corev1.Pod {
+		return &corev1.Pod{
+			Spec: corev1.PodSpec{Containers: []corev1.Container{
+				{Name: "main"},
+				{Name: coordinatorName, Env: []corev1.EnvVar{{Name: EnvWorkloadContainers, Value: "main"}}},
+			}},
+			Status: corev1.PodStatus{Phase: corev1.PodRunning, ContainerStatuses: []corev1.ContainerStatus{
+				{Name: "main", State: main},
+				{Name: coordinatorName, State: corev1.ContainerState{Running: &corev1.ContainerStateRunning{}}},
+			}},
+		}
+	}
+	running := corev1.ContainerState{Running: &corev1.ContainerStateRunning{}}
+	exited := corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: 0}}
+	tests := []struct {
+		name     string
+		old, new corev1.ContainerState
+		want     bool
+	}{
+		{name: "The workload ending while the coordinator runs on, the Pod still Running, wakes the engine.", old: running, new: exited, want: true},
+		{name: "A Pod whose workload runs on, unchanged, does not.", old: running, new: running, want: false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			g := NewWithT(t)
+			e := event.TypedUpdateEvent[*corev1.Pod]{ObjectOld: stagePod(tt.old), ObjectNew: stagePod(tt.new)}
+			g.Expect(podChanged().Update(e)).To(Equal(tt.want))
+		})
+	}
 }
