@@ -229,11 +229,11 @@ func (r *Engine) progress(ctx context.Context, s *scope) error {
 		if !apierrors.IsNotFound(err) {
 			return fmt.Errorf("get workflow %s: %w", workflowName(run), err)
 		}
-		return r.failRun(ctx, s, ReasonInvalidWorkflow, fmt.Sprintf("workflow %q not found", workflowName(run)))
+		return r.waitForWorkflow(ctx, s)
 	}
 	s.workflow = wf
 	st := run.Status.DeepCopy()
-	if st.Overall.Reason == ReasonWaitingForCluster {
+	if st.Overall.Reason == ReasonWaitingForCluster || st.Overall.Reason == ReasonWaitingForObject {
 		st.Overall.Reason, st.Overall.Message = "", "" // it is reachable now
 	}
 	if st.Stages == nil {
@@ -267,7 +267,7 @@ func (r *Engine) progress(ctx context.Context, s *scope) error {
 			// because that reconcile stopped. Create adopts either way.
 			pod, err := r.buildPod(ctx, s, st, name)
 			if err != nil {
-				if !asInvalid(err, st.Stages[name], s.now) {
+				if !asInvalid(err, st.Stages[name], s.now) && !r.asWaiting(err, s, st.Stages[name]) {
 					return err
 				}
 				continue
