@@ -236,6 +236,11 @@ func (r *Engine) progress(ctx context.Context, s *scope) error {
 	if st.Overall.Reason == ReasonWaitingForCluster || st.Overall.Reason == ReasonWaitingForObject {
 		st.Overall.Reason, st.Overall.Message = "", "" // it is reachable now
 	}
+	if st.Stages == nil && s.target.pvc != "" {
+		if err := r.checkPVC(ctx, s); err != nil {
+			return r.waitOrFailOnPVC(ctx, s, err)
+		}
+	}
 	if st.Stages == nil {
 		if msg := r.start(s, st); msg != "" {
 			return r.failRun(ctx, s, ReasonInvalidWorkflow, msg)

@@ -28,15 +28,15 @@ func (r *Engine) missingDeadline(s *scope) time.Time {
 	return s.run.CreationTimestamp.Add(r.cfg.MissingGracePeriod)
 }
 
-// missing returns the error for an object of kind the run names and the
-// cache does not hold: a waitingError within the grace period, else the
+// missing returns the error for an object of kind the run names and
+// namespace does not hold: a waitingError within the grace period, else the
 // failure, which names the object and how long it was waited for.
-func (r *Engine) missing(s *scope, kind, name string, fail func(msg string) error) error {
+func (r *Engine) missing(s *scope, kind, name, namespace string, fail func(msg string) error) error {
 	if s.now.Before(r.missingDeadline(s)) {
 		return &waitingError{msg: fmt.Sprintf("waiting for %s %s, which the engine has not seen yet", kind, name)}
 	}
 	return fail(fmt.Sprintf("%s %s not found in namespace %s %s after the run was created",
-		kind, name, s.run.Namespace, r.cfg.MissingGracePeriod))
+		kind, name, namespace, r.cfg.MissingGracePeriod))
 }
 
 // wakeForMissing asks for another look while an object is awaited: at the
@@ -52,18 +52,24 @@ func (r *Engine) wakeForMissing(s *scope) {
 // waitForWorkflow keeps a young run whose Workflow the cache has not seen
 // Pending, and fails it once the grace period is over.
 func (r *Engine) waitForWorkflow(ctx context.Context, s *scope) error {
-	err := r.missing(s, "workflow", workflowName(s.run), func(msg string) error {
+	err := r.missing(s, "workflow", workflowName(s.run), s.run.Namespace, func(msg string) error {
 		return r.failRun(ctx, s, ReasonInvalidWorkflow, msg)
 	})
 	var waiting *waitingError
 	if !errors.As(err, &waiting) {
 		return err
 	}
+	return r.waitRun(ctx, s, waiting.msg)
+}
+
+// waitRun keeps a run that has not started Pending, saying what it waits
+// for, and looks again soon.
+func (r *Engine) waitRun(ctx context.Context, s *scope, msg string) error {
 	st := s.run.Status.DeepCopy()
 	if st.Overall.Phase == "" {
 		st.Overall.Phase = cyclonev1alpha1.StatusPending
 	}
-	st.Overall.Reason, st.Overall.Message = ReasonWaitingForObject, waiting.msg
+	st.Overall.Reason, st.Overall.Message = ReasonWaitingForObject, msg
 	r.wakeForMissing(s)
 	return r.writeStatus(ctx, s.run, st)
 }

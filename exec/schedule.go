@@ -132,7 +132,7 @@ func (r *Engine) buildPod(ctx context.Context, s *scope, st *cyclonev1alpha1.Wor
 	stage := &cyclonev1alpha1.Stage{}
 	if err := r.client.Get(ctx, types.NamespacedName{Namespace: run.Namespace, Name: name}, stage); err != nil {
 		if apierrors.IsNotFound(err) {
-			return nil, r.missing(s, "stage", name, func(msg string) error { return invalidStage("%s", msg) })
+			return nil, r.missing(s, "stage", name, run.Namespace, func(msg string) error { return invalidStage("%s", msg) })
 		}
 		return nil, fmt.Errorf("get stage %s: %w", name, err)
 	}
@@ -143,7 +143,7 @@ func (r *Engine) buildPod(ctx context.Context, s *scope, st *cyclonev1alpha1.Wor
 				res := &cyclonev1alpha1.Resource{}
 				err := r.client.Get(ctx, types.NamespacedName{Namespace: run.Namespace, Name: it.Name}, res)
 				if apierrors.IsNotFound(err) {
-					if err := r.missing(s, "resource", it.Name, func(string) error { return nil }); err != nil {
+					if err := r.missing(s, "resource", it.Name, run.Namespace, func(string) error { return nil }); err != nil {
 						return nil, err
 					}
 					continue // past the grace period stagePod names the missing resource

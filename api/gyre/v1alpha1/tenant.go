@@ -72,7 +72,9 @@ type TenantSpec struct {
 	// Quota is the ResourceQuota of the worker namespace on each cluster.
 	// +optional
 	Quota corev1.ResourceList `json:"quota,omitempty"`
-	// Storage is the tenant PVC on each cluster.
+	// Storage is the tenant PVC on each cluster. Unset, every cluster
+	// still gets one, of 10Gi in the cluster's default StorageClass: every
+	// stage Pod of the tenant mounts it.
 	// +optional
 	Storage *TenantStorage `json:"storage,omitempty"`
 	// Prune deletes objects that left Git; on unless set to false.
