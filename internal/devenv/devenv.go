@@ -12,6 +12,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	gyrev1alpha1 "github.com/gyreops/gyre/api/gyre/v1alpha1"
 	"github.com/gyreops/gyre/exec"
 	"github.com/gyreops/gyre/internal/gitserver"
 	"github.com/gyreops/gyre/internal/testcluster"
@@ -78,6 +79,9 @@ func Run(ctx context.Context, o Options) error {
 	}
 	defer cluster.Stop()
 	p.say("Control plane up; kubectl works with: export KUBECONFIG=%s", cluster.Kubeconfig)
+	if err := protect(ctx, p, cluster); err != nil {
+		return err
+	}
 
 	repoDir := filepath.Join(stateDir, "git", "pipelines")
 	created, err := ensureRepo(ctx, o.Example, repoDir)
@@ -145,6 +149,17 @@ func Run(ctx context.Context, o Options) error {
 		return nil
 	}
 	return err
+}
+
+// protect installs gyre's deletion protection policy, as an install with
+// config/default has it.
+func protect(ctx context.Context, p *printer, cluster *testcluster.Cluster) error {
+	if err := testcluster.InstallProtection(ctx, cluster.Config); err != nil {
+		return err
+	}
+	p.say("Deletion protection on: a Tenant and its namespaces are deleted only once annotated %s=%s",
+		gyrev1alpha1.DeletionProtectionAnnotation, gyrev1alpha1.DeletionProtectionDisabled)
+	return nil
 }
 
 func tenantList() string {

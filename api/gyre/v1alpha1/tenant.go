@@ -15,6 +15,13 @@ const (
 	// (a namespace, or an object in a tenant namespace), lets gyre take it
 	// over. Without it gyre refuses to manage what someone else made.
 	AdoptAnnotation = "gyre.dev/adopt"
+	// DeletionProtectionAnnotation, set to DeletionProtectionDisabled on a
+	// Tenant or one of its namespaces, lets it be deleted: the deletion
+	// protection policy of config/protection refuses it otherwise.
+	DeletionProtectionAnnotation = "gyre.dev/deletion-protection"
+	// DeletionProtectionDisabled is the value of
+	// DeletionProtectionAnnotation that lifts the protection.
+	DeletionProtectionDisabled = "disabled"
 )
 
 // Tenant is a team's slice of gyre: its pipelines, rendered from a
