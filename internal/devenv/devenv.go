@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -17,6 +19,7 @@ import (
 	"github.com/gyreops/gyre/internal/gitserver"
 	"github.com/gyreops/gyre/internal/testcluster"
 	"github.com/gyreops/gyre/reconciler"
+	"github.com/gyreops/gyre/trigger"
 )
 
 // Options configures a dev run.
@@ -120,6 +123,18 @@ func Run(ctx context.Context, o Options) error {
 		// that persistent Resources name.
 		Exec: exec.Config{IgnorePersistence: true},
 	}
+	notify, err := startNotifier(c, p)
+	if err != nil {
+		return err
+	}
+	defer notify.Close()
+	if err := notify.outbound(&opts.Exec); err != nil {
+		return err
+	}
+	p.say("Notifier listening at %s; the example's notify stage reaches it as http://%s", notify.URL(), notifierHost)
+	if opts.WebhookAddr, err = freeLocalAddr(); err != nil {
+		return err
+	}
 	mgr, err := ctrl.NewManager(cluster.Config, reconciler.ManagerOptions(scheme, opts))
 	if err != nil {
 		return err
@@ -132,6 +147,7 @@ func Run(ctx context.Context, o Options) error {
 	mgrErr := make(chan error, 1)
 	go func() { mgrErr <- mgr.Start(mgrCtx) }()
 	p.say("Controllers running: repository, tenant, workflowrun engine, cron triggers")
+	sayWebhooks(p, opts.WebhookAddr)
 
 	w := &watcher{c: c, p: p, repoDir: repoDir}
 	runCtx := ctx
@@ -162,6 +178,27 @@ func protect(ctx context.Context, p *printer, cluster *testcluster.Cluster) erro
 	return nil
 }
 
+// freeLocalAddr picks a free port on 127.0.0.1 for the webhook server,
+// which listens only on what it is given.
+func freeLocalAddr() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", fmt.Errorf("pick a port for the webhook server: %w", err)
+	}
+	defer ln.Close()
+	return ln.Addr().String(), nil
+}
+
+// sayWebhooks prints where the webhook server takes SCM events: one URL
+// per tenant namespace, whose WorkflowTriggers the events may fire.
+func sayWebhooks(p *printer, addr string) {
+	base := "http://" + addr + trigger.WebhookPath
+	p.say("Webhook server listening at %s", base)
+	for _, t := range devTenants {
+		p.say("  SCM events for the WorkflowTriggers of tenant %s: POST %scyclone-%s", t.name, base, t.name)
+	}
+}
+
 func tenantList() string {
 	s := ""
 	for i, t := range devTenants {
@@ -173,12 +210,16 @@ func tenantList() string {
 	return s
 }
 
-// printer writes timestamped progress lines.
+// printer writes timestamped progress lines, whole even when the watcher
+// and the notifier print at once.
 type printer struct {
+	mu    sync.Mutex
 	out   io.Writer
 	start time.Time
 }
 
 func (p *printer) say(format string, args ...any) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	fmt.Fprintf(p.out, "[%6.1fs] %s\n", time.Since(p.start).Seconds(), fmt.Sprintf(format, args...))
 }
