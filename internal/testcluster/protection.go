@@ -42,7 +42,7 @@ func InstallProtection(ctx context.Context, cfg *rest.Config) error {
 		if len(obj.Object) == 0 {
 			continue
 		}
-		if err := c.Patch(ctx, obj, client.Apply, client.FieldOwner("gyre"), client.ForceOwnership); err != nil {
+		if err := c.Apply(ctx, client.ApplyConfigurationFromUnstructured(obj), client.FieldOwner("gyre"), client.ForceOwnership); err != nil {
 			return fmt.Errorf("install deletion protection: %s %s: %w", obj.GetKind(), obj.GetName(), err)
 		}
 	}
