@@ -28,10 +28,11 @@ func (e *pvcError) Error() string { return e.msg }
 // checkPVC looks, before a run starts, at the tenant PVC its stage Pods
 // will mount. A Pod whose claim is missing or can never bind sits Pending
 // with no end, and the run with it; failing the run at once, naming the
-// PVC, says what to fix. Only what is sure to never bind fails: a missing
-// PVC (after the grace period: tenant provisioning may be moments behind
-// the run), a Lost one, and a Pending one whose StorageClass does not
-// exist or that names none where the cluster has no default. A Pending PVC
+// PVC, says what to fix. Only what will not bind as the cluster is fails:
+// a Lost PVC at once; after the grace period (tenant provisioning, a
+// StorageClass or a PersistentVolume may be moments behind the run), a
+// missing one, and a Pending one whose StorageClass does not exist or that
+// names none where the cluster has no default. A Pending PVC
 // of an existing class may be waiting for its first consumer, as
 // WaitForFirstConsumer classes do, and one of class "" for an operator's
 // PersistentVolume; those go ahead. The PVC is read from the API server:
@@ -62,7 +63,7 @@ func (r *Engine) checkPVC(ctx context.Context, s *scope) error {
 		err := t.live.Get(ctx, types.NamespacedName{Name: *class}, &storagev1.StorageClass{})
 		switch {
 		case apierrors.IsNotFound(err):
-			return &pvcError{msg: fmt.Sprintf("%s cannot bind: StorageClass %q not found", where, *class)}
+			return r.unbound(s, fmt.Sprintf("%s cannot bind: StorageClass %q not found", where, *class))
 		case apierrors.IsForbidden(err):
 			return nil // gyre may not look: let the Pods tell
 		case err != nil:
@@ -83,8 +84,18 @@ func (r *Engine) checkPVC(ctx context.Context, s *scope) error {
 			return nil
 		}
 	}
-	return &pvcError{msg: where + " cannot bind: it names no StorageClass and the cluster has no default one; " +
-		"set spec.storage.storageClassName on the Tenant or mark a StorageClass as the default"}
+	return r.unbound(s, where+" cannot bind: it names no StorageClass and the cluster has no default one; "+
+		"set spec.storage.storageClassName on the Tenant or mark a StorageClass as the default")
+}
+
+// unbound is the error for a PVC that cannot bind as the cluster is: a
+// wait within the grace period, in case the StorageClass or a matching
+// PersistentVolume is being created with the tenant, then the failure.
+func (r *Engine) unbound(s *scope, msg string) error {
+	if s.now.Before(r.missingDeadline(s)) {
+		return &waitingError{msg: "waiting: " + msg}
+	}
+	return &pvcError{msg: msg}
 }
 
 // waitOrFailOnPVC keeps a run Pending while its PVC is awaited and ends it

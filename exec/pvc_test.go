@@ -35,11 +35,11 @@ func TestEngine_tenantPVC(t *testing.T) {
 		absent:  true,
 		message: "tenant PVC cyclone-pvc-%[1]s not found in namespace cyclone-%[1]s-worker 2s after the run was created; gyre provisions it with the Tenant (spec.storage)",
 	}, {
-		name:    "A run whose PVC names a StorageClass that does not exist fails at once.",
+		name:    "A run whose PVC names a StorageClass that does not exist fails after the grace period, naming the class.",
 		class:   ptr.To("no-such-class"),
 		message: `tenant PVC cyclone-pvc-%[1]s in namespace cyclone-%[1]s-worker cannot bind: StorageClass "no-such-class" not found`,
 	}, {
-		name: "A run whose PVC names no StorageClass on a cluster without a default one fails at once.",
+		name: "A run whose PVC names no StorageClass on a cluster without a default one fails after the grace period.",
 		message: "tenant PVC cyclone-pvc-%[1]s in namespace cyclone-%[1]s-worker cannot bind: it names no StorageClass and the cluster has no default one; " +
 			"set spec.storage.storageClassName on the Tenant or mark a StorageClass as the default",
 	}, {

@@ -91,7 +91,7 @@ applied and pruned, WorkflowRuns executed, WorkflowTriggers fired.`,
 	f.StringVar(&o.Exec.SMTP.Username, "smtp-username", "", "user that authenticates with the SMTP server; none when empty")
 	f.StringVar(&smtpPasswordFile, "smtp-password-file", "", "file holding the SMTP user's password")
 	f.StringVar(&slackTokenFile, "slack-token-file", "", "file holding the Slack bot token that posts to channels; webhook URLs need none")
-	f.StringSliceVar(&allowOutbound, "allow-outbound", nil, "hosts and CIDRs that notifications and delegation requests may reach although they are loopback, link-local, metadata or cluster addresses; comma-separated or repeated")
+	f.StringSliceVar(&allowOutbound, "allow-outbound", nil, "hosts, CIDRs and IP:port addresses that notifications and delegation requests may reach although they are loopback, link-local, metadata or cluster addresses; comma-separated or repeated")
 	f.StringSliceVar(&serviceCIDRs, "service-cidr", nil, "the cluster's Service ranges, which notifications and delegation requests may not reach; comma-separated or repeated")
 	f.StringSliceVar(&podCIDRs, "pod-cidr", nil, "the cluster's Pod ranges, which notifications and delegation requests may not reach; comma-separated or repeated")
 	return cmd
