@@ -88,7 +88,7 @@ type Config struct {
 	GCDelay time.Duration
 
 	// TenantParallelism caps the stages running at once across all runs of
-	// one tenant; 0 means no cap. The cap is counted from the engine's
+	// one tenant (gyre controller --tenant-parallelism); 0 means no cap. The cap is counted from the engine's
 	// cache, so concurrent reconciles may briefly exceed it by a few.
 	TenantParallelism int
 	// ImagePullGracePeriod is how long a stage Pod may wait on an image
