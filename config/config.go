@@ -1,6 +1,7 @@
 // Package config holds gyre's install manifests; to Go it exports the
 // generated CRDs, so render validates offline against exactly what
-// `kubectl apply -k config/default` installs.
+// `kubectl apply -k config/default` installs, and the deletion
+// protection policy, which gyre dev and the tests install.
 package config
 
 import "embed"
@@ -9,3 +10,11 @@ import "embed"
 //
 //go:embed crd/bases/*.yaml
 var CRDs embed.FS
+
+// Protection holds protection/deletion-protection.yaml, the
+// ValidatingAdmissionPolicy and its binding that refuse deleting a Tenant
+// or its namespaces until they are annotated
+// gyre.dev/deletion-protection=disabled.
+//
+//go:embed protection/deletion-protection.yaml
+var Protection []byte

@@ -386,12 +386,23 @@ func TestRBAC_controllerDoesItsWholeJobAsItsServiceAccount(t *testing.T) {
 		g.Expect(got.Status.Cleaned).To(BeTrue())
 	})
 
-	// Removing the Tenant removes what gyre made for it.
+	// Removing the Tenant, once its deletion protection is lifted,
+	// removes what gyre made for it.
+	g.Expect(testcluster.InstallProtection(ctx, cluster.Config)).To(Succeed())
+	lifted := client.MergeFrom(tenant.DeepCopy())
+	metav1.SetMetaDataAnnotation(&tenant.ObjectMeta, gyrev1alpha1.DeletionProtectionAnnotation, gyrev1alpha1.DeletionProtectionDisabled)
+	g.Expect(admin.Patch(ctx, tenant, lifted)).To(Succeed())
 	g.Expect(admin.Delete(ctx, tenant)).To(Succeed())
 	long(func(g Gomega) {
 		err := admin.Get(ctx, client.ObjectKeyFromObject(tenant), &gyrev1alpha1.Tenant{})
 		g.Expect(client.IgnoreNotFound(err)).To(Succeed())
 		g.Expect(err).To(HaveOccurred(), "the Tenant is still there")
+		for _, name := range []string{ns, worker} {
+			got := &corev1.Namespace{}
+			if err := admin.Get(ctx, client.ObjectKey{Name: name}, got); err == nil {
+				g.Expect(got.DeletionTimestamp).NotTo(BeNil(), "namespace %s is not being deleted", name)
+			}
+		}
 	})
 
 	stop()

@@ -88,7 +88,7 @@ type Config struct {
 	GCDelay time.Duration
 
 	// TenantParallelism caps the stages running at once across all runs of
-	// one tenant; 0 means no cap. The cap is counted from the engine's
+	// one tenant (gyre controller --tenant-parallelism); 0 means no cap. The cap is counted from the engine's
 	// cache, so concurrent reconciles may briefly exceed it by a few.
 	TenantParallelism int
 	// ImagePullGracePeriod is how long a stage Pod may wait on an image
@@ -107,6 +107,13 @@ type Config struct {
 	// WaitInterval is how often a run blocked by the tenant cap or an
 	// unreachable execution cluster looks again. Default 5 seconds.
 	WaitInterval time.Duration
+	// MissingGracePeriod is how long after a run's creation the Workflow,
+	// Stages and Resources it names may still be missing from the
+	// engine's cache before the run or stage fails. One Git commit adds a
+	// run and its Workflow together, but the engine may see the run
+	// first; waiting keeps that lag from failing the run. Default 30
+	// seconds.
+	MissingGracePeriod time.Duration
 
 	// MaxConcurrentReconciles is how many runs are reconciled at once.
 	// Default 16: when many Pods finish together (a burst of runs), more
@@ -216,6 +223,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.WaitInterval <= 0 {
 		c.WaitInterval = 5 * time.Second
+	}
+	if c.MissingGracePeriod <= 0 {
+		c.MissingGracePeriod = 30 * time.Second
 	}
 	if c.MaxConcurrentReconciles <= 0 {
 		c.MaxConcurrentReconciles = 16

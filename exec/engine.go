@@ -229,12 +229,17 @@ func (r *Engine) progress(ctx context.Context, s *scope) error {
 		if !apierrors.IsNotFound(err) {
 			return fmt.Errorf("get workflow %s: %w", workflowName(run), err)
 		}
-		return r.failRun(ctx, s, ReasonInvalidWorkflow, fmt.Sprintf("workflow %q not found", workflowName(run)))
+		return r.waitForWorkflow(ctx, s)
 	}
 	s.workflow = wf
 	st := run.Status.DeepCopy()
-	if st.Overall.Reason == ReasonWaitingForCluster {
+	if st.Overall.Reason == ReasonWaitingForCluster || st.Overall.Reason == ReasonWaitingForObject {
 		st.Overall.Reason, st.Overall.Message = "", "" // it is reachable now
+	}
+	if st.Stages == nil && s.target.pvc != "" {
+		if err := r.checkPVC(ctx, s); err != nil {
+			return r.waitOrFailOnPVC(ctx, s, err)
+		}
 	}
 	if st.Stages == nil {
 		if msg := r.start(s, st); msg != "" {
@@ -267,7 +272,7 @@ func (r *Engine) progress(ctx context.Context, s *scope) error {
 			// because that reconcile stopped. Create adopts either way.
 			pod, err := r.buildPod(ctx, s, st, name)
 			if err != nil {
-				if !asInvalid(err, st.Stages[name], s.now) {
+				if !asInvalid(err, st.Stages[name], s.now) && !r.asWaiting(err, s, st.Stages[name]) {
 					return err
 				}
 				continue

@@ -323,6 +323,12 @@ func getRun(g Gomega, ns, name string) *cyclonev1alpha1.WorkflowRun {
 // GC finished), and returns it.
 func waitRun(t testing.TB, ns, name string, phase cyclonev1alpha1.StatusPhase) *cyclonev1alpha1.WorkflowRun {
 	t.Helper()
+	return waitRunFor(t, ns, name, phase, 60*time.Second)
+}
+
+// waitRunFor is waitRun with a timeout of its own.
+func waitRunFor(t testing.TB, ns, name string, phase cyclonev1alpha1.StatusPhase, timeout time.Duration) *cyclonev1alpha1.WorkflowRun {
+	t.Helper()
 	g := NewWithT(t)
 	var run *cyclonev1alpha1.WorkflowRun
 	g.Eventually(func(g Gomega) {
@@ -330,7 +336,7 @@ func waitRun(t testing.TB, ns, name string, phase cyclonev1alpha1.StatusPhase) *
 		g.Expect(run.Status.Overall.Phase).To(Equal(phase), "overall: %+v", run.Status.Overall)
 		g.Expect(run.Status.GC).NotTo(BeNil())
 		g.Expect(run.Status.GC.Phase).NotTo(Equal(cyclonev1alpha1.GCRunning))
-	}).WithTimeout(60 * time.Second).WithPolling(100 * time.Millisecond).Should(Succeed())
+	}).WithTimeout(timeout).WithPolling(100 * time.Millisecond).Should(Succeed())
 	return run
 }
 

@@ -74,7 +74,7 @@ func (r *Engine) schedule(ctx context.Context, s *scope, st *cyclonev1alpha1.Wor
 		ss.Attempt = attempt
 		pod, err := r.buildPod(ctx, s, st, name)
 		if err != nil {
-			if asInvalid(err, ss, s.now) {
+			if asInvalid(err, ss, s.now) || r.asWaiting(err, s, ss) {
 				continue
 			}
 			return nil, err
@@ -132,7 +132,7 @@ func (r *Engine) buildPod(ctx context.Context, s *scope, st *cyclonev1alpha1.Wor
 	stage := &cyclonev1alpha1.Stage{}
 	if err := r.client.Get(ctx, types.NamespacedName{Namespace: run.Namespace, Name: name}, stage); err != nil {
 		if apierrors.IsNotFound(err) {
-			return nil, invalidStage("stage %s not found", name)
+			return nil, r.missing(s, "stage", name, run.Namespace, func(msg string) error { return invalidStage("%s", msg) })
 		}
 		return nil, fmt.Errorf("get stage %s: %w", name, err)
 	}
@@ -143,7 +143,10 @@ func (r *Engine) buildPod(ctx context.Context, s *scope, st *cyclonev1alpha1.Wor
 				res := &cyclonev1alpha1.Resource{}
 				err := r.client.Get(ctx, types.NamespacedName{Namespace: run.Namespace, Name: it.Name}, res)
 				if apierrors.IsNotFound(err) {
-					continue // stagePod names the missing resource
+					if err := r.missing(s, "resource", it.Name, run.Namespace, func(string) error { return nil }); err != nil {
+						return nil, err
+					}
+					continue // past the grace period stagePod names the missing resource
 				}
 				if err != nil {
 					return nil, fmt.Errorf("get resource %s: %w", it.Name, err)

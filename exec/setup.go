@@ -31,6 +31,8 @@ import (
 // +kubebuilder:rbac:groups=gyre.dev,resources=tenants,verbs=get;list;watch
 // +kubebuilder:rbac:groups="",resources=pods,verbs=get;list;watch;create;delete;deletecollection
 // +kubebuilder:rbac:groups="",resources=secrets,verbs=get
+// +kubebuilder:rbac:groups="",resources=persistentvolumeclaims,verbs=get
+// +kubebuilder:rbac:groups=storage.k8s.io,resources=storageclasses,verbs=get;list
 
 // SetupWithManager registers the engine with mgr: a controller for
 // WorkflowRuns that also watches the engine's Pods on the control cluster

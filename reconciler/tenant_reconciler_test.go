@@ -548,6 +548,7 @@ func TestTenantReconciler(t *testing.T) {
 			g.Expect(apierrors.IsNotFound(err) || ns.DeletionTimestamp != nil).To(BeTrue(), "%s deleted", n)
 		}
 		g.Eventually(func(g Gomega) {
+			releasePVCs(g, f.farC, "cyclone-alpha-worker")
 			err := f.farC.Get(ctx, client.ObjectKey{Name: "cyclone-alpha-worker"}, &corev1.Namespace{})
 			g.Expect(apierrors.IsNotFound(err)).To(BeTrue())
 		}).WithTimeout(60 * time.Second).Should(Succeed())
@@ -563,6 +564,7 @@ func TestTenantReconciler(t *testing.T) {
 		tn.Spec.Clusters = tn.Spec.Clusters[:1]
 		g.Expect(testEnv.Client.Update(ctx, tn)).To(Succeed())
 		g.Eventually(func(g Gomega) {
+			releasePVCs(g, f.farC, "cyclone-beta-worker")
 			err := f.farC.Get(ctx, client.ObjectKey{Name: "cyclone-beta-worker"}, &corev1.Namespace{})
 			g.Expect(apierrors.IsNotFound(err)).To(BeTrue())
 			_, err = getStage(g, "beta", "build-two")

@@ -7,6 +7,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -33,6 +34,21 @@ var Kinds = []schema.GroupVersionKind{
 // namespace of its Cyclone objects.
 func ControlObjects(t *gyrev1alpha1.Tenant) []*unstructured.Unstructured {
 	return []*unstructured.Unstructured{namespace(t, Namespace(t.Name))}
+}
+
+// DefaultStorageSize is the size of the tenant PVC of a Tenant that sets
+// no spec.storage, Cyclone's default.
+var DefaultStorageSize = resource.MustParse("10Gi")
+
+// Storage is the tenant PVC a Tenant gets: its spec.storage, or
+// DefaultStorageSize in the cluster's default StorageClass. Every tenant
+// gets one, because every run of the tenant mounts it: without it, stage
+// Pods could never be scheduled.
+func Storage(t *gyrev1alpha1.Tenant) gyrev1alpha1.TenantStorage {
+	if t.Spec.Storage != nil {
+		return *t.Spec.Storage
+	}
+	return gyrev1alpha1.TenantStorage{Size: DefaultStorageSize}
 }
 
 // PodSecurity is the Pod Security level of a tenant's Pods: its
@@ -63,7 +79,7 @@ func workerRules(t *gyrev1alpha1.Tenant) []rbacv1.PolicyRule {
 
 // WorkerObjects returns what a tenant needs on each execution cluster, in
 // apply order: the worker namespace, then its ResourceQuota (when the
-// Tenant sets a quota), PVC (when it sets storage), ServiceAccount, and
+// Tenant sets a quota), PVC (see Storage), ServiceAccount, and
 // Role and RoleBinding (when the Tenant grants the worker any access).
 func WorkerObjects(t *gyrev1alpha1.Tenant) ([]*unstructured.Unstructured, error) {
 	ns := WorkerNamespace(t.Name)
@@ -78,7 +94,8 @@ func WorkerObjects(t *gyrev1alpha1.Tenant) ([]*unstructured.Unstructured, error)
 			Spec:       corev1.ResourceQuotaSpec{Hard: t.Spec.Quota},
 		})
 	}
-	if s := t.Spec.Storage; s != nil {
+	{
+		s := Storage(t)
 		typed = append(typed, &corev1.PersistentVolumeClaim{
 			TypeMeta:   typeMeta(corev1.SchemeGroupVersion, "PersistentVolumeClaim"),
 			ObjectMeta: meta(PVCName(t.Name)),

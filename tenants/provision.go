@@ -295,7 +295,19 @@ func removeNamespace(ctx context.Context, c client.Client, tenant, name, cluster
 	if ns.Labels[TenantLabel] != tenant || ns.DeletionTimestamp != nil {
 		return nil // not gyre's, or already going
 	}
-	if err := c.Delete(ctx, ns); client.IgnoreNotFound(err) != nil {
+	// The deletion protection policy (config/protection) guards against
+	// deletions by mistake; this one follows a deleted Tenant, which the
+	// policy let through, or a cluster the Tenant dropped.
+	if ns.Annotations[gyrev1alpha1.DeletionProtectionAnnotation] != gyrev1alpha1.DeletionProtectionDisabled {
+		patch := client.MergeFrom(ns.DeepCopy())
+		metav1.SetMetaDataAnnotation(&ns.ObjectMeta, gyrev1alpha1.DeletionProtectionAnnotation, gyrev1alpha1.DeletionProtectionDisabled)
+		if err := c.Patch(ctx, ns, patch); apierrors.IsNotFound(err) {
+			return nil
+		} else if err != nil {
+			return fmt.Errorf("remove namespace %s on cluster %s: lift its deletion protection: %w", name, clusterName(cluster), err)
+		}
+	}
+	if err := c.Delete(ctx, ns, client.Preconditions{UID: ptr.To(ns.UID)}); client.IgnoreNotFound(err) != nil {
 		return fmt.Errorf("remove namespace %s on cluster %s: %w", name, clusterName(cluster), err)
 	}
 	return nil

@@ -6,6 +6,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -83,16 +84,24 @@ applied and pruned, WorkflowRuns executed, WorkflowTriggers fired.`,
 	f.Float32Var(&qps, "kube-api-qps", 50, "requests per second to the control cluster's API server, on average")
 	f.IntVar(&burst, "kube-api-burst", 300, "requests to the control cluster's API server in a burst")
 	f.DurationVar(&o.Exec.GCDelay, "gc-delay", 0, "how long a finished run's stage Pods and scratch data are kept before they are removed")
+	runFlags(f, &o.Exec)
 	imageFlags(f, &o.Exec)
 	f.StringVar(&o.Exec.SMTP.Addr, "smtp-addr", "", "host:port of the SMTP server that sends Email notifications; none when empty")
 	f.StringVar(&o.Exec.SMTP.From, "smtp-from", "", "sender address of Email notifications")
 	f.StringVar(&o.Exec.SMTP.Username, "smtp-username", "", "user that authenticates with the SMTP server; none when empty")
 	f.StringVar(&smtpPasswordFile, "smtp-password-file", "", "file holding the SMTP user's password")
 	f.StringVar(&slackTokenFile, "slack-token-file", "", "file holding the Slack bot token that posts to channels; webhook URLs need none")
-	f.StringSliceVar(&allowOutbound, "allow-outbound", nil, "hosts and CIDRs that notifications and delegation requests may reach although they are loopback, link-local, metadata or cluster addresses; comma-separated or repeated")
+	f.StringSliceVar(&allowOutbound, "allow-outbound", nil, "hosts, CIDRs and IP:port addresses that notifications and delegation requests may reach although they are loopback, link-local, metadata or cluster addresses; comma-separated or repeated")
 	f.StringSliceVar(&serviceCIDRs, "service-cidr", nil, "the cluster's Service ranges, which notifications and delegation requests may not reach; comma-separated or repeated")
 	f.StringSliceVar(&podCIDRs, "pod-cidr", nil, "the cluster's Pod ranges, which notifications and delegation requests may not reach; comma-separated or repeated")
 	return cmd
+}
+
+// runFlags binds how the engine paces and waits for a tenant's runs to
+// flags.
+func runFlags(f *pflag.FlagSet, c *exec.Config) {
+	f.IntVar(&c.TenantParallelism, "tenant-parallelism", 0, "stages that may run at once across all runs of one tenant; 0 means no cap")
+	f.DurationVar(&c.MissingGracePeriod, "missing-grace-period", 30*time.Second, "how long after a run's creation its Workflow, Stages, Resources and tenant PVC may still be missing before the run fails")
 }
 
 // imageFlags binds the images of stage Pods, as Cyclone's workflow

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	. "github.com/onsi/gomega"
 	"github.com/spf13/pflag"
@@ -81,6 +82,17 @@ func TestImageFlags(t *testing.T) {
 	g.Expect(c.DindInsecureRegistries).To(Equal([]string{"registry.local:5000", "10.0.0.5:5000"}))
 	g.Expect(c.NoDind).To(BeFalse())
 	g.Expect(c.DefaultResolverImage).To(BeEmpty(), "unset: the engine's default")
+}
+
+func TestRunFlags(t *testing.T) {
+	g := NewWithT(t)
+	f := pflag.NewFlagSet("controller", pflag.ContinueOnError)
+	var c exec.Config
+	runFlags(f, &c)
+	g.Expect(c.MissingGracePeriod).To(Equal(30*time.Second), "the default")
+	g.Expect(f.Parse([]string{"--tenant-parallelism", "4", "--missing-grace-period", "1m"})).To(Succeed())
+	g.Expect(c.TenantParallelism).To(Equal(4))
+	g.Expect(c.MissingGracePeriod).To(Equal(time.Minute))
 }
 
 func TestOutboundGuard_refusesTheClusterRanges(t *testing.T) {

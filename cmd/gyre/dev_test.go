@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -56,9 +57,11 @@ func TestDev_onceRunsTheExamplePipeline(t *testing.T) {
 		`Started WorkflowRun cyclone-shop/`,
 		`stage \S+\s+Running`,
 		`stage \S+\s+Succeeded`,
-		// The example's notification is delegated to a service the
-		// local cluster does not have.
-		`stage notify-prod\s+Failed \(trivial: the run goes on without it\): delegation request: no such host`,
+		// gyre dev serves the webhook server, and the notification
+		// service the example's notify stage delegates to.
+		`Webhook server listening at http://127\.0\.0\.1:\d+/webhooks/`,
+		`Notifier got POST /api/v1/notify: stage notify-prod of WorkflowRun cyclone-shop/\S+, attempt 1, config \{"channel":"#builds"\}`,
+		`stage notify-prod\s+Succeeded: posted by gyre dev's notifier`,
 		`GC Pod cyclone-shop-worker/\S+-gc created`,
 		`WorkflowRun \S+ Succeeded in \d+s; its Pods and scratch data are cleaned up`,
 	} {
@@ -139,6 +142,39 @@ func TestDev_appliesACommit(t *testing.T) {
 	_ = cmd.Wait()
 }
 
+// TestDev_showsTheWholeLoop runs `gyre dev` and checks that it serves the
+// webhook server at the URL it prints, and that its notifier prints one
+// line for each notification it gets: the example's notify stage, and a
+// Workflow's webhook notification.
+func TestDev_showsTheWholeLoop(t *testing.T) {
+	g := NewWithT(t)
+	dev := startDev(t, 5*time.Minute)
+
+	hooks := dev.printed(`Webhook server listening at (http://127\.0\.0\.1:\d+/webhooks/)$`)
+	g.Expect(hooks).NotTo(BeNil(), "gyre dev prints the webhook server's URL")
+	resp, err := http.Get(hooks[1] + "cyclone-shop")
+	g.Expect(err).NotTo(HaveOccurred())
+	resp.Body.Close()
+	g.Expect(resp.StatusCode).To(Equal(http.StatusMethodNotAllowed), "the webhook server takes only POSTs")
+	g.Expect(resp.Header.Get("Allow")).To(Equal(http.MethodPost))
+
+	g.Expect(dev.printed(`Notifier got POST /api/v1/notify: stage notify-prod of WorkflowRun cyclone-shop/\S+, attempt 1, config \{"channel":"#builds"\}`)).
+		NotTo(BeNil(), "the notifier printed the notify stage's request")
+	g.Expect(dev.printed(`stage notify-prod\s+Succeeded`)).NotTo(BeNil(), "the notifier reported the stage done")
+
+	notifier := dev.printed(`Notifier listening at (http://127\.0\.0\.1:\d+);`)
+	g.Expect(notifier).NotTo(BeNil(), "gyre dev prints the notifier's URL")
+	run := `{"apiVersion":"cyclone.dev/v1alpha1","kind":"WorkflowRun","metadata":{"name":"ci-1","namespace":"cyclone-shop"},"status":{"overall":{"phase":"Failed"}}}`
+	resp, err = http.Post(notifier[1]+"/cyclone", "application/json", strings.NewReader(run))
+	g.Expect(err).NotTo(HaveOccurred())
+	resp.Body.Close()
+	g.Expect(resp.StatusCode).To(Equal(http.StatusOK))
+	dev.waitFor(`Notifier got POST /cyclone: WorkflowRun cyclone-shop/ci-1 Failed$`)
+
+	g.Expect(dev.cmd.Cancel()).To(Succeed())
+	_ = dev.cmd.Wait()
+}
+
 // TestDev_startsAfterAKill kills a running `gyre dev` the way a closed
 // terminal or an OOM kill would, leaving its etcd and kube-apiserver
 // behind, and checks that the next `gyre dev` on the same state directory
@@ -210,6 +246,9 @@ type devSession struct {
 	// waitFor waits for an output line matching a regular expression
 	// and returns the match.
 	waitFor func(re string) string
+	// printed returns the submatches of the first line printed so far
+	// that matches a regular expression, or nil.
+	printed func(re string) []string
 }
 
 // startDev starts `gyre dev` on a fresh state directory, stopped with an
@@ -232,11 +271,16 @@ func startDev(t *testing.T, timeout time.Duration) *devSession {
 		t.Fatal(err)
 	}
 	lines := make(chan string, 1000)
+	var mu sync.Mutex
+	var all []string
 	go func() {
 		defer close(lines)
 		s := bufio.NewScanner(stdout)
 		for s.Scan() {
 			t.Log(s.Text())
+			mu.Lock()
+			all = append(all, s.Text())
+			mu.Unlock()
 			lines <- s.Text()
 		}
 		_, _ = io.Copy(io.Discard, stdout)
@@ -258,6 +302,17 @@ func startDev(t *testing.T, timeout time.Duration) *devSession {
 			}
 		}
 	}
+	printed := func(re string) []string {
+		rx := regexp.MustCompile(re)
+		mu.Lock()
+		defer mu.Unlock()
+		for _, line := range all {
+			if m := rx.FindStringSubmatch(line); m != nil {
+				return m
+			}
+		}
+		return nil
+	}
 	waitFor(`The dev loop is live`)
-	return &devSession{ctx: ctx, bin: bin, state: state, cmd: cmd, waitFor: waitFor}
+	return &devSession{ctx: ctx, bin: bin, state: state, cmd: cmd, waitFor: waitFor, printed: printed}
 }

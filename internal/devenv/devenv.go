@@ -5,17 +5,21 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	gyrev1alpha1 "github.com/gyreops/gyre/api/gyre/v1alpha1"
 	"github.com/gyreops/gyre/exec"
 	"github.com/gyreops/gyre/internal/gitserver"
 	"github.com/gyreops/gyre/internal/testcluster"
 	"github.com/gyreops/gyre/reconciler"
+	"github.com/gyreops/gyre/trigger"
 )
 
 // Options configures a dev run.
@@ -117,6 +121,9 @@ func Run(ctx context.Context, o Options) error {
 	}
 	defer cluster.Stop()
 	p.say("Control plane up; kubectl works with: export KUBECONFIG=%s", cluster.Kubeconfig)
+	if err := protect(ctx, p, cluster); err != nil {
+		return err
+	}
 
 	repoDir := filepath.Join(stateDir, "git", "pipelines")
 	created, err := ensureRepo(ctx, o.Example, repoDir)
@@ -167,6 +174,18 @@ func Run(ctx context.Context, o Options) error {
 		// The node has no registry: GC Pods use the busybox it has.
 		opts.Exec.GCImage = testcluster.BusyboxImage
 	}
+	notify, err := startNotifier(c, p)
+	if err != nil {
+		return err
+	}
+	defer notify.Close()
+	if err := notify.outbound(&opts.Exec); err != nil {
+		return err
+	}
+	p.say("Notifier listening at %s; the example's notify stage reaches it as http://%s", notify.URL(), notifierHost)
+	if opts.WebhookAddr, err = freeLocalAddr(); err != nil {
+		return err
+	}
 	mgr, err := ctrl.NewManager(cluster.Config, reconciler.ManagerOptions(scheme, opts))
 	if err != nil {
 		return err
@@ -179,6 +198,7 @@ func Run(ctx context.Context, o Options) error {
 	mgrErr := make(chan error, 1)
 	go func() { mgrErr <- mgr.Start(mgrCtx) }()
 	p.say("Controllers running: repository, tenant, workflowrun engine, cron triggers")
+	sayWebhooks(p, opts.WebhookAddr)
 
 	w := &watcher{c: c, p: p, repoDir: repoDir, gitURL: url, real: node == NodeReal}
 	runCtx := ctx
@@ -198,6 +218,38 @@ func Run(ctx context.Context, o Options) error {
 	return err
 }
 
+// protect installs gyre's deletion protection policy, as an install with
+// config/default has it.
+func protect(ctx context.Context, p *printer, cluster *testcluster.Cluster) error {
+	if err := testcluster.InstallProtection(ctx, cluster.Config); err != nil {
+		return err
+	}
+	p.say("Deletion protection on: a Tenant and its namespaces are deleted only once annotated %s=%s",
+		gyrev1alpha1.DeletionProtectionAnnotation, gyrev1alpha1.DeletionProtectionDisabled)
+	return nil
+}
+
+// freeLocalAddr picks a free port on 127.0.0.1 for the webhook server,
+// which listens only on what it is given.
+func freeLocalAddr() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", fmt.Errorf("pick a port for the webhook server: %w", err)
+	}
+	defer ln.Close()
+	return ln.Addr().String(), nil
+}
+
+// sayWebhooks prints where the webhook server takes SCM events: one URL
+// per tenant namespace, whose WorkflowTriggers the events may fire.
+func sayWebhooks(p *printer, addr string) {
+	base := "http://" + addr + trigger.WebhookPath
+	p.say("Webhook server listening at %s", base)
+	for _, t := range devTenants {
+		p.say("  SCM events for the WorkflowTriggers of tenant %s: POST %scyclone-%s", t.name, base, t.name)
+	}
+}
+
 func tenantList() string {
 	s := ""
 	for i, t := range devTenants {
@@ -209,12 +261,16 @@ func tenantList() string {
 	return s
 }
 
-// printer writes timestamped progress lines.
+// printer writes timestamped progress lines, whole even when the watcher
+// and the notifier print at once.
 type printer struct {
+	mu    sync.Mutex
 	out   io.Writer
 	start time.Time
 }
 
 func (p *printer) say(format string, args ...any) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	fmt.Fprintf(p.out, "[%6.1fs] %s\n", time.Since(p.start).Seconds(), fmt.Sprintf(format, args...))
 }

@@ -17,9 +17,12 @@ import (
 // Policy says which addresses requests made for tenants may reach. The
 // zero Policy refuses only the addresses Classify names.
 type Policy struct {
-	// Allow lists host names and CIDRs that are reached even when they
-	// would be refused, such as an in-cluster receiver. A host name is
-	// matched as the request names it, before DNS resolution.
+	// Allow lists host names, CIDRs and IP:port addresses that are
+	// reached even when they would be refused, such as an in-cluster
+	// receiver. A host name is matched as the request names it, before
+	// DNS resolution. An IP:port entry allows that one port only, for a
+	// receiver on loopback (gyre dev's) that must not open every other
+	// local service.
 	Allow []string
 	// ClusterCIDRs are the cluster's Service and Pod ranges, refused like
 	// loopback: a tenant must not reach in-cluster services through gyre.
@@ -29,6 +32,7 @@ type Policy struct {
 // Guard checks addresses against a parsed Policy.
 type Guard struct {
 	allowHosts map[string]bool
+	allowAddrs map[netip.AddrPort]bool
 	allowNets  []netip.Prefix
 	cluster    []netip.Prefix
 }
@@ -36,7 +40,7 @@ type Guard struct {
 // New parses p; an entry that is neither a CIDR, an IP address nor a host
 // name is an error naming it.
 func New(p Policy) (*Guard, error) {
-	g := &Guard{allowHosts: map[string]bool{}}
+	g := &Guard{allowHosts: map[string]bool{}, allowAddrs: map[netip.AddrPort]bool{}}
 	for _, a := range p.Allow {
 		a = strings.TrimSpace(a)
 		if a == "" {
@@ -44,6 +48,10 @@ func New(p Policy) (*Guard, error) {
 		}
 		if pfx, err := parsePrefix(a); err == nil {
 			g.allowNets = append(g.allowNets, pfx)
+			continue
+		}
+		if ap, err := netip.ParseAddrPort(a); err == nil {
+			g.allowAddrs[netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())] = true
 			continue
 		}
 		if strings.ContainsAny(a, "/: ") {
@@ -108,6 +116,9 @@ func (g *Guard) control(_, address string, _ syscall.RawConn) error {
 	ap, err := netip.ParseAddrPort(address)
 	if err != nil {
 		return fmt.Errorf("refused: cannot read address %q: %w", address, err)
+	}
+	if g.allowAddrs[netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())] {
+		return nil
 	}
 	return g.Check(ap.Addr())
 }

@@ -93,6 +93,14 @@ func TestNew_refusesBadEntries(t *testing.T) {
 	}
 }
 
+// otherPort is a port that is not port.
+func otherPort(port string) string {
+	if port == "1" {
+		return "2"
+	}
+	return "1"
+}
+
 // receiver is a server on 127.0.0.1 that counts the requests it gets.
 func receiver(t *testing.T, h http.HandlerFunc) (*httptest.Server, *atomic.Int32) {
 	var calls atomic.Int32
@@ -120,6 +128,8 @@ func TestGuard_Client(t *testing.T) {
 		{"A request to 127.0.0.1 goes through once its CIDR is listed.", Policy{Allow: []string{"127.0.0.0/8"}}, byIP, ""},
 		{"A request to localhost goes through once the host is listed.", Policy{Allow: []string{"localhost"}}, byName, ""},
 		{"Listing localhost by name does not allow 127.0.0.1.", Policy{Allow: []string{"localhost"}}, byIP, "refused: 127.0.0.1 is a loopback address"},
+		{"A request to 127.0.0.1 goes through when its address and port are listed.", Policy{Allow: []string{"127.0.0.1:" + port}}, byIP, ""},
+		{"Listing one loopback port does not allow another.", Policy{Allow: []string{"127.0.0.1:" + otherPort(port)}}, byIP, "refused: 127.0.0.1 is a loopback address"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			g := NewWithT(t)

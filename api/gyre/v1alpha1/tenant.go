@@ -15,6 +15,13 @@ const (
 	// (a namespace, or an object in a tenant namespace), lets gyre take it
 	// over. Without it gyre refuses to manage what someone else made.
 	AdoptAnnotation = "gyre.dev/adopt"
+	// DeletionProtectionAnnotation, set to DeletionProtectionDisabled on a
+	// Tenant or one of its namespaces, lets it be deleted: the deletion
+	// protection policy of config/protection refuses it otherwise.
+	DeletionProtectionAnnotation = "gyre.dev/deletion-protection"
+	// DeletionProtectionDisabled is the value of
+	// DeletionProtectionAnnotation that lifts the protection.
+	DeletionProtectionDisabled = "disabled"
 )
 
 // Tenant is a team's slice of gyre: its pipelines, rendered from a
@@ -72,7 +79,9 @@ type TenantSpec struct {
 	// Quota is the ResourceQuota of the worker namespace on each cluster.
 	// +optional
 	Quota corev1.ResourceList `json:"quota,omitempty"`
-	// Storage is the tenant PVC on each cluster.
+	// Storage is the tenant PVC on each cluster. Unset, every cluster
+	// still gets one, of 10Gi in the cluster's default StorageClass: every
+	// stage Pod of the tenant mounts it.
 	// +optional
 	Storage *TenantStorage `json:"storage,omitempty"`
 	// Prune deletes objects that left Git; on unless set to false.
