@@ -234,7 +234,10 @@ func (c *Cluster) startExtras(ctx context.Context, binDir string, opts Options) 
 		}
 	}
 	if opts.ControllerManager || opts.RealNode {
-		controllers := "namespace-controller,garbage-collector-controller,resourcequota-controller,persistentvolume-binder-controller"
+		controllers := "namespace-controller,garbage-collector-controller,resourcequota-controller,persistentvolume-binder-controller," +
+			// A deleted PVC keeps its protection finalizer, and its namespace
+			// stays Terminating, until this controller sees no Pod uses it.
+			"pvc-protection-controller"
 		args := []string{
 			"--kubeconfig=" + c.Kubeconfig,
 			"--authentication-kubeconfig=" + c.Kubeconfig,
