@@ -51,9 +51,9 @@ type Options struct {
 	// Scheduler starts kube-scheduler, so Pods get nodes.
 	Scheduler bool
 	// ControllerManager starts kube-controller-manager with the namespace,
-	// garbage-collector, resource-quota and volume-binder controllers, so
-	// namespaces finalise, ownerReferences cascade, quotas count and PVCs
-	// bind to PersistentVolumes.
+	// garbage-collector, resource-quota, volume-binder and PVC-protection
+	// controllers, so namespaces finalise, ownerReferences cascade, quotas
+	// count, PVCs bind to PersistentVolumes and deleted PVCs go.
 	ControllerManager bool
 	// Nodes > 0 starts kwok and registers that many fake nodes that run
 	// Pods by gyre's stages.
