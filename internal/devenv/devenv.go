@@ -18,6 +18,7 @@ import (
 	"github.com/gyreops/gyre/exec"
 	"github.com/gyreops/gyre/internal/gitserver"
 	"github.com/gyreops/gyre/internal/testcluster"
+	"github.com/gyreops/gyre/receiver"
 	"github.com/gyreops/gyre/reconciler"
 	"github.com/gyreops/gyre/trigger"
 )
@@ -248,6 +249,7 @@ func sayWebhooks(p *printer, addr string) {
 	for _, t := range devTenants {
 		p.say("  SCM events for the WorkflowTriggers of tenant %s: POST %scyclone-%s", t.name, base, t.name)
 	}
+	p.say("  push events for Repositories with spec.webhook: POST http://%s%s", addr, receiver.Path)
 }
 
 func tenantList() string {
