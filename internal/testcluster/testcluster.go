@@ -237,7 +237,7 @@ func (c *Cluster) startExtras(ctx context.Context, binDir string, opts Options) 
 		controllers := "namespace-controller,garbage-collector-controller,resourcequota-controller,persistentvolume-binder-controller," +
 			// A deleted PVC keeps its protection finalizer, and its namespace
 			// stays Terminating, until this controller sees no Pod uses it.
-			"pvc-protection-controller"
+			"persistentvolumeclaim-protection-controller"
 		args := []string{
 			"--kubeconfig=" + c.Kubeconfig,
 			"--authentication-kubeconfig=" + c.Kubeconfig,
