@@ -2,7 +2,9 @@ package reconciler
 
 import (
 	"context"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -13,10 +15,13 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/watch"
+	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	cyclonev1alpha1 "github.com/gyreops/gyre/api/cyclone/v1alpha1"
 	gyrev1alpha1 "github.com/gyreops/gyre/api/gyre/v1alpha1"
+	"github.com/gyreops/gyre/exec"
 	"github.com/gyreops/gyre/internal/gitserver"
 	"github.com/gyreops/gyre/source"
 )
@@ -214,3 +219,80 @@ func TestTenantReconciler_runsOnce(t *testing.T) {
 	})
 }
 
+
+// podsCreated watches the Pods of a namespace and counts those created,
+// by name.
+func podsCreated(t *testing.T, g *WithT, namespace string) func() []string {
+	wc, err := client.NewWithWatch(testEnv.Config, client.Options{Scheme: testEnv.Scheme})
+	g.Expect(err).NotTo(HaveOccurred())
+	w, err := wc.Watch(context.Background(), &corev1.PodList{}, client.InNamespace(namespace))
+	g.Expect(err).NotTo(HaveOccurred())
+	t.Cleanup(w.Stop)
+	var mu sync.Mutex
+	var names []string
+	go func() {
+		for ev := range w.ResultChan() {
+			if pod, ok := ev.Object.(*corev1.Pod); ok && ev.Type == watch.Added {
+				mu.Lock()
+				names = append(names, pod.Name)
+				mu.Unlock()
+			}
+		}
+	}()
+	return func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Clone(names)
+	}
+}
+
+func TestTenantReconciler_historyLimitBelowTheRunsInGit(t *testing.T) {
+	g := NewWithT(t)
+	f := newRunsFixture(t, g)
+	f.engine = func(mgr ctrl.Manager) error {
+		// No PVC: each stage gets an emptyDir and there is no GC Pod.
+		e := &exec.Engine{Config: exec.Config{PVCName: func(string) string { return "" }, RetryBackoff: 200 * time.Millisecond, WaitInterval: 500 * time.Millisecond}}
+		return e.SetupWithManager(mgr)
+	}
+	tenant := "history"
+	// The worker namespace is watched before the Tenant makes it, so
+	// no Pod goes uncounted.
+	pods := podsCreated(t, g, "cyclone-"+tenant+"-worker")
+	writeRunsTenant(f.repo, tenant, "1", runYAML("release-1", "1.0.0"), runYAML("release-2", "2.0.0"), runYAML("release-3", "3.0.0"))
+	f.repo.WriteFile("tenants/"+tenant+"/pipeline.yaml", strings.Replace(runsPipeline, "spec:\n  stages:", "spec:\n  historyLimit: 1\n  stages:", 1))
+	rev := f.publish(g, "three runs, history of one")
+	f.start(g)
+	f.createRunsTenant(g, tenant)
+	expectApplied(g, tenant, rev)
+
+	runs := func(g Gomega) []string {
+		list := &cyclonev1alpha1.WorkflowRunList{}
+		g.Expect(testEnv.Client.List(context.Background(), list, client.InNamespace("cyclone-"+tenant))).To(Succeed())
+		var names []string
+		for _, r := range list.Items {
+			names = append(names, r.Name)
+		}
+		return names
+	}
+	stagePods := func() map[string]int {
+		byRun := map[string]int{}
+		for _, name := range pods() {
+			if run, _, ok := strings.Cut(name, "-build-"); ok {
+				byRun[run]++
+			}
+		}
+		return byRun
+	}
+	g.Eventually(func(g Gomega) {
+		g.Expect(runs(g)).To(HaveLen(1))
+		g.Expect(stagePods()).To(HaveLen(3))
+	}).WithTimeout(60 * time.Second).WithPolling(200 * time.Millisecond).Should(Succeed())
+	// Settled: no run comes back, none runs twice, and the Tenant is no
+	// longer written.
+	version := getTenant(g, tenant).ResourceVersion
+	g.Consistently(func(g Gomega) {
+		g.Expect(runs(g)).To(HaveLen(1))
+		g.Expect(stagePods()).To(Equal(map[string]int{"release-1": 1, "release-2": 1, "release-3": 1}))
+	}).WithTimeout(5 * time.Second).WithPolling(250 * time.Millisecond).Should(Succeed())
+	g.Expect(getTenant(g, tenant).ResourceVersion).To(Equal(version))
+}
