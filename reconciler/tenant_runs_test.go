@@ -219,7 +219,6 @@ func TestTenantReconciler_runsOnce(t *testing.T) {
 	})
 }
 
-
 // podsCreated watches the Pods of a namespace and counts those created,
 // by name.
 func podsCreated(t *testing.T, g *WithT, namespace string) func() []string {
