@@ -45,10 +45,10 @@ func TestEngine_runTTL(t *testing.T) {
 			run := waitRun(t, ns, "run-"+tc.wf, cyclonev1alpha1.StatusSucceeded)
 			g.Expect(run.Status.Overall.CompletionTime).NotTo(BeNil())
 			if !tc.deleted {
-				g.Consistently(gone("run-"+tc.wf)).WithTimeout(4 * time.Second).WithPolling(250 * time.Millisecond).Should(BeFalse())
+				g.Consistently(gone("run-" + tc.wf)).WithTimeout(4 * time.Second).WithPolling(250 * time.Millisecond).Should(BeFalse())
 				return
 			}
-			g.Eventually(gone("run-"+tc.wf)).WithTimeout(30 * time.Second).WithPolling(100 * time.Millisecond).Should(BeTrue())
+			g.Eventually(gone("run-" + tc.wf)).WithTimeout(30 * time.Second).WithPolling(100 * time.Millisecond).Should(BeTrue())
 		})
 	}
 
