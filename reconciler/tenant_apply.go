@@ -143,8 +143,10 @@ func (r *TenantReconciler) applyTarget(ctx context.Context, s *tenantScope, m *s
 		r.event(t, eventNormal, "Applied", "Target %s: revision %s: %s", name, s.revision, list(written))
 	}
 	if err != nil {
-		// What was created before the failure must stay prunable.
-		st.Inventory = mergeInventories(st.Inventory, next)
+		// What was created before the failure must stay prunable. A
+		// run not known to be created stays out: listed, it would count
+		// as started and never be created.
+		st.Inventory = mergeInventories(st.Inventory, withoutUnstarted(next, plan, st.StartedRuns))
 		r.failTarget(s, st, name, fmt.Errorf("apply revision %s: %w", s.revision, err))
 		return
 	}

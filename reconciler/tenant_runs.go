@@ -144,6 +144,22 @@ func (p *runPlan) started(cs *ssa.ChangeSet, applyErr error) []gyrev1alpha1.Star
 	return out
 }
 
+// withoutUnstarted returns inv without the fresh runs of p that started
+// does not list.
+func withoutUnstarted(inv *gyrev1alpha1.Inventory, p *runPlan, started []gyrev1alpha1.StartedRun) *gyrev1alpha1.Inventory {
+	ok := map[string]bool{}
+	for _, r := range started {
+		ok[r.ID] = true
+	}
+	out := &gyrev1alpha1.Inventory{Entries: make([]gyrev1alpha1.InventoryEntry, 0, len(inv.Entries))}
+	for _, e := range inv.Entries {
+		if _, fresh := p.fresh[e.ID]; !fresh || ok[e.ID] {
+			out.Entries = append(out.Entries, e)
+		}
+	}
+	return out
+}
+
 // withoutRuns returns objs without their WorkflowRuns: drift correction
 // never puts a run back, as every run it could see was started by the
 // full reconcile before it and is the engine's now.

@@ -85,3 +85,15 @@ func TestPlanRuns_capsTheRunsItRemembers(t *testing.T) {
 	g.Expect(p.apply).To(BeEmpty(), "a run that could not be remembered is not created")
 	g.Expect(p.notes).To(ConsistOf(ContainSubstring("WorkflowRun cyclone-t/one-too-many under tenants/t not created")))
 }
+
+func TestWithoutUnstarted(t *testing.T) {
+	g := NewWithT(t)
+	spec := map[string]any{"workflowRef": map[string]any{"name": "ci"}}
+	p, err := planRuns([]*unstructured.Unstructured{testRun("a", spec), testRun("b", spec)}, &gyrev1alpha1.TargetStatus{}, "tenants/t")
+	g.Expect(err).NotTo(HaveOccurred())
+	inv := newInventory(p.apply)
+	started := []gyrev1alpha1.StartedRun{{ID: inventoryID("cyclone-t", "a", "cyclone.dev", "WorkflowRun")}}
+	got := withoutUnstarted(inv, p, started)
+	g.Expect(got.Entries).To(ConsistOf(HaveField("ID", started[0].ID)),
+		"a run a failed apply did not create stays out of the inventory, or the next reconcile would take it for started")
+}
