@@ -1,12 +1,15 @@
 package exec
 
 import (
+	"sync"
 	"testing"
 	"time"
 
 	. "github.com/onsi/gomega"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	cyclonev1alpha1 "github.com/gyreops/gyre/api/cyclone/v1alpha1"
 )
@@ -25,6 +28,31 @@ func TestEngine_runTTL(t *testing.T) {
 	createWorkflow(t, ns, "forever", []*cyclonev1alpha1.Stage{stage(ns, "c", succeed("0s"))}, items("c"), ttl(0))
 	createWorkflow(t, ns, "running", []*cyclonev1alpha1.Stage{stage(ns, "d", forever())}, items("d"), ttl(1))
 
+	// The last state of every deleted run, from a watch: a run with a
+	// short TTL may be gone before a poll sees it finished.
+	w, err := k8s.Watch(bg, &cyclonev1alpha1.WorkflowRunList{}, client.InNamespace(ns))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(w.Stop)
+	var mu sync.Mutex
+	deleted := map[string]*cyclonev1alpha1.WorkflowRun{}
+	go func() {
+		for ev := range w.ResultChan() {
+			if run, ok := ev.Object.(*cyclonev1alpha1.WorkflowRun); ok && ev.Type == watch.Deleted {
+				mu.Lock()
+				deleted[run.Name] = run
+				mu.Unlock()
+			}
+		}
+	}()
+	lastState := func(name string) func() *cyclonev1alpha1.WorkflowRun {
+		return func() *cyclonev1alpha1.WorkflowRun {
+			mu.Lock()
+			defer mu.Unlock()
+			return deleted[name]
+		}
+	}
 	gone := func(name string) func() bool {
 		return func() bool {
 			err := k8s.Get(bg, key(ns, name), &cyclonev1alpha1.WorkflowRun{})
@@ -41,14 +69,17 @@ func TestEngine_runTTL(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			g := NewWithT(t)
-			createRun(t, ns, "run-"+tc.wf, tc.wf)
-			run := waitRun(t, ns, "run-"+tc.wf, cyclonev1alpha1.StatusSucceeded)
-			g.Expect(run.Status.Overall.CompletionTime).NotTo(BeNil())
+			name := "run-" + tc.wf
+			createRun(t, ns, name, tc.wf)
 			if !tc.deleted {
-				g.Consistently(gone("run-" + tc.wf)).WithTimeout(4 * time.Second).WithPolling(250 * time.Millisecond).Should(BeFalse())
+				waitRun(t, ns, name, cyclonev1alpha1.StatusSucceeded)
+				g.Consistently(gone(name)).WithTimeout(4 * time.Second).WithPolling(250 * time.Millisecond).Should(BeFalse())
 				return
 			}
-			g.Eventually(gone("run-" + tc.wf)).WithTimeout(30 * time.Second).WithPolling(100 * time.Millisecond).Should(BeTrue())
+			g.Eventually(lastState(name)).WithTimeout(30 * time.Second).WithPolling(100 * time.Millisecond).ShouldNot(BeNil())
+			last := lastState(name)()
+			g.Expect(last.Status.Overall.Phase).To(Equal(cyclonev1alpha1.StatusSucceeded), "only a finished run is deleted")
+			g.Expect(last.Status.Overall.CompletionTime).NotTo(BeNil())
 		})
 	}
 
