@@ -139,6 +139,11 @@ type Config struct {
 	// names such as "chat.postMessage" are appended. Default
 	// "https://slack.com/api/".
 	SlackAPIURL string
+	// RunTTL deletes a finished run this long after its completion time
+	// when its Workflow sets no ttlSecondsAfterFinished. 0, the default,
+	// keeps finished runs until historyLimit or a user deletes them, as
+	// Cyclone does.
+	RunTTL time.Duration
 	// Clock tells the time; tests inject a fake one. Default the real
 	// clock.
 	Clock clock.Clock

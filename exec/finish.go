@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -36,7 +37,43 @@ func (r *Engine) finish(ctx context.Context, s *scope) error {
 	if err != nil || !done {
 		return err
 	}
-	return r.pruneHistory(ctx, s)
+	if err := r.pruneHistory(ctx, s); err != nil {
+		return err
+	}
+	return r.expire(ctx, s)
+}
+
+// expire deletes a finished run whose time to live after its completion
+// has passed, or asks to be woken exactly when it will have: a TTL of an
+// hour costs one reconcile, not a poll. The Workflow's
+// ttlSecondsAfterFinished wins over the engine's RunTTL; 0 keeps the run.
+func (r *Engine) expire(ctx context.Context, s *scope) error {
+	run := s.run
+	end := run.Status.Overall.CompletionTime
+	if end == nil || !finished(run.Status.Overall.Phase) {
+		return nil
+	}
+	ttl := r.cfg.RunTTL
+	wf := &cyclonev1alpha1.Workflow{}
+	err := r.client.Get(ctx, types.NamespacedName{Namespace: run.Namespace, Name: workflowName(run)}, wf)
+	switch {
+	case err == nil && wf.Spec.TTLSecondsAfterFinished != nil:
+		ttl = time.Duration(*wf.Spec.TTLSecondsAfterFinished) * time.Second
+	case client.IgnoreNotFound(err) != nil:
+		return fmt.Errorf("get workflow %s: %w", workflowName(run), err)
+	}
+	if ttl <= 0 {
+		return nil
+	}
+	if due := end.Add(ttl); s.now.Before(due) {
+		s.wakeAt(due)
+		return nil
+	}
+	if err := r.client.Delete(ctx, run, client.Preconditions{UID: &run.UID}); client.IgnoreNotFound(err) != nil && !apierrors.IsConflict(err) {
+		return fmt.Errorf("delete run past its ttl: %w", err)
+	}
+	ctrl.LoggerFrom(ctx).Info("Deleted run past its TTL", "ttl", ttl)
+	return nil
 }
 
 // reconcileDelete cleans up after a deleted run, then lets it go.

@@ -48,7 +48,9 @@ func runSuite(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	cluster, err := testcluster.Start(context.Background(), testcluster.Options{})
+	// A scheduler and a kwok node, whose Pods succeed, let the engine run
+	// the WorkflowRuns a Tenant applies.
+	cluster, err := testcluster.Start(context.Background(), testcluster.Options{Scheduler: true, Nodes: 1, PodsSucceedByDefault: true})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1

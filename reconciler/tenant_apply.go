@@ -129,16 +129,24 @@ func (r *TenantReconciler) applyTarget(ctx context.Context, s *tenantScope, m *s
 		r.failTarget(s, st, name, fmt.Errorf("apply revision %s: %w", s.revision, err))
 		return
 	}
-	ctrl.LoggerFrom(ctx).V(1).Info("Applying objects", "count", len(ts.objects))
-	cs, err := r.applier().Apply(actx, ts.objects)
+	plan, err := planRuns(ts.objects, st, sourceDir(ts.target))
+	if err != nil {
+		r.failTarget(s, st, name, fmt.Errorf("apply revision %s: %w", s.revision, err))
+		return
+	}
+	ctrl.LoggerFrom(ctx).V(1).Info("Applying objects", "count", len(plan.apply))
+	cs, err := r.applier().Apply(actx, plan.apply)
+	st.StartedRuns = plan.started(cs, err)
 	if written := changed(cs); len(written) > 0 {
 		r.metrics.applied.WithLabelValues(t.Name, name).Add(float64(len(written)))
 		ctrl.LoggerFrom(ctx).Info("Applied objects", "written", len(written))
 		r.event(t, eventNormal, "Applied", "Target %s: revision %s: %s", name, s.revision, list(written))
 	}
 	if err != nil {
-		// What was created before the failure must stay prunable.
-		st.Inventory = mergeInventories(st.Inventory, next)
+		// What was created before the failure must stay prunable. A
+		// run not known to be created stays out: listed, it would count
+		// as started and never be created.
+		st.Inventory = mergeInventories(st.Inventory, withoutUnstarted(next, plan, st.StartedRuns))
 		r.failTarget(s, st, name, fmt.Errorf("apply revision %s: %w", s.revision, err))
 		return
 	}
@@ -152,20 +160,22 @@ func (r *TenantReconciler) applyTarget(ctx context.Context, s *tenantScope, m *s
 		}
 	}
 	st.LastAppliedRevision = s.revision
-	setConditions(&st.Conditions, targetConditions(targetOutcome{phase: phaseApplied, revision: s.revision, objects: len(st.Inventory.Entries)}, t.Generation))
+	r.warnRuns(t, st, name, plan.notes)
+	setConditions(&st.Conditions, targetConditions(targetOutcome{phase: phaseApplied, revision: s.revision, objects: len(st.Inventory.Entries), notes: plan.notes}, t.Generation))
 }
 
 // correctDrift re-applies the objects of a target that changed in the
 // cluster since the last full reconcile; the applier skips those whose
 // change did not touch what gyre applies.
 func (r *TenantReconciler) correctDrift(ctx context.Context, s *tenantScope, ts *targetScope, st *gyrev1alpha1.TargetStatus) {
-	if len(ts.objects) == 0 {
+	objs := withoutRuns(ts.objects)
+	if len(objs) == 0 {
 		return
 	}
 	t, name := s.tenant, ts.target.Cluster
 	actx, cancel := context.WithTimeout(ctx, timeout(t))
 	defer cancel()
-	cs, err := r.applier().Apply(actx, ts.objects)
+	cs, err := r.applier().Apply(actx, objs)
 	if written := changed(cs); len(written) > 0 {
 		r.metrics.drift.WithLabelValues(t.Name, name).Add(float64(len(written)))
 		ctrl.LoggerFrom(ctx).Info("Corrected drift", "objects", written)

@@ -94,6 +94,8 @@ type tenantFixture struct {
 	farC    client.Client
 	writes  *writeCounter
 	stop    func()
+	// engine, when set, is added to the manager start builds.
+	engine func(ctrl.Manager) error
 }
 
 func newTenantFixture(t *testing.T, g *WithT) *tenantFixture {
@@ -185,6 +187,9 @@ func (f *tenantFixture) start(g *WithT) {
 	g.Expect(err).NotTo(HaveOccurred())
 	rec := &TenantReconciler{Artifacts: StoreArtifacts{Store: f.git.Store()}}
 	g.Expect(rec.SetupWithManager(mgr)).To(Succeed())
+	if f.engine != nil {
+		g.Expect(f.engine(mgr)).To(Succeed())
+	}
 	rec.Clusters.WrapConfig = func(c *rest.Config) {
 		c.Wrap(func(rt http.RoundTripper) http.RoundTripper { return &writeCounter{next: rt} })
 	}

@@ -53,6 +53,10 @@ type targetOutcome struct {
 	revision string
 	objects  int
 	message  string
+	// notes are sentences an applied target adds to its Ready message,
+	// such as a run that changed in Git; they make the reason
+	// ReasonRunChanged.
+	notes []string
 }
 
 // targetConditions returns a target's Ready, Reconciling and Stalled
@@ -71,8 +75,11 @@ func targetConditions(o targetOutcome, generation int64) []metav1.Condition {
 	}
 	switch o.phase {
 	case phaseApplied:
-		return []metav1.Condition{cond(meta.ReadyCondition, metav1.ConditionTrue, reason(ReasonApplied),
-			fmt.Sprintf("Applied revision %s: %d objects", o.revision, o.objects))}
+		msg, r := fmt.Sprintf("Applied revision %s: %d objects", o.revision, o.objects), ReasonApplied
+		if len(o.notes) > 0 {
+			msg, r = msg+"; "+strings.Join(o.notes, "; "), ReasonRunChanged
+		}
+		return []metav1.Condition{cond(meta.ReadyCondition, metav1.ConditionTrue, reason(r), msg)}
 	case phaseProgressing:
 		return []metav1.Condition{
 			cond(meta.ReadyCondition, metav1.ConditionUnknown, reason(ReasonProgressing), o.message),
@@ -120,7 +127,7 @@ func tenantConditions(targets []gyrev1alpha1.TargetStatus, tenantWide *targetOut
 	if tenantWide != nil {
 		return targetConditions(*tenantWide, generation)
 	}
-	var stalled, notReady []string
+	var stalled, notReady, notes []string
 	var stalledReason string
 	for _, t := range targets {
 		switch {
@@ -136,6 +143,10 @@ func tenantConditions(targets []gyrev1alpha1.TargetStatus, tenantWide *targetOut
 				msg = c.Message
 			}
 			notReady = append(notReady, t.Cluster+": "+msg)
+		default:
+			if c := apimeta.FindStatusCondition(t.Conditions, meta.ReadyCondition); c.Reason == ReasonRunChanged {
+				notes = append(notes, t.Cluster+": "+c.Message)
+			}
 		}
 	}
 	cond := func(t string, s metav1.ConditionStatus, reason, msg string) metav1.Condition {
@@ -156,6 +167,10 @@ func tenantConditions(targets []gyrev1alpha1.TargetStatus, tenantWide *targetOut
 		}
 	case len(targets) == 0:
 		return []metav1.Condition{cond(meta.ReadyCondition, metav1.ConditionUnknown, ReasonProgressing, "no targets reconciled yet")}
+	}
+	if len(notes) > 0 {
+		return []metav1.Condition{cond(meta.ReadyCondition, metav1.ConditionTrue, ReasonRunChanged,
+			fmt.Sprintf("All %d targets applied; %s", len(targets), strings.Join(notes, "; ")))}
 	}
 	return []metav1.Condition{cond(meta.ReadyCondition, metav1.ConditionTrue, ReasonApplied,
 		fmt.Sprintf("All %d targets applied", len(targets)))}

@@ -33,6 +33,8 @@ func TestTargetConditions(t *testing.T) {
 			targetOutcome{phase: phasePruneGuard, message: "would delete"}, metav1.ConditionFalse, ReasonPruneGuard, false, true},
 		{"A refused apply is retried, so the target stays Reconciling.",
 			targetOutcome{phase: phaseApplyFailed, message: "denied"}, metav1.ConditionFalse, ReasonApplyFailed, true, false},
+		{"An applied target with a run changed in Git is Ready with reason RunChanged.",
+			targetOutcome{phase: phaseApplied, revision: "main@sha1:1", objects: 3, notes: []string{"run r changed"}}, metav1.ConditionTrue, ReasonRunChanged, false, false},
 		{"A reason override replaces the phase's reason.",
 			targetOutcome{phase: phaseProgressing, reason: ReasonArtifactUnavailable}, metav1.ConditionUnknown, ReasonArtifactUnavailable, true, false},
 	} {
@@ -77,6 +79,8 @@ func TestTenantConditions(t *testing.T) {
 			[]gyrev1alpha1.TargetStatus{target("a", ok), target("b", targetOutcome{phase: phasePruneGuard, message: "m"})}, nil, metav1.ConditionFalse, ReasonPruneGuard, false, true},
 		{"A target being retried keeps the tenant Reconciling.",
 			[]gyrev1alpha1.TargetStatus{target("a", ok), target("b", targetOutcome{phase: phaseApplyFailed, message: "m"})}, nil, metav1.ConditionFalse, ReasonTargetsNotReady, true, false},
+		{"A tenant with a run changed in Git stays Ready, with reason RunChanged.",
+			[]gyrev1alpha1.TargetStatus{target("a", ok), target("b", targetOutcome{phase: phaseApplied, revision: "r1", notes: []string{"run r changed"}})}, nil, metav1.ConditionTrue, ReasonRunChanged, false, false},
 		{"A tenant-wide problem wins over the targets.",
 			[]gyrev1alpha1.TargetStatus{target("a", ok)}, waiting("no artifact"), metav1.ConditionUnknown, ReasonArtifactUnavailable, true, false},
 		{"A tenant without reconciled targets is not Ready yet.",

@@ -85,6 +85,9 @@ applied and pruned, WorkflowRuns executed, WorkflowTriggers fired.`,
 	f.IntVar(&burst, "kube-api-burst", 300, "requests to the control cluster's API server in a burst")
 	f.DurationVar(&o.Exec.GCDelay, "gc-delay", 0, "how long a finished run's stage Pods and scratch data are kept before they are removed")
 	runFlags(f, &o.Exec)
+	// Cyclone deletes finished runs only past a Workflow's historyLimit,
+	// so keeping them is the default a Cyclone user expects.
+	f.DurationVar(&o.Exec.RunTTL, "run-ttl", 0, "how long a finished WorkflowRun is kept after its completion before it is deleted, for Workflows without spec.ttlSecondsAfterFinished; 0 keeps runs until historyLimit or a user deletes them, as Cyclone does")
 	imageFlags(f, &o.Exec)
 	f.StringVar(&o.Exec.SMTP.Addr, "smtp-addr", "", "host:port of the SMTP server that sends Email notifications; none when empty")
 	f.StringVar(&o.Exec.SMTP.From, "smtp-from", "", "sender address of Email notifications")

@@ -41,6 +41,15 @@ type WorkflowSpec struct {
 	// +optional
 	// +kubebuilder:validation:Minimum=1
 	HistoryLimit *int32 `json:"historyLimit,omitempty"`
+	// TTLSecondsAfterFinished deletes a finished WorkflowRun of the
+	// workflow this many seconds after its completion time, beside
+	// historyLimit; a run still running is never deleted by it. 0 keeps
+	// runs forever, and unset takes the controller's --run-ttl. A run
+	// that came from Git is not created again after this deletion. gyre
+	// extension; Cyclone ignores the field.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	TTLSecondsAfterFinished *int32 `json:"ttlSecondsAfterFinished,omitempty"`
 }
 
 // GlobalVariable is a workflow-wide variable.

@@ -211,6 +211,14 @@ type TargetStatus struct {
 	// Inventory lists the objects the target applied.
 	// +optional
 	Inventory *Inventory `json:"inventory,omitempty"`
+	// StartedRuns lists the WorkflowRuns from Git the target has created,
+	// sorted by ID. A run listed here is never created again: once it
+	// finished and was deleted, by hand, a Workflow's historyLimit or its
+	// TTL, re-creating it would run it again. A run leaves the list when
+	// it leaves Git.
+	// +optional
+	// +kubebuilder:validation:MaxItems=2000
+	StartedRuns []StartedRun `json:"startedRuns,omitempty"`
 	// Conditions of the target: Ready, Reconciling, Stalled.
 	// +optional
 	// +listType=map
@@ -230,6 +238,15 @@ type InventoryEntry struct {
 	ID string `json:"id"`
 	// Version is the object's API version.
 	Version string `json:"v"`
+}
+
+// StartedRun is a WorkflowRun a target created from Git.
+type StartedRun struct {
+	// ID is the run's inventory ID, "<namespace>_<name>_<group>_<kind>".
+	ID string `json:"id"`
+	// Digest is the short sha256 of the canonical JSON of the run's spec
+	// as rendered from Git when it was created.
+	Digest string `json:"digest"`
 }
 
 // GetConditions returns the Tenant's conditions.
