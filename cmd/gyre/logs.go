@@ -88,6 +88,12 @@ func printLogs(ctx context.Context, w io.Writer, o logsOptions, name, stage stri
 	if err != nil {
 		return err
 	}
+	return writeLogs(ctx, w, cfg, ns, o, name, stage)
+}
+
+// writeLogs writes the logs of run name in ns, or of its stage, reading
+// with cfg's credentials.
+func writeLogs(ctx context.Context, w io.Writer, cfg *rest.Config, ns string, o logsOptions, name, stage string) error {
 	scheme, err := reconciler.NewScheme()
 	if err != nil {
 		return err
