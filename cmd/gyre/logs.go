@@ -176,14 +176,17 @@ func (l *logReader) stage(ctx context.Context, w io.Writer, stage string) error 
 }
 
 // live prints each started container's log, init containers first,
-// following each in turn with -f.
+// following each in turn with -f but gyre's long-running sidecars.
 func (l *logReader) live(ctx context.Context, w io.Writer, pod *corev1.Pod) error {
 	containers := append(append([]corev1.Container{}, pod.Spec.InitContainers...), pod.Spec.Containers...)
 	for _, c := range containers {
 		if len(containers) > 1 {
 			fmt.Fprintf(w, "==> %s <==\n", c.Name)
 		}
-		rc, err := l.cs.CoreV1().Pods(pod.Namespace).GetLogs(pod.Name, &corev1.PodLogOptions{Container: c.Name, Follow: l.o.follow}).Stream(ctx)
+		// The coordinator and the Docker daemon run until the Pod goes:
+		// following them would wait for GC.
+		follow := l.o.follow && c.Name != "csc-co" && c.Name != "csc-dind"
+		rc, err := l.cs.CoreV1().Pods(pod.Namespace).GetLogs(pod.Name, &corev1.PodLogOptions{Container: c.Name, Follow: follow}).Stream(ctx)
 		if apierrors.IsBadRequest(err) {
 			continue // not started yet, or never will
 		}

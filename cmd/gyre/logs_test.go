@@ -110,7 +110,7 @@ func TestRealNode_logs(t *testing.T) {
 	dev := userRESTConfig(t, cluster, cs, ns, "dev")
 	stranger := userRESTConfig(t, cluster, cs, ns, "stranger")
 	grant(t, cs, ns, "runs", []rbacv1.PolicyRule{{APIGroups: []string{"cyclone.dev"}, Resources: []string{"workflowruns"}, Verbs: []string{"get", "list"}}}, "dev")
-	grant(t, cs, worker, "pods", []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"pods", "pods/log"}, Verbs: []string{"get"}}}, "dev")
+	grantIn(t, cs, worker, ns, "pods", []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"pods", "pods/log"}, Verbs: []string{"get"}}}, "dev")
 	grantIn(t, cs, "gyre-system", ns, "proxy", []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"services/proxy"}, ResourceNames: []string{"gyre-webhook", "gyre-webhook:webhook"}, Verbs: []string{"get"}}}, "dev", "stranger")
 
 	t.Run("After GC, gyre logs prints the stage's log the controller kept.", func(t *testing.T) {
@@ -122,7 +122,12 @@ func TestRealNode_logs(t *testing.T) {
 		g.Expect(pods.Items).To(BeEmpty(), "the stage Pod is gone")
 
 		var out bytes.Buffer
-		g.Expect(writeLogs(ctx, &out, dev, ns, logsDefaults, run.Name, "hello")).To(Succeed())
+		// The API server learns of the Service's endpoints through an
+		// informer: the first request may come before it has.
+		g.Eventually(func(g Gomega) {
+			out.Reset()
+			g.Expect(writeLogs(ctx, &out, dev, ns, logsDefaults, run.Name, "hello")).To(Succeed())
+		}).WithTimeout(10 * time.Second).Should(Succeed())
 		g.Expect(out.String()).To(ContainSubstring("hello from the hello stage\n"))
 
 		strangerCS, err := kubernetes.NewForConfig(stranger)
@@ -159,7 +164,10 @@ func TestRealNode_logs(t *testing.T) {
 		follow := logsDefaults
 		follow.follow = true
 		var out bytes.Buffer
-		g.Expect(writeLogs(ctx, &out, dev, ns, follow, run.Name, "slow")).To(Succeed())
+		// Bounded, so that a follow that never ends fails with what it read.
+		fctx, cancel := context.WithTimeout(ctx, time.Minute)
+		defer cancel()
+		g.Expect(writeLogs(fctx, &out, dev, ns, follow, run.Name, "slow")).To(Succeed(), out.String())
 		g.Expect(out.String()).To(ContainSubstring("first line\nsecond line\n"), "followed until the workload ended")
 	})
 }
@@ -176,26 +184,41 @@ func exposeWebhook(t *testing.T, cluster *testcluster.Cluster, k8s client.Client
 	port := l.Addr().(*net.TCPAddr).Port
 	g.Expect(l.Close()).To(Succeed())
 	g.Expect(k8s.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "gyre-system"}})).To(Succeed())
+	// The API server proxies only to endpoints that are Pods with the
+	// endpoint's address: a host-network Pod on the node stands in for
+	// the controller, which runs in this test's process on the node's
+	// address.
+	standIn := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "gyre-controller", Namespace: "gyre-system"},
+		Spec: corev1.PodSpec{
+			HostNetwork: true,
+			Containers: []corev1.Container{{
+				Name: "main", Image: testcluster.BusyboxImage, ImagePullPolicy: corev1.PullNever,
+				Command: []string{"sleep", "3600"},
+			}},
+		},
+	}
+	g.Expect(k8s.Create(ctx, standIn)).To(Succeed())
+	g.Eventually(func(g Gomega) {
+		g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(standIn), standIn)).To(Succeed())
+		g.Expect(standIn.Status.PodIP).To(Equal(cluster.NodeIP))
+	}).WithTimeout(time.Minute).Should(Succeed())
 	g.Expect(k8s.Create(ctx, &corev1.Service{
 		ObjectMeta: metav1.ObjectMeta{Name: "gyre-webhook", Namespace: "gyre-system"},
 		Spec: corev1.ServiceSpec{Ports: []corev1.ServicePort{{
 			Name: "webhook", Port: 9292, TargetPort: intstr.FromInt32(int32(port)),
 		}}},
 	})).To(Succeed())
-	//nolint:staticcheck // the API server's service proxy reads Endpoints
-	g.Expect(k8s.Create(ctx, &corev1.Endpoints{
-		ObjectMeta: metav1.ObjectMeta{Name: "gyre-webhook", Namespace: "gyre-system"},
-		Subsets: []corev1.EndpointSubset{{
-			Addresses: []corev1.EndpointAddress{{IP: cluster.NodeIP}},
-			Ports:     []corev1.EndpointPort{{Name: "webhook", Port: int32(port)}},
-		}},
-	})).To(Succeed())
 	g.Expect(k8s.Create(ctx, &discoveryv1.EndpointSlice{
 		ObjectMeta: metav1.ObjectMeta{Name: "gyre-webhook", Namespace: "gyre-system",
 			Labels: map[string]string{discoveryv1.LabelServiceName: "gyre-webhook"}},
 		AddressType: discoveryv1.AddressTypeIPv4,
-		Endpoints:   []discoveryv1.Endpoint{{Addresses: []string{cluster.NodeIP}, Conditions: discoveryv1.EndpointConditions{Ready: ptr.To(true)}}},
-		Ports:       []discoveryv1.EndpointPort{{Name: ptr.To("webhook"), Port: ptr.To(int32(port))}},
+		Endpoints: []discoveryv1.Endpoint{{
+			Addresses:  []string{cluster.NodeIP},
+			Conditions: discoveryv1.EndpointConditions{Ready: ptr.To(true)},
+			TargetRef:  &corev1.ObjectReference{Kind: "Pod", Namespace: "gyre-system", Name: standIn.Name, UID: standIn.UID},
+		}},
+		Ports: []discoveryv1.EndpointPort{{Name: ptr.To("webhook"), Port: ptr.To(int32(port))}},
 	})).To(Succeed())
 	return port
 }
