@@ -60,6 +60,18 @@ type Options struct {
 // runlogs.NewHandler for the routes below it).
 const LogsPath = "/logs"
 
+// logStore is where stage logs are kept: Exec.Logs, else a directory
+// store on LogDir, else nowhere.
+func logStore(o Options) runlogs.Store {
+	if o.Exec.Logs != nil {
+		return o.Exec.Logs
+	}
+	if o.LogDir != "" {
+		return &runlogs.Dir{Root: o.LogDir}
+	}
+	return nil
+}
+
 // NewScheme returns a scheme with every kind gyre reads or writes.
 func NewScheme() (*runtime.Scheme, error) {
 	s := runtime.NewScheme()
@@ -114,11 +126,11 @@ func NewWebhookServer(mgr ctrl.Manager, o Options) *trigger.WebhookServer {
 		Logger:    log.WithName("repositories"),
 	})
 	routes := map[string]http.Handler{receiver.Path: push}
-	if o.Exec.Logs != nil {
+	if store := logStore(o); store != nil {
 		if clientset, err := kubernetes.NewForConfig(mgr.GetConfig()); err != nil {
 			log.Error(err, "Serving no logs")
 		} else {
-			routes[LogsPath+"/"] = http.StripPrefix(LogsPath, runlogs.NewHandler(o.Exec.Logs, clientset))
+			routes[LogsPath+"/"] = http.StripPrefix(LogsPath, runlogs.NewHandler(store, clientset))
 		}
 	}
 	return trigger.NewWebhookServer(mgr.GetClient(), trigger.WebhookOptions{
@@ -138,9 +150,7 @@ func Setup(mgr ctrl.Manager, o Options) error {
 	if o.ArtifactDir == "" {
 		return fmt.Errorf("artifact directory not set")
 	}
-	if o.Exec.Logs == nil && o.LogDir != "" {
-		o.Exec.Logs = &runlogs.Dir{Root: o.LogDir}
-	}
+	o.Exec.Logs = logStore(o)
 	git := &source.Git{CacheDir: o.ArtifactDir}
 	if err := (&RepositoryReconciler{Git: git}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("repository controller: %w", err)
