@@ -122,7 +122,12 @@ func writeLogs(ctx context.Context, w io.Writer, cfg *rest.Config, ns string, o 
 			fmt.Fprintf(w, "==> stage %s <==\n", st)
 		}
 		if err := l.stage(ctx, w, st); err != nil {
-			return err
+			if len(stages) == 1 {
+				return err
+			}
+			// A stage that never ran, or whose log was not kept, does not
+			// hide the others.
+			fmt.Fprintf(w, "(no log: %v)\n", err)
 		}
 	}
 	return nil

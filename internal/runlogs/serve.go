@@ -73,7 +73,7 @@ func (h *handler) guard(next http.HandlerFunc) http.HandlerFunc {
 		user, err := h.authenticate(r.Context(), token)
 		if err != nil {
 			ctrl.LoggerFrom(r.Context()).Error(err, "Checking a bearer token")
-			http.Error(w, "unauthorized", http.StatusUnauthorized)
+			http.Error(w, "authentication check failed", http.StatusInternalServerError)
 			return
 		}
 		if user == nil {
