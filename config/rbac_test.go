@@ -19,6 +19,7 @@ import (
 
 	"github.com/fluxcd/pkg/apis/meta"
 	. "github.com/onsi/gomega"
+	authenticationv1 "k8s.io/api/authentication/v1"
 	authorizationv1 "k8s.io/api/authorization/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
@@ -27,6 +28,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/klog/v2"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -267,6 +269,7 @@ func TestRBAC_controllerDoesItsWholeJobAsItsServiceAccount(t *testing.T) {
 		LeaderElection:          true,
 		LeaderElectionNamespace: controllerNamespace,
 		ArtifactDir:             t.TempDir(),
+		LogDir:                  t.TempDir(),
 		Exec:                    exec.Config{GCPodAnnotations: map[string]string{testcluster.AnnotationResult: "succeed"}},
 	}
 	opts := reconciler.ManagerOptions(scheme, o)
@@ -385,6 +388,23 @@ func TestRBAC_controllerDoesItsWholeJobAsItsServiceAccount(t *testing.T) {
 		g.Expect(got.Status.GC.Phase).To(Equal(cyclonev1alpha1.GCSucceeded))
 		g.Expect(got.Status.Cleaned).To(BeTrue())
 	})
+
+	// The controller checks who asks for a run's logs with its own
+	// rights: a user who may not get the run is refused (403), not met
+	// with a failed review.
+	cs, err := kubernetes.NewForConfig(cluster.Config)
+	g.Expect(err).NotTo(HaveOccurred())
+	_, err = cs.CoreV1().ServiceAccounts(ns).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "nobody"}}, metav1.CreateOptions{})
+	g.Expect(err).NotTo(HaveOccurred())
+	token, err := cs.CoreV1().ServiceAccounts(ns).CreateToken(ctx, "nobody", &authenticationv1.TokenRequest{}, metav1.CreateOptions{})
+	g.Expect(err).NotTo(HaveOccurred())
+	logsReq, err := http.NewRequest(http.MethodGet, "http://"+ln.Addr().String()+reconciler.LogsPath+"/"+ns+"/hello-1/hello", nil)
+	g.Expect(err).NotTo(HaveOccurred())
+	logsReq.Header.Set("Authorization", "Bearer "+token.Status.Token)
+	logsResp, err := http.DefaultClient.Do(logsReq)
+	g.Expect(err).NotTo(HaveOccurred())
+	logsResp.Body.Close()
+	g.Expect(logsResp.StatusCode).To(Equal(http.StatusForbidden))
 
 	// Removing the Tenant, once its deletion protection is lifted,
 	// removes what gyre made for it.

@@ -12,6 +12,7 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
+	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -41,6 +42,8 @@ type target struct {
 	// level is the Pod Security level of the run's Tenant, which every
 	// Pod of the run must meet.
 	level string
+	// pods reads container logs from the cluster's API server.
+	pods corev1client.PodsGetter
 }
 
 // conn is a connection to one cluster that runs stage Pods.
@@ -54,6 +57,10 @@ type conn struct {
 	version string
 	// checked is when the credentials were last compared with version.
 	checked time.Time
+
+	podsOnce sync.Once
+	pods     corev1client.PodsGetter
+	podsErr  error
 }
 
 // secretRecheck is how often a connection's credentials are read again to

@@ -10,6 +10,7 @@ import (
 	"k8s.io/utils/clock"
 
 	"github.com/gyreops/gyre/internal/netguard"
+	"github.com/gyreops/gyre/internal/runlogs"
 )
 
 // Config configures an Engine. The zero value works: every unset field
@@ -147,6 +148,18 @@ type Config struct {
 	// Clock tells the time; tests inject a fake one. Default the real
 	// clock.
 	Clock clock.Clock
+
+	// Logs keeps each stage container's log, read through pods/log, just
+	// before the engine deletes the stage Pod, and loses a run's logs
+	// with the run. Nil keeps none.
+	Logs runlogs.Store
+	// LogTimeout bounds the time the engine spends keeping the logs of
+	// the Pods it is about to delete in one reconcile; a log not read by
+	// then is kept as far as it was read. Default 30 seconds.
+	LogTimeout time.Duration
+	// LogMaxBytes caps what is read of one container log. Default
+	// runlogs.DefaultMaxBytes.
+	LogMaxBytes int64
 }
 
 // SMTPConfig says how to reach the mail server that sends Email
@@ -246,6 +259,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Clock == nil {
 		c.Clock = clock.RealClock{}
+	}
+	if c.LogTimeout <= 0 {
+		c.LogTimeout = 30 * time.Second
+	}
+	if c.LogMaxBytes <= 0 {
+		c.LogMaxBytes = runlogs.DefaultMaxBytes
 	}
 	return c
 }

@@ -20,6 +20,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/validation"
+	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
+	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
@@ -27,6 +29,7 @@ import (
 	cyclonev1alpha1 "github.com/gyreops/gyre/api/cyclone/v1alpha1"
 	gyrev1alpha1 "github.com/gyreops/gyre/api/gyre/v1alpha1"
 	"github.com/gyreops/gyre/internal/podsecurity"
+	"github.com/gyreops/gyre/internal/runlogs"
 )
 
 // Engine reconciles WorkflowRuns. Create it with a Config and register it
@@ -57,6 +60,11 @@ type Engine struct {
 	deliveries *deliveries
 	// reconciles counts Reconcile calls, for tests and benchmarks.
 	reconciles atomic.Int64
+	// recorder records Events on WorkflowRuns; nil records none.
+	recorder events.EventRecorder
+	// logs keeps stage container logs before their Pods go; nil keeps
+	// none.
+	logs runlogs.Store
 	// fault, when set, is called at the points where a crash would leave
 	// the most partial state ("reconcile", "before-status-write",
 	// "after-status-write", "before-pod-create", "after-pod-create"); an
@@ -467,7 +475,9 @@ func (r *Engine) writeStatus(ctx context.Context, run *cyclonev1alpha1.WorkflowR
 	if err := r.client.Status().Update(ctx, updated); err != nil {
 		return fmt.Errorf("update status: %w", err)
 	}
+	old := run.Status
 	*run = *updated
+	r.recordTransitions(run, &old)
 	r.written.Store(client.ObjectKeyFromObject(run), run.ResourceVersion)
 	return r.inject("after-status-write")
 }
@@ -509,7 +519,14 @@ func (r *Engine) targetOf(ctx context.Context, run *cyclonev1alpha1.WorkflowRun)
 	if err != nil {
 		return nil, err
 	}
+	var pods corev1client.PodsGetter
+	if r.logs != nil {
+		if pods, err = c.podsClient(); err != nil {
+			return nil, fmt.Errorf("pods/log client: %w", err)
+		}
+	}
 	return &target{
+		pods:      pods,
 		client:    c.cluster.GetClient(),
 		live:      c.cluster.GetAPIReader(),
 		namespace: r.cfg.WorkerNamespace(tn.Name),

@@ -100,6 +100,13 @@ func (r *Engine) reconcileDelete(ctx context.Context, s *scope) (ctrl.Result, er
 			}
 		}
 	}
+	if r.logs != nil {
+		// The logs go with the run, so historyLimit and the TTL bound
+		// their space too.
+		if err := r.logs.DeleteRun(ctx, run.Namespace, run.Name); err != nil {
+			return ctrl.Result{}, err
+		}
+	}
 	controllerutil.RemoveFinalizer(run, Finalizer)
 	if err := r.client.Update(ctx, run); client.IgnoreNotFound(err) != nil {
 		return ctrl.Result{}, fmt.Errorf("remove finalizer: %w", err)
@@ -119,6 +126,14 @@ func (r *Engine) cleanup(ctx context.Context, s *scope) (bool, error) {
 	if err != nil {
 		return false, err
 	}
+	var live []*corev1.Pod
+	for _, pod := range stagePods {
+		if pod.DeletionTimestamp == nil {
+			live = append(live, pod)
+		}
+	}
+	sort.Slice(live, func(i, j int) bool { return live[i].Name < live[j].Name })
+	r.keepLogs(ctx, s, live)
 	for _, pod := range stagePods {
 		if pod.DeletionTimestamp != nil {
 			continue

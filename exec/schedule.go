@@ -424,6 +424,7 @@ func (r *Engine) deleteStrayPods(ctx context.Context, s *scope, pods map[string]
 			pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed {
 			continue
 		}
+		r.keepLogs(ctx, s, []*corev1.Pod{pod})
 		if err := s.target.client.Delete(ctx, pod, client.Preconditions{UID: &pod.UID}); client.IgnoreNotFound(err) != nil {
 			return fmt.Errorf("delete pod %s/%s: %w", pod.Namespace, pod.Name, err)
 		}

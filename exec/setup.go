@@ -21,6 +21,7 @@ import (
 
 	cyclonev1alpha1 "github.com/gyreops/gyre/api/cyclone/v1alpha1"
 	gyrev1alpha1 "github.com/gyreops/gyre/api/gyre/v1alpha1"
+	"github.com/gyreops/gyre/internal/record"
 )
 
 // The engine's permissions, for controller-gen's RBAC generator.
@@ -33,6 +34,7 @@ import (
 // +kubebuilder:rbac:groups="",resources=secrets,verbs=get
 // +kubebuilder:rbac:groups="",resources=persistentvolumeclaims,verbs=get
 // +kubebuilder:rbac:groups=storage.k8s.io,resources=storageclasses,verbs=get;list
+// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 
 // SetupWithManager registers the engine with mgr: a controller for
 // WorkflowRuns that also watches the engine's Pods on the control cluster
@@ -44,6 +46,8 @@ func (r *Engine) SetupWithManager(mgr ctrl.Manager) error {
 	r.client = mgr.GetClient()
 	r.live = mgr.GetAPIReader()
 	r.deliveries = newDeliveries()
+	r.logs = r.cfg.Logs
+	r.recorder = record.Distinct(mgr.GetEventRecorder("gyre-exec"))
 
 	control, err := newPodCluster(mgr.GetConfig(), mgr.GetScheme())
 	if err != nil {

@@ -7,6 +7,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/kubernetes"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
@@ -18,6 +19,7 @@ import (
 	gyrev1alpha1 "github.com/gyreops/gyre/api/gyre/v1alpha1"
 	"github.com/gyreops/gyre/exec"
 	"github.com/gyreops/gyre/internal/record"
+	"github.com/gyreops/gyre/internal/runlogs"
 	"github.com/gyreops/gyre/receiver"
 	"github.com/gyreops/gyre/source"
 	"github.com/gyreops/gyre/trigger"
@@ -46,8 +48,28 @@ type Options struct {
 	WebhookReplayWindow time.Duration
 	// ArtifactDir holds the Repositories' checked-out artifacts.
 	ArtifactDir string
+	// LogDir keeps stage container logs after their Pods are gone, and
+	// the webhook server serves them at LogsPath; none kept when empty
+	// and Exec.Logs is nil.
+	LogDir string
 	// Exec configures the WorkflowRun engine.
 	Exec exec.Config
+}
+
+// LogsPath is where the webhook server serves stored stage logs (see
+// runlogs.NewHandler for the routes below it).
+const LogsPath = "/logs"
+
+// logStore is where stage logs are kept: Exec.Logs, else a directory
+// store on LogDir, else nowhere.
+func logStore(o Options) runlogs.Store {
+	if o.Exec.Logs != nil {
+		return o.Exec.Logs
+	}
+	if o.LogDir != "" {
+		return &runlogs.Dir{Root: o.LogDir}
+	}
+	return nil
 }
 
 // NewScheme returns a scheme with every kind gyre reads or writes.
@@ -92,6 +114,10 @@ func ManagerOptions(scheme *runtime.Scheme, o Options) ctrl.Options {
 // events for WorkflowTriggers at trigger.WebhookPath + "<namespace>", and
 // push events for Repositories at receiver.Path. Both read Secrets from the
 // API server, never from a cache.
+//
+// With a log store, it also serves the stored stage logs at LogsPath to
+// callers allowed to get their run, checking their tokens and rights
+// with the API server.
 func NewWebhookServer(mgr ctrl.Manager, o Options) *trigger.WebhookServer {
 	log := mgr.GetLogger().WithName("webhook")
 	push := receiver.New(mgr.GetClient(), receiver.Options{
@@ -99,6 +125,14 @@ func NewWebhookServer(mgr ctrl.Manager, o Options) *trigger.WebhookServer {
 		Recorder:  record.Distinct(mgr.GetEventRecorder("gyre-receiver")),
 		Logger:    log.WithName("repositories"),
 	})
+	routes := map[string]http.Handler{receiver.Path: push}
+	if store := logStore(o); store != nil {
+		if clientset, err := kubernetes.NewForConfig(mgr.GetConfig()); err != nil {
+			log.Error(err, "Serving no logs")
+		} else {
+			routes[LogsPath+"/"] = http.StripPrefix(LogsPath, runlogs.NewHandler(store, clientset))
+		}
+	}
 	return trigger.NewWebhookServer(mgr.GetClient(), trigger.WebhookOptions{
 		Addr:         o.WebhookAddr,
 		CertFile:     o.WebhookCertFile,
@@ -107,7 +141,7 @@ func NewWebhookServer(mgr ctrl.Manager, o Options) *trigger.WebhookServer {
 		APIReader:    mgr.GetAPIReader(),
 		Recorder:     record.Distinct(mgr.GetEventRecorder("gyre-webhook")),
 		Logger:       log,
-		Routes:       map[string]http.Handler{receiver.Path: push},
+		Routes:       routes,
 	})
 }
 
@@ -116,6 +150,7 @@ func Setup(mgr ctrl.Manager, o Options) error {
 	if o.ArtifactDir == "" {
 		return fmt.Errorf("artifact directory not set")
 	}
+	o.Exec.Logs = logStore(o)
 	git := &source.Git{CacheDir: o.ArtifactDir}
 	if err := (&RepositoryReconciler{Git: git}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("repository controller: %w", err)

@@ -78,6 +78,7 @@ applied and pruned, WorkflowRuns executed, WorkflowTriggers fired.`,
 	f.StringVar(&o.WebhookKeyFile, "webhook-tls-key", "", "TLS key of the webhook server")
 	f.DurationVar(&o.WebhookReplayWindow, "webhook-replay-window", trigger.DefaultReplayWindow, "how long a webhook event sent again under a new delivery id (same trigger, kind, commit and comment) starts no second run")
 	f.StringVar(&o.ArtifactDir, "artifact-dir", "/data/artifacts", "directory of the Repositories' checked-out artifacts")
+	f.StringVar(&o.LogDir, "log-dir", "/data/logs", "directory that keeps stage container logs after their Pods are removed, served on the webhook server at /logs/<namespace>/<run>/<stage>; empty keeps none")
 	f.BoolVar(&development, "log-development", false, "human-friendly logs")
 	// client-go's own default, 5 requests a second, would make a first
 	// apply of a few thousand objects take minutes.

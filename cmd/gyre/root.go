@@ -38,6 +38,8 @@ func newRootCmd() *cobra.Command {
 		newResolveCmd(),
 		newCollectCmd(),
 		newInstallSelfCmd(),
+		newLogsCmd(),
+		newRunCmd(),
 	)
 	return root
 }

@@ -14,6 +14,9 @@ const LabelStageTemplate = "stage.cyclone.dev/template"
 //
 // +kubebuilder:object:root=true
 // +kubebuilder:resource:shortName=stg
+// +kubebuilder:printcolumn:name="Image",type=string,JSONPath=`.spec.pod.spec.containers[0].image`,description="image of the stage's first container"
+// +kubebuilder:printcolumn:name="Input",type=string,JSONPath=`.spec.pod.inputs.resources[0].name`,description="first input Resource"
+// +kubebuilder:printcolumn:name="Delegation",type=string,JSONPath=`.spec.delegation.type`,priority=1
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type Stage struct {
 	metav1.TypeMeta   `json:",inline"`

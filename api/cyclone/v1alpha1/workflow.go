@@ -9,6 +9,7 @@ import (
 //
 // +kubebuilder:object:root=true
 // +kubebuilder:resource:shortName=wf
+// +kubebuilder:printcolumn:name="First Stage",type=string,JSONPath=`.spec.stages[0].name`,description="the first stage listed; printer columns take one value of a JSONPath and cannot count"
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type Workflow struct {
 	metav1.TypeMeta   `json:",inline"`
