@@ -16,20 +16,15 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
-	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
-	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/config"
 
 	cyclonev1alpha1 "github.com/gyreops/gyre/api/cyclone/v1alpha1"
-	gyrev1alpha1 "github.com/gyreops/gyre/api/gyre/v1alpha1"
-	"github.com/gyreops/gyre/exec"
-	"github.com/gyreops/gyre/internal/gitserver"
+	"github.com/gyreops/gyre/internal/e2etest"
 	"github.com/gyreops/gyre/internal/testcluster"
 	"github.com/gyreops/gyre/reconciler"
 )
@@ -98,9 +93,9 @@ func TestRealNode_logs(t *testing.T) {
 
 	logDir := t.TempDir()
 	port := exposeWebhook(t, cluster, k8s)
-	startLogsGyre(t, cluster, logDir, net.JoinHostPort(cluster.NodeIP, strconv.Itoa(port)))
+	e2etest.StartGyre(t, cluster, reconciler.Options{LogDir: logDir, WebhookAddr: net.JoinHostPort(cluster.NodeIP, strconv.Itoa(port))})
 	tenant := "logs"
-	newLogsTenant(t, cluster, k8s, tenant, logsPipelines)
+	e2etest.NewTenant(t, cluster, k8s, tenant, logsPipelines)
 	ns, worker := "cyclone-"+tenant, "cyclone-"+tenant+"-worker"
 
 	// dev may get runs in the tenant's namespace and read its Pods' logs;
@@ -116,7 +111,8 @@ func TestRealNode_logs(t *testing.T) {
 	t.Run("After GC, gyre logs prints the stage's log the controller kept.", func(t *testing.T) {
 		g := NewWithT(t)
 		run := startLogsRun(g, k8s, ns, "hello")
-		waitCleaned(g, k8s, run)
+		run = e2etest.WaitFinished(g, k8s, run)
+		g.Expect(run.Status.Overall.Phase).To(Equal(cyclonev1alpha1.StatusSucceeded), "overall %+v", run.Status.Overall)
 		var pods corev1.PodList
 		g.Expect(k8s.List(ctx, &pods, client.InNamespace(worker))).To(Succeed())
 		g.Expect(pods.Items).To(BeEmpty(), "the stage Pod is gone")
@@ -223,111 +219,6 @@ func exposeWebhook(t *testing.T, cluster *testcluster.Cluster, k8s client.Client
 	return port
 }
 
-// startLogsGyre runs gyre's controllers as `gyre controller` would, with
-// its logs kept in logDir and served on webhookAddr.
-func startLogsGyre(t *testing.T, cluster *testcluster.Cluster, logDir, webhookAddr string) {
-	t.Helper()
-	scheme, err := reconciler.NewScheme()
-	if err != nil {
-		t.Fatal(err)
-	}
-	opts := reconciler.Options{
-		MetricsAddr: "0",
-		ProbeAddr:   "0",
-		ArtifactDir: t.TempDir(),
-		WebhookAddr: webhookAddr,
-		LogDir:      logDir,
-		Exec:        exec.Config{GCImage: testcluster.BusyboxImage},
-	}
-	mopts := reconciler.ManagerOptions(scheme, opts)
-	mopts.Controller = config.Controller{SkipNameValidation: ptr.To(true)}
-	mgr, err := ctrl.NewManager(cluster.Config, mopts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := reconciler.Setup(mgr, opts); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- mgr.Start(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("gyre: %v", err)
-		}
-	})
-}
-
-// newLogsTenant serves files under tenants/<name>/ from a Git server Pods
-// reach, and makes the Repository, Tenant and PersistentVolume that run
-// them; it waits until the Tenant is Ready.
-func newLogsTenant(t *testing.T, cluster *testcluster.Cluster, k8s client.Client, name string, files map[string]string) {
-	t.Helper()
-	g := NewWithT(t)
-	ctx := context.Background()
-	root := t.TempDir()
-	srv, err := gitserver.StartHTTP(root, gitserver.HTTPOptions{Addr: cluster.NodeIP + ":0"})
-	g.Expect(err).NotTo(HaveOccurred())
-	t.Cleanup(srv.Close)
-	repo := gitserver.NewRepo(t, root, name+".git")
-	for path, content := range files {
-		repo.WriteFile("tenants/"+name+"/"+path, content)
-	}
-	repo.Git("add", "-A")
-	repo.Git("commit", "-qm", "pipelines")
-	repo.Git("push", "-q", "origin", "main")
-
-	pvDir := filepath.Join(t.TempDir(), "pv")
-	g.Expect(os.Mkdir(pvDir, 0o777)).To(Succeed())
-	g.Expect(os.Chmod(pvDir, 0o777)).To(Succeed())
-	objs := []client.Object{
-		&corev1.PersistentVolume{
-			ObjectMeta: metav1.ObjectMeta{Name: "logs-" + name},
-			Spec: corev1.PersistentVolumeSpec{
-				Capacity:                      corev1.ResourceList{corev1.ResourceStorage: resource.MustParse("1Gi")},
-				AccessModes:                   []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce, corev1.ReadWriteMany},
-				PersistentVolumeReclaimPolicy: corev1.PersistentVolumeReclaimRetain,
-				PersistentVolumeSource: corev1.PersistentVolumeSource{HostPath: &corev1.HostPathVolumeSource{
-					Path: pvDir, Type: ptr.To(corev1.HostPathDirectory),
-				}},
-			},
-		},
-		&gyrev1alpha1.Repository{
-			ObjectMeta: metav1.ObjectMeta{Name: name},
-			Spec: gyrev1alpha1.RepositorySpec{
-				URL: srv.URL + "/" + name + ".git", Ref: &gyrev1alpha1.GitRef{Branch: "main"},
-				Interval: &metav1.Duration{Duration: time.Second},
-			},
-		},
-		&gyrev1alpha1.Tenant{
-			ObjectMeta: metav1.ObjectMeta{Name: name},
-			Spec: gyrev1alpha1.TenantSpec{
-				RepositoryRef: gyrev1alpha1.ObjectReference{Name: name},
-				Storage:       &gyrev1alpha1.TenantStorage{Size: resource.MustParse("1Gi")},
-			},
-		},
-	}
-	for _, obj := range objs {
-		g.Expect(k8s.Create(ctx, obj)).To(Succeed())
-	}
-	g.Eventually(func(g Gomega) {
-		got := &gyrev1alpha1.Tenant{}
-		g.Expect(k8s.Get(ctx, client.ObjectKey{Name: name}, got)).To(Succeed())
-		g.Expect(got.Status.Targets).NotTo(BeEmpty())
-		for _, target := range got.Status.Targets {
-			ready := false
-			for _, c := range target.Conditions {
-				if c.Type == "Ready" {
-					ready = c.Status == metav1.ConditionTrue
-					g.Expect(ready).To(BeTrue(), "target %s: %s", target.Cluster, c.Message)
-				}
-			}
-			g.Expect(ready).To(BeTrue())
-		}
-	}).WithTimeout(time.Minute).WithPolling(200 * time.Millisecond).Should(Succeed())
-}
-
 // userRESTConfig makes ServiceAccount name in namespace and returns a client
 // configuration holding its token, as a user's kubeconfig would.
 func userRESTConfig(t *testing.T, cluster *testcluster.Cluster, cs kubernetes.Interface, namespace, name string) *rest.Config {
@@ -376,18 +267,6 @@ func startLogsRun(g Gomega, k8s client.Client, ns, workflow string) *cyclonev1al
 	run.Namespace = ns
 	g.Expect(k8s.Create(context.Background(), run)).To(Succeed())
 	return run
-}
-
-// waitCleaned waits until the run has ended and its Pods and data are
-// removed.
-func waitCleaned(g Gomega, k8s client.Client, run *cyclonev1alpha1.WorkflowRun) {
-	g.Eventually(func(g Gomega) {
-		got := &cyclonev1alpha1.WorkflowRun{}
-		g.Expect(k8s.Get(context.Background(), client.ObjectKeyFromObject(run), got)).To(Succeed())
-		g.Expect(got.Status.Overall.Phase).To(Equal(cyclonev1alpha1.StatusSucceeded), "overall %+v", got.Status.Overall)
-		g.Expect(got.Status.Cleaned).To(BeTrue())
-		*run = *got
-	}).WithTimeout(3 * time.Minute).WithPolling(250 * time.Millisecond).Should(Succeed())
 }
 
 func TestRun_paramsBecomeGlobalVariables(t *testing.T) {

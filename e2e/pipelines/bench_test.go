@@ -125,7 +125,7 @@ func BenchmarkRealNode_fiveStageRun(b *testing.B) {
 	g := NewWithT(b)
 	startGyre(b)
 	r := newTenant(b, "bench", chain(5))
-	pods := watchPods(b, r.worker())
+	pods := watchPods(b, r.Worker())
 	var total time.Duration
 	b.ResetTimer()
 	for i := range b.N {

@@ -6,10 +6,10 @@ import (
 
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	cyclonev1alpha1 "github.com/gyreops/gyre/api/cyclone/v1alpha1"
+	"github.com/gyreops/gyre/internal/e2etest"
 	"github.com/gyreops/gyre/internal/testcluster"
 )
 
@@ -131,30 +131,12 @@ spec:
 `,
 }
 
-// startRun creates a WorkflowRun of workflow in the tenant's namespace.
-func startRun(g Gomega, r *tenantRepo, name, workflow string) *cyclonev1alpha1.WorkflowRun {
-	run := &cyclonev1alpha1.WorkflowRun{
-		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: r.namespace()},
-		Spec: cyclonev1alpha1.WorkflowRunSpec{
-			WorkflowRef: &corev1.ObjectReference{Kind: "workflow.cyclone.dev", Name: workflow},
-			Timeout:     "5m",
-		},
-	}
-	g.Expect(k8s.Create(bg, run)).To(Succeed())
-	return run
+func startRun(g Gomega, r *e2etest.Tenant, name, workflow string) *cyclonev1alpha1.WorkflowRun {
+	return r.StartRun(g, k8s, name, workflow)
 }
 
-// waitFinished waits until the run has ended and been cleaned up, and
-// returns it.
 func waitFinished(g Gomega, run *cyclonev1alpha1.WorkflowRun) *cyclonev1alpha1.WorkflowRun {
-	got := &cyclonev1alpha1.WorkflowRun{}
-	g.Eventually(func(g Gomega) {
-		g.Expect(k8s.Get(bg, client.ObjectKeyFromObject(run), got)).To(Succeed())
-		g.Expect(got.Status.Overall.Phase).To(BeElementOf(cyclonev1alpha1.StatusSucceeded, cyclonev1alpha1.StatusFailed, cyclonev1alpha1.StatusCancelled),
-			"overall %+v", got.Status.Overall)
-		g.Expect(got.Status.Cleaned).To(BeTrue(), "the GC Pod has removed the run's data")
-	}).WithTimeout(3 * time.Minute).WithPolling(250 * time.Millisecond).Should(Succeed())
-	return got
+	return e2etest.WaitFinished(g, k8s, run)
 }
 
 func TestRealNode_artifactPassesBetweenStages(t *testing.T) {
@@ -174,7 +156,7 @@ func TestRealNode_artifactPassesBetweenStages(t *testing.T) {
 		"the second stage read the first stage's artifact")
 
 	var pods corev1.PodList
-	g.Expect(k8s.List(bg, &pods, client.InNamespace(r.worker()))).To(Succeed())
+	g.Expect(k8s.List(bg, &pods, client.InNamespace(r.Worker()))).To(Succeed())
 	g.Expect(pods.Items).To(BeEmpty(), "stage Pods and the GC Pod are removed")
 }
 
@@ -202,7 +184,7 @@ func TestRealNode_stopCancelsARunAndItsPods(t *testing.T) {
 	var pod corev1.Pod
 	g.Eventually(func(g Gomega) {
 		var pods corev1.PodList
-		g.Expect(k8s.List(bg, &pods, client.InNamespace(r.worker()))).To(Succeed())
+		g.Expect(k8s.List(bg, &pods, client.InNamespace(r.Worker()))).To(Succeed())
 		g.Expect(pods.Items).To(HaveLen(1))
 		pod = pods.Items[0]
 		g.Expect(pod.Status.ContainerStatuses).To(ContainElement(And(
