@@ -45,6 +45,7 @@ import (
 	gyrev1alpha1 "github.com/gyreops/gyre/api/gyre/v1alpha1"
 	gyreexec "github.com/gyreops/gyre/exec"
 	"github.com/gyreops/gyre/internal/gitserver"
+	"github.com/gyreops/gyre/internal/e2etest"
 	"github.com/gyreops/gyre/internal/testcluster"
 	"github.com/gyreops/gyre/reconciler"
 	"github.com/gyreops/gyre/tenants"
@@ -467,14 +468,7 @@ func TestRealNodeInstall_runsAPipelineFromGit(t *testing.T) {
 	worker := tenants.WorkerNamespace(tenantName)
 	rec := recordPods(t, e.cs, worker)
 
-	run := &cyclonev1alpha1.WorkflowRun{
-		ObjectMeta: metav1.ObjectMeta{Name: "ci-1", Namespace: tenants.Namespace(tenantName)},
-		Spec: cyclonev1alpha1.WorkflowRunSpec{
-			WorkflowRef: &corev1.ObjectReference{Kind: "workflow.cyclone.dev", Name: "ci"},
-			Timeout:     "5m",
-		},
-	}
-	g.Expect(e.admin.Create(ctx, run)).To(Succeed())
+	run := e2etest.StartRun(g, e.admin, tenants.Namespace(tenantName), "ci-1", "ci")
 	created := time.Now()
 	got := e.waitRun(t, run, rec)
 	t.Logf("measured: pipeline of 2 stages Succeeded and cleaned %s after the run was created (status: %s from start to completion)",
@@ -677,14 +671,7 @@ func TestRealNodeInstall_controllerRestartMidRunAdoptsItsPods(t *testing.T) {
 	worker := tenants.WorkerNamespace(tenantName)
 	rec := recordPods(t, e.cs, worker)
 
-	run := &cyclonev1alpha1.WorkflowRun{
-		ObjectMeta: metav1.ObjectMeta{Name: "slow-1", Namespace: tenants.Namespace(tenantName)},
-		Spec: cyclonev1alpha1.WorkflowRunSpec{
-			WorkflowRef: &corev1.ObjectReference{Kind: "workflow.cyclone.dev", Name: "slow"},
-			Timeout:     "5m",
-		},
-	}
-	g.Expect(e.admin.Create(ctx, run)).To(Succeed())
+	run := e2etest.StartRun(g, e.admin, tenants.Namespace(tenantName), "slow-1", "slow")
 
 	// The nap stage's workload is running.
 	var nap podRecord

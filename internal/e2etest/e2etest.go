@@ -170,8 +170,14 @@ func NewTenant(t testing.TB, c *testcluster.Cluster, k8s client.Client, name str
 
 // StartRun creates a WorkflowRun of workflow in the tenant's namespace.
 func (t *Tenant) StartRun(g Gomega, k8s client.Client, name, workflow string) *cyclonev1alpha1.WorkflowRun {
+	return StartRun(g, k8s, t.Namespace(), name, workflow)
+}
+
+// StartRun creates a WorkflowRun of workflow in namespace ns, with a
+// timeout of five minutes.
+func StartRun(g Gomega, k8s client.Client, ns, name, workflow string) *cyclonev1alpha1.WorkflowRun {
 	run := &cyclonev1alpha1.WorkflowRun{
-		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: t.Namespace()},
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
 		Spec: cyclonev1alpha1.WorkflowRunSpec{
 			WorkflowRef: &corev1.ObjectReference{Kind: "workflow.cyclone.dev", Name: workflow},
 			Timeout:     "5m",
