@@ -13,7 +13,8 @@
 // times missed since then, as the trigger's catch-up policy says, and
 // requeues itself for the next scheduled time.
 //
-// The webhook server is an http.Handler for GitHub, GitLab and Subversion
-// events. It starts nothing for a request that is not signed with, or does
-// not carry, the secret of a matching trigger.
+// The webhook server is an http.Handler for GitHub, GitLab, Bitbucket
+// Cloud, Bitbucket Server, Gitea and Subversion events. It starts nothing
+// for a request that is not signed with, or does not carry, the secret of
+// a matching trigger.
 package trigger

@@ -4,6 +4,7 @@ import (
 	"net/http"
 
 	"github.com/gyreops/gyre/internal/hooksig"
+	"github.com/gyreops/gyre/internal/scmevent"
 )
 
 // SecretKey is the key of the webhook secret in the Secret a trigger's
@@ -12,9 +13,10 @@ const SecretKey = hooksig.SecretKey
 
 // authentic reports whether a request of provider carries proof that its
 // sender knows secret: GitHub's HMAC-SHA256 of the body in
-// X-Hub-Signature-256, GitLab's X-Gitlab-Token, or the X-Subversion-Token
-// a Subversion hook sends. All compare in constant time; an empty secret
-// proves nothing.
+// X-Hub-Signature-256, GitLab's X-Gitlab-Token, the X-Subversion-Token
+// a Subversion hook sends, or the HMAC-SHA256 Bitbucket (Cloud and Server)
+// sends in X-Hub-Signature and Gitea in X-Gitea-Signature. All compare in
+// constant time; an empty secret proves nothing.
 func authentic(provider string, h http.Header, body, secret []byte) bool {
 	switch provider {
 	case providerGitHub:
@@ -26,5 +28,5 @@ func authentic(provider string, h http.Header, body, secret []byte) bool {
 		// GitLab sends it keeps the hook script a single curl command.
 		return hooksig.TokenEqual(h.Get("X-Subversion-Token"), secret)
 	}
-	return false
+	return scmevent.Authentic(provider, h, body, secret)
 }

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	cyclonev1alpha1 "github.com/gyreops/gyre/api/cyclone/v1alpha1"
+	"github.com/gyreops/gyre/internal/scmevent"
 )
 
 // SCM providers.
@@ -17,7 +18,10 @@ const (
 	providerGitLab = "gitlab"
 	// providerSVN is a Subversion server whose post-commit hook posts the
 	// commit, as Cyclone's user guide has it do.
-	providerSVN = "svn"
+	providerSVN             = "svn"
+	providerBitbucketCloud  = scmevent.BitbucketCloud
+	providerBitbucketServer = scmevent.BitbucketServer
+	providerGitea           = scmevent.Gitea
 )
 
 // Kinds of SCM events a trigger fires on.
@@ -55,8 +59,8 @@ const (
 	VarSCMRepo = "SCM_REPO"
 )
 
-// scmEvent is the part of a GitHub, GitLab or Subversion event a trigger
-// needs.
+// scmEvent is the part of a GitHub, GitLab, Bitbucket, Gitea or
+// Subversion event a trigger needs.
 type scmEvent struct {
 	provider string
 	delivery string
@@ -87,7 +91,15 @@ const maxDeliveryIDLength = 128
 // readEventHeaders detects the provider of a request and reads its event
 // type and delivery id.
 func readEventHeaders(h http.Header) (provider, eventType, delivery string, err error) {
+	// Gitea sends GitHub's headers too: its own are asked first.
+	if p, t, d, ok := scmevent.Detect(h); ok {
+		if d == "" {
+			return "", "", "", fmt.Errorf("%s event without its delivery id header (%s)", p, deliveryHeader(p))
+		}
+		provider, eventType, delivery = p, t, d
+	}
 	switch {
+	case provider != "":
 	case h.Get("X-GitHub-Event") != "":
 		provider, eventType, delivery = providerGitHub, h.Get("X-GitHub-Event"), h.Get("X-GitHub-Delivery")
 		if delivery == "" {
@@ -102,9 +114,9 @@ func readEventHeaders(h http.Header) (provider, eventType, delivery string, err 
 		// A hook sends no delivery id; parseEvent makes one of the commit.
 		provider, eventType = providerSVN, h.Get("X-Subversion-Event")
 	default:
-		return "", "", "", fmt.Errorf("none of the X-GitHub-Event, X-Gitlab-Event and X-Subversion-Event headers is set")
+		return "", "", "", fmt.Errorf("none of the X-GitHub-Event, X-Gitlab-Event, X-Gitea-Event, X-Event-Key and X-Subversion-Event headers is set")
 	}
-	// GitHub and GitLab send UUIDs; the id lands in an annotation of the
+	// Every SCM sends a UUID; the id lands in an annotation of the
 	// run, so a sender may not make it arbitrarily large.
 	if len(delivery) > maxDeliveryIDLength || len(eventType) > maxDeliveryIDLength {
 		return "", "", "", fmt.Errorf("delivery id or event type longer than %d bytes", maxDeliveryIDLength)
@@ -120,8 +132,32 @@ func parseEvent(provider, eventType string, body []byte) (scmEvent, error) {
 		return parseGitHub(eventType, body)
 	case providerSVN:
 		return parseSVN(eventType, body)
+	case providerGitLab:
+		return parseGitLab(eventType, body)
 	}
-	return parseGitLab(eventType, body)
+	p, err := scmevent.Parse(provider, eventType, body)
+	if err != nil {
+		return scmEvent{}, err
+	}
+	e := scmEvent{
+		provider: provider, kind: p.Kind, repo: p.Repo, ref: p.Ref, branch: p.Branch, sha: p.SHA,
+		comment: p.Comment, commentID: p.CommentID,
+	}
+	if e.kind == eventPing && e.repo == "" {
+		return e, nil // Bitbucket Server's test connection names no repository
+	}
+	return e, e.validate()
+}
+
+// deliveryHeader names the header that carries a provider's delivery id.
+func deliveryHeader(provider string) string {
+	switch provider {
+	case providerBitbucketCloud:
+		return "X-Request-UUID"
+	case providerBitbucketServer:
+		return "X-Request-Id"
+	}
+	return "X-Gitea-Delivery"
 }
 
 type githubEvent struct {

@@ -70,9 +70,9 @@ type WebhookOptions struct {
 const DefaultReplayWindow = time.Hour
 
 // WebhookServer starts WorkflowRuns of SCM WorkflowTriggers on signed
-// GitHub and GitLab push, tag, pull request and pull request comment
-// events, and on Subversion post-commit events that carry the trigger's
-// token. It is an http.Handler and a controller-runtime Runnable.
+// GitHub, GitLab, Bitbucket Cloud, Bitbucket Server and Gitea push, tag,
+// pull request and pull request comment events, and on Subversion
+// post-commit events that carry the trigger's token. It is an http.Handler and a controller-runtime Runnable.
 type WebhookServer struct {
 	client  client.Client
 	opts    WebhookOptions
@@ -125,9 +125,10 @@ type webhookResponse struct {
 //
 // It answers 401 when no trigger of the event's repository accepts the
 // signature, 413 for a body over the limit, 400 for a request that is not
-// a GitHub, GitLab or Subversion event, 202 with the runs when triggers
-// fired (a replay lists the runs of the first delivery, created false) and
-// 200 when the event is authentic but no trigger's policy fires on it.
+// a GitHub, GitLab, Bitbucket, Gitea or Subversion event, 202 with the
+// runs when triggers fired (a replay lists the runs of the first
+// delivery, created false) and 200 when the event is authentic but no
+// trigger's policy fires on it, or is Bitbucket Server's test connection.
 func (s *WebhookServer) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	if req.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
@@ -156,6 +157,13 @@ func (s *WebhookServer) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	}
 	if delivery != "" {
 		e.delivery = delivery
+	}
+	if e.kind == eventPing && e.repo == "" {
+		// Bitbucket Server's "test connection" names no repository, so no
+		// secret can be chosen to check it; it is answered and fires
+		// nothing, which tells a sender nothing about the triggers.
+		writeJSON(w, http.StatusOK, webhookResponse{Message: "ping received; nothing to run for it"})
+		return
 	}
 	// The logger stays out of ctx: client-go logs response bodies, a
 	// Secret's among them, to a logger it finds there.

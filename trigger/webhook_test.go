@@ -38,6 +38,8 @@ const (
 //   - open: like build but names no Secret, so nothing can fire it.
 //   - svn: the Subversion repository svnUUID, commits under trunk/app;
 //     Secret scm-demo.
+//   - bbs: like build, for the Bitbucket Server repository demo of project
+//     OPS, named as Cyclone names it, "ops/demo"; Secret scm-demo.
 func newWebhookTest(t *testing.T) (string, *WebhookServer) {
 	t.Helper()
 	g := NewWithT(t)
@@ -76,6 +78,7 @@ func newWebhookTest(t *testing.T) (string, *WebhookServer) {
 		{"paused", "gyreops/demo", "scm-demo", buildPolicy, true},
 		{"open", "gyreops/demo", "", buildPolicy, false},
 		{"svn", svnUUID, "scm-demo", svnApp, false},
+		{"bbs", "ops/demo", "scm-demo", buildPolicy, false},
 	} {
 		trig := &cyclonev1alpha1.WorkflowTrigger{
 			ObjectMeta: metav1.ObjectMeta{Name: tc.name, Namespace: ns, Labels: map[string]string{"project.cyclone.dev/name": "demo"}},
@@ -100,7 +103,7 @@ func newWebhookTest(t *testing.T) (string, *WebhookServer) {
 
 // delivery is one webhook request.
 type delivery struct {
-	provider string // github, gitlab or svn
+	provider string // github, gitlab, svn, bitbucket-cloud, bitbucket-server or gitea
 	event    string
 	id       string // not sent for svn, whose id comes from the body
 	body     []byte
@@ -140,6 +143,33 @@ func (d delivery) request(ns string) *http.Request {
 		req.Header.Set("X-Subversion-Event", d.event)
 		if d.sign != "" {
 			req.Header.Set("X-Subversion-Token", secret)
+		}
+	case providerBitbucketCloud, providerBitbucketServer:
+		req.Header.Set("X-Event-Key", d.event)
+		req.Header.Set("User-Agent", "Bitbucket-Webhooks/2.0")
+		if d.id != "" && d.provider == providerBitbucketCloud {
+			req.Header.Set("X-Request-UUID", d.id)
+			req.Header.Set("X-Hook-UUID", "{6c1c3b0e-0f4e-4b43-9d1d-2f3a4b5c6d7e}")
+		} else if d.id != "" {
+			req.Header.Set("X-Request-Id", d.id)
+		}
+		if d.sign != "" {
+			req.Header.Set("X-Hub-Signature", githubSignature(secret, d.body))
+		}
+	case providerGitea:
+		// Gitea sends GitHub's and Gogs' headers beside its own.
+		req.Header.Set("X-Gitea-Event", d.event)
+		req.Header.Set("X-Gitea-Event-Type", d.event)
+		req.Header.Set("X-GitHub-Event", d.event)
+		req.Header.Set("X-Gogs-Event", d.event)
+		if d.id != "" {
+			req.Header.Set("X-Gitea-Delivery", d.id)
+			req.Header.Set("X-GitHub-Delivery", d.id)
+		}
+		if d.sign != "" {
+			sig := strings.TrimPrefix(githubSignature(secret, d.body), "sha256=")
+			req.Header.Set("X-Gitea-Signature", sig)
+			req.Header.Set("X-Gogs-Signature", sig)
 		}
 	}
 	return req
@@ -381,9 +411,9 @@ func TestWebhookServer_deliveries(t *testing.T) {
 			wantCode: http.StatusRequestEntityTooLarge,
 		},
 		{
-			name: "A request that is not GitHub's, GitLab's or a Subversion hook's is refused",
+			name: "A request that no SCM gyre knows sent is refused",
 			d: func(t *testing.T) delivery {
-				return delivery{"bitbucket", "repo:push", uuid, readPayload(t, "github-push.json"), "", ""}
+				return delivery{"gogs", "push", uuid, readPayload(t, "github-push.json"), "", ""}
 			},
 			wantCode: http.StatusBadRequest,
 		},

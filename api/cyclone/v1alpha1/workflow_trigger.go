@@ -172,13 +172,15 @@ type SCMTrigger struct {
 	// Secret names the integration of the SCM. gyre reads the webhook secret
 	// from the key "webhookSecret" of the Secret of this name in the
 	// trigger's namespace: the HMAC key of GitHub's X-Hub-Signature-256,
-	// the token GitLab sends as X-Gitlab-Token, or the token a Subversion
-	// post-commit hook sends as X-Subversion-Token. Webhook events for a
-	// trigger without it are refused.
+	// of Bitbucket's (Cloud and Server) X-Hub-Signature and of Gitea's
+	// X-Gitea-Signature, the token GitLab sends as X-Gitlab-Token, or the
+	// token a Subversion post-commit hook sends as X-Subversion-Token.
+	// Webhook events for a trigger without it are refused.
 	// +optional
 	Secret string `json:"secret,omitempty"`
 	// Repo is the repository's full name without the server, such as
-	// "owner/repo", or a Subversion repository's UUID.
+	// "owner/repo" (Bitbucket Cloud: "workspace/slug"; Bitbucket Server:
+	// "PROJECT/slug", in any case), or a Subversion repository's UUID.
 	// +optional
 	Repo string `json:"repo,omitempty"`
 	// SCMTriggerPolicy says which events fire.
