@@ -5,10 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"net/url"
 	"strings"
 
 	"github.com/gyreops/gyre/internal/hooksig"
+	"github.com/gyreops/gyre/internal/scmevent"
 )
 
 // Git servers whose push events the Receiver reads.
@@ -98,17 +98,16 @@ func authentic(provider string, h http.Header, body, secret []byte) bool {
 	case ProviderGitHub:
 		return hooksig.HMACSHA256(h.Get("X-Hub-Signature-256"), "sha256=", body, secret)
 	case ProviderBitbucket:
-		return hooksig.HMACSHA256(h.Get("X-Hub-Signature"), "sha256=", body, secret)
+		return scmevent.Authentic(scmevent.BitbucketCloud, h, body, secret)
 	case ProviderGitea:
-		return hooksig.HMACSHA256(h.Get("X-Gitea-Signature"), "", body, secret)
+		return scmevent.Authentic(scmevent.Gitea, h, body, secret)
 	case ProviderGitLab:
 		return hooksig.TokenEqual(h.Get("X-Gitlab-Token"), secret)
 	}
 	return false
 }
 
-// githubPush is the part of a GitHub or Gitea push event the Receiver
-// reads; the two share the shape.
+// githubPush is the part of a GitHub push event the Receiver reads.
 type githubPush struct {
 	Ref        string `json:"ref"`
 	After      string `json:"after"`
@@ -138,48 +137,11 @@ type gitlabPush struct {
 	} `json:"repository"`
 }
 
-// bitbucketLink is one of a Bitbucket repository's links.
-type bitbucketLink struct {
-	Href string `json:"href"`
-	Name string `json:"name"`
-}
-
-// bitbucketPush is the part of a Bitbucket Cloud repo:push or Bitbucket
-// Server (Data Center) repo:refs_changed event the Receiver reads.
-type bitbucketPush struct {
-	Repository struct {
-		// FullName is Cloud's "workspace/slug".
-		FullName string `json:"full_name"`
-		// Links is an object of single links on Cloud ({"html": {...}})
-		// and of lists on Server ({"clone": [...], "self": [...]}).
-		Links map[string]json.RawMessage `json:"links"`
-	} `json:"repository"`
-	// Push is Cloud's.
-	Push struct {
-		Changes []struct {
-			New *struct {
-				Type   string `json:"type"`
-				Name   string `json:"name"`
-				Target struct {
-					Hash string `json:"hash"`
-				} `json:"target"`
-			} `json:"new"`
-		} `json:"changes"`
-	} `json:"push"`
-	// Changes are Server's.
-	Changes []struct {
-		Ref struct {
-			ID string `json:"id"`
-		} `json:"ref"`
-		ToHash string `json:"toHash"`
-	} `json:"changes"`
-}
-
 // parseBody completes e from a push event's body. It reads what any sender
 // may claim; nothing of it is trusted before the signature is checked.
 func parseBody(e *pushEvent, body []byte) error {
 	switch e.provider {
-	case ProviderGitHub, ProviderGitea:
+	case ProviderGitHub:
 		var p githubPush
 		if err := json.Unmarshal(body, &p); err != nil {
 			return fmt.Errorf("parse %s %s event: %w", e.provider, e.eventType, err)
@@ -197,60 +159,23 @@ func parseBody(e *pushEvent, body []byte) error {
 		}
 		e.urls = nonEmpty(p.Project.GitHTTPURL, p.Project.GitSSHURL, p.Project.WebURL,
 			p.Repository.GitHTTPURL, p.Repository.GitSSHURL, p.Repository.Homepage)
-	case ProviderBitbucket:
-		var p bitbucketPush
-		if err := json.Unmarshal(body, &p); err != nil {
-			return fmt.Errorf("parse bitbucket %s event: %w", e.eventType, err)
+	case ProviderBitbucket, ProviderGitea:
+		// The trigger webhook server reads these events too: one parser
+		// serves both.
+		provider := scmevent.Gitea
+		if e.provider == ProviderBitbucket {
+			provider = scmevent.BitbucketFlavour(e.eventType)
 		}
-		e.urls = bitbucketURLs(p)
-		for _, c := range p.Push.Changes {
-			if c.New != nil {
-				e.ref, e.sha = c.New.Name, c.New.Target.Hash
-				if c.New.Type == "branch" {
-					e.ref = "refs/heads/" + c.New.Name
-				} else if c.New.Type == "tag" {
-					e.ref = "refs/tags/" + c.New.Name
-				}
-				break
-			}
+		p, err := scmevent.Parse(provider, e.eventType, body)
+		if err != nil {
+			return err
 		}
-		if len(p.Changes) > 0 {
-			e.ref, e.sha = p.Changes[0].Ref.ID, p.Changes[0].ToHash
-		}
+		e.ref, e.sha, e.urls = p.Ref, p.SHA, p.URLs
 	}
 	if len(e.urls) == 0 {
 		return fmt.Errorf("%s %s event names no repository URL", e.provider, e.eventType)
 	}
 	return nil
-}
-
-// bitbucketURLs are the URLs a Bitbucket event gives its repository by.
-// Cloud's event has no clone links, only the web page
-// https://bitbucket.org/<workspace>/<slug>; the clone URLs are that with
-// .git and git@bitbucket.org:<workspace>/<slug>.git, which repoKey
-// reduces to the web URL and to ssh://bitbucket.org/<workspace>/<slug>.
-// Server's lists its clone URLs (HTTP and SSH, which differ in path).
-func bitbucketURLs(p bitbucketPush) []string {
-	var urls []string
-	for name, raw := range p.Repository.Links {
-		var one bitbucketLink
-		if json.Unmarshal(raw, &one) == nil {
-			if name == "html" && one.Href != "" {
-				urls = append(urls, one.Href)
-				if u, err := url.Parse(one.Href); err == nil && p.Repository.FullName != "" {
-					urls = append(urls, "ssh://"+u.Hostname()+"/"+p.Repository.FullName)
-				}
-			}
-			continue
-		}
-		var many []bitbucketLink
-		if name == "clone" && json.Unmarshal(raw, &many) == nil {
-			for _, l := range many {
-				urls = append(urls, l.Href)
-			}
-		}
-	}
-	return nonEmpty(urls...)
 }
 
 // nonEmpty returns the strings that are not empty, at most 16 of them:

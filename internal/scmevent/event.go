@@ -70,13 +70,10 @@ func Parse(provider, eventType string, body []byte) (Event, error) {
 	if err != nil {
 		return Event{}, fmt.Errorf("parse %s %s event: %w", provider, eventType, err)
 	}
+	// Whether an event names enough is for its reader to say: a trigger
+	// needs the repository's name and a commit, a receiver only the
+	// repository's URLs.
 	e.Provider, e.EventType = provider, eventType
-	if e.Repo == "" && e.Kind != KindPing {
-		return Event{}, errNoRepo(provider, eventType)
-	}
-	if (e.Kind == KindPush || e.Kind == KindTag || e.Kind == KindPullRequest) && e.SHA == "" {
-		return Event{}, fmt.Errorf("%s %s event names no commit", provider, eventType)
-	}
 	e.URLs = nonEmpty(e.URLs...)
 	return e, nil
 }

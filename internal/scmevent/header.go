@@ -1,7 +1,6 @@
 package scmevent
 
 import (
-	"fmt"
 	"net/http"
 	"strings"
 
@@ -58,9 +57,4 @@ func Authentic(provider string, h http.Header, body, secret []byte) bool {
 		return hooksig.HMACSHA256(h.Get("X-Gitea-Signature"), "", body, secret)
 	}
 	return false
-}
-
-// errNoRepo is the error of an event that names no repository.
-func errNoRepo(provider, eventType string) error {
-	return fmt.Errorf("%s %s event names no repository", provider, eventType)
 }
