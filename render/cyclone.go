@@ -17,7 +17,9 @@ import (
 // cycloneIndex holds a target's Cyclone objects by name, for the checks
 // that follow references between them.
 type cycloneIndex struct {
-	stages    map[string]bool
+	stages map[string]bool
+	// templates are the Stages labelled stage.cyclone.dev/template.
+	templates map[string]bool
 	resources map[string]bool
 	// resourceTypes maps each Resource to its spec.type, such as Image.
 	resourceTypes map[string]string
@@ -42,6 +44,7 @@ type checker struct {
 func checkCyclone(objs []*unstructured.Unstructured, origins []string, t Target) ([]Error, []Error) {
 	c := &checker{target: t, objs: objs, origins: origins, idx: cycloneIndex{
 		stages:        map[string]bool{},
+		templates:     map[string]bool{},
 		resources:     map[string]bool{},
 		resourceTypes: map[string]string{},
 		workflows:     map[string]*cyclonev1alpha1.Workflow{},
@@ -56,6 +59,7 @@ func checkCyclone(objs []*unstructured.Unstructured, origins []string, t Target)
 		switch o.GetKind() {
 		case "Stage":
 			c.idx.stages[o.GetName()] = true
+			c.idx.templates[o.GetName()] = o.GetLabels()[cyclonev1alpha1.LabelStageTemplate] == "true"
 			obj = &cyclonev1alpha1.Stage{}
 		case "Resource":
 			c.idx.resources[o.GetName()] = true
@@ -152,8 +156,15 @@ func (c *checker) workflow(i int, wf *cyclonev1alpha1.Workflow) {
 	items := map[string]int{}
 	for k, st := range wf.Spec.Stages {
 		items[st.Name] = k
-		if !c.idx.stages[st.Name] {
+		switch {
+		case !c.idx.stages[st.Name]:
 			c.fail(i, fmt.Sprintf("spec.stages[%d].name", k), "Stage %q is not in this target", st.Name)
+		case c.idx.templates[st.Name]:
+			// As in Cyclone, a template is a blueprint its users copy
+			// into a Stage of their own: gyre applies it, never runs it.
+			c.fail(i, fmt.Sprintf("spec.stages[%d].name", k),
+				"Stage %q is a template (labelled %s), which is never run; copy it into a Stage without the label and name the copy here",
+				st.Name, cyclonev1alpha1.LabelStageTemplate)
 		}
 	}
 	for k, st := range wf.Spec.Stages {

@@ -49,6 +49,9 @@ type confinedFS struct {
 	violations []Error
 	syntax     []Error // files read that are not valid YAML
 	remoteUsed bool
+	// resourceFiles are the files kustomizations list under resources,
+	// absolute; see expandList.
+	resourceFiles map[string]bool
 }
 
 func newConfinedFS(root string, maxSize int64, remoteOK bool) (*confinedFS, error) {
@@ -424,6 +427,7 @@ func (f *confinedFS) ReadFile(p string) ([]byte, error) {
 		if syntax != nil {
 			f.noteSyntax(f.rel(resolved), syntax.Error())
 		}
+		return f.readResource(resolved, data)
 	}
 	return data, nil
 }

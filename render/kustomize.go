@@ -280,6 +280,8 @@ func precheck(fsys *confinedFS, dir string, allowRemote bool) []Error {
 			}
 			if dirs && fsys.IsDir(abs) {
 				visit(target)
+			} else if dirs && strings.HasPrefix(field, "resources[") {
+				fsys.markResourceFile(abs)
 			}
 		}
 		for i, r := range k.Resources {

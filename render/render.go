@@ -246,6 +246,7 @@ func renderTarget(ctx context.Context, root, dir string, t Target, opts Options)
 // warnings about what the tenant's level will stop at run time.
 func check(ctx context.Context, b *built, t Target, opts Options) ([]Error, []Error) {
 	fixArtifactSources(b.objects)
+	nameContainers(b.objects)
 	errs := enforceTenancy(b.objects, b.origins, t, opts.AllowedKinds, opts.Schemas)
 	for i, o := range b.objects {
 		for _, fe := range opts.Schemas.Validate(ctx, o) {
