@@ -72,8 +72,8 @@ func (r *Engine) delegate(ctx context.Context, s *scope, st *cyclonev1alpha1.Wor
 		return false, fmt.Errorf("get stage %s: %w", name, err)
 	}
 	d := stage.Spec.Delegation
-	if d == nil || stage.Spec.Pod != nil {
-		return false, nil
+	if d == nil || stage.Spec.Pod != nil || stage.Labels[cyclonev1alpha1.LabelStageTemplate] == "true" {
+		return false, nil // buildPod refuses a template
 	}
 	ss := st.Stages[name]
 	item := stageItem(s.workflow, name)

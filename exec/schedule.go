@@ -136,6 +136,13 @@ func (r *Engine) buildPod(ctx context.Context, s *scope, st *cyclonev1alpha1.Wor
 		}
 		return nil, fmt.Errorf("get stage %s: %w", name, err)
 	}
+	if stage.Labels[cyclonev1alpha1.LabelStageTemplate] == "true" {
+		// A template is a blueprint to copy, as in Cyclone; render
+		// refuses a Workflow that names one, and a run made through the
+		// API is stopped here.
+		return nil, invalidStage("stage %s is a template (labelled %s), which is never run; copy it into a Stage without the label and name the copy in the Workflow",
+			name, cyclonev1alpha1.LabelStageTemplate)
+	}
 	resources := map[string]*cyclonev1alpha1.Resource{}
 	if stage.Spec.Pod != nil {
 		for _, items := range [][]cyclonev1alpha1.ResourceItem{stage.Spec.Pod.Inputs.Resources, stage.Spec.Pod.Outputs.Resources} {

@@ -5,9 +5,10 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
-// LabelStageTemplate marks a Stage as a template ("true"): a Stage whose
-// workload carries "{{ argument }}" placeholders filled in from
-// spec.pod.inputs.arguments. Cyclone has no separate StageTemplate kind.
+// LabelStageTemplate marks a Stage as a template ("true"): a blueprint
+// whose workload carries "{{ argument }}" placeholders, which users copy
+// into Stages of their own. Cyclone has no separate StageTemplate kind
+// and lists these in its UI; gyre applies them and never runs them.
 const LabelStageTemplate = "stage.cyclone.dev/template"
 
 // Stage is one step of a Workflow: a Pod workload with inputs and outputs.
