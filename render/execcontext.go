@@ -42,8 +42,8 @@ func (c *checker) runPolicy(i int, spec *cyclonev1alpha1.WorkflowRunSpec) {
 // a plain name, which Kubernetes reads in the Pod's own namespace, the
 // tenant's worker namespace, and never gyre's own. A "system:…" or
 // "namespace:name" form is refused before the API server sees it. A
-// template Stage's "{{ argument }}" is filled in, and checked, by the
-// engine.
+// template Stage's "{{ argument }}" is left alone: a template is never
+// run, and its copies are checked as Stages of their own.
 func (c *checker) serviceAccount(i int, field, name string, s *cyclonev1alpha1.Stage) {
 	if name == "" {
 		return
