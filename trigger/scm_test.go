@@ -82,6 +82,16 @@ func TestAuthentic(t *testing.T) {
 			http.Header{"X-Gitlab-Token": {"s3cr3t"}}, "s3cr3t", false},
 		{"An empty secret accepts nothing, not even an empty signature", providerGitLab,
 			http.Header{"X-Gitlab-Token": {""}}, "", false},
+		{"A Bitbucket Server signature made with the secret is accepted", providerBitbucketServer,
+			http.Header{"X-Hub-Signature": {githubSignature("s3cr3t", body)}}, "s3cr3t", true},
+		{"A Bitbucket Cloud signature made with another secret is refused", providerBitbucketCloud,
+			http.Header{"X-Hub-Signature": {githubSignature("guess", body)}}, "s3cr3t", false},
+		{"A Bitbucket signature sent in GitHub's header is refused", providerBitbucketCloud,
+			http.Header{"X-Hub-Signature-256": {githubSignature("s3cr3t", body)}}, "s3cr3t", false},
+		{"A Gitea signature, bare hex, made with the secret is accepted", providerGitea,
+			http.Header{"X-Gitea-Signature": {githubSignature("s3cr3t", body)[7:]}}, "s3cr3t", true},
+		{"A Gitea request signed only in GitHub's header is refused", providerGitea,
+			http.Header{"X-Hub-Signature-256": {githubSignature("s3cr3t", body)}}, "s3cr3t", false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
