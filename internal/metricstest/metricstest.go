@@ -48,6 +48,16 @@ func Labels(pairs []*dto.LabelPair) string {
 	return strings.Join(parts, ",")
 }
 
+// Key spells labels, given as name, value, name, value..., as Series
+// keys them.
+func Key(pairs ...string) string {
+	labels := make([]*dto.LabelPair, 0, len(pairs)/2)
+	for i := 0; i+1 < len(pairs); i += 2 {
+		labels = append(labels, &dto.LabelPair{Name: &pairs[i], Value: &pairs[i+1]})
+	}
+	return Labels(labels)
+}
+
 func matches(m *dto.Metric, match map[string]string) bool {
 	found := 0
 	for _, p := range m.GetLabel() {
