@@ -58,6 +58,19 @@ func Key(pairs ...string) string {
 	return Labels(labels)
 }
 
+// Delta returns the series whose value differs between two results of
+// Series, with the difference: what happened in between, for metrics
+// without a label a test can call its own.
+func Delta(before, after map[string]float64) map[string]float64 {
+	out := map[string]float64{}
+	for k, v := range after {
+		if d := v - before[k]; d != 0 {
+			out[k] = d
+		}
+	}
+	return out
+}
+
 func matches(m *dto.Metric, match map[string]string) bool {
 	found := 0
 	for _, p := range m.GetLabel() {
