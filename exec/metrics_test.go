@@ -116,3 +116,25 @@ func TestEngine_metricsCountARunOnceAcrossRestarts(t *testing.T) {
 		metricstest.Key("tenant", tenant, "workflow", "wf"): 2,
 	}))
 }
+
+func TestEngine_metricsOfARunThatNeverStarted(t *testing.T) {
+	requireCluster(t)
+	g := NewWithT(t)
+	cfg := testConfig()
+	cfg.MissingGracePeriod = 500 * time.Millisecond
+	startEngine(t, env.Config, cfg)
+	ns := newTenant(t)
+	tenant := Tenant(ns)
+	createRun(t, ns, "run1", "no-such-workflow")
+	g.Eventually(func(g Gomega) {
+		g.Expect(getRun(g, ns, "run1").Status.Overall.Phase).To(Equal(cyclonev1alpha1.StatusFailed))
+	}).WithTimeout(30 * time.Second).Should(Succeed())
+
+	// Whoever may create runs writes any name in spec.workflowRef: a
+	// label of it would make a series of every name.
+	g.Expect(series(g, "gyre_runs_finished_total", tenant)).To(Equal(map[string]float64{
+		tenantKey("phase=Failed,workflow=", tenant): 1,
+	}))
+	g.Expect(series(g, "gyre_runs_started_total", tenant)).To(BeEmpty())
+	g.Expect(series(g, "gyre_run_duration_seconds", tenant)).To(BeEmpty(), "a run that never started has no duration")
+}
