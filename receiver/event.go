@@ -1,13 +1,10 @@
 package receiver
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
-	"strings"
 
-	"github.com/gyreops/gyre/internal/hooksig"
 	"github.com/gyreops/gyre/internal/scmevent"
 )
 
@@ -94,98 +91,28 @@ func kindOf(provider, eventType string) string {
 // X-Hub-Signature-256, Bitbucket's X-Hub-Signature or Gitea's
 // X-Gitea-Signature, or GitLab's X-Gitlab-Token.
 func authentic(provider string, h http.Header, body, secret []byte) bool {
-	switch provider {
-	case ProviderGitHub:
-		return hooksig.HMACSHA256(h.Get("X-Hub-Signature-256"), "sha256=", body, secret)
-	case ProviderBitbucket:
-		return scmevent.Authentic(scmevent.BitbucketCloud, h, body, secret)
-	case ProviderGitea:
-		return scmevent.Authentic(scmevent.Gitea, h, body, secret)
-	case ProviderGitLab:
-		return hooksig.TokenEqual(h.Get("X-Gitlab-Token"), secret)
+	if provider == ProviderBitbucket {
+		provider = scmevent.BitbucketCloud // both flavours sign alike
 	}
-	return false
-}
-
-// githubPush is the part of a GitHub push event the Receiver reads.
-type githubPush struct {
-	Ref        string `json:"ref"`
-	After      string `json:"after"`
-	Repository struct {
-		CloneURL string `json:"clone_url"`
-		HTMLURL  string `json:"html_url"`
-		SSHURL   string `json:"ssh_url"`
-		GitURL   string `json:"git_url"`
-	} `json:"repository"`
-}
-
-// gitlabPush is the part of a GitLab push or tag push event the Receiver
-// reads.
-type gitlabPush struct {
-	Ref         string `json:"ref"`
-	After       string `json:"after"`
-	CheckoutSHA string `json:"checkout_sha"`
-	Project     struct {
-		GitHTTPURL string `json:"git_http_url"`
-		GitSSHURL  string `json:"git_ssh_url"`
-		WebURL     string `json:"web_url"`
-	} `json:"project"`
-	Repository struct {
-		GitHTTPURL string `json:"git_http_url"`
-		GitSSHURL  string `json:"git_ssh_url"`
-		Homepage   string `json:"homepage"`
-	} `json:"repository"`
+	return scmevent.Authentic(provider, h, body, secret)
 }
 
 // parseBody completes e from a push event's body. It reads what any sender
 // may claim; nothing of it is trusted before the signature is checked.
 func parseBody(e *pushEvent, body []byte) error {
-	switch e.provider {
-	case ProviderGitHub:
-		var p githubPush
-		if err := json.Unmarshal(body, &p); err != nil {
-			return fmt.Errorf("parse %s %s event: %w", e.provider, e.eventType, err)
-		}
-		e.ref, e.sha = p.Ref, p.After
-		e.urls = nonEmpty(p.Repository.CloneURL, p.Repository.HTMLURL, p.Repository.SSHURL, p.Repository.GitURL)
-	case ProviderGitLab:
-		var p gitlabPush
-		if err := json.Unmarshal(body, &p); err != nil {
-			return fmt.Errorf("parse gitlab %s event: %w", e.eventType, err)
-		}
-		e.ref, e.sha = p.Ref, p.CheckoutSHA
-		if e.sha == "" {
-			e.sha = p.After
-		}
-		e.urls = nonEmpty(p.Project.GitHTTPURL, p.Project.GitSSHURL, p.Project.WebURL,
-			p.Repository.GitHTTPURL, p.Repository.GitSSHURL, p.Repository.Homepage)
-	case ProviderBitbucket, ProviderGitea:
-		// The trigger webhook server reads these events too: one parser
-		// serves both.
-		provider := scmevent.Gitea
-		if e.provider == ProviderBitbucket {
-			provider = scmevent.BitbucketFlavour(e.eventType)
-		}
-		p, err := scmevent.Parse(provider, e.eventType, body)
-		if err != nil {
-			return err
-		}
-		e.ref, e.sha, e.urls = p.Ref, p.SHA, p.URLs
+	// The trigger webhook server reads these events too: one parser
+	// serves both.
+	provider := e.provider
+	if provider == ProviderBitbucket {
+		provider = scmevent.BitbucketFlavour(e.eventType)
 	}
+	p, err := scmevent.Parse(provider, e.eventType, body)
+	if err != nil {
+		return err
+	}
+	e.ref, e.sha, e.urls = p.Ref, p.SHA, p.URLs
 	if len(e.urls) == 0 {
 		return fmt.Errorf("%s %s event names no repository URL", e.provider, e.eventType)
 	}
 	return nil
-}
-
-// nonEmpty returns the strings that are not empty, at most 16 of them:
-// a forged body may not make the Receiver compare without end.
-func nonEmpty(ss ...string) []string {
-	var out []string
-	for _, s := range ss {
-		if s = strings.TrimSpace(s); s != "" && len(out) < 16 {
-			out = append(out, s)
-		}
-	}
-	return out
 }

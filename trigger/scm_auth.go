@@ -18,12 +18,7 @@ const SecretKey = hooksig.SecretKey
 // sends in X-Hub-Signature and Gitea in X-Gitea-Signature. All compare in
 // constant time; an empty secret proves nothing.
 func authentic(provider string, h http.Header, body, secret []byte) bool {
-	switch provider {
-	case providerGitHub:
-		return hooksig.HMACSHA256(h.Get("X-Hub-Signature-256"), "sha256=", body, secret)
-	case providerGitLab:
-		return hooksig.TokenEqual(h.Get("X-Gitlab-Token"), secret)
-	case providerSVN:
+	if provider == providerSVN {
 		// Subversion has no webhook signature of its own; a token sent as
 		// GitLab sends it keeps the hook script a single curl command.
 		return hooksig.TokenEqual(h.Get("X-Subversion-Token"), secret)

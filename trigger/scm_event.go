@@ -14,8 +14,8 @@ import (
 
 // SCM providers.
 const (
-	providerGitHub = "github"
-	providerGitLab = "gitlab"
+	providerGitHub = scmevent.GitHub
+	providerGitLab = scmevent.GitLab
 	// providerSVN is a Subversion server whose post-commit hook posts the
 	// commit, as Cyclone's user guide has it do.
 	providerSVN             = "svn"
@@ -127,24 +127,22 @@ func readEventHeaders(h http.Header) (provider, eventType, delivery string, err 
 // parseEvent reads an event body of a provider. It reads what any sender
 // may claim; nothing of it is trusted before the signature is checked.
 func parseEvent(provider, eventType string, body []byte) (scmEvent, error) {
-	switch provider {
-	case providerGitHub:
-		return parseGitHub(eventType, body)
-	case providerSVN:
+	if provider == providerSVN {
 		return parseSVN(eventType, body)
-	case providerGitLab:
-		return parseGitLab(eventType, body)
 	}
 	p, err := scmevent.Parse(provider, eventType, body)
 	if err != nil {
 		return scmEvent{}, err
 	}
-	e := scmEvent{
-		provider: provider, kind: p.Kind, repo: p.Repo, ref: p.Ref, branch: p.Branch, sha: p.SHA,
-		comment: p.Comment, commentID: p.CommentID,
-	}
-	if e.kind == eventPing && e.repo == "" {
-		return e, nil // Bitbucket Server's test connection names no repository
+	e := scmEvent{provider: provider, kind: p.Kind, repo: p.Repo}
+	switch p.Kind {
+	case "", eventPing:
+		if p.Kind == eventPing && p.Repo == "" {
+			return e, nil // Bitbucket Server's test connection names no repository
+		}
+	default:
+		e.ref, e.branch, e.sha = p.Ref, p.Branch, p.SHA
+		e.comment, e.commentID = p.Comment, p.CommentID
 	}
 	return e, e.validate()
 }
@@ -158,137 +156,6 @@ func deliveryHeader(provider string) string {
 		return "X-Request-Id"
 	}
 	return "X-Gitea-Delivery"
-}
-
-type githubEvent struct {
-	Ref        string `json:"ref"`
-	After      string `json:"after"`
-	Deleted    bool   `json:"deleted"`
-	Action     string `json:"action"`
-	Repository struct {
-		FullName string `json:"full_name"`
-	} `json:"repository"`
-	PullRequest struct {
-		Number int `json:"number"`
-		Head   struct {
-			SHA string `json:"sha"`
-		} `json:"head"`
-		Base struct {
-			Ref string `json:"ref"`
-		} `json:"base"`
-	} `json:"pull_request"`
-	Issue struct {
-		Number int    `json:"number"`
-		State  string `json:"state"`
-		// PullRequest is set only when the issue is a pull request.
-		PullRequest *struct{} `json:"pull_request"`
-	} `json:"issue"`
-	Comment struct {
-		ID   int64  `json:"id"`
-		Body string `json:"body"`
-	} `json:"comment"`
-}
-
-func parseGitHub(eventType string, body []byte) (scmEvent, error) {
-	var p githubEvent
-	if err := json.Unmarshal(body, &p); err != nil {
-		return scmEvent{}, fmt.Errorf("github %s event: %w", eventType, err)
-	}
-	e := scmEvent{provider: providerGitHub, repo: p.Repository.FullName}
-	switch eventType {
-	case "ping":
-		e.kind = eventPing
-	case "push":
-		if p.Deleted {
-			break // a deleted branch or tag has nothing to build
-		}
-		e.kind, e.branch = refKind(p.Ref)
-		e.ref, e.sha = p.Ref, p.After
-	case "pull_request":
-		switch p.Action {
-		case "opened", "reopened", "synchronize":
-			e.kind = eventPullRequest
-			e.ref = "refs/pull/" + strconv.Itoa(p.PullRequest.Number) + "/head"
-			e.branch, e.sha = p.PullRequest.Base.Ref, p.PullRequest.Head.SHA
-		}
-	case "issue_comment":
-		// GitHub sends comments on plain issues as issue_comment too; an
-		// edited comment must not start the run a second time.
-		if p.Action == "created" && p.Issue.PullRequest != nil && p.Issue.State == "open" {
-			e.kind, e.comment = eventPullRequestComment, p.Comment.Body
-			e.commentID = strconv.FormatInt(p.Comment.ID, 10)
-			// The event names no commit and gyre holds no API token to ask
-			// for one: the run builds whatever the head is when it fetches.
-			e.ref = "refs/pull/" + strconv.Itoa(p.Issue.Number) + "/head"
-		}
-	}
-	return e, e.validate()
-}
-
-type gitlabEvent struct {
-	Ref         string `json:"ref"`
-	After       string `json:"after"`
-	CheckoutSHA string `json:"checkout_sha"`
-	Project     struct {
-		PathWithNamespace string `json:"path_with_namespace"`
-	} `json:"project"`
-	ObjectAttributes struct {
-		ID           int64  `json:"id"`
-		IID          int    `json:"iid"`
-		Action       string `json:"action"`
-		Oldrev       string `json:"oldrev"`
-		TargetBranch string `json:"target_branch"`
-		LastCommit   struct {
-			ID string `json:"id"`
-		} `json:"last_commit"`
-		Note         string `json:"note"`
-		NoteableType string `json:"noteable_type"`
-	} `json:"object_attributes"`
-	// MergeRequest is the merge request a note is on.
-	MergeRequest struct {
-		IID          int    `json:"iid"`
-		State        string `json:"state"`
-		TargetBranch string `json:"target_branch"`
-		LastCommit   struct {
-			ID string `json:"id"`
-		} `json:"last_commit"`
-	} `json:"merge_request"`
-}
-
-func parseGitLab(eventType string, body []byte) (scmEvent, error) {
-	var p gitlabEvent
-	if err := json.Unmarshal(body, &p); err != nil {
-		return scmEvent{}, fmt.Errorf("gitlab %s: %w", eventType, err)
-	}
-	e := scmEvent{provider: providerGitLab, repo: p.Project.PathWithNamespace}
-	switch eventType {
-	case "Push Hook", "Tag Push Hook":
-		if p.CheckoutSHA == "" || strings.Trim(p.After, "0") == "" {
-			break // a deleted branch or tag has nothing to build
-		}
-		e.kind, e.branch = refKind(p.Ref)
-		e.ref, e.sha = p.Ref, p.CheckoutSHA
-	case "Merge Request Hook":
-		a := p.ObjectAttributes
-		// An update without oldrev changed the title or labels, not code.
-		if a.Action == "open" || a.Action == "reopen" || (a.Action == "update" && a.Oldrev != "") {
-			e.kind = eventPullRequest
-			e.ref = "refs/merge-requests/" + strconv.Itoa(a.IID) + "/head"
-			e.branch, e.sha = a.TargetBranch, a.LastCommit.ID
-		}
-	case "Note Hook":
-		a, mr := p.ObjectAttributes, p.MergeRequest
-		// Older GitLab sends no action; "update" is an edited note, which
-		// must not start the run a second time.
-		created := a.Action == "create" || a.Action == ""
-		if a.NoteableType == "MergeRequest" && created && mr.State == "opened" {
-			e.kind, e.comment = eventPullRequestComment, a.Note
-			e.commentID = strconv.FormatInt(a.ID, 10)
-			e.ref = "refs/merge-requests/" + strconv.Itoa(mr.IID) + "/head"
-			e.branch, e.sha = mr.TargetBranch, mr.LastCommit.ID
-		}
-	}
-	return e, e.validate()
 }
 
 // svnPostCommit is the body the post-commit hook of Cyclone's user guide
@@ -340,17 +207,6 @@ func svnChangedFiles(changed string) []string {
 		}
 	}
 	return files
-}
-
-// refKind says whether a pushed ref is a branch or a tag, and the branch.
-func refKind(ref string) (kind, branch string) {
-	switch {
-	case strings.HasPrefix(ref, "refs/heads/"):
-		return eventPush, strings.TrimPrefix(ref, "refs/heads/")
-	case strings.HasPrefix(ref, "refs/tags/"):
-		return eventTag, ""
-	}
-	return "", ""
 }
 
 // validate refuses an event that names no repository, or that would fire

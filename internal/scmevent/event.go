@@ -35,14 +35,15 @@ type Event struct {
 	// URLs are the repository's clone and web URLs the event gives.
 	URLs []string
 	// Ref is the pushed ref, or a pull request's: refs/pull/<n>/head on
-	// Gitea, refs/pull-requests/<n>/from on Bitbucket Server, and on
-	// Bitbucket Cloud, which keeps no pull request refs, the source
-	// branch's refs/heads/<branch>.
+	// GitHub and Gitea, refs/merge-requests/<n>/head on GitLab,
+	// refs/pull-requests/<n>/from on Bitbucket Server, and on Bitbucket
+	// Cloud, which keeps no pull request refs, the source branch's
+	// refs/heads/<branch>.
 	Ref string
 	// Branch is the pushed branch, or a pull request's target branch.
 	Branch string
 	// SHA is the pushed commit or a pull request's head; empty when the
-	// event names none (a Gitea comment) or the ref was deleted.
+	// event names none (a GitHub or Gitea comment) or the ref was deleted.
 	// Bitbucket Cloud names a pull request's head by a 12-digit prefix.
 	SHA string
 	// Deleted says the push deleted Ref.
@@ -58,6 +59,10 @@ func Parse(provider, eventType string, body []byte) (Event, error) {
 	var e Event
 	var err error
 	switch provider {
+	case GitHub:
+		e, err = parseGitHub(eventType, body)
+	case GitLab:
+		e, err = parseGitLab(eventType, body)
 	case BitbucketCloud:
 		e, err = parseCloud(eventType, body)
 	case BitbucketServer:

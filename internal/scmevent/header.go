@@ -9,6 +9,8 @@ import (
 
 // Providers, as the trigger webhook server names them in run annotations.
 const (
+	GitHub          = "github"
+	GitLab          = "gitlab"
 	BitbucketCloud  = "bitbucket-cloud"
 	BitbucketServer = "bitbucket-server"
 	Gitea           = "gitea"
@@ -46,11 +48,17 @@ func BitbucketFlavour(key string) string {
 }
 
 // Authentic reports whether a request of provider proves its sender knows
-// secret: the HMAC-SHA256 of the body, "sha256=<hex>" in X-Hub-Signature
-// for both Bitbucket flavours, bare hex in X-Gitea-Signature. Both compare
-// in constant time; an empty secret proves nothing.
+// secret: the HMAC-SHA256 of the body, "sha256=<hex>" in GitHub's
+// X-Hub-Signature-256 and in X-Hub-Signature for both Bitbucket flavours,
+// bare hex in X-Gitea-Signature; or the secret itself in GitLab's
+// X-Gitlab-Token. All compare in constant time; an empty secret proves
+// nothing.
 func Authentic(provider string, h http.Header, body, secret []byte) bool {
 	switch provider {
+	case GitHub:
+		return hooksig.HMACSHA256(h.Get("X-Hub-Signature-256"), "sha256=", body, secret)
+	case GitLab:
+		return hooksig.TokenEqual(h.Get("X-Gitlab-Token"), secret)
 	case BitbucketCloud, BitbucketServer:
 		return hooksig.HMACSHA256(h.Get("X-Hub-Signature"), "sha256=", body, secret)
 	case Gitea:
