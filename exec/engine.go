@@ -2,10 +2,8 @@ package exec
 
 import (
 	"context"
-	"crypto/rand"
 	"errors"
 	"fmt"
-	"math/big"
 	"regexp"
 	"slices"
 	"strconv"
@@ -28,6 +26,7 @@ import (
 
 	cyclonev1alpha1 "github.com/gyreops/gyre/api/cyclone/v1alpha1"
 	gyrev1alpha1 "github.com/gyreops/gyre/api/gyre/v1alpha1"
+	"github.com/gyreops/gyre/exec/template"
 	"github.com/gyreops/gyre/internal/podsecurity"
 	"github.com/gyreops/gyre/internal/runlogs"
 )
@@ -331,7 +330,7 @@ func (r *Engine) start(s *scope, st *cyclonev1alpha1.WorkflowRunStatus) string {
 			Status:  cyclonev1alpha1.Status{Phase: cyclonev1alpha1.StatusPending},
 		}
 	}
-	st.GlobalVariables = resolveVariables(wf.Spec.GlobalVariables, run.Spec.GlobalVariables, s.now, randomString)
+	st.GlobalVariables = template.ResolveVariables(wf.Spec.GlobalVariables, run.Spec.GlobalVariables, s.now, template.RandomString)
 	now := metav1.NewTime(s.now)
 	transition(&st.Overall, cyclonev1alpha1.StatusRunning, "", "", s.now)
 	st.Overall.StartTime = &now
@@ -725,19 +724,3 @@ func parseTimeout(s string) (time.Duration, error) {
 // reads: hours, minutes and seconds in that order, each optional, as
 // "h" or "hour", "m" or "min", "s" or "second".
 var cycloneDurationRe = regexp.MustCompile(`^(?:(\d+)h(?:our)?)?(?:(\d+)m(?:in)?)?(?:(\d+)s(?:econd)?)?$`)
-
-const randomAlphabet = "abcdefghijklmnopqrstuvwxyz0123456789"
-
-// randomString returns n random lower-case letters and digits, usable in
-// names and tags.
-func randomString(n int) string {
-	b := make([]byte, n)
-	for i := range b {
-		k, err := rand.Int(rand.Reader, big.NewInt(int64(len(randomAlphabet))))
-		if err != nil {
-			panic(err) // crypto/rand does not fail on supported platforms
-		}
-		b[i] = randomAlphabet[k.Int64()]
-	}
-	return string(b)
-}

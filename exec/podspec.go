@@ -1,15 +1,12 @@
 package exec
 
 import (
-	"crypto/sha256"
-	"encoding/json"
 	"fmt"
 	"maps"
 	"path"
 	"slices"
 	"strconv"
 	"strings"
-	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -17,6 +14,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	cyclonev1alpha1 "github.com/gyreops/gyre/api/cyclone/v1alpha1"
+	"github.com/gyreops/gyre/exec/template"
 	"github.com/gyreops/gyre/internal/podsecurity"
 )
 
@@ -212,17 +210,17 @@ func (c Config) buildStagePod(in stagePodInput, stash *secretStash) (*corev1.Pod
 	if stage.Spec.Pod == nil {
 		return nil, invalidStage("stage %s has no pod workload (spec.pod)", stage.Name)
 	}
-	vars := variableMap(run.Status.GlobalVariables)
-	args, err := stageArguments(stage.Spec.Pod.Inputs.Arguments, run.Spec.StageParams, stage.Name, vars, argumentSeed(run, stage.Name, in.Attempt),
+	vars := template.VariableMap(run.Status.GlobalVariables)
+	args, err := template.Arguments(stage.Spec.Pod.Inputs.Arguments, run.Spec.StageParams, stage.Name, vars, template.AttemptSeed(run, stage.Name, in.Attempt),
 		func(values map[string]string) error {
-			return resolveSecretRefs(values, run.Namespace, in.Secrets, stash)
+			return template.ResolveSecretRefs(values, run.Namespace, in.Secrets, stash.hide)
 		})
 	if err != nil {
 		return nil, invalidStage("stage %s: argument %v", stage.Name, err)
 	}
 	// As in Cyclone, the arguments fill every string of the workload:
 	// containers, artifact and resource paths, annotations.
-	wl, err := renderWorkload(stage.Spec.Pod, args)
+	wl, err := template.Workload(stage.Spec.Pod, args)
 	if err != nil {
 		return nil, invalidStage("stage %s: %v", stage.Name, err)
 	}
@@ -628,8 +626,8 @@ func resourceParams(in stagePodInput, item cyclonev1alpha1.ResourceItem, vars ma
 			override = p.Parameters
 		}
 	}
-	names, values := parameterValues(vars, res.Spec.Parameters, override)
-	if err := resolveSecretRefs(values, in.Run.Namespace, in.Secrets, stash); err != nil {
+	names, values := template.Parameters(vars, res.Spec.Parameters, override)
+	if err := template.ResolveSecretRefs(values, in.Run.Namespace, in.Secrets, stash.hide); err != nil {
 		return nil, nil, invalidStage("stage %s: resource %s: %v", in.Stage.Name, item.Name, err)
 	}
 	env := make([]corev1.EnvVar, 0, len(names)+1)
@@ -638,116 +636,6 @@ func resourceParams(in stagePodInput, item cyclonev1alpha1.ResourceItem, vars ma
 		env = append(env, corev1.EnvVar{Name: n, Value: values[n]})
 	}
 	return res, env, nil
-}
-
-// stageArguments are a stage's argument values: its defaults, overridden
-// by the run's stage parameters, with variables substituted.
-//
-// As in Cyclone, an argument may be a generator ("$(random:N)",
-// "$(timenow:FORMAT)") and may use the other arguments. A generator draws
-// from seed, not from the clock or a random source, so that the same
-// attempt always gets the same Pod.
-func stageArguments(defaults []cyclonev1alpha1.ArgumentValue, runParams []cyclonev1alpha1.ParameterConfig, stage string, vars map[string]string, seed argumentSource, resolve func(map[string]string) error) (map[string]string, error) {
-	base := make([]cyclonev1alpha1.ParameterItem, len(defaults))
-	for i, a := range defaults {
-		base[i] = cyclonev1alpha1.ParameterItem(a)
-	}
-	var override []cyclonev1alpha1.ParameterItem
-	for _, p := range runParams {
-		if p.Name == stage {
-			override = p.Parameters
-		}
-	}
-	_, values := parameterValues(vars, base, override)
-	for k, v := range values {
-		values[k] = generate(v, seed.now, seed.random(k))
-	}
-	if err := resolve(values); err != nil {
-		return nil, err
-	}
-	rendered := make(map[string]string, len(values))
-	for k, v := range values {
-		rendered[k] = substituteArguments(v, values)
-	}
-	return rendered, nil
-}
-
-// argumentSource is what generated argument values are drawn from.
-type argumentSource struct {
-	now  time.Time
-	key  string
-	next func(key string, n int) string
-}
-
-func (a argumentSource) random(arg string) func(int) string {
-	return func(n int) string { return a.next(a.key+"/"+arg, n) }
-}
-
-// argumentSeed draws an attempt's generated arguments from the run's
-// creation time and from a hash of the run's UID, the stage, the attempt
-// and the argument.
-func argumentSeed(run *cyclonev1alpha1.WorkflowRun, stage string, attempt int32) argumentSource {
-	return argumentSource{now: run.CreationTimestamp.Time, key: fmt.Sprintf("%s/%s/%d", run.UID, stage, attempt), next: hashString}
-}
-
-// hashString is n characters of randomAlphabet drawn from the SHA-256 of
-// key: random-looking, and the same for the same key.
-func hashString(key string, n int) string {
-	out := make([]byte, 0, n)
-	for block := 0; len(out) < n; block++ {
-		sum := sha256.Sum256([]byte(fmt.Sprintf("%s#%d", key, block)))
-		for _, b := range sum {
-			if len(out) == n {
-				break
-			}
-			out = append(out, randomAlphabet[int(b)%len(randomAlphabet)])
-		}
-	}
-	return string(out)
-}
-
-// renderWorkload fills the "{{ argument }}" and "{{{ argument }}}"
-// placeholders in every string of a Stage's workload, as Cyclone renders
-// the Stage with mustache. Unlike mustache, gyre never HTML-escapes a
-// value, and leaves an unknown name as it is, so that the mistake shows.
-func renderWorkload(wl *cyclonev1alpha1.PodWorkload, args map[string]string) (*cyclonev1alpha1.PodWorkload, error) {
-	out := wl.DeepCopy()
-	if len(args) == 0 {
-		return out, nil
-	}
-	data, err := json.Marshal(out)
-	if err != nil {
-		return nil, err
-	}
-	var tree any
-	if err := json.Unmarshal(data, &tree); err != nil {
-		return nil, err
-	}
-	tree = renderStrings(tree, args)
-	if data, err = json.Marshal(tree); err != nil {
-		return nil, err
-	}
-	out = &cyclonev1alpha1.PodWorkload{}
-	if err := json.Unmarshal(data, out); err != nil {
-		return nil, fmt.Errorf("the workload with its arguments filled in: %w", err)
-	}
-	return out, nil
-}
-
-func renderStrings(v any, args map[string]string) any {
-	switch v := v.(type) {
-	case string:
-		return substituteArguments(v, args)
-	case []any:
-		for i := range v {
-			v[i] = renderStrings(v[i], args)
-		}
-	case map[string]any:
-		for k := range v {
-			v[k] = renderStrings(v[k], args)
-		}
-	}
-	return v
 }
 
 // defaultResources are the requests and limits a workload container gets

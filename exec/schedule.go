@@ -16,6 +16,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	cyclonev1alpha1 "github.com/gyreops/gyre/api/cyclone/v1alpha1"
+	"github.com/gyreops/gyre/exec/template"
 )
 
 // labelProject is Cyclone's label naming a run's or workflow's Project.
@@ -223,7 +224,7 @@ func (r *Engine) referredSecrets(ctx context.Context, run *cyclonev1alpha1.Workf
 			add(c.Parameters)
 		}
 	}
-	names := secretNamesIn(run.Namespace, values...)
+	names := template.SecretNames(run.Namespace, values...)
 	if len(names) == 0 {
 		return nil, nil
 	}

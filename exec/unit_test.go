@@ -191,48 +191,6 @@ func TestStateOfPod(t *testing.T) {
 	}
 }
 
-func TestResolveVariables(t *testing.T) {
-	now := time.Date(2026, 5, 24, 11, 10, 13, 0, time.UTC)
-	random := func(n int) string { return strings.Repeat("x", n) }
-	v := func(name, value string) cyclonev1alpha1.GlobalVariable {
-		return cyclonev1alpha1.GlobalVariable{Name: name, Value: value}
-	}
-	tests := []struct {
-		name          string
-		workflow, run []cyclonev1alpha1.GlobalVariable
-		want          []cyclonev1alpha1.GlobalVariable
-	}{
-		{name: "A literal is kept.", workflow: []cyclonev1alpha1.GlobalVariable{v("A", "a")}, want: []cyclonev1alpha1.GlobalVariable{v("A", "a")}},
-		{name: "The run's value wins over the Workflow's.", workflow: []cyclonev1alpha1.GlobalVariable{v("A", "a"), v("B", "b")},
-			run: []cyclonev1alpha1.GlobalVariable{v("A", "run")}, want: []cyclonev1alpha1.GlobalVariable{v("A", "run"), v("B", "b")}},
-		{name: "Random makes N characters.", workflow: []cyclonev1alpha1.GlobalVariable{v("R", "$(random:5)")}, want: []cyclonev1alpha1.GlobalVariable{v("R", "xxxxx")}},
-		{name: "Timenow takes a named layout.", workflow: []cyclonev1alpha1.GlobalVariable{v("T", "$(timenow:RFC3339)")}, want: []cyclonev1alpha1.GlobalVariable{v("T", "2026-05-24T11:10:13Z")}},
-		{name: "Timenow takes a Go layout.", workflow: []cyclonev1alpha1.GlobalVariable{v("T", "$(timenow:20060102150405)")}, want: []cyclonev1alpha1.GlobalVariable{v("T", "20260524111013")}},
-		{name: "Timenow without a layout is a Unix timestamp.", workflow: []cyclonev1alpha1.GlobalVariable{v("T", "$(timenow:)")}, want: []cyclonev1alpha1.GlobalVariable{v("T", "1779621013")}},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			g := NewWithT(t)
-			g.Expect(resolveVariables(tt.workflow, tt.run, now, random)).To(Equal(tt.want))
-		})
-	}
-}
-
-func TestSubstitution(t *testing.T) {
-	g := NewWithT(t)
-	vars := map[string]string{"TAG": "v1"}
-	g.Expect(substituteVariables("img:${variables.TAG}-${variables.NOPE}", vars)).To(Equal("img:v1-${variables.NOPE}"))
-	g.Expect(substituteArguments("run {{ cmd }} {{x}} {{ y }}", map[string]string{"cmd": "make", "x": "1"})).To(Equal("run make 1 {{ y }}"))
-	g.Expect(substituteArguments(`sh -c "{{{ cmd }}}" {{{nope}}}`, map[string]string{"cmd": "make && make test"})).To(Equal(`sh -c "make && make test" {{{nope}}}`),
-		"mustache's triple braces, as Cyclone's templates use them")
-	s := func(v string) *string { return &v }
-	names, values := parameterValues(vars,
-		[]cyclonev1alpha1.ParameterItem{{Name: "IMAGE", Value: s("app:${variables.TAG}")}, {Name: "URL", Value: s("u")}},
-		[]cyclonev1alpha1.ParameterItem{{Name: "URL", Value: s("override")}, {Name: "UNSET"}})
-	g.Expect(names).To(Equal([]string{"IMAGE", "URL"}))
-	g.Expect(values).To(Equal(map[string]string{"IMAGE": "app:v1", "URL": "override"}))
-}
-
 func TestSummarize(t *testing.T) {
 	now := time.Now()
 	stage := func(phase cyclonev1alpha1.StatusPhase, trivial, withPod bool, deps ...string) *cyclonev1alpha1.StageStatus {
@@ -284,15 +242,6 @@ func TestRetryBackoff(t *testing.T) {
 	c := Config{RetryBackoff: time.Second, MaxRetryBackoff: 5 * time.Second}
 	g.Expect([]time.Duration{c.retryBackoff(2), c.retryBackoff(3), c.retryBackoff(4), c.retryBackoff(5)}).
 		To(Equal([]time.Duration{time.Second, 2 * time.Second, 4 * time.Second, 5 * time.Second}))
-}
-
-func TestGenerate_timeLayouts(t *testing.T) {
-	g := NewWithT(t)
-	now := time.Date(2026, 11, 29, 12, 30, 5, 0, time.UTC)
-	g.Expect(generate("$(timenow:Stamp)", now, nil)).To(Equal("Nov 29 12:30:05"))
-	g.Expect(generate("$(timenow:RFC3339)", now, nil)).To(Equal("2026-11-29T12:30:05Z"))
-	g.Expect(generate("$(timenow:20060102)", now, nil)).To(Equal("20261129"), "any other name is a Go layout")
-	g.Expect(generate("$(timenow:)", now, nil)).To(Equal("1795955405"), "no layout: Unix seconds")
 }
 
 func TestParseTimeout(t *testing.T) {

@@ -1,4 +1,4 @@
-package exec
+package template
 
 import (
 	"encoding/json"
@@ -35,15 +35,15 @@ func parseSecretRef(value string) (ref secretRef, ok bool) {
 	return secretRef{namespace: m[1], name: m[2], path: strings.Split(m[3], "/")}, true
 }
 
-// resolveSecretRefs replaces every value of values that is a secret
-// reference by what it refers to. The engine reads for a run only the
-// Secrets of the run's own namespace, its tenant's: a reference to
-// another namespace would let one tenant read another's credentials.
-// secrets holds those Secrets by name; what is missing is an error that
-// names the value. A resolved value never stays in values in clear: it
-// is replaced by its stand-in from stash, which keeps it for the run
-// Secret.
-func resolveSecretRefs(values map[string]string, namespace string, secrets map[string]*corev1.Secret, stash *secretStash) error {
+// ResolveSecretRefs replaces every value of values that is a secret
+// reference by what it refers to. A run may read only the Secrets of its
+// own namespace, its tenant's: a reference to another namespace would let
+// one tenant read another's credentials. secrets holds those Secrets by
+// name; what is missing is an error that names the value, never what a
+// Secret holds. A resolved value never stays in values in clear: hide
+// gives the stand-in that takes its place, and keeps the value where the
+// caller wants it.
+func ResolveSecretRefs(values map[string]string, namespace string, secrets map[string]*corev1.Secret, hide func(value string) string) error {
 	// In key order, so that the same values get the same stand-ins.
 	for _, k := range slices.Sorted(maps.Keys(values)) {
 		v := values[k]
@@ -62,7 +62,7 @@ func resolveSecretRefs(values map[string]string, namespace string, secrets map[s
 		if err != nil {
 			return fmt.Errorf("%s: %s: %w", k, v, err)
 		}
-		values[k] = stash.hide(resolved)
+		values[k] = hide(resolved)
 	}
 	return nil
 }
@@ -130,8 +130,9 @@ func jsonField(doc any, path string) (string, error) {
 	return string(b), err
 }
 
-// secretNamesIn lists the Secrets of namespace that values refer to.
-func secretNamesIn(namespace string, values ...string) []string {
+// SecretNames lists the Secrets of namespace that values refer to, so
+// that the engine reads those and no other.
+func SecretNames(namespace string, values ...string) []string {
 	var names []string
 	for _, v := range values {
 		if ref, ok := parseSecretRef(v); ok && ref.namespace == namespace {

@@ -1,6 +1,7 @@
-package exec
+package template
 
 import (
+	"strconv"
 	"testing"
 
 	. "github.com/onsi/gomega"
@@ -38,26 +39,30 @@ func TestResolveSecretRefs(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			g := NewWithT(t)
 			values := map[string]string{"SCM_AUTH": tt.value}
-			stash := &secretStash{}
-			err := resolveSecretRefs(values, "cyclone-acme", secrets, stash)
+			var hidden []string
+			hide := func(v string) string {
+				hidden = append(hidden, v)
+				return "stand-in-" + strconv.Itoa(len(hidden))
+			}
+			err := ResolveSecretRefs(values, "cyclone-acme", secrets, hide)
 			if tt.wantErr != "" {
 				g.Expect(err).To(MatchError(ContainSubstring(tt.wantErr)))
 				g.Expect(err.Error()).To(HavePrefix("SCM_AUTH: "), "the error names the value")
+				g.Expect(err.Error()).NotTo(ContainSubstring("s3cret"))
 				return
 			}
 			g.Expect(err).NotTo(HaveOccurred())
 			if tt.want == tt.value {
 				g.Expect(values["SCM_AUTH"]).To(Equal(tt.want))
-				g.Expect(stash.values).To(BeEmpty())
+				g.Expect(hidden).To(BeEmpty())
 				return
 			}
-			// The value goes to the stash, for the run Secret; its
-			// stand-in takes its place.
-			g.Expect(stash.values).To(Equal([]string{tt.want}))
-			g.Expect(values["SCM_AUTH"]).To(Equal(stash.hide(tt.want)))
-			g.Expect(values["SCM_AUTH"]).NotTo(ContainSubstring(tt.want))
+			// The value goes to hide, for the run Secret; its stand-in
+			// takes its place.
+			g.Expect(hidden).To(Equal([]string{tt.want}))
+			g.Expect(values["SCM_AUTH"]).To(Equal("stand-in-1"))
 		})
 	}
 	g := NewWithT(t)
-	g.Expect(secretNamesIn("cyclone-acme", "${secrets.cyclone-acme:git/data.token}", "plain", "${secrets.cyclone-other:x/data.y}")).To(Equal([]string{"git"}))
+	g.Expect(SecretNames("cyclone-acme", "${secrets.cyclone-acme:git/data.token}", "plain", "${secrets.cyclone-other:x/data.y}")).To(Equal([]string{"git"}))
 }

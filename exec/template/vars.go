@@ -1,6 +1,8 @@
-package exec
+package template
 
 import (
+	"crypto/rand"
+	"math/big"
 	"regexp"
 	"strconv"
 	"strings"
@@ -16,9 +18,6 @@ var (
 	timenowRe = regexp.MustCompile(`^\$\(timenow:(\w*)\)$`)
 	// variableRe matches a variable reference anywhere in a value.
 	variableRe = regexp.MustCompile(`\$\{variables\.([-\w.]+)\}`)
-	// argumentRe matches a stage argument placeholder, mustache's
-	// "{{ name }}" or its unescaped "{{{ name }}}".
-	argumentRe = regexp.MustCompile(`\{\{\{\s*([-\w.]+)\s*\}\}\}|\{\{\s*([-\w.]+)\s*\}\}`)
 )
 
 // timeLayouts are the named layouts "$(timenow:NAME)" accepts; any other
@@ -31,10 +30,10 @@ var timeLayouts = map[string]string{
 	"Stamp": time.Stamp, "StampMilli": time.StampMilli, "StampMicro": time.StampMicro, "StampNano": time.StampNano,
 }
 
-// resolveVariables fixes a run's global variables: the Workflow's, with the
+// ResolveVariables fixes a run's global variables: the Workflow's, with the
 // run's values winning, each generator replaced by its value. random
 // returns n random characters.
-func resolveVariables(workflow, run []cyclonev1alpha1.GlobalVariable, now time.Time, random func(n int) string) []cyclonev1alpha1.GlobalVariable {
+func ResolveVariables(workflow, run []cyclonev1alpha1.GlobalVariable, now time.Time, random func(n int) string) []cyclonev1alpha1.GlobalVariable {
 	out := make([]cyclonev1alpha1.GlobalVariable, 0, len(workflow)+len(run))
 	index := map[string]int{}
 	for _, vars := range [][]cyclonev1alpha1.GlobalVariable{workflow, run} {
@@ -48,14 +47,14 @@ func resolveVariables(workflow, run []cyclonev1alpha1.GlobalVariable, now time.T
 		}
 	}
 	for i := range out {
-		out[i].Value = generate(out[i].Value, now, random)
+		out[i].Value = Generate(out[i].Value, now, random)
 	}
 	return out
 }
 
-// generate evaluates a "$(random:N)" or "$(timenow:FORMAT)" value and
+// Generate evaluates a "$(random:N)" or "$(timenow:FORMAT)" value and
 // returns any other value unchanged.
-func generate(value string, now time.Time, random func(n int) string) string {
+func Generate(value string, now time.Time, random func(n int) string) string {
 	v := strings.TrimSpace(value)
 	if m := randomRe.FindStringSubmatch(v); m != nil {
 		n, err := strconv.Atoi(m[1])
@@ -76,10 +75,10 @@ func generate(value string, now time.Time, random func(n int) string) string {
 	return value
 }
 
-// substituteVariables replaces every "${variables.NAME}" in s by the
+// SubstituteVariables replaces every "${variables.NAME}" in s by the
 // variable's value; references to unknown variables stay as they are, so
 // the mistake shows in the Pod.
-func substituteVariables(s string, vars map[string]string) string {
+func SubstituteVariables(s string, vars map[string]string) string {
 	if !strings.Contains(s, "${variables.") {
 		return s
 	}
@@ -91,24 +90,10 @@ func substituteVariables(s string, vars map[string]string) string {
 	})
 }
 
-// substituteArguments replaces every "{{ NAME }}" and "{{{ NAME }}}" in s
-// by the argument's value, leaving unknown names as they are.
-func substituteArguments(s string, args map[string]string) string {
-	if !strings.Contains(s, "{{") {
-		return s
-	}
-	return argumentRe.ReplaceAllStringFunc(s, func(ref string) string {
-		m := argumentRe.FindStringSubmatch(ref)
-		if v, ok := args[m[1]+m[2]]; ok {
-			return v
-		}
-		return ref
-	})
-}
-
-// parameterValues merges parameters: later lists override earlier ones by
-// name, and variables are substituted into the final values.
-func parameterValues(vars map[string]string, lists ...[]cyclonev1alpha1.ParameterItem) (names []string, values map[string]string) {
+// Parameters merges parameters: later lists override earlier ones by
+// name, and variables are substituted into the final values. names keeps
+// the order in which each name first appears.
+func Parameters(vars map[string]string, lists ...[]cyclonev1alpha1.ParameterItem) (names []string, values map[string]string) {
 	values = map[string]string{}
 	for _, list := range lists {
 		for _, p := range list {
@@ -122,16 +107,35 @@ func parameterValues(vars map[string]string, lists ...[]cyclonev1alpha1.Paramete
 		}
 	}
 	for k, v := range values {
-		values[k] = substituteVariables(v, vars)
+		values[k] = SubstituteVariables(v, vars)
 	}
 	return names, values
 }
 
-// variableMap indexes resolved global variables by name.
-func variableMap(vars []cyclonev1alpha1.GlobalVariable) map[string]string {
+// VariableMap indexes resolved global variables by name.
+func VariableMap(vars []cyclonev1alpha1.GlobalVariable) map[string]string {
 	m := make(map[string]string, len(vars))
 	for _, v := range vars {
 		m[v.Name] = v.Value
 	}
 	return m
+}
+
+// randomAlphabet is what generated values are made of: usable in names
+// and image tags.
+const randomAlphabet = "abcdefghijklmnopqrstuvwxyz0123456789"
+
+// RandomString returns n random lower-case letters and digits. A run's
+// global variables draw from it once, when the run starts; the status
+// keeps the values from then on.
+func RandomString(n int) string {
+	b := make([]byte, n)
+	for i := range b {
+		k, err := rand.Int(rand.Reader, big.NewInt(int64(len(randomAlphabet))))
+		if err != nil {
+			panic(err) // crypto/rand does not fail on supported platforms
+		}
+		b[i] = randomAlphabet[k.Int64()]
+	}
+	return string(b)
 }
