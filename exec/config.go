@@ -9,6 +9,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/utils/clock"
 
+	"github.com/gyreops/gyre/exec/notify"
 	"github.com/gyreops/gyre/internal/netguard"
 	"github.com/gyreops/gyre/internal/runlogs"
 )
@@ -131,7 +132,7 @@ type Config struct {
 	Outbound *netguard.Guard
 	// SMTP is the mail server that sends Email notifications; without
 	// one, they are recorded as failed.
-	SMTP SMTPConfig
+	SMTP notify.SMTPConfig
 	// SlackToken is the bot token that posts Slack notifications to a
 	// channel with chat.postMessage. Receivers whose address is an
 	// incoming-webhook URL need none.
@@ -162,29 +163,12 @@ type Config struct {
 	LogMaxBytes int64
 }
 
-// SMTPConfig says how to reach the mail server that sends Email
-// notifications.
-type SMTPConfig struct {
-	// Addr is the server's host:port; empty turns Email notifications
-	// off. The connection is upgraded with STARTTLS when the server
-	// offers it.
-	Addr string
-	// From is the sender address of every notification.
-	From string
-	// Username and Password authenticate with PLAIN when Username is set.
-	// net/smtp sends them only over TLS, or to a server on localhost.
-	Username, Password string
-}
-
 // Default images, chosen so that a bare Config gives runnable Pods.
 const (
 	DefaultHelperImage = "gyre.dev/gyre:dev" // make image builds it; load it on the nodes
 	DefaultGCImage     = "busybox:1.37"
 	DefaultDindImage   = "docker:28-dind"
 )
-
-// defaultSlackAPIURL is the base URL of Slack's Web API.
-const defaultSlackAPIURL = "https://slack.com/api/"
 
 // withDefaults returns c with every unset field set to its default.
 func (c Config) withDefaults() Config {
@@ -255,7 +239,7 @@ func (c Config) withDefaults() Config {
 		c.HTTPClient = c.Outbound.Client(10 * time.Second)
 	}
 	if c.SlackAPIURL == "" {
-		c.SlackAPIURL = defaultSlackAPIURL
+		c.SlackAPIURL = notify.DefaultSlackAPIURL
 	}
 	if c.Clock == nil {
 		c.Clock = clock.RealClock{}

@@ -26,6 +26,7 @@ import (
 
 	cyclonev1alpha1 "github.com/gyreops/gyre/api/cyclone/v1alpha1"
 	gyrev1alpha1 "github.com/gyreops/gyre/api/gyre/v1alpha1"
+	"github.com/gyreops/gyre/exec/notify"
 	"github.com/gyreops/gyre/exec/template"
 	"github.com/gyreops/gyre/internal/podsecurity"
 	"github.com/gyreops/gyre/internal/runlogs"
@@ -55,8 +56,10 @@ type Engine struct {
 	// whose Running phase is not reported yet, and when each was first
 	// seen so (see seenRunning).
 	running sync.Map // types.NamespacedName → map[string]time.Time
-	// deliveries sends notifications of finished runs in the background.
-	deliveries *deliveries
+	// deliveries sends notifications of finished runs and delegation
+	// requests in the background, through sender.
+	deliveries *notify.Queue
+	sender     *notify.Sender
 	// reconciles counts Reconcile calls, for tests and benchmarks.
 	reconciles atomic.Int64
 	// recorder records Events on WorkflowRuns; nil records none.
@@ -123,7 +126,7 @@ func (r *Engine) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, 
 		if apierrors.IsNotFound(err) {
 			r.written.Delete(req.NamespacedName)
 			r.running.Delete(req.NamespacedName)
-			r.deliveries.forget(req.NamespacedName)
+			r.deliveries.Forget(req.NamespacedName)
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}

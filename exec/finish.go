@@ -17,6 +17,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	cyclonev1alpha1 "github.com/gyreops/gyre/api/cyclone/v1alpha1"
+	"github.com/gyreops/gyre/exec/notify"
 	"github.com/gyreops/gyre/internal/podsecurity"
 )
 
@@ -281,7 +282,7 @@ func (c Config) gcPod(run *cyclonev1alpha1.WorkflowRun, namespace, pvc, level st
 // and recording sends again: delivery is at least once.
 //
 // A Webhook receiver gets the run as JSON; Email and Slack receivers get
-// its summary (see runSummary), by SMTP and by a Slack incoming webhook or
+// its summary (see notify.Summary), by SMTP and by a Slack incoming webhook or
 // chat.postMessage. A receiver the configuration cannot serve, such as
 // Email without an SMTP server, is recorded as failed with a message
 // naming what is missing.
@@ -315,8 +316,8 @@ func (r *Engine) notify(ctx context.Context, s *scope) (bool, error) {
 			if _, done := st.Notifications[key]; done {
 				continue
 			}
-			out, ok := r.deliveries.outcome(run, key, func(ctx context.Context) cyclonev1alpha1.NotificationStatus {
-				return r.send(ctx, snapshot, rcv.Type, addr)
+			out, ok := r.deliveries.Outcome(run, key, func(ctx context.Context) cyclonev1alpha1.NotificationStatus {
+				return r.sender.Send(ctx, snapshot, rcv.Type, addr)
 			})
 			if !ok {
 				pending = true
@@ -333,30 +334,11 @@ func (r *Engine) notify(ctx context.Context, s *scope) (bool, error) {
 		return false, err
 	}
 	if pending {
-		s.wakeAt(s.now.Add(deliveryPoll))
+		s.wakeAt(s.now.Add(notify.Poll))
 		return false, nil
 	}
-	r.deliveries.forget(client.ObjectKeyFromObject(run))
+	r.deliveries.Forget(client.ObjectKeyFromObject(run))
 	return true, nil
-}
-
-// send delivers one notification and says how it went.
-func (r *Engine) send(ctx context.Context, run *cyclonev1alpha1.WorkflowRun, typ cyclonev1alpha1.NotificationType, addr string) cyclonev1alpha1.NotificationStatus {
-	var err error
-	switch typ {
-	case cyclonev1alpha1.NotificationTypeWebhook:
-		err = r.sendWebhook(ctx, run, addr)
-	case cyclonev1alpha1.NotificationTypeEmail:
-		err = r.sendEmail(ctx, run, addr)
-	case cyclonev1alpha1.NotificationTypeSlack:
-		err = r.sendSlack(ctx, run, addr)
-	default:
-		err = fmt.Errorf("unknown receiver type %q", typ)
-	}
-	if err != nil {
-		return cyclonev1alpha1.NotificationStatus{Result: cyclonev1alpha1.NotificationResultFailed, Message: err.Error()}
-	}
-	return cyclonev1alpha1.NotificationStatus{Result: cyclonev1alpha1.NotificationResultSucceeded}
 }
 
 // pruneHistory deletes the oldest finished runs of the run's Workflow

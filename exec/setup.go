@@ -21,6 +21,7 @@ import (
 
 	cyclonev1alpha1 "github.com/gyreops/gyre/api/cyclone/v1alpha1"
 	gyrev1alpha1 "github.com/gyreops/gyre/api/gyre/v1alpha1"
+	"github.com/gyreops/gyre/exec/notify"
 	"github.com/gyreops/gyre/internal/record"
 )
 
@@ -45,7 +46,8 @@ func (r *Engine) SetupWithManager(mgr ctrl.Manager) error {
 	r.cfg = r.Config.withDefaults()
 	r.client = mgr.GetClient()
 	r.live = mgr.GetAPIReader()
-	r.deliveries = newDeliveries()
+	r.deliveries = notify.NewQueue()
+	r.sender = &notify.Sender{HTTP: r.cfg.HTTPClient, SMTP: r.cfg.SMTP, SlackToken: r.cfg.SlackToken, SlackAPIURL: r.cfg.SlackAPIURL, Clock: r.cfg.Clock}
 	r.logs = r.cfg.Logs
 	r.recorder = record.Distinct(mgr.GetEventRecorder("gyre-exec"))
 
@@ -75,7 +77,7 @@ func (r *Engine) SetupWithManager(mgr ctrl.Manager) error {
 		WatchesRawSource(podSource(control)).
 		Watches(&gyrev1alpha1.Tenant{}, handler.EnqueueRequestsFromMapFunc(r.runsOfTenant),
 			builder.WithPredicates(tenantChanged())).
-		WatchesRawSource(r.deliveries.source()).
+		WatchesRawSource(r.deliveries.Source()).
 		WithOptions(controller.Options{MaxConcurrentReconciles: r.cfg.MaxConcurrentReconciles}).
 		Build(r)
 	if err != nil {
