@@ -150,12 +150,17 @@ func TestEngine_reconcilesPerRun(t *testing.T) {
 		stage(ns, "a", succeed("0s")), stage(ns, "b", succeed("0s")), stage(ns, "c", succeed("0s")), stage(ns, "d", succeed("0s")), stage(ns, "e", succeed("0s")),
 	}, items("a", "b:a", "c:b", "d:c", "e:d"))
 	createRun(t, ns, "run1", "chain")
-	waitRun(t, ns, "run1", cyclonev1alpha1.StatusSucceeded)
-	// Let late events (the GC Pod's deletion) arrive.
-	time.Sleep(time.Second)
-	n := e.reconciles.Load()
-	t.Logf("%d reconciles for a run of 5 stages", n)
-	g.Expect(n).To(BeNumerically("<", maxReconciles))
+	run := waitRun(t, ns, "run1", cyclonev1alpha1.StatusSucceeded)
+	// The run's last events are its GC Pod's end and deletion: count once
+	// they have arrived, and keep counting while late ones might.
+	g.Eventually(func(g Gomega) {
+		g.Expect(getRun(g, ns, "run1").Status.Cleaned).To(BeTrue())
+		pods := &corev1.PodList{}
+		g.Expect(k8s.List(bg, pods, client.InNamespace("cyclone-"+Tenant(ns)+"-worker"), client.MatchingLabels{LabelRunUID: string(run.UID)})).To(Succeed())
+		g.Expect(pods.Items).To(BeEmpty())
+	}).WithTimeout(time.Minute).Should(Succeed())
+	g.Consistently(e.reconciles.Load).WithTimeout(time.Second).Should(BeNumerically("<", maxReconciles))
+	t.Logf("%d reconciles for a run of 5 stages", e.reconciles.Load())
 }
 
 // TestEngine_runsUnderATenantQuota: a worker namespace whose
