@@ -2,13 +2,13 @@ package exec
 
 import (
 	"net/http"
-	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/utils/clock"
 
+	"github.com/gyreops/gyre/internal/convention"
 	"github.com/gyreops/gyre/internal/netguard"
 	"github.com/gyreops/gyre/internal/runlogs"
 )
@@ -204,16 +204,16 @@ func (c Config) withDefaults() Config {
 		c.DindImage = DefaultDindImage
 	}
 	if c.WorkerNamespace == nil {
-		c.WorkerNamespace = func(tenant string) string { return "cyclone-" + tenant + "-worker" }
+		c.WorkerNamespace = convention.WorkerNamespace
 	}
 	if c.ServiceAccount == "" {
-		c.ServiceAccount = "cyclone-worker"
+		c.ServiceAccount = convention.WorkerServiceAccount
 	}
 	if c.ControllerServiceAccount == "" {
-		c.ControllerServiceAccount = "gyre-controller"
+		c.ControllerServiceAccount = convention.ControllerServiceAccount
 	}
 	if c.PVCName == nil {
-		c.PVCName = func(tenant string) string { return "cyclone-pvc-" + tenant }
+		c.PVCName = convention.PVCName
 	}
 	if c.GCAttempts <= 0 {
 		c.GCAttempts = 3
@@ -289,5 +289,6 @@ func (c Config) retryBackoff(next int32) time.Duration {
 // Tenant is the tenant owning a namespace of the control cluster: the
 // namespace name without Cyclone's "cyclone-" prefix.
 func Tenant(namespace string) string {
-	return strings.TrimPrefix(namespace, "cyclone-")
+	tenant, _ := convention.TenantOf(namespace) // the namespace itself when it has no prefix
+	return tenant
 }

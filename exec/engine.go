@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -28,6 +27,7 @@ import (
 
 	cyclonev1alpha1 "github.com/gyreops/gyre/api/cyclone/v1alpha1"
 	gyrev1alpha1 "github.com/gyreops/gyre/api/gyre/v1alpha1"
+	"github.com/gyreops/gyre/internal/convention"
 	"github.com/gyreops/gyre/internal/podsecurity"
 	"github.com/gyreops/gyre/internal/runlogs"
 )
@@ -564,8 +564,8 @@ func (r *Engine) tenantOf(ctx context.Context, ns string) (*gyrev1alpha1.Tenant,
 	noTenant := func() error {
 		return refused(ReasonNoTenant, "namespace %s belongs to no Tenant: gyre runs WorkflowRuns only in tenant namespaces cyclone-<tenant>", ns)
 	}
-	name, ok := strings.CutPrefix(ns, "cyclone-")
-	if !ok || name == "" {
+	name, ok := convention.TenantOf(ns)
+	if !ok {
 		return nil, noTenant()
 	}
 	tn := &gyrev1alpha1.Tenant{}
@@ -695,36 +695,8 @@ func stageItem(wf *cyclonev1alpha1.Workflow, name string) cyclonev1alpha1.StageI
 	return cyclonev1alpha1.StageItem{Name: name}
 }
 
-// parseTimeout parses a Go duration; empty means none.
-func parseTimeout(s string) (time.Duration, error) {
-	if s == "" {
-		return 0, nil
-	}
-	if m := cycloneDurationRe.FindStringSubmatch(strings.ToLower(s)); m != nil {
-		// Cyclone's own spelling: "30min", "2hour", "1h30m", "45second".
-		var d time.Duration
-		for i, unit := range []time.Duration{time.Hour, time.Minute, time.Second} {
-			if m[i+1] != "" {
-				n, err := strconv.Atoi(m[i+1])
-				if err != nil {
-					return 0, fmt.Errorf("timeout %q: %w", s, err)
-				}
-				d += time.Duration(n) * unit
-			}
-		}
-		return d, nil
-	}
-	d, err := time.ParseDuration(s)
-	if err == nil && d < 0 {
-		err = fmt.Errorf("negative duration %q", s)
-	}
-	return d, err
-}
-
-// cycloneDurationRe matches the durations Cyclone's workflow controller
-// reads: hours, minutes and seconds in that order, each optional, as
-// "h" or "hour", "m" or "min", "s" or "second".
-var cycloneDurationRe = regexp.MustCompile(`^(?:(\d+)h(?:our)?)?(?:(\d+)m(?:in)?)?(?:(\d+)s(?:econd)?)?$`)
+// parseTimeout is convention.ParseTimeout, which render validates with.
+func parseTimeout(s string) (time.Duration, error) { return convention.ParseTimeout(s) }
 
 const randomAlphabet = "abcdefghijklmnopqrstuvwxyz0123456789"
 

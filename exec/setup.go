@@ -21,6 +21,7 @@ import (
 
 	cyclonev1alpha1 "github.com/gyreops/gyre/api/cyclone/v1alpha1"
 	gyrev1alpha1 "github.com/gyreops/gyre/api/gyre/v1alpha1"
+	"github.com/gyreops/gyre/internal/convention"
 	"github.com/gyreops/gyre/internal/record"
 )
 
@@ -95,7 +96,7 @@ func (r *Engine) SetupWithManager(mgr ctrl.Manager) error {
 // its level, is looked at again.
 func (r *Engine) runsOfTenant(ctx context.Context, o client.Object) []reconcile.Request {
 	list := &cyclonev1alpha1.WorkflowRunList{}
-	if err := r.client.List(ctx, list, client.InNamespace("cyclone-"+o.GetName()), client.UnsafeDisableDeepCopy); err != nil {
+	if err := r.client.List(ctx, list, client.InNamespace(convention.Namespace(o.GetName())), client.UnsafeDisableDeepCopy); err != nil {
 		ctrl.LoggerFrom(ctx).Error(err, "Listing the runs of a tenant", "Tenant", klog.KObj(o))
 		return nil
 	}

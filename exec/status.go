@@ -9,16 +9,11 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	cyclonev1alpha1 "github.com/gyreops/gyre/api/cyclone/v1alpha1"
+	"github.com/gyreops/gyre/internal/convention"
 )
 
 // finished reports whether a phase is final for a stage or a run.
-func finished(p cyclonev1alpha1.StatusPhase) bool {
-	switch p {
-	case cyclonev1alpha1.StatusSucceeded, cyclonev1alpha1.StatusFailed, cyclonev1alpha1.StatusCancelled:
-		return true
-	}
-	return false
-}
+func finished(p cyclonev1alpha1.StatusPhase) bool { return convention.Finished(p) }
 
 // transition moves a status to phase. A finished status never changes
 // again: that is what keeps a late or stale observation from regressing a
