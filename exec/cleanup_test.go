@@ -4,6 +4,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gyreops/gyre/internal/convention"
+
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -65,7 +67,7 @@ func TestEngine_gcDelayKeepsPodsForAWhile(t *testing.T) {
 		completed = run.Status.Overall.CompletionTime.Time
 	}).WithTimeout(30 * time.Second).Should(Succeed())
 	g.Consistently(func(g Gomega) {
-		g.Expect(k8s.Get(bg, key(worker, podName("kept", "a", 1)), &corev1.Pod{})).To(Succeed())
+		g.Expect(k8s.Get(bg, key(worker, convention.PodName("kept", "a", 1)), &corev1.Pod{})).To(Succeed())
 		g.Expect(getRun(g, ns, "kept").Status.Cleaned).To(BeFalse())
 	}).WithTimeout(time.Until(completed.Add(cfg.GCDelay))).WithPolling(200 * time.Millisecond).Should(Succeed())
 	g.Eventually(func(g Gomega) {
@@ -94,14 +96,14 @@ func TestEngine_deletingARunCleansItsData(t *testing.T) {
 	startEngine(t, env.Config, testConfig())
 	createWorkflow(t, ns, "wf", []*cyclonev1alpha1.Stage{stage(ns, "slow", forever())}, items("slow"))
 	run := createRun(t, ns, "run1", "wf")
-	g.Eventually(rec.created).WithTimeout(30 * time.Second).Should(ContainElement(podName("run1", "slow", 1)))
+	g.Eventually(rec.created).WithTimeout(30 * time.Second).Should(ContainElement(convention.PodName("run1", "slow", 1)))
 	g.Expect(k8s.Delete(bg, run)).To(Succeed())
 
 	g.Eventually(func() bool {
 		return apierrors.IsNotFound(k8s.Get(bg, key(ns, "run1"), &cyclonev1alpha1.WorkflowRun{}))
 	}).WithTimeout(30 * time.Second).Should(BeTrue())
 	events := rec.all()
-	g.Expect(events).To(ContainElement(And(HaveField("Type", watch.Deleted), HaveField("Name", podName("run1", "slow", 1)))))
+	g.Expect(events).To(ContainElement(And(HaveField("Type", watch.Deleted), HaveField("Name", convention.PodName("run1", "slow", 1)))))
 	g.Expect(events).To(ContainElement(And(HaveField("Type", watch.Added), HaveField("Name", "run1-gc"))))
 	g.Expect(events).To(ContainElement(And(HaveField("Type", watch.Deleted), HaveField("Name", "run1-gc"))))
 }

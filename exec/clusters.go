@@ -12,6 +12,7 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes"
 	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/clock"
@@ -23,6 +24,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	cyclonev1alpha1 "github.com/gyreops/gyre/api/cyclone/v1alpha1"
+	"github.com/gyreops/gyre/internal/convention"
 	"github.com/gyreops/gyre/tenants"
 )
 
@@ -94,7 +96,7 @@ type clusterSet struct {
 // newPodCluster connects to a cluster with a cache that holds only the
 // engine's Pods.
 func newPodCluster(cfg *rest.Config, scheme *runtime.Scheme) (cluster.Cluster, error) {
-	selector := labels.SelectorFromSet(labels.Set{LabelManagedBy: ManagedByExec})
+	selector := labels.SelectorFromSet(labels.Set{convention.LabelManagedBy: convention.ManagedByExec})
 	return cluster.New(cfg, func(o *cluster.Options) {
 		o.Scheme = scheme
 		// A stage Pod's managed fields are nearly half its size, and
@@ -205,4 +207,22 @@ func (r *clusterReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ct
 		return ctrl.Result{}, nil
 	}
 	return ctrl.Result{}, err
+}
+
+// The engine reads container logs through the API, so that the Pods of
+// remote execution clusters are kept too.
+//
+// +kubebuilder:rbac:groups="",resources=pods/log,verbs=get
+
+// podsClient returns a client for pods/log on the connection's cluster,
+// made on first use.
+func (c *conn) podsClient() (corev1client.PodsGetter, error) {
+	c.podsOnce.Do(func() {
+		var cs *kubernetes.Clientset
+		cs, c.podsErr = kubernetes.NewForConfig(c.cluster.GetConfig())
+		if cs != nil {
+			c.pods = cs.CoreV1()
+		}
+	})
+	return c.pods, c.podsErr
 }

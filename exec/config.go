@@ -2,14 +2,16 @@ package exec
 
 import (
 	"net/http"
-	"strings"
 	"time"
+
+	"github.com/gyreops/gyre/exec/podbuild"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/utils/clock"
 
 	"github.com/gyreops/gyre/exec/notify"
+	"github.com/gyreops/gyre/internal/convention"
 	"github.com/gyreops/gyre/internal/netguard"
 	"github.com/gyreops/gyre/internal/runlogs"
 )
@@ -188,16 +190,16 @@ func (c Config) withDefaults() Config {
 		c.DindImage = DefaultDindImage
 	}
 	if c.WorkerNamespace == nil {
-		c.WorkerNamespace = func(tenant string) string { return "cyclone-" + tenant + "-worker" }
+		c.WorkerNamespace = convention.WorkerNamespace
 	}
 	if c.ServiceAccount == "" {
-		c.ServiceAccount = "cyclone-worker"
+		c.ServiceAccount = convention.WorkerServiceAccount
 	}
 	if c.ControllerServiceAccount == "" {
-		c.ControllerServiceAccount = "gyre-controller"
+		c.ControllerServiceAccount = convention.ControllerServiceAccount
 	}
 	if c.PVCName == nil {
-		c.PVCName = func(tenant string) string { return "cyclone-pvc-" + tenant }
+		c.PVCName = convention.PVCName
 	}
 	if c.GCAttempts <= 0 {
 		c.GCAttempts = 3
@@ -253,12 +255,18 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
-// resolverImage is the image that resolves a Resource of type typ.
-func (c Config) resolverImage(typ string) string {
-	if img := c.ResolverImages[typ]; img != "" {
-		return img
+// podBuilder is the stage Pod builder of c, which has its defaults.
+func (c Config) podBuilder() podbuild.Builder {
+	return podbuild.Builder{
+		ResolverImages:         c.ResolverImages,
+		DefaultResolverImage:   c.DefaultResolverImage,
+		CoordinatorImage:       c.CoordinatorImage,
+		DindImage:              c.DindImage,
+		DindBip:                c.DindBip,
+		DindInsecureRegistries: c.DindInsecureRegistries,
+		ServiceAccount:         c.ServiceAccount,
+		IgnorePersistence:      c.IgnorePersistence,
 	}
-	return c.DefaultResolverImage
 }
 
 // retryBackoff is the wait before attempt next (2, 3, ...) of a stage.
@@ -273,5 +281,6 @@ func (c Config) retryBackoff(next int32) time.Duration {
 // Tenant is the tenant owning a namespace of the control cluster: the
 // namespace name without Cyclone's "cyclone-" prefix.
 func Tenant(namespace string) string {
-	return strings.TrimPrefix(namespace, "cyclone-")
+	tenant, _ := convention.TenantOf(namespace) // the namespace itself when it has no prefix
+	return tenant
 }

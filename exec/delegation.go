@@ -10,6 +10,7 @@ import (
 
 	cyclonev1alpha1 "github.com/gyreops/gyre/api/cyclone/v1alpha1"
 	"github.com/gyreops/gyre/exec/notify"
+	"github.com/gyreops/gyre/internal/convention"
 	"github.com/gyreops/gyre/internal/netguard"
 )
 
@@ -143,7 +144,7 @@ func (r *Engine) delegated(s *scope, ss *cyclonev1alpha1.StageStatus, item cyclo
 // waitDelegated applies the stage timeout to a delegated attempt and asks
 // to look at the run again soon.
 func (r *Engine) waitDelegated(s *scope, ss *cyclonev1alpha1.StageStatus, item cyclonev1alpha1.StageItem) {
-	timeout, _ := parseTimeout(item.Timeout)
+	timeout, _ := convention.ParseTimeout(item.Timeout)
 	if timeout > 0 && ss.Status.StartTime != nil {
 		deadline := ss.Status.StartTime.Add(timeout)
 		if !s.now.Before(deadline) {

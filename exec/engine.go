@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -26,8 +25,11 @@ import (
 
 	cyclonev1alpha1 "github.com/gyreops/gyre/api/cyclone/v1alpha1"
 	gyrev1alpha1 "github.com/gyreops/gyre/api/gyre/v1alpha1"
+	"github.com/gyreops/gyre/exec/gc"
 	"github.com/gyreops/gyre/exec/notify"
+	"github.com/gyreops/gyre/exec/podbuild"
 	"github.com/gyreops/gyre/exec/template"
+	"github.com/gyreops/gyre/internal/convention"
 	"github.com/gyreops/gyre/internal/podsecurity"
 	"github.com/gyreops/gyre/internal/runlogs"
 )
@@ -65,8 +67,12 @@ type Engine struct {
 	// recorder records Events on WorkflowRuns; nil records none.
 	recorder events.EventRecorder
 	// logs keeps stage container logs before their Pods go; nil keeps
-	// none.
-	logs runlogs.Store
+	// none. keeper reads and stores them.
+	logs   runlogs.Store
+	keeper gc.Logs
+	// builder builds stage Pods and gcPods GC Pods, from cfg.
+	builder podbuild.Builder
+	gcPods  gc.PodConfig
 	// fault, when set, is called at the points where a crash would leave
 	// the most partial state ("reconcile", "before-status-write",
 	// "after-status-write", "before-pod-create", "after-pod-create"); an
@@ -141,10 +147,10 @@ func (r *Engine) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, 
 	s := &scope{run: run, now: r.cfg.Clock.Now()}
 	before := run.Status.Overall.Phase
 	res, err := r.reconcile(ctx, s)
-	if after := run.Status.Overall.Phase; after != before && finished(after) {
+	if after := run.Status.Overall.Phase; after != before && convention.Finished(after) {
 		ctrl.LoggerFrom(ctx).Info("Run finished", "phase", after, "reason", run.Status.Overall.Reason)
 	}
-	if finished(run.Status.Overall.Phase) || !run.DeletionTimestamp.IsZero() {
+	if convention.Finished(run.Status.Overall.Phase) || !run.DeletionTimestamp.IsZero() {
 		r.running.Delete(req.NamespacedName)
 	}
 	if apierrors.IsConflict(err) {
@@ -158,7 +164,7 @@ func (r *Engine) reconcile(ctx context.Context, s *scope) (ctrl.Result, error) {
 	if !run.DeletionTimestamp.IsZero() {
 		return r.reconcileDelete(ctx, s)
 	}
-	if controllerutil.AddFinalizer(run, Finalizer) {
+	if controllerutil.AddFinalizer(run, convention.RunFinalizer) {
 		if err := r.client.Update(ctx, run); err != nil {
 			return ctrl.Result{}, fmt.Errorf("add finalizer: %w", err)
 		}
@@ -175,7 +181,7 @@ func (r *Engine) reconcile(ctx context.Context, s *scope) (ctrl.Result, error) {
 			return r.failWithoutCluster(ctx, s, err)
 		}
 		// Unreachable or misconfigured: say so on the run while retrying.
-		if !finished(run.Status.Overall.Phase) {
+		if !convention.Finished(run.Status.Overall.Phase) {
 			st := run.Status.DeepCopy()
 			if st.Overall.Phase == "" {
 				st.Overall.Phase = cyclonev1alpha1.StatusPending
@@ -187,8 +193,8 @@ func (r *Engine) reconcile(ctx context.Context, s *scope) (ctrl.Result, error) {
 		}
 		return ctrl.Result{}, err
 	}
-	if !finished(run.Status.Overall.Phase) {
-		if err := r.progress(ctx, s); err != nil || !finished(run.Status.Overall.Phase) {
+	if !convention.Finished(run.Status.Overall.Phase) {
+		if err := r.progress(ctx, s); err != nil || !convention.Finished(run.Status.Overall.Phase) {
 			return s.result(), err
 		}
 	}
@@ -215,7 +221,7 @@ func (r *Engine) failWithoutCluster(ctx context.Context, s *scope, cause error) 
 // deletes. A run that has finished already keeps its status.
 func (r *Engine) failRefused(ctx context.Context, s *scope, refusal *refusedError) (ctrl.Result, error) {
 	st := s.run.Status.DeepCopy()
-	if !finished(st.Overall.Phase) {
+	if !convention.Finished(st.Overall.Phase) {
 		endStages(st, cyclonev1alpha1.StatusFailed, refusal.reason, refusal.msg, s.now)
 		transition(&st.Overall, cyclonev1alpha1.StatusFailed, refusal.reason, refusal.msg, s.now)
 	}
@@ -256,7 +262,7 @@ func (r *Engine) progress(ctx context.Context, s *scope) error {
 			return r.failRun(ctx, s, ReasonInvalidWorkflow, msg)
 		}
 	}
-	pods, err := r.runPods(ctx, s, podKindWorkload)
+	pods, err := r.runPods(ctx, s, convention.PodKindWorkload)
 	if err != nil {
 		return err
 	}
@@ -272,7 +278,7 @@ func (r *Engine) progress(ctx context.Context, s *scope) error {
 		transition(&st.Overall, cyclonev1alpha1.StatusFailed, ReasonTimeout, msg, s.now)
 	}
 	var create []*corev1.Pod
-	if !finished(st.Overall.Phase) {
+	if !convention.Finished(st.Overall.Phase) {
 		if create, err = r.schedule(ctx, s, st); err != nil {
 			return err
 		}
@@ -291,7 +297,7 @@ func (r *Engine) progress(ctx context.Context, s *scope) error {
 		}
 		summarize(st, s.now)
 	}
-	if finished(st.Overall.Phase) && st.GC == nil && s.target.pvc != "" {
+	if convention.Finished(st.Overall.Phase) && st.GC == nil && s.target.pvc != "" {
 		// The run's end starts its GC in the same status write.
 		now := metav1.NewTime(s.now)
 		st.GC = &cyclonev1alpha1.GCStatus{Phase: cyclonev1alpha1.GCRunning, Attempt: 1, StartTime: &now}
@@ -313,15 +319,15 @@ func (r *Engine) progress(ctx context.Context, s *scope) error {
 // a message when the Workflow cannot run.
 func (r *Engine) start(s *scope, st *cyclonev1alpha1.WorkflowRunStatus) string {
 	run, wf := s.run, s.workflow
-	nodes, err := selectStages(wf.Spec.Stages, run.Spec.StartStages, run.Spec.EndStages)
+	nodes, err := convention.SelectStages(wf.Spec.Stages, run.Spec.StartStages, run.Spec.EndStages)
 	if err != nil {
 		return fmt.Sprintf("workflow %s: %v", wf.Name, err)
 	}
-	if _, err := parseTimeout(run.Spec.Timeout); err != nil {
+	if _, err := convention.ParseTimeout(run.Spec.Timeout); err != nil {
 		return fmt.Sprintf("run timeout: %v", err)
 	}
 	for _, it := range wf.Spec.Stages {
-		if _, err := parseTimeout(it.Timeout); err != nil {
+		if _, err := convention.ParseTimeout(it.Timeout); err != nil {
 			return fmt.Sprintf("workflow %s: stage %s timeout: %v", wf.Name, it.Name, err)
 		}
 	}
@@ -374,7 +380,7 @@ func (r *Engine) observe(s *scope, st *cyclonev1alpha1.WorkflowRunStatus, pods m
 			state = podState{Phase: cyclonev1alpha1.StatusPending, Reason: ss.Status.Reason, Message: ss.Status.Message}
 		}
 		item := stageItem(s.workflow, name)
-		if timeout, _ := parseTimeout(item.Timeout); timeout > 0 && !finished(state.Phase) {
+		if timeout, _ := convention.ParseTimeout(item.Timeout); timeout > 0 && !convention.Finished(state.Phase) {
 			if deadline := start.Add(timeout); !s.now.Before(deadline) {
 				state = podState{Phase: cyclonev1alpha1.StatusFailed, Reason: ReasonTimeout,
 					Message: fmt.Sprintf("attempt %d exceeded the stage timeout of %s", ss.Attempt, item.Timeout)}
@@ -449,7 +455,7 @@ func (r *Engine) failAttempt(s *scope, ss *cyclonev1alpha1.StageStatus, item cyc
 // runTimedOut reports whether the run has run out of time, and otherwise
 // asks to be woken when it will.
 func (r *Engine) runTimedOut(s *scope, st *cyclonev1alpha1.WorkflowRunStatus) bool {
-	timeout, _ := parseTimeout(s.run.Spec.Timeout)
+	timeout, _ := convention.ParseTimeout(s.run.Spec.Timeout)
 	if timeout <= 0 || st.Overall.StartTime == nil {
 		return false
 	}
@@ -489,7 +495,7 @@ func (r *Engine) writeStatus(ctx context.Context, run *cyclonev1alpha1.WorkflowR
 func (r *Engine) runPods(ctx context.Context, s *scope, kind string) (map[string]*corev1.Pod, error) {
 	list := &corev1.PodList{}
 	if err := s.target.client.List(ctx, list, client.InNamespace(s.target.namespace),
-		client.MatchingLabels{LabelRunUID: string(s.run.UID), LabelPodKind: kind}); err != nil {
+		client.MatchingLabels{convention.LabelRunUID: string(s.run.UID), convention.LabelPodKind: kind}); err != nil {
 		return nil, fmt.Errorf("list pods: %w", err)
 	}
 	pods := make(map[string]*corev1.Pod, len(list.Items))
@@ -567,8 +573,8 @@ func (r *Engine) tenantOf(ctx context.Context, ns string) (*gyrev1alpha1.Tenant,
 	noTenant := func() error {
 		return refused(ReasonNoTenant, "namespace %s belongs to no Tenant: gyre runs WorkflowRuns only in tenant namespaces cyclone-<tenant>", ns)
 	}
-	name, ok := strings.CutPrefix(ns, "cyclone-")
-	if !ok || name == "" {
+	name, ok := convention.TenantOf(ns)
+	if !ok {
 		return nil, noTenant()
 	}
 	tn := &gyrev1alpha1.Tenant{}
@@ -697,34 +703,3 @@ func stageItem(wf *cyclonev1alpha1.Workflow, name string) cyclonev1alpha1.StageI
 	}
 	return cyclonev1alpha1.StageItem{Name: name}
 }
-
-// parseTimeout parses a Go duration; empty means none.
-func parseTimeout(s string) (time.Duration, error) {
-	if s == "" {
-		return 0, nil
-	}
-	if m := cycloneDurationRe.FindStringSubmatch(strings.ToLower(s)); m != nil {
-		// Cyclone's own spelling: "30min", "2hour", "1h30m", "45second".
-		var d time.Duration
-		for i, unit := range []time.Duration{time.Hour, time.Minute, time.Second} {
-			if m[i+1] != "" {
-				n, err := strconv.Atoi(m[i+1])
-				if err != nil {
-					return 0, fmt.Errorf("timeout %q: %w", s, err)
-				}
-				d += time.Duration(n) * unit
-			}
-		}
-		return d, nil
-	}
-	d, err := time.ParseDuration(s)
-	if err == nil && d < 0 {
-		err = fmt.Errorf("negative duration %q", s)
-	}
-	return d, err
-}
-
-// cycloneDurationRe matches the durations Cyclone's workflow controller
-// reads: hours, minutes and seconds in that order, each optional, as
-// "h" or "hour", "m" or "min", "s" or "second".
-var cycloneDurationRe = regexp.MustCompile(`^(?:(\d+)h(?:our)?)?(?:(\d+)m(?:in)?)?(?:(\d+)s(?:econd)?)?$`)

@@ -4,6 +4,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gyreops/gyre/exec/podbuild"
+	"github.com/gyreops/gyre/internal/convention"
+
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -68,7 +71,7 @@ func TestEngine_podFailuresSayWhy(t *testing.T) {
 			if tt.evict {
 				pod := &corev1.Pod{}
 				g.Eventually(func(g Gomega) {
-					g.Expect(k8s.Get(bg, key("cyclone-"+Tenant(ns)+"-worker", podName("run1", "s", 1)), pod)).To(Succeed())
+					g.Expect(k8s.Get(bg, key("cyclone-"+Tenant(ns)+"-worker", convention.PodName("run1", "s", 1)), pod)).To(Succeed())
 					g.Expect(pod.Status.Phase).To(Equal(corev1.PodRunning))
 				}).WithTimeout(30 * time.Second).Should(Succeed())
 				pod.Status.Phase = corev1.PodFailed
@@ -156,7 +159,7 @@ func TestEngine_reconcilesPerRun(t *testing.T) {
 	g.Eventually(func(g Gomega) {
 		g.Expect(getRun(g, ns, "run1").Status.Cleaned).To(BeTrue())
 		pods := &corev1.PodList{}
-		g.Expect(k8s.List(bg, pods, client.InNamespace("cyclone-"+Tenant(ns)+"-worker"), client.MatchingLabels{LabelRunUID: string(run.UID)})).To(Succeed())
+		g.Expect(k8s.List(bg, pods, client.InNamespace("cyclone-"+Tenant(ns)+"-worker"), client.MatchingLabels{convention.LabelRunUID: string(run.UID)})).To(Succeed())
 		g.Expect(pods.Items).To(BeEmpty())
 	}).WithTimeout(time.Minute).Should(Succeed())
 	g.Consistently(e.reconciles.Load).WithTimeout(time.Second).Should(BeNumerically("<", maxReconciles))
@@ -212,7 +215,7 @@ func TestEngine_runsUnderATenantQuota(t *testing.T) {
 		g.Expect(ss).NotTo(BeNil())
 		g.Expect(ss.Status.Phase).To(Equal(cyclonev1alpha1.StatusPending))
 		g.Expect(ss.Status.Reason).To(Equal(ReasonPodRefused))
-		g.Expect(ss.Status.Message).To(And(ContainSubstring(podName("run2", "plain", 1)), ContainSubstring("cyclone-quota"), ContainSubstring("must specify")))
+		g.Expect(ss.Status.Message).To(And(ContainSubstring(convention.PodName("run2", "plain", 1)), ContainSubstring("cyclone-quota"), ContainSubstring("must specify")))
 	}).WithTimeout(30 * time.Second).Should(Succeed())
 }
 
@@ -238,7 +241,7 @@ func TestEngine_imageOutputGetsADockerDaemon(t *testing.T) {
 	createRun(t, ns, "run1", "wf")
 
 	pod := &corev1.Pod{}
-	g.Eventually(func() error { return k8s.Get(bg, key(worker, podName("run1", "build", 1)), pod) }).WithTimeout(30 * time.Second).Should(Succeed())
+	g.Eventually(func() error { return k8s.Get(bg, key(worker, convention.PodName("run1", "build", 1)), pod) }).WithTimeout(30 * time.Second).Should(Succeed())
 	g.Expect(pod.Spec.InitContainers).To(ContainElement(And(
 		HaveField("Name", "csc-dind"),
 		HaveField("RestartPolicy", HaveValue(Equal(corev1.ContainerRestartPolicyAlways))))))
@@ -267,11 +270,11 @@ func TestEngine_fileArtifactsPassBetweenStages(t *testing.T) {
 	}).WithTimeout(time.Minute).Should(Succeed())
 
 	producer, consumer := &corev1.Pod{}, &corev1.Pod{}
-	g.Expect(k8s.Get(bg, key(worker, podName("run1", "test", 1)), producer)).To(Succeed())
-	g.Expect(producer.Spec.Containers[0].Command).To(HaveExactElements(ToolsBinary, "collect", "--artifact=coverage=/src/coverage.out",
+	g.Expect(k8s.Get(bg, key(worker, convention.PodName("run1", "test", 1)), producer)).To(Succeed())
+	g.Expect(producer.Spec.Containers[0].Command).To(HaveExactElements(convention.ToolsBinary, "collect", "--artifact=coverage=/src/coverage.out",
 		"--", "go", "test", "-coverprofile=coverage.out", "./..."))
-	g.Expect(k8s.Get(bg, key(worker, podName("run1", "report", 1)), consumer)).To(Succeed())
-	g.Expect(consumer.Spec.Containers[0].VolumeMounts).To(ContainElement(corev1.VolumeMount{Name: dataVolume, ReadOnly: true,
+	g.Expect(k8s.Get(bg, key(worker, convention.PodName("run1", "report", 1)), consumer)).To(Succeed())
+	g.Expect(consumer.Spec.Containers[0].VolumeMounts).To(ContainElement(corev1.VolumeMount{Name: podbuild.DataVolume, ReadOnly: true,
 		MountPath: "/in/coverage.out", SubPath: "run1/artifacts/test/coverage/coverage.out"}))
 }
 
@@ -299,9 +302,9 @@ func TestEngine_secretReferences(t *testing.T) {
 		g.Expect(run.Status.Stages["push"].Status.Phase).To(Equal(cyclonev1alpha1.StatusSucceeded))
 	}).WithTimeout(time.Minute).Should(Succeed())
 	pod := &corev1.Pod{}
-	g.Expect(k8s.Get(bg, key(worker, podName("run1", "push", 1)), pod)).To(Succeed())
+	g.Expect(k8s.Get(bg, key(worker, convention.PodName("run1", "push", 1)), pod)).To(Succeed())
 	g.Expect(pod.Spec.Containers[0].Env).To(ContainElement(corev1.EnvVar{Name: "PASSWORD", ValueFrom: &corev1.EnvVarSource{
-		SecretKeyRef: &corev1.SecretKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: runSecretName(podName("run1", "push", 1))}, Key: "GYRE_SECRET_0"}}}))
+		SecretKeyRef: &corev1.SecretKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: podbuild.RunSecretName(convention.PodName("run1", "push", 1))}, Key: "GYRE_SECRET_0"}}}))
 }
 
 // startKeepingPods makes a tenant and starts an engine that keeps a

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/gyreops/gyre/exec/podbuild"
+
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -17,10 +19,11 @@ import (
 
 	cyclonev1alpha1 "github.com/gyreops/gyre/api/cyclone/v1alpha1"
 	"github.com/gyreops/gyre/exec/template"
+	"github.com/gyreops/gyre/internal/convention"
 )
 
-// labelProject is Cyclone's label naming a run's or workflow's Project.
-const labelProject = "project.cyclone.dev/name"
+// convention.LabelProject is Cyclone's label naming a run's or workflow's Project.
+const labelProject = convention.LabelProject
 
 // schedule records a new attempt for every stage that may start now, within
 // the run's and the tenant's parallelism, and returns the Pods to create.
@@ -42,7 +45,7 @@ func (r *Engine) schedule(ctx context.Context, s *scope, st *cyclonev1alpha1.Wor
 	var pods []*corev1.Pod
 	for _, name := range scheduleOrder(st.Stages, s.workflow) {
 		ss := st.Stages[name]
-		if ss.Pod != nil || finished(ss.Status.Phase) || !depsMet(st.Stages, ss) {
+		if ss.Pod != nil || convention.Finished(ss.Status.Phase) || !depsMet(st.Stages, ss) {
 			continue
 		}
 		if t := ss.NextAttemptTime; t != nil && s.now.Before(t.Time) {
@@ -95,11 +98,11 @@ func (r *Engine) schedule(ctx context.Context, s *scope, st *cyclonev1alpha1.Wor
 // asInvalid fails a stage whose Pod cannot be built as specified and
 // reports whether err was of that kind.
 func asInvalid(err error, ss *cyclonev1alpha1.StageStatus, now time.Time) bool {
-	var invalid *invalidStageError
+	var invalid *podbuild.InvalidError
 	if !errors.As(err, &invalid) {
 		return false
 	}
-	transition(&ss.Status, cyclonev1alpha1.StatusFailed, ReasonInvalidStage, invalid.msg, now)
+	transition(&ss.Status, cyclonev1alpha1.StatusFailed, ReasonInvalidStage, invalid.Error(), now)
 	ss.NextAttemptTime = nil
 	return true
 }
@@ -114,7 +117,7 @@ func (r *Engine) tenantRunning(ctx context.Context, run *cyclonev1alpha1.Workflo
 	n := 0
 	for i := range list.Items {
 		other := &list.Items[i]
-		if other.UID == run.UID || finished(other.Status.Overall.Phase) {
+		if other.UID == run.UID || convention.Finished(other.Status.Overall.Phase) {
 			continue
 		}
 		for _, ss := range other.Status.Stages {
@@ -133,7 +136,7 @@ func (r *Engine) buildPod(ctx context.Context, s *scope, st *cyclonev1alpha1.Wor
 	stage := &cyclonev1alpha1.Stage{}
 	if err := r.client.Get(ctx, types.NamespacedName{Namespace: run.Namespace, Name: name}, stage); err != nil {
 		if apierrors.IsNotFound(err) {
-			return nil, r.missing(s, "stage", name, run.Namespace, func(msg string) error { return invalidStage("%s", msg) })
+			return nil, r.missing(s, "stage", name, run.Namespace, func(msg string) error { return podbuild.Invalid("%s", msg) })
 		}
 		return nil, fmt.Errorf("get stage %s: %w", name, err)
 	}
@@ -171,7 +174,7 @@ func (r *Engine) buildPod(ctx context.Context, s *scope, st *cyclonev1alpha1.Wor
 	}
 	withVars := run.DeepCopy()
 	withVars.Status.GlobalVariables = st.GlobalVariables
-	pod, secret, err := r.cfg.stagePod(stagePodInput{
+	pod, secret, err := r.builder.StagePod(podbuild.Input{
 		Run:           withVars,
 		Workflow:      s.workflow,
 		Item:          item,
@@ -254,7 +257,7 @@ func (r *Engine) artifactPaths(ctx context.Context, ns string, stage *cyclonev1a
 	}
 	out := map[string]string{}
 	for _, a := range stage.Spec.Pod.Inputs.Artifacts {
-		source := artifactSource(item.Artifacts, a)
+		source := podbuild.ArtifactSource(item.Artifacts, a)
 		from, artifact, ok := strings.Cut(source, "/")
 		if !ok {
 			continue
@@ -271,7 +274,7 @@ func (r *Engine) artifactPaths(ctx context.Context, ns string, stage *cyclonev1a
 		}
 		for _, o := range producer.Spec.Pod.Outputs.Artifacts {
 			if o.Name == artifact {
-				out[source] = mountPath(o.Path, o.Name)
+				out[source] = podbuild.MountPath(o.Path, o.Name)
 			}
 		}
 	}
@@ -281,9 +284,9 @@ func (r *Engine) artifactPaths(ctx context.Context, ns string, stage *cyclonev1a
 // project returns the run's Project, named by Cyclone's project label on
 // the run or its Workflow, or nil.
 func (r *Engine) project(ctx context.Context, s *scope) (*cyclonev1alpha1.Project, error) {
-	name := s.run.Labels[labelProject]
+	name := s.run.Labels[convention.LabelProject]
 	if name == "" {
-		name = s.workflow.Labels[labelProject]
+		name = s.workflow.Labels[convention.LabelProject]
 	}
 	if name == "" {
 		return nil, nil
@@ -314,7 +317,7 @@ func (r *Engine) createPods(ctx context.Context, s *scope, pods []*corev1.Pod) e
 			if st == nil {
 				st = s.run.Status.DeepCopy()
 			}
-			if ss := st.Stages[pod.Annotations[AnnotationStage]]; ss != nil {
+			if ss := st.Stages[pod.Annotations[convention.AnnotationStage]]; ss != nil {
 				// The same Pod would be refused again: no retry.
 				transition(&ss.Status, cyclonev1alpha1.StatusFailed, refusal.reason, refusal.msg, s.now)
 				ss.NextAttemptTime = nil
@@ -332,7 +335,7 @@ func (r *Engine) createPods(ctx context.Context, s *scope, pods []*corev1.Pod) e
 		if st == nil {
 			st = s.run.Status.DeepCopy()
 		}
-		ss := st.Stages[pod.Annotations[AnnotationStage]]
+		ss := st.Stages[pod.Annotations[convention.AnnotationStage]]
 		if ss == nil {
 			return err
 		}
@@ -364,7 +367,7 @@ func (r *Engine) createPods(ctx context.Context, s *scope, pods []*corev1.Pod) e
 // Pod's refusal fails the run's GC, with the reason in its message.
 func (r *Engine) createPod(ctx context.Context, s *scope, pod *corev1.Pod) error {
 	if err := r.checkPod(s, pod); err != nil {
-		if pod.Labels[LabelPodKind] != podKindGC || s.run.Status.GC == nil {
+		if pod.Labels[convention.LabelPodKind] != convention.PodKindGC || s.run.Status.GC == nil {
 			return err
 		}
 		st := s.run.Status.DeepCopy()
@@ -395,10 +398,10 @@ func (r *Engine) createPod(ctx context.Context, s *scope, pod *corev1.Pod) error
 	if err := s.target.live.Get(ctx, client.ObjectKeyFromObject(pod), existing); err != nil {
 		return fmt.Errorf("get existing pod %s/%s: %w", pod.Namespace, pod.Name, err)
 	}
-	if existing.Labels[LabelRunUID] == string(s.run.UID) {
+	if existing.Labels[convention.LabelRunUID] == string(s.run.UID) {
 		return nil // ours: adopt
 	}
-	if existing.Labels[LabelManagedBy] == ManagedByExec {
+	if existing.Labels[convention.LabelManagedBy] == convention.ManagedByExec {
 		// Left behind by an earlier run of the same name whose clean-up
 		// never finished: remove it and create ours on the next round.
 		if err := s.target.client.Delete(ctx, existing, client.Preconditions{UID: &existing.UID}); client.IgnoreNotFound(err) != nil {
@@ -426,7 +429,7 @@ func (r *Engine) deleteStrayPods(ctx context.Context, s *scope, pods map[string]
 			pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed {
 			continue
 		}
-		r.keepLogs(ctx, s, []*corev1.Pod{pod})
+		r.keeper.Keep(ctx, s.target.pods, s.run, []*corev1.Pod{pod})
 		if err := s.target.client.Delete(ctx, pod, client.Preconditions{UID: &pod.UID}); client.IgnoreNotFound(err) != nil {
 			return fmt.Errorf("delete pod %s/%s: %w", pod.Namespace, pod.Name, err)
 		}

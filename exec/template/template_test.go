@@ -85,7 +85,7 @@ func TestArguments(t *testing.T) {
 	g.Expect(got["target"]).To(Equal("release-v1"), "the run's parameter wins, with variables substituted")
 	g.Expect(got["day"]).To(Equal("20260102"), "time is the run's creation time")
 	g.Expect(got["tag"]).To(MatchRegexp(`^[a-z0-9]{6}$`))
-	g.Expect(got["cmd"]).To(Equal("make release-v1 TAG=" + got["tag"]), "arguments use each other")
+	g.Expect(got["cmd"]).To(Equal("make release-v1 TAG="+got["tag"]), "arguments use each other")
 	g.Expect(args(1)).To(Equal(got), "the same attempt draws the same values")
 	g.Expect(args(2)["tag"]).NotTo(Equal(got["tag"]), "each attempt draws its own")
 }

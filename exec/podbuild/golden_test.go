@@ -1,4 +1,4 @@
-package exec
+package podbuild
 
 import (
 	"flag"
@@ -18,11 +18,11 @@ import (
 
 var update = flag.Bool("update", false, "rewrite the golden stage Pods in testdata/pods")
 
-// TestStagePod_golden pins every field of the Pods the engine builds: a
+// TestStagePod_golden pins every field of the stage Pods gyre builds: a
 // stage Pod is what a tenant's stage runs as, so any change to it shows
-// as a diff of testdata/pods/*.yaml (go test ./exec -run TestStagePod_golden -update).
+// as a diff of testdata/pods/*.yaml (go test ./exec/podbuild -run TestStagePod_golden -update).
 func TestStagePod_golden(t *testing.T) {
-	full := func() stagePodInput {
+	full := func() Input {
 		in := podInput()
 		in.Stage.Spec.Pod.Inputs.Arguments = append(in.Stage.Spec.Pod.Inputs.Arguments,
 			cyclonev1alpha1.ArgumentValue{Name: "password", Value: ptr.To("${secrets.cyclone-acme:registry/data.password}")},
@@ -49,7 +49,7 @@ func TestStagePod_golden(t *testing.T) {
 		}
 		return in
 	}
-	restricted := func() stagePodInput {
+	restricted := func() Input {
 		in := podInput()
 		in.PodSecurity = podsecurity.Restricted
 		in.PVC = ""
@@ -59,13 +59,15 @@ func TestStagePod_golden(t *testing.T) {
 		in.Project = nil
 		return in
 	}
-	withDind := Config{ResolverImages: map[string]string{cyclonev1alpha1.GitResourceType: "git-resolver:1"},
-		DindBip: "172.17.0.1/16", DindInsecureRegistries: []string{"registry.local:5000"}}.withDefaults()
-	noDind := Config{NoDind: true}.withDefaults()
+	withDind := builder(func(b *Builder) {
+		b.ResolverImages = map[string]string{cyclonev1alpha1.GitResourceType: "git-resolver:1"}
+		b.DindBip, b.DindInsecureRegistries = "172.17.0.1/16", []string{"registry.local:5000"}
+	})
+	noDind := builder(func(b *Builder) { b.DindImage = "" })
 	for _, tt := range []struct {
 		file  string
-		cfg   Config
-		input func() stagePodInput
+		cfg   Builder
+		input func() Input
 	}{
 		{"image-build.yaml", withDind, podInput},
 		{"everything.yaml", withDind, full},
@@ -74,17 +76,9 @@ func TestStagePod_golden(t *testing.T) {
 	} {
 		t.Run(tt.file, func(t *testing.T) {
 			g := NewWithT(t)
-			pod, secret, err := tt.cfg.stagePod(tt.input())
+			pod, secret, err := tt.cfg.StagePod(tt.input())
 			g.Expect(err).NotTo(HaveOccurred())
 			checkGolden(g, tt.file, pod, secret)
-		})
-	}
-	run := &cyclonev1alpha1.WorkflowRun{ObjectMeta: metav1.ObjectMeta{Name: "run1", Namespace: "cyclone-acme", UID: "uid-1"}}
-	gcCfg := Config{GCPodLabels: map[string]string{"pool": "gc"}, GCPodAnnotations: map[string]string{"note": "gc"}}.withDefaults()
-	for _, level := range []string{podsecurity.Baseline, podsecurity.Restricted} {
-		t.Run("gc-"+level+".yaml", func(t *testing.T) {
-			g := NewWithT(t)
-			checkGolden(g, "gc-"+level+".yaml", gcCfg.gcPod(run, "cyclone-acme-worker", "cyclone-pvc-acme", level))
 		})
 	}
 }

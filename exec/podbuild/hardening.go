@@ -1,6 +1,8 @@
-package exec
+package podbuild
 
 import (
+	"slices"
+
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/utils/ptr"
 
@@ -11,10 +13,10 @@ import (
 // user of distroless images, which gyre's own image has too.
 const HelperUID = 65532
 
-// helperSecurityContext is the security context of every container gyre
+// HelperSecurityContext is the security context of every container gyre
 // adds to a stage Pod: it passes the restricted Pod Security Standard, so
 // that gyre's helpers never make a Pod need more than its workload does.
-func helperSecurityContext() *corev1.SecurityContext {
+func HelperSecurityContext() *corev1.SecurityContext {
 	return &corev1.SecurityContext{
 		RunAsNonRoot:             ptr.To(true),
 		RunAsUser:                ptr.To[int64](HelperUID),
@@ -24,41 +26,34 @@ func helperSecurityContext() *corev1.SecurityContext {
 	}
 }
 
-// gcSecurityContext is the GC Pod's container's. Under a restricted
-// tenant every workload ran as non-root, so the GC Pod does too. Under
-// baseline and privileged a workload may have run as root and left files
-// only root may delete, so the GC Pod runs as root there, still without
-// privilege escalation and with the runtime's seccomp profile, which
-// baseline allows.
-func gcSecurityContext(level string) *corev1.SecurityContext {
-	if level == podsecurity.Restricted {
-		return helperSecurityContext()
-	}
-	return &corev1.SecurityContext{
-		AllowPrivilegeEscalation: ptr.To(false),
-		SeccompProfile:           &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
-	}
-}
-
-// podSecurityLevel is level, or the default when it is empty.
-func podSecurityLevel(level string) string {
+// SecurityLevel is a Tenant's Pod Security level, or the default when it
+// names none.
+func SecurityLevel(level string) string {
 	if level == "" {
 		return podsecurity.DefaultLevel
 	}
 	return level
 }
 
-// hardenStagePod gives a stage Pod what least privilege asks of gyre: no
-// API token for the workload unless its Stage asks for one (a stage Pod
-// talks to no API server, and a pull-request build must not get the
-// worker ServiceAccount's rights), and the restricted security context on
-// every helper container. helpers says which containers are gyre's.
+// harden gives the stage Pod what least privilege asks of gyre: no API
+// token for the workload unless its Stage asks for one (a stage Pod talks
+// to no API server, and a pull-request build must not get the worker
+// ServiceAccount's rights), and the restricted security context on every
+// container gyre added, but for the Docker daemon and the resolvers that
+// talk to it, whose socket belongs to root.
 //
 // The data and coordinator volumes are shared by the workload, which may
 // run as any user, and the helpers, which run as HelperUID: fsGroup makes
 // the kubelet give both volumes to one group the helpers are in, unless
 // the Stage chose its own group.
-func hardenStagePod(spec *corev1.PodSpec, helpers func(*corev1.Container) bool) {
+func (p *pod) harden() error {
+	spec := &p.spec
+	// Container names are unique across a Pod's init and regular
+	// containers; preset volumes add none.
+	own := map[string]bool{}
+	for _, ctr := range slices.Concat(spec.InitContainers[p.userInit:], spec.Containers[len(p.workload):]) {
+		own[ctr.Name] = ctr.Name != dindName && !p.dockerUsers[ctr.Name]
+	}
 	if spec.AutomountServiceAccountToken == nil || !*spec.AutomountServiceAccountToken {
 		spec.AutomountServiceAccountToken = ptr.To(false)
 	}
@@ -71,9 +66,10 @@ func hardenStagePod(spec *corev1.PodSpec, helpers func(*corev1.Container) bool) 
 	}
 	for _, list := range [][]corev1.Container{spec.InitContainers, spec.Containers} {
 		for i := range list {
-			if helpers(&list[i]) {
-				list[i].SecurityContext = helperSecurityContext()
+			if own[list[i].Name] {
+				list[i].SecurityContext = HelperSecurityContext()
 			}
 		}
 	}
+	return nil
 }
