@@ -4,13 +4,12 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/gyreops/gyre/exec/podbuild"
-
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/utils/clock"
 
 	"github.com/gyreops/gyre/exec/notify"
+	"github.com/gyreops/gyre/exec/podbuild"
 	"github.com/gyreops/gyre/internal/convention"
 	"github.com/gyreops/gyre/internal/netguard"
 	"github.com/gyreops/gyre/internal/runlogs"

@@ -6,14 +6,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gyreops/gyre/internal/convention"
-
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/watch"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	cyclonev1alpha1 "github.com/gyreops/gyre/api/cyclone/v1alpha1"
+	"github.com/gyreops/gyre/internal/convention"
 )
 
 // diamond is a 5-stage DAG: a; b and c after a; d after b and c; e after d.

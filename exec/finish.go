@@ -7,8 +7,6 @@ import (
 	"sort"
 	"time"
 
-	"github.com/gyreops/gyre/internal/convention"
-
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -19,6 +17,7 @@ import (
 
 	cyclonev1alpha1 "github.com/gyreops/gyre/api/cyclone/v1alpha1"
 	"github.com/gyreops/gyre/exec/notify"
+	"github.com/gyreops/gyre/internal/convention"
 )
 
 // finish does what follows the end of a run, each step at most once and

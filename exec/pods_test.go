@@ -4,12 +4,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gyreops/gyre/exec/podbuild"
-
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/gyreops/gyre/exec/podbuild"
 )
 
 // endPod ends a stage Pod that kwok runs as the kubelet would once its

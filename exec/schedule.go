@@ -8,8 +8,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/gyreops/gyre/exec/podbuild"
-
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -18,6 +16,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	cyclonev1alpha1 "github.com/gyreops/gyre/api/cyclone/v1alpha1"
+	"github.com/gyreops/gyre/exec/podbuild"
 	"github.com/gyreops/gyre/exec/template"
 	"github.com/gyreops/gyre/internal/convention"
 )

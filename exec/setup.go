@@ -5,10 +5,6 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/gyreops/gyre/exec/gc"
-
-	"github.com/gyreops/gyre/exec/podbuild"
-
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/klog/v2"
@@ -25,7 +21,9 @@ import (
 
 	cyclonev1alpha1 "github.com/gyreops/gyre/api/cyclone/v1alpha1"
 	gyrev1alpha1 "github.com/gyreops/gyre/api/gyre/v1alpha1"
+	"github.com/gyreops/gyre/exec/gc"
 	"github.com/gyreops/gyre/exec/notify"
+	"github.com/gyreops/gyre/exec/podbuild"
 	"github.com/gyreops/gyre/internal/convention"
 	"github.com/gyreops/gyre/internal/record"
 )

@@ -5,15 +5,14 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gyreops/gyre/exec/podbuild"
-	"github.com/gyreops/gyre/internal/convention"
-
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 
 	cyclonev1alpha1 "github.com/gyreops/gyre/api/cyclone/v1alpha1"
+	"github.com/gyreops/gyre/exec/podbuild"
+	"github.com/gyreops/gyre/internal/convention"
 )
 
 func items(spec ...string) []cyclonev1alpha1.StageItem {

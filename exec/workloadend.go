@@ -7,14 +7,13 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/gyreops/gyre/exec/podbuild"
-	"github.com/gyreops/gyre/internal/convention"
-
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	cyclonev1alpha1 "github.com/gyreops/gyre/api/cyclone/v1alpha1"
+	"github.com/gyreops/gyre/exec/podbuild"
+	"github.com/gyreops/gyre/internal/convention"
 )
 
 // workloadContainers lists the workload containers of a stage Pod, which

@@ -19,6 +19,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	cyclonev1alpha1 "github.com/gyreops/gyre/api/cyclone/v1alpha1"
+	"github.com/gyreops/gyre/internal/convention"
 )
 
 // Event reasons of triggers.
@@ -104,7 +105,7 @@ func (r *CronReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.
 // memory; Reconcile writes it.
 func (r *CronReconciler) reconcile(ctx context.Context, sc *cronScope) (ctrl.Result, error) {
 	trig := sc.trig
-	sched, err := parseSchedule(trig.Spec.Cron)
+	sched, err := convention.ParseSchedule(trig.Spec.Cron)
 	if err != nil {
 		if trig.Status.LastError != err.Error() {
 			r.event(trig, corev1.EventTypeWarning, ReasonInvalidSchedule, "%s", err)
@@ -183,7 +184,7 @@ func (r *CronReconciler) fire(ctx context.Context, sc *cronScope, t time.Time) e
 		return nil
 	}
 
-	run := newRun(trig, name, map[string]string{AnnotationScheduleTime: t.UTC().Format(time.RFC3339)}, nil)
+	run := newRun(trig, name, map[string]string{convention.AnnotationScheduleTime: t.UTC().Format(time.RFC3339)}, nil)
 	if err := r.Client.Create(ctx, run); err != nil {
 		if apierrors.IsAlreadyExists(err) {
 			sc.fired++
@@ -258,7 +259,7 @@ func (r *CronReconciler) admit(ctx context.Context, sc *cronScope, name string, 
 func (r *CronReconciler) activeRuns(ctx context.Context, trig *cyclonev1alpha1.WorkflowTrigger, name string) ([]cyclonev1alpha1.WorkflowRun, bool, error) {
 	var runs cyclonev1alpha1.WorkflowRunList
 	if err := r.APIReader.List(ctx, &runs, client.InNamespace(trig.Namespace),
-		client.MatchingLabels{LabelTrigger: triggerLabel(trig.Name)}); err != nil {
+		client.MatchingLabels{convention.LabelTrigger: triggerLabel(trig.Name)}); err != nil {
 		return nil, false, fmt.Errorf("list runs of trigger %q: %w", trig.Name, err)
 	}
 	var active []cyclonev1alpha1.WorkflowRun
@@ -266,7 +267,7 @@ func (r *CronReconciler) activeRuns(ctx context.Context, trig *cyclonev1alpha1.W
 		if run.Name == name {
 			return nil, true, nil
 		}
-		if startedBy(&run, trig) && !finished(&run) {
+		if startedBy(&run, trig) && !convention.RunFinished(&run) {
 			active = append(active, run)
 		}
 	}

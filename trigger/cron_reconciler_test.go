@@ -19,6 +19,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	cyclonev1alpha1 "github.com/gyreops/gyre/api/cyclone/v1alpha1"
+	"github.com/gyreops/gyre/internal/convention"
 )
 
 // cronTest is one cron trigger under a fake clock.
@@ -42,7 +43,7 @@ func newCronTest(t *testing.T, mutate func(*cyclonev1alpha1.CronTrigger)) *cronT
 	}
 	trig := &cyclonev1alpha1.WorkflowTrigger{
 		ObjectMeta: metav1.ObjectMeta{Name: "nightly", Namespace: ns, Labels: map[string]string{
-			"cyclone.dev/tenant":       "demo",
+			"gyre.dev/tenant":          "demo",
 			"project.cyclone.dev/name": "shop",
 			"cyclone.dev/project":      "shop",
 		}},
@@ -114,13 +115,13 @@ func TestCronReconciler_firesOnceAtTheScheduledTime(t *testing.T) {
 	runs := listRuns(g, ct.ns)
 	g.Expect(runs).To(HaveLen(1))
 	run := runs[ct.runName(0)]
-	g.Expect(run.Labels).To(HaveKeyWithValue(LabelTrigger, ct.name))
-	g.Expect(run.Labels).To(HaveKeyWithValue(LabelTriggerType, "Cron"))
-	g.Expect(run.Labels).To(HaveKeyWithValue("cyclone.dev/tenant", "demo"))
+	g.Expect(run.Labels).To(HaveKeyWithValue(convention.LabelTrigger, ct.name))
+	g.Expect(run.Labels).To(HaveKeyWithValue(convention.LabelTriggerType, "Cron"))
+	g.Expect(run.Labels).To(HaveKeyWithValue("gyre.dev/tenant", "demo"))
 	g.Expect(run.Labels).To(HaveKeyWithValue("project.cyclone.dev/name", "shop"), "Cyclone's project label, from the trigger")
 	g.Expect(run.Labels).To(HaveKeyWithValue("workflow.cyclone.dev/name", "build"), "Cyclone's workflow label, from the workflowRef")
 	g.Expect(run.Labels).NotTo(HaveKey("cyclone.dev/project"), "not a Cyclone label")
-	g.Expect(run.Annotations).To(HaveKeyWithValue(AnnotationScheduleTime, ct.base.UTC().Format(time.RFC3339)))
+	g.Expect(run.Annotations).To(HaveKeyWithValue(convention.AnnotationScheduleTime, ct.base.UTC().Format(time.RFC3339)))
 	g.Expect(run.Spec.WorkflowRef.Name).To(Equal("build"))
 	g.Expect(run.Spec.GlobalVariables).To(ConsistOf(cyclonev1alpha1.GlobalVariable{Name: "IMAGE_TAG", Value: "nightly"}))
 

@@ -20,6 +20,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	cyclonev1alpha1 "github.com/gyreops/gyre/api/cyclone/v1alpha1"
+	"github.com/gyreops/gyre/internal/convention"
 )
 
 const (
@@ -149,7 +150,7 @@ func (d delivery) request(ns string) *http.Request {
 func runsByTrigger(g Gomega, ns string) map[string][]cyclonev1alpha1.WorkflowRun {
 	out := map[string][]cyclonev1alpha1.WorkflowRun{}
 	for _, r := range listRuns(g, ns) {
-		out[r.Annotations[AnnotationTrigger]] = append(out[r.Annotations[AnnotationTrigger]], r)
+		out[r.Annotations[convention.AnnotationTrigger]] = append(out[r.Annotations[convention.AnnotationTrigger]], r)
 	}
 	return out
 }
@@ -406,10 +407,10 @@ func TestWebhookServer_deliveries(t *testing.T) {
 			for _, name := range tt.wantTriggers {
 				g.Expect(runs[name]).To(HaveLen(1))
 				run := runs[name][0]
-				g.Expect(run.Labels).To(HaveKeyWithValue(LabelTriggerType, "SCM"))
+				g.Expect(run.Labels).To(HaveKeyWithValue(convention.LabelTriggerType, "SCM"))
 				g.Expect(run.Labels).To(HaveKeyWithValue("project.cyclone.dev/name", "demo"))
 				g.Expect(run.Labels).To(HaveKeyWithValue("workflow.cyclone.dev/name", "build"))
-				g.Expect(run.Annotations).To(HaveKeyWithValue(AnnotationSCMEvent, tt.wantEvent))
+				g.Expect(run.Annotations).To(HaveKeyWithValue(convention.AnnotationSCMEvent, tt.wantEvent))
 				g.Expect(run.Spec.GlobalVariables).To(ConsistOf(
 					cyclonev1alpha1.GlobalVariable{Name: VarSCMEvent, Value: tt.wantEvent},
 					cyclonev1alpha1.GlobalVariable{Name: VarSCMRef, Value: tt.wantRef},
@@ -560,7 +561,7 @@ func TestWebhookServer_svnCommitPostedTwiceStartsOneRun(t *testing.T) {
 	g.Expect(getTrigger(g, ns, "svn").Status.Count).To(Equal(2))
 	for _, r := range runs {
 		if r.Name == next.Runs[0].Run {
-			g.Expect(r.Annotations).To(HaveKeyWithValue(AnnotationSCMDelivery, "svn/"+svnUUID+"/r13"))
+			g.Expect(r.Annotations).To(HaveKeyWithValue(convention.AnnotationSCMDelivery, "svn/"+svnUUID+"/r13"))
 			g.Expect(*r.Spec.ResourceParams[0].Parameters[0].Value).To(Equal("13"))
 		}
 	}

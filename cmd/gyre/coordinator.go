@@ -5,13 +5,12 @@ import (
 	"os"
 	"strings"
 
-	"github.com/gyreops/gyre/internal/convention"
-
 	"github.com/spf13/cobra"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	"github.com/gyreops/gyre/internal/agent"
+	"github.com/gyreops/gyre/internal/convention"
 )
 
 func newCoordinatorCmd() *cobra.Command {

@@ -19,8 +19,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gyreops/gyre/internal/convention"
-
 	"github.com/fluxcd/pkg/apis/meta"
 	"github.com/go-logr/logr"
 	. "github.com/onsi/gomega"
@@ -45,6 +43,7 @@ import (
 
 	cyclonev1alpha1 "github.com/gyreops/gyre/api/cyclone/v1alpha1"
 	gyrev1alpha1 "github.com/gyreops/gyre/api/gyre/v1alpha1"
+	"github.com/gyreops/gyre/internal/convention"
 	"github.com/gyreops/gyre/internal/e2etest"
 	"github.com/gyreops/gyre/internal/gitserver"
 	"github.com/gyreops/gyre/internal/testcluster"

@@ -13,11 +13,10 @@ import (
 	"strings"
 	"time"
 
-	"github.com/gyreops/gyre/internal/convention"
-
 	ctrl "sigs.k8s.io/controller-runtime"
 
 	cyclonev1alpha1 "github.com/gyreops/gyre/api/cyclone/v1alpha1"
+	"github.com/gyreops/gyre/internal/convention"
 )
 
 // Coordinator is the sidecar of a stage Pod. It waits until the workload

@@ -11,11 +11,10 @@ import (
 	"strings"
 	"time"
 
-	"github.com/gyreops/gyre/internal/convention"
-
 	ctrl "sigs.k8s.io/controller-runtime"
 
 	cyclonev1alpha1 "github.com/gyreops/gyre/api/cyclone/v1alpha1"
+	"github.com/gyreops/gyre/internal/convention"
 )
 
 // Resolver pulls a Resource into a stage Pod or pushes one out of it, as

@@ -12,11 +12,10 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/gyreops/gyre/internal/convention"
-
 	. "github.com/onsi/gomega"
 
 	cyclonev1alpha1 "github.com/gyreops/gyre/api/cyclone/v1alpha1"
+	"github.com/gyreops/gyre/internal/convention"
 	"github.com/gyreops/gyre/internal/gitserver"
 )
 

@@ -23,6 +23,7 @@ import (
 
 	cyclonev1alpha1 "github.com/gyreops/gyre/api/cyclone/v1alpha1"
 	gyrev1alpha1 "github.com/gyreops/gyre/api/gyre/v1alpha1"
+	"github.com/gyreops/gyre/internal/convention"
 	"github.com/gyreops/gyre/internal/gitserver"
 	"github.com/gyreops/gyre/internal/testcluster"
 	"github.com/gyreops/gyre/reconciler"
@@ -88,10 +89,10 @@ type Tenant struct {
 }
 
 // Namespace is the tenant's namespace of Cyclone objects.
-func (t *Tenant) Namespace() string { return "cyclone-" + t.Name }
+func (t *Tenant) Namespace() string { return convention.Namespace(t.Name) }
 
 // Worker is the namespace of the tenant's stage Pods.
-func (t *Tenant) Worker() string { return "cyclone-" + t.Name + "-worker" }
+func (t *Tenant) Worker() string { return convention.WorkerNamespace(t.Name) }
 
 // NewTenant serves a new Git repository holding files (path → content,
 // with {{URL}} replaced by the repository's own URL) under
