@@ -4,6 +4,13 @@
 // timeouts, retries, cancellation and parallelism caps, and cleans up with a
 // GC Pod once the run has finished.
 //
+// exec is the run's state machine; what it drives lives beside it:
+// exec/podbuild builds stage Pods, exec/template expands Cyclone's
+// placeholders, exec/notify sends notifications and delegation requests,
+// exec/gc builds GC Pods and keeps container logs. Names, labels, phases,
+// timeouts, the DAG and the stage-Pod contract with the in-Pod helpers
+// are internal/convention's.
+//
 // # Restart safety
 //
 // Every decision is taken from persisted state: the WorkflowRun's status

@@ -21,9 +21,6 @@ import (
 	"github.com/gyreops/gyre/internal/convention"
 )
 
-// convention.LabelProject is Cyclone's label naming a run's or workflow's Project.
-const labelProject = convention.LabelProject
-
 // schedule records a new attempt for every stage that may start now, within
 // the run's and the tenant's parallelism, and returns the Pods to create.
 func (r *Engine) schedule(ctx context.Context, s *scope, st *cyclonev1alpha1.WorkflowRunStatus) ([]*corev1.Pod, error) {
