@@ -37,7 +37,7 @@ func TestQueue(t *testing.T) {
 		g.Expect(q.Known(run("u1"), "Webhook:a")).To(BeTrue())
 		close(release)
 		var woken event.GenericEvent
-		g.Eventually(q.done).WithTimeout(10 * time.Second).Should(Receive(&woken), "the run is woken")
+		g.Eventually(q.done).WithTimeout(10*time.Second).Should(Receive(&woken), "the run is woken")
 		g.Expect(woken.Object.GetNamespace() + "/" + woken.Object.GetName()).To(Equal("cyclone-acme/run1"))
 		st, ok := q.Outcome(run("u1"), "Webhook:a", send)
 		g.Expect(ok).To(BeTrue())
