@@ -64,6 +64,7 @@ type Input struct {
 // changes; retrying does not help.
 type InvalidError struct{ msg string }
 
+// Error says what about the stage must change.
 func (e *InvalidError) Error() string { return e.msg }
 
 // Invalid returns an *InvalidError with a formatted message.
