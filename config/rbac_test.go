@@ -40,6 +40,7 @@ import (
 	cyclonev1alpha1 "github.com/gyreops/gyre/api/cyclone/v1alpha1"
 	gyrev1alpha1 "github.com/gyreops/gyre/api/gyre/v1alpha1"
 	"github.com/gyreops/gyre/exec"
+	"github.com/gyreops/gyre/internal/convention"
 	"github.com/gyreops/gyre/internal/gitserver"
 	"github.com/gyreops/gyre/internal/testcluster"
 	"github.com/gyreops/gyre/receiver"
@@ -315,7 +316,7 @@ func TestRBAC_controllerDoesItsWholeJobAsItsServiceAccount(t *testing.T) {
 
 	// The Tenant's namespaces, worker ServiceAccount and its RBAC,
 	// quota and PVC are provisioned, and its target applied.
-	ns, worker := tenants.Namespace(tenant.Name), tenants.WorkerNamespace(tenant.Name)
+	ns, worker := convention.Namespace(tenant.Name), convention.WorkerNamespace(tenant.Name)
 	long(func(g Gomega) {
 		got := &gyrev1alpha1.Tenant{}
 		g.Expect(admin.Get(ctx, client.ObjectKeyFromObject(tenant), got)).To(Succeed())
@@ -325,11 +326,11 @@ func TestRBAC_controllerDoesItsWholeJobAsItsServiceAccount(t *testing.T) {
 	for _, obj := range []client.Object{
 		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}},
 		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: worker}},
-		&corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: tenants.WorkerName, Namespace: worker}},
-		&rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Name: tenants.WorkerName, Namespace: worker}},
-		&rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Name: tenants.WorkerName, Namespace: worker}},
+		&corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: convention.WorkerServiceAccount, Namespace: worker}},
+		&rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Name: convention.WorkerServiceAccount, Namespace: worker}},
+		&rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Name: convention.WorkerServiceAccount, Namespace: worker}},
 		&corev1.ResourceQuota{ObjectMeta: metav1.ObjectMeta{Name: tenants.QuotaName, Namespace: worker}},
-		&corev1.PersistentVolumeClaim{ObjectMeta: metav1.ObjectMeta{Name: tenants.PVCName(tenant.Name), Namespace: worker}},
+		&corev1.PersistentVolumeClaim{ObjectMeta: metav1.ObjectMeta{Name: convention.PVCName(tenant.Name), Namespace: worker}},
 		&cyclonev1alpha1.Stage{ObjectMeta: metav1.ObjectMeta{Name: "hello", Namespace: ns}},
 		&cyclonev1alpha1.Workflow{ObjectMeta: metav1.ObjectMeta{Name: "hello", Namespace: ns}},
 		&corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "settings", Namespace: ns}},
@@ -339,7 +340,7 @@ func TestRBAC_controllerDoesItsWholeJobAsItsServiceAccount(t *testing.T) {
 	}
 	long(func(g Gomega) {
 		pvc := &corev1.PersistentVolumeClaim{}
-		g.Expect(admin.Get(ctx, client.ObjectKey{Namespace: worker, Name: tenants.PVCName(tenant.Name)}, pvc)).To(Succeed())
+		g.Expect(admin.Get(ctx, client.ObjectKey{Namespace: worker, Name: convention.PVCName(tenant.Name)}, pvc)).To(Succeed())
 		g.Expect(pvc.Status.Phase).To(Equal(corev1.ClaimBound))
 	})
 

@@ -14,6 +14,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	gyrev1alpha1 "github.com/gyreops/gyre/api/gyre/v1alpha1"
+	"github.com/gyreops/gyre/internal/convention"
 	"github.com/gyreops/gyre/tenants"
 )
 
@@ -75,7 +76,7 @@ func checkAdoption(ctx context.Context, live client.Reader, t *gyrev1alpha1.Tena
 		}
 		for _, m := range items {
 			o := byName[m.Name]
-			if o == nil || m.Labels[tenants.TenantLabel] == t.Name || m.Annotations[gyrev1alpha1.AdoptAnnotation] == "true" {
+			if o == nil || m.Labels[convention.TenantLabel] == t.Name || m.Annotations[gyrev1alpha1.AdoptAnnotation] == "true" {
 				continue
 			}
 			refused = append(refused, ssautils.FmtUnstructured(o))

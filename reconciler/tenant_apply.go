@@ -14,6 +14,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	gyrev1alpha1 "github.com/gyreops/gyre/api/gyre/v1alpha1"
+	"github.com/gyreops/gyre/internal/convention"
 	"github.com/gyreops/gyre/tenants"
 )
 
@@ -31,7 +32,7 @@ func (r *TenantReconciler) applier() *tenants.Applier {
 func (r *TenantReconciler) resourceManager() *ssa.ResourceManager {
 	// No status poller: render admits only namespaced objects, so the
 	// staged apply never has cluster definitions to wait for.
-	m := ssa.NewResourceManager(r.Applier, nil, ssa.Owner{Field: tenants.FieldManager, Group: "gyre.dev"})
+	m := ssa.NewResourceManager(r.Applier, nil, ssa.Owner{Field: convention.FieldManager, Group: "gyre.dev"})
 	m.SetConcurrency(r.ApplyConcurrency)
 	return m
 }
@@ -123,6 +124,10 @@ func (r *TenantReconciler) applyTarget(ctx context.Context, s *tenantScope, m *s
 
 	actx, cancel := context.WithTimeout(ctx, timeout(t))
 	defer cancel()
+	if err := r.relabelLegacy(actx, t, name, ts.objects, st.Inventory); err != nil {
+		r.failTarget(s, st, name, fmt.Errorf("apply revision %s: %w", s.revision, err))
+		return
+	}
 	// Nothing of the target is applied while it would take over an
 	// object someone else made.
 	if err := checkAdoption(actx, r.live, t, ts.objects, st.Inventory); err != nil {
@@ -211,8 +216,8 @@ func (r *TenantReconciler) prune(ctx context.Context, m *ssa.ResourceManager, t 
 	}
 	cs, err := m.DeleteAll(ctx, objs, ssa.DeleteOptions{
 		PropagationPolicy: metav1.DeletePropagationBackground,
-		Inclusions:        map[string]string{tenants.TenantLabel: t.Name, TargetLabel: target},
-		Exclusions:        map[string]string{PruneAnnotation: PruneDisabled},
+		Inclusions:        map[string]string{convention.TenantLabel: t.Name, convention.TargetLabel: target},
+		Exclusions:        map[string]string{convention.PruneAnnotation: convention.PruneDisabled},
 	})
 	var pruned []string
 	done := map[string]bool{}
@@ -247,6 +252,9 @@ func (r *TenantReconciler) deleteInventory(ctx context.Context, m *ssa.ResourceM
 	if len(entries) == 0 {
 		return nil
 	}
+	if err := r.relabelLegacy(ctx, t, st.Cluster, nil, st.Inventory); err != nil {
+		return fmt.Errorf("delete inventory of tenant %q cluster %q: %w", t.Name, st.Cluster, err)
+	}
 	survivors, err := r.prune(ctx, m, t, st.Cluster, entries)
 	if err == nil && len(survivors) > 0 {
 		err = fmt.Errorf("%d objects not deleted", len(survivors))
@@ -261,7 +269,7 @@ func (r *TenantReconciler) deleteInventory(ctx context.Context, m *ssa.ResourceM
 // deletion policy orphans them, and then lets it go.
 func (r *TenantReconciler) finalize(ctx context.Context, s *tenantScope) (ctrl.Result, error) {
 	t := s.tenant
-	if !controllerutil.ContainsFinalizer(t, TenantFinalizer) {
+	if !controllerutil.ContainsFinalizer(t, convention.TenantFinalizer) {
 		return ctrl.Result{}, nil
 	}
 	if t.Spec.DeletionPolicy != gyrev1alpha1.DeletionPolicyOrphan {
@@ -276,7 +284,7 @@ func (r *TenantReconciler) finalize(ctx context.Context, s *tenantScope) (ctrl.R
 		}
 		ctrl.LoggerFrom(ctx).Info("Deleted tenant objects and namespaces")
 	}
-	controllerutil.RemoveFinalizer(t, TenantFinalizer)
+	controllerutil.RemoveFinalizer(t, convention.TenantFinalizer)
 	return ctrl.Result{}, nil
 }
 

@@ -30,6 +30,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	gyrev1alpha1 "github.com/gyreops/gyre/api/gyre/v1alpha1"
+	"github.com/gyreops/gyre/internal/convention"
 	"github.com/gyreops/gyre/internal/testcluster"
 	"github.com/gyreops/gyre/render"
 	"github.com/gyreops/gyre/tenants"
@@ -277,7 +278,7 @@ func rawWithTenantWrites(b *testing.B, g *WithT, dir, prefix string, n int, repo
 			return err
 		}
 		orig := t.DeepCopy()
-		t.Finalizers = []string{TenantFinalizer}
+		t.Finalizers = []string{convention.TenantFinalizer}
 		if err := c.Patch(ctx, t, client.MergeFrom(orig)); err != nil {
 			return err
 		}

@@ -18,6 +18,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 	"sigs.k8s.io/controller-runtime/pkg/source"
 
+	"github.com/gyreops/gyre/internal/convention"
 	"github.com/gyreops/gyre/tenants"
 )
 
@@ -184,8 +185,11 @@ func (w *kindWatches) ensureKinds(gvks []schema.GroupVersionKind) error {
 // mapper marks the object dirty and enqueues the Tenant its label names.
 func (w *kindWatches) mapper(gk schema.GroupKind) handler.MapFunc {
 	return func(_ context.Context, obj client.Object) []reconcile.Request {
-		tenant := obj.GetLabels()[tenants.TenantLabel]
-		if tenant == "" {
+		tenant := obj.GetLabels()[convention.TenantLabel]
+		// Only what gyre applied carries a digest: the runs a trigger
+		// starts carry the tenant labels too, and are not gyre's to
+		// put back.
+		if tenant == "" || obj.GetAnnotations()[convention.DigestAnnotation] == "" {
 			return nil
 		}
 		w.drift.markDirty(tenant, inventoryID(obj.GetNamespace(), obj.GetName(), gk.Group, gk.Kind))

@@ -28,6 +28,7 @@ import (
 
 	cyclonev1alpha1 "github.com/gyreops/gyre/api/cyclone/v1alpha1"
 	gyrev1alpha1 "github.com/gyreops/gyre/api/gyre/v1alpha1"
+	"github.com/gyreops/gyre/internal/convention"
 	"github.com/gyreops/gyre/internal/gitserver"
 	"github.com/gyreops/gyre/internal/testcluster"
 	"github.com/gyreops/gyre/source"
@@ -277,8 +278,8 @@ func TestTenantReconciler(t *testing.T) {
 			for _, target := range []string{"one", "two"} {
 				s, err := getStage(g, name, "build-"+target)
 				g.Expect(err).NotTo(HaveOccurred())
-				g.Expect(s.Labels).To(HaveKeyWithValue(tenants.TenantLabel, name))
-				g.Expect(s.Labels).To(HaveKeyWithValue(TargetLabel, target))
+				g.Expect(s.Labels).To(HaveKeyWithValue(convention.TenantLabel, name))
+				g.Expect(s.Labels).To(HaveKeyWithValue(convention.TargetLabel, target))
 				cm := &corev1.ConfigMap{}
 				g.Expect(testEnv.Client.Get(ctx, client.ObjectKey{Namespace: "cyclone-" + name, Name: "settings-" + target}, cm)).To(Succeed())
 				g.Expect(cm.Data).To(HaveKeyWithValue("team", name))
@@ -289,7 +290,7 @@ func TestTenantReconciler(t *testing.T) {
 			// target two on the execution cluster.
 			g.Expect(testEnv.Client.Get(ctx, client.ObjectKey{Namespace: "cyclone-" + name + "-worker", Name: tenants.QuotaName}, &corev1.ResourceQuota{})).To(Succeed())
 			g.Expect(f.farC.Get(ctx, client.ObjectKey{Namespace: "cyclone-" + name + "-worker", Name: tenants.QuotaName}, &corev1.ResourceQuota{})).To(Succeed())
-			g.Expect(f.farC.Get(ctx, client.ObjectKey{Namespace: "cyclone-" + name + "-worker", Name: tenants.WorkerName}, &corev1.ServiceAccount{})).To(Succeed())
+			g.Expect(f.farC.Get(ctx, client.ObjectKey{Namespace: "cyclone-" + name + "-worker", Name: convention.WorkerServiceAccount}, &corev1.ServiceAccount{})).To(Succeed())
 		}
 	})
 
@@ -306,7 +307,7 @@ func TestTenantReconciler(t *testing.T) {
 		// alpha's test-one opts out of pruning in the cluster.
 		kept, err := getStage(g, "alpha", "test-one")
 		g.Expect(err).NotTo(HaveOccurred())
-		kept.Annotations[PruneAnnotation] = PruneDisabled
+		kept.Annotations[convention.PruneAnnotation] = convention.PruneDisabled
 		g.Expect(testEnv.Client.Update(ctx, kept)).To(Succeed())
 		rev = f.publish(g, "edit build, add extra, remove test")
 		for _, name := range []string{"alpha", "beta"} {

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"github.com/gyreops/gyre/internal/convention"
 	"sync/atomic"
 	"time"
 
@@ -21,12 +22,11 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 )
 
-// DigestAnnotation holds the digest of the object gyre last applied, as
+// The digest annotation (convention.DigestAnnotation) holds the digest of the object gyre last applied, as
 // gyre rendered it. With the object's managed fields it tells, from
 // metadata alone, that the object still is what gyre wants.
-const DigestAnnotation = "gyre.dev/digest"
 
-// Applier server-side applies objects as FieldManager, writing only the
+// Applier server-side applies objects as convention.FieldManager, writing only the
 // objects that differ from what is live.
 //
 // An object is skipped without a request when Live shows it carrying the
@@ -48,7 +48,7 @@ type Applier struct {
 	// Client writes to the cluster, and reads it where Live cannot tell.
 	Client client.Client
 	// Live reads the metadata of the objects gyre labelled with
-	// TenantLabel, from a cache kept by a watch; nil makes every object
+	// convention.TenantLabel, from a cache kept by a watch; nil makes every object
 	// take the read-and-diff path. A stale Live costs requests, never a
 	// missed write: an object changed behind it is reported by the watch
 	// that feeds it, and a change-driven reconcile follows.
@@ -59,14 +59,14 @@ type Applier struct {
 
 // Apply applies objs, cluster-wide definitions (Namespaces, CRDs) first,
 // and reports what it did to each object. An object that carries no
-// DigestAnnotation yet is stamped in place; one that carries it must have
+// convention.DigestAnnotation yet is stamped in place; one that carries it must have
 // been stamped by Stamp and not changed since, which lets a caller that
 // applies the same objects again and again stamp them once. Apply
 // changes nothing else of the objects.
 func (a *Applier) Apply(ctx context.Context, objs []*unstructured.Unstructured) (*ssa.ChangeSet, error) {
 	var defs, rest []*unstructured.Unstructured
 	for _, o := range objs {
-		if o.GetAnnotations()[DigestAnnotation] == "" {
+		if o.GetAnnotations()[convention.DigestAnnotation] == "" {
 			if err := Stamp(o); err != nil {
 				return nil, err
 			}
@@ -125,7 +125,7 @@ func (a *Applier) applyStage(ctx context.Context, objs []*unstructured.Unstructu
 		return err
 	}
 	if len(present) > 0 {
-		m := ssa.NewResourceManager(a.Client, nil, ssa.Owner{Field: FieldManager, Group: "gyre.dev"})
+		m := ssa.NewResourceManager(a.Client, nil, ssa.Owner{Field: convention.FieldManager, Group: "gyre.dev"})
 		m.SetConcurrency(a.concurrency())
 		changes, err := m.ApplyAll(ctx, present, ssa.DefaultApplyOptions())
 		if changes != nil {
@@ -140,7 +140,7 @@ func (a *Applier) applyStage(ctx context.Context, objs []*unstructured.Unstructu
 	}
 	if err := a.each(ctx, starters, false, func(ctx context.Context, _ int, o *unstructured.Unstructured) error {
 		dry := o.DeepCopy()
-		if err := a.Client.Apply(ctx, client.ApplyConfigurationFromUnstructured(dry), client.FieldOwner(FieldManager), client.ForceOwnership, client.DryRunAll); err != nil {
+		if err := a.Client.Apply(ctx, client.ApplyConfigurationFromUnstructured(dry), client.FieldOwner(convention.FieldManager), client.ForceOwnership, client.DryRunAll); err != nil {
 			return fmt.Errorf("%s dry-run failed: %w", ssautils.FmtUnstructured(o), err)
 		}
 		return nil
@@ -177,7 +177,7 @@ func (a *Applier) create(ctx context.Context, objs []*unstructured.Unstructured)
 		m.SetGroupVersionKind(o.GroupVersionKind())
 		m.SetNamespace(o.GetNamespace())
 		m.SetName(o.GetName())
-		if err := a.Client.Patch(ctx, m, client.RawPatch(types.ApplyPatchType, body), client.FieldOwner(FieldManager), client.ForceOwnership); err != nil {
+		if err := a.Client.Patch(ctx, m, client.RawPatch(types.ApplyPatchType, body), client.FieldOwner(convention.FieldManager), client.ForceOwnership); err != nil {
 			return fmt.Errorf("%s apply failed: %w", ssautils.FmtUnstructured(o), err)
 		}
 		results[i] = reference(o, m.UID)
@@ -297,7 +297,7 @@ func (a *Applier) liveState(ctx context.Context, o *unstructured.Unstructured) l
 		return liveAbsent
 	case err != nil, m.DeletionTimestamp != nil:
 		return liveUnknown
-	case m.Annotations[DigestAnnotation] == o.GetAnnotations()[DigestAnnotation] && LastWriteIsOurs(m.ManagedFields):
+	case m.Annotations[convention.DigestAnnotation] == o.GetAnnotations()[convention.DigestAnnotation] && LastWriteIsOurs(m.ManagedFields):
 		return liveCurrent
 	}
 	return liveUnknown
@@ -312,10 +312,10 @@ func IsSecret(gvk schema.GroupVersionKind) bool {
 	return gvk.Group == "" && gvk.Kind == "Secret"
 }
 
-// Stamp sets DigestAnnotation on o to the digest of o without it.
+// Stamp sets convention.DigestAnnotation on o to the digest of o without it.
 func Stamp(o *unstructured.Unstructured) error {
 	a := o.GetAnnotations()
-	delete(a, DigestAnnotation)
+	delete(a, convention.DigestAnnotation)
 	if len(a) == 0 {
 		a = nil
 	}
@@ -329,7 +329,7 @@ func Stamp(o *unstructured.Unstructured) error {
 	if a == nil {
 		a = map[string]string{}
 	}
-	a[DigestAnnotation] = "sha256:" + hex.EncodeToString(sum[:])
+	a[convention.DigestAnnotation] = "sha256:" + hex.EncodeToString(sum[:])
 	o.SetAnnotations(a)
 	return nil
 }
@@ -342,7 +342,7 @@ func Stamp(o *unstructured.Unstructured) error {
 func LastWriteIsOurs(fields []metav1.ManagedFieldsEntry) bool {
 	var ours time.Time
 	for _, f := range fields {
-		if f.Manager == FieldManager && f.Operation == metav1.ManagedFieldsOperationApply && f.Time != nil {
+		if f.Manager == convention.FieldManager && f.Operation == metav1.ManagedFieldsOperationApply && f.Time != nil {
 			ours = f.Time.Time
 		}
 	}
@@ -350,7 +350,7 @@ func LastWriteIsOurs(fields []metav1.ManagedFieldsEntry) bool {
 		return false
 	}
 	for _, f := range fields {
-		if f.Manager == FieldManager || f.Subresource != "" || f.Time == nil {
+		if f.Manager == convention.FieldManager || f.Subresource != "" || f.Time == nil {
 			continue
 		}
 		if !f.Time.Time.Before(ours) {

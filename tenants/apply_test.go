@@ -20,6 +20,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/gyreops/gyre/internal/convention"
 	"github.com/gyreops/gyre/tenants"
 )
 
@@ -55,7 +56,7 @@ func configMap(name, value string) *unstructured.Unstructured {
 	u.SetKind("ConfigMap")
 	u.SetNamespace("apply-test")
 	u.SetName(name)
-	u.SetLabels(map[string]string{tenants.TenantLabel: "apply"})
+	u.SetLabels(map[string]string{convention.TenantLabel: "apply"})
 	_ = unstructured.SetNestedField(u.Object, value, "data", "key")
 	return u
 }
@@ -65,7 +66,7 @@ func wanted(cms ...*unstructured.Unstructured) []*unstructured.Unstructured {
 	ns.SetAPIVersion("v1")
 	ns.SetKind("Namespace")
 	ns.SetName("apply-test")
-	ns.SetLabels(map[string]string{tenants.TenantLabel: "apply"})
+	ns.SetLabels(map[string]string{convention.TenantLabel: "apply"})
 	return append([]*unstructured.Unstructured{ns}, cms...)
 }
 
@@ -87,7 +88,7 @@ func TestApplier(t *testing.T) {
 	g.Expect(err).NotTo(HaveOccurred())
 	// The cache gyre's tenant reconciler keeps: metadata of what carries
 	// the tenant label.
-	managed, err := labels.NewRequirement(tenants.TenantLabel, selection.Exists, nil)
+	managed, err := labels.NewRequirement(convention.TenantLabel, selection.Exists, nil)
 	g.Expect(err).NotTo(HaveOccurred())
 	live, err := cache.New(control.Config, cache.Options{Scheme: scheme, DefaultLabelSelector: labels.NewSelector().Add(*managed)})
 	g.Expect(err).NotTo(HaveOccurred())
@@ -106,7 +107,7 @@ func TestApplier(t *testing.T) {
 				m := &metav1.PartialObjectMetadata{}
 				m.SetGroupVersionKind(o.GroupVersionKind())
 				g.Expect(live.Get(ctx, client.ObjectKeyFromObject(o), m)).To(Succeed())
-				g.Expect(m.Annotations).To(HaveKeyWithValue(tenants.DigestAnnotation, want.GetAnnotations()[tenants.DigestAnnotation]))
+				g.Expect(m.Annotations).To(HaveKeyWithValue(convention.DigestAnnotation, want.GetAnnotations()[convention.DigestAnnotation]))
 			}
 		}).WithTimeout(10 * time.Second).Should(Succeed())
 	}
@@ -205,7 +206,7 @@ func TestApplier(t *testing.T) {
 		run.SetKind("WorkflowRun")
 		run.SetNamespace("apply-test")
 		run.SetName("run")
-		run.SetLabels(map[string]string{tenants.TenantLabel: "apply"})
+		run.SetLabels(map[string]string{convention.TenantLabel: "apply"})
 		_ = unstructured.SetNestedField(run.Object, "wf", "spec", "workflowRef", "name")
 		reqs.take()
 		_, err := a.Apply(ctx, wanted(configMap("one", "1"), run, configMap("Not_A_Valid_Name", "x")))

@@ -22,6 +22,7 @@ import (
 
 	cyclonev1alpha1 "github.com/gyreops/gyre/api/cyclone/v1alpha1"
 	gyrev1alpha1 "github.com/gyreops/gyre/api/gyre/v1alpha1"
+	"github.com/gyreops/gyre/internal/convention"
 	"github.com/gyreops/gyre/internal/testcluster"
 	"github.com/gyreops/gyre/tenants"
 )
@@ -114,15 +115,15 @@ func TestProvision_twoClusters(t *testing.T) {
 		q := &corev1.ResourceQuota{}
 		g.Expect(c.Get(ctx, client.ObjectKey{Namespace: ns, Name: tenants.QuotaName}, q)).To(Succeed())
 		g.Expect(q.Spec.Hard.Pods().String()).To(Equal("10"))
-		g.Expect(q.Labels).To(HaveKeyWithValue(tenants.TenantLabel, "acme"))
+		g.Expect(q.Labels).To(HaveKeyWithValue(convention.TenantLabel, "acme"))
 		g.Expect(c.Get(ctx, client.ObjectKey{Namespace: ns, Name: "cyclone-pvc-acme"}, &corev1.PersistentVolumeClaim{})).To(Succeed())
-		g.Expect(c.Get(ctx, client.ObjectKey{Namespace: ns, Name: tenants.WorkerName}, &corev1.ServiceAccount{})).To(Succeed())
-		g.Expect(c.Get(ctx, client.ObjectKey{Namespace: ns, Name: tenants.WorkerName}, &rbacv1.RoleBinding{})).To(Succeed())
+		g.Expect(c.Get(ctx, client.ObjectKey{Namespace: ns, Name: convention.WorkerServiceAccount}, &corev1.ServiceAccount{})).To(Succeed())
+		g.Expect(c.Get(ctx, client.ObjectKey{Namespace: ns, Name: convention.WorkerServiceAccount}, &rbacv1.RoleBinding{})).To(Succeed())
 		// Granted PatchPods, stage Pods may patch the Pods of their own
 		// namespace, and touch no Pod of another namespace.
 		for podNS, allowed := range map[string]bool{ns: true, "cyclone-other-worker": false} {
 			review := &authorizationv1.SubjectAccessReview{Spec: authorizationv1.SubjectAccessReviewSpec{
-				User:               "system:serviceaccount:" + ns + ":" + tenants.WorkerName,
+				User:               "system:serviceaccount:" + ns + ":" + convention.WorkerServiceAccount,
 				ResourceAttributes: &authorizationv1.ResourceAttributes{Namespace: podNS, Verb: "patch", Resource: "pods"},
 			}}
 			g.Expect(c.Create(ctx, review)).To(Succeed())
@@ -143,7 +144,7 @@ func TestProvision_twoClusters(t *testing.T) {
 		g.Expect(fc.Get(ctx, client.ObjectKey{Namespace: "cyclone-acme-worker", Name: tenants.QuotaName}, q)).To(Succeed())
 		q.Spec.Hard[corev1.ResourcePods] = resource.MustParse("99")
 		g.Expect(fc.Update(ctx, q)).To(Succeed())
-		g.Expect(fc.Delete(ctx, &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Namespace: "cyclone-acme-worker", Name: tenants.WorkerName}})).To(Succeed())
+		g.Expect(fc.Delete(ctx, &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Namespace: "cyclone-acme-worker", Name: convention.WorkerServiceAccount}})).To(Succeed())
 
 		res, err := tenants.Provision(ctx, cs, nil, tenant)
 		g.Expect(err).NotTo(HaveOccurred())

@@ -15,12 +15,9 @@ import (
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/restmapper"
 
+	"github.com/gyreops/gyre/internal/convention"
 	"github.com/gyreops/gyre/render"
-	"github.com/gyreops/gyre/tenants"
 )
-
-// liveFieldManager is the field manager of gyre diff --live's dry runs.
-const liveFieldManager = "gyre"
 
 // diffLive renders the repository (at --head, or its working tree) and
 // compares every target with what is live in the cluster: each object
@@ -131,7 +128,7 @@ func (l *liveReader) dryRunApply(ctx context.Context, obj *unstructured.Unstruct
 	}
 	force := true
 	dry, err = ri.Patch(ctx, obj.GetName(), types.ApplyPatchType, data, metav1.PatchOptions{
-		DryRun: []string{metav1.DryRunAll}, FieldManager: liveFieldManager, Force: &force,
+		DryRun: []string{metav1.DryRunAll}, FieldManager: convention.FieldManager, Force: &force,
 	})
 	if apierrors.IsNotFound(err) && cur == nil {
 		// The namespace may not exist yet; then the object is simply new.
@@ -143,7 +140,7 @@ func (l *liveReader) dryRunApply(ctx context.Context, obj *unstructured.Unstruct
 // targetObjects lists the live objects a target applied before: those of
 // the allowed kinds labelled with its tenant and cluster.
 func (l *liveReader) targetObjects(ctx context.Context, t render.Target) ([]*unstructured.Unstructured, error) {
-	selector := fmt.Sprintf("%s=%s,%s=%s", render.TenantLabel, t.Tenant, render.ClusterLabel, t.Cluster)
+	selector := fmt.Sprintf("%s=%s,%s=%s", convention.TenantLabel, t.Tenant, convention.TargetLabel, t.Cluster)
 	var out []*unstructured.Unstructured
 	for _, gk := range render.DefaultAllowedKinds {
 		m, err := l.mapper.RESTMapping(schema.GroupKind{Group: gk.Group, Kind: gk.Kind})
@@ -173,8 +170,8 @@ func normalize(obj *unstructured.Unstructured) *unstructured.Unstructured {
 	}
 	unstructured.RemoveNestedField(o.Object, "status")
 	if a := o.GetAnnotations(); a != nil {
-		delete(a, render.RevisionAnnotation)
-		delete(a, tenants.DigestAnnotation)
+		delete(a, convention.RevisionAnnotation)
+		delete(a, convention.DigestAnnotation)
 		if len(a) == 0 {
 			a = nil
 		}
