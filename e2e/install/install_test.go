@@ -43,7 +43,6 @@ import (
 
 	cyclonev1alpha1 "github.com/gyreops/gyre/api/cyclone/v1alpha1"
 	gyrev1alpha1 "github.com/gyreops/gyre/api/gyre/v1alpha1"
-	gyreexec "github.com/gyreops/gyre/exec"
 	"github.com/gyreops/gyre/internal/convention"
 	"github.com/gyreops/gyre/internal/e2etest"
 	"github.com/gyreops/gyre/internal/gitserver"
@@ -703,7 +702,7 @@ func TestRealNodeInstall_controllerRestartMidRunAdoptsItsPods(t *testing.T) {
 	napNow, err := e.cs.CoreV1().Pods(worker).Get(ctx, nap.Name, metav1.GetOptions{})
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(napNow.UID).To(Equal(nap.UID))
-	g.Expect(napNow.Annotations).NotTo(HaveKey(gyreexec.WorkloadExitAnnotation), "the nap stage ended before the new controller took over; the test proves nothing")
+	g.Expect(napNow.Annotations).NotTo(HaveKey(convention.WorkloadExitAnnotation), "the nap stage ended before the new controller took over; the test proves nothing")
 
 	got := e.waitRun(t, run, rec)
 	g.Expect(got.Status.Stages["nap"].Pod).NotTo(BeNil())
@@ -812,8 +811,8 @@ func (r *podRecorder) see(ctx context.Context, typ watch.EventType, pod *corev1.
 	defer r.mu.Unlock()
 	p := r.pods[pod.UID]
 	if p == nil {
-		p = &podRecord{Name: pod.Name, UID: pod.UID, Run: pod.Annotations[gyreexec.AnnotationRun],
-			Stage: pod.Annotations[gyreexec.AnnotationStage], Kind: pod.Labels[gyreexec.LabelPodKind], Created: now}
+		p = &podRecord{Name: pod.Name, UID: pod.UID, Run: pod.Annotations[convention.AnnotationRun],
+			Stage: pod.Annotations[convention.AnnotationStage], Kind: pod.Labels[convention.LabelPodKind], Created: now}
 		r.pods[pod.UID] = p
 		r.order = append(r.order, pod.UID)
 	}
@@ -825,7 +824,7 @@ func (r *podRecorder) see(ctx context.Context, typ watch.EventType, pod *corev1.
 	if (p.Phase == corev1.PodSucceeded || p.Phase == corev1.PodFailed) && p.Ended.IsZero() {
 		p.Ended = now
 	}
-	if _, ok := pod.Annotations[gyreexec.WorkloadExitAnnotation]; ok && p.ExitSeen.IsZero() {
+	if _, ok := pod.Annotations[convention.WorkloadExitAnnotation]; ok && p.ExitSeen.IsZero() {
 		p.ExitSeen = now
 	}
 	if p.Kind != "workload" || !p.WorkloadStarted.IsZero() {
