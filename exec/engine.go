@@ -9,7 +9,6 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -82,10 +81,6 @@ func (r *Engine) inject(point string) error {
 	return r.fault(point)
 }
 
-// conflictRetry is how soon a run is looked at again after another writer
-// changed it under us.
-const conflictRetry = 100 * time.Millisecond
-
 // scope is one reconcile of one run.
 type scope struct {
 	run *cyclonev1alpha1.WorkflowRun
@@ -157,11 +152,8 @@ func (r *Engine) reconcile(ctx context.Context, s *scope) (ctrl.Result, error) {
 	if !run.DeletionTimestamp.IsZero() {
 		return r.reconcileDelete(ctx, s)
 	}
-	if controllerutil.AddFinalizer(run, convention.RunFinalizer) {
-		if err := r.client.Update(ctx, run); err != nil {
-			return ctrl.Result{}, fmt.Errorf("add finalizer: %w", err)
-		}
-		r.written.Store(client.ObjectKeyFromObject(run), run.ResourceVersion)
+	if err := r.writeFinalizer(ctx, run, controllerutil.AddFinalizer); err != nil {
+		return ctrl.Result{}, fmt.Errorf("add finalizer: %w", err)
 	}
 	var err error
 	s.target, err = r.targetOf(ctx, run)
@@ -345,30 +337,6 @@ func (r *Engine) failRun(ctx context.Context, s *scope, reason, msg string) erro
 	endStages(st, cyclonev1alpha1.StatusFailed, reason, msg, s.now)
 	transition(&st.Overall, cyclonev1alpha1.StatusFailed, reason, msg, s.now)
 	return r.writeStatus(ctx, s.run, st)
-}
-
-// writeStatus persists st as the run's status if it changed. The update
-// carries the run's resourceVersion, so a write based on an outdated run
-// fails with a conflict instead of overwriting newer progress.
-func (r *Engine) writeStatus(ctx context.Context, run *cyclonev1alpha1.WorkflowRun, st *cyclonev1alpha1.WorkflowRunStatus) error {
-	st.ObservedGeneration = run.Generation
-	if equality.Semantic.DeepEqual(&run.Status, st) {
-		return nil
-	}
-	updated := run.DeepCopy()
-	updated.Status = *st
-	if err := r.inject("before-status-write"); err != nil {
-		return err
-	}
-	if err := r.client.Status().Update(ctx, updated); err != nil {
-		return fmt.Errorf("update status: %w", err)
-	}
-	old := run.Status
-	*run = *updated
-	r.recordTransitions(run, &old)
-	r.observeTransitions(run, &old)
-	r.written.Store(client.ObjectKeyFromObject(run), run.ResourceVersion)
-	return r.inject("after-status-write")
 }
 
 // runPods returns the run's Pods of one kind in its target, by name.

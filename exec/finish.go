@@ -107,8 +107,7 @@ func (r *Engine) reconcileDelete(ctx context.Context, s *scope) (ctrl.Result, er
 			return ctrl.Result{}, err
 		}
 	}
-	controllerutil.RemoveFinalizer(run, convention.RunFinalizer)
-	if err := r.client.Update(ctx, run); client.IgnoreNotFound(err) != nil {
+	if err := r.writeFinalizer(ctx, run, controllerutil.RemoveFinalizer); client.IgnoreNotFound(err) != nil {
 		return ctrl.Result{}, fmt.Errorf("remove finalizer: %w", err)
 	}
 	return ctrl.Result{}, nil
