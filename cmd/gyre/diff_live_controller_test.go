@@ -19,6 +19,7 @@ import (
 
 	gyrev1alpha1 "github.com/gyreops/gyre/api/gyre/v1alpha1"
 	"github.com/gyreops/gyre/internal/gitserver"
+	"github.com/gyreops/gyre/internal/mgrconfig"
 	"github.com/gyreops/gyre/internal/testcluster"
 	"github.com/gyreops/gyre/reconciler"
 	"github.com/gyreops/gyre/source"
@@ -37,7 +38,7 @@ func TestDiff_liveAgreesWithTheController(t *testing.T) {
 	cluster, err := testcluster.Start(ctx, testcluster.Options{})
 	g.Expect(err).NotTo(HaveOccurred())
 	t.Cleanup(func() { _ = cluster.Stop() })
-	scheme, err := reconciler.NewScheme()
+	scheme, err := mgrconfig.NewScheme()
 	g.Expect(err).NotTo(HaveOccurred())
 	c, err := client.New(cluster.Config, client.Options{Scheme: scheme})
 	g.Expect(err).NotTo(HaveOccurred())
@@ -61,7 +62,7 @@ func TestDiff_liveAgreesWithTheController(t *testing.T) {
 	repoObj.Status.Artifact = &gyrev1alpha1.Artifact{Revision: art.Revision, Digest: art.Digest, LastUpdateTime: metav1.Now()}
 	g.Expect(c.Status().Update(ctx, repoObj)).To(Succeed())
 
-	opts := reconciler.ManagerOptions(scheme, reconciler.Options{MetricsAddr: "0", ProbeAddr: "0"})
+	opts := mgrconfig.Options{MetricsAddr: "0", ProbeAddr: "0"}.Manager(scheme)
 	opts.Controller = config.Controller{SkipNameValidation: ptr.To(true)}
 	mgr, err := ctrl.NewManager(cluster.Config, opts)
 	g.Expect(err).NotTo(HaveOccurred())
