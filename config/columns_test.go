@@ -12,7 +12,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	cyclonev1alpha1 "github.com/gyreops/gyre/api/cyclone/v1alpha1"
-	"github.com/gyreops/gyre/reconciler"
+	"github.com/gyreops/gyre/internal/mgrconfig"
 )
 
 // table returns the cells kubectl get would print for one object of
@@ -42,7 +42,7 @@ func TestCRDs_printerColumnsOfStagesAndWorkflows(t *testing.T) {
 	}
 	g := NewWithT(t)
 	ctx := context.Background()
-	gyreScheme, err := reconciler.NewScheme()
+	gyreScheme, err := mgrconfig.NewScheme()
 	g.Expect(err).NotTo(HaveOccurred())
 	admin, err := client.New(cluster.Config, client.Options{Scheme: gyreScheme})
 	g.Expect(err).NotTo(HaveOccurred())

@@ -12,8 +12,8 @@ import (
 
 	gyrev1alpha1 "github.com/gyreops/gyre/api/gyre/v1alpha1"
 	"github.com/gyreops/gyre/internal/convention"
+	"github.com/gyreops/gyre/internal/mgrconfig"
 	"github.com/gyreops/gyre/internal/testcluster"
-	"github.com/gyreops/gyre/reconciler"
 	"github.com/gyreops/gyre/tenants"
 )
 
@@ -25,7 +25,7 @@ func TestDeletionProtection(t *testing.T) {
 	g := NewWithT(t)
 	ctx := context.Background()
 	g.Expect(testcluster.InstallProtection(ctx, cluster.Config)).To(Succeed())
-	scheme, err := reconciler.NewScheme()
+	scheme, err := mgrconfig.NewScheme()
 	g.Expect(err).NotTo(HaveOccurred())
 	admin, err := client.New(cluster.Config, client.Options{Scheme: scheme})
 	g.Expect(err).NotTo(HaveOccurred())

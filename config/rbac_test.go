@@ -42,9 +42,10 @@ import (
 	"github.com/gyreops/gyre/exec"
 	"github.com/gyreops/gyre/internal/convention"
 	"github.com/gyreops/gyre/internal/gitserver"
+	"github.com/gyreops/gyre/internal/manager"
+	"github.com/gyreops/gyre/internal/mgrconfig"
 	"github.com/gyreops/gyre/internal/testcluster"
 	"github.com/gyreops/gyre/receiver"
-	"github.com/gyreops/gyre/reconciler"
 	"github.com/gyreops/gyre/tenants"
 )
 
@@ -188,7 +189,7 @@ func TestRBAC_controllerDoesItsWholeJobAsItsServiceAccount(t *testing.T) {
 	}
 	g := NewWithT(t)
 	ctx := context.Background()
-	scheme, err := reconciler.NewScheme()
+	scheme, err := mgrconfig.NewScheme()
 	g.Expect(err).NotTo(HaveOccurred())
 	admin, err := client.New(cluster.Config, client.Options{Scheme: scheme})
 	g.Expect(err).NotTo(HaveOccurred())
@@ -264,7 +265,7 @@ func TestRBAC_controllerDoesItsWholeJobAsItsServiceAccount(t *testing.T) {
 	klog.SetLogger(logger)
 	ctrl.SetLogger(logger)
 	t.Cleanup(klog.ClearLogger)
-	o := reconciler.Options{
+	o := manager.Options{
 		MetricsAddr:             "0",
 		ProbeAddr:               "0",
 		LeaderElection:          true,
@@ -273,13 +274,13 @@ func TestRBAC_controllerDoesItsWholeJobAsItsServiceAccount(t *testing.T) {
 		LogDir:                  t.TempDir(),
 		Exec:                    exec.Config{GCPodAnnotations: map[string]string{testcluster.AnnotationResult: "succeed"}},
 	}
-	opts := reconciler.ManagerOptions(scheme, o)
+	opts := o.Manager(scheme)
 	opts.Logger = logger
 	mgr, err := ctrl.NewManager(cfg, opts)
 	g.Expect(err).NotTo(HaveOccurred())
-	g.Expect(reconciler.Setup(mgr, o)).To(Succeed())
+	g.Expect(manager.Setup(mgr, o)).To(Succeed())
 	// The webhook server --webhook-addr adds, on a port of the test's.
-	hooks := reconciler.NewWebhookServer(mgr, o)
+	hooks := manager.NewWebhookServer(mgr, o)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	g.Expect(err).NotTo(HaveOccurred())
 	mgrCtx, cancel := context.WithCancel(ctx)
@@ -399,7 +400,7 @@ func TestRBAC_controllerDoesItsWholeJobAsItsServiceAccount(t *testing.T) {
 	g.Expect(err).NotTo(HaveOccurred())
 	token, err := cs.CoreV1().ServiceAccounts(ns).CreateToken(ctx, "nobody", &authenticationv1.TokenRequest{}, metav1.CreateOptions{})
 	g.Expect(err).NotTo(HaveOccurred())
-	logsReq, err := http.NewRequest(http.MethodGet, "http://"+ln.Addr().String()+reconciler.LogsPath+"/"+ns+"/hello-1/hello", nil)
+	logsReq, err := http.NewRequest(http.MethodGet, "http://"+ln.Addr().String()+manager.LogsPath+"/"+ns+"/hello-1/hello", nil)
 	g.Expect(err).NotTo(HaveOccurred())
 	logsReq.Header.Set("Authorization", "Bearer "+token.Status.Token)
 	logsResp, err := http.DefaultClient.Do(logsReq)

@@ -19,6 +19,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
+	"github.com/gyreops/gyre/internal/mgrconfig"
 	"github.com/gyreops/gyre/internal/testcluster"
 )
 
@@ -43,7 +44,7 @@ func runSuite(m *testing.M) int {
 	} else {
 		ctrl.SetLogger(logr.Discard())
 	}
-	scheme, err := NewScheme()
+	scheme, err := mgrconfig.NewScheme()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
@@ -69,7 +70,7 @@ func runSuite(m *testing.M) int {
 // validation, which is process-wide, is off too.
 func newManager(t testing.TB) ctrl.Manager {
 	t.Helper()
-	opts := ManagerOptions(testEnv.Scheme, Options{MetricsAddr: "0", ProbeAddr: "0"})
+	opts := mgrconfig.Options{MetricsAddr: "0", ProbeAddr: "0"}.Manager(testEnv.Scheme)
 	opts.Controller = config.Controller{SkipNameValidation: ptr.To(true)}
 	mgr, err := ctrl.NewManager(testEnv.Config, opts)
 	if err != nil {

@@ -14,8 +14,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	gyrev1alpha1 "github.com/gyreops/gyre/api/gyre/v1alpha1"
+	"github.com/gyreops/gyre/internal/apply"
 	"github.com/gyreops/gyre/internal/convention"
-	"github.com/gyreops/gyre/tenants"
 )
 
 // AdoptionError says that objects a target renders already exist in the
@@ -93,7 +93,7 @@ func checkAdoption(ctx context.Context, live client.Reader, t *gyrev1alpha1.Tena
 // namespace, at least those named in byName: one listing, or, for
 // Secrets, which gyre may not list, a read of each.
 func liveMetadata(ctx context.Context, live client.Reader, gvk schema.GroupVersionKind, namespace string, byName map[string]*unstructured.Unstructured) ([]metav1.PartialObjectMetadata, error) {
-	if !tenants.IsSecret(gvk) {
+	if !apply.IsSecret(gvk) {
 		list := &metav1.PartialObjectMetadataList{}
 		list.SetGroupVersionKind(gvk.GroupVersion().WithKind(gvk.Kind + "List"))
 		if err := live.List(ctx, list, client.InNamespace(namespace)); err != nil {

@@ -31,6 +31,7 @@ import (
 
 	gyrev1alpha1 "github.com/gyreops/gyre/api/gyre/v1alpha1"
 	"github.com/gyreops/gyre/internal/convention"
+	"github.com/gyreops/gyre/internal/mgrconfig"
 	"github.com/gyreops/gyre/internal/testcluster"
 	"github.com/gyreops/gyre/render"
 	"github.com/gyreops/gyre/tenants"
@@ -347,7 +348,7 @@ func benchRepository(b *testing.B, g *WithT) *gyrev1alpha1.Repository {
 // startBenchController runs a tenant reconciler as `gyre controller` does,
 // its requests counted by writes.
 func startBenchController(g *WithT, dir string, writes *writeCounter, clk clock.Clock) (*TenantReconciler, func()) {
-	opts := ManagerOptions(testEnv.Scheme, Options{MetricsAddr: "0", ProbeAddr: "0"})
+	opts := mgrconfig.Options{MetricsAddr: "0", ProbeAddr: "0"}.Manager(testEnv.Scheme)
 	opts.Controller = config.Controller{SkipNameValidation: ptr.To(true)}
 	mgr, err := ctrl.NewManager(countingConfig(testEnv.Config, writes), opts)
 	g.Expect(err).NotTo(HaveOccurred())

@@ -18,8 +18,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 	"sigs.k8s.io/controller-runtime/pkg/source"
 
+	"github.com/gyreops/gyre/internal/apply"
 	"github.com/gyreops/gyre/internal/convention"
-	"github.com/gyreops/gyre/tenants"
 )
 
 // driftTracker remembers, per Tenant, what the last full reconcile applied
@@ -168,7 +168,7 @@ func (w *kindWatches) ensureKinds(gvks []schema.GroupVersionKind) error {
 	for _, gvk := range gvks {
 		// Secrets are not watched: gyre may not list them. A changed
 		// Secret of a tenant is put back by the next full reconcile.
-		if w.watched[gvk] || tenants.IsSecret(gvk) {
+		if w.watched[gvk] || apply.IsSecret(gvk) {
 			continue
 		}
 		meta := &metav1.PartialObjectMetadata{}
@@ -208,7 +208,7 @@ func notOwnWrite() predicate.Funcs {
 		GenericFunc: func(event.GenericEvent) bool { return false },
 		DeleteFunc:  func(event.DeleteEvent) bool { return true },
 		UpdateFunc: func(e event.UpdateEvent) bool {
-			return !tenants.LastWriteIsOurs(e.ObjectNew.GetManagedFields())
+			return !apply.LastWriteIsOurs(e.ObjectNew.GetManagedFields(), convention.FieldManager)
 		},
 	}
 }

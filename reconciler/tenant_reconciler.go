@@ -18,6 +18,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	gyrev1alpha1 "github.com/gyreops/gyre/api/gyre/v1alpha1"
+	"github.com/gyreops/gyre/internal/apply"
 	"github.com/gyreops/gyre/internal/convention"
 	"github.com/gyreops/gyre/render"
 	"github.com/gyreops/gyre/tenants"
@@ -329,7 +330,7 @@ func (r *TenantReconciler) render(ctx context.Context, s *tenantScope) (ctrl.Res
 			for _, o := range ts.objects {
 				// Stamped once here, whatever the repository says, and
 				// applied as they are on every check of this revision.
-				if err := tenants.Stamp(o); err != nil {
+				if err := apply.Stamp(o); err != nil {
 					return ctrl.Result{}, err
 				}
 			}

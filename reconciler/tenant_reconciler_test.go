@@ -30,6 +30,7 @@ import (
 	gyrev1alpha1 "github.com/gyreops/gyre/api/gyre/v1alpha1"
 	"github.com/gyreops/gyre/internal/convention"
 	"github.com/gyreops/gyre/internal/gitserver"
+	"github.com/gyreops/gyre/internal/mgrconfig"
 	"github.com/gyreops/gyre/internal/testcluster"
 	"github.com/gyreops/gyre/source"
 	"github.com/gyreops/gyre/tenants"
@@ -182,7 +183,7 @@ func (f *tenantFixture) ignore(g *WithT, ignore string) {
 // start runs a tenant reconciler in a manager built like `gyre
 // controller`'s, whose requests f.writes counts.
 func (f *tenantFixture) start(g *WithT) {
-	opts := ManagerOptions(testEnv.Scheme, Options{MetricsAddr: "0", ProbeAddr: "0"})
+	opts := mgrconfig.Options{MetricsAddr: "0", ProbeAddr: "0"}.Manager(testEnv.Scheme)
 	opts.Controller = config.Controller{SkipNameValidation: ptr.To(true)}
 	mgr, err := ctrl.NewManager(countingConfig(testEnv.Config, f.writes), opts)
 	g.Expect(err).NotTo(HaveOccurred())

@@ -17,6 +17,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	gyrev1alpha1 "github.com/gyreops/gyre/api/gyre/v1alpha1"
+	"github.com/gyreops/gyre/internal/apply"
 	"github.com/gyreops/gyre/internal/convention"
 )
 
@@ -108,7 +109,7 @@ func provisionCluster(ctx context.Context, c client.Client, live client.Reader, 
 	if err := checkOwnership(ctx, c, live, t.Name, objs, cluster); err != nil {
 		return err
 	}
-	return apply(ctx, c, live, objs, cluster, res)
+	return applyObjects(ctx, c, live, objs, cluster, res)
 }
 
 // checkOwnership refuses to take over objects gyre did not create for
@@ -176,14 +177,14 @@ func describe(o *unstructured.Unstructured) string {
 	return o.GetKind() + " " + o.GetNamespace() + "/" + o.GetName()
 }
 
-// apply server-side applies objs to one cluster, namespaces first: the
+// applyObjects server-side applies objs to one cluster, namespaces first: the
 // objects in a namespace cannot be created before it. RoleBindings come
 // last, once their Role exists: gyre holds no "bind" right, so the API
 // server allows a binding only after checking that gyre itself holds
 // every right of the Role it names, which it cannot do for a Role not
 // created yet.
-func apply(ctx context.Context, c client.Client, live client.Reader, objs []*unstructured.Unstructured, cluster string, res *Result) error {
-	a := &Applier{Client: c, Live: live}
+func applyObjects(ctx context.Context, c client.Client, live client.Reader, objs []*unstructured.Unstructured, cluster string, res *Result) error {
+	a := &apply.Applier{Client: c, Live: live, Owner: ssa.Owner{Field: convention.FieldManager, Group: convention.FieldManagerGroup}}
 	var first, bindings []*unstructured.Unstructured
 	for _, o := range objs {
 		o = o.DeepCopy() // the applier stamps what it applies

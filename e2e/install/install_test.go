@@ -46,8 +46,8 @@ import (
 	"github.com/gyreops/gyre/internal/convention"
 	"github.com/gyreops/gyre/internal/e2etest"
 	"github.com/gyreops/gyre/internal/gitserver"
+	"github.com/gyreops/gyre/internal/mgrconfig"
 	"github.com/gyreops/gyre/internal/testcluster"
-	"github.com/gyreops/gyre/reconciler"
 )
 
 // What config/default installs.
@@ -119,7 +119,7 @@ func setup(t *testing.T) *env {
 
 func newEnv(t *testing.T) *env {
 	g := NewWithT(t)
-	scheme, err := reconciler.NewScheme()
+	scheme, err := mgrconfig.NewScheme()
 	g.Expect(err).NotTo(HaveOccurred())
 	e := &env{}
 	e.admin, err = client.New(cluster.Config, client.Options{Scheme: scheme})

@@ -1,28 +1,53 @@
-package tenants_test
+package apply_test
 
 import (
 	"context"
 	"net/http"
+	"os"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/fluxcd/pkg/ssa"
+	"github.com/go-logr/logr"
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/selection"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
+	"github.com/gyreops/gyre/internal/apply"
 	"github.com/gyreops/gyre/internal/convention"
-	"github.com/gyreops/gyre/tenants"
+	"github.com/gyreops/gyre/internal/testcluster"
 )
+
+var (
+	scheme  = runtime.NewScheme()
+	control *testcluster.Cluster
+)
+
+// owner is the field manager the tests apply as.
+var owner = ssa.Owner{Field: convention.FieldManager, Group: convention.FieldManagerGroup}
+
+func TestMain(m *testing.M) {
+	ctrllog.SetLogger(logr.Discard())
+	if err := clientgoscheme.AddToScheme(scheme); err != nil {
+		panic(err)
+	}
+	os.Exit(testcluster.RunSuite(m, testcluster.Options{}, func(c *testcluster.Cluster) error {
+		control = c
+		return nil
+	}))
+}
 
 // requestLog records the requests a client sends.
 type requestLog struct {
@@ -79,6 +104,7 @@ func actions(cs *ssa.ChangeSet) map[string]ssa.Action {
 }
 
 func TestApplier(t *testing.T) {
+	testcluster.Require(t)
 	g := NewWithT(t)
 	ctx := context.Background()
 	reqs := &requestLog{}
@@ -96,14 +122,16 @@ func TestApplier(t *testing.T) {
 	defer cancel()
 	go func() { _ = live.Start(cctx) }()
 	g.Expect(live.WaitForCacheSync(cctx)).To(BeTrue())
-	a := &tenants.Applier{Client: c, Live: live}
+	// The caller's rule: a WorkflowRun starts work, so it goes last.
+	isRun := func(o *unstructured.Unstructured) bool { return o.GetKind() == "WorkflowRun" }
+	a := &apply.Applier{Client: c, Live: live, Owner: owner, CreateLast: isRun}
 
 	// inCache waits until the cache shows the digest of every object.
 	inCache := func(g *WithT, objs []*unstructured.Unstructured) {
 		g.Eventually(func(g Gomega) {
 			for _, o := range objs {
 				want := o.DeepCopy()
-				g.Expect(tenants.Stamp(want)).To(Succeed())
+				g.Expect(apply.Stamp(want)).To(Succeed())
 				m := &metav1.PartialObjectMetadata{}
 				m.SetGroupVersionKind(o.GroupVersionKind())
 				g.Expect(live.Get(ctx, client.ObjectKeyFromObject(o), m)).To(Succeed())
@@ -162,7 +190,7 @@ func TestApplier(t *testing.T) {
 			m := &metav1.PartialObjectMetadata{}
 			m.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("ConfigMap"))
 			g.Expect(live.Get(ctx, client.ObjectKey{Namespace: "apply-test", Name: "two"}, m)).To(Succeed())
-			g.Expect(tenants.LastWriteIsOurs(m.ManagedFields)).To(BeFalse())
+			g.Expect(apply.LastWriteIsOurs(m.ManagedFields, owner.Field)).To(BeFalse())
 		}).WithTimeout(10 * time.Second).Should(Succeed())
 		reqs.take()
 		cs, err := a.Apply(ctx, wanted(configMap("one", "1"), configMap("two", "2")))
@@ -199,7 +227,7 @@ func TestApplier(t *testing.T) {
 		}
 	})
 
-	t.Run("A WorkflowRun is created only once everything else of its batch was accepted.", func(t *testing.T) {
+	t.Run("An object the caller creates last is created only once everything else of its batch was accepted.", func(t *testing.T) {
 		g := NewWithT(t)
 		run := &unstructured.Unstructured{}
 		run.SetAPIVersion("cyclone.dev/v1alpha1")
@@ -228,4 +256,37 @@ func TestApplier(t *testing.T) {
 			"PATCH /apis/cyclone.dev/v1alpha1/namespaces/apply-test/workflowruns/run",
 		}))
 	})
+}
+
+func TestApplier_dryRunAgreesWithApply(t *testing.T) {
+	testcluster.Require(t)
+	g := NewWithT(t)
+	ctx := context.Background()
+	c, err := client.New(control.Config, client.Options{Scheme: scheme})
+	g.Expect(err).NotTo(HaveOccurred())
+	a := &apply.Applier{Client: c, Owner: owner}
+	cm := func(value string) *unstructured.Unstructured {
+		o := configMap("settings", value)
+		o.SetNamespace("dryrun-test")
+		return o
+	}
+	ns := wanted()[0]
+	ns.SetName("dryrun-test")
+
+	live, dry, err := a.DryRun(ctx, cm("1"))
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(live).To(BeNil(), "nothing is live before the first apply")
+	g.Expect(dry.Object["data"]).To(Equal(map[string]any{"key": "1"}))
+
+	_, err = a.Apply(ctx, []*unstructured.Unstructured{ns, cm("1")})
+	g.Expect(err).NotTo(HaveOccurred())
+	live, dry, err = a.DryRun(ctx, cm("1"))
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(dry.GetResourceVersion()).To(Equal(live.GetResourceVersion()), "a dry run of what was applied changes nothing")
+	g.Expect(dry.GetManagedFields()).To(Equal(live.GetManagedFields()))
+
+	live, dry, err = a.DryRun(ctx, cm("2"))
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(live.Object["data"]).To(Equal(map[string]any{"key": "1"}))
+	g.Expect(dry.Object["data"]).To(Equal(map[string]any{"key": "2"}))
 }

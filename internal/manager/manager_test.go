@@ -1,4 +1,4 @@
-package reconciler
+package manager
 
 import (
 	"context"
@@ -21,6 +21,8 @@ import (
 
 	gyrev1alpha1 "github.com/gyreops/gyre/api/gyre/v1alpha1"
 	"github.com/gyreops/gyre/internal/gitserver"
+	"github.com/gyreops/gyre/internal/mgrconfig"
+	"github.com/gyreops/gyre/internal/testcluster"
 )
 
 // secretSpy is the manager's cache, noting every Secret asked of it: a
@@ -75,6 +77,7 @@ func (s *secretSpy) GetInformerForKind(ctx context.Context, gvk schema.GroupVers
 }
 
 func TestManager_readsSecretsFromTheAPIServerNeverTheCache(t *testing.T) {
+	testcluster.Require(t)
 	g := NewWithT(t)
 	ctx := context.Background()
 	root := t.TempDir()
@@ -89,7 +92,7 @@ func TestManager_readsSecretsFromTheAPIServerNeverTheCache(t *testing.T) {
 	// Every controller gyre runs, built as `gyre controller` builds them,
 	// on a cache that notes Secret reads.
 	spy := &secretSpy{scheme: testEnv.Scheme}
-	opts := ManagerOptions(testEnv.Scheme, Options{MetricsAddr: "0", ProbeAddr: "0"})
+	opts := mgrconfig.Options{MetricsAddr: "0", ProbeAddr: "0"}.Manager(testEnv.Scheme)
 	opts.Controller = config.Controller{SkipNameValidation: ptr.To(true)}
 	opts.NewCache = func(cfg *rest.Config, o cache.Options) (cache.Cache, error) {
 		c, err := cache.New(cfg, o)

@@ -1,42 +1,32 @@
-package reconciler
+// Package manager wires every gyre controller, the WorkflowRun engine,
+// the trigger controllers and the webhook server into one
+// controller-runtime manager.
+package manager
 
 import (
 	"fmt"
 	"net/http"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/cache"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
-	cyclonev1alpha1 "github.com/gyreops/gyre/api/cyclone/v1alpha1"
-	gyrev1alpha1 "github.com/gyreops/gyre/api/gyre/v1alpha1"
 	"github.com/gyreops/gyre/exec"
+	"github.com/gyreops/gyre/internal/mgrconfig"
 	"github.com/gyreops/gyre/internal/record"
 	"github.com/gyreops/gyre/internal/runlogs"
 	"github.com/gyreops/gyre/receiver"
+	"github.com/gyreops/gyre/reconciler"
 	"github.com/gyreops/gyre/source"
 	"github.com/gyreops/gyre/trigger"
 )
 
-// Options configures gyre's controller manager: `gyre controller`, `gyre
-// dev` and the envtest suites build it the same way, from these.
+// Options configures gyre's controllers: `gyre controller`, `gyre dev`
+// and the envtest suites build them the same way, from these.
 type Options struct {
-	// MetricsAddr serves Prometheus metrics; "0" turns them off.
-	MetricsAddr string
-	// ProbeAddr serves /healthz and /readyz; "0" turns them off.
-	ProbeAddr string
-	// LeaderElection makes one replica of several do the work.
-	LeaderElection bool
-	// LeaderElectionNamespace holds the lease; the in-cluster namespace
-	// when empty.
-	LeaderElectionNamespace string
+	// Options are the manager's servers and leader election.
+	mgrconfig.Options
 	// WebhookAddr serves SCM webhooks for WorkflowTriggers and push
 	// events for Repositories; none when empty.
 	WebhookAddr string
@@ -70,44 +60,6 @@ func logStore(o Options) runlogs.Store {
 		return &runlogs.Dir{Root: o.LogDir}
 	}
 	return nil
-}
-
-// NewScheme returns a scheme with every kind gyre reads or writes.
-func NewScheme() (*runtime.Scheme, error) {
-	s := runtime.NewScheme()
-	for _, add := range []func(*runtime.Scheme) error{
-		clientgoscheme.AddToScheme,
-		cyclonev1alpha1.AddToScheme,
-		gyrev1alpha1.AddToScheme,
-	} {
-		if err := add(s); err != nil {
-			return nil, err
-		}
-	}
-	return s, nil
-}
-
-// ManagerOptions turns Options into controller-runtime's.
-func ManagerOptions(scheme *runtime.Scheme, o Options) ctrl.Options {
-	return ctrl.Options{
-		Scheme:                        scheme,
-		Metrics:                       metricsserver.Options{BindAddress: o.MetricsAddr},
-		HealthProbeBindAddress:        o.ProbeAddr,
-		LeaderElection:                o.LeaderElection,
-		LeaderElectionID:              "gyre-controller.gyre.dev",
-		LeaderElectionNamespace:       o.LeaderElectionNamespace,
-		LeaderElectionReleaseOnCancel: true,
-		// No reader of the manager's cache looks at managed fields (the
-		// tenant reconciler keeps its own cache for that); dropping them
-		// halves what a cached WorkflowRun or Tenant costs to keep and
-		// to copy on every read.
-		Cache: cache.Options{DefaultTransform: cache.TransformStripManagedFields()},
-		// A Secret read through the cache would start an informer that
-		// lists and watches every Secret of the cluster and keeps their
-		// values in memory. gyre reads the few it needs from the API
-		// server; this keeps a read that forgets to do so from caching.
-		Client: client.Options{Cache: &client.CacheOptions{DisableFor: []client.Object{&corev1.Secret{}}}},
-	}
 }
 
 // NewWebhookServer returns gyre's webhook server on o.WebhookAddr: SCM
@@ -152,10 +104,10 @@ func Setup(mgr ctrl.Manager, o Options) error {
 	}
 	o.Exec.Logs = logStore(o)
 	git := &source.Git{CacheDir: o.ArtifactDir}
-	if err := (&RepositoryReconciler{Git: git}).SetupWithManager(mgr); err != nil {
+	if err := (&reconciler.RepositoryReconciler{Git: git}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("repository controller: %w", err)
 	}
-	if err := (&TenantReconciler{Artifacts: StoreArtifacts{Store: git.Store()}}).SetupWithManager(mgr); err != nil {
+	if err := (&reconciler.TenantReconciler{Artifacts: reconciler.StoreArtifacts{Store: git.Store()}}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("tenant controller: %w", err)
 	}
 	if err := (&exec.Engine{Config: o.Exec}).SetupWithManager(mgr); err != nil {
