@@ -104,8 +104,8 @@ type pod struct {
 	// userInit counts the Stage's own init containers and sidecars,
 	// which come first; workload names the Stage's own containers, which
 	// come first too.
-	userInit int
-	workload []string
+	userInit      int
+	workloadNames []string
 	// mounts are added to every workload container.
 	mounts []corev1.VolumeMount
 	// env is the environment of gyre's own containers.
@@ -121,12 +121,12 @@ type pod struct {
 
 func (p *pod) build() error {
 	for _, part := range []func() error{
-		p.workloadPart,
+		p.workload,
 		p.inputResources,
 		p.outputArtifacts,
 		p.inputArtifacts,
 		p.outputResources,
-		p.dindPart,
+		p.dind,
 		p.mountWorkload,
 		p.coordinator,
 		p.sizeHelpers,

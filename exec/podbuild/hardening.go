@@ -51,7 +51,7 @@ func (p *pod) harden() error {
 	// Container names are unique across a Pod's init and regular
 	// containers; preset volumes add none.
 	own := map[string]bool{}
-	for _, ctr := range slices.Concat(spec.InitContainers[p.userInit:], spec.Containers[len(p.workload):]) {
+	for _, ctr := range slices.Concat(spec.InitContainers[p.userInit:], spec.Containers[len(p.workloadNames):]) {
 		own[ctr.Name] = ctr.Name != dindName && !p.dockerUsers[ctr.Name]
 	}
 	if spec.AutomountServiceAccountToken == nil || !*spec.AutomountServiceAccountToken {

@@ -26,9 +26,9 @@ const (
 	dockerSockDir    = "/var/run"
 )
 
-// dindPart gives a stage whose output resolvers need it the Docker daemon,
+// dind gives a stage whose output resolvers need it the Docker daemon,
 // shared with the workload through its socket's volume.
-func (p *pod) dindPart() error {
+func (p *pod) dind() error {
 	if !p.docker {
 		return nil
 	}
@@ -87,7 +87,7 @@ func (p *pod) coordinator() error {
 		Image: p.b.CoordinatorImage,
 		Args:  []string{"coordinator"},
 		Env: append(slices.Clone(p.env),
-			corev1.EnvVar{Name: convention.EnvWorkloadContainers, Value: strings.Join(p.workload, ",")},
+			corev1.EnvVar{Name: convention.EnvWorkloadContainers, Value: strings.Join(p.workloadNames, ",")},
 			corev1.EnvVar{Name: convention.EnvOutputResources, Value: strings.Join(p.outputs, ",")},
 			corev1.EnvVar{Name: convention.EnvOutputArtifacts, Value: strings.Join(p.artifacts, ",")},
 			corev1.EnvVar{Name: convention.EnvPodName, Value: p.name},

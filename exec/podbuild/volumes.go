@@ -65,7 +65,7 @@ func (p *pod) presetVolumes() error {
 			mount.SubPath = pv.Path
 		}
 		for j := range p.spec.Containers {
-			workload := j < len(p.workload)
+			workload := j < len(p.workloadNames)
 			if pv.ContainerGroup == cyclonev1alpha1.ContainerGroupAll || pv.ContainerGroup == "" ||
 				(pv.ContainerGroup == cyclonev1alpha1.ContainerGroupWorkload) == workload {
 				p.spec.Containers[j].VolumeMounts = append(p.spec.Containers[j].VolumeMounts, mount)

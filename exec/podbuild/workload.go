@@ -18,11 +18,11 @@ import (
 // Cyclone.
 const workloadSidecarPrefix = "wsc-"
 
-// workloadPart starts the Pod from the Stage's workload, its arguments
+// workload starts the Pod from the Stage's workload, its arguments
 // filled in: its containers and sidecars, who it runs as, the pull
 // secrets and default resources it gets, and the two volumes every stage
 // Pod has.
-func (p *pod) workloadPart() error {
+func (p *pod) workload() error {
 	run, stage := p.in.Run, p.in.Stage
 	if stage.Spec.Pod == nil {
 		return Invalid("stage %s has no pod workload (spec.pod)", stage.Name)
@@ -84,9 +84,9 @@ func (p *pod) workloadPart() error {
 		corev1.Volume{Name: coordinatorVolume, VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}})
 	p.spec = *spec
 	p.name = convention.PodName(run.Name, stage.Name, p.in.Attempt)
-	p.workload = make([]string, 0, len(spec.Containers))
+	p.workloadNames = make([]string, 0, len(spec.Containers))
 	for _, ctr := range spec.Containers {
-		p.workload = append(p.workload, ctr.Name)
+		p.workloadNames = append(p.workloadNames, ctr.Name)
 	}
 	p.env = helperEnv(run, stage.Name)
 	return nil
@@ -97,7 +97,7 @@ func (p *pod) workloadPart() error {
 // name the run and the stage; a workload's own variable of the same name
 // wins.
 func (p *pod) mountWorkload() error {
-	for i, n := range p.workload {
+	for i, n := range p.workloadNames {
 		ctr := &p.spec.Containers[i]
 		ctr.VolumeMounts = append(ctr.VolumeMounts, p.mounts...)
 		ctr.VolumeMounts = append(ctr.VolumeMounts, resultsMount(n))
@@ -120,7 +120,7 @@ func (p *pod) sizeHelpers() error {
 	for i := p.userInit; i < len(p.spec.InitContainers); i++ {
 		fillResources(&p.spec.InitContainers[i].Resources, helper)
 	}
-	for i := len(p.workload); i < len(p.spec.Containers); i++ {
+	for i := len(p.workloadNames); i < len(p.spec.Containers); i++ {
 		fillResources(&p.spec.Containers[i].Resources, helper)
 	}
 	return nil
