@@ -102,8 +102,8 @@ type pod struct {
 	// defaults are the requests and limits of containers that set none.
 	defaults corev1.ResourceRequirements
 	// userInit counts the Stage's own init containers and sidecars,
-	// which come first; workload names the Stage's own containers, which
-	// come first too.
+	// which come first; workloadNames names the Stage's own containers,
+	// which come first too.
 	userInit      int
 	workloadNames []string
 	// mounts are added to every workload container.
