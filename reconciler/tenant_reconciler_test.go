@@ -261,6 +261,7 @@ func image(s *cyclonev1alpha1.Stage) string {
 }
 
 func TestTenantReconciler(t *testing.T) {
+	testcluster.Require(t)
 	g := NewWithT(t)
 	ctx := context.Background()
 	f := newTenantFixture(t, g)

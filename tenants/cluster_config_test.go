@@ -19,6 +19,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	cyclonev1alpha1 "github.com/gyreops/gyre/api/cyclone/v1alpha1"
+	"github.com/gyreops/gyre/internal/testcluster"
 	"github.com/gyreops/gyre/tenants"
 )
 
@@ -89,6 +90,7 @@ func certUser(cert, key []byte) string {
 }
 
 func TestClusterConfig(t *testing.T) {
+	testcluster.Require(t)
 	secrets := secretReader{}
 	addSecret := func(name string, kubeconfig []byte) *cyclonev1alpha1.SecretKeyReference {
 		secrets[client.ObjectKey{Namespace: "creds", Name: name}] = &corev1.Secret{
@@ -325,6 +327,7 @@ type restConfig struct {
 }
 
 func TestClusterConfig_version(t *testing.T) {
+	testcluster.Require(t)
 	g := NewWithT(t)
 	ctx := context.Background()
 	key := client.ObjectKey{Namespace: "creds", Name: "kc"}
@@ -367,6 +370,7 @@ func TestClusterConfig_version(t *testing.T) {
 // them: a ServiceAccount token with the server's CA, and a kubeConfig with
 // a client certificate.
 func TestClients_inlineCredentials(t *testing.T) {
+	testcluster.Require(t)
 	g := NewWithT(t)
 	ctx := context.Background()
 	cc, fc := newClient(g, control), newClient(g, far)
