@@ -600,7 +600,7 @@ func settle(f *tenantFixture) {
 			last, since = n, time.Now()
 		}
 		return time.Since(since) >= quiet
-	}).WithTimeout(time.Minute).WithPolling(50 * time.Millisecond).Should(BeTrue(), "the reconciler kept sending requests")
+	}).WithTimeout(time.Minute).WithPolling(50*time.Millisecond).Should(BeTrue(), "the reconciler kept sending requests")
 }
 
 // buildStage is stages.yaml with only the build Stage, on image.
