@@ -21,9 +21,6 @@ const (
 // gone.
 const Finalizer = convention.RunFinalizer
 
-// maxNameLength is the longest Pod name the engine creates.
-const maxNameLength = convention.MaxNameLength
-
 // podName is the name of the Pod of a stage attempt (convention.PodName).
 func podName(run, stage string, attempt int32) string { return convention.PodName(run, stage, attempt) }
 
