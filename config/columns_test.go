@@ -13,6 +13,7 @@ import (
 
 	cyclonev1alpha1 "github.com/gyreops/gyre/api/cyclone/v1alpha1"
 	"github.com/gyreops/gyre/internal/mgrconfig"
+	"github.com/gyreops/gyre/internal/testcluster"
 )
 
 // table returns the cells kubectl get would print for one object of
@@ -37,6 +38,7 @@ func table(g Gomega, namespace, resource, name string) map[string]any {
 }
 
 func TestCRDs_printerColumnsOfStagesAndWorkflows(t *testing.T) {
+	testcluster.Require(t)
 	if cluster == nil {
 		t.Skip("needs the test control plane; not started in -short mode")
 	}

@@ -22,6 +22,7 @@ import (
 // until they are annotated gyre.dev/deletion-protection=disabled; gyre's
 // own removal of a deleted Tenant's namespaces goes through.
 func TestDeletionProtection(t *testing.T) {
+	testcluster.Require(t)
 	g := NewWithT(t)
 	ctx := context.Background()
 	g.Expect(testcluster.InstallProtection(ctx, cluster.Config)).To(Succeed())

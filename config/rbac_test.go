@@ -85,6 +85,7 @@ func buildRBAC(t *testing.T) []*unstructured.Unstructured {
 }
 
 func TestRBAC_namesEveryRightAndCannotGrantItself(t *testing.T) {
+	testcluster.Require(t)
 	roles := 0
 	for _, o := range buildRBAC(t) {
 		if o.GetKind() != "ClusterRole" && o.GetKind() != "Role" {
@@ -184,6 +185,7 @@ func forbiddenLines(log string) []string {
 }
 
 func TestRBAC_controllerDoesItsWholeJobAsItsServiceAccount(t *testing.T) {
+	testcluster.Require(t)
 	if cluster == nil {
 		t.Skip("needs the test control plane; not started in -short mode")
 	}

@@ -51,7 +51,7 @@
 // # Clusters
 //
 // Pods run on the control cluster unless the run's executionContext names
-// an ExecutionCluster, reached with the credentials tenants.ClusterConfig
+// an ExecutionCluster, reached with the credentials clusters.Config
 // reads from it (a kubeconfig Secret or Cyclone's inline credential), and
 // reconnects when they change. The engine keeps one label-filtered Pod cache per
 // cluster, started when the ExecutionCluster appears, and watches it with

@@ -24,6 +24,7 @@ import (
 	"github.com/gyreops/gyre/exec/template"
 	"github.com/gyreops/gyre/internal/convention"
 	"github.com/gyreops/gyre/internal/runlogs"
+	"github.com/gyreops/gyre/internal/status"
 )
 
 // Engine reconciles WorkflowRuns. Create it with a Config and register it
@@ -141,10 +142,7 @@ func (r *Engine) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, 
 	if convention.Finished(run.Status.Overall.Phase) || !run.DeletionTimestamp.IsZero() {
 		r.running.Delete(req.NamespacedName)
 	}
-	if apierrors.IsConflict(err) {
-		return ctrl.Result{RequeueAfter: conflictRetry}, nil
-	}
-	return res, err
+	return status.OnConflict(res, err)
 }
 
 func (r *Engine) reconcile(ctx context.Context, s *scope) (ctrl.Result, error) {

@@ -66,11 +66,9 @@ func (r *Engine) SetupWithManager(mgr ctrl.Manager) error {
 	}
 	r.clusters = &clusterSet{
 		scheme:  mgr.GetScheme(),
-		reader:  mgr.GetClient(),
 		secrets: mgr.GetAPIReader(),
 		limits:  mgr.GetConfig(),
 		control: &conn{cluster: control},
-		remote:  map[string]*conn{},
 		watch:   podSource,
 		clock:   r.cfg.Clock,
 	}

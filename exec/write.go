@@ -3,13 +3,13 @@ package exec
 import (
 	"context"
 	"fmt"
-	"time"
 
 	"k8s.io/apimachinery/pkg/api/equality"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	cyclonev1alpha1 "github.com/gyreops/gyre/api/cyclone/v1alpha1"
 	"github.com/gyreops/gyre/internal/convention"
+	"github.com/gyreops/gyre/internal/status"
 )
 
 // Every write of the engine to a WorkflowRun goes through writeStatus or
@@ -17,19 +17,16 @@ import (
 // run's resourceVersion: a write based on an outdated run, the engine's
 // own cache or a run a delegation service has reported on since, fails
 // with a conflict instead of overwriting newer progress, and Reconcile
-// looks at the run again after conflictRetry. Restart safety rests on
-// this: an attempt is recorded before its Pod exists, and a finished
-// stage never changes again.
+// looks at the run again after status.ConflictRequeue, as every gyre
+// controller does (internal/status). Restart safety rests on this: an
+// attempt is recorded before its Pod exists, and a finished stage never
+// changes again.
 //
 // A reconcile writes the status once where it can: progress computes the
 // whole round, then writes. It writes again only where a later step must
 // follow a recorded one: a Pod refused after its attempt was recorded, a
 // delegation request recorded before it is sent, the GC phase recorded
 // before its Pod is created.
-
-// conflictRetry is how soon a run is looked at again after another writer
-// changed it under us.
-const conflictRetry = 100 * time.Millisecond
 
 // writeStatus persists st as the run's status if it changed, and records
 // the Events and metrics of the transitions it writes.
@@ -43,7 +40,7 @@ func (r *Engine) writeStatus(ctx context.Context, run *cyclonev1alpha1.WorkflowR
 	if err := r.inject("before-status-write"); err != nil {
 		return err
 	}
-	if err := r.client.Status().Patch(ctx, updated, client.MergeFromWithOptions(run, client.MergeFromWithOptimisticLock{})); err != nil {
+	if _, err := status.Patch(ctx, r.client, run, updated); err != nil {
 		return fmt.Errorf("update status: %w", err)
 	}
 	old := run.Status

@@ -16,10 +16,12 @@ import (
 	gyrev1alpha1 "github.com/gyreops/gyre/api/gyre/v1alpha1"
 	"github.com/gyreops/gyre/internal/convention"
 	"github.com/gyreops/gyre/internal/gitserver"
+	"github.com/gyreops/gyre/internal/testcluster"
 	"github.com/gyreops/gyre/source"
 )
 
 func TestTenantReconciler_adoptsOnlyObjectsAnnotatedForIt(t *testing.T) {
+	testcluster.Require(t)
 	g := NewWithT(t)
 	ctx := context.Background()
 	root := t.TempDir()

@@ -15,10 +15,12 @@ import (
 	gyrev1alpha1 "github.com/gyreops/gyre/api/gyre/v1alpha1"
 	"github.com/gyreops/gyre/internal/convention"
 	"github.com/gyreops/gyre/internal/gitserver"
+	"github.com/gyreops/gyre/internal/testcluster"
 	"github.com/gyreops/gyre/source"
 )
 
 func TestTenantReconciler_relabelsObjectsAppliedWithTheLegacyLabels(t *testing.T) {
+	testcluster.Require(t)
 	g := NewWithT(t)
 	ctx := context.Background()
 	const name = "legacy-labels"

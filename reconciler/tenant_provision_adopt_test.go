@@ -15,12 +15,14 @@ import (
 
 	gyrev1alpha1 "github.com/gyreops/gyre/api/gyre/v1alpha1"
 	"github.com/gyreops/gyre/internal/convention"
+	"github.com/gyreops/gyre/internal/testcluster"
 )
 
 // TestTenantReconciler_adoption: a Tenant whose worker namespace exists
 // already, made by someone else, does not take it over, applies nothing,
 // and says so on its status until the namespace is annotated for adoption.
 func TestTenantReconciler_adoption(t *testing.T) {
+	testcluster.Require(t)
 	g := NewWithT(t)
 	ctx := context.Background()
 	f := newTenantFixture(t, g)

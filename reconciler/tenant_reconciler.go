@@ -20,6 +20,7 @@ import (
 	gyrev1alpha1 "github.com/gyreops/gyre/api/gyre/v1alpha1"
 	"github.com/gyreops/gyre/internal/apply"
 	"github.com/gyreops/gyre/internal/convention"
+	"github.com/gyreops/gyre/internal/status"
 	"github.com/gyreops/gyre/render"
 	"github.com/gyreops/gyre/tenants"
 )
@@ -81,10 +82,6 @@ type TenantReconciler struct {
 	// revision for a new one and apply it again.
 	written sync.Map // string → string
 }
-
-// conflictRetry is how soon a Tenant is reconciled again after its write
-// met a newer version than the reconcile read.
-const conflictRetry = 100 * time.Millisecond
 
 // tenantScope carries one reconcile's state from step to step; the
 // comment of each field says which step fills it.
@@ -159,9 +156,7 @@ func (r *TenantReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res
 		if err := r.patchStatus(ctx, s); err != nil {
 			retErr = errors.Join(retErr, err)
 		}
-		if apierrors.IsConflict(retErr) {
-			result, retErr = ctrl.Result{RequeueAfter: conflictRetry}, nil
-		}
+		result, retErr = status.OnConflict(result, retErr)
 	}()
 
 	if !tenant.DeletionTimestamp.IsZero() {

@@ -261,6 +261,7 @@ func image(s *cyclonev1alpha1.Stage) string {
 }
 
 func TestTenantReconciler(t *testing.T) {
+	testcluster.Require(t)
 	g := NewWithT(t)
 	ctx := context.Background()
 	f := newTenantFixture(t, g)
@@ -476,8 +477,10 @@ func TestTenantReconciler(t *testing.T) {
 		settle(f)
 		f.writes.take()
 		f.repo.WriteFile("tenants/alpha/base/settings.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\ndata:\n  team: alpha\n  restarted: \"yes\"\n")
+		before := f.writes.requests.Load()
 		next := f.publish(g, "edit alpha settings")
-		time.Sleep(50 * time.Millisecond)
+		// Stopped once the reconciler has started on the revision.
+		g.Eventually(f.writes.requests.Load).WithTimeout(10 * time.Second).WithPolling(5 * time.Millisecond).Should(BeNumerically(">", before))
 		f.stop()
 		f.start(g)
 		expectApplied(g, "alpha", next)
@@ -586,9 +589,18 @@ func TestTenantReconciler(t *testing.T) {
 	})
 }
 
-// settle waits until the reconciler has been quiet for a second.
+// settle waits until the reconciler has sent no request for a second:
+// the reconciles that the last writes' watch events start are over. A
+// slow reconcile makes it wait longer, never return early.
 func settle(f *tenantFixture) {
-	time.Sleep(1500 * time.Millisecond)
+	const quiet = time.Second
+	last, since := f.writes.requests.Load(), time.Now()
+	NewWithT(f.t).Eventually(func() bool {
+		if n := f.writes.requests.Load(); n != last {
+			last, since = n, time.Now()
+		}
+		return time.Since(since) >= quiet
+	}).WithTimeout(time.Minute).WithPolling(50*time.Millisecond).Should(BeTrue(), "the reconciler kept sending requests")
 }
 
 // buildStage is stages.yaml with only the build Stage, on image.

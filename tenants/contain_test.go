@@ -17,6 +17,7 @@ import (
 	gyrev1alpha1 "github.com/gyreops/gyre/api/gyre/v1alpha1"
 	"github.com/gyreops/gyre/internal/convention"
 	"github.com/gyreops/gyre/internal/podsecurity"
+	"github.com/gyreops/gyre/internal/testcluster"
 	"github.com/gyreops/gyre/tenants"
 )
 
@@ -57,6 +58,7 @@ func hostPod(ns string) *corev1.Pod {
 // admission labels of its level, so the API server refuses what the
 // engine would, and they follow the level when it changes.
 func TestProvision_podSecurity(t *testing.T) {
+	testcluster.Require(t)
 	g := NewWithT(t)
 	ctx := context.Background()
 	cc := newClient(g, control)
@@ -121,6 +123,7 @@ func TestProvision_podSecurity(t *testing.T) {
 // TestProvision_workerAccess: the worker ServiceAccount has no rights
 // unless its Tenant grants them, and loses them when the grant goes.
 func TestProvision_workerAccess(t *testing.T) {
+	testcluster.Require(t)
 	ctx := context.Background()
 	g := NewWithT(t)
 	cc := newClient(g, control)
@@ -184,6 +187,7 @@ func TestProvision_workerAccess(t *testing.T) {
 // TestProvision_adoption: gyre takes over no namespace or object it did
 // not create for the tenant unless the object says it may.
 func TestProvision_adoption(t *testing.T) {
+	testcluster.Require(t)
 	ctx := context.Background()
 	g := NewWithT(t)
 	cc := newClient(g, control)

@@ -12,12 +12,14 @@ import (
 
 	gyrev1alpha1 "github.com/gyreops/gyre/api/gyre/v1alpha1"
 	"github.com/gyreops/gyre/internal/convention"
+	"github.com/gyreops/gyre/internal/testcluster"
 	"github.com/gyreops/gyre/tenants"
 )
 
 // TestProvision_storage: every tenant gets the PVC its runs mount, sized
 // and classed by spec.storage, or by default when the Tenant sets none.
 func TestProvision_storage(t *testing.T) {
+	testcluster.Require(t)
 	ctx := context.Background()
 	cc := newClient(NewWithT(t), control)
 	cs := &tenants.Clients{Control: cc, Reader: cc}

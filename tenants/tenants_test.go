@@ -2,7 +2,6 @@ package tenants_test
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"testing"
 	"time"
@@ -39,23 +38,17 @@ func TestMain(m *testing.M) {
 			panic(err)
 		}
 	}
-	os.Exit(run(m))
-}
-
-func run(m *testing.M) int {
-	ctx := context.Background()
-	var err error
-	if control, err = testcluster.Start(ctx, testcluster.Options{ControllerManager: true}); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
+	// The control cluster is the suite's; the execution cluster, far, is
+	// a second one, stopped after the last test.
+	code := testcluster.RunSuite(m, testcluster.Options{ControllerManager: true}, func(c *testcluster.Cluster) (err error) {
+		control = c
+		far, err = testcluster.Start(context.Background(), testcluster.Options{ControllerManager: true})
+		return err
+	})
+	if far != nil {
+		_ = far.Stop()
 	}
-	defer control.Stop()
-	if far, err = testcluster.Start(ctx, testcluster.Options{ControllerManager: true}); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer far.Stop()
-	return m.Run()
+	os.Exit(code)
 }
 
 func newClient(g Gomega, c *testcluster.Cluster) client.Client {
@@ -84,6 +77,7 @@ func registerCluster(ctx context.Context, g Gomega, c client.Client, name string
 }
 
 func TestProvision_twoClusters(t *testing.T) {
+	testcluster.Require(t)
 	g := NewWithT(t)
 	ctx := context.Background()
 	cc, fc := newClient(g, control), newClient(g, far)
@@ -192,6 +186,7 @@ func TestProvision_twoClusters(t *testing.T) {
 }
 
 func TestClients_refreshesWhenTheSecretChanges(t *testing.T) {
+	testcluster.Require(t)
 	g := NewWithT(t)
 	ctx := context.Background()
 	cc := newClient(g, control)

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/events"
@@ -20,6 +19,7 @@ import (
 
 	cyclonev1alpha1 "github.com/gyreops/gyre/api/cyclone/v1alpha1"
 	"github.com/gyreops/gyre/internal/convention"
+	"github.com/gyreops/gyre/internal/status"
 )
 
 // Event reasons of triggers.
@@ -85,16 +85,12 @@ func (r *CronReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.
 	r.upSinceOnce.Do(func() { r.upSince = sc.now })
 	result, err := r.reconcile(ctx, sc)
 
-	if equality.Semantic.DeepEqual(base.Status, trig.Status) {
-		return result, err
-	}
 	// The optimistic lock makes the ledger exactly-once: of two replicas
 	// that fired the same times, only one records them; the other gets a
 	// conflict, rereads the ledger and finds nothing left to do.
-	patch := client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{})
-	if perr := r.Client.Status().Patch(ctx, trig, patch); perr != nil {
+	if _, perr := status.Patch(ctx, r.Client, base, trig); perr != nil {
 		if apierrors.IsConflict(perr) {
-			return ctrl.Result{RequeueAfter: time.Second}, nil
+			return status.OnConflict(result, perr)
 		}
 		return ctrl.Result{}, errors.Join(err, fmt.Errorf("record status of trigger %s: %w", klog.KObj(trig), perr))
 	}

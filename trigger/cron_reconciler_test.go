@@ -20,6 +20,7 @@ import (
 
 	cyclonev1alpha1 "github.com/gyreops/gyre/api/cyclone/v1alpha1"
 	"github.com/gyreops/gyre/internal/convention"
+	"github.com/gyreops/gyre/internal/testcluster"
 )
 
 // cronTest is one cron trigger under a fake clock.
@@ -100,6 +101,7 @@ func setPhase(g Gomega, ns, name string, phase cyclonev1alpha1.StatusPhase) {
 }
 
 func TestCronReconciler_firesOnceAtTheScheduledTime(t *testing.T) {
+	testcluster.Require(t)
 	g := NewWithT(t)
 	ct := newCronTest(t, nil)
 
@@ -141,6 +143,7 @@ func TestCronReconciler_firesOnceAtTheScheduledTime(t *testing.T) {
 }
 
 func TestCronReconciler_catchUpAfterAThreeHourOutage(t *testing.T) {
+	testcluster.Require(t)
 	tests := []struct {
 		name       string
 		cron       func(*cyclonev1alpha1.CronTrigger)
@@ -228,6 +231,7 @@ func TestCronReconciler_catchUpAfterAThreeHourOutage(t *testing.T) {
 }
 
 func TestCronReconciler_concurrencyPolicy(t *testing.T) {
+	testcluster.Require(t)
 	t.Run("Forbid skips an hour while the previous run is still going", func(t *testing.T) {
 		g := NewWithT(t)
 		ct := newCronTest(t, func(c *cyclonev1alpha1.CronTrigger) { c.ConcurrencyPolicy = cyclonev1alpha1.ConcurrencyForbid })
@@ -291,6 +295,7 @@ func TestCronReconciler_concurrencyPolicy(t *testing.T) {
 }
 
 func TestCronReconciler_twoReplicasNeverDoubleFire(t *testing.T) {
+	testcluster.Require(t)
 	g := NewWithT(t)
 	ct := newCronTest(t, func(c *cyclonev1alpha1.CronTrigger) {
 		c.Schedule, c.CatchUp, c.MaxCatchUp = "* * * * *", cyclonev1alpha1.CatchUpAll, ptr.To[int32](100)
@@ -339,6 +344,7 @@ func TestCronReconciler_twoReplicasNeverDoubleFire(t *testing.T) {
 }
 
 func TestCronReconciler_disabledTriggerSkipsTheTimesItSleepsThrough(t *testing.T) {
+	testcluster.Require(t)
 	g := NewWithT(t)
 	ct := newCronTest(t, nil)
 	trig := getTrigger(g, ct.ns, ct.name)
@@ -368,6 +374,7 @@ func TestCronReconciler_disabledTriggerSkipsTheTimesItSleepsThrough(t *testing.T
 }
 
 func TestCronReconciler_invalidScheduleStalls(t *testing.T) {
+	testcluster.Require(t)
 	g := NewWithT(t)
 	ct := newCronTest(t, func(c *cyclonev1alpha1.CronTrigger) { c.Schedule = "61 * * * *" })
 	_, err := ct.reconciler().Reconcile(context.Background(), ctrl.Request{NamespacedName: client.ObjectKey{Namespace: ct.ns, Name: ct.name}})
@@ -379,6 +386,7 @@ func TestCronReconciler_invalidScheduleStalls(t *testing.T) {
 }
 
 func TestCronReconciler_setupWithManager(t *testing.T) {
+	testcluster.Require(t)
 	g := NewWithT(t)
 	ct := newCronTest(t, nil)
 	mgr, err := ctrl.NewManager(restCfg, ctrl.Options{

@@ -21,6 +21,7 @@ import (
 
 	cyclonev1alpha1 "github.com/gyreops/gyre/api/cyclone/v1alpha1"
 	"github.com/gyreops/gyre/internal/convention"
+	"github.com/gyreops/gyre/internal/testcluster"
 )
 
 const (
@@ -165,6 +166,7 @@ func triggerNames(m map[string][]cyclonev1alpha1.WorkflowRun) []string {
 }
 
 func TestWebhookServer_deliveries(t *testing.T) {
+	testcluster.Require(t)
 	const uuid = "8f1c6a2e-3b4d-11ef-9a7e-0242ac120002"
 	tests := []struct {
 		name         string
@@ -432,6 +434,7 @@ func TestWebhookServer_deliveries(t *testing.T) {
 }
 
 func TestWebhookServer_replayedDeliveryStartsNoSecondRun(t *testing.T) {
+	testcluster.Require(t)
 	tests := []struct {
 		name string
 		d    func(t *testing.T, id string) delivery
@@ -472,6 +475,7 @@ func TestWebhookServer_replayedDeliveryStartsNoSecondRun(t *testing.T) {
 // event, and finds the run of the first within the replay window; another
 // commit or another comment is a new event.
 func TestWebhookServer_replayedEventStartsNoSecondRun(t *testing.T) {
+	testcluster.Require(t)
 	githubSHA, gitlabSHA := "0d1a26e67d8f5eaf1f6ba5c57fc3c7d91ac0fd1c", "da1560886d4f094c3e6c9ef40349f7d38b5d27d7"
 	otherSHA := "1111111111111111111111111111111111111111"
 	tests := []struct {
@@ -534,6 +538,7 @@ func TestWebhookServer_replayedEventStartsNoSecondRun(t *testing.T) {
 }
 
 func TestWebhookServer_svnCommitPostedTwiceStartsOneRun(t *testing.T) {
+	testcluster.Require(t)
 	g := NewWithT(t)
 	ns, srv := newWebhookTest(t)
 	post := func(body []byte) webhookResponse {
@@ -568,6 +573,7 @@ func TestWebhookServer_svnCommitPostedTwiceStartsOneRun(t *testing.T) {
 }
 
 func TestWebhookServer_refusals(t *testing.T) {
+	testcluster.Require(t)
 	tests := []struct {
 		name     string
 		req      func(t *testing.T, ns string) *http.Request
@@ -618,6 +624,7 @@ func TestWebhookServer_refusals(t *testing.T) {
 }
 
 func TestWebhookServer_neverLogsSecrets(t *testing.T) {
+	testcluster.Require(t)
 	g := NewWithT(t)
 	ns, _ := newWebhookTest(t)
 	var logs strings.Builder
@@ -639,6 +646,7 @@ func TestWebhookServer_neverLogsSecrets(t *testing.T) {
 }
 
 func TestWebhookServer_rotatedSecretTakesEffectWithinTheTTL(t *testing.T) {
+	testcluster.Require(t)
 	g := NewWithT(t)
 	ns, _ := newWebhookTest(t)
 	clk := clocktesting.NewFakeClock(time.Date(2026, 11, 23, 9, 30, 0, 0, time.UTC))

@@ -1,4 +1,4 @@
-package tenants
+package clusters
 
 import (
 	"bytes"
@@ -36,7 +36,7 @@ func (e *CredentialError) Error() string {
 	return fmt.Sprintf("execution cluster %s: %s: %s", e.Cluster, e.Field, e.Reason)
 }
 
-// ClusterConfig returns the rest.Config that reaches the ExecutionCluster
+// Config returns the rest.Config that reaches the ExecutionCluster
 // ec, and a version that changes whenever the credentials it was made from
 // change, so a caller that keeps a client knows when to make a new one.
 // secrets reads the Secret that spec.secretRef names; it should read the
@@ -54,7 +54,7 @@ func (e *CredentialError) Error() string {
 // exec and auth-provider plugins and paths to CA, certificate, key and
 // token files are refused with a *CredentialError, as is anything else that
 // cannot work as written.
-func ClusterConfig(ctx context.Context, secrets client.Reader, ec *cyclonev1alpha1.ExecutionCluster) (*rest.Config, string, error) {
+func Config(ctx context.Context, secrets client.Reader, ec *cyclonev1alpha1.ExecutionCluster) (*rest.Config, string, error) {
 	if ref := ec.Spec.SecretRef; ref != nil {
 		return secretConfig(ctx, secrets, ec, ref)
 	}
