@@ -8,6 +8,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	cyclonev1alpha1 "github.com/gyreops/gyre/api/cyclone/v1alpha1"
+	"github.com/gyreops/gyre/internal/convention"
 )
 
 // TestEngine_templateStageIsNeverRun: a run whose Workflow names a stage
@@ -31,6 +32,6 @@ func TestEngine_templateStageIsNeverRun(t *testing.T) {
 	pods := &corev1.PodList{}
 	g.Expect(k8s.List(bg, pods, client.InNamespace("cyclone-"+Tenant(ns)+"-worker"))).To(Succeed())
 	for _, p := range pods.Items {
-		g.Expect(p.Name).NotTo(HavePrefix(podName("run1", "go-build", 1)))
+		g.Expect(p.Name).NotTo(HavePrefix(convention.PodName("run1", "go-build", 1)))
 	}
 }

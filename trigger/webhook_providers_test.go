@@ -13,6 +13,7 @@ import (
 	. "github.com/onsi/gomega"
 
 	cyclonev1alpha1 "github.com/gyreops/gyre/api/cyclone/v1alpha1"
+	"github.com/gyreops/gyre/internal/convention"
 )
 
 // serveOnLoopback serves srv on a loopback port until the test ends and
@@ -284,10 +285,10 @@ func TestWebhookServer_bitbucketAndGitea(t *testing.T) {
 			for _, name := range tt.wantTriggers {
 				g.Expect(runs[name]).To(HaveLen(1))
 				run := runs[name][0]
-				g.Expect(run.Labels).To(HaveKeyWithValue(LabelTriggerType, "SCM"))
+				g.Expect(run.Labels).To(HaveKeyWithValue(convention.LabelTriggerType, "SCM"))
 				g.Expect(run.Labels).To(HaveKeyWithValue("workflow.cyclone.dev/name", "build"))
-				g.Expect(run.Annotations).To(HaveKeyWithValue(AnnotationSCMEvent, tt.wantEvent))
-				g.Expect(run.Annotations).To(HaveKeyWithValue(AnnotationSCMDelivery, tt.d(t).provider+"/"+id))
+				g.Expect(run.Annotations).To(HaveKeyWithValue(convention.AnnotationSCMEvent, tt.wantEvent))
+				g.Expect(run.Annotations).To(HaveKeyWithValue(convention.AnnotationSCMDelivery, tt.d(t).provider+"/"+id))
 				g.Expect(run.Spec.GlobalVariables).To(ConsistOf(
 					cyclonev1alpha1.GlobalVariable{Name: VarSCMEvent, Value: tt.wantEvent},
 					cyclonev1alpha1.GlobalVariable{Name: VarSCMRef, Value: tt.wantRef},
