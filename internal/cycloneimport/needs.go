@@ -117,11 +117,11 @@ func (r *reader) integrations(ctx context.Context, t *tenant, n needs) error {
 // skipped are the kinds found in any namespace that the API server or
 // the kubelet keep up by themselves.
 var skipped = map[schema.GroupResource]bool{
-	{Resource: "events"}:                                     true,
-	{Group: "events.k8s.io", Resource: "events"}:             true,
-	{Resource: "endpoints"}:                                  true,
-	{Group: "discovery.k8s.io", Resource: "endpointslices"}:  true,
-	{Group: "coordination.k8s.io", Resource: "leases"}:       true,
+	{Resource: "events"}:                                                   true,
+	{Group: "events.k8s.io", Resource: "events"}:                           true,
+	{Resource: "endpoints"}:                                                true,
+	{Group: "discovery.k8s.io", Resource: "endpointslices"}:                true,
+	{Group: "coordination.k8s.io", Resource: "leases"}:                     true,
 	{Group: "authorization.k8s.io", Resource: "localsubjectaccessreviews"}: true,
 }
 
