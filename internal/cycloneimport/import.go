@@ -264,7 +264,7 @@ func (r *reader) tenant(ctx context.Context, name string) (*tenant, error) {
 				return nil, fmt.Errorf("tenant %s: list WorkflowRuns in namespace %s: %w", name, ns, err)
 			}
 			if n > 0 {
-				t.note("", LeftOut, "%d WorkflowRuns are run history, not desired state, and were not imported (--runs imports them, and gyre then starts each once more)", n)
+				t.note("", LeftOut, "%d %s run history, not desired state, and not imported (--runs imports them, and gyre then starts each once more)", n, map[bool]string{true: "WorkflowRun is", false: "WorkflowRuns are"}[n == 1])
 			}
 			continue
 		}

@@ -34,7 +34,7 @@ func readme(rep *Report, o Options) string {
 		p("2. Push this directory to %s, branch main.", o.RepoURL)
 	}
 	p("3. `kubectl apply -k %s` on the cluster gyre runs on, and wait for the Tenants: `kubectl wait --for=condition=Ready tenant --all`.", GyreDir)
-	p("4. Apply what `%s/` holds: fill in each Secret's `%s` values and `kubectl apply -f` it (with `--sops-age-recipient`, `age -d -i KEY FILE.age | kubectl apply -f -`). Do not commit values.", ByHandDir, FillMe)
+	p("4. Apply what `%s/` holds: fill in each Secret's `%s` values and `kubectl apply -f` it (or, for the `.age` files `--age-recipient` wrote, `age -d -i KEY FILE.age | kubectl apply -f -`). Do not commit values.", ByHandDir, FillMe)
 	p("5. Point each SCM webhook at gyre: `POST https://<gyre>/webhooks/cyclone-<tenant>`, signed with the trigger Secret's `webhookSecret`.")
 	p("")
 	p("## Not carried over as it was")
