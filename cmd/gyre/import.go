@@ -98,7 +98,11 @@ func writeImportReport(w io.Writer, dir string, rep *cycloneimport.Report, o cyc
 	if url == "" {
 		url = "a placeholder URL to fill in"
 	}
-	p("  %s/: Repository %s (%s) and %d Tenants; apply with kubectl apply -k %s/%s", cycloneimport.GyreDir, o.Repository, url, len(rep.Tenants), dir, cycloneimport.GyreDir)
+	tenants := "Tenants"
+	if len(rep.Tenants) == 1 {
+		tenants = "Tenant"
+	}
+	p("  %s/: Repository %s (%s) and %d %s; apply with kubectl apply -k %s/%s", cycloneimport.GyreDir, o.Repository, url, len(rep.Tenants), tenants, dir, cycloneimport.GyreDir)
 	p("  README.md: the next steps")
 	if len(rep.Notes) == 0 {
 		p("Everything was carried over as it was.")
