@@ -30,102 +30,123 @@ import (
 
 // TestImport_endToEnd moves a Cyclone tenant to gyre the way the README's
 // walk-through does: `gyre import` from the cluster Cyclone runs on, the
-// result pushed to a Git server, `kubectl apply -k gyre` on a second
-// cluster running gyre's controllers, and the by-hand Secrets applied
-// once the Tenant is Ready. The Tenant must come up Ready with the same
-// objects, and the same specs, as Cyclone had.
+// result pushed to a Git server, `kubectl apply -k gyre` on a cluster
+// running gyre's controllers, and the by-hand Secrets applied once the
+// Tenant is Ready. The Tenant must come up Ready with the same objects,
+// and the same specs, as Cyclone had.
 func TestImport_endToEnd(t *testing.T) {
-	g := NewWithT(t)
 	ctrl.SetLogger(logr.Discard())
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	cyclone, err := testcluster.Start(ctx, testcluster.Options{})
-	g.Expect(err).NotTo(HaveOccurred())
-	t.Cleanup(func() { _ = cyclone.Stop() })
-	src, err := client.New(cyclone.Config, client.Options{})
-	g.Expect(err).NotTo(HaveOccurred())
-	live := loadCycloneTenant(t, src, "shop")
+	for _, tc := range []struct {
+		name    string
+		inPlace bool
+	}{
+		{name: "On a new cluster the Tenant is Ready with Cyclone's objects and the by-hand files apply."},
+		{name: "On Cyclone's own cluster the Tenant is Ready with the same objects once they and their namespace are annotated for adoption.", inPlace: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			g := NewWithT(t)
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+			defer cancel()
+			cyclone, err := testcluster.Start(ctx, testcluster.Options{})
+			g.Expect(err).NotTo(HaveOccurred())
+			t.Cleanup(func() { _ = cyclone.Stop() })
+			src, err := client.New(cyclone.Config, client.Options{})
+			g.Expect(err).NotTo(HaveOccurred())
+			live := loadCycloneTenant(t, src, "shop")
 
-	root := t.TempDir()
-	repo := gitserver.NewRepo(t, root, "pipelines.git")
-	srv, err := gitserver.StartHTTP(root, gitserver.HTTPOptions{})
-	g.Expect(err).NotTo(HaveOccurred())
-	t.Cleanup(srv.Close)
-	url := srv.URL + "/pipelines.git"
+			root := t.TempDir()
+			repo := gitserver.NewRepo(t, root, "pipelines.git")
+			srv, err := gitserver.StartHTTP(root, gitserver.HTTPOptions{})
+			g.Expect(err).NotTo(HaveOccurred())
+			t.Cleanup(srv.Close)
+			url := srv.URL + "/pipelines.git"
 
-	out := filepath.Join(t.TempDir(), "pipelines")
-	start := time.Now()
-	stdout, stderr, code := execute(t, "import", "--kubeconfig", cyclone.Kubeconfig, "--tenant", "shop", "--out", out, "--repo-url", url)
-	t.Logf("gyre import took %s\nstdout:\n%s\nstderr:\n%s", time.Since(start), stdout, stderr)
-	g.Expect(code).To(Equal(0))
-	g.Expect(stderr).To(ContainSubstring("Reading tenant shop (1 of 1) from namespace cyclone-shop\n"))
-	g.Expect(stdout).To(ContainSubstring("  tenant shop: 8 objects (Project 1, Resource 2, Stage 2, Workflow 1, WorkflowTrigger 2) in tenants/shop/base; 1 object (Stage 1) left out in left-out/shop; 3 files to apply by hand in by-hand/\n"))
-	g.Expect(stdout).To(MatchRegexp(`(?m)^Not carried over as it was \(\d+\):\n`))
-	g.Expect(stdout).To(ContainSubstring("  left out  tenant shop: Stage/node-debug: gyre's render refuses it: spec.pod.spec: violates PodSecurity \"baseline\""))
-	g.Expect(stdout).To(ContainSubstring("  left out  tenant shop: 1 WorkflowRun is run history"))
+			out := filepath.Join(t.TempDir(), "pipelines")
+			start := time.Now()
+			stdout, stderr, code := execute(t, "import", "--kubeconfig", cyclone.Kubeconfig, "--tenant", "shop", "--out", out, "--repo-url", url)
+			t.Logf("gyre import took %s\nstdout:\n%s\nstderr:\n%s", time.Since(start), stdout, stderr)
+			g.Expect(code).To(Equal(0))
+			g.Expect(stderr).To(ContainSubstring("Reading tenant shop (1 of 1) from namespace cyclone-shop\n"))
+			g.Expect(stdout).To(ContainSubstring("  tenant shop: 8 objects (Project 1, Resource 2, Stage 2, Workflow 1, WorkflowTrigger 2) in tenants/shop/base; 1 object (Stage 1) left out in left-out/shop; 3 files to apply by hand in by-hand/\n"))
+			g.Expect(stdout).To(MatchRegexp(`(?m)^Not carried over as it was \(\d+\):\n`))
+			g.Expect(stdout).To(ContainSubstring("  left out  tenant shop: Stage/node-debug: gyre's render refuses it: spec.pod.spec: violates PodSecurity \"baseline\""))
+			g.Expect(stdout).To(ContainSubstring("  left out  tenant shop: 1 WorkflowRun is run history"))
 
-	// What `gyre build` makes of it is what gyre will apply.
-	built, stderr, code := execute(t, "build", out)
-	g.Expect(code).To(Equal(0), stderr)
-	g.Expect(built).To(ContainSubstring("# target: shop/default (tenants/shop/base)\n"))
+			// What `gyre build` makes of it is what gyre will apply.
+			built, stderr, code := execute(t, "build", out)
+			g.Expect(code).To(Equal(0), stderr)
+			g.Expect(built).To(ContainSubstring("# target: shop/default (tenants/shop/base)\n"))
 
-	repo.CopyDir(out)
-	repo.Commit("import tenant shop from Cyclone")
-	repo.Push()
+			repo.CopyDir(out)
+			repo.Commit("import tenant shop from Cyclone")
+			repo.Push()
 
-	gyre, err := testcluster.Start(ctx, testcluster.Options{})
-	g.Expect(err).NotTo(HaveOccurred())
-	t.Cleanup(func() { _ = gyre.Stop() })
-	startControllers(t, ctx, gyre)
+			gyre := cyclone
+			if tc.inPlace {
+				// Cyclone is stopped; gyre takes over what it made.
+				kubectl(t, gyre.Kubeconfig, "annotate", "namespace", "cyclone-shop", "gyre.dev/adopt=true")
+				kubectl(t, gyre.Kubeconfig, "-n", "cyclone-shop", "annotate", "projects,resources,stages,workflows,workflowtriggers", "--all", "gyre.dev/adopt=true")
+			} else {
+				gyre, err = testcluster.Start(ctx, testcluster.Options{})
+				g.Expect(err).NotTo(HaveOccurred())
+				t.Cleanup(func() { _ = gyre.Stop() })
+			}
+			startControllers(t, ctx, gyre)
 
-	start = time.Now()
-	kubectl(t, gyre.Kubeconfig, "apply", "-k", filepath.Join(out, "gyre"))
-	scheme, err := reconciler.NewScheme()
-	g.Expect(err).NotTo(HaveOccurred())
-	dst, err := client.New(gyre.Config, client.Options{Scheme: scheme})
-	g.Expect(err).NotTo(HaveOccurred())
-	g.Eventually(func(g Gomega) {
-		var tn gyrev1alpha1.Tenant
-		g.Expect(dst.Get(ctx, client.ObjectKey{Name: "shop"}, &tn)).To(Succeed())
-		ready := apimeta.FindStatusCondition(tn.Status.Conditions, "Ready")
-		g.Expect(ready).NotTo(BeNil())
-		g.Expect(ready.Status).To(Equal(metav1.ConditionTrue), ready.Message)
-		g.Expect(tn.Status.Objects).To(Equal(8))
-	}).WithTimeout(2 * time.Minute).WithPolling(time.Second).Should(Succeed())
-	t.Logf("Tenant shop Ready %s after kubectl apply -k gyre", time.Since(start))
+			start = time.Now()
+			kubectl(t, gyre.Kubeconfig, "apply", "-k", filepath.Join(out, "gyre"))
+			scheme, err := reconciler.NewScheme()
+			g.Expect(err).NotTo(HaveOccurred())
+			dst, err := client.New(gyre.Config, client.Options{Scheme: scheme})
+			g.Expect(err).NotTo(HaveOccurred())
+			g.Eventually(func(g Gomega) {
+				var tn gyrev1alpha1.Tenant
+				g.Expect(dst.Get(ctx, client.ObjectKey{Name: "shop"}, &tn)).To(Succeed())
+				ready := apimeta.FindStatusCondition(tn.Status.Conditions, "Ready")
+				g.Expect(ready).NotTo(BeNil())
+				g.Expect(ready.Status).To(Equal(metav1.ConditionTrue), ready.Message)
+				g.Expect(tn.Status.Objects).To(Equal(8))
+			}).WithTimeout(2 * time.Minute).WithPolling(time.Second).Should(Succeed())
+			t.Logf("Tenant shop Ready %s after kubectl apply -k gyre", time.Since(start))
 
-	for id, orig := range live {
-		if orig.GroupVersionKind().Group != "cyclone.dev" || id == "Stage/node-debug" || id == "WorkflowRun/shop-api-ci-manual-1" {
-			continue
-		}
-		got := &unstructured.Unstructured{}
-		got.SetGroupVersionKind(orig.GroupVersionKind())
-		g.Expect(dst.Get(ctx, client.ObjectKey{Namespace: "cyclone-shop", Name: orig.GetName()}, got)).To(Succeed(), "%s is applied", id)
-		want := orig.Object["spec"].(map[string]any)
-		if id == "WorkflowTrigger/shop-api-nightly" {
-			g.Expect(unstructured.SetNestedField(want, "cyclone-shop-worker", "executionContext", "namespace")).To(Succeed())
-		}
-		g.Expect(got.Object["spec"]).To(Equal(want), "%s has the spec it had in Cyclone", id)
+			for id, orig := range live {
+				if orig.GroupVersionKind().Group != "cyclone.dev" || id == "Stage/node-debug" || id == "WorkflowRun/shop-api-ci-manual-1" {
+					continue
+				}
+				got := &unstructured.Unstructured{}
+				got.SetGroupVersionKind(orig.GroupVersionKind())
+				g.Expect(dst.Get(ctx, client.ObjectKey{Namespace: "cyclone-shop", Name: orig.GetName()}, got)).To(Succeed(), "%s is applied", id)
+				want := orig.DeepCopy().Object["spec"].(map[string]any)
+				if id == "WorkflowTrigger/shop-api-nightly" {
+					g.Expect(unstructured.SetNestedField(want, "cyclone-shop-worker", "executionContext", "namespace")).To(Succeed())
+				}
+				g.Expect(got.Object["spec"]).To(Equal(want), "%s has the spec it had in Cyclone", id)
+				g.Expect(got.GetLabels()).To(HaveKeyWithValue("cyclone.dev/tenant", "shop"), "%s is gyre's", id)
+			}
+			if tc.inPlace {
+				return
+			}
+
+			// The by-hand files, filled in as a user would, apply into the
+			// namespaces gyre made.
+			filled := t.TempDir()
+			for _, f := range []string{"cyclone-shop/secret-shop-gitlab.yaml", "cyclone-shop-worker/secret-registry-pull.yaml", "cyclone-shop-worker/configmap-build-settings.yaml"} {
+				b, err := os.ReadFile(filepath.Join(out, "by-hand", f))
+				g.Expect(err).NotTo(HaveOccurred())
+				value := "filled-in"
+				if strings.Contains(f, "registry-pull") {
+					value = `'{"auths":{}}'`
+				}
+				g.Expect(os.WriteFile(filepath.Join(filled, filepath.Base(f)), []byte(strings.ReplaceAll(string(b), "FILL-ME", value)), 0o644)).To(Succeed())
+			}
+			kubectl(t, gyre.Kubeconfig, "apply", "-f", filled)
+			var hook unstructured.Unstructured
+			hook.SetAPIVersion("v1")
+			hook.SetKind("Secret")
+			g.Expect(dst.Get(ctx, client.ObjectKey{Namespace: "cyclone-shop", Name: "shop-gitlab"}, &hook)).To(Succeed())
+			g.Expect(hook.Object["data"]).To(HaveKey("webhookSecret"))
+		})
 	}
-
-	// The by-hand files, filled in as a user would, apply into the
-	// namespaces gyre made.
-	filled := t.TempDir()
-	for _, f := range []string{"cyclone-shop/secret-shop-gitlab.yaml", "cyclone-shop-worker/secret-registry-pull.yaml", "cyclone-shop-worker/configmap-build-settings.yaml"} {
-		b, err := os.ReadFile(filepath.Join(out, "by-hand", f))
-		g.Expect(err).NotTo(HaveOccurred())
-		value := "filled-in"
-		if strings.Contains(f, "registry-pull") {
-			value = `'{"auths":{}}'`
-		}
-		g.Expect(os.WriteFile(filepath.Join(filled, filepath.Base(f)), []byte(strings.ReplaceAll(string(b), "FILL-ME", value)), 0o644)).To(Succeed())
-	}
-	kubectl(t, gyre.Kubeconfig, "apply", "-f", filled)
-	var hook unstructured.Unstructured
-	hook.SetAPIVersion("v1")
-	hook.SetKind("Secret")
-	g.Expect(dst.Get(ctx, client.ObjectKey{Namespace: "cyclone-shop", Name: "shop-gitlab"}, &hook)).To(Succeed())
-	g.Expect(hook.Object["data"]).To(HaveKey("webhookSecret"))
 }
 
 // startControllers runs gyre's controllers against cluster, built as

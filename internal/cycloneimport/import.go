@@ -167,6 +167,13 @@ func Import(ctx context.Context, cfg *rest.Config, dir string, o Options) (*Repo
 	if err := emptyDir(dir); err != nil {
 		return nil, err
 	}
+	// An import makes a few dozen requests a tenant, one per kind of its
+	// namespace: client-go's default of 5 a second would be most of its
+	// time.
+	cfg = rest.CopyConfig(cfg)
+	if cfg.QPS < 50 {
+		cfg.QPS, cfg.Burst = 50, 100
+	}
 	dyn, err := dynamic.NewForConfig(cfg)
 	if err != nil {
 		return nil, err
