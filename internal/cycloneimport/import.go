@@ -345,19 +345,34 @@ func (r *reader) list(ctx context.Context, gvr schema.GroupVersionResource, ns, 
 	return items, nil
 }
 
-// workerContext moves a run's execution context from Cyclone's worker
-// namespace, the tenant namespace itself, to gyre's, which render
-// insists on: the same place under gyre's name for it.
+// controlClusterName is the name Cyclone gives the cluster it runs on in
+// an execution context.
+const controlClusterName = "cyclone-control-cluster"
+
+// workerContext translates a run's execution context from Cyclone's
+// conventions to gyre's, which render insists on: Cyclone's worker
+// namespace was the tenant namespace itself, and its name for the
+// control cluster is gyre's empty cluster. Another cluster is an
+// ExecutionCluster, which is cluster-scoped and stays the platform
+// team's.
 func workerContext(t *tenant, obj *unstructured.Unstructured) {
 	if k := obj.GetKind(); k != "WorkflowRun" && k != "WorkflowTrigger" {
 		return
 	}
+	id := objectID(obj)
 	ns, _, _ := unstructured.NestedString(obj.Object, "spec", "executionContext", "namespace")
-	if ns != namespace(t.name) {
-		return
+	if ns == namespace(t.name) {
+		_ = unstructured.SetNestedField(obj.Object, workerNamespace(t.name), "spec", "executionContext", "namespace")
+		t.note(id, Changed, "spec.executionContext.namespace: %s, where Cyclone ran the tenant's stages, is %s under gyre", ns, workerNamespace(t.name))
 	}
-	_ = unstructured.SetNestedField(obj.Object, workerNamespace(t.name), "spec", "executionContext", "namespace")
-	t.note(objectID(obj), Changed, "spec.executionContext.namespace: %s, where Cyclone ran the tenant's stages, is %s under gyre", ns, workerNamespace(t.name))
+	switch cluster, _, _ := unstructured.NestedString(obj.Object, "spec", "executionContext", "cluster"); cluster {
+	case "":
+	case controlClusterName:
+		unstructured.RemoveNestedField(obj.Object, "spec", "executionContext", "cluster")
+		t.note(id, Changed, "spec.executionContext.cluster: %s, Cyclone's name for the cluster it runs on, is left empty: gyre's control cluster", cluster)
+	default:
+		t.note(id, ToDo, "spec.executionContext.cluster names ExecutionCluster %s, which is cluster-scoped and not imported: the platform team creates it and lists it in Tenant %s's spec.clusters", cluster, t.name)
+	}
 }
 
 // cycloneTenantInfo is what Cyclone keeps of a tenant in its namespace's
