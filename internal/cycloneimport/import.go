@@ -259,10 +259,15 @@ func (r *reader) tenant(ctx context.Context, name string) (*tenant, error) {
 	if apierrors.IsNotFound(err) {
 		return nil, fmt.Errorf("tenant %s: namespace %s not found: Cyclone keeps tenant %s's objects there", name, ns, name)
 	}
-	if err != nil {
+	switch {
+	case apierrors.IsForbidden(err):
+		t.spec = r.tenantSpec(t, nil)
+		t.note("", ToDo, "namespace %s could not be read (forbidden): the Tenant gets gyre's defaults, not Cyclone's quota and PVC", ns)
+	case err != nil:
 		return nil, fmt.Errorf("tenant %s: namespace %s: %w", name, ns, err)
+	default:
+		t.spec = r.tenantSpec(t, nsObj)
 	}
-	t.spec = r.tenantSpec(t, nsObj)
 
 	for _, k := range cycloneKinds {
 		if k.kind == "WorkflowRun" && !r.o.Runs {
@@ -391,6 +396,9 @@ func (r *reader) tenantSpec(t *tenant, nsObj *unstructured.Unstructured) gyrev1a
 	spec := gyrev1alpha1.TenantSpec{
 		RepositoryRef: gyrev1alpha1.ObjectReference{Name: r.o.Repository},
 		PodSecurity:   r.o.PodSecurity,
+	}
+	if nsObj == nil {
+		return spec
 	}
 	raw, ok := nsObj.GetAnnotations()["tenant.cyclone.dev/info"]
 	if !ok {

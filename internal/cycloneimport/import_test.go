@@ -5,16 +5,19 @@ import (
 	"context"
 	"errors"
 	"flag"
+	"fmt"
 	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"filippo.io/age"
 	"filippo.io/age/armor"
 	. "github.com/onsi/gomega"
+	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
@@ -110,6 +113,41 @@ func TestImport(t *testing.T) {
 		g.Expect(rep.Notes).To(ContainElement(Note{Tenant: "shop", Action: LeftOut,
 			Message: "2 WorkflowRuns are run history, not desired state, and not imported (--runs imports them, and gyre then starts each once more)"}))
 		g.Expect(renderImported(t, dir, "shop")).NotTo(ContainElement(HaveField("Object", HaveKeyWithValue("kind", "WorkflowRun"))))
+	})
+
+	t.Run("A user who may not read Secrets or the namespace gets placeholders from the references and notes saying so.", func(t *testing.T) {
+		g := NewWithT(t)
+		role := &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Name: "cyclone-reader", Namespace: "cyclone-shop"}, Rules: []rbacv1.PolicyRule{
+			{APIGroups: []string{"cyclone.dev"}, Resources: []string{"*"}, Verbs: []string{"get", "list"}},
+			{APIGroups: []string{""}, Resources: []string{"configmaps"}, Verbs: []string{"get", "list"}},
+		}}
+		binding := &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Name: "cyclone-reader", Namespace: "cyclone-shop"},
+			RoleRef:  rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: role.Name},
+			Subjects: []rbacv1.Subject{{APIGroup: rbacv1.GroupName, Kind: "User", Name: "cyclone-reader"}}}
+		for _, o := range []client.Object{role, binding} {
+			g.Expect(testEnv.Client.Create(ctx, o)).To(Succeed())
+		}
+		cfg := rest.CopyConfig(testEnv.Config)
+		cfg.Impersonate = rest.ImpersonationConfig{UserName: "cyclone-reader"}
+		dir := t.TempDir()
+		var rep *Report
+		var out string
+		g.Eventually(func(g Gomega) {
+			var err error
+			out = filepath.Join(dir, fmt.Sprint(time.Now().UnixNano()))
+			rep, err = Import(ctx, cfg, out, Options{Tenants: []string{"shop"}})
+			g.Expect(err).NotTo(HaveOccurred())
+		}).WithTimeout(30 * time.Second).Should(Succeed(), "the API server knows the binding")
+		placeholder, err := os.ReadFile(filepath.Join(out, "by-hand", "cyclone-shop", "secret-shop-gitlab.yaml"))
+		g.Expect(err).NotTo(HaveOccurred())
+		g.Expect(string(placeholder)).To(ContainSubstring("stringData:\n  integration: FILL-ME\n  webhookSecret: FILL-ME\n"))
+		g.Expect(rep.Tenants[0].Objects).To(HaveKeyWithValue("Stage", 2))
+		g.Expect(rep.Notes).To(ContainElements(
+			Note{Tenant: "shop", Action: ToDo, Message: "namespace cyclone-shop could not be read (forbidden): the Tenant gets gyre's defaults, not Cyclone's quota and PVC"},
+			Note{Tenant: "shop", Object: "Secret/shop-gitlab", Action: ToDo, Message: "could not be read (forbidden): its placeholder has only the keys the references name, and no encrypted copy is made"},
+			Note{Tenant: "shop", Action: ToDo, Message: "Secrets in cyclone-shop could not be listed (forbidden): Cyclone integrations no object refers to were not looked for"},
+			HaveField("Message", MatchRegexp(`^\d+ kinds could not be listed in cyclone-shop \(forbidden\), so what else it holds is unknown: `)),
+		))
 	})
 
 	t.Run("Importing twice writes the same bytes.", func(t *testing.T) {

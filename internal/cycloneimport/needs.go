@@ -38,10 +38,20 @@ func (r *reader) needs(ctx context.Context, t *tenant, n needs) error {
 		}
 		users := strings.Join(x.users, ", ")
 		live, err := r.dyn.Resource(gvr).Namespace(src).Get(ctx, x.name, metav1.GetOptions{})
+		unreadable := false
 		switch {
 		case apierrors.IsNotFound(err):
 			t.note(id, ToDo, "not found in %s, though %s refers to it: create it in %s", src, users, dst)
 			continue
+		case apierrors.IsForbidden(err) && x.kind == "Secret":
+			// Its keys are known from the references: enough for a
+			// placeholder, which is all an import writes in clear.
+			unreadable = true
+			t.note(id, ToDo, "could not be read (forbidden): its placeholder has only the keys the references name, and no encrypted copy is made")
+			live = &unstructured.Unstructured{}
+			live.SetAPIVersion("v1")
+			live.SetKind("Secret")
+			live.SetName(x.name)
 		case err != nil:
 			return fmt.Errorf("tenant %s: %s %s/%s: %w", t.name, x.kind, src, x.name, err)
 		}
@@ -67,10 +77,12 @@ func (r *reader) needs(ctx context.Context, t *tenant, n needs) error {
 			}
 			keys[k] = true
 		}
-		if x.webhook && data[webhookSecretKey] == nil {
+		if x.webhook && data[webhookSecretKey] == nil && !unreadable {
 			t.note(id, ToDo, "gyre checks SCM webhooks with the secret under key %s, which Cyclone's integrations lack: set it, and point the SCM's webhook at gyre's /webhooks/%s with the same secret", webhookSecretKey, src)
 		}
-		t.secrets[byHandFile(obj)] = obj.DeepCopy()
+		if !unreadable {
+			t.secrets[byHandFile(obj)] = obj.DeepCopy()
+		}
 		placeholder := obj
 		unstructured.RemoveNestedField(placeholder.Object, "data")
 		fill := map[string]any{}
@@ -93,6 +105,10 @@ func (r *reader) needs(ctx context.Context, t *tenant, n needs) error {
 func (r *reader) integrations(ctx context.Context, t *tenant, n needs) error {
 	ns := namespace(t.name)
 	l, err := r.dyn.Resource(secretsGVR).Namespace(ns).List(ctx, metav1.ListOptions{LabelSelector: integrationTypeLabel})
+	if apierrors.IsForbidden(err) {
+		t.note("", ToDo, "Secrets in %s could not be listed (forbidden): Cyclone integrations no object refers to were not looked for", ns)
+		return nil
+	}
 	if err != nil {
 		return fmt.Errorf("tenant %s: list integration Secrets in namespace %s: %w", t.name, ns, err)
 	}
@@ -148,6 +164,7 @@ func (r *reader) others(ctx context.Context, t *tenant) error {
 		names []string
 	}
 	var all []found
+	var unlisted []string
 	for _, l := range lists {
 		gv, err := schema.ParseGroupVersion(l.GroupVersion)
 		if err != nil || gv.Group == "cyclone.dev" {
@@ -159,7 +176,7 @@ func (r *reader) others(ctx context.Context, t *tenant) error {
 			}
 			items, err := r.list(ctx, gv.WithResource(res.Name), ns, res.Kind+"s")
 			if apierrors.IsForbidden(err) || apierrors.IsMethodNotSupported(err) {
-				t.note("", ToDo, "%s in namespace %s could not be listed (%v): any there were not looked at", res.Kind, ns, err)
+				unlisted = append(unlisted, res.Kind)
 				continue
 			}
 			if err != nil {
@@ -177,6 +194,10 @@ func (r *reader) others(ctx context.Context, t *tenant) error {
 				all = append(all, found{kind: res.Kind, names: names})
 			}
 		}
+	}
+	if len(unlisted) > 0 {
+		sort.Strings(unlisted)
+		t.note("", ToDo, "%d kinds could not be listed in %s (forbidden), so what else it holds is unknown: %s", len(unlisted), ns, list(unlisted, 5))
 	}
 	sort.Slice(all, func(i, j int) bool { return all[i].kind < all[j].kind })
 	for _, f := range all {

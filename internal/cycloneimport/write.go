@@ -238,7 +238,7 @@ func writeByHand(dir string, t *tenant, recipients []age.Recipient) ([]string, e
 		var b bytes.Buffer
 		secret := obj.GetKind() == "Secret"
 		switch {
-		case secret && len(recipients) > 0:
+		case secret && len(recipients) > 0 && t.secrets[file] != nil:
 			if err := encrypt(&b, t.secrets[file], recipients); err != nil {
 				return nil, fmt.Errorf("tenant %s: encrypt Secret %s/%s: %w", t.name, obj.GetNamespace(), obj.GetName(), err)
 			}
