@@ -20,7 +20,7 @@ func BenchmarkImport_thousandStages(b *testing.B) {
 	}
 	ctx := context.Background()
 	const tenant = "bulk"
-	if err := loadBulk.Do(func() error { return bulkTenant(ctx, testEnv.Client, tenant) }); err != nil {
+	if err := loadBulk(); err != nil {
 		b.Fatal(err)
 	}
 	b.ResetTimer()
@@ -38,17 +38,7 @@ func BenchmarkImport_thousandStages(b *testing.B) {
 
 // loadBulk loads the benchmark's tenant once: the framework calls a
 // benchmark more than once.
-var loadBulk onceErr
-
-type onceErr struct {
-	once sync.Once
-	err  error
-}
-
-func (o *onceErr) Do(f func() error) error {
-	o.once.Do(func() { o.err = f() })
-	return o.err
-}
+var loadBulk = sync.OnceValue(func() error { return bulkTenant(context.Background(), testEnv.Client, "bulk") })
 
 // bulkTenant creates the benchmark's tenant.
 func bulkTenant(ctx context.Context, c client.Client, tenant string) error {
