@@ -150,6 +150,21 @@ func TestImport(t *testing.T) {
 		))
 	})
 
+	t.Run("Several tenants are imported in name order, once each, with a Tenant each that renders.", func(t *testing.T) {
+		g := NewWithT(t)
+		LoadCycloneTenant(t, testEnv.Client, "payments")
+		dir := t.TempDir()
+		var progress bytes.Buffer
+		rep, err := Import(ctx, testEnv.Config, dir, Options{Tenants: []string{"shop", "payments", "shop"}, Progress: &progress})
+		g.Expect(err).NotTo(HaveOccurred())
+		g.Expect(rep.Tenants).To(HaveExactElements(HaveField("Tenant", "payments"), HaveField("Tenant", "shop")))
+		g.Expect(progress.String()).To(ContainSubstring("Reading tenant payments (1 of 2) from namespace cyclone-payments\n"))
+		g.Expect(progress.String()).To(ContainSubstring("Reading tenant shop (2 of 2) from namespace cyclone-shop\n"))
+		for _, tenant := range []string{"payments", "shop"} {
+			g.Expect(renderImported(t, dir, tenant)).To(HaveLen(8), "tenant %s renders", tenant)
+		}
+	})
+
 	t.Run("Importing twice writes the same bytes.", func(t *testing.T) {
 		g := NewWithT(t)
 		a, b := filepath.Join(t.TempDir(), "a"), filepath.Join(t.TempDir(), "b")
