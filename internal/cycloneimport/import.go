@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"regexp"
 	"slices"
 	"sort"
 	"strings"
@@ -195,6 +196,9 @@ func Import(ctx context.Context, cfg *rest.Config, dir string, o Options) (*Repo
 	return write(ctx, dir, tenants, o)
 }
 
+// repoURLRe is the pattern the Repository CRD holds spec.url to.
+var repoURLRe = regexp.MustCompile(`^((https?|ssh)://[^\s]+|[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:[^\s]+)$`)
+
 // complete checks the options and fills in defaults.
 func (o *Options) complete() error {
 	if len(o.Tenants) == 0 {
@@ -207,6 +211,14 @@ func (o *Options) complete() error {
 		}
 	}
 	o.Tenants = slices.Compact(slices.Sorted(slices.Values(o.Tenants)))
+	if o.RepoURL != "" && !repoURLRe.MatchString(o.RepoURL) {
+		return fmt.Errorf("repository URL %q: want https://, http://, ssh:// or user@host:path, as a Repository's spec.url", o.RepoURL)
+	}
+	if o.Repository != "" {
+		if errs := validation.IsDNS1123Subdomain(o.Repository); len(errs) > 0 {
+			return fmt.Errorf("repository name %q: %s", o.Repository, strings.Join(errs, "; "))
+		}
+	}
 	if o.Repository == "" {
 		o.Repository = DefaultRepository
 	}

@@ -137,7 +137,7 @@ func TestImport(t *testing.T) {
 			out = filepath.Join(dir, fmt.Sprint(time.Now().UnixNano()))
 			rep, err = Import(ctx, cfg, out, Options{Tenants: []string{"shop"}})
 			g.Expect(err).NotTo(HaveOccurred())
-		}).WithTimeout(30 * time.Second).Should(Succeed(), "the API server knows the binding")
+		}).WithTimeout(30*time.Second).Should(Succeed(), "the API server knows the binding")
 		placeholder, err := os.ReadFile(filepath.Join(out, "by-hand", "cyclone-shop", "secret-shop-gitlab.yaml"))
 		g.Expect(err).NotTo(HaveOccurred())
 		g.Expect(string(placeholder)).To(ContainSubstring("stringData:\n  integration: FILL-ME\n  webhookSecret: FILL-ME\n"))
@@ -216,15 +216,17 @@ func TestImport_errorsNameWhatIsWrong(t *testing.T) {
 	for _, tc := range []struct {
 		name, dir, want string
 		tenants         []string
+		repoURL         string
 	}{
-		{"A tenant without a namespace is an error naming the namespace.", t.TempDir(), "tenant nobody: namespace cyclone-nobody not found: Cyclone keeps tenant nobody's objects there", []string{"nobody"}},
-		{"A directory with files in it is refused.", full, full + " is not empty: import writes a new repository; give it an empty or new directory", []string{"shop"}},
-		{"A tenant name gyre cannot take is refused.", t.TempDir(), `tenant "ops-worker": not a gyre tenant name (a DNS label of at most 48 characters, not ending in -worker)`, []string{"ops-worker"}},
-		{"No tenant at all is refused.", t.TempDir(), "no tenant to import: name one or more with --tenant", nil},
+		{"A tenant without a namespace is an error naming the namespace.", t.TempDir(), "tenant nobody: namespace cyclone-nobody not found: Cyclone keeps tenant nobody's objects there", []string{"nobody"}, ""},
+		{"A directory with files in it is refused.", full, full + " is not empty: import writes a new repository; give it an empty or new directory", []string{"shop"}, ""},
+		{"A tenant name gyre cannot take is refused.", t.TempDir(), `tenant "ops-worker": not a gyre tenant name (a DNS label of at most 48 characters, not ending in -worker)`, []string{"ops-worker"}, ""},
+		{"No tenant at all is refused.", t.TempDir(), "no tenant to import: name one or more with --tenant", nil, ""},
+		{"A repository URL the Repository would refuse is refused.", t.TempDir(), `repository URL "git.example.com/pipelines": want https://, http://, ssh:// or user@host:path, as a Repository's spec.url`, []string{"shop"}, "git.example.com/pipelines"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			g := NewWithT(t)
-			_, err := Import(context.Background(), testEnv.Config, tc.dir, Options{Tenants: tc.tenants})
+			_, err := Import(context.Background(), testEnv.Config, tc.dir, Options{Tenants: tc.tenants, RepoURL: tc.repoURL})
 			g.Expect(err).To(MatchError(tc.want))
 		})
 	}

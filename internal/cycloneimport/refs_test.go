@@ -54,8 +54,8 @@ func TestScan(t *testing.T) {
 			want: []string{"Secret/false/gitlab: [webhookSecret]", "Secret/true/npmrc: [.npmrc]"},
 		},
 		{
-			name: "A Project's integrations and a Resource's integration binding are notes: gyre has no integrations.",
-			obj: `{"apiVersion":"cyclone.dev/v1alpha1","kind":"Project","metadata":{"name":"shop"},"spec":{"integrations":[{"type":"SCM","name":"gitlab"}]}}`,
+			name:  "A Project's integrations and a Resource's integration binding are notes: gyre has no integrations.",
+			obj:   `{"apiVersion":"cyclone.dev/v1alpha1","kind":"Project","metadata":{"name":"shop"},"spec":{"integrations":[{"type":"SCM","name":"gitlab"}]}}`,
 			notes: []string{"spec.integrations names Cyclone integration gitlab (SCM); gyre has no integrations and ignores it"},
 		},
 	} {
