@@ -58,6 +58,15 @@ func TestScan(t *testing.T) {
 			obj:   `{"apiVersion":"cyclone.dev/v1alpha1","kind":"Project","metadata":{"name":"shop"},"spec":{"integrations":[{"type":"SCM","name":"gitlab"}]}}`,
 			notes: []string{"spec.integrations names Cyclone integration gitlab (SCM); gyre has no integrations and ignores it"},
 		},
+		{
+			name: "A Resource's integration binding and persistent PVC are notes: neither comes along.",
+			obj: `{"apiVersion":"cyclone.dev/v1alpha1","kind":"Resource","metadata":{"name":"img"},"spec":{"type":"Image",
+				"bind":{"integrationType":"DockerRegistry","paramBindings":{"USER":"user"}},"persistent":{"pvc":"cache","path":"img"}}}`,
+			notes: []string{
+				"spec.bind takes parameters from a Cyclone DockerRegistry integration; gyre has no integrations: give those parameters values",
+				"spec.persistent.pvc: PVC cache is data, not carried over: create it in cyclone-shop-worker on every cluster the tenant runs on",
+			},
+		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			g := NewWithT(t)
