@@ -268,10 +268,9 @@ func (r *reader) tenant(ctx context.Context, name string) (*tenant, error) {
 	t := &tenant{name: name, secrets: map[string]*unstructured.Unstructured{}}
 	ns := namespace(name)
 	nsObj, err := r.dyn.Resource(namespacesGVR).Get(ctx, ns, metav1.GetOptions{})
-	if apierrors.IsNotFound(err) {
-		return nil, fmt.Errorf("tenant %s: namespace %s not found: Cyclone keeps tenant %s's objects there", name, ns, name)
-	}
 	switch {
+	case apierrors.IsNotFound(err):
+		return nil, fmt.Errorf("tenant %s: namespace %s not found: Cyclone keeps tenant %s's objects there", name, ns, name)
 	case apierrors.IsForbidden(err):
 		t.spec = r.tenantSpec(t, nil)
 		t.note("", ToDo, "namespace %s could not be read (forbidden): the Tenant gets gyre's defaults, not Cyclone's quota and PVC", ns)
