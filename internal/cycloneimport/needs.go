@@ -201,7 +201,15 @@ func (r *reader) others(ctx context.Context, t *tenant) error {
 	}
 	sort.Slice(all, func(i, j int) bool { return all[i].kind < all[j].kind })
 	for _, f := range all {
-		t.note("", LeftOut, "%d %s in %s (%s): gyre imports Cyclone's kinds and the Secrets and ConfigMaps they refer to, and nothing else", len(f.names), plural(f.kind, len(f.names)), ns, list(f.names, 5))
+		why := map[string]string{
+			"PersistentVolumeClaim": "an import moves no data; gyre provisions the tenant's PVC " + cyclonePVC(t.name) + " in " + workerNamespace(t.name) + ", empty",
+			"ResourceQuota":         "Cyclone's quota becomes the Tenant's spec.quota, from the namespace's tenant.cyclone.dev/info",
+			"Pod":                   "Cyclone's stage and GC Pods belong to its runs",
+		}[f.kind]
+		if why == "" {
+			why = "gyre imports Cyclone's kinds and the Secrets and ConfigMaps they refer to, and nothing else"
+		}
+		t.note("", LeftOut, "%d %s in %s (%s): %s", len(f.names), plural(f.kind, len(f.names)), ns, list(f.names, 5), why)
 	}
 	return nil
 }

@@ -268,6 +268,9 @@ func objectID(o *unstructured.Unstructured) string { return o.GetKind() + "/" + 
 // Cyclone as in gyre.
 func namespace(t string) string { return "cyclone-" + t }
 
+// cyclonePVC is the PVC tenant t's stages share, in Cyclone as in gyre.
+func cyclonePVC(t string) string { return "cyclone-pvc-" + t }
+
 // workerNamespace is where gyre runs tenant t's stage Pods. Cyclone ran
 // them in cyclone-<t> itself, on whichever cluster.
 func workerNamespace(t string) string { return "cyclone-" + t + "-worker" }
