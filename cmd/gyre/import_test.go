@@ -68,6 +68,12 @@ func TestImport_endToEnd(t *testing.T) {
 			stdout, stderr, code := execute(t, "import", "--kubeconfig", cyclone.Kubeconfig, "--tenant", "shop", "--out", out, "--repo-url", url)
 			t.Logf("gyre import took %s\nstdout:\n%s\nstderr:\n%s", time.Since(start), stdout, stderr)
 			g.Expect(code).To(Equal(0))
+			for _, secret := range []string{"glpat-s3cr3t-token-value", "sqa-s3cr3t-sonar"} {
+				g.Expect(stdout + stderr).NotTo(ContainSubstring(secret))
+			}
+			if !tc.inPlace {
+				golden(t, "import/stdout.txt", strings.NewReplacer(out, "OUT", url, "URL").Replace(stdout))
+			}
 			g.Expect(stderr).To(ContainSubstring("Reading tenant shop (1 of 1) from namespace cyclone-shop\n"))
 			g.Expect(stdout).To(ContainSubstring("  tenant shop: 8 objects (Project 1, Resource 2, Stage 2, Workflow 1, WorkflowTrigger 2) in tenants/shop/base; 1 object (Stage 1) left out in left-out/shop; 3 files to apply by hand in by-hand/\n"))
 			g.Expect(stdout).To(MatchRegexp(`(?m)^Not carried over as it was \(\d+\):\n`))
