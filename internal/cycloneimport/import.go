@@ -303,6 +303,9 @@ func (r *reader) tenant(ctx context.Context, name string) (*tenant, error) {
 			workerContext(t, obj)
 			t.objects = append(t.objects, obj)
 		}
+		if k.kind == "WorkflowRun" && len(items) > 0 {
+			t.note("", ToDo, "%d %s read, as --runs asked: gyre starts each one it applies once more, and never again", len(items), plural("WorkflowRun", len(items)))
+		}
 		r.say("  %-16s %d", k.kind+"s", len(items))
 	}
 
