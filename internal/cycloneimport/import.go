@@ -91,6 +91,8 @@ type Note struct {
 	Message string `json:"message"`
 }
 
+// String is the note as a line of the report: "tenant t: Kind/name:
+// message".
 func (n Note) String() string {
 	s := "tenant " + n.Tenant + ": "
 	if n.Object != "" {

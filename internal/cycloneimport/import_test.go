@@ -56,7 +56,7 @@ func TestImport(t *testing.T) {
 		t.Skip("needs the test control plane")
 	}
 	ctx := context.Background()
-	live := LoadCycloneTenant(t, testEnv.Client, "shop")
+	live := loadCycloneTenant(t, testEnv.Client, "shop")
 
 	t.Run("The repository written is the golden one, every Secret a placeholder, and gyre renders the live specs back from it.", func(t *testing.T) {
 		g := NewWithT(t)
@@ -152,7 +152,7 @@ func TestImport(t *testing.T) {
 
 	t.Run("Several tenants are imported in name order, once each, with a Tenant each that renders.", func(t *testing.T) {
 		g := NewWithT(t)
-		LoadCycloneTenant(t, testEnv.Client, "payments")
+		loadCycloneTenant(t, testEnv.Client, "payments")
 		dir := t.TempDir()
 		var progress bytes.Buffer
 		rep, err := Import(ctx, testEnv.Config, dir, Options{Tenants: []string{"shop", "payments", "shop"}, Progress: &progress})
@@ -300,11 +300,11 @@ func golden(t *testing.T, name, got string) {
 	}
 }
 
-// LoadCycloneTenant creates testdata/cyclone-tenant.yaml as Cyclone
+// loadCycloneTenant creates testdata/cyclone-tenant.yaml as Cyclone
 // tenant name, then gives it what Cyclone's controllers would: the run
 // owned by its Workflow, and a status. It returns the objects as the API
 // server then serves them, server-set fields and all, by Kind/name.
-func LoadCycloneTenant(t *testing.T, c client.Client, name string) map[string]*unstructured.Unstructured {
+func loadCycloneTenant(t *testing.T, c client.Client, name string) map[string]*unstructured.Unstructured {
 	t.Helper()
 	ctx := context.Background()
 	g := NewWithT(t)
