@@ -7,7 +7,6 @@ import (
 	"slices"
 	"strings"
 
-	"filippo.io/age"
 	"github.com/spf13/cobra"
 
 	"github.com/gyreops/gyre/internal/cycloneimport"
@@ -44,7 +43,7 @@ as it was, to stdout. DIR must be empty or new.`,
 			}
 			o.PodSecurity = string(level)
 			for _, r := range recipients {
-				rec, err := age.ParseX25519Recipient(strings.TrimSpace(r))
+				rec, err := cycloneimport.ParseRecipient(r)
 				if err != nil {
 					return fmt.Errorf("--age-recipient %q: %w", r, err)
 				}
@@ -69,7 +68,7 @@ as it was, to stdout. DIR must be empty or new.`,
 	f.BoolVar(&o.Runs, "runs", false, "import WorkflowRuns too; gyre starts each run it applies once more")
 	f.StringVar(&o.RepoURL, "repo-url", "", "Git URL for the Repository manifest (default: a placeholder to fill in)")
 	f.StringVar(&o.Repository, "repo-name", cycloneimport.DefaultRepository, "name of the Repository the Tenants follow")
-	f.StringArrayVar(&recipients, "age-recipient", nil, "age recipient (age1...) to encrypt the referenced Secrets, values included, to; repeatable")
+	f.StringArrayVar(&recipients, "age-recipient", nil, "age recipient (age1...) or SSH public key (ssh-ed25519 ...) to encrypt the referenced Secrets, values included, to; repeatable")
 	// The name the migration guides of other tools use for the same key.
 	f.StringArrayVar(&recipients, "sops-age-recipient", nil, "same as --age-recipient")
 	_ = f.MarkHidden("sops-age-recipient")

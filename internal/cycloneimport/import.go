@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"filippo.io/age"
+	"filippo.io/age/agessh"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -458,4 +459,15 @@ func sortedKeys[K ~string, V any](m map[K]V) []K {
 	}
 	slices.Sort(keys)
 	return keys
+}
+
+// ParseRecipient reads an age recipient as the age command line takes
+// it: an X25519 key (age1...) or an SSH public key (ssh-ed25519 or
+// ssh-rsa), so a team can encrypt to the keys it already has.
+func ParseRecipient(s string) (age.Recipient, error) {
+	s = strings.TrimSpace(s)
+	if strings.HasPrefix(s, "ssh-") {
+		return agessh.ParseRecipient(s)
+	}
+	return age.ParseX25519Recipient(s)
 }

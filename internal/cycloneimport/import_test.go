@@ -3,6 +3,8 @@ package cycloneimport
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
+	"crypto/rand"
 	"errors"
 	"flag"
 	"fmt"
@@ -15,8 +17,10 @@ import (
 	"time"
 
 	"filippo.io/age"
+	"filippo.io/age/agessh"
 	"filippo.io/age/armor"
 	. "github.com/onsi/gomega"
+	"golang.org/x/crypto/ssh"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -175,12 +179,24 @@ func TestImport(t *testing.T) {
 		g.Expect(readTree(t, b)).To(Equal(readTree(t, a)))
 	})
 
-	t.Run("With an age recipient, each referenced Secret is encrypted whole and decrypts to the live Secret.", func(t *testing.T) {
+	t.Run("With age recipients, an age key and an SSH key, each referenced Secret is encrypted whole and decrypts to the live Secret with either.", func(t *testing.T) {
 		g := NewWithT(t)
 		id, err := age.GenerateX25519Identity()
 		g.Expect(err).NotTo(HaveOccurred())
+		pub, priv, err := ed25519.GenerateKey(rand.Reader)
+		g.Expect(err).NotTo(HaveOccurred())
+		sshPub, err := ssh.NewPublicKey(pub)
+		g.Expect(err).NotTo(HaveOccurred())
+		sshID, err := agessh.NewEd25519Identity(priv)
+		g.Expect(err).NotTo(HaveOccurred())
+		var recipients []age.Recipient
+		for _, r := range []string{id.Recipient().String(), string(ssh.MarshalAuthorizedKey(sshPub))} {
+			rec, err := ParseRecipient(r)
+			g.Expect(err).NotTo(HaveOccurred())
+			recipients = append(recipients, rec)
+		}
 		dir := t.TempDir()
-		rep, err := Import(ctx, testEnv.Config, dir, Options{Tenants: []string{"shop"}, AgeRecipients: []age.Recipient{id.Recipient()}})
+		rep, err := Import(ctx, testEnv.Config, dir, Options{Tenants: []string{"shop"}, AgeRecipients: recipients})
 		g.Expect(err).NotTo(HaveOccurred())
 		g.Expect(rep.Tenants[0].ByHand).To(Equal([]string{
 			"by-hand/cyclone-shop-worker/configmap-build-settings.yaml",
@@ -191,18 +207,20 @@ func TestImport(t *testing.T) {
 		for _, v := range secretValues {
 			g.Expect(tree).NotTo(ContainSubstring(v), "a Secret value was written in clear")
 		}
-		f, err := os.Open(filepath.Join(dir, "by-hand", "cyclone-shop", "secret-shop-gitlab.yaml.age"))
-		g.Expect(err).NotTo(HaveOccurred())
-		defer f.Close()
-		r, err := age.Decrypt(armor.NewReader(f), id)
-		g.Expect(err).NotTo(HaveOccurred())
-		plain, err := io.ReadAll(r)
-		g.Expect(err).NotTo(HaveOccurred())
-		var secret unstructured.Unstructured
-		g.Expect(yaml.Unmarshal(bytes.TrimPrefix(plain, []byte("---\n")), &secret.Object)).To(Succeed())
-		g.Expect(secret.GetNamespace()).To(Equal("cyclone-shop"))
-		g.Expect(secret.Object["data"]).To(Equal(live["Secret/shop-gitlab"].Object["data"]))
-		g.Expect(secret.GetUID()).To(BeEmpty())
+		for _, identity := range []age.Identity{id, sshID} {
+			f, err := os.Open(filepath.Join(dir, "by-hand", "cyclone-shop", "secret-shop-gitlab.yaml.age"))
+			g.Expect(err).NotTo(HaveOccurred())
+			r, err := age.Decrypt(armor.NewReader(f), identity)
+			g.Expect(err).NotTo(HaveOccurred())
+			plain, err := io.ReadAll(r)
+			g.Expect(err).NotTo(HaveOccurred())
+			f.Close()
+			var secret unstructured.Unstructured
+			g.Expect(yaml.Unmarshal(bytes.TrimPrefix(plain, []byte("---\n")), &secret.Object)).To(Succeed())
+			g.Expect(secret.GetNamespace()).To(Equal("cyclone-shop"))
+			g.Expect(secret.Object["data"]).To(Equal(live["Secret/shop-gitlab"].Object["data"]))
+			g.Expect(secret.GetUID()).To(BeEmpty())
+		}
 	})
 }
 
