@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"sort"
@@ -196,7 +197,40 @@ func Import(ctx context.Context, cfg *rest.Config, dir string, o Options) (*Repo
 		}
 		tenants = append(tenants, t)
 	}
-	return write(ctx, dir, tenants, o)
+	return writeAll(ctx, dir, tenants, o)
+}
+
+// writeAll writes the repository next to dir and renames it into place
+// once whole, so that a failed or interrupted import leaves dir as it
+// was, ready for the next attempt.
+func writeAll(ctx context.Context, dir string, tenants []*tenant, o Options) (*Report, error) {
+	parent := filepath.Dir(filepath.Clean(dir))
+	if err := os.MkdirAll(parent, 0o755); err != nil {
+		return nil, err
+	}
+	tmp, err := os.MkdirTemp(parent, "."+filepath.Base(dir)+"-import-")
+	if err != nil {
+		return nil, err
+	}
+	rep, err := write(ctx, tmp, tenants, o)
+	if err == nil {
+		// The temporary directory is 0700; the repository is not secret.
+		err = os.Chmod(tmp, 0o755)
+	}
+	if err == nil {
+		// An empty dir makes way: os.Remove removes nothing else.
+		if rm := os.Remove(dir); rm != nil && !errors.Is(rm, os.ErrNotExist) {
+			err = rm
+		}
+	}
+	if err == nil {
+		err = os.Rename(tmp, dir)
+	}
+	if err != nil {
+		_ = os.RemoveAll(tmp)
+		return nil, err
+	}
+	return rep, nil
 }
 
 // repoURLRe is the pattern the Repository CRD holds spec.url to.
