@@ -20,6 +20,8 @@ import (
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
+
+	"github.com/gyreops/gyre/internal/testcluster"
 )
 
 // corpusDoc is one YAML document of testdata/cyclone.
@@ -82,6 +84,7 @@ func TestCycloneCorpus_roundTrips(t *testing.T) {
 // real API server and reads it back: the CRD schemas must accept it and
 // prune none of its fields.
 func TestCycloneCorpus_acceptedByAPIServer(t *testing.T) {
+	testcluster.Require(t)
 	ctx := context.Background()
 	ns := newNamespace(t)
 	for _, doc := range readCorpus(t) {

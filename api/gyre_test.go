@@ -9,11 +9,13 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	gyrev1alpha1 "github.com/gyreops/gyre/api/gyre/v1alpha1"
+	"github.com/gyreops/gyre/internal/testcluster"
 )
 
 // TestRepository_validation holds the API server to rejecting what the
 // Repository reconciler could never follow, with the field in the message.
 func TestRepository_validation(t *testing.T) {
+	testcluster.Require(t)
 	tests := []struct {
 		name    string
 		spec    gyrev1alpha1.RepositorySpec
@@ -91,6 +93,7 @@ func TestRepository_validation(t *testing.T) {
 // TestTenant_validation holds the API server to rejecting Tenants whose
 // namespaces could not exist.
 func TestTenant_validation(t *testing.T) {
+	testcluster.Require(t)
 	tests := []struct {
 		name    string
 		tenant  string

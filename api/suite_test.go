@@ -1,8 +1,6 @@
 package api_test
 
 import (
-	"context"
-	"fmt"
 	"os"
 	"testing"
 
@@ -21,24 +19,13 @@ var (
 )
 
 func TestMain(m *testing.M) {
-	os.Exit(runTests(m))
-}
-
-func runTests(m *testing.M) int {
 	for _, add := range []func(*runtime.Scheme) error{clientgoscheme.AddToScheme, cyclonev1alpha1.AddToScheme, gyrev1alpha1.AddToScheme} {
 		if err := add(scheme); err != nil {
 			panic(err)
 		}
 	}
-	cluster, err := testcluster.Start(context.Background(), testcluster.Options{})
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer cluster.Stop()
-	if k8sClient, err = client.New(cluster.Config, client.Options{Scheme: scheme}); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	return m.Run()
+	os.Exit(testcluster.RunSuite(m, testcluster.Options{}, func(c *testcluster.Cluster) (err error) {
+		k8sClient, err = client.New(c.Config, client.Options{Scheme: scheme})
+		return err
+	}))
 }

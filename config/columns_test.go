@@ -12,7 +12,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	cyclonev1alpha1 "github.com/gyreops/gyre/api/cyclone/v1alpha1"
-	"github.com/gyreops/gyre/reconciler"
+	"github.com/gyreops/gyre/internal/mgrconfig"
+	"github.com/gyreops/gyre/internal/testcluster"
 )
 
 // table returns the cells kubectl get would print for one object of
@@ -37,12 +38,13 @@ func table(g Gomega, namespace, resource, name string) map[string]any {
 }
 
 func TestCRDs_printerColumnsOfStagesAndWorkflows(t *testing.T) {
+	testcluster.Require(t)
 	if cluster == nil {
 		t.Skip("needs the test control plane; not started in -short mode")
 	}
 	g := NewWithT(t)
 	ctx := context.Background()
-	gyreScheme, err := reconciler.NewScheme()
+	gyreScheme, err := mgrconfig.NewScheme()
 	g.Expect(err).NotTo(HaveOccurred())
 	admin, err := client.New(cluster.Config, client.Options{Scheme: gyreScheme})
 	g.Expect(err).NotTo(HaveOccurred())

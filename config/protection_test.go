@@ -11,8 +11,9 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	gyrev1alpha1 "github.com/gyreops/gyre/api/gyre/v1alpha1"
+	"github.com/gyreops/gyre/internal/convention"
+	"github.com/gyreops/gyre/internal/mgrconfig"
 	"github.com/gyreops/gyre/internal/testcluster"
-	"github.com/gyreops/gyre/reconciler"
 	"github.com/gyreops/gyre/tenants"
 )
 
@@ -21,10 +22,11 @@ import (
 // until they are annotated gyre.dev/deletion-protection=disabled; gyre's
 // own removal of a deleted Tenant's namespaces goes through.
 func TestDeletionProtection(t *testing.T) {
+	testcluster.Require(t)
 	g := NewWithT(t)
 	ctx := context.Background()
 	g.Expect(testcluster.InstallProtection(ctx, cluster.Config)).To(Succeed())
-	scheme, err := reconciler.NewScheme()
+	scheme, err := mgrconfig.NewScheme()
 	g.Expect(err).NotTo(HaveOccurred())
 	admin, err := client.New(cluster.Config, client.Options{Scheme: scheme})
 	g.Expect(err).NotTo(HaveOccurred())
@@ -35,7 +37,7 @@ func TestDeletionProtection(t *testing.T) {
 	cs := &tenants.Clients{Control: admin, Reader: admin}
 	_, err = tenants.Provision(ctx, cs, nil, tenant)
 	g.Expect(err).NotTo(HaveOccurred())
-	namespaces := []string{tenants.Namespace(tenant.Name), tenants.WorkerNamespace(tenant.Name)}
+	namespaces := []string{convention.Namespace(tenant.Name), convention.WorkerNamespace(tenant.Name)}
 
 	refused := func(g Gomega, err error, msg string) {
 		g.Expect(apierrors.IsForbidden(err)).To(BeTrue(), "got %v", err)
@@ -62,7 +64,7 @@ func TestDeletionProtection(t *testing.T) {
 	})
 	t.Run("A namespace gyre did not make for a tenant is not protected.", func(t *testing.T) {
 		g := NewWithT(t)
-		ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "plain-", Labels: map[string]string{tenants.TenantLabel: "guarded"}}}
+		ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "plain-", Labels: map[string]string{convention.TenantLabel: "guarded"}}}
 		g.Expect(admin.Create(ctx, ns)).To(Succeed())
 		g.Expect(admin.Delete(ctx, ns)).To(Succeed())
 	})
@@ -72,7 +74,7 @@ func TestDeletionProtection(t *testing.T) {
 		_, err := tenants.Provision(ctx, cs, nil, other)
 		g.Expect(err).NotTo(HaveOccurred())
 		ns := &corev1.Namespace{}
-		g.Expect(admin.Get(ctx, client.ObjectKey{Name: tenants.WorkerNamespace(other.Name)}, ns)).To(Succeed())
+		g.Expect(admin.Get(ctx, client.ObjectKey{Name: convention.WorkerNamespace(other.Name)}, ns)).To(Succeed())
 		lift(g, ns)
 		g.Expect(admin.Delete(ctx, ns)).To(Succeed())
 	})

@@ -40,10 +40,12 @@ import (
 	cyclonev1alpha1 "github.com/gyreops/gyre/api/cyclone/v1alpha1"
 	gyrev1alpha1 "github.com/gyreops/gyre/api/gyre/v1alpha1"
 	"github.com/gyreops/gyre/exec"
+	"github.com/gyreops/gyre/internal/convention"
 	"github.com/gyreops/gyre/internal/gitserver"
+	"github.com/gyreops/gyre/internal/manager"
+	"github.com/gyreops/gyre/internal/mgrconfig"
 	"github.com/gyreops/gyre/internal/testcluster"
 	"github.com/gyreops/gyre/receiver"
-	"github.com/gyreops/gyre/reconciler"
 	"github.com/gyreops/gyre/tenants"
 )
 
@@ -83,6 +85,7 @@ func buildRBAC(t *testing.T) []*unstructured.Unstructured {
 }
 
 func TestRBAC_namesEveryRightAndCannotGrantItself(t *testing.T) {
+	testcluster.Require(t)
 	roles := 0
 	for _, o := range buildRBAC(t) {
 		if o.GetKind() != "ClusterRole" && o.GetKind() != "Role" {
@@ -182,12 +185,13 @@ func forbiddenLines(log string) []string {
 }
 
 func TestRBAC_controllerDoesItsWholeJobAsItsServiceAccount(t *testing.T) {
+	testcluster.Require(t)
 	if cluster == nil {
 		t.Skip("needs the test control plane; not started in -short mode")
 	}
 	g := NewWithT(t)
 	ctx := context.Background()
-	scheme, err := reconciler.NewScheme()
+	scheme, err := mgrconfig.NewScheme()
 	g.Expect(err).NotTo(HaveOccurred())
 	admin, err := client.New(cluster.Config, client.Options{Scheme: scheme})
 	g.Expect(err).NotTo(HaveOccurred())
@@ -263,7 +267,7 @@ func TestRBAC_controllerDoesItsWholeJobAsItsServiceAccount(t *testing.T) {
 	klog.SetLogger(logger)
 	ctrl.SetLogger(logger)
 	t.Cleanup(klog.ClearLogger)
-	o := reconciler.Options{
+	o := manager.Options{
 		MetricsAddr:             "0",
 		ProbeAddr:               "0",
 		LeaderElection:          true,
@@ -272,13 +276,13 @@ func TestRBAC_controllerDoesItsWholeJobAsItsServiceAccount(t *testing.T) {
 		LogDir:                  t.TempDir(),
 		Exec:                    exec.Config{GCPodAnnotations: map[string]string{testcluster.AnnotationResult: "succeed"}},
 	}
-	opts := reconciler.ManagerOptions(scheme, o)
+	opts := o.Manager(scheme)
 	opts.Logger = logger
 	mgr, err := ctrl.NewManager(cfg, opts)
 	g.Expect(err).NotTo(HaveOccurred())
-	g.Expect(reconciler.Setup(mgr, o)).To(Succeed())
+	g.Expect(manager.Setup(mgr, o)).To(Succeed())
 	// The webhook server --webhook-addr adds, on a port of the test's.
-	hooks := reconciler.NewWebhookServer(mgr, o)
+	hooks := manager.NewWebhookServer(mgr, o)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	g.Expect(err).NotTo(HaveOccurred())
 	mgrCtx, cancel := context.WithCancel(ctx)
@@ -315,7 +319,7 @@ func TestRBAC_controllerDoesItsWholeJobAsItsServiceAccount(t *testing.T) {
 
 	// The Tenant's namespaces, worker ServiceAccount and its RBAC,
 	// quota and PVC are provisioned, and its target applied.
-	ns, worker := tenants.Namespace(tenant.Name), tenants.WorkerNamespace(tenant.Name)
+	ns, worker := convention.Namespace(tenant.Name), convention.WorkerNamespace(tenant.Name)
 	long(func(g Gomega) {
 		got := &gyrev1alpha1.Tenant{}
 		g.Expect(admin.Get(ctx, client.ObjectKeyFromObject(tenant), got)).To(Succeed())
@@ -325,11 +329,11 @@ func TestRBAC_controllerDoesItsWholeJobAsItsServiceAccount(t *testing.T) {
 	for _, obj := range []client.Object{
 		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}},
 		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: worker}},
-		&corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: tenants.WorkerName, Namespace: worker}},
-		&rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Name: tenants.WorkerName, Namespace: worker}},
-		&rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Name: tenants.WorkerName, Namespace: worker}},
+		&corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: convention.WorkerServiceAccount, Namespace: worker}},
+		&rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Name: convention.WorkerServiceAccount, Namespace: worker}},
+		&rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Name: convention.WorkerServiceAccount, Namespace: worker}},
 		&corev1.ResourceQuota{ObjectMeta: metav1.ObjectMeta{Name: tenants.QuotaName, Namespace: worker}},
-		&corev1.PersistentVolumeClaim{ObjectMeta: metav1.ObjectMeta{Name: tenants.PVCName(tenant.Name), Namespace: worker}},
+		&corev1.PersistentVolumeClaim{ObjectMeta: metav1.ObjectMeta{Name: convention.PVCName(tenant.Name), Namespace: worker}},
 		&cyclonev1alpha1.Stage{ObjectMeta: metav1.ObjectMeta{Name: "hello", Namespace: ns}},
 		&cyclonev1alpha1.Workflow{ObjectMeta: metav1.ObjectMeta{Name: "hello", Namespace: ns}},
 		&corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "settings", Namespace: ns}},
@@ -339,7 +343,7 @@ func TestRBAC_controllerDoesItsWholeJobAsItsServiceAccount(t *testing.T) {
 	}
 	long(func(g Gomega) {
 		pvc := &corev1.PersistentVolumeClaim{}
-		g.Expect(admin.Get(ctx, client.ObjectKey{Namespace: worker, Name: tenants.PVCName(tenant.Name)}, pvc)).To(Succeed())
+		g.Expect(admin.Get(ctx, client.ObjectKey{Namespace: worker, Name: convention.PVCName(tenant.Name)}, pvc)).To(Succeed())
 		g.Expect(pvc.Status.Phase).To(Equal(corev1.ClaimBound))
 	})
 
@@ -398,7 +402,7 @@ func TestRBAC_controllerDoesItsWholeJobAsItsServiceAccount(t *testing.T) {
 	g.Expect(err).NotTo(HaveOccurred())
 	token, err := cs.CoreV1().ServiceAccounts(ns).CreateToken(ctx, "nobody", &authenticationv1.TokenRequest{}, metav1.CreateOptions{})
 	g.Expect(err).NotTo(HaveOccurred())
-	logsReq, err := http.NewRequest(http.MethodGet, "http://"+ln.Addr().String()+reconciler.LogsPath+"/"+ns+"/hello-1/hello", nil)
+	logsReq, err := http.NewRequest(http.MethodGet, "http://"+ln.Addr().String()+manager.LogsPath+"/"+ns+"/hello-1/hello", nil)
 	g.Expect(err).NotTo(HaveOccurred())
 	logsReq.Header.Set("Authorization", "Bearer "+token.Status.Token)
 	logsResp, err := http.DefaultClient.Do(logsReq)

@@ -20,6 +20,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	cyclonev1alpha1 "github.com/gyreops/gyre/api/cyclone/v1alpha1"
+	"github.com/gyreops/gyre/internal/convention"
 	"github.com/gyreops/gyre/internal/testcluster"
 )
 
@@ -338,18 +339,18 @@ func benchRun(b *testing.B, raw, lifecycles float64) (float64, *corev1.Pod, *cor
 	go func() {
 		for ev := range w.ResultChan() {
 			pod, ok := ev.Object.(*corev1.Pod)
-			if ok && pod.Labels[LabelPodKind] == podKindGC {
+			if ok && pod.Labels[convention.LabelPodKind] == convention.PodKindGC {
 				mu.Lock()
 				if gcPod == nil {
 					gcPod = pod.DeepCopy()
 				}
 				mu.Unlock()
 			}
-			if !ok || pod.Annotations[AnnotationStage] == "" {
+			if !ok || pod.Annotations[convention.AnnotationStage] == "" {
 				continue
 			}
 			now := time.Now()
-			k := pod.Annotations[AnnotationRun] + "/" + pod.Annotations[AnnotationStage]
+			k := pod.Annotations[convention.AnnotationRun] + "/" + pod.Annotations[convention.AnnotationStage]
 			mu.Lock()
 			s := stamps[k]
 			if s == nil {

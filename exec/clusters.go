@@ -8,10 +8,9 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes"
 	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/clock"
@@ -22,12 +21,12 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/source"
 
-	cyclonev1alpha1 "github.com/gyreops/gyre/api/cyclone/v1alpha1"
-	"github.com/gyreops/gyre/tenants"
+	"github.com/gyreops/gyre/internal/clusters"
+	"github.com/gyreops/gyre/internal/convention"
 )
 
 // errClusterNotFound: a run names an ExecutionCluster that does not exist.
-var errClusterNotFound = errors.New("execution cluster not found")
+var errClusterNotFound = clusters.ErrNotFound
 
 // target is where one run's Pods live.
 type target struct {
@@ -52,11 +51,6 @@ type conn struct {
 	// stop ends the cluster's cache; nil for the control cluster, whose
 	// cache the manager runs.
 	stop context.CancelFunc
-	// version is tenants.ClusterConfig's version of the credentials the
-	// connection was made from, to reconnect when they change.
-	version string
-	// checked is when the credentials were last compared with version.
-	checked time.Time
 
 	podsOnce sync.Once
 	pods     corev1client.PodsGetter
@@ -73,7 +67,6 @@ const secretRecheck = time.Minute
 // ExecutionCluster in use.
 type clusterSet struct {
 	scheme  *runtime.Scheme
-	reader  client.Reader // Cyclone objects, cached
 	secrets client.Reader // Secrets, read live so they are never cached
 	// limits holds the rate limits of every connection: the control
 	// cluster's, not client-go's default of 5 requests a second.
@@ -86,15 +79,33 @@ type clusterSet struct {
 	// base is the manager's lifetime, the parent of every remote cache's
 	// context. It is kept, against the usual rule, because remote caches
 	// start on demand long after Start was called.
-	base   context.Context
-	remote map[string]*conn
-	ctrl   controller.Controller
+	base context.Context
+	ctrl controller.Controller
+
+	// remote holds the connections to ExecutionClusters, the type the
+	// tenant provisioner keeps its clients in too.
+	remoteOnce sync.Once
+	remote     *clusters.Set[*conn]
+}
+
+// remotes returns the set of connections to ExecutionClusters.
+func (cs *clusterSet) remotes() *clusters.Set[*conn] {
+	cs.remoteOnce.Do(func() {
+		cs.remote = &clusters.Set[*conn]{
+			Reader:  cs.secrets,
+			Connect: cs.connect,
+			Close:   func(c *conn) { c.stop() },
+			Recheck: secretRecheck,
+			Clock:   cs.clock,
+		}
+	})
+	return cs.remote
 }
 
 // newPodCluster connects to a cluster with a cache that holds only the
 // engine's Pods.
 func newPodCluster(cfg *rest.Config, scheme *runtime.Scheme) (cluster.Cluster, error) {
-	selector := labels.SelectorFromSet(labels.Set{LabelManagedBy: ManagedByExec})
+	selector := labels.SelectorFromSet(labels.Set{convention.LabelManagedBy: convention.ManagedByExec})
 	return cluster.New(cfg, func(o *cluster.Options) {
 		o.Scheme = scheme
 		// A stage Pod's managed fields are nearly half its size, and
@@ -110,12 +121,7 @@ func (cs *clusterSet) Start(ctx context.Context) error {
 	cs.base = ctx
 	cs.mu.Unlock()
 	<-ctx.Done()
-	cs.mu.Lock()
-	defer cs.mu.Unlock()
-	for name, c := range cs.remote {
-		c.stop()
-		delete(cs.remote, name)
-	}
+	cs.remotes().CloseAll()
 	return nil
 }
 
@@ -125,41 +131,26 @@ func (cs *clusterSet) get(ctx context.Context, name string) (*conn, error) {
 	if name == "" {
 		return cs.control, nil
 	}
-	cs.mu.Lock()
-	defer cs.mu.Unlock()
-	if c := cs.remote[name]; c != nil && cs.clock.Since(c.checked) < secretRecheck {
-		return c, nil
-	}
-	ec := &cyclonev1alpha1.ExecutionCluster{}
-	if err := cs.reader.Get(ctx, types.NamespacedName{Name: name}, ec); err != nil {
-		if apierrors.IsNotFound(err) {
-			return nil, fmt.Errorf("%w: %s", errClusterNotFound, name)
-		}
-		return nil, fmt.Errorf("get execution cluster %s: %w", name, err)
-	}
-	cfg, version, err := tenants.ClusterConfig(ctx, cs.secrets, ec)
-	if err != nil {
-		return nil, err
-	}
+	return cs.remotes().Get(ctx, name)
+}
+
+// connect connects to an ExecutionCluster with a Pod cache that the
+// engine's controller watches.
+func (cs *clusterSet) connect(ctx context.Context, name string, cfg *rest.Config) (*conn, error) {
 	if cs.limits != nil {
 		cfg.QPS, cfg.Burst = cs.limits.QPS, cs.limits.Burst
 	}
-	if c := cs.remote[name]; c != nil {
-		if c.version == version {
-			c.checked = cs.clock.Now()
-			return c, nil
-		}
-		c.stop() // the credentials changed: reconnect
-		delete(cs.remote, name)
-	}
-	if cs.base == nil || cs.ctrl == nil {
+	cs.mu.Lock()
+	base, watcher := cs.base, cs.ctrl
+	cs.mu.Unlock()
+	if base == nil || watcher == nil {
 		return nil, errors.New("engine not started yet")
 	}
 	cl, err := newPodCluster(cfg, cs.scheme)
 	if err != nil {
 		return nil, fmt.Errorf("execution cluster %s: %w", name, err)
 	}
-	cctx, cancel := context.WithCancel(cs.base)
+	cctx, cancel := context.WithCancel(base)
 	go func() {
 		if err := cl.Start(cctx); err != nil {
 			ctrl.LoggerFrom(cctx).Error(err, "Execution cluster cache stopped", "cluster", name)
@@ -173,23 +164,16 @@ func (cs *clusterSet) get(ctx context.Context, name string) (*conn, error) {
 		cancel()
 		return nil, fmt.Errorf("execution cluster %s: sync pods: %w", name, err)
 	}
-	if err := cs.ctrl.Watch(cs.watch(cl)); err != nil {
+	if err := watcher.Watch(cs.watch(cl)); err != nil {
 		cancel()
 		return nil, fmt.Errorf("execution cluster %s: watch pods: %w", name, err)
 	}
-	c := &conn{cluster: cl, stop: cancel, version: version, checked: cs.clock.Now()}
-	cs.remote[name] = c
-	return c, nil
+	return &conn{cluster: cl, stop: cancel}, nil
 }
 
 // forget disconnects from an ExecutionCluster that is gone.
 func (cs *clusterSet) forget(name string) {
-	cs.mu.Lock()
-	defer cs.mu.Unlock()
-	if c := cs.remote[name]; c != nil {
-		c.stop()
-		delete(cs.remote, name)
-	}
+	cs.remotes().Forget(name)
 }
 
 // clusterReconciler connects to ExecutionClusters as they appear, so their
@@ -205,4 +189,22 @@ func (r *clusterReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ct
 		return ctrl.Result{}, nil
 	}
 	return ctrl.Result{}, err
+}
+
+// The engine reads container logs through the API, so that the Pods of
+// remote execution clusters are kept too.
+//
+// +kubebuilder:rbac:groups="",resources=pods/log,verbs=get
+
+// podsClient returns a client for pods/log on the connection's cluster,
+// made on first use.
+func (c *conn) podsClient() (corev1client.PodsGetter, error) {
+	c.podsOnce.Do(func() {
+		var cs *kubernetes.Clientset
+		cs, c.podsErr = kubernetes.NewForConfig(c.cluster.GetConfig())
+		if cs != nil {
+			c.pods = cs.CoreV1()
+		}
+	})
+	return c.pods, c.podsErr
 }

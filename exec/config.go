@@ -2,13 +2,15 @@ package exec
 
 import (
 	"net/http"
-	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/utils/clock"
 
+	"github.com/gyreops/gyre/exec/notify"
+	"github.com/gyreops/gyre/exec/podbuild"
+	"github.com/gyreops/gyre/internal/convention"
 	"github.com/gyreops/gyre/internal/netguard"
 	"github.com/gyreops/gyre/internal/runlogs"
 )
@@ -131,7 +133,7 @@ type Config struct {
 	Outbound *netguard.Guard
 	// SMTP is the mail server that sends Email notifications; without
 	// one, they are recorded as failed.
-	SMTP SMTPConfig
+	SMTP notify.SMTPConfig
 	// SlackToken is the bot token that posts Slack notifications to a
 	// channel with chat.postMessage. Receivers whose address is an
 	// incoming-webhook URL need none.
@@ -162,29 +164,12 @@ type Config struct {
 	LogMaxBytes int64
 }
 
-// SMTPConfig says how to reach the mail server that sends Email
-// notifications.
-type SMTPConfig struct {
-	// Addr is the server's host:port; empty turns Email notifications
-	// off. The connection is upgraded with STARTTLS when the server
-	// offers it.
-	Addr string
-	// From is the sender address of every notification.
-	From string
-	// Username and Password authenticate with PLAIN when Username is set.
-	// net/smtp sends them only over TLS, or to a server on localhost.
-	Username, Password string
-}
-
 // Default images, chosen so that a bare Config gives runnable Pods.
 const (
 	DefaultHelperImage = "gyre.dev/gyre:dev" // make image builds it; load it on the nodes
 	DefaultGCImage     = "busybox:1.37"
 	DefaultDindImage   = "docker:28-dind"
 )
-
-// defaultSlackAPIURL is the base URL of Slack's Web API.
-const defaultSlackAPIURL = "https://slack.com/api/"
 
 // withDefaults returns c with every unset field set to its default.
 func (c Config) withDefaults() Config {
@@ -204,16 +189,16 @@ func (c Config) withDefaults() Config {
 		c.DindImage = DefaultDindImage
 	}
 	if c.WorkerNamespace == nil {
-		c.WorkerNamespace = func(tenant string) string { return "cyclone-" + tenant + "-worker" }
+		c.WorkerNamespace = convention.WorkerNamespace
 	}
 	if c.ServiceAccount == "" {
-		c.ServiceAccount = "cyclone-worker"
+		c.ServiceAccount = convention.WorkerServiceAccount
 	}
 	if c.ControllerServiceAccount == "" {
-		c.ControllerServiceAccount = "gyre-controller"
+		c.ControllerServiceAccount = convention.ControllerServiceAccount
 	}
 	if c.PVCName == nil {
-		c.PVCName = func(tenant string) string { return "cyclone-pvc-" + tenant }
+		c.PVCName = convention.PVCName
 	}
 	if c.GCAttempts <= 0 {
 		c.GCAttempts = 3
@@ -255,7 +240,7 @@ func (c Config) withDefaults() Config {
 		c.HTTPClient = c.Outbound.Client(10 * time.Second)
 	}
 	if c.SlackAPIURL == "" {
-		c.SlackAPIURL = defaultSlackAPIURL
+		c.SlackAPIURL = notify.DefaultSlackAPIURL
 	}
 	if c.Clock == nil {
 		c.Clock = clock.RealClock{}
@@ -269,12 +254,18 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
-// resolverImage is the image that resolves a Resource of type typ.
-func (c Config) resolverImage(typ string) string {
-	if img := c.ResolverImages[typ]; img != "" {
-		return img
+// podBuilder is the stage Pod builder of c, which has its defaults.
+func (c Config) podBuilder() podbuild.Builder {
+	return podbuild.Builder{
+		ResolverImages:         c.ResolverImages,
+		DefaultResolverImage:   c.DefaultResolverImage,
+		CoordinatorImage:       c.CoordinatorImage,
+		DindImage:              c.DindImage,
+		DindBip:                c.DindBip,
+		DindInsecureRegistries: c.DindInsecureRegistries,
+		ServiceAccount:         c.ServiceAccount,
+		IgnorePersistence:      c.IgnorePersistence,
 	}
-	return c.DefaultResolverImage
 }
 
 // retryBackoff is the wait before attempt next (2, 3, ...) of a stage.
@@ -289,5 +280,6 @@ func (c Config) retryBackoff(next int32) time.Duration {
 // Tenant is the tenant owning a namespace of the control cluster: the
 // namespace name without Cyclone's "cyclone-" prefix.
 func Tenant(namespace string) string {
-	return strings.TrimPrefix(namespace, "cyclone-")
+	tenant, _ := convention.TenantOf(namespace) // the namespace itself when it has no prefix
+	return tenant
 }

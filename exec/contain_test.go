@@ -13,6 +13,7 @@ import (
 
 	cyclonev1alpha1 "github.com/gyreops/gyre/api/cyclone/v1alpha1"
 	gyrev1alpha1 "github.com/gyreops/gyre/api/gyre/v1alpha1"
+	"github.com/gyreops/gyre/internal/convention"
 	"github.com/gyreops/gyre/internal/podsecurity"
 )
 
@@ -42,7 +43,7 @@ func waitRefused(t *testing.T, ns, name, reason, want string) *cyclonev1alpha1.W
 		g.Expect(run.Status.Overall.Message).To(ContainSubstring(want))
 	}).WithTimeout(30 * time.Second).Should(Succeed())
 	pods := &corev1.PodList{}
-	g.Expect(k8s.List(bg, pods, client.MatchingLabels{LabelRunUID: string(run.UID)})).To(Succeed())
+	g.Expect(k8s.List(bg, pods, client.MatchingLabels{convention.LabelRunUID: string(run.UID)})).To(Succeed())
 	g.Expect(pods.Items).To(BeEmpty(), "no Pod of the run exists anywhere")
 	return run
 }
@@ -178,7 +179,7 @@ func TestEngine_executionContextIsGyres(t *testing.T) {
 			g.Expect(run.Status.Stages["build"].Pod).NotTo(BeNil(), "the attempt was recorded")
 		}).WithTimeout(30 * time.Second).Should(Succeed())
 		// The run's GC Pod may come and go; no stage Pod ever does.
-		g.Consistently(own.created).WithTimeout(time.Second).ShouldNot(ContainElement(podName("run", "build", 1)))
+		g.Consistently(own.created).WithTimeout(time.Second).ShouldNot(ContainElement(convention.PodName("run", "build", 1)))
 	})
 
 	t.Run("A run on one of its Tenant's clusters, named explicitly with its worker namespace and PVC, runs.", func(t *testing.T) {
@@ -212,7 +213,7 @@ func TestEngine_checksPodSecurity(t *testing.T) {
 			ContainSubstring(`violates PodSecurity "baseline"`),
 			ContainSubstring("privileged"), ContainSubstring("host namespaces"), ContainSubstring("hostPath volumes")))
 		g.Expect(ss.Attempt).To(BeEquivalentTo(1), "no retry: the spec must change")
-		g.Expect(own.created()).NotTo(ContainElement(podName("run", "root", 1)))
+		g.Expect(own.created()).NotTo(ContainElement(convention.PodName("run", "root", 1)))
 	})
 
 	t.Run("The same Stage runs when its Tenant is privileged.", func(t *testing.T) {
@@ -223,7 +224,7 @@ func TestEngine_checksPodSecurity(t *testing.T) {
 		createWorkflow(t, ns, "wf", []*cyclonev1alpha1.Stage{hostStage(ns, "root")}, items("root"))
 		createRun(t, ns, "run", "wf")
 		waitRun(t, ns, "run", cyclonev1alpha1.StatusSucceeded)
-		g.Expect(own.created()).To(ContainElement(podName("run", "root", 1)))
+		g.Expect(own.created()).To(ContainElement(convention.PodName("run", "root", 1)))
 	})
 
 	t.Run("A Stage asking for host networking fails at restricted too, and a plain Stage of a restricted Tenant is checked at restricted.", func(t *testing.T) {

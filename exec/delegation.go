@@ -2,17 +2,15 @@ package exec
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"slices"
-	"strings"
-	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 
 	cyclonev1alpha1 "github.com/gyreops/gyre/api/cyclone/v1alpha1"
+	"github.com/gyreops/gyre/exec/notify"
+	"github.com/gyreops/gyre/internal/convention"
 	"github.com/gyreops/gyre/internal/netguard"
 )
 
@@ -32,19 +30,6 @@ const (
 	// again; the stage waits as if it had been.
 	ReasonDelegationUnconfirmed = "DelegationUnconfirmed"
 )
-
-// DelegationRequest is the JSON body POSTed to a delegation stage's URL,
-// Cyclone's: the Stage, its Workflow, and the WorkflowRun with its status
-// (status.stages[<stage>].attempt tells the attempt). The service reports
-// back by setting status.stages[<stage>].status.phase of the WorkflowRun
-// to Succeeded or Failed (and may set Running and outputs on the way),
-// through the Kubernetes API; a write of the status subresource with the
-// resourceVersion it read never undoes the engine's.
-type DelegationRequest struct {
-	Stage       *cyclonev1alpha1.Stage       `json:"stage"`
-	Workflow    *cyclonev1alpha1.Workflow    `json:"workflow"`
-	WorkflowRun *cyclonev1alpha1.WorkflowRun `json:"workflowrun"`
-}
 
 // delegate runs stage name when it is a delegation stage, and reports
 // whether it was one; pod stages are left to the caller.
@@ -79,14 +64,14 @@ func (r *Engine) delegate(ctx context.Context, s *scope, st *cyclonev1alpha1.Wor
 	item := stageItem(s.workflow, name)
 	key := delegationKey(name, max(ss.Attempt, 1))
 	switch {
-	case r.deliveries.known(s.run, key):
+	case r.deliveries.Known(s.run, key):
 		// This engine is sending the attempt, or has sent it; a run read
 		// from a cache that has not seen Delegating yet lands here too.
 		r.delegated(s, ss, item, key, d.URL)
 		return true, nil
 	case ss.Status.Phase == cyclonev1alpha1.StatusRunning && ss.Status.Reason == ReasonDelegating:
 		transition(&ss.Status, cyclonev1alpha1.StatusWaiting, ReasonDelegationUnconfirmed, fmt.Sprintf(
-			"the engine stopped while it sent attempt %d to %s; it is not sent again: waiting for the service to report", ss.Attempt, netguard.RedactURL(delegationURL(d.URL))), s.now)
+			"the engine stopped while it sent attempt %d to %s; it is not sent again: waiting for the service to report", ss.Attempt, netguard.RedactURL(notify.DelegationURL(d.URL))), s.now)
 	}
 	switch ss.Status.Phase {
 	case cyclonev1alpha1.StatusRunning, cyclonev1alpha1.StatusWaiting:
@@ -97,10 +82,10 @@ func (r *Engine) delegate(ctx context.Context, s *scope, st *cyclonev1alpha1.Wor
 	ss.Attempt = max(ss.Attempt, 1)
 	ss.NextAttemptTime = nil
 	ss.Status.Phase = "" // a new attempt: its phase starts afresh
-	transition(&ss.Status, cyclonev1alpha1.StatusRunning, ReasonDelegating, fmt.Sprintf("sending attempt %d to %s", ss.Attempt, netguard.RedactURL(delegationURL(d.URL))), s.now)
+	transition(&ss.Status, cyclonev1alpha1.StatusRunning, ReasonDelegating, fmt.Sprintf("sending attempt %d to %s", ss.Attempt, netguard.RedactURL(notify.DelegationURL(d.URL))), s.now)
 	now := metav1.NewTime(s.now)
 	ss.Status.StartTime = &now
-	body, err := delegationBody(s, st, stage)
+	body, err := notify.DelegationBody(s.run, st, s.workflow, stage)
 	if err != nil {
 		r.failAttempt(s, ss, item, podState{Phase: cyclonev1alpha1.StatusFailed, Reason: ReasonDelegationFailure, Message: err.Error()})
 		return true, nil
@@ -113,14 +98,11 @@ func (r *Engine) delegate(ctx context.Context, s *scope, st *cyclonev1alpha1.Wor
 	// The request is sent in the background: a service that does not
 	// answer must not hold a reconcile worker. The send that ends wakes
 	// the run, whose next reconcile records the outcome (see delegated).
-	r.deliveries.outcome(s.run, key, func(ctx context.Context) cyclonev1alpha1.NotificationStatus {
-		if err := r.sendDelegation(ctx, delegationURL(d.URL), body); err != nil {
-			return cyclonev1alpha1.NotificationStatus{Result: cyclonev1alpha1.NotificationResultFailed, Message: err.Error()}
-		}
-		return cyclonev1alpha1.NotificationStatus{Result: cyclonev1alpha1.NotificationResultSucceeded}
+	r.deliveries.Outcome(s.run, key, func(ctx context.Context) cyclonev1alpha1.NotificationStatus {
+		return notify.Outcome(r.sender.Delegate(ctx, notify.DelegationURL(d.URL), body))
 	})
 	r.waitDelegated(s, ss, item)
-	s.wakeAt(s.now.Add(deliveryPoll))
+	s.wakeAt(s.now.Add(notify.Poll))
 	return true, nil
 }
 
@@ -133,10 +115,10 @@ func delegationKey(stage string, attempt int32) string {
 // delegated records the outcome of the attempt's request once its send
 // has ended, and waits for it otherwise.
 func (r *Engine) delegated(s *scope, ss *cyclonev1alpha1.StageStatus, item cyclonev1alpha1.StageItem, key, url string) {
-	out, ok := r.deliveries.outcome(s.run, key, nil)
+	out, ok := r.deliveries.Outcome(s.run, key, nil)
 	if !ok {
 		r.waitDelegated(s, ss, item)
-		s.wakeAt(s.now.Add(deliveryPoll))
+		s.wakeAt(s.now.Add(notify.Poll))
 		return
 	}
 	switch {
@@ -144,25 +126,25 @@ func (r *Engine) delegated(s *scope, ss *cyclonev1alpha1.StageStatus, item cyclo
 	case ss.Status.Phase == cyclonev1alpha1.StatusPending || ss.Status.Phase == "":
 		// A read that has not seen the attempt start yet: the outcome
 		// waits for a fresher one.
-		s.wakeAt(s.now.Add(deliveryPoll))
+		s.wakeAt(s.now.Add(notify.Poll))
 		return
 	default:
-		r.deliveries.drop(s.run, key)
+		r.deliveries.Drop(s.run, key)
 		return // the attempt ended meanwhile, by its timeout or the run's
 	}
-	r.deliveries.drop(s.run, key)
+	r.deliveries.Drop(s.run, key)
 	if out.Result == cyclonev1alpha1.NotificationResultFailed {
 		r.failAttempt(s, ss, item, podState{Phase: cyclonev1alpha1.StatusFailed, Reason: ReasonDelegationFailure, Message: out.Message})
 		return
 	}
-	transition(&ss.Status, cyclonev1alpha1.StatusWaiting, ReasonDelegationSucceed, "delegated to "+netguard.RedactURL(delegationURL(url)), s.now)
+	transition(&ss.Status, cyclonev1alpha1.StatusWaiting, ReasonDelegationSucceed, "delegated to "+netguard.RedactURL(notify.DelegationURL(url)), s.now)
 	r.waitDelegated(s, ss, item)
 }
 
 // waitDelegated applies the stage timeout to a delegated attempt and asks
 // to look at the run again soon.
 func (r *Engine) waitDelegated(s *scope, ss *cyclonev1alpha1.StageStatus, item cyclonev1alpha1.StageItem) {
-	timeout, _ := parseTimeout(item.Timeout)
+	timeout, _ := convention.ParseTimeout(item.Timeout)
 	if timeout > 0 && ss.Status.StartTime != nil {
 		deadline := ss.Status.StartTime.Add(timeout)
 		if !s.now.Before(deadline) {
@@ -173,55 +155,4 @@ func (r *Engine) waitDelegated(s *scope, ss *cyclonev1alpha1.StageStatus, item c
 		s.wakeAt(deadline)
 	}
 	s.wakeAt(s.now.Add(r.cfg.WaitInterval))
-}
-
-// delegationBody is the delegation request of a stage's current attempt,
-// encoded.
-func delegationBody(s *scope, st *cyclonev1alpha1.WorkflowRunStatus, stage *cyclonev1alpha1.Stage) ([]byte, error) {
-	run := s.run.DeepCopy()
-	run.Status = *st.DeepCopy()
-	// Cyclone's services read the run's variables, generated values
-	// included, from its spec, where Cyclone writes them when the run
-	// starts; gyre keeps them in the status.
-	run.Spec.GlobalVariables = slices.Clone(st.GlobalVariables)
-	req := DelegationRequest{Stage: stage.DeepCopy(), Workflow: s.workflow.DeepCopy(), WorkflowRun: run}
-	// Objects from a cache carry no kind; the service should not guess.
-	gv := cyclonev1alpha1.GroupVersion.String()
-	req.Stage.APIVersion, req.Stage.Kind = gv, "Stage"
-	req.Workflow.APIVersion, req.Workflow.Kind = gv, "Workflow"
-	req.WorkflowRun.APIVersion, req.WorkflowRun.Kind = gv, "WorkflowRun"
-	body, err := json.Marshal(req)
-	if err != nil {
-		return nil, fmt.Errorf("encode delegation request: %w", err)
-	}
-	return body, nil
-}
-
-// delegationURL is a stage's spec.delegation.url with a scheme: Cyclone
-// takes a bare host[:port]/path as http.
-func delegationURL(raw string) string {
-	if !strings.Contains(raw, "://") {
-		return "http://" + raw
-	}
-	return raw
-}
-
-// delegationTimeout bounds one delegation request.
-const delegationTimeout = 30 * time.Second
-
-// sendDelegation POSTs an encoded delegation request to url. Its error is
-// a short reason, such as "HTTP 503" or "refused: 127.0.0.1 is a loopback
-// address": the service's answer and the URL, which may hold a
-// credential, stay out of the stage's status.
-func (r *Engine) sendDelegation(ctx context.Context, url string, body []byte) error {
-	ctx, cancel := context.WithTimeout(ctx, delegationTimeout)
-	defer cancel()
-	code, _, err := r.post(ctx, url, "application/json", "", body)
-	if err != nil {
-		return fmt.Errorf("delegation request: %w", err)
-	}
-	if code/100 != 2 {
-		return fmt.Errorf("delegation request: %s", netguard.StatusReason(code))
-	}
-	return nil
 }

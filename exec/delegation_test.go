@@ -16,19 +16,21 @@ import (
 	"k8s.io/client-go/util/retry"
 
 	cyclonev1alpha1 "github.com/gyreops/gyre/api/cyclone/v1alpha1"
+	"github.com/gyreops/gyre/exec/notify"
+	"github.com/gyreops/gyre/exec/notify/notifytest"
 )
 
 // delegationService is an external service that receives delegation
 // requests; react says what it does with each.
 type delegationService struct {
 	*httptest.Server
-	inbox[DelegationRequest]
+	notifytest.Inbox[notify.DelegationRequest]
 }
 
-func newDelegationService(t *testing.T, react func(w http.ResponseWriter, req DelegationRequest)) *delegationService {
+func newDelegationService(t *testing.T, react func(w http.ResponseWriter, req notify.DelegationRequest)) *delegationService {
 	d := &delegationService{}
 	d.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var req DelegationRequest
+		var req notify.DelegationRequest
 		if r.Method != http.MethodPost || r.Header.Get("Content-Type") != "application/json" {
 			http.Error(w, "want a JSON POST", http.StatusBadRequest)
 			return
@@ -37,7 +39,7 @@ func newDelegationService(t *testing.T, react func(w http.ResponseWriter, req De
 			http.Error(w, err.Error(), http.StatusBadRequest)
 			return
 		}
-		d.add(req)
+		d.Add(req)
 		react(w, req)
 	}))
 	t.Cleanup(d.Close)
@@ -79,7 +81,7 @@ func TestEngine_delegationStage(t *testing.T) {
 	requireCluster(t)
 	g := NewWithT(t)
 	ns := newTenant(t)
-	svc := newDelegationService(t, func(w http.ResponseWriter, req DelegationRequest) {
+	svc := newDelegationService(t, func(w http.ResponseWriter, req notify.DelegationRequest) {
 		w.WriteHeader(http.StatusAccepted)
 		// The service does its work after answering, and reports.
 		go func() {
@@ -100,7 +102,7 @@ func TestEngine_delegationStage(t *testing.T) {
 	g.Expect(run.Status.Stages["deploy"].Status.StartTime.Time).NotTo(BeTemporally("<", run.Status.Stages["approve"].Status.LastTransitionTime.Time),
 		"deploy waited for the service's report")
 
-	reqs := svc.all()
+	reqs := svc.All()
 	g.Expect(reqs).To(HaveLen(1), "one request per attempt")
 	req := reqs[0]
 	g.Expect(req.Stage.Name).To(Equal("approve"))
@@ -118,7 +120,7 @@ func TestEngine_delegationRefusedIsRetriedThenFails(t *testing.T) {
 	requireCluster(t)
 	g := NewWithT(t)
 	ns := newTenant(t)
-	svc := newDelegationService(t, func(w http.ResponseWriter, _ DelegationRequest) {
+	svc := newDelegationService(t, func(w http.ResponseWriter, _ notify.DelegationRequest) {
 		http.Error(w, "approval service is read-only", http.StatusServiceUnavailable)
 	})
 	startEngine(t, env.Config, allowLoopback(testConfig()))
@@ -132,7 +134,7 @@ func TestEngine_delegationRefusedIsRetriedThenFails(t *testing.T) {
 	g.Expect(approve.Message).To(ContainSubstring("delegation request: HTTP 503"))
 	g.Expect(approve.Message).NotTo(ContainSubstring("read-only"), "the service's answer stays out of the status")
 	g.Expect(stagePhase(run, "deploy")).To(Equal(cyclonev1alpha1.StatusCancelled))
-	reqs := svc.all()
+	reqs := svc.All()
 	g.Expect(reqs).To(HaveLen(2), "the retry is a new attempt, with a request of its own")
 	g.Expect(reqs[1].WorkflowRun.Status.Stages["approve"].Attempt).To(Equal(int32(2)))
 }
@@ -141,7 +143,7 @@ func TestEngine_delegationStageTimeout(t *testing.T) {
 	requireCluster(t)
 	g := NewWithT(t)
 	ns := newTenant(t)
-	svc := newDelegationService(t, func(w http.ResponseWriter, _ DelegationRequest) {
+	svc := newDelegationService(t, func(w http.ResponseWriter, _ notify.DelegationRequest) {
 		w.WriteHeader(http.StatusOK) // and never reports
 	})
 	startEngine(t, env.Config, allowLoopback(testConfig()))
@@ -152,7 +154,7 @@ func TestEngine_delegationStageTimeout(t *testing.T) {
 	approve := run.Status.Stages["approve"].Status
 	g.Expect(approve.Reason).To(Equal(ReasonTimeout))
 	g.Expect(approve.Message).To(ContainSubstring("exceeded the stage timeout of 1s"))
-	g.Expect(svc.all()).To(HaveLen(1))
+	g.Expect(svc.All()).To(HaveLen(1))
 }
 
 // TestEngine_delegationNeverSentTwice stops the engine's reconcile right
@@ -163,7 +165,7 @@ func TestEngine_delegationNeverSentTwice(t *testing.T) {
 	requireCluster(t)
 	g := NewWithT(t)
 	ns := newTenant(t)
-	svc := newDelegationService(t, func(w http.ResponseWriter, _ DelegationRequest) { w.WriteHeader(http.StatusOK) })
+	svc := newDelegationService(t, func(w http.ResponseWriter, _ notify.DelegationRequest) { w.WriteHeader(http.StatusOK) })
 	var killed atomic.Bool
 	startEngineWith(t, allowLoopback(testConfig()), func(point string) error {
 		if point != "after-status-write" || killed.Load() {
@@ -189,7 +191,7 @@ func TestEngine_delegationNeverSentTwice(t *testing.T) {
 		g.Expect(ss.Status.Reason).To(Equal(ReasonDelegationUnconfirmed))
 	}).WithTimeout(30 * time.Second).Should(Succeed())
 	g.Expect(killed.Load()).To(BeTrue())
-	g.Expect(svc.all()).To(BeEmpty(), "an attempt whose sending was interrupted is not sent again")
+	g.Expect(svc.All()).To(BeEmpty(), "an attempt whose sending was interrupted is not sent again")
 
 	g.Expect(reportStage(ns, "run1", "approve", cyclonev1alpha1.StatusSucceeded)).To(Succeed())
 	run := waitRun(t, ns, "run1", cyclonev1alpha1.StatusSucceeded)
@@ -200,7 +202,7 @@ func TestEngine_delegationToLoopbackIsRefused(t *testing.T) {
 	requireCluster(t)
 	g := NewWithT(t)
 	ns := newTenant(t)
-	svc := newDelegationService(t, func(w http.ResponseWriter, _ DelegationRequest) { w.WriteHeader(http.StatusOK) })
+	svc := newDelegationService(t, func(w http.ResponseWriter, _ notify.DelegationRequest) { w.WriteHeader(http.StatusOK) })
 	startEngine(t, env.Config, testConfig())
 	delegationWorkflow(t, ns, "http://user:s3cret@"+strings.TrimPrefix(svc.URL, "http://")+"/approve?token=s3cret", cyclonev1alpha1.StageItem{})
 	createRun(t, ns, "run1", "release")
@@ -209,7 +211,7 @@ func TestEngine_delegationToLoopbackIsRefused(t *testing.T) {
 	approve := run.Status.Stages["approve"].Status
 	g.Expect(approve.Reason).To(Equal(ReasonDelegationFailure))
 	g.Expect(approve.Message).To(Equal("delegation request: refused: 127.0.0.1 is a loopback address"))
-	g.Expect(svc.all()).To(BeEmpty(), "the service is never called")
+	g.Expect(svc.All()).To(BeEmpty(), "the service is never called")
 	raw, err := json.Marshal(run.Status)
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(string(raw)).NotTo(ContainSubstring("s3cret"), "credentials in the URL stay out of the status")
@@ -224,7 +226,7 @@ func TestEngine_delegationHoldsNoWorker(t *testing.T) {
 	release := make(chan struct{})
 	released := sync.OnceFunc(func() { close(release) })
 	defer released()
-	svc := newDelegationService(t, func(w http.ResponseWriter, _ DelegationRequest) {
+	svc := newDelegationService(t, func(w http.ResponseWriter, _ notify.DelegationRequest) {
 		<-release
 		w.WriteHeader(http.StatusOK)
 	})
@@ -236,7 +238,7 @@ func TestEngine_delegationHoldsNoWorker(t *testing.T) {
 	delegationWorkflow(t, ns, svc.URL, cyclonev1alpha1.StageItem{})
 	createWorkflow(t, ns, "fast", []*cyclonev1alpha1.Stage{stage(ns, "b", succeed("0s"))}, items("b"))
 	createRun(t, ns, "waiting", "release")
-	g.Eventually(func() []DelegationRequest { return svc.all() }).WithTimeout(time.Minute).Should(HaveLen(1))
+	g.Eventually(func() []notify.DelegationRequest { return svc.All() }).WithTimeout(time.Minute).Should(HaveLen(1))
 
 	createRun(t, ns, "other", "fast")
 	// The request's own timeout is 30 seconds: a worker held by it would

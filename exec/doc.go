@@ -4,6 +4,13 @@
 // timeouts, retries, cancellation and parallelism caps, and cleans up with a
 // GC Pod once the run has finished.
 //
+// exec is the run's state machine; what it drives lives beside it:
+// exec/podbuild builds stage Pods, exec/template expands Cyclone's
+// placeholders, exec/notify sends notifications and delegation requests,
+// exec/gc builds GC Pods and keeps container logs. Names, labels, phases,
+// timeouts, the DAG and the stage-Pod contract with the in-Pod helpers
+// are internal/convention's.
+//
 // # Restart safety
 //
 // Every decision is taken from persisted state: the WorkflowRun's status
@@ -44,7 +51,7 @@
 // # Clusters
 //
 // Pods run on the control cluster unless the run's executionContext names
-// an ExecutionCluster, reached with the credentials tenants.ClusterConfig
+// an ExecutionCluster, reached with the credentials clusters.Config
 // reads from it (a kubeconfig Secret or Cyclone's inline credential), and
 // reconnects when they change. The engine keeps one label-filtered Pod cache per
 // cluster, started when the ExecutionCluster appears, and watches it with

@@ -12,6 +12,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	cyclonev1alpha1 "github.com/gyreops/gyre/api/cyclone/v1alpha1"
+	"github.com/gyreops/gyre/internal/convention"
 )
 
 // diamond is a 5-stage DAG: a; b and c after a; d after b and c; e after d.
@@ -76,7 +77,7 @@ func TestEngine_diamondSucceedsInDependencyOrder(t *testing.T) {
 	g.Expect(run.Status.Cleaned).To(BeTrue())
 	g.Expect(run.Status.GC.Phase).To(Equal(cyclonev1alpha1.GCSucceeded))
 	g.Expect(run.Status.Overall.CompletionTime).NotTo(BeNil())
-	g.Expect(run.Finalizers).To(ContainElement(Finalizer))
+	g.Expect(run.Finalizers).To(ContainElement(convention.RunFinalizer))
 	checkDependencyOrder(g, rec.all(), map[string][]string{"a": nil, "b": {"a"}, "c": {"a"}, "d": {"b", "c"}, "e": {"d"}})
 
 	// GC: the stage Pods went, then the GC Pod came and went.
@@ -149,7 +150,7 @@ func TestEngine_stageTimeoutFailsTheAttemptAndDeletesItsPod(t *testing.T) {
 	run := waitRun(t, ns, "run1", cyclonev1alpha1.StatusFailed)
 	g.Expect(run.Status.Stages["slow"].Status.Reason).To(Equal(ReasonTimeout))
 	g.Expect(run.Status.Stages["slow"].Status.Message).To(ContainSubstring("stage timeout of 2s"))
-	g.Expect(rec.all()).To(ContainElement(And(HaveField("Type", watch.Deleted), HaveField("Name", podName("run1", "slow", 1)))))
+	g.Expect(rec.all()).To(ContainElement(And(HaveField("Type", watch.Deleted), HaveField("Name", convention.PodName("run1", "slow", 1)))))
 }
 
 func TestEngine_runTimeout(t *testing.T) {
@@ -189,8 +190,8 @@ func TestEngine_stopCancelsTheRun(t *testing.T) {
 	run = waitRun(t, ns, "run1", cyclonev1alpha1.StatusCancelled)
 	g.Expect(run.Status.Overall.Reason).To(Equal(cyclonev1alpha1.ReasonManuallyStop))
 	g.Expect(phaseOf(run)).To(HaveEach(cyclonev1alpha1.StatusCancelled))
-	g.Expect(rec.created()).NotTo(ContainElement(podName("run1", "next", 1)))
-	g.Expect(rec.all()).To(ContainElement(And(HaveField("Type", watch.Deleted), HaveField("Name", podName("run1", "slow", 1)))))
+	g.Expect(rec.created()).NotTo(ContainElement(convention.PodName("run1", "next", 1)))
+	g.Expect(rec.all()).To(ContainElement(And(HaveField("Type", watch.Deleted), HaveField("Name", convention.PodName("run1", "slow", 1)))))
 }
 
 func TestEngine_retryThenSuccess(t *testing.T) {
@@ -206,7 +207,7 @@ func TestEngine_retryThenSuccess(t *testing.T) {
 	// changed so that the next attempt succeeds, as a fixed flake would.
 	createWorkflow(t, ns, "wf", []*cyclonev1alpha1.Stage{stage(ns, "flaky", fail("1s"))}, its)
 	createRun(t, ns, "run1", "wf")
-	g.Eventually(rec.created).WithTimeout(30 * time.Second).Should(ContainElement(podName("run1", "flaky", 1)))
+	g.Eventually(rec.created).WithTimeout(30 * time.Second).Should(ContainElement(convention.PodName("run1", "flaky", 1)))
 	st := &cyclonev1alpha1.Stage{}
 	g.Expect(k8s.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: "flaky"}, st)).To(Succeed())
 	st.Spec.Pod.Meta.Annotations = succeed("0s")
@@ -215,8 +216,8 @@ func TestEngine_retryThenSuccess(t *testing.T) {
 	run := waitRun(t, ns, "run1", cyclonev1alpha1.StatusSucceeded)
 	s := run.Status.Stages["flaky"]
 	g.Expect(s.Attempt).To(Equal(int32(2)))
-	g.Expect(s.Pod.Name).To(Equal(podName("run1", "flaky", 2)))
-	g.Expect(rec.created()).To(Equal([]string{podName("run1", "flaky", 1), podName("run1", "flaky", 2), "run1-gc"}))
+	g.Expect(s.Pod.Name).To(Equal(convention.PodName("run1", "flaky", 2)))
+	g.Expect(rec.created()).To(Equal([]string{convention.PodName("run1", "flaky", 1), convention.PodName("run1", "flaky", 2), "run1-gc"}))
 }
 
 func TestEngine_retriesExhausted(t *testing.T) {
@@ -245,12 +246,12 @@ func TestEngine_podDeletedMidRun(t *testing.T) {
 		g.Expect(stagePhase(getRun(g, ns, "run1"), "slow")).To(Equal(cyclonev1alpha1.StatusRunning))
 	}).WithTimeout(30 * time.Second).Should(Succeed())
 	pod := &corev1.Pod{}
-	pod.Namespace, pod.Name = worker, podName("run1", "slow", 1)
+	pod.Namespace, pod.Name = worker, convention.PodName("run1", "slow", 1)
 	g.Expect(k8s.Delete(context.Background(), pod)).To(Succeed())
 
 	run := waitRun(t, ns, "run1", cyclonev1alpha1.StatusFailed)
 	g.Expect(run.Status.Stages["slow"].Status.Reason).To(Equal(ReasonPodDeleted))
-	g.Expect(run.Status.Stages["slow"].Status.Message).To(ContainSubstring(podName("run1", "slow", 1)))
+	g.Expect(run.Status.Stages["slow"].Status.Message).To(ContainSubstring(convention.PodName("run1", "slow", 1)))
 }
 
 // stagePhase is the phase of a stage, empty before the run started.
@@ -281,5 +282,5 @@ func TestEngine_runsWhoseNamesJoinAlikeKeepTheirOwnPods(t *testing.T) {
 	first := waitRun(t, ns, "deploy", cyclonev1alpha1.StatusSucceeded)
 	second := waitRun(t, ns, "deploy-prod", cyclonev1alpha1.StatusSucceeded)
 	g.Expect(first.Status.Stages["prod-test"].Pod.Name).NotTo(Equal(second.Status.Stages["test"].Pod.Name))
-	g.Expect(rec.created()).To(ContainElements(podName("deploy", "prod-test", 1), podName("deploy-prod", "test", 1)))
+	g.Expect(rec.created()).To(ContainElements(convention.PodName("deploy", "prod-test", 1), convention.PodName("deploy-prod", "test", 1)))
 }

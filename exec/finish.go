@@ -11,13 +11,13 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	cyclonev1alpha1 "github.com/gyreops/gyre/api/cyclone/v1alpha1"
-	"github.com/gyreops/gyre/internal/podsecurity"
+	"github.com/gyreops/gyre/exec/notify"
+	"github.com/gyreops/gyre/internal/convention"
 )
 
 // finish does what follows the end of a run, each step at most once and
@@ -50,7 +50,7 @@ func (r *Engine) finish(ctx context.Context, s *scope) error {
 func (r *Engine) expire(ctx context.Context, s *scope) error {
 	run := s.run
 	end := run.Status.Overall.CompletionTime
-	if end == nil || !finished(run.Status.Overall.Phase) {
+	if end == nil || !convention.Finished(run.Status.Overall.Phase) {
 		return nil
 	}
 	ttl := r.cfg.RunTTL
@@ -79,7 +79,7 @@ func (r *Engine) expire(ctx context.Context, s *scope) error {
 // reconcileDelete cleans up after a deleted run, then lets it go.
 func (r *Engine) reconcileDelete(ctx context.Context, s *scope) (ctrl.Result, error) {
 	run := s.run
-	if !controllerutil.ContainsFinalizer(run, Finalizer) {
+	if !controllerutil.ContainsFinalizer(run, convention.RunFinalizer) {
 		return ctrl.Result{}, nil
 	}
 	if !run.Status.Cleaned && (run.Status.GC == nil || run.Status.GC.Phase != cyclonev1alpha1.GCFailed) {
@@ -107,8 +107,7 @@ func (r *Engine) reconcileDelete(ctx context.Context, s *scope) (ctrl.Result, er
 			return ctrl.Result{}, err
 		}
 	}
-	controllerutil.RemoveFinalizer(run, Finalizer)
-	if err := r.client.Update(ctx, run); client.IgnoreNotFound(err) != nil {
+	if err := r.writeFinalizer(ctx, run, controllerutil.RemoveFinalizer); client.IgnoreNotFound(err) != nil {
 		return ctrl.Result{}, fmt.Errorf("remove finalizer: %w", err)
 	}
 	return ctrl.Result{}, nil
@@ -122,7 +121,7 @@ func (r *Engine) cleanup(ctx context.Context, s *scope) (bool, error) {
 	if run.Status.Cleaned || (run.Status.GC != nil && run.Status.GC.Phase != cyclonev1alpha1.GCRunning) {
 		return true, nil
 	}
-	stagePods, err := r.runPods(ctx, s, podKindWorkload)
+	stagePods, err := r.runPods(ctx, s, convention.PodKindWorkload)
 	if err != nil {
 		return false, err
 	}
@@ -133,14 +132,14 @@ func (r *Engine) cleanup(ctx context.Context, s *scope) (bool, error) {
 		}
 	}
 	sort.Slice(live, func(i, j int) bool { return live[i].Name < live[j].Name })
-	r.keepLogs(ctx, s, live)
+	r.keeper.Keep(ctx, s.target.pods, run, live)
 	for _, pod := range stagePods {
 		if pod.DeletionTimestamp != nil {
 			continue
 		}
 		// One request deletes them all.
 		if err := s.target.client.DeleteAllOf(ctx, &corev1.Pod{}, client.InNamespace(s.target.namespace),
-			client.MatchingLabels{LabelRunUID: string(run.UID), LabelPodKind: podKindWorkload}); err != nil {
+			client.MatchingLabels{convention.LabelRunUID: string(run.UID), convention.LabelPodKind: convention.PodKindWorkload}); err != nil {
 			return false, fmt.Errorf("delete pods of run: %w", err)
 		}
 		break
@@ -167,11 +166,11 @@ func (r *Engine) cleanup(ctx context.Context, s *scope) (bool, error) {
 			return false, err
 		}
 	}
-	gcPods, err := r.runPods(ctx, s, podKindGC)
+	gcPods, err := r.runPods(ctx, s, convention.PodKindGC)
 	if err != nil {
 		return false, err
 	}
-	pod := gcPods[gcPodName(run.Name)]
+	pod := gcPods[convention.GCPodName(run.Name)]
 	gc := st.GC
 	timedOut := gc.StartTime != nil && !s.now.Before(gc.StartTime.Add(r.cfg.GCTimeout))
 	switch {
@@ -222,56 +221,7 @@ func (r *Engine) deletePod(ctx context.Context, s *scope, pod *corev1.Pod) error
 
 // createGCPod creates the Pod that removes "<run>/" from the tenant PVC.
 func (r *Engine) createGCPod(ctx context.Context, s *scope) error {
-	return r.createPod(ctx, s, r.cfg.gcPod(s.run, s.target.namespace, s.target.pvc, s.target.level))
-}
-
-// gcPod is the GC Pod of run, in namespace, for a tenant at Pod Security
-// level. It needs no API token: it only removes files.
-func (c Config) gcPod(run *cyclonev1alpha1.WorkflowRun, namespace, pvc, level string) *corev1.Pod {
-	pod := &corev1.Pod{
-		ObjectMeta: metav1.ObjectMeta{
-			Name:        gcPodName(run.Name),
-			Namespace:   namespace,
-			Labels:      map[string]string{},
-			Annotations: map[string]string{AnnotationRun: run.Namespace + "/" + run.Name},
-		},
-		Spec: corev1.PodSpec{
-			RestartPolicy:                corev1.RestartPolicyNever,
-			AutomountServiceAccountToken: ptr.To(false),
-			Containers: []corev1.Container{{
-				Name:  "gc",
-				Image: c.GCImage,
-				// The run name is a DNS subdomain: it cannot climb out of
-				// the workspace.
-				Command:         []string{"rm", "-rf", workspace + "/" + run.Name},
-				VolumeMounts:    []corev1.VolumeMount{{Name: dataVolume, MountPath: workspace}},
-				Resources:       *c.GCResources.DeepCopy(),
-				SecurityContext: gcSecurityContext(podSecurityLevel(level)),
-			}},
-			Volumes: []corev1.Volume{dataVolumeSource(pvc)},
-		},
-	}
-	if podSecurityLevel(level) == podsecurity.Restricted {
-		// Files the restricted workloads wrote belong to their users,
-		// in the stage Pods' fsGroup but not always writable by it. A
-		// non-root GC Pod can delete them only once the kubelet has
-		// made the volume the group's, which an fsGroup with the
-		// Always policy does on every mount.
-		pod.Spec.SecurityContext = &corev1.PodSecurityContext{
-			FSGroup:             ptr.To[int64](HelperUID),
-			FSGroupChangePolicy: ptr.To(corev1.FSGroupChangeAlways),
-		}
-	}
-	for k, v := range c.GCPodLabels {
-		pod.Labels[k] = v
-	}
-	for k, v := range c.GCPodAnnotations {
-		pod.Annotations[k] = v
-	}
-	for k, v := range ownLabels(run, podKindGC) {
-		pod.Labels[k] = v
-	}
-	return pod
+	return r.createPod(ctx, s, r.gcPods.Pod(s.run, s.target.namespace, s.target.pvc, s.target.level))
 }
 
 // notify tells the Workflow's receivers about the finished run, once per
@@ -281,7 +231,7 @@ func (c Config) gcPod(run *cyclonev1alpha1.WorkflowRun, namespace, pvc, level st
 // and recording sends again: delivery is at least once.
 //
 // A Webhook receiver gets the run as JSON; Email and Slack receivers get
-// its summary (see runSummary), by SMTP and by a Slack incoming webhook or
+// its summary (see notify.Summary), by SMTP and by a Slack incoming webhook or
 // chat.postMessage. A receiver the configuration cannot serve, such as
 // Email without an SMTP server, is recorded as failed with a message
 // naming what is missing.
@@ -315,8 +265,8 @@ func (r *Engine) notify(ctx context.Context, s *scope) (bool, error) {
 			if _, done := st.Notifications[key]; done {
 				continue
 			}
-			out, ok := r.deliveries.outcome(run, key, func(ctx context.Context) cyclonev1alpha1.NotificationStatus {
-				return r.send(ctx, snapshot, rcv.Type, addr)
+			out, ok := r.deliveries.Outcome(run, key, func(ctx context.Context) cyclonev1alpha1.NotificationStatus {
+				return r.sender.Send(ctx, snapshot, rcv.Type, addr)
 			})
 			if !ok {
 				pending = true
@@ -333,30 +283,11 @@ func (r *Engine) notify(ctx context.Context, s *scope) (bool, error) {
 		return false, err
 	}
 	if pending {
-		s.wakeAt(s.now.Add(deliveryPoll))
+		s.wakeAt(s.now.Add(notify.Poll))
 		return false, nil
 	}
-	r.deliveries.forget(client.ObjectKeyFromObject(run))
+	r.deliveries.Forget(client.ObjectKeyFromObject(run))
 	return true, nil
-}
-
-// send delivers one notification and says how it went.
-func (r *Engine) send(ctx context.Context, run *cyclonev1alpha1.WorkflowRun, typ cyclonev1alpha1.NotificationType, addr string) cyclonev1alpha1.NotificationStatus {
-	var err error
-	switch typ {
-	case cyclonev1alpha1.NotificationTypeWebhook:
-		err = r.sendWebhook(ctx, run, addr)
-	case cyclonev1alpha1.NotificationTypeEmail:
-		err = r.sendEmail(ctx, run, addr)
-	case cyclonev1alpha1.NotificationTypeSlack:
-		err = r.sendSlack(ctx, run, addr)
-	default:
-		err = fmt.Errorf("unknown receiver type %q", typ)
-	}
-	if err != nil {
-		return cyclonev1alpha1.NotificationStatus{Result: cyclonev1alpha1.NotificationResultFailed, Message: err.Error()}
-	}
-	return cyclonev1alpha1.NotificationStatus{Result: cyclonev1alpha1.NotificationResultSucceeded}
 }
 
 // pruneHistory deletes the oldest finished runs of the run's Workflow
@@ -377,7 +308,7 @@ func (r *Engine) pruneHistory(ctx context.Context, s *scope) error {
 	var done []*cyclonev1alpha1.WorkflowRun
 	for i := range list.Items {
 		o := &list.Items[i]
-		if workflowName(o) == wf.Name && finished(o.Status.Overall.Phase) && o.DeletionTimestamp.IsZero() {
+		if workflowName(o) == wf.Name && convention.Finished(o.Status.Overall.Phase) && o.DeletionTimestamp.IsZero() {
 			done = append(done, o)
 		}
 	}

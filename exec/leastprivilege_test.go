@@ -12,6 +12,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	cyclonev1alpha1 "github.com/gyreops/gyre/api/cyclone/v1alpha1"
+	"github.com/gyreops/gyre/exec/podbuild"
+	"github.com/gyreops/gyre/internal/convention"
 	"github.com/gyreops/gyre/internal/podsecurity"
 )
 
@@ -57,18 +59,18 @@ func TestEngine_secretsTravelInARunSecret(t *testing.T) {
 	run := createRun(t, ns, "run1", "wf")
 
 	pod := &corev1.Pod{}
-	g.Eventually(func() error { return k8s.Get(bg, key(worker, podName("run1", "build", 1)), pod) }).WithTimeout(30 * time.Second).Should(Succeed())
+	g.Eventually(func() error { return k8s.Get(bg, key(worker, convention.PodName("run1", "build", 1)), pod) }).WithTimeout(30 * time.Second).Should(Succeed())
 	data, err := json.Marshal(pod)
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(string(data)).NotTo(ContainSubstring(token), "the Pod spec has no secret value in clear")
 
 	secret := &corev1.Secret{}
-	g.Expect(k8s.Get(bg, key(worker, runSecretName(podName("run1", "build", 1))), secret)).To(Succeed())
+	g.Expect(k8s.Get(bg, key(worker, podbuild.RunSecretName(convention.PodName("run1", "build", 1))), secret)).To(Succeed())
 	g.Expect(secret.Data).To(Equal(map[string][]byte{"GYRE_SECRET_0": []byte(token)}))
-	g.Expect(secret.Labels).To(HaveKeyWithValue(LabelRunUID, string(getRun(g, ns, "run1").UID)))
+	g.Expect(secret.Labels).To(HaveKeyWithValue(convention.LabelRunUID, string(getRun(g, ns, "run1").UID)))
 
 	ref := &corev1.EnvVarSource{SecretKeyRef: &corev1.SecretKeySelector{
-		LocalObjectReference: corev1.LocalObjectReference{Name: runSecretName(podName("run1", "build", 1))}, Key: "GYRE_SECRET_0"}}
+		LocalObjectReference: corev1.LocalObjectReference{Name: podbuild.RunSecretName(convention.PodName("run1", "build", 1))}, Key: "GYRE_SECRET_0"}}
 	ctr := pod.Spec.Containers[0]
 	g.Expect(ctr.Env).To(ContainElements(
 		corev1.EnvVar{Name: "GYRE_SECRET_0", ValueFrom: ref},
@@ -81,7 +83,7 @@ func TestEngine_secretsTravelInARunSecret(t *testing.T) {
 	g.Expect(k8s.Delete(bg, run)).To(Succeed())
 	g.Eventually(func(g Gomega) {
 		list := &corev1.SecretList{}
-		g.Expect(k8s.List(bg, list, client.InNamespace(worker), client.MatchingLabels{LabelRunUID: string(run.UID)})).To(Succeed())
+		g.Expect(k8s.List(bg, list, client.InNamespace(worker), client.MatchingLabels{convention.LabelRunUID: string(run.UID)})).To(Succeed())
 		g.Expect(list.Items).To(BeEmpty())
 	}).WithTimeout(30 * time.Second).Should(Succeed())
 }
@@ -103,12 +105,12 @@ func TestEngine_tellsTheCoordinatorTheWorkloadEnded(t *testing.T) {
 	// coordinator still runs.
 	g.Eventually(func(g Gomega) {
 		pod := &corev1.Pod{}
-		g.Expect(k8s.Get(bg, key(worker, podName("run1", "build", 1)), pod)).To(Succeed())
+		g.Expect(k8s.Get(bg, key(worker, convention.PodName("run1", "build", 1)), pod)).To(Succeed())
 		g.Expect(pod.Status.Phase).To(Equal(corev1.PodRunning))
 		pod.Status.ContainerStatuses = []corev1.ContainerStatus{
 			{Name: "main", Image: "busybox", ImageID: "busybox", State: corev1.ContainerState{
 				Terminated: &corev1.ContainerStateTerminated{ExitCode: 3, Reason: "Error", StartedAt: metav1.Now(), FinishedAt: metav1.Now()}}},
-			{Name: coordinatorName, Image: "gyre", ImageID: "gyre", Ready: true, State: corev1.ContainerState{
+			{Name: podbuild.CoordinatorName, Image: "gyre", ImageID: "gyre", Ready: true, State: corev1.ContainerState{
 				Running: &corev1.ContainerStateRunning{StartedAt: metav1.Now()}}},
 		}
 		g.Expect(k8s.Status().Update(bg, pod)).To(Succeed())
@@ -116,11 +118,11 @@ func TestEngine_tellsTheCoordinatorTheWorkloadEnded(t *testing.T) {
 
 	g.Eventually(func(g Gomega) {
 		pod := &corev1.Pod{}
-		g.Expect(k8s.Get(bg, key(worker, podName("run1", "build", 1)), pod)).To(Succeed())
-		g.Expect(pod.Annotations).To(HaveKeyWithValue(WorkloadExitAnnotation, `{"main":3}`))
+		g.Expect(k8s.Get(bg, key(worker, convention.PodName("run1", "build", 1)), pod)).To(Succeed())
+		g.Expect(pod.Annotations).To(HaveKeyWithValue(convention.WorkloadExitAnnotation, `{"main":3}`))
 	}).WithTimeout(30 * time.Second).Should(Succeed())
 
-	endPod(t, k8s, worker, podName("run1", "build", 1), `[{"key":"tests","value":"12 failed"}]`)
+	endPod(t, k8s, worker, convention.PodName("run1", "build", 1), `[{"key":"tests","value":"12 failed"}]`)
 	g.Eventually(func(g Gomega) {
 		run := getRun(g, ns, "run1")
 		g.Expect(run.Status.Overall.Phase).To(Equal(cyclonev1alpha1.StatusSucceeded))

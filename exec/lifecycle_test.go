@@ -1,17 +1,11 @@
 package exec
 
 import (
-	"encoding/json"
-	"io"
-	"net/http"
-	"net/http/httptest"
-	"sync"
 	"testing"
 	"time"
 
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/watch"
@@ -19,6 +13,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	cyclonev1alpha1 "github.com/gyreops/gyre/api/cyclone/v1alpha1"
+	"github.com/gyreops/gyre/exec/podbuild"
+	"github.com/gyreops/gyre/internal/convention"
 	"github.com/gyreops/gyre/internal/podsecurity"
 	"github.com/gyreops/gyre/internal/testcluster"
 )
@@ -74,7 +70,7 @@ func TestEngine_podFailuresSayWhy(t *testing.T) {
 			if tt.evict {
 				pod := &corev1.Pod{}
 				g.Eventually(func(g Gomega) {
-					g.Expect(k8s.Get(bg, key("cyclone-"+Tenant(ns)+"-worker", podName("run1", "s", 1)), pod)).To(Succeed())
+					g.Expect(k8s.Get(bg, key("cyclone-"+Tenant(ns)+"-worker", convention.PodName("run1", "s", 1)), pod)).To(Succeed())
 					g.Expect(pod.Status.Phase).To(Equal(corev1.PodRunning))
 				}).WithTimeout(30 * time.Second).Should(Succeed())
 				pod.Status.Phase = corev1.PodFailed
@@ -89,223 +85,6 @@ func TestEngine_podFailuresSayWhy(t *testing.T) {
 	}
 }
 
-func TestEngine_gcRetriesThenGivesUp(t *testing.T) {
-	requireCluster(t)
-	g := NewWithT(t)
-	ns := newTenant(t)
-	rec := recordPods(t, k8s, "cyclone-"+Tenant(ns)+"-worker")
-	cfg := testConfig()
-	cfg.GCPodAnnotations = map[string]string{testcluster.AnnotationResult: "fail"}
-	cfg.GCAttempts = 2
-	startEngine(t, env.Config, cfg)
-	createWorkflow(t, ns, "wf", []*cyclonev1alpha1.Stage{stage(ns, "a", succeed("0s"))}, items("a"))
-	createRun(t, ns, "run1", "wf")
-
-	run := waitRun(t, ns, "run1", cyclonev1alpha1.StatusSucceeded)
-	g.Expect(run.Status.Cleaned).To(BeFalse())
-	g.Expect(run.Status.GC.Phase).To(Equal(cyclonev1alpha1.GCFailed))
-	g.Expect(run.Status.GC.Attempt).To(Equal(int32(2)))
-	g.Expect(run.Status.GC.Message).To(ContainSubstring("attempt 2: Error: container gc exited with code 1"))
-	g.Eventually(func(g Gomega) {
-		n := 0
-		for _, e := range rec.all() {
-			if e.Type == watch.Added && e.Name == "run1-gc" {
-				n++
-			}
-		}
-		g.Expect(n).To(Equal(2))
-	}).Should(Succeed())
-}
-
-// TestEngine_gcDelayKeepsPodsForAWhile: with a GC delay, a finished
-// run's stage Pod stays for the delay after the run completed, then GC
-// removes it and the data; deleting a run does not wait.
-func TestEngine_gcDelayKeepsPodsForAWhile(t *testing.T) {
-	requireCluster(t)
-	g := NewWithT(t)
-	ns := newTenant(t)
-	worker := "cyclone-" + Tenant(ns) + "-worker"
-	rec := recordPods(t, k8s, worker)
-	cfg := testConfig()
-	cfg.GCDelay = 3 * time.Second
-	startEngine(t, env.Config, cfg)
-	createWorkflow(t, ns, "wf", []*cyclonev1alpha1.Stage{stage(ns, "a", succeed("0s"))}, items("a"))
-	createRun(t, ns, "kept", "wf")
-
-	var completed time.Time
-	g.Eventually(func(g Gomega) {
-		run := getRun(g, ns, "kept")
-		g.Expect(run.Status.Overall.Phase).To(Equal(cyclonev1alpha1.StatusSucceeded))
-		completed = run.Status.Overall.CompletionTime.Time
-	}).WithTimeout(30 * time.Second).Should(Succeed())
-	g.Consistently(func(g Gomega) {
-		g.Expect(k8s.Get(bg, key(worker, podName("kept", "a", 1)), &corev1.Pod{})).To(Succeed())
-		g.Expect(getRun(g, ns, "kept").Status.Cleaned).To(BeFalse())
-	}).WithTimeout(time.Until(completed.Add(cfg.GCDelay))).WithPolling(200 * time.Millisecond).Should(Succeed())
-	g.Eventually(func(g Gomega) {
-		g.Expect(getRun(g, ns, "kept").Status.Cleaned).To(BeTrue())
-	}).WithTimeout(30 * time.Second).Should(Succeed())
-	g.Expect(time.Now()).To(BeTemporally(">=", completed.Add(cfg.GCDelay)))
-	g.Expect(rec.all()).To(ContainElement(And(HaveField("Type", watch.Deleted), HaveField("Name", "kept-gc"))))
-
-	// A deleted run is cleaned at once.
-	run := createRun(t, ns, "deleted", "wf")
-	g.Eventually(func(g Gomega) {
-		g.Expect(getRun(g, ns, "deleted").Status.Overall.Phase).To(Equal(cyclonev1alpha1.StatusSucceeded))
-	}).WithTimeout(30 * time.Second).Should(Succeed())
-	g.Expect(k8s.Delete(bg, run)).To(Succeed())
-	g.Eventually(func() bool {
-		return apierrors.IsNotFound(k8s.Get(bg, key(ns, "deleted"), &cyclonev1alpha1.WorkflowRun{}))
-	}).WithTimeout(cfg.GCDelay).Should(BeTrue())
-	g.Expect(rec.all()).To(ContainElement(And(HaveField("Type", watch.Deleted), HaveField("Name", "deleted-gc"))))
-}
-
-func TestEngine_deletingARunCleansItsData(t *testing.T) {
-	requireCluster(t)
-	g := NewWithT(t)
-	ns := newTenant(t)
-	rec := recordPods(t, k8s, "cyclone-"+Tenant(ns)+"-worker")
-	startEngine(t, env.Config, testConfig())
-	createWorkflow(t, ns, "wf", []*cyclonev1alpha1.Stage{stage(ns, "slow", forever())}, items("slow"))
-	run := createRun(t, ns, "run1", "wf")
-	g.Eventually(rec.created).WithTimeout(30 * time.Second).Should(ContainElement(podName("run1", "slow", 1)))
-	g.Expect(k8s.Delete(bg, run)).To(Succeed())
-
-	g.Eventually(func() bool {
-		return apierrors.IsNotFound(k8s.Get(bg, key(ns, "run1"), &cyclonev1alpha1.WorkflowRun{}))
-	}).WithTimeout(30 * time.Second).Should(BeTrue())
-	events := rec.all()
-	g.Expect(events).To(ContainElement(And(HaveField("Type", watch.Deleted), HaveField("Name", podName("run1", "slow", 1)))))
-	g.Expect(events).To(ContainElement(And(HaveField("Type", watch.Added), HaveField("Name", "run1-gc"))))
-	g.Expect(events).To(ContainElement(And(HaveField("Type", watch.Deleted), HaveField("Name", "run1-gc"))))
-}
-
-func TestEngine_historyLimitKeepsTheNewestRuns(t *testing.T) {
-	requireCluster(t)
-	g := NewWithT(t)
-	ns := newTenant(t)
-	startEngine(t, env.Config, testConfig())
-	createWorkflow(t, ns, "wf", []*cyclonev1alpha1.Stage{stage(ns, "a", succeed("0s"))}, items("a"),
-		func(wf *cyclonev1alpha1.Workflow) { wf.Spec.HistoryLimit = ptr.To[int32](2) })
-	for _, name := range []string{"run1", "run2", "run3", "run4"} {
-		createRun(t, ns, name, "wf")
-		g.Eventually(func(g Gomega) {
-			run := getRun(g, ns, name)
-			g.Expect(run.Status.Cleaned).To(BeTrue())
-		}).WithTimeout(30 * time.Second).Should(Succeed())
-	}
-	g.Eventually(func(g Gomega) {
-		list := &cyclonev1alpha1.WorkflowRunList{}
-		g.Expect(k8s.List(bg, list, client.InNamespace(ns))).To(Succeed())
-		var names []string
-		for _, r := range list.Items {
-			names = append(names, r.Name)
-		}
-		g.Expect(names).To(ConsistOf("run3", "run4"))
-	}).WithTimeout(30 * time.Second).Should(Succeed())
-}
-
-func TestEngine_notifications(t *testing.T) {
-	requireCluster(t)
-	g := NewWithT(t)
-	var mu sync.Mutex
-	var got []cyclonev1alpha1.WorkflowRun
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, _ := io.ReadAll(r.Body)
-		var run cyclonev1alpha1.WorkflowRun
-		if r.Method != http.MethodPost || json.Unmarshal(body, &run) != nil {
-			w.WriteHeader(http.StatusBadRequest)
-			return
-		}
-		mu.Lock()
-		got = append(got, run)
-		mu.Unlock()
-	}))
-	defer srv.Close()
-	ms := startMailServer(t)
-	slack := startSlack(t)
-	ns := newTenant(t)
-	startEngine(t, env.Config, notifyConfig(testConfig(), ms, slack))
-	createWorkflow(t, ns, "wf", []*cyclonev1alpha1.Stage{stage(ns, "a", succeed("0s"))}, items("a"),
-		func(wf *cyclonev1alpha1.Workflow) {
-			wf.Spec.Notification = cyclonev1alpha1.Notification{Policy: cyclonev1alpha1.NotificationPolicyAlways, Receivers: []cyclonev1alpha1.NotificationReceiver{
-				{Type: cyclonev1alpha1.NotificationTypeWebhook, Addresses: []string{srv.URL}},
-				{Type: cyclonev1alpha1.NotificationTypeEmail, Addresses: []string{"ops@example.com"}},
-				{Type: cyclonev1alpha1.NotificationTypeSlack, Addresses: []string{"#ci"}},
-			}}
-		})
-	createRun(t, ns, "run1", "wf")
-
-	run := waitRun(t, ns, "run1", cyclonev1alpha1.StatusSucceeded)
-	succeeded := cyclonev1alpha1.NotificationStatus{Result: cyclonev1alpha1.NotificationResultSucceeded}
-	g.Expect(run.Status.Notifications).To(Equal(map[string]cyclonev1alpha1.NotificationStatus{
-		"Webhook:" + srv.URL:    succeeded,
-		"Email:ops@example.com": succeeded,
-		"Slack:#ci":             succeeded,
-	}))
-	mails := ms.all()
-	g.Expect(mails).To(HaveLen(1))
-	g.Expect(mails[0].To).To(Equal([]string{"ops@example.com"}))
-	g.Expect(mails[0].Subject).To(Equal("[gyre] WorkflowRun " + ns + "/run1 Succeeded"))
-	g.Expect(mails[0].Body).To(ContainSubstring("\n- a: Succeeded"))
-	posts := slack.all()
-	g.Expect(posts).To(HaveLen(1))
-	g.Expect(posts[0].Channel).To(Equal("#ci"))
-	g.Expect(posts[0].Text).To(Equal(mails[0].Body))
-	mu.Lock()
-	defer mu.Unlock()
-	g.Expect(got).To(HaveLen(1))
-	g.Expect(got[0].Name).To(Equal("run1"))
-	g.Expect(got[0].Status.Overall.Phase).To(Equal(cyclonev1alpha1.StatusSucceeded))
-}
-
-// TestEngine_slowReceiverHoldsNoWorker: a receiver that does not answer
-// keeps its run's notification pending, and nothing else: with a single
-// reconcile worker, another run still runs to the end meanwhile. Once the
-// receiver answers, the outcome is recorded and the run is cleaned.
-func TestEngine_slowReceiverHoldsNoWorker(t *testing.T) {
-	requireCluster(t)
-	g := NewWithT(t)
-	arrived, release := make(chan struct{}, 1), make(chan struct{})
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		select {
-		case arrived <- struct{}{}:
-		default:
-		}
-		<-release
-	}))
-	defer srv.Close()
-	released := sync.OnceFunc(func() { close(release) })
-	defer released()
-	ns := newTenant(t)
-	cfg := testConfig()
-	cfg.MaxConcurrentReconciles = 1
-	cfg.HTTPClient = &http.Client{} // no timeout: the receiver decides
-	startEngine(t, env.Config, cfg)
-	createWorkflow(t, ns, "slow", []*cyclonev1alpha1.Stage{stage(ns, "a", succeed("0s"))}, items("a"),
-		func(wf *cyclonev1alpha1.Workflow) {
-			wf.Spec.Notification = cyclonev1alpha1.Notification{Receivers: []cyclonev1alpha1.NotificationReceiver{
-				{Type: cyclonev1alpha1.NotificationTypeWebhook, Addresses: []string{srv.URL}},
-			}}
-		})
-	createWorkflow(t, ns, "fast", []*cyclonev1alpha1.Stage{stage(ns, "b", succeed("0s"))}, items("b"))
-	createRun(t, ns, "waiting", "slow")
-	g.Eventually(arrived).WithTimeout(time.Minute).Should(Receive())
-
-	createRun(t, ns, "other", "fast")
-	waitRun(t, ns, "other", cyclonev1alpha1.StatusSucceeded)
-	waiting := getRun(g, ns, "waiting")
-	g.Expect(waiting.Status.Notifications).To(BeEmpty())
-	g.Expect(waiting.Status.Cleaned).To(BeFalse(), "GC waits for the notifications")
-
-	released()
-	run := waitRun(t, ns, "waiting", cyclonev1alpha1.StatusSucceeded)
-	g.Expect(run.Status.Notifications).To(Equal(map[string]cyclonev1alpha1.NotificationStatus{
-		"Webhook:" + srv.URL: {Result: cyclonev1alpha1.NotificationResultSucceeded},
-	}))
-}
-
-// maxLive is the most stage Pods alive at once in the event stream.
 func maxLive(events []podEvent) int {
 	live := map[string]bool{}
 	most := 0
@@ -373,12 +152,17 @@ func TestEngine_reconcilesPerRun(t *testing.T) {
 		stage(ns, "a", succeed("0s")), stage(ns, "b", succeed("0s")), stage(ns, "c", succeed("0s")), stage(ns, "d", succeed("0s")), stage(ns, "e", succeed("0s")),
 	}, items("a", "b:a", "c:b", "d:c", "e:d"))
 	createRun(t, ns, "run1", "chain")
-	waitRun(t, ns, "run1", cyclonev1alpha1.StatusSucceeded)
-	// Let late events (the GC Pod's deletion) arrive.
-	time.Sleep(time.Second)
-	n := e.reconciles.Load()
-	t.Logf("%d reconciles for a run of 5 stages", n)
-	g.Expect(n).To(BeNumerically("<", maxReconciles))
+	run := waitRun(t, ns, "run1", cyclonev1alpha1.StatusSucceeded)
+	// The run's last events are its GC Pod's end and deletion: count once
+	// they have arrived, and keep counting while late ones might.
+	g.Eventually(func(g Gomega) {
+		g.Expect(getRun(g, ns, "run1").Status.Cleaned).To(BeTrue())
+		pods := &corev1.PodList{}
+		g.Expect(k8s.List(bg, pods, client.InNamespace("cyclone-"+Tenant(ns)+"-worker"), client.MatchingLabels{convention.LabelRunUID: string(run.UID)})).To(Succeed())
+		g.Expect(pods.Items).To(BeEmpty())
+	}).WithTimeout(time.Minute).Should(Succeed())
+	g.Consistently(e.reconciles.Load).WithTimeout(time.Second).Should(BeNumerically("<", maxReconciles))
+	t.Logf("%d reconciles for a run of 5 stages", e.reconciles.Load())
 }
 
 // TestEngine_runsUnderATenantQuota: a worker namespace whose
@@ -430,7 +214,7 @@ func TestEngine_runsUnderATenantQuota(t *testing.T) {
 		g.Expect(ss).NotTo(BeNil())
 		g.Expect(ss.Status.Phase).To(Equal(cyclonev1alpha1.StatusPending))
 		g.Expect(ss.Status.Reason).To(Equal(ReasonPodRefused))
-		g.Expect(ss.Status.Message).To(And(ContainSubstring(podName("run2", "plain", 1)), ContainSubstring("cyclone-quota"), ContainSubstring("must specify")))
+		g.Expect(ss.Status.Message).To(And(ContainSubstring(convention.PodName("run2", "plain", 1)), ContainSubstring("cyclone-quota"), ContainSubstring("must specify")))
 	}).WithTimeout(30 * time.Second).Should(Succeed())
 }
 
@@ -456,7 +240,7 @@ func TestEngine_imageOutputGetsADockerDaemon(t *testing.T) {
 	createRun(t, ns, "run1", "wf")
 
 	pod := &corev1.Pod{}
-	g.Eventually(func() error { return k8s.Get(bg, key(worker, podName("run1", "build", 1)), pod) }).WithTimeout(30 * time.Second).Should(Succeed())
+	g.Eventually(func() error { return k8s.Get(bg, key(worker, convention.PodName("run1", "build", 1)), pod) }).WithTimeout(30 * time.Second).Should(Succeed())
 	g.Expect(pod.Spec.InitContainers).To(ContainElement(And(
 		HaveField("Name", "csc-dind"),
 		HaveField("RestartPolicy", HaveValue(Equal(corev1.ContainerRestartPolicyAlways))))))
@@ -485,11 +269,11 @@ func TestEngine_fileArtifactsPassBetweenStages(t *testing.T) {
 	}).WithTimeout(time.Minute).Should(Succeed())
 
 	producer, consumer := &corev1.Pod{}, &corev1.Pod{}
-	g.Expect(k8s.Get(bg, key(worker, podName("run1", "test", 1)), producer)).To(Succeed())
-	g.Expect(producer.Spec.Containers[0].Command).To(HaveExactElements(ToolsBinary, "collect", "--artifact=coverage=/src/coverage.out",
+	g.Expect(k8s.Get(bg, key(worker, convention.PodName("run1", "test", 1)), producer)).To(Succeed())
+	g.Expect(producer.Spec.Containers[0].Command).To(HaveExactElements(convention.ToolsBinary, "collect", "--artifact=coverage=/src/coverage.out",
 		"--", "go", "test", "-coverprofile=coverage.out", "./..."))
-	g.Expect(k8s.Get(bg, key(worker, podName("run1", "report", 1)), consumer)).To(Succeed())
-	g.Expect(consumer.Spec.Containers[0].VolumeMounts).To(ContainElement(corev1.VolumeMount{Name: dataVolume, ReadOnly: true,
+	g.Expect(k8s.Get(bg, key(worker, convention.PodName("run1", "report", 1)), consumer)).To(Succeed())
+	g.Expect(consumer.Spec.Containers[0].VolumeMounts).To(ContainElement(corev1.VolumeMount{Name: podbuild.DataVolume, ReadOnly: true,
 		MountPath: "/in/coverage.out", SubPath: "run1/artifacts/test/coverage/coverage.out"}))
 }
 
@@ -517,9 +301,9 @@ func TestEngine_secretReferences(t *testing.T) {
 		g.Expect(run.Status.Stages["push"].Status.Phase).To(Equal(cyclonev1alpha1.StatusSucceeded))
 	}).WithTimeout(time.Minute).Should(Succeed())
 	pod := &corev1.Pod{}
-	g.Expect(k8s.Get(bg, key(worker, podName("run1", "push", 1)), pod)).To(Succeed())
+	g.Expect(k8s.Get(bg, key(worker, convention.PodName("run1", "push", 1)), pod)).To(Succeed())
 	g.Expect(pod.Spec.Containers[0].Env).To(ContainElement(corev1.EnvVar{Name: "PASSWORD", ValueFrom: &corev1.EnvVarSource{
-		SecretKeyRef: &corev1.SecretKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: runSecretName(podName("run1", "push", 1))}, Key: "GYRE_SECRET_0"}}}))
+		SecretKeyRef: &corev1.SecretKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: podbuild.RunSecretName(convention.PodName("run1", "push", 1))}, Key: "GYRE_SECRET_0"}}}))
 }
 
 // startKeepingPods makes a tenant and starts an engine that keeps a

@@ -26,6 +26,7 @@ import (
 
 	cyclonev1alpha1 "github.com/gyreops/gyre/api/cyclone/v1alpha1"
 	gyrev1alpha1 "github.com/gyreops/gyre/api/gyre/v1alpha1"
+	"github.com/gyreops/gyre/internal/convention"
 	"github.com/gyreops/gyre/internal/podsecurity"
 	"github.com/gyreops/gyre/internal/testcluster"
 )
@@ -370,7 +371,7 @@ func recordPods(t testing.TB, c client.WithWatch, ns string) *podRecorder {
 				continue
 			}
 			rec.mu.Lock()
-			rec.events = append(rec.events, podEvent{Type: ev.Type, Name: pod.Name, Stage: pod.Annotations[AnnotationStage], Phase: pod.Status.Phase})
+			rec.events = append(rec.events, podEvent{Type: ev.Type, Name: pod.Name, Stage: pod.Annotations[convention.AnnotationStage], Phase: pod.Status.Phase})
 			rec.mu.Unlock()
 		}
 	}()

@@ -10,6 +10,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	cyclonev1alpha1 "github.com/gyreops/gyre/api/cyclone/v1alpha1"
+	"github.com/gyreops/gyre/internal/convention"
 )
 
 // Every label value of the engine's metrics comes from a bounded set: the
@@ -75,14 +76,14 @@ func (r *Engine) observeTransitions(run *cyclonev1alpha1.WorkflowRun, old *cyclo
 	}
 	for _, name := range sortedStages(st.Stages) {
 		ss := st.Stages[name].Status
-		if before := old.Stages[name]; (before != nil && finished(before.Status.Phase)) || !finished(ss.Phase) {
+		if before := old.Stages[name]; (before != nil && convention.Finished(before.Status.Phase)) || !convention.Finished(ss.Phase) {
 			continue
 		}
 		if d, ok := span(ss.StartTime, ss.CompletionTime); ok {
 			m.stageTime.WithLabelValues(tenant, wf, name, string(ss.Phase)).Observe(d)
 		}
 	}
-	if finished(old.Overall.Phase) || !finished(st.Overall.Phase) {
+	if convention.Finished(old.Overall.Phase) || !convention.Finished(st.Overall.Phase) {
 		return
 	}
 	m.finished.WithLabelValues(tenant, wf, string(st.Overall.Phase)).Inc()
@@ -131,11 +132,11 @@ func asTime(t *metav1.Time) time.Time {
 // second of that reconcile is taken as the reconcile's own start, which
 // is exact in that case; an older one is at most a second early.
 func (r *Engine) observePodCreated(s *scope, pod *corev1.Pod) {
-	if pod.Labels[LabelPodKind] != podKindWorkload {
+	if pod.Labels[convention.LabelPodKind] != convention.PodKindWorkload {
 		return
 	}
 	st := &s.run.Status
-	ss := st.Stages[pod.Annotations[AnnotationStage]]
+	ss := st.Stages[pod.Annotations[convention.AnnotationStage]]
 	if ss == nil || ss.Attempt != 1 {
 		return
 	}

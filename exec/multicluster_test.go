@@ -13,6 +13,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	cyclonev1alpha1 "github.com/gyreops/gyre/api/cyclone/v1alpha1"
+	"github.com/gyreops/gyre/internal/convention"
 	"github.com/gyreops/gyre/internal/testcluster"
 )
 
@@ -74,11 +75,11 @@ func TestEngine_runOnAnExecutionCluster(t *testing.T) {
 		createRun(t, ns, "run3", "outputs", func(r *cyclonev1alpha1.WorkflowRun) {
 			r.Spec.ExecutionContext = &cyclonev1alpha1.ExecutionContext{Cluster: ec.Name}
 		})
-		g.Eventually(remoteRec.created).WithTimeout(30 * time.Second).Should(ContainElement(podName("run3", "build", 1)))
+		g.Eventually(remoteRec.created).WithTimeout(30 * time.Second).Should(ContainElement(convention.PodName("run3", "build", 1)))
 		// kwok cannot run gyre coordinator, which leaves the outputs in
 		// its termination message: the test ends the Pod as the kubelet
 		// would.
-		endPod(t, remoteClient, worker, podName("run3", "build", 1), `[{"key":"image","value":"repo/app:v1"}]`)
+		endPod(t, remoteClient, worker, convention.PodName("run3", "build", 1), `[{"key":"image","value":"repo/app:v1"}]`)
 		run := waitRun(t, ns, "run3", cyclonev1alpha1.StatusSucceeded)
 		g.Expect(run.Status.Stages["build"].Outputs).To(Equal([]cyclonev1alpha1.KeyValue{{Key: "image", Value: "repo/app:v1"}}))
 	})

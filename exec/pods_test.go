@@ -8,6 +8,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/gyreops/gyre/exec/podbuild"
 )
 
 // endPod ends a stage Pod that kwok runs as the kubelet would once its
@@ -32,7 +34,7 @@ func endPod(t testing.TB, c client.Client, ns, name, message string) {
 		pod.Status.ContainerStatuses = nil
 		for _, ctr := range pod.Spec.Containers {
 			msg := ""
-			if ctr.Name == coordinatorName {
+			if ctr.Name == podbuild.CoordinatorName {
 				msg = message
 			}
 			pod.Status.ContainerStatuses = append(pod.Status.ContainerStatuses, terminated(ctr.Name, msg))

@@ -80,14 +80,8 @@ func TestEngine_restartAtEveryStep(t *testing.T) {
 					}
 					return nil
 				})
-				finished := make(chan struct{})
-				go func() {
-					defer close(finished)
-					for !killedOrDone(killed, ns) {
-						time.Sleep(50 * time.Millisecond)
-					}
-				}()
-				<-finished
+				g.Eventually(func() bool { return killedOrDone(killed, ns) }).
+					WithTimeout(2*time.Minute).WithPolling(50*time.Millisecond).Should(BeTrue(), "engine %d neither died at %s nor finished the run", restarts+1, point)
 				stop()
 				select {
 				case <-killed:

@@ -5,21 +5,18 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	cyclonev1alpha1 "github.com/gyreops/gyre/api/cyclone/v1alpha1"
+	"github.com/gyreops/gyre/exec/podbuild"
+	"github.com/gyreops/gyre/internal/convention"
 )
-
-// labelProject is Cyclone's label naming a run's or workflow's Project.
-const labelProject = "project.cyclone.dev/name"
 
 // schedule records a new attempt for every stage that may start now, within
 // the run's and the tenant's parallelism, and returns the Pods to create.
@@ -41,7 +38,7 @@ func (r *Engine) schedule(ctx context.Context, s *scope, st *cyclonev1alpha1.Wor
 	var pods []*corev1.Pod
 	for _, name := range scheduleOrder(st.Stages, s.workflow) {
 		ss := st.Stages[name]
-		if ss.Pod != nil || finished(ss.Status.Phase) || !depsMet(st.Stages, ss) {
+		if ss.Pod != nil || convention.Finished(ss.Status.Phase) || !depsMet(st.Stages, ss) {
 			continue
 		}
 		if t := ss.NextAttemptTime; t != nil && s.now.Before(t.Time) {
@@ -94,11 +91,11 @@ func (r *Engine) schedule(ctx context.Context, s *scope, st *cyclonev1alpha1.Wor
 // asInvalid fails a stage whose Pod cannot be built as specified and
 // reports whether err was of that kind.
 func asInvalid(err error, ss *cyclonev1alpha1.StageStatus, now time.Time) bool {
-	var invalid *invalidStageError
+	var invalid *podbuild.InvalidError
 	if !errors.As(err, &invalid) {
 		return false
 	}
-	transition(&ss.Status, cyclonev1alpha1.StatusFailed, ReasonInvalidStage, invalid.msg, now)
+	transition(&ss.Status, cyclonev1alpha1.StatusFailed, ReasonInvalidStage, invalid.Error(), now)
 	ss.NextAttemptTime = nil
 	return true
 }
@@ -113,7 +110,7 @@ func (r *Engine) tenantRunning(ctx context.Context, run *cyclonev1alpha1.Workflo
 	n := 0
 	for i := range list.Items {
 		other := &list.Items[i]
-		if other.UID == run.UID || finished(other.Status.Overall.Phase) {
+		if other.UID == run.UID || convention.Finished(other.Status.Overall.Phase) {
 			continue
 		}
 		for _, ss := range other.Status.Stages {
@@ -123,178 +120,6 @@ func (r *Engine) tenantRunning(ctx context.Context, run *cyclonev1alpha1.Workflo
 		}
 	}
 	return n, nil
-}
-
-// buildPod builds the Pod of a stage's current attempt from the Stage, its
-// Resources and the Project.
-func (r *Engine) buildPod(ctx context.Context, s *scope, st *cyclonev1alpha1.WorkflowRunStatus, name string) (*corev1.Pod, error) {
-	run := s.run
-	stage := &cyclonev1alpha1.Stage{}
-	if err := r.client.Get(ctx, types.NamespacedName{Namespace: run.Namespace, Name: name}, stage); err != nil {
-		if apierrors.IsNotFound(err) {
-			return nil, r.missing(s, "stage", name, run.Namespace, func(msg string) error { return invalidStage("%s", msg) })
-		}
-		return nil, fmt.Errorf("get stage %s: %w", name, err)
-	}
-	resources := map[string]*cyclonev1alpha1.Resource{}
-	if stage.Spec.Pod != nil {
-		for _, items := range [][]cyclonev1alpha1.ResourceItem{stage.Spec.Pod.Inputs.Resources, stage.Spec.Pod.Outputs.Resources} {
-			for _, it := range items {
-				res := &cyclonev1alpha1.Resource{}
-				err := r.client.Get(ctx, types.NamespacedName{Namespace: run.Namespace, Name: it.Name}, res)
-				if apierrors.IsNotFound(err) {
-					if err := r.missing(s, "resource", it.Name, run.Namespace, func(string) error { return nil }); err != nil {
-						return nil, err
-					}
-					continue // past the grace period stagePod names the missing resource
-				}
-				if err != nil {
-					return nil, fmt.Errorf("get resource %s: %w", it.Name, err)
-				}
-				resources[it.Name] = res
-			}
-		}
-	}
-	project, err := r.project(ctx, s)
-	if err != nil {
-		return nil, err
-	}
-	item := stageItem(s.workflow, name)
-	produced, err := r.artifactPaths(ctx, run.Namespace, stage, item)
-	if err != nil {
-		return nil, err
-	}
-	secrets, err := r.referredSecrets(ctx, run, stage, resources)
-	if err != nil {
-		return nil, err
-	}
-	withVars := run.DeepCopy()
-	withVars.Status.GlobalVariables = st.GlobalVariables
-	pod, secret, err := r.cfg.stagePod(stagePodInput{
-		Run:           withVars,
-		Workflow:      s.workflow,
-		Item:          item,
-		Stage:         stage,
-		Resources:     resources,
-		Project:       project,
-		Namespace:     s.target.namespace,
-		PVC:           s.target.pvc,
-		Attempt:       st.Stages[name].Attempt,
-		ArtifactPaths: produced,
-		Secrets:       secrets,
-		PodSecurity:   s.target.level,
-	})
-	if err != nil {
-		return nil, err
-	}
-	if secret != nil {
-		if s.secrets == nil {
-			s.secrets = map[string]*corev1.Secret{}
-		}
-		s.secrets[pod.Name] = secret
-	}
-	return pod, nil
-}
-
-// referredSecrets reads the Secrets of the run's namespace that the
-// stage's arguments and the parameters of its resources refer to
-// ("${secrets.<namespace>:<name>/...}"). They are read from the API
-// server, not cached: the engine watches no Secret. A Secret that does
-// not exist is left out, for stagePod to report.
-func (r *Engine) referredSecrets(ctx context.Context, run *cyclonev1alpha1.WorkflowRun, stage *cyclonev1alpha1.Stage, resources map[string]*cyclonev1alpha1.Resource) (map[string]*corev1.Secret, error) {
-	var values []string
-	add := func(items []cyclonev1alpha1.ParameterItem) {
-		for _, p := range items {
-			if p.Value != nil {
-				values = append(values, *p.Value)
-			}
-		}
-	}
-	if stage.Spec.Pod != nil {
-		for _, a := range stage.Spec.Pod.Inputs.Arguments {
-			add([]cyclonev1alpha1.ParameterItem{cyclonev1alpha1.ParameterItem(a)})
-		}
-	}
-	for _, res := range resources {
-		add(res.Spec.Parameters)
-	}
-	for _, configs := range [][]cyclonev1alpha1.ParameterConfig{run.Spec.StageParams, run.Spec.ResourceParams} {
-		for _, c := range configs {
-			add(c.Parameters)
-		}
-	}
-	names := secretNamesIn(run.Namespace, values...)
-	if len(names) == 0 {
-		return nil, nil
-	}
-	secrets := map[string]*corev1.Secret{}
-	for _, n := range names {
-		if _, done := secrets[n]; done {
-			continue
-		}
-		sec := &corev1.Secret{}
-		if err := r.live.Get(ctx, types.NamespacedName{Namespace: run.Namespace, Name: n}, sec); err != nil {
-			if apierrors.IsNotFound(err) {
-				continue
-			}
-			return nil, fmt.Errorf("get secret %s: %w", n, err)
-		}
-		secrets[n] = sec
-	}
-	return secrets, nil
-}
-
-// artifactPaths reads, from the Stages that produce them, the paths of
-// the output artifacts stage's input artifacts come from. A source that
-// names no Stage or artifact is left out, for stagePod to report.
-func (r *Engine) artifactPaths(ctx context.Context, ns string, stage *cyclonev1alpha1.Stage, item cyclonev1alpha1.StageItem) (map[string]string, error) {
-	if stage.Spec.Pod == nil || len(stage.Spec.Pod.Inputs.Artifacts) == 0 {
-		return nil, nil
-	}
-	out := map[string]string{}
-	for _, a := range stage.Spec.Pod.Inputs.Artifacts {
-		source := artifactSource(item.Artifacts, a)
-		from, artifact, ok := strings.Cut(source, "/")
-		if !ok {
-			continue
-		}
-		producer := &cyclonev1alpha1.Stage{}
-		if err := r.client.Get(ctx, types.NamespacedName{Namespace: ns, Name: from}, producer); err != nil {
-			if apierrors.IsNotFound(err) {
-				continue
-			}
-			return nil, fmt.Errorf("get stage %s: %w", from, err)
-		}
-		if producer.Spec.Pod == nil {
-			continue
-		}
-		for _, o := range producer.Spec.Pod.Outputs.Artifacts {
-			if o.Name == artifact {
-				out[source] = mountPath(o.Path, o.Name)
-			}
-		}
-	}
-	return out, nil
-}
-
-// project returns the run's Project, named by Cyclone's project label on
-// the run or its Workflow, or nil.
-func (r *Engine) project(ctx context.Context, s *scope) (*cyclonev1alpha1.Project, error) {
-	name := s.run.Labels[labelProject]
-	if name == "" {
-		name = s.workflow.Labels[labelProject]
-	}
-	if name == "" {
-		return nil, nil
-	}
-	p := &cyclonev1alpha1.Project{}
-	if err := r.client.Get(ctx, types.NamespacedName{Namespace: s.run.Namespace, Name: name}, p); err != nil {
-		if apierrors.IsNotFound(err) {
-			return nil, nil
-		}
-		return nil, fmt.Errorf("get project %s: %w", name, err)
-	}
-	return p, nil
 }
 
 // createPods creates the Pods of attempts the status records. A Pod the
@@ -313,7 +138,7 @@ func (r *Engine) createPods(ctx context.Context, s *scope, pods []*corev1.Pod) e
 			if st == nil {
 				st = s.run.Status.DeepCopy()
 			}
-			if ss := st.Stages[pod.Annotations[AnnotationStage]]; ss != nil {
+			if ss := st.Stages[pod.Annotations[convention.AnnotationStage]]; ss != nil {
 				// The same Pod would be refused again: no retry.
 				transition(&ss.Status, cyclonev1alpha1.StatusFailed, refusal.reason, refusal.msg, s.now)
 				ss.NextAttemptTime = nil
@@ -331,7 +156,7 @@ func (r *Engine) createPods(ctx context.Context, s *scope, pods []*corev1.Pod) e
 		if st == nil {
 			st = s.run.Status.DeepCopy()
 		}
-		ss := st.Stages[pod.Annotations[AnnotationStage]]
+		ss := st.Stages[pod.Annotations[convention.AnnotationStage]]
 		if ss == nil {
 			return err
 		}
@@ -363,7 +188,7 @@ func (r *Engine) createPods(ctx context.Context, s *scope, pods []*corev1.Pod) e
 // Pod's refusal fails the run's GC, with the reason in its message.
 func (r *Engine) createPod(ctx context.Context, s *scope, pod *corev1.Pod) error {
 	if err := r.checkPod(s, pod); err != nil {
-		if pod.Labels[LabelPodKind] != podKindGC || s.run.Status.GC == nil {
+		if pod.Labels[convention.LabelPodKind] != convention.PodKindGC || s.run.Status.GC == nil {
 			return err
 		}
 		st := s.run.Status.DeepCopy()
@@ -394,10 +219,10 @@ func (r *Engine) createPod(ctx context.Context, s *scope, pod *corev1.Pod) error
 	if err := s.target.live.Get(ctx, client.ObjectKeyFromObject(pod), existing); err != nil {
 		return fmt.Errorf("get existing pod %s/%s: %w", pod.Namespace, pod.Name, err)
 	}
-	if existing.Labels[LabelRunUID] == string(s.run.UID) {
+	if existing.Labels[convention.LabelRunUID] == string(s.run.UID) {
 		return nil // ours: adopt
 	}
-	if existing.Labels[LabelManagedBy] == ManagedByExec {
+	if existing.Labels[convention.LabelManagedBy] == convention.ManagedByExec {
 		// Left behind by an earlier run of the same name whose clean-up
 		// never finished: remove it and create ours on the next round.
 		if err := s.target.client.Delete(ctx, existing, client.Preconditions{UID: &existing.UID}); client.IgnoreNotFound(err) != nil {
@@ -425,7 +250,7 @@ func (r *Engine) deleteStrayPods(ctx context.Context, s *scope, pods map[string]
 			pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed {
 			continue
 		}
-		r.keepLogs(ctx, s, []*corev1.Pod{pod})
+		r.keeper.Keep(ctx, s.target.pods, s.run, []*corev1.Pod{pod})
 		if err := s.target.client.Delete(ctx, pod, client.Preconditions{UID: &pod.UID}); client.IgnoreNotFound(err) != nil {
 			return fmt.Errorf("delete pod %s/%s: %w", pod.Namespace, pod.Name, err)
 		}

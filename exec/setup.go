@@ -21,6 +21,10 @@ import (
 
 	cyclonev1alpha1 "github.com/gyreops/gyre/api/cyclone/v1alpha1"
 	gyrev1alpha1 "github.com/gyreops/gyre/api/gyre/v1alpha1"
+	"github.com/gyreops/gyre/exec/gc"
+	"github.com/gyreops/gyre/exec/notify"
+	"github.com/gyreops/gyre/exec/podbuild"
+	"github.com/gyreops/gyre/internal/convention"
 	"github.com/gyreops/gyre/internal/record"
 )
 
@@ -45,8 +49,12 @@ func (r *Engine) SetupWithManager(mgr ctrl.Manager) error {
 	r.cfg = r.Config.withDefaults()
 	r.client = mgr.GetClient()
 	r.live = mgr.GetAPIReader()
-	r.deliveries = newDeliveries()
+	r.deliveries = notify.NewQueue()
+	r.sender = &notify.Sender{HTTP: r.cfg.HTTPClient, SMTP: r.cfg.SMTP, SlackToken: r.cfg.SlackToken, SlackAPIURL: r.cfg.SlackAPIURL, Clock: r.cfg.Clock}
 	r.logs = r.cfg.Logs
+	r.keeper = gc.Logs{Store: r.cfg.Logs, Timeout: r.cfg.LogTimeout, MaxBytes: r.cfg.LogMaxBytes}
+	r.builder = r.cfg.podBuilder()
+	r.gcPods = gc.PodConfig{Image: r.cfg.GCImage, Labels: r.cfg.GCPodLabels, Annotations: r.cfg.GCPodAnnotations, Resources: r.cfg.GCResources}
 	r.recorder = record.Distinct(mgr.GetEventRecorder("gyre-exec"))
 
 	control, err := newPodCluster(mgr.GetConfig(), mgr.GetScheme())
@@ -58,11 +66,9 @@ func (r *Engine) SetupWithManager(mgr ctrl.Manager) error {
 	}
 	r.clusters = &clusterSet{
 		scheme:  mgr.GetScheme(),
-		reader:  mgr.GetClient(),
 		secrets: mgr.GetAPIReader(),
 		limits:  mgr.GetConfig(),
 		control: &conn{cluster: control},
-		remote:  map[string]*conn{},
 		watch:   podSource,
 		clock:   r.cfg.Clock,
 	}
@@ -75,7 +81,7 @@ func (r *Engine) SetupWithManager(mgr ctrl.Manager) error {
 		WatchesRawSource(podSource(control)).
 		Watches(&gyrev1alpha1.Tenant{}, handler.EnqueueRequestsFromMapFunc(r.runsOfTenant),
 			builder.WithPredicates(tenantChanged())).
-		WatchesRawSource(r.deliveries.source()).
+		WatchesRawSource(r.deliveries.Source()).
 		WithOptions(controller.Options{MaxConcurrentReconciles: r.cfg.MaxConcurrentReconciles}).
 		Build(r)
 	if err != nil {
@@ -95,13 +101,13 @@ func (r *Engine) SetupWithManager(mgr ctrl.Manager) error {
 // its level, is looked at again.
 func (r *Engine) runsOfTenant(ctx context.Context, o client.Object) []reconcile.Request {
 	list := &cyclonev1alpha1.WorkflowRunList{}
-	if err := r.client.List(ctx, list, client.InNamespace("cyclone-"+o.GetName()), client.UnsafeDisableDeepCopy); err != nil {
+	if err := r.client.List(ctx, list, client.InNamespace(convention.Namespace(o.GetName())), client.UnsafeDisableDeepCopy); err != nil {
 		ctrl.LoggerFrom(ctx).Error(err, "Listing the runs of a tenant", "Tenant", klog.KObj(o))
 		return nil
 	}
 	var reqs []reconcile.Request
 	for i := range list.Items {
-		if run := &list.Items[i]; !finished(run.Status.Overall.Phase) {
+		if run := &list.Items[i]; !convention.Finished(run.Status.Overall.Phase) {
 			reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(run)})
 		}
 	}
@@ -139,7 +145,7 @@ func runChanged() predicate.Predicate {
 func podSource(cl cluster.Cluster) source.Source {
 	return source.Kind(cl.GetCache(), &corev1.Pod{},
 		handler.TypedEnqueueRequestsFromMapFunc(func(_ context.Context, pod *corev1.Pod) []reconcile.Request {
-			ns, name, ok := strings.Cut(pod.Annotations[AnnotationRun], "/")
+			ns, name, ok := strings.Cut(pod.Annotations[convention.AnnotationRun], "/")
 			if !ok {
 				return nil
 			}
@@ -183,7 +189,7 @@ func workloadEnded(pod *corev1.Pod) bool {
 
 func coordinatorFailed(pod *corev1.Pod) bool {
 	for _, cs := range pod.Status.ContainerStatuses {
-		if t := cs.State.Terminated; cs.Name == coordinatorName && t != nil && t.ExitCode != 0 {
+		if t := cs.State.Terminated; cs.Name == podbuild.CoordinatorName && t != nil && t.ExitCode != 0 {
 			return true
 		}
 	}

@@ -9,22 +9,14 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	cyclonev1alpha1 "github.com/gyreops/gyre/api/cyclone/v1alpha1"
+	"github.com/gyreops/gyre/internal/convention"
 )
-
-// finished reports whether a phase is final for a stage or a run.
-func finished(p cyclonev1alpha1.StatusPhase) bool {
-	switch p {
-	case cyclonev1alpha1.StatusSucceeded, cyclonev1alpha1.StatusFailed, cyclonev1alpha1.StatusCancelled:
-		return true
-	}
-	return false
-}
 
 // transition moves a status to phase. A finished status never changes
 // again: that is what keeps a late or stale observation from regressing a
 // stage or a run.
 func transition(s *cyclonev1alpha1.Status, phase cyclonev1alpha1.StatusPhase, reason, message string, now time.Time) {
-	if finished(s.Phase) {
+	if convention.Finished(s.Phase) {
 		return
 	}
 	t := metav1.NewTime(now)
@@ -32,7 +24,7 @@ func transition(s *cyclonev1alpha1.Status, phase cyclonev1alpha1.StatusPhase, re
 		s.LastTransitionTime = &t
 	}
 	s.Phase, s.Reason, s.Message = phase, reason, message
-	if finished(phase) {
+	if convention.Finished(phase) {
 		s.CompletionTime = &t
 	}
 }
@@ -40,7 +32,7 @@ func transition(s *cyclonev1alpha1.Status, phase cyclonev1alpha1.StatusPhase, re
 // active reports whether a stage has an attempt in flight: a Pod recorded
 // and not finished.
 func active(s *cyclonev1alpha1.StageStatus) bool {
-	return s.Pod != nil && !finished(s.Status.Phase)
+	return s.Pod != nil && !convention.Finished(s.Status.Phase)
 }
 
 // depsMet reports whether every stage s depends on has finished in a way
@@ -84,7 +76,7 @@ func summarize(st *cyclonev1alpha1.WorkflowRunStatus, now time.Time) {
 				inFlight = true
 				continue
 			}
-			if !finished(s.Status.Phase) {
+			if !convention.Finished(s.Status.Phase) {
 				transition(&s.Status, cyclonev1alpha1.StatusCancelled, ReasonUpstreamFailed,
 					fmt.Sprintf("not run: stage %s failed", failed), now)
 				s.NextAttemptTime = nil
@@ -98,7 +90,7 @@ func summarize(st *cyclonev1alpha1.WorkflowRunStatus, now time.Time) {
 		return
 	}
 	for _, s := range st.Stages {
-		if !finished(s.Status.Phase) {
+		if !convention.Finished(s.Status.Phase) {
 			return
 		}
 	}

@@ -1,8 +1,6 @@
 package exec
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"strings"
 	"testing"
 	"time"
@@ -13,6 +11,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/event"
 
 	cyclonev1alpha1 "github.com/gyreops/gyre/api/cyclone/v1alpha1"
+	"github.com/gyreops/gyre/exec/podbuild"
+	"github.com/gyreops/gyre/internal/convention"
 )
 
 func items(spec ...string) []cyclonev1alpha1.StageItem {
@@ -27,90 +27,6 @@ func items(spec ...string) []cyclonev1alpha1.StageItem {
 		out = append(out, it)
 	}
 	return out
-}
-
-func TestSelectStages(t *testing.T) {
-	diamond := items("a", "b:a", "c:a", "d:b,c", "e:d")
-	tests := []struct {
-		name       string
-		items      []cyclonev1alpha1.StageItem
-		start, end []string
-		want       map[string][]string
-		wantErr    string
-	}{
-		{name: "A run without limits runs every stage.", items: diamond,
-			want: map[string][]string{"a": nil, "b": {"a"}, "c": {"a"}, "d": {"b", "c"}, "e": {"d"}}},
-		{name: "Start stages keep what follows them and drop skipped dependencies.", items: diamond, start: []string{"b"},
-			want: map[string][]string{"b": nil, "d": {"b"}, "e": {"d"}}},
-		{name: "End stages keep what precedes them.", items: diamond, end: []string{"c"},
-			want: map[string][]string{"a": nil, "c": {"a"}}},
-		{name: "Start and end stages keep what lies between.", items: diamond, start: []string{"b"}, end: []string{"d"},
-			want: map[string][]string{"b": nil, "d": {"b"}}},
-		{name: "A cycle is refused.", items: items("a:c", "b:a", "c:b"), wantErr: "cycle"},
-		{name: "An unknown dependency is refused.", items: items("a:x"), wantErr: `unknown stage "x"`},
-		{name: "A stage listed twice is refused.", items: items("a", "a"), wantErr: "twice"},
-		{name: "An unknown start stage is refused.", items: diamond, start: []string{"zz"}, wantErr: `unknown stage "zz"`},
-		{name: "Disjoint start and end stages select nothing and are refused.", items: diamond, start: []string{"b"}, end: []string{"c"}, wantErr: "no stage"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			g := NewWithT(t)
-			nodes, err := selectStages(tt.items, tt.start, tt.end)
-			if tt.wantErr != "" {
-				g.Expect(err).To(MatchError(ContainSubstring(tt.wantErr)))
-				return
-			}
-			g.Expect(err).NotTo(HaveOccurred())
-			got := map[string][]string{}
-			for _, n := range nodes {
-				got[n.Name] = n.Depends
-			}
-			g.Expect(got).To(Equal(tt.want))
-		})
-	}
-}
-
-func TestTopoOrder(t *testing.T) {
-	g := NewWithT(t)
-	order, err := topoOrder(items("e:d", "d:b,c", "c:a", "b:a", "a"))
-	g.Expect(err).NotTo(HaveOccurred())
-	g.Expect(order).To(Equal([]string{"a", "c", "b", "d", "e"}))
-}
-
-func TestPodName(t *testing.T) {
-	long := strings.Repeat("r", 40)
-	tests := []struct {
-		name, run, stage string
-		attempt          int32
-		want             string
-	}{
-		{name: "A short name is the run, the stage, the attempt and a hash of the run and the stage.", run: "run", stage: "build", attempt: 1,
-			want: "run-build-1-" + hashOf("run/build")},
-		{name: "A name of exactly 63 characters is kept.", run: strings.Repeat("r", 47), stage: "stage", attempt: 2,
-			want: strings.Repeat("r", 47) + "-stage-2-" + hashOf(strings.Repeat("r", 47)+"/stage")},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			g := NewWithT(t)
-			g.Expect(podName(tt.run, tt.stage, tt.attempt)).To(Equal(tt.want))
-			g.Expect(len(tt.want)).To(BeNumerically("<=", 63))
-		})
-	}
-	t.Run("Runs and stages whose names join alike get different Pods.", func(t *testing.T) {
-		g := NewWithT(t)
-		g.Expect(podName("deploy", "prod-test", 1)).NotTo(Equal(podName("deploy-prod", "test", 1)))
-		g.Expect(gcPodName("deploy")).NotTo(BeElementOf(podName("deploy", "gc", 1), podName("deploy", "prod-test", 1)))
-	})
-	t.Run("A long name is shortened with a hash, deterministically and distinctly.", func(t *testing.T) {
-		g := NewWithT(t)
-		a1 := podName(long, "a-very-long-stage-name", 1)
-		a2 := podName(long, "a-very-long-stage-name", 2)
-		g.Expect(len(a1)).To(BeNumerically("<=", 63))
-		g.Expect(a1).To(HavePrefix(long))
-		g.Expect(a1).To(Equal(podName(long, "a-very-long-stage-name", 1)))
-		g.Expect(a1).NotTo(Equal(a2))
-		g.Expect(a1).To(MatchRegexp(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`))
-	})
 }
 
 func TestStateOfPod(t *testing.T) {
@@ -151,8 +67,8 @@ func TestStateOfPod(t *testing.T) {
 			p.Status.ContainerStatuses = []corev1.ContainerStatus{terminated("main", "Error", 3)}
 		}), wantPhase: cyclonev1alpha1.StatusFailed, wantReason: ReasonError, wantMessage: "container main exited with code 3"},
 		{name: "The workload's exit code is named although the kubelet lists the coordinator, which failed with it, first.", pod: pod(corev1.PodFailed, func(p *corev1.Pod) {
-			p.Spec.Containers = []corev1.Container{{Name: "main"}, {Name: coordinatorName, Env: []corev1.EnvVar{{Name: EnvWorkloadContainers, Value: "main"}}}}
-			p.Status.ContainerStatuses = []corev1.ContainerStatus{terminated(coordinatorName, "Error", 2), terminated("main", "Error", 7)}
+			p.Spec.Containers = []corev1.Container{{Name: "main"}, {Name: podbuild.CoordinatorName, Env: []corev1.EnvVar{{Name: convention.EnvWorkloadContainers, Value: "main"}}}}
+			p.Status.ContainerStatuses = []corev1.ContainerStatus{terminated(podbuild.CoordinatorName, "Error", 2), terminated("main", "Error", 7)}
 		}), wantPhase: cyclonev1alpha1.StatusFailed, wantReason: ReasonError, wantMessage: "container main exited with code 7"},
 		{name: "OOMKilled says the container ran out of memory.", pod: pod(corev1.PodFailed, func(p *corev1.Pod) {
 			p.Status.ContainerStatuses = []corev1.ContainerStatus{terminated("main", "OOMKilled", 137)}
@@ -189,48 +105,6 @@ func TestStateOfPod(t *testing.T) {
 			g.Expect(got.Message).To(ContainSubstring(tt.wantMessage))
 		})
 	}
-}
-
-func TestResolveVariables(t *testing.T) {
-	now := time.Date(2026, 5, 24, 11, 10, 13, 0, time.UTC)
-	random := func(n int) string { return strings.Repeat("x", n) }
-	v := func(name, value string) cyclonev1alpha1.GlobalVariable {
-		return cyclonev1alpha1.GlobalVariable{Name: name, Value: value}
-	}
-	tests := []struct {
-		name          string
-		workflow, run []cyclonev1alpha1.GlobalVariable
-		want          []cyclonev1alpha1.GlobalVariable
-	}{
-		{name: "A literal is kept.", workflow: []cyclonev1alpha1.GlobalVariable{v("A", "a")}, want: []cyclonev1alpha1.GlobalVariable{v("A", "a")}},
-		{name: "The run's value wins over the Workflow's.", workflow: []cyclonev1alpha1.GlobalVariable{v("A", "a"), v("B", "b")},
-			run: []cyclonev1alpha1.GlobalVariable{v("A", "run")}, want: []cyclonev1alpha1.GlobalVariable{v("A", "run"), v("B", "b")}},
-		{name: "Random makes N characters.", workflow: []cyclonev1alpha1.GlobalVariable{v("R", "$(random:5)")}, want: []cyclonev1alpha1.GlobalVariable{v("R", "xxxxx")}},
-		{name: "Timenow takes a named layout.", workflow: []cyclonev1alpha1.GlobalVariable{v("T", "$(timenow:RFC3339)")}, want: []cyclonev1alpha1.GlobalVariable{v("T", "2026-05-24T11:10:13Z")}},
-		{name: "Timenow takes a Go layout.", workflow: []cyclonev1alpha1.GlobalVariable{v("T", "$(timenow:20060102150405)")}, want: []cyclonev1alpha1.GlobalVariable{v("T", "20260524111013")}},
-		{name: "Timenow without a layout is a Unix timestamp.", workflow: []cyclonev1alpha1.GlobalVariable{v("T", "$(timenow:)")}, want: []cyclonev1alpha1.GlobalVariable{v("T", "1779621013")}},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			g := NewWithT(t)
-			g.Expect(resolveVariables(tt.workflow, tt.run, now, random)).To(Equal(tt.want))
-		})
-	}
-}
-
-func TestSubstitution(t *testing.T) {
-	g := NewWithT(t)
-	vars := map[string]string{"TAG": "v1"}
-	g.Expect(substituteVariables("img:${variables.TAG}-${variables.NOPE}", vars)).To(Equal("img:v1-${variables.NOPE}"))
-	g.Expect(substituteArguments("run {{ cmd }} {{x}} {{ y }}", map[string]string{"cmd": "make", "x": "1"})).To(Equal("run make 1 {{ y }}"))
-	g.Expect(substituteArguments(`sh -c "{{{ cmd }}}" {{{nope}}}`, map[string]string{"cmd": "make && make test"})).To(Equal(`sh -c "make && make test" {{{nope}}}`),
-		"mustache's triple braces, as Cyclone's templates use them")
-	s := func(v string) *string { return &v }
-	names, values := parameterValues(vars,
-		[]cyclonev1alpha1.ParameterItem{{Name: "IMAGE", Value: s("app:${variables.TAG}")}, {Name: "URL", Value: s("u")}},
-		[]cyclonev1alpha1.ParameterItem{{Name: "URL", Value: s("override")}, {Name: "UNSET"}})
-	g.Expect(names).To(Equal([]string{"IMAGE", "URL"}))
-	g.Expect(values).To(Equal(map[string]string{"IMAGE": "app:v1", "URL": "override"}))
 }
 
 func TestSummarize(t *testing.T) {
@@ -286,65 +160,16 @@ func TestRetryBackoff(t *testing.T) {
 		To(Equal([]time.Duration{time.Second, 2 * time.Second, 4 * time.Second, 5 * time.Second}))
 }
 
-func TestGenerate_timeLayouts(t *testing.T) {
-	g := NewWithT(t)
-	now := time.Date(2026, 11, 29, 12, 30, 5, 0, time.UTC)
-	g.Expect(generate("$(timenow:Stamp)", now, nil)).To(Equal("Nov 29 12:30:05"))
-	g.Expect(generate("$(timenow:RFC3339)", now, nil)).To(Equal("2026-11-29T12:30:05Z"))
-	g.Expect(generate("$(timenow:20060102)", now, nil)).To(Equal("20261129"), "any other name is a Go layout")
-	g.Expect(generate("$(timenow:)", now, nil)).To(Equal("1795955405"), "no layout: Unix seconds")
-}
-
-func TestParseTimeout(t *testing.T) {
-	tests := []struct {
-		in      string
-		want    time.Duration
-		wantErr bool
-	}{
-		{in: "", want: 0},
-		{in: "30min", want: 30 * time.Minute},
-		{in: "2hour", want: 2 * time.Hour},
-		{in: "1h30m", want: 90 * time.Minute},
-		{in: "1Hour30Min", want: 90 * time.Minute},
-		{in: "45second", want: 45 * time.Second},
-		{in: "90s", want: 90 * time.Second},
-		{in: "1.5h", want: 90 * time.Minute},
-		{in: "250ms", want: 250 * time.Millisecond},
-		{in: "-5m", wantErr: true},
-		{in: "soon", wantErr: true},
-		{in: "30", wantErr: true},
-	}
-	for _, tt := range tests {
-		t.Run(tt.in, func(t *testing.T) {
-			g := NewWithT(t)
-			got, err := parseTimeout(tt.in)
-			if tt.wantErr {
-				g.Expect(err).To(HaveOccurred())
-				return
-			}
-			g.Expect(err).NotTo(HaveOccurred())
-			g.Expect(got).To(Equal(tt.want))
-		})
-	}
-}
-
-// hashOf is the hash a Pod name ends with, computed here apart from
-// podName so that a change of the name scheme shows.
-func hashOf(s string) string {
-	sum := sha256.Sum256([]byte(s))
-	return hex.EncodeToString(sum[:])[:5]
-}
-
 func TestPodChanged_wakesTheEngineWhenTheWorkloadEnds(t *testing.T) {
 	stagePod := func(main corev1.ContainerState) *corev1.Pod {
 		return &corev1.Pod{
 			Spec: corev1.PodSpec{Containers: []corev1.Container{
 				{Name: "main"},
-				{Name: coordinatorName, Env: []corev1.EnvVar{{Name: EnvWorkloadContainers, Value: "main"}}},
+				{Name: podbuild.CoordinatorName, Env: []corev1.EnvVar{{Name: convention.EnvWorkloadContainers, Value: "main"}}},
 			}},
 			Status: corev1.PodStatus{Phase: corev1.PodRunning, ContainerStatuses: []corev1.ContainerStatus{
 				{Name: "main", State: main},
-				{Name: coordinatorName, State: corev1.ContainerState{Running: &corev1.ContainerStateRunning{}}},
+				{Name: podbuild.CoordinatorName, State: corev1.ContainerState{Running: &corev1.ContainerStateRunning{}}},
 			}},
 		}
 	}

@@ -12,17 +12,19 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	cyclonev1alpha1 "github.com/gyreops/gyre/api/cyclone/v1alpha1"
+	"github.com/gyreops/gyre/exec/podbuild"
+	"github.com/gyreops/gyre/internal/convention"
 )
 
 // workloadContainers lists the workload containers of a stage Pod, which
 // its coordinator waits for.
 func workloadContainers(pod *corev1.Pod) []string {
 	for _, ctr := range pod.Spec.Containers {
-		if ctr.Name != coordinatorName {
+		if ctr.Name != podbuild.CoordinatorName {
 			continue
 		}
 		for _, e := range ctr.Env {
-			if e.Name == EnvWorkloadContainers {
+			if e.Name == convention.EnvWorkloadContainers {
 				return strings.Split(e.Value, ",")
 			}
 		}
@@ -47,7 +49,7 @@ func workloadExit(pod *corev1.Pod) (map[string]int32, bool) {
 }
 
 // signalWorkloadEnds tells the coordinator of each running stage Pod whose
-// workload has ended how it ended (WorkloadExitAnnotation). A stage Pod
+// workload has ended how it ended (convention.WorkloadExitAnnotation). A stage Pod
 // has no API access of its own, so the engine, which watches its Pods
 // anyway, passes on what only the API server knows.
 func (r *Engine) signalWorkloadEnds(ctx context.Context, s *scope, pods map[string]*corev1.Pod) error {
@@ -56,7 +58,7 @@ func (r *Engine) signalWorkloadEnds(ctx context.Context, s *scope, pods map[stri
 		if pod.DeletionTimestamp != nil || pod.Status.Phase != corev1.PodRunning {
 			continue
 		}
-		if _, done := pod.Annotations[WorkloadExitAnnotation]; done {
+		if _, done := pod.Annotations[convention.WorkloadExitAnnotation]; done {
 			continue
 		}
 		codes, ended := workloadExit(pod)
@@ -67,7 +69,7 @@ func (r *Engine) signalWorkloadEnds(ctx context.Context, s *scope, pods map[stri
 		if err != nil {
 			return err
 		}
-		patch, err := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": map[string]string{WorkloadExitAnnotation: string(value)}}})
+		patch, err := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": map[string]string{convention.WorkloadExitAnnotation: string(value)}}})
 		if err != nil {
 			return err
 		}
@@ -93,7 +95,7 @@ func sortedPods(pods map[string]*corev1.Pod) []string {
 func copyOutputs(ss *cyclonev1alpha1.StageStatus, pod *corev1.Pod) {
 	for _, cs := range pod.Status.ContainerStatuses {
 		t := cs.State.Terminated
-		if cs.Name != coordinatorName || t == nil || t.Message == "" {
+		if cs.Name != podbuild.CoordinatorName || t == nil || t.Message == "" {
 			continue
 		}
 		var outputs []cyclonev1alpha1.KeyValue

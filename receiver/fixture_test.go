@@ -27,8 +27,8 @@ import (
 
 	gyrev1alpha1 "github.com/gyreops/gyre/api/gyre/v1alpha1"
 	"github.com/gyreops/gyre/internal/gitserver"
+	"github.com/gyreops/gyre/internal/manager"
 	"github.com/gyreops/gyre/receiver"
-	"github.com/gyreops/gyre/reconciler"
 )
 
 // pushFixture is a Git server with one repository, pushed to over HTTP,
@@ -62,15 +62,15 @@ func newPushFixture(t testing.TB, g *WithT) *pushFixture {
 	f.repo.Git("remote", "set-url", "origin", f.cloneURL)
 	f.ns = newNamespace(t, g)
 
-	opts := reconciler.Options{MetricsAddr: "0", ProbeAddr: "0", ArtifactDir: t.TempDir()}
-	mopts := reconciler.ManagerOptions(testEnv.Scheme, opts)
+	opts := manager.Options{MetricsAddr: "0", ProbeAddr: "0", ArtifactDir: t.TempDir()}
+	mopts := opts.Manager(testEnv.Scheme)
 	mopts.Controller = config.Controller{SkipNameValidation: ptr.To(true)}
 	mgr, err := ctrl.NewManager(testEnv.Config, mopts)
 	g.Expect(err).NotTo(HaveOccurred())
-	g.Expect(reconciler.Setup(mgr, opts)).To(Succeed())
+	g.Expect(manager.Setup(mgr, opts)).To(Succeed())
 	// The webhook server Setup adds for --webhook-addr, on a port of the
 	// test's choosing.
-	hooks := reconciler.NewWebhookServer(mgr, opts)
+	hooks := manager.NewWebhookServer(mgr, opts)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	g.Expect(err).NotTo(HaveOccurred())
 	f.hookURL = "http://" + ln.Addr().String() + receiver.Path

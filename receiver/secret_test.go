@@ -17,6 +17,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	gyrev1alpha1 "github.com/gyreops/gyre/api/gyre/v1alpha1"
+	"github.com/gyreops/gyre/internal/testcluster"
 	"github.com/gyreops/gyre/receiver"
 )
 
@@ -128,6 +129,7 @@ func TestReceiver_neverShowsASecret(t *testing.T) {
 }
 
 func TestReceiver_rotatedSecretTakesEffectAtOnce(t *testing.T) {
+	testcluster.Require(t)
 	g := NewWithT(t)
 	f := newSecretFixture(t, g)
 	_, secret := f.repository(t, g, map[string][]byte{receiver.SecretKey: []byte("before")})

@@ -12,10 +12,12 @@ import (
 
 	gyrev1alpha1 "github.com/gyreops/gyre/api/gyre/v1alpha1"
 	"github.com/gyreops/gyre/internal/gitserver"
+	"github.com/gyreops/gyre/internal/testcluster"
 	"github.com/gyreops/gyre/source"
 )
 
 func TestRepositoryReconciler_limits(t *testing.T) {
+	testcluster.Require(t)
 	g := NewWithT(t)
 	f := newRepositoryFixture(t, gitserver.HTTPOptions{})
 	f.repo.WriteFile("base/kustomization.yaml", "resources: []\n")

@@ -8,6 +8,7 @@ import (
 	gyrev1alpha1 "github.com/gyreops/gyre/api/gyre/v1alpha1"
 	"github.com/gyreops/gyre/internal/gitserver"
 	"github.com/gyreops/gyre/internal/metricstest"
+	"github.com/gyreops/gyre/internal/testcluster"
 )
 
 // fetchSeries reads the fetch durations of one Repository, by result,
@@ -19,6 +20,7 @@ func fetchSeries(g Gomega, obj *gyrev1alpha1.Repository) map[string]float64 {
 }
 
 func TestRepositoryReconciler_metrics(t *testing.T) {
+	testcluster.Require(t)
 	f := newRepositoryFixture(t, gitserver.HTTPOptions{})
 	f.repo.WriteFile("base/kustomization.yaml", "resources: []\n")
 	f.repo.Commit("one")

@@ -9,11 +9,9 @@ import (
 
 	"github.com/fluxcd/pkg/apis/meta"
 	"github.com/fluxcd/pkg/runtime/conditions"
-	"github.com/fluxcd/pkg/runtime/patch"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	kerrors "k8s.io/apimachinery/pkg/util/errors"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/klog/v2"
 	"k8s.io/utils/clock"
@@ -26,6 +24,7 @@ import (
 
 	gyrev1alpha1 "github.com/gyreops/gyre/api/gyre/v1alpha1"
 	"github.com/gyreops/gyre/internal/record"
+	"github.com/gyreops/gyre/internal/status"
 	"github.com/gyreops/gyre/source"
 )
 
@@ -113,7 +112,7 @@ func (r *RepositoryReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 		return ctrl.Result{}, nil
 	}
 
-	patcher := patch.NewSerialPatcher(obj, r.Client)
+	w := &statusWriter{c: r.Client, base: obj.DeepCopy()}
 	beforeReady := conditions.Get(obj, meta.ReadyCondition)
 	beforeRevision := ""
 	if obj.Status.Artifact != nil {
@@ -121,10 +120,11 @@ func (r *RepositoryReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 	}
 	defer func() {
 		var requeue bool
-		requeue, retErr = r.finish(ctx, obj, patcher, beforeReady, beforeRevision, retErr)
+		requeue, retErr = r.finish(ctx, obj, w, beforeReady, beforeRevision, retErr)
 		if requeue {
 			result = ctrl.Result{RequeueAfter: r.jitter(repositoryInterval(obj))}
 		}
+		result, retErr = status.OnConflict(result, retErr)
 	}()
 	if v, ok := obj.Annotations[gyrev1alpha1.ReconcileRequestAnnotation]; ok {
 		obj.Status.LastHandledReconcileAt = v
@@ -134,7 +134,7 @@ func (r *RepositoryReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 		// A new spec: say what is happening. A routine poll writes
 		// nothing unless something changed.
 		conditions.MarkReconciling(obj, meta.ProgressingReason, "Fetching %s of %s", repositoryRef(obj), source.RedactURL(obj.Spec.URL))
-		if err := patcher.Patch(ctx, obj, patch.WithFieldOwner(repositoryFieldOwner)); err != nil {
+		if err := w.write(ctx, obj); err != nil {
 			return ctrl.Result{}, fmt.Errorf("patch progress: %w", err)
 		}
 	}
@@ -212,7 +212,7 @@ func (r *RepositoryReconciler) fetch(ctx context.Context, s *repositoryScope) (c
 // backoff. A commit past the Repository's limits stalls it too, but a
 // new commit can fix that, so finish asks for the usual poll (requeue)
 // instead of a terminal error.
-func (r *RepositoryReconciler) finish(ctx context.Context, obj *gyrev1alpha1.Repository, patcher *patch.SerialPatcher,
+func (r *RepositoryReconciler) finish(ctx context.Context, obj *gyrev1alpha1.Repository, w *statusWriter,
 	beforeReady *metav1.Condition, beforeRevision string, err error) (requeue bool, _ error) {
 	o := repositoryOutcome{err: err, terminal: isTerminal(err)}
 	if obj.Status.Artifact != nil {
@@ -226,9 +226,7 @@ func (r *RepositoryReconciler) finish(ctx context.Context, obj *gyrev1alpha1.Rep
 	if t, reason, msg, ok := repositoryEvent(beforeReady, beforeRevision, o); ok && r.Recorder != nil {
 		r.Recorder.Eventf(obj, nil, t, reason, "Reconcile", "%s", msg)
 	}
-	perr := patcher.Patch(ctx, obj,
-		patch.WithOwnedConditions{Conditions: []string{meta.ReadyCondition, meta.ReconcilingCondition, meta.StalledCondition}},
-		patch.WithFieldOwner(repositoryFieldOwner))
+	perr := w.write(ctx, obj)
 	if perr != nil {
 		perr = fmt.Errorf("patch status: %w", perr)
 	}
@@ -246,7 +244,7 @@ func (r *RepositoryReconciler) finish(ctx context.Context, obj *gyrev1alpha1.Rep
 	if perr == nil {
 		return false, err
 	}
-	return false, kerrors.NewAggregate([]error{err, perr})
+	return false, errors.Join(err, perr)
 }
 
 // repositoryLimits maps the API's limits to source's; unset fields take
@@ -321,4 +319,20 @@ func requestedAtChanged() predicate.Funcs {
 			return ok && v != e.ObjectOld.GetAnnotations()[key]
 		},
 	}
+}
+
+// statusWriter writes a Repository's status with status.Patch, each
+// write against the object as the last one left it: a progress message
+// for a new spec, then the outcome.
+type statusWriter struct {
+	c    client.Client
+	base *gyrev1alpha1.Repository
+}
+
+func (w *statusWriter) write(ctx context.Context, obj *gyrev1alpha1.Repository) error {
+	if _, err := status.Patch(ctx, w.c, w.base, obj, client.FieldOwner(repositoryFieldOwner)); err != nil {
+		return err
+	}
+	w.base = obj.DeepCopy()
+	return nil
 }

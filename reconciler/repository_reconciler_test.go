@@ -18,6 +18,7 @@ import (
 
 	gyrev1alpha1 "github.com/gyreops/gyre/api/gyre/v1alpha1"
 	"github.com/gyreops/gyre/internal/gitserver"
+	"github.com/gyreops/gyre/internal/testcluster"
 	"github.com/gyreops/gyre/source"
 )
 
@@ -103,6 +104,7 @@ func readyOf(r *gyrev1alpha1.Repository) *metav1.Condition {
 }
 
 func TestRepositoryReconciler_followsTheRemote(t *testing.T) {
+	testcluster.Require(t)
 	g := NewWithT(t)
 	f := newRepositoryFixture(t, gitserver.HTTPOptions{})
 	f.repo.WriteFile("base/kustomization.yaml", "resources: []\n")
@@ -185,6 +187,7 @@ func TestRepositoryReconciler_followsTheRemote(t *testing.T) {
 }
 
 func TestRepositoryReconciler_refKinds(t *testing.T) {
+	testcluster.Require(t)
 	f := newRepositoryFixture(t, gitserver.HTTPOptions{})
 	f.repo.WriteFile("a", "1\n")
 	first := f.repo.Commit("one")
@@ -217,6 +220,7 @@ func TestRepositoryReconciler_refKinds(t *testing.T) {
 }
 
 func TestRepositoryReconciler_failures(t *testing.T) {
+	testcluster.Require(t)
 	f := newRepositoryFixture(t, gitserver.HTTPOptions{Username: "alice", Password: "correct-horse"})
 	f.repo.WriteFile("a", "1\n")
 	f.repo.Commit("one")
@@ -267,6 +271,7 @@ func TestRepositoryReconciler_failures(t *testing.T) {
 }
 
 func TestRepositoryReconciler_suspend(t *testing.T) {
+	testcluster.Require(t)
 	g := NewWithT(t)
 	f := newRepositoryFixture(t, gitserver.HTTPOptions{})
 	f.repo.WriteFile("a", "1\n")
@@ -293,6 +298,7 @@ func TestRepositoryReconciler_suspend(t *testing.T) {
 }
 
 func TestRepositoryReconciler_ignoreChangeMakesANewArtifactOfTheSameCommit(t *testing.T) {
+	testcluster.Require(t)
 	g := NewWithT(t)
 	f := newRepositoryFixture(t, gitserver.HTTPOptions{})
 	f.repo.WriteFile("base/kustomization.yaml", "resources: []\n")

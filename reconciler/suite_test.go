@@ -2,7 +2,6 @@ package reconciler
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"testing"
 	"time"
@@ -19,6 +18,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
+	"github.com/gyreops/gyre/internal/mgrconfig"
 	"github.com/gyreops/gyre/internal/testcluster"
 )
 
@@ -33,35 +33,22 @@ var testEnv struct {
 }
 
 func TestMain(m *testing.M) {
-	os.Exit(runSuite(m))
-}
-
-func runSuite(m *testing.M) int {
 	// Controller logs help when a test fails; GYRE_TEST_LOG=1 shows them.
 	if os.Getenv("GYRE_TEST_LOG") != "" {
 		ctrl.SetLogger(zap.New(zap.UseDevMode(true), zap.WriteTo(os.Stderr)))
 	} else {
 		ctrl.SetLogger(logr.Discard())
 	}
-	scheme, err := NewScheme()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
 	// A scheduler and a kwok node, whose Pods succeed, let the engine run
 	// the WorkflowRuns a Tenant applies.
-	cluster, err := testcluster.Start(context.Background(), testcluster.Options{Scheduler: true, Nodes: 1, PodsSucceedByDefault: true})
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer cluster.Stop()
-	testEnv.Cluster, testEnv.Config, testEnv.Scheme = cluster, cluster.Config, scheme
-	if testEnv.Client, err = client.New(cluster.Config, client.Options{Scheme: scheme}); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	return m.Run()
+	os.Exit(testcluster.RunSuite(m, testcluster.Options{Scheduler: true, Nodes: 1, PodsSucceedByDefault: true}, func(c *testcluster.Cluster) (err error) {
+		if testEnv.Scheme, err = mgrconfig.NewScheme(); err != nil {
+			return err
+		}
+		testEnv.Cluster, testEnv.Config = c, c.Config
+		testEnv.Client, err = client.New(c.Config, client.Options{Scheme: testEnv.Scheme})
+		return err
+	}))
 }
 
 // newManager builds a manager the way `gyre controller` does, with its
@@ -69,7 +56,8 @@ func runSuite(m *testing.M) int {
 // validation, which is process-wide, is off too.
 func newManager(t testing.TB) ctrl.Manager {
 	t.Helper()
-	opts := ManagerOptions(testEnv.Scheme, Options{MetricsAddr: "0", ProbeAddr: "0"})
+	testcluster.Require(t)
+	opts := mgrconfig.Options{MetricsAddr: "0", ProbeAddr: "0"}.Manager(testEnv.Scheme)
 	opts.Controller = config.Controller{SkipNameValidation: ptr.To(true)}
 	mgr, err := ctrl.NewManager(testEnv.Config, opts)
 	if err != nil {
@@ -95,6 +83,7 @@ func startManager(t testing.TB, mgr ctrl.Manager) {
 // newNamespace creates a namespace for one test and deletes it after.
 func newNamespace(t testing.TB) string {
 	t.Helper()
+	testcluster.Require(t)
 	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "gyre-test-"}}
 	if err := testEnv.Client.Create(context.Background(), ns); err != nil {
 		t.Fatal(err)

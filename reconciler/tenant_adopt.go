@@ -14,7 +14,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	gyrev1alpha1 "github.com/gyreops/gyre/api/gyre/v1alpha1"
-	"github.com/gyreops/gyre/tenants"
+	"github.com/gyreops/gyre/internal/apply"
+	"github.com/gyreops/gyre/internal/convention"
 )
 
 // AdoptionError says that objects a target renders already exist in the
@@ -75,7 +76,7 @@ func checkAdoption(ctx context.Context, live client.Reader, t *gyrev1alpha1.Tena
 		}
 		for _, m := range items {
 			o := byName[m.Name]
-			if o == nil || m.Labels[tenants.TenantLabel] == t.Name || m.Annotations[gyrev1alpha1.AdoptAnnotation] == "true" {
+			if o == nil || m.Labels[convention.TenantLabel] == t.Name || m.Annotations[gyrev1alpha1.AdoptAnnotation] == "true" {
 				continue
 			}
 			refused = append(refused, ssautils.FmtUnstructured(o))
@@ -92,7 +93,7 @@ func checkAdoption(ctx context.Context, live client.Reader, t *gyrev1alpha1.Tena
 // namespace, at least those named in byName: one listing, or, for
 // Secrets, which gyre may not list, a read of each.
 func liveMetadata(ctx context.Context, live client.Reader, gvk schema.GroupVersionKind, namespace string, byName map[string]*unstructured.Unstructured) ([]metav1.PartialObjectMetadata, error) {
-	if !tenants.IsSecret(gvk) {
+	if !apply.IsSecret(gvk) {
 		list := &metav1.PartialObjectMetadataList{}
 		list.SetGroupVersionKind(gvk.GroupVersion().WithKind(gvk.Kind + "List"))
 		if err := live.List(ctx, list, client.InNamespace(namespace)); err != nil {

@@ -14,12 +14,14 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	gyrev1alpha1 "github.com/gyreops/gyre/api/gyre/v1alpha1"
+	"github.com/gyreops/gyre/internal/convention"
 	"github.com/gyreops/gyre/internal/gitserver"
+	"github.com/gyreops/gyre/internal/testcluster"
 	"github.com/gyreops/gyre/source"
-	"github.com/gyreops/gyre/tenants"
 )
 
 func TestTenantReconciler_adoptsOnlyObjectsAnnotatedForIt(t *testing.T) {
+	testcluster.Require(t)
 	g := NewWithT(t)
 	ctx := context.Background()
 	root := t.TempDir()
@@ -46,7 +48,7 @@ func TestTenantReconciler_adoptsOnlyObjectsAnnotatedForIt(t *testing.T) {
 	// that gyre did not create, with the given annotations. The namespace
 	// itself may be adopted: only the object is in question here.
 	someoneElses := func(g *WithT, tenant string, annotations map[string]string) *corev1.ConfigMap {
-		ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: tenants.Namespace(tenant),
+		ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: convention.Namespace(tenant),
 			Annotations: map[string]string{gyrev1alpha1.AdoptAnnotation: "true"}}}
 		g.Expect(testEnv.Client.Create(ctx, ns)).To(Succeed())
 		deleteAtCleanup(t, ns)
@@ -71,7 +73,7 @@ func TestTenantReconciler_adoptsOnlyObjectsAnnotatedForIt(t *testing.T) {
 	}
 	getConfigMap := func(g Gomega, tenant string) *corev1.ConfigMap {
 		cm := &corev1.ConfigMap{}
-		g.Expect(testEnv.Client.Get(ctx, client.ObjectKey{Namespace: tenants.Namespace(tenant), Name: "settings"}, cm)).To(Succeed())
+		g.Expect(testEnv.Client.Get(ctx, client.ObjectKey{Namespace: convention.Namespace(tenant), Name: "settings"}, cm)).To(Succeed())
 		return cm
 	}
 
@@ -91,8 +93,8 @@ func TestTenantReconciler_adoptsOnlyObjectsAnnotatedForIt(t *testing.T) {
 		}).WithTimeout(30 * time.Second).WithPolling(200 * time.Millisecond).Should(Succeed())
 		cm := getConfigMap(g, name)
 		g.Expect(cm.Data).To(HaveKeyWithValue("team", "by-hand"))
-		g.Expect(cm.Labels).NotTo(HaveKey(tenants.TenantLabel))
-		g.Expect(cm.ManagedFields).NotTo(ContainElement(HaveField("Manager", tenants.FieldManager)))
+		g.Expect(cm.Labels).NotTo(HaveKey(convention.TenantLabel))
+		g.Expect(cm.ManagedFields).NotTo(ContainElement(HaveField("Manager", convention.FieldManager)))
 		_, err := getStage(g, name, "build")
 		g.Expect(apierrors.IsNotFound(err)).To(BeTrue(), "the target's Stage was applied: %v", err)
 
@@ -111,7 +113,7 @@ func TestTenantReconciler_adoptsOnlyObjectsAnnotatedForIt(t *testing.T) {
 		expectApplied(g, name, rev)
 		cm := getConfigMap(g, name)
 		g.Expect(cm.Data).To(HaveKeyWithValue("team", "from-git"))
-		g.Expect(cm.Labels).To(HaveKeyWithValue(tenants.TenantLabel, name))
+		g.Expect(cm.Labels).To(HaveKeyWithValue(convention.TenantLabel, name))
 		_, err := getStage(g, name, "build")
 		g.Expect(err).NotTo(HaveOccurred())
 	})

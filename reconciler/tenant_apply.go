@@ -8,12 +8,14 @@ import (
 	"github.com/fluxcd/pkg/ssa"
 	"golang.org/x/sync/errgroup"
 	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
+	cyclonev1alpha1 "github.com/gyreops/gyre/api/cyclone/v1alpha1"
 	gyrev1alpha1 "github.com/gyreops/gyre/api/gyre/v1alpha1"
+	"github.com/gyreops/gyre/internal/apply"
+	"github.com/gyreops/gyre/internal/convention"
 	"github.com/gyreops/gyre/tenants"
 )
 
@@ -22,25 +24,27 @@ const (
 	eventWarning = corev1.EventTypeWarning
 )
 
-// applier returns the server-side apply engine of the objects.
-func (r *TenantReconciler) applier() *tenants.Applier {
-	return &tenants.Applier{Client: r.Applier, Live: r.watches.cache, Concurrency: r.ApplyConcurrency}
+// applier returns the server-side apply engine of the objects. A
+// WorkflowRun starts a run when it is created, which deleting it again
+// would not take back, so it is created last.
+func (r *TenantReconciler) applier() *apply.Applier {
+	return &apply.Applier{
+		Client: r.Applier, Live: r.watches.cache, Concurrency: r.ApplyConcurrency,
+		Owner:      ssa.Owner{Field: convention.FieldManager, Group: convention.FieldManagerGroup},
+		CreateLast: isRun,
+	}
 }
 
-// resourceManager returns the engine that prunes objects.
-func (r *TenantReconciler) resourceManager() *ssa.ResourceManager {
-	// No status poller: render admits only namespaced objects, so the
-	// staged apply never has cluster definitions to wait for.
-	m := ssa.NewResourceManager(r.Applier, nil, ssa.Owner{Field: tenants.FieldManager, Group: "gyre.dev"})
-	m.SetConcurrency(r.ApplyConcurrency)
-	return m
+// isRun reports whether o is a WorkflowRun.
+func isRun(o *unstructured.Unstructured) bool {
+	gvk := o.GroupVersionKind()
+	return gvk.Group == cyclonev1alpha1.GroupVersion.Group && gvk.Kind == "WorkflowRun"
 }
 
 // apply applies every target, prunes what left it, and deletes the
 // inventories of targets the Tenant no longer lists.
 func (r *TenantReconciler) apply(ctx context.Context, s *tenantScope) (ctrl.Result, error) {
 	t := s.tenant
-	m := r.resourceManager()
 	var kinds []*unstructured.Unstructured
 	for _, ts := range s.targets {
 		kinds = append(kinds, ts.objects...)
@@ -65,7 +69,7 @@ func (r *TenantReconciler) apply(ctx context.Context, s *tenantScope) (ctrl.Resu
 			if s.driftOnly {
 				r.correctDrift(tctx, s, ts, &statuses[i])
 			} else {
-				r.applyTarget(tctx, s, m, ts, &statuses[i])
+				r.applyTarget(tctx, s, ts, &statuses[i])
 			}
 			return nil
 		})
@@ -82,7 +86,7 @@ func (r *TenantReconciler) apply(ctx context.Context, s *tenantScope) (ctrl.Resu
 			if listed(s.targets, old.Cluster) {
 				continue
 			}
-			if err := r.deleteInventory(ctx, m, t, old); err != nil {
+			if err := r.deleteInventory(ctx, t, old); err != nil {
 				// Keep the entry, and with it the inventory, to retry.
 				setConditions(&old.Conditions, targetConditions(targetOutcome{phase: phaseApplyFailed, message: err.Error()}, t.Generation))
 				statuses = append(statuses, old)
@@ -100,7 +104,7 @@ func (r *TenantReconciler) apply(ctx context.Context, s *tenantScope) (ctrl.Resu
 // applyTarget applies one target's objects and prunes what left it.
 // A target that did not render, or whose prune would be massive, applies
 // nothing and keeps its inventory.
-func (r *TenantReconciler) applyTarget(ctx context.Context, s *tenantScope, m *ssa.ResourceManager, ts *targetScope, st *gyrev1alpha1.TargetStatus) {
+func (r *TenantReconciler) applyTarget(ctx context.Context, s *tenantScope, ts *targetScope, st *gyrev1alpha1.TargetStatus) {
 	t, name := s.tenant, ts.target.Cluster
 	st.LastAttemptedRevision = s.revision
 	if ts.renderErr != nil {
@@ -123,6 +127,10 @@ func (r *TenantReconciler) applyTarget(ctx context.Context, s *tenantScope, m *s
 
 	actx, cancel := context.WithTimeout(ctx, timeout(t))
 	defer cancel()
+	if err := r.relabelLegacy(actx, t, name, ts.objects, st.Inventory); err != nil {
+		r.failTarget(s, st, name, fmt.Errorf("apply revision %s: %w", s.revision, err))
+		return
+	}
 	// Nothing of the target is applied while it would take over an
 	// object someone else made.
 	if err := checkAdoption(actx, r.live, t, ts.objects, st.Inventory); err != nil {
@@ -152,7 +160,7 @@ func (r *TenantReconciler) applyTarget(ctx context.Context, s *tenantScope, m *s
 	}
 	st.Inventory = next
 	if prune && len(stale) > 0 {
-		survivors, err := r.prune(actx, m, t, name, stale)
+		survivors, err := r.prune(actx, t, name, stale)
 		st.Inventory = mergeInventories(next, &gyrev1alpha1.Inventory{Entries: survivors})
 		if err != nil {
 			r.failTarget(s, st, name, fmt.Errorf("prune: %w", err))
@@ -198,7 +206,7 @@ func (r *TenantReconciler) failTarget(s *tenantScope, st *gyrev1alpha1.TargetSta
 // when their live labels still name the target and they do not opt out.
 // It returns the entries it failed to delete, which stay in the inventory
 // to be retried; objects it skipped are no longer gyre's and leave it.
-func (r *TenantReconciler) prune(ctx context.Context, m *ssa.ResourceManager, t *gyrev1alpha1.Tenant, target string, stale []gyrev1alpha1.InventoryEntry) ([]gyrev1alpha1.InventoryEntry, error) {
+func (r *TenantReconciler) prune(ctx context.Context, t *gyrev1alpha1.Tenant, target string, stale []gyrev1alpha1.InventoryEntry) ([]gyrev1alpha1.InventoryEntry, error) {
 	objs := make([]*unstructured.Unstructured, 0, len(stale))
 	byID := map[string]gyrev1alpha1.InventoryEntry{}
 	for _, e := range stale {
@@ -209,10 +217,9 @@ func (r *TenantReconciler) prune(ctx context.Context, m *ssa.ResourceManager, t 
 		objs = append(objs, o)
 		byID[e.ID] = e
 	}
-	cs, err := m.DeleteAll(ctx, objs, ssa.DeleteOptions{
-		PropagationPolicy: metav1.DeletePropagationBackground,
-		Inclusions:        map[string]string{tenants.TenantLabel: t.Name, TargetLabel: target},
-		Exclusions:        map[string]string{PruneAnnotation: PruneDisabled},
+	cs, err := r.applier().Delete(ctx, objs, apply.DeleteOptions{
+		Inclusions: map[string]string{convention.TenantLabel: t.Name, convention.TargetLabel: target},
+		Exclusions: map[string]string{convention.PruneAnnotation: convention.PruneDisabled},
 	})
 	var pruned []string
 	done := map[string]bool{}
@@ -242,12 +249,15 @@ func (r *TenantReconciler) prune(ctx context.Context, m *ssa.ResourceManager, t 
 
 // deleteInventory deletes every object of a target's inventory that is
 // still the target's.
-func (r *TenantReconciler) deleteInventory(ctx context.Context, m *ssa.ResourceManager, t *gyrev1alpha1.Tenant, st gyrev1alpha1.TargetStatus) error {
+func (r *TenantReconciler) deleteInventory(ctx context.Context, t *gyrev1alpha1.Tenant, st gyrev1alpha1.TargetStatus) error {
 	entries := inventoryEntries(st.Inventory)
 	if len(entries) == 0 {
 		return nil
 	}
-	survivors, err := r.prune(ctx, m, t, st.Cluster, entries)
+	if err := r.relabelLegacy(ctx, t, st.Cluster, nil, st.Inventory); err != nil {
+		return fmt.Errorf("delete inventory of tenant %q cluster %q: %w", t.Name, st.Cluster, err)
+	}
+	survivors, err := r.prune(ctx, t, st.Cluster, entries)
 	if err == nil && len(survivors) > 0 {
 		err = fmt.Errorf("%d objects not deleted", len(survivors))
 	}
@@ -261,13 +271,12 @@ func (r *TenantReconciler) deleteInventory(ctx context.Context, m *ssa.ResourceM
 // deletion policy orphans them, and then lets it go.
 func (r *TenantReconciler) finalize(ctx context.Context, s *tenantScope) (ctrl.Result, error) {
 	t := s.tenant
-	if !controllerutil.ContainsFinalizer(t, TenantFinalizer) {
+	if !controllerutil.ContainsFinalizer(t, convention.TenantFinalizer) {
 		return ctrl.Result{}, nil
 	}
 	if t.Spec.DeletionPolicy != gyrev1alpha1.DeletionPolicyOrphan {
-		m := r.resourceManager()
 		for _, st := range t.Status.Targets {
-			if err := r.deleteInventory(ctx, m, t, st); err != nil {
+			if err := r.deleteInventory(ctx, t, st); err != nil {
 				return ctrl.Result{}, err
 			}
 		}
@@ -276,7 +285,7 @@ func (r *TenantReconciler) finalize(ctx context.Context, s *tenantScope) (ctrl.R
 		}
 		ctrl.LoggerFrom(ctx).Info("Deleted tenant objects and namespaces")
 	}
-	controllerutil.RemoveFinalizer(t, TenantFinalizer)
+	controllerutil.RemoveFinalizer(t, convention.TenantFinalizer)
 	return ctrl.Result{}, nil
 }
 

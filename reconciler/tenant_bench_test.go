@@ -30,6 +30,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	gyrev1alpha1 "github.com/gyreops/gyre/api/gyre/v1alpha1"
+	"github.com/gyreops/gyre/internal/convention"
+	"github.com/gyreops/gyre/internal/mgrconfig"
 	"github.com/gyreops/gyre/internal/testcluster"
 	"github.com/gyreops/gyre/render"
 	"github.com/gyreops/gyre/tenants"
@@ -277,7 +279,7 @@ func rawWithTenantWrites(b *testing.B, g *WithT, dir, prefix string, n int, repo
 			return err
 		}
 		orig := t.DeepCopy()
-		t.Finalizers = []string{TenantFinalizer}
+		t.Finalizers = []string{convention.TenantFinalizer}
 		if err := c.Patch(ctx, t, client.MergeFrom(orig)); err != nil {
 			return err
 		}
@@ -346,7 +348,7 @@ func benchRepository(b *testing.B, g *WithT) *gyrev1alpha1.Repository {
 // startBenchController runs a tenant reconciler as `gyre controller` does,
 // its requests counted by writes.
 func startBenchController(g *WithT, dir string, writes *writeCounter, clk clock.Clock) (*TenantReconciler, func()) {
-	opts := ManagerOptions(testEnv.Scheme, Options{MetricsAddr: "0", ProbeAddr: "0"})
+	opts := mgrconfig.Options{MetricsAddr: "0", ProbeAddr: "0"}.Manager(testEnv.Scheme)
 	opts.Controller = config.Controller{SkipNameValidation: ptr.To(true)}
 	mgr, err := ctrl.NewManager(countingConfig(testEnv.Config, writes), opts)
 	g.Expect(err).NotTo(HaveOccurred())

@@ -18,7 +18,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 	"sigs.k8s.io/controller-runtime/pkg/source"
 
-	"github.com/gyreops/gyre/tenants"
+	"github.com/gyreops/gyre/internal/apply"
+	"github.com/gyreops/gyre/internal/convention"
 )
 
 // driftTracker remembers, per Tenant, what the last full reconcile applied
@@ -167,7 +168,7 @@ func (w *kindWatches) ensureKinds(gvks []schema.GroupVersionKind) error {
 	for _, gvk := range gvks {
 		// Secrets are not watched: gyre may not list them. A changed
 		// Secret of a tenant is put back by the next full reconcile.
-		if w.watched[gvk] || tenants.IsSecret(gvk) {
+		if w.watched[gvk] || apply.IsSecret(gvk) {
 			continue
 		}
 		meta := &metav1.PartialObjectMetadata{}
@@ -184,8 +185,11 @@ func (w *kindWatches) ensureKinds(gvks []schema.GroupVersionKind) error {
 // mapper marks the object dirty and enqueues the Tenant its label names.
 func (w *kindWatches) mapper(gk schema.GroupKind) handler.MapFunc {
 	return func(_ context.Context, obj client.Object) []reconcile.Request {
-		tenant := obj.GetLabels()[tenants.TenantLabel]
-		if tenant == "" {
+		tenant := obj.GetLabels()[convention.TenantLabel]
+		// Only what gyre applied carries a digest: the runs a trigger
+		// starts carry the tenant labels too, and are not gyre's to
+		// put back.
+		if tenant == "" || obj.GetAnnotations()[convention.DigestAnnotation] == "" {
 			return nil
 		}
 		w.drift.markDirty(tenant, inventoryID(obj.GetNamespace(), obj.GetName(), gk.Group, gk.Kind))
@@ -204,7 +208,7 @@ func notOwnWrite() predicate.Funcs {
 		GenericFunc: func(event.GenericEvent) bool { return false },
 		DeleteFunc:  func(event.DeleteEvent) bool { return true },
 		UpdateFunc: func(e event.UpdateEvent) bool {
-			return !tenants.LastWriteIsOurs(e.ObjectNew.GetManagedFields())
+			return !apply.LastWriteIsOurs(e.ObjectNew.GetManagedFields(), convention.FieldManager)
 		},
 	}
 }

@@ -7,7 +7,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	gyrev1alpha1 "github.com/gyreops/gyre/api/gyre/v1alpha1"
-	"github.com/gyreops/gyre/tenants"
+	"github.com/gyreops/gyre/internal/convention"
+	"github.com/gyreops/gyre/internal/status"
 )
 
 // tenantPatcher writes what a reconcile changed of a Tenant: its metadata
@@ -38,7 +39,7 @@ func (p *tenantPatcher) patch(ctx context.Context, t *gyrev1alpha1.Tenant) error
 		// The status is left out: the main resource ignores it.
 		obj := t.DeepCopy()
 		obj.Status = p.before.Status
-		if err := p.c.Patch(ctx, obj, client.MergeFromWithOptions(p.before, lock), client.FieldOwner(tenants.FieldManager)); err != nil {
+		if err := p.c.Patch(ctx, obj, client.MergeFromWithOptions(p.before, lock), client.FieldOwner(convention.FieldManager)); err != nil {
 			return err
 		}
 		t.ObjectMeta = obj.ObjectMeta
@@ -46,13 +47,13 @@ func (p *tenantPatcher) patch(ctx context.Context, t *gyrev1alpha1.Tenant) error
 		p.wrote(t.ResourceVersion)
 	}
 	if !apiequality.Semantic.DeepEqual(p.before.Status, t.Status) {
-		status := t.Status.DeepCopy()
-		if err := p.c.Status().Patch(ctx, t, client.MergeFromWithOptions(p.before, lock), client.FieldOwner(tenants.FieldManager)); err != nil {
+		sent := t.Status.DeepCopy()
+		if _, err := status.Patch(ctx, p.c, p.before, t, client.FieldOwner(convention.FieldManager)); err != nil {
 			return err
 		}
 		// What was sent stays what the reconcile holds, whatever the
 		// response decoded into t.
-		t.Status = *status
+		t.Status = *sent
 		p.before = t.DeepCopy()
 		p.wrote(t.ResourceVersion)
 	}

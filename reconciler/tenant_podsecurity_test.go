@@ -13,6 +13,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	gyrev1alpha1 "github.com/gyreops/gyre/api/gyre/v1alpha1"
+	"github.com/gyreops/gyre/internal/testcluster"
 )
 
 // imageBuild is a stage that pushes an image, which needs the privileged
@@ -46,6 +47,7 @@ spec:
 // TestTenantReconciler_podSecurity: the Tenant's podSecurity level is
 // what its stages are checked at, whatever the repository says.
 func TestTenantReconciler_podSecurity(t *testing.T) {
+	testcluster.Require(t)
 	g := NewWithT(t)
 	f := newTenantFixture(t, g)
 	f.repo.WriteFile("tenants/images/pipeline.yaml", imageBuild)

@@ -14,18 +14,20 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	gyrev1alpha1 "github.com/gyreops/gyre/api/gyre/v1alpha1"
-	"github.com/gyreops/gyre/tenants"
+	"github.com/gyreops/gyre/internal/convention"
+	"github.com/gyreops/gyre/internal/testcluster"
 )
 
 // TestTenantReconciler_adoption: a Tenant whose worker namespace exists
 // already, made by someone else, does not take it over, applies nothing,
 // and says so on its status until the namespace is annotated for adoption.
 func TestTenantReconciler_adoption(t *testing.T) {
+	testcluster.Require(t)
 	g := NewWithT(t)
 	ctx := context.Background()
 	f := newTenantFixture(t, g)
 	f.publish(g, "initial")
-	worker := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: tenants.WorkerNamespace("gamma"), Labels: map[string]string{"team": "db"}}}
+	worker := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: convention.WorkerNamespace("gamma"), Labels: map[string]string{"team": "db"}}}
 	g.Expect(testEnv.Client.Create(ctx, worker)).To(Succeed())
 	deleteAtCleanup(t, worker)
 	f.start(g)
@@ -57,7 +59,7 @@ func TestTenantReconciler_adoption(t *testing.T) {
 		}).WithTimeout(2 * time.Second).Should(Succeed())
 		ns := &corev1.Namespace{}
 		g.Expect(testEnv.Client.Get(ctx, client.ObjectKeyFromObject(worker), ns)).To(Succeed())
-		g.Expect(ns.Labels).NotTo(HaveKey(tenants.TenantLabel))
+		g.Expect(ns.Labels).NotTo(HaveKey(convention.TenantLabel))
 	})
 
 	t.Run("Annotated gyre.dev/adopt=true, the namespace is provisioned at the next reconcile.", func(t *testing.T) {
@@ -74,7 +76,7 @@ func TestTenantReconciler_adoption(t *testing.T) {
 		}).Should(Succeed())
 		g.Eventually(func(g Gomega) {
 			g.Expect(testEnv.Client.Get(ctx, client.ObjectKeyFromObject(worker), ns)).To(Succeed())
-			g.Expect(ns.Labels).To(HaveKeyWithValue(tenants.TenantLabel, "gamma"))
+			g.Expect(ns.Labels).To(HaveKeyWithValue(convention.TenantLabel, "gamma"))
 			g.Expect(ns.Labels).To(HaveKeyWithValue("pod-security.kubernetes.io/enforce", "baseline"))
 			tn := getTenant(g, "gamma")
 			g.Expect(apimeta.IsStatusConditionTrue(tn.Status.Conditions, meta.ReadyCondition)).To(BeTrue(), "%v", tn.Status.Conditions)

@@ -18,24 +18,11 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	gyrev1alpha1 "github.com/gyreops/gyre/api/gyre/v1alpha1"
+	"github.com/gyreops/gyre/internal/apply"
+	"github.com/gyreops/gyre/internal/convention"
+	"github.com/gyreops/gyre/internal/status"
 	"github.com/gyreops/gyre/render"
 	"github.com/gyreops/gyre/tenants"
-)
-
-// Labels, annotations and the finalizer of the tenant reconciler.
-const (
-	// TargetLabel names the target (cluster) that applied an object; with
-	// tenants.TenantLabel it says who owns it. Pruning deletes only
-	// objects whose live labels still name the pruning target.
-	TargetLabel = "gyre.dev/target"
-	// PruneAnnotation set to PruneDisabled (as a label or an annotation)
-	// keeps an object when it leaves Git.
-	PruneAnnotation = "gyre.dev/prune"
-	// PruneDisabled is the value of PruneAnnotation that keeps an object.
-	PruneDisabled = "disabled"
-	// TenantFinalizer holds a Tenant until its objects and namespaces are
-	// removed.
-	TenantFinalizer = "gyre.dev/finalizer"
 )
 
 // Defaults of a Tenant's spec when the API server did not fill them.
@@ -83,6 +70,8 @@ type TenantReconciler struct {
 	metrics *tenantMetrics
 	drift   *driftTracker
 	watches *kindWatches
+	// migrated remembers the targets checked for legacy tenant labels.
+	migrated relabeled
 	// live reads a Tenant from the API server when the cache has not
 	// caught up with the reconciler's own last write of it.
 	live client.Reader
@@ -93,10 +82,6 @@ type TenantReconciler struct {
 	// revision for a new one and apply it again.
 	written sync.Map // string → string
 }
-
-// conflictRetry is how soon a Tenant is reconciled again after its write
-// met a newer version than the reconcile read.
-const conflictRetry = 100 * time.Millisecond
 
 // tenantScope carries one reconcile's state from step to step; the
 // comment of each field says which step fills it.
@@ -171,15 +156,13 @@ func (r *TenantReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res
 		if err := r.patchStatus(ctx, s); err != nil {
 			retErr = errors.Join(retErr, err)
 		}
-		if apierrors.IsConflict(retErr) {
-			result, retErr = ctrl.Result{RequeueAfter: conflictRetry}, nil
-		}
+		result, retErr = status.OnConflict(result, retErr)
 	}()
 
 	if !tenant.DeletionTimestamp.IsZero() {
 		return r.finalize(ctx, s)
 	}
-	if controllerutil.AddFinalizer(tenant, TenantFinalizer) {
+	if controllerutil.AddFinalizer(tenant, convention.TenantFinalizer) {
 		// Patched before anything is applied, so nothing gyre applies
 		// can outlive the Tenant unnoticed.
 		if err := s.patcher.patch(ctx, tenant); err != nil {
@@ -296,7 +279,7 @@ func (r *TenantReconciler) retire(ctx context.Context, s *tenantScope) {
 			continue
 		}
 		ctrl.LoggerFrom(ctx).Info("Removed worker namespace", "cluster", name)
-		r.event(t, eventNormal, "Retired", "Removed worker namespace %s from cluster %s, which no target names", tenants.WorkerNamespace(t.Name), name)
+		r.event(t, eventNormal, "Retired", "Removed worker namespace %s from cluster %s, which no target names", convention.WorkerNamespace(t.Name), name)
 	}
 	sort.Strings(on)
 	t.Status.ExecutionClusters = on
@@ -338,17 +321,11 @@ func (r *TenantReconciler) render(ctx context.Context, s *tenantScope) (ctrl.Res
 			ts.renderErr = err
 		} else {
 			ts.objects = res.Objects
+			// render stamped the tenant and target labels.
 			for _, o := range ts.objects {
-				labels := o.GetLabels()
-				if labels == nil {
-					labels = map[string]string{}
-				}
-				labels[tenants.TenantLabel] = t.Name
-				labels[TargetLabel] = targets[i].Cluster
-				o.SetLabels(labels)
 				// Stamped once here, whatever the repository says, and
 				// applied as they are on every check of this revision.
-				if err := tenants.Stamp(o); err != nil {
+				if err := apply.Stamp(o); err != nil {
 					return ctrl.Result{}, err
 				}
 			}
@@ -372,7 +349,7 @@ func (r *TenantReconciler) progress(ctx context.Context, s *tenantScope, msg str
 // targets and patches them.
 func (r *TenantReconciler) patchStatus(ctx context.Context, s *tenantScope) error {
 	t := s.tenant
-	if !t.DeletionTimestamp.IsZero() && !controllerutil.ContainsFinalizer(t, TenantFinalizer) {
+	if !t.DeletionTimestamp.IsZero() && !controllerutil.ContainsFinalizer(t, convention.TenantFinalizer) {
 		r.metrics.forget(t.Name)
 		r.drift.forget(t.Name)
 		return client.IgnoreNotFound(s.patcher.patch(ctx, t))

@@ -28,7 +28,9 @@ import (
 
 	cyclonev1alpha1 "github.com/gyreops/gyre/api/cyclone/v1alpha1"
 	gyrev1alpha1 "github.com/gyreops/gyre/api/gyre/v1alpha1"
+	"github.com/gyreops/gyre/internal/convention"
 	"github.com/gyreops/gyre/internal/gitserver"
+	"github.com/gyreops/gyre/internal/mgrconfig"
 	"github.com/gyreops/gyre/internal/testcluster"
 	"github.com/gyreops/gyre/source"
 	"github.com/gyreops/gyre/tenants"
@@ -181,7 +183,7 @@ func (f *tenantFixture) ignore(g *WithT, ignore string) {
 // start runs a tenant reconciler in a manager built like `gyre
 // controller`'s, whose requests f.writes counts.
 func (f *tenantFixture) start(g *WithT) {
-	opts := ManagerOptions(testEnv.Scheme, Options{MetricsAddr: "0", ProbeAddr: "0"})
+	opts := mgrconfig.Options{MetricsAddr: "0", ProbeAddr: "0"}.Manager(testEnv.Scheme)
 	opts.Controller = config.Controller{SkipNameValidation: ptr.To(true)}
 	mgr, err := ctrl.NewManager(countingConfig(testEnv.Config, f.writes), opts)
 	g.Expect(err).NotTo(HaveOccurred())
@@ -259,6 +261,7 @@ func image(s *cyclonev1alpha1.Stage) string {
 }
 
 func TestTenantReconciler(t *testing.T) {
+	testcluster.Require(t)
 	g := NewWithT(t)
 	ctx := context.Background()
 	f := newTenantFixture(t, g)
@@ -277,8 +280,8 @@ func TestTenantReconciler(t *testing.T) {
 			for _, target := range []string{"one", "two"} {
 				s, err := getStage(g, name, "build-"+target)
 				g.Expect(err).NotTo(HaveOccurred())
-				g.Expect(s.Labels).To(HaveKeyWithValue(tenants.TenantLabel, name))
-				g.Expect(s.Labels).To(HaveKeyWithValue(TargetLabel, target))
+				g.Expect(s.Labels).To(HaveKeyWithValue(convention.TenantLabel, name))
+				g.Expect(s.Labels).To(HaveKeyWithValue(convention.TargetLabel, target))
 				cm := &corev1.ConfigMap{}
 				g.Expect(testEnv.Client.Get(ctx, client.ObjectKey{Namespace: "cyclone-" + name, Name: "settings-" + target}, cm)).To(Succeed())
 				g.Expect(cm.Data).To(HaveKeyWithValue("team", name))
@@ -289,7 +292,7 @@ func TestTenantReconciler(t *testing.T) {
 			// target two on the execution cluster.
 			g.Expect(testEnv.Client.Get(ctx, client.ObjectKey{Namespace: "cyclone-" + name + "-worker", Name: tenants.QuotaName}, &corev1.ResourceQuota{})).To(Succeed())
 			g.Expect(f.farC.Get(ctx, client.ObjectKey{Namespace: "cyclone-" + name + "-worker", Name: tenants.QuotaName}, &corev1.ResourceQuota{})).To(Succeed())
-			g.Expect(f.farC.Get(ctx, client.ObjectKey{Namespace: "cyclone-" + name + "-worker", Name: tenants.WorkerName}, &corev1.ServiceAccount{})).To(Succeed())
+			g.Expect(f.farC.Get(ctx, client.ObjectKey{Namespace: "cyclone-" + name + "-worker", Name: convention.WorkerServiceAccount}, &corev1.ServiceAccount{})).To(Succeed())
 		}
 	})
 
@@ -306,7 +309,7 @@ func TestTenantReconciler(t *testing.T) {
 		// alpha's test-one opts out of pruning in the cluster.
 		kept, err := getStage(g, "alpha", "test-one")
 		g.Expect(err).NotTo(HaveOccurred())
-		kept.Annotations[PruneAnnotation] = PruneDisabled
+		kept.Annotations[convention.PruneAnnotation] = convention.PruneDisabled
 		g.Expect(testEnv.Client.Update(ctx, kept)).To(Succeed())
 		rev = f.publish(g, "edit build, add extra, remove test")
 		for _, name := range []string{"alpha", "beta"} {
@@ -474,8 +477,10 @@ func TestTenantReconciler(t *testing.T) {
 		settle(f)
 		f.writes.take()
 		f.repo.WriteFile("tenants/alpha/base/settings.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\ndata:\n  team: alpha\n  restarted: \"yes\"\n")
+		before := f.writes.requests.Load()
 		next := f.publish(g, "edit alpha settings")
-		time.Sleep(50 * time.Millisecond)
+		// Stopped once the reconciler has started on the revision.
+		g.Eventually(f.writes.requests.Load).WithTimeout(10 * time.Second).WithPolling(5 * time.Millisecond).Should(BeNumerically(">", before))
 		f.stop()
 		f.start(g)
 		expectApplied(g, "alpha", next)
@@ -584,9 +589,18 @@ func TestTenantReconciler(t *testing.T) {
 	})
 }
 
-// settle waits until the reconciler has been quiet for a second.
+// settle waits until the reconciler has sent no request for a second:
+// the reconciles that the last writes' watch events start are over. A
+// slow reconcile makes it wait longer, never return early.
 func settle(f *tenantFixture) {
-	time.Sleep(1500 * time.Millisecond)
+	const quiet = time.Second
+	last, since := f.writes.requests.Load(), time.Now()
+	NewWithT(f.t).Eventually(func() bool {
+		if n := f.writes.requests.Load(); n != last {
+			last, since = n, time.Now()
+		}
+		return time.Since(since) >= quiet
+	}).WithTimeout(time.Minute).WithPolling(50*time.Millisecond).Should(BeTrue(), "the reconciler kept sending requests")
 }
 
 // buildStage is stages.yaml with only the build Stage, on image.

@@ -23,6 +23,7 @@ import (
 	gyrev1alpha1 "github.com/gyreops/gyre/api/gyre/v1alpha1"
 	"github.com/gyreops/gyre/exec"
 	"github.com/gyreops/gyre/internal/gitserver"
+	"github.com/gyreops/gyre/internal/testcluster"
 	"github.com/gyreops/gyre/source"
 )
 
@@ -137,6 +138,7 @@ func deleteRun(g *WithT, tenant, name string) {
 }
 
 func TestTenantReconciler_runsOnce(t *testing.T) {
+	testcluster.Require(t)
 	g := NewWithT(t)
 	f := newRunsFixture(t, g)
 	tenant := "once"
@@ -246,6 +248,7 @@ func podsCreated(t *testing.T, g *WithT, namespace string) func() []string {
 }
 
 func TestTenantReconciler_historyLimitBelowTheRunsInGit(t *testing.T) {
+	testcluster.Require(t)
 	g := NewWithT(t)
 	f := newRunsFixture(t, g)
 	f.engine = func(mgr ctrl.Manager) error {

@@ -22,6 +22,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	gyrev1alpha1 "github.com/gyreops/gyre/api/gyre/v1alpha1"
+	"github.com/gyreops/gyre/internal/convention"
 	"github.com/gyreops/gyre/internal/record"
 	"github.com/gyreops/gyre/render"
 	"github.com/gyreops/gyre/tenants"
@@ -50,7 +51,7 @@ func (r *TenantReconciler) SetupWithManager(mgr ctrl.Manager) error {
 
 	// Applied objects are watched through a cache of their own that holds
 	// only gyre's objects' metadata, whatever the manager caches.
-	managed, err := labels.NewRequirement(tenants.TenantLabel, selection.Exists, nil)
+	managed, err := labels.NewRequirement(convention.TenantLabel, selection.Exists, nil)
 	if err != nil {
 		return err
 	}

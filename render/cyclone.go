@@ -4,14 +4,12 @@ import (
 	"fmt"
 	"sort"
 	"strings"
-	"time"
-	_ "time/tzdata" // time zones are checked the same on every machine
 
-	"github.com/robfig/cron/v3"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 
 	cyclonev1alpha1 "github.com/gyreops/gyre/api/cyclone/v1alpha1"
+	"github.com/gyreops/gyre/internal/convention"
 )
 
 // cycloneIndex holds a target's Cyclone objects by name, for the checks
@@ -163,10 +161,15 @@ func (c *checker) workflow(i int, wf *cyclonev1alpha1.Workflow) {
 			}
 		}
 	}
-	if cycle := findCycle(wf.Spec.Stages); cycle != nil {
+	for k, st := range wf.Spec.Stages {
+		if _, err := convention.ParseTimeout(st.Timeout); err != nil {
+			c.fail(i, fmt.Sprintf("spec.stages[%d].timeout", k), "stage %q: %v", st.Name, err)
+		}
+	}
+	if cycle := convention.Cycle(wf.Spec.Stages); cycle != nil {
 		c.fail(i, "spec.stages", "stages depend on each other in a cycle: %s", strings.Join(cycle, " → "))
 	}
-	ancestors := stageAncestors(wf.Spec.Stages)
+	ancestors := convention.Ancestors(wf.Spec.Stages)
 	for k, st := range wf.Spec.Stages {
 		for a, art := range st.Artifacts {
 			field := fmt.Sprintf("spec.stages[%d].artifacts[%d].source", k, a)
@@ -187,98 +190,12 @@ func (c *checker) workflow(i int, wf *cyclonev1alpha1.Workflow) {
 
 func hasKey[V any](m map[string]V, k string) bool { _, ok := m[k]; return ok }
 
-// findCycle returns the stages of one dependency cycle, first stage
-// repeated at the end, or nil when the stages form a DAG. Stages are
-// visited in order, so the same workflow always reports the same cycle.
-func findCycle(stages []cyclonev1alpha1.StageItem) []string {
-	deps := map[string][]string{}
-	for _, s := range stages {
-		deps[s.Name] = s.Depends
-	}
-	const (
-		unvisited = iota
-		active
-		done
-	)
-	state := map[string]int{}
-	var stack []string
-	var visit func(n string) []string
-	visit = func(n string) []string {
-		switch state[n] {
-		case active:
-			for k, s := range stack {
-				if s == n {
-					return append(append([]string{}, stack[k:]...), n)
-				}
-			}
-		case done:
-			return nil
-		}
-		state[n] = active
-		stack = append(stack, n)
-		for _, d := range deps[n] {
-			if _, ok := deps[d]; !ok {
-				continue
-			}
-			if cyc := visit(d); cyc != nil {
-				return cyc
-			}
-		}
-		stack = stack[:len(stack)-1]
-		state[n] = done
-		return nil
-	}
-	for _, s := range stages {
-		if cyc := visit(s.Name); cyc != nil {
-			return cyc
-		}
-	}
-	return nil
-}
-
-// stageAncestors maps each stage to every stage that must finish before
-// it. In a cycle, a stage's ancestors are those reached before the walk
-// came back to it; the cycle itself is reported separately.
-func stageAncestors(stages []cyclonev1alpha1.StageItem) map[string]map[string]bool {
-	deps := map[string][]string{}
-	for _, s := range stages {
-		deps[s.Name] = s.Depends
-	}
-	memo := map[string]map[string]bool{}
-	var of func(n string) map[string]bool
-	of = func(n string) map[string]bool {
-		if m, ok := memo[n]; ok {
-			return m
-		}
-		m := map[string]bool{}
-		memo[n] = m
-		for _, d := range deps[n] {
-			m[d] = true
-			for a := range of(d) {
-				m[a] = true
-			}
-		}
-		return m
-	}
-	for _, s := range stages {
-		of(s.Name)
-	}
-	return memo
-}
-
-// cron checks a Cron trigger's schedule the way the trigger controller
-// reads it: robfig/cron's standard parser (five fields, descriptors such
-// as "@hourly", an optional CRON_TZ= prefix) and an IANA time zone.
+// cron checks a Cron trigger's schedule with the parser the trigger
+// controller runs it with.
 func (c *checker) cron(i int, spec cyclonev1alpha1.CronTrigger) {
-	if spec.Schedule == "" {
-		c.fail(i, "spec.cron.schedule", "a Cron trigger needs a schedule")
-	} else if _, err := cron.ParseStandard(spec.Schedule); err != nil {
-		c.fail(i, "spec.cron.schedule", "invalid schedule %q: %v", spec.Schedule, err)
-	}
-	if spec.Timezone != "" {
-		if _, err := time.LoadLocation(spec.Timezone); err != nil {
-			c.fail(i, "spec.cron.timezone", "unknown time zone %q", spec.Timezone)
-		}
+	_, err := convention.ParseSchedule(spec)
+	for _, fe := range convention.FieldErrors(err) {
+		c.fail(i, fe.Field, "%v", fe.Err)
 	}
 }
 
@@ -325,6 +242,49 @@ func (c *checker) runSpec(i int, spec *cyclonev1alpha1.WorkflowRunSpec) {
 	for k, s := range spec.EndStages {
 		stageRef(fmt.Sprintf("spec.endStages[%d]", k), s)
 	}
+	if _, err := convention.ParseTimeout(spec.Timeout); err != nil {
+		c.fail(i, "spec.timeout", "%v", err)
+	}
+	c.runStages(i, wf, spec)
+}
+
+// runStages checks that the engine can start the run: the stages it
+// selects from its Workflow form a DAG with at least one stage. The
+// engine starts runs with the same function, so a run that passes here
+// is not failed with InvalidWorkflow after it is applied.
+func (c *checker) runStages(i int, wf *cyclonev1alpha1.Workflow, spec *cyclonev1alpha1.WorkflowRunSpec) {
+	if wf == nil {
+		return
+	}
+	for _, st := range wf.Spec.Stages {
+		for _, d := range st.Depends {
+			if !hasKey(c.inWorkflow(wf), d) {
+				return // reported on the Workflow
+			}
+		}
+	}
+	if convention.Cycle(wf.Spec.Stages) != nil {
+		return // reported on the Workflow
+	}
+	for _, names := range [][]string{spec.StartStages, spec.EndStages} {
+		for _, n := range names {
+			if !hasKey(c.inWorkflow(wf), n) {
+				return // reported above
+			}
+		}
+	}
+	if _, err := convention.SelectStages(wf.Spec.Stages, spec.StartStages, spec.EndStages); err != nil {
+		c.fail(i, "spec.workflowRef.name", "Workflow %q cannot run: %v", wf.Name, err)
+	}
+}
+
+// inWorkflow is the set of a Workflow's stage names.
+func (c *checker) inWorkflow(wf *cyclonev1alpha1.Workflow) map[string]bool {
+	m := make(map[string]bool, len(wf.Spec.Stages))
+	for _, s := range wf.Spec.Stages {
+		m[s.Name] = true
+	}
+	return m
 }
 
 // sortErrors orders errors by file, kind, name, field and message, so

@@ -8,11 +8,8 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation"
 
 	cyclonev1alpha1 "github.com/gyreops/gyre/api/cyclone/v1alpha1"
+	"github.com/gyreops/gyre/internal/convention"
 )
-
-// ControllerServiceAccount is the ServiceAccount gyre's controller runs
-// as. No stage may run as it: its rights are every tenant's.
-const ControllerServiceAccount = "gyre-controller"
 
 // runPolicy checks where a WorkflowRun, or the runs a WorkflowTrigger
 // starts, would run: the execution context is gyre's to choose, so a run
@@ -55,7 +52,8 @@ func (c *checker) serviceAccount(i int, field, name string, s *cyclonev1alpha1.S
 		c.fail(i, field, "ServiceAccount %q must be the plain name of a ServiceAccount in the tenant's worker namespace %q", name, c.target.WorkerNamespace())
 		return
 	}
-	if name == ControllerServiceAccount {
+	// gyre's own ServiceAccount has every tenant's rights.
+	if name == convention.ControllerServiceAccount {
 		c.fail(i, field, "ServiceAccount %q is gyre's own; stages run as the tenant's", name)
 	}
 }

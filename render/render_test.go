@@ -11,6 +11,8 @@ import (
 	"testing"
 
 	. "github.com/onsi/gomega"
+
+	"github.com/gyreops/gyre/internal/convention"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata")
@@ -104,8 +106,8 @@ func TestRender_nameReferencesFollowRenames(t *testing.T) {
 	byName := map[string]map[string]any{}
 	for _, o := range res.Objects {
 		g.Expect(o.GetNamespace()).To(Equal("cyclone-shop"))
-		g.Expect(o.GetLabels()).To(HaveKeyWithValue(TenantLabel, "shop"))
-		g.Expect(o.GetLabels()).To(HaveKeyWithValue(ClusterLabel, "prod"))
+		g.Expect(o.GetLabels()).To(HaveKeyWithValue(convention.TenantLabel, "shop"))
+		g.Expect(o.GetLabels()).To(HaveKeyWithValue(convention.TargetLabel, "prod"))
 		byName[o.GetKind()+"/"+o.GetName()] = o.Object
 	}
 	g.Expect(byName).To(HaveKey("Workflow/ci-prod"))
@@ -168,6 +170,14 @@ func TestRender_reportsEveryError(t *testing.T) {
 	g.Expect(res.Objects).To(BeEmpty())
 	g.Expect(res.Digest).To(BeEmpty())
 	golden(t, "testdata/invalid/want.txt", errorLines(res))
+}
+
+func TestRender_refusesWhatTheEngineWouldNotRun(t *testing.T) {
+	g := NewWithT(t)
+	res, err := Render(context.Background(), "testdata/unrunnable", Target{Tenant: "t", Cluster: DefaultCluster}, Options{})
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(res.Objects).To(BeEmpty())
+	golden(t, "testdata/unrunnable/want.txt", errorLines(res))
 }
 
 func TestRender_refusesHostileRepositories(t *testing.T) {

@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	. "github.com/onsi/gomega"
+
+	"github.com/gyreops/gyre/internal/convention"
 )
 
 // copyExample copies the example repository into a temporary directory
@@ -51,7 +53,7 @@ func TestRenderer_rebuildsOnlyTargetsWhoseFilesChanged(t *testing.T) {
 	g.Expect(r.builds.Load()).To(BeEquivalentTo(len(first)), "nothing changed, nothing rebuilt")
 	for i := range first {
 		g.Expect(second[i].Errors).To(BeEmpty())
-		g.Expect(second[i].Objects[0].GetAnnotations()).To(HaveKeyWithValue(RevisionAnnotation, "r2"), "the revision is stamped on cached renders too")
+		g.Expect(second[i].Objects[0].GetAnnotations()).To(HaveKeyWithValue(convention.RevisionAnnotation, "r2"), "the revision is stamped on cached renders too")
 		g.Expect(second[i].Digest).NotTo(Equal(first[i].Digest))
 	}
 

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	gyrev1alpha1 "github.com/gyreops/gyre/api/gyre/v1alpha1"
+	"github.com/gyreops/gyre/internal/convention"
 	"github.com/gyreops/gyre/internal/podsecurity"
 )
 
@@ -49,14 +50,14 @@ type Target struct {
 func (t Target) String() string { return t.Tenant + "/" + t.Cluster }
 
 // Namespace returns the namespace every object of the target lands in.
-func (t Target) Namespace() string { return "cyclone-" + t.Tenant }
+func (t Target) Namespace() string { return convention.Namespace(t.Tenant) }
 
 // WorkerNamespace returns the namespace the target's stage Pods run in on
 // every execution cluster.
-func (t Target) WorkerNamespace() string { return "cyclone-" + t.Tenant + "-worker" }
+func (t Target) WorkerNamespace() string { return convention.WorkerNamespace(t.Tenant) }
 
 // PVC returns the name of the tenant PVC that its stage Pods share.
-func (t Target) PVC() string { return "cyclone-pvc-" + t.Tenant }
+func (t Target) PVC() string { return convention.PVCName(t.Tenant) }
 
 // level is the target's Pod Security level, baseline when it names none.
 func (t Target) level() string {

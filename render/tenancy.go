@@ -8,17 +8,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
-)
 
-// Labels and annotations every rendered object carries.
-const (
-	// TenantLabel names the tenant that owns an object.
-	TenantLabel = "cyclone.dev/tenant"
-	// ClusterLabel names the target (cluster) that rendered an object.
-	ClusterLabel = "gyre.dev/cluster"
-	// RevisionAnnotation is the source revision an object was rendered
-	// from.
-	RevisionAnnotation = "gyre.dev/revision"
+	"github.com/gyreops/gyre/internal/convention"
 )
 
 // DefaultAllowedKinds are the kinds a tenant may keep in its repository
@@ -71,8 +62,8 @@ func enforceTenancy(objs []*unstructured.Unstructured, origins []string, t Targe
 		if labels == nil {
 			labels = map[string]string{}
 		}
-		labels[TenantLabel] = t.Tenant
-		labels[ClusterLabel] = t.Cluster
+		labels[convention.TenantLabel] = t.Tenant
+		labels[convention.TargetLabel] = t.Cluster
 		o.SetLabels(labels)
 	}
 	return errs
@@ -104,7 +95,7 @@ func stampRevision(objs []*unstructured.Unstructured, revision string) {
 		if a == nil {
 			a = map[string]string{}
 		}
-		a[RevisionAnnotation] = revision
+		a[convention.RevisionAnnotation] = revision
 		o.SetAnnotations(a)
 	}
 }

@@ -15,7 +15,9 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	gyrev1alpha1 "github.com/gyreops/gyre/api/gyre/v1alpha1"
+	"github.com/gyreops/gyre/internal/convention"
 	"github.com/gyreops/gyre/internal/podsecurity"
+	"github.com/gyreops/gyre/internal/testcluster"
 	"github.com/gyreops/gyre/tenants"
 )
 
@@ -31,7 +33,7 @@ func controlTenant(name string) *gyrev1alpha1.Tenant {
 func removeAfter(t *testing.T, c client.Client, tenant string) {
 	t.Cleanup(func() {
 		ctx := context.Background()
-		for _, ns := range []string{tenants.Namespace(tenant), tenants.WorkerNamespace(tenant)} {
+		for _, ns := range []string{convention.Namespace(tenant), convention.WorkerNamespace(tenant)} {
 			_ = c.Delete(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})
 		}
 	})
@@ -56,13 +58,14 @@ func hostPod(ns string) *corev1.Pod {
 // admission labels of its level, so the API server refuses what the
 // engine would, and they follow the level when it changes.
 func TestProvision_podSecurity(t *testing.T) {
+	testcluster.Require(t)
 	g := NewWithT(t)
 	ctx := context.Background()
 	cc := newClient(g, control)
 	cs := &tenants.Clients{Control: cc, Reader: cc}
 	tenant := controlTenant("psa")
 	removeAfter(t, cc, tenant.Name)
-	worker := tenants.WorkerNamespace(tenant.Name)
+	worker := convention.WorkerNamespace(tenant.Name)
 
 	levelOf := func(g Gomega, ns string) map[string]string {
 		n := &corev1.Namespace{}
@@ -74,7 +77,7 @@ func TestProvision_podSecurity(t *testing.T) {
 		g := NewWithT(t)
 		_, err := tenants.Provision(ctx, cs, nil, tenant)
 		g.Expect(err).NotTo(HaveOccurred())
-		for _, ns := range []string{tenants.Namespace(tenant.Name), worker} {
+		for _, ns := range []string{convention.Namespace(tenant.Name), worker} {
 			for k, v := range podsecurity.NamespaceLabels(podsecurity.Baseline) {
 				g.Expect(levelOf(g, ns)).To(HaveKeyWithValue(k, v), "namespace %s", ns)
 			}
@@ -95,7 +98,7 @@ func TestProvision_podSecurity(t *testing.T) {
 		privileged.Spec.PodSecurity = podsecurity.Privileged
 		res, err := tenants.Provision(ctx, cs, nil, privileged)
 		g.Expect(err).NotTo(HaveOccurred())
-		g.Expect(res.Written).To(ConsistOf("control: Namespace/"+tenants.Namespace(tenant.Name), "control: Namespace/"+worker))
+		g.Expect(res.Written).To(ConsistOf("control: Namespace/"+convention.Namespace(tenant.Name), "control: Namespace/"+worker))
 		g.Expect(levelOf(g, worker)).To(HaveKeyWithValue("pod-security.kubernetes.io/enforce", "privileged"))
 		pod := hostPod(worker)
 		g.Expect(cc.Create(ctx, pod)).To(Succeed())
@@ -108,7 +111,7 @@ func TestProvision_podSecurity(t *testing.T) {
 		restricted.Spec.PodSecurity = podsecurity.Restricted
 		_, err := tenants.Provision(ctx, cs, nil, restricted)
 		g.Expect(err).NotTo(HaveOccurred())
-		for _, ns := range []string{tenants.Namespace(tenant.Name), worker} {
+		for _, ns := range []string{convention.Namespace(tenant.Name), worker} {
 			g.Expect(levelOf(g, ns)).To(And(
 				HaveKeyWithValue("pod-security.kubernetes.io/enforce", "restricted"),
 				HaveKeyWithValue("pod-security.kubernetes.io/warn", "restricted"),
@@ -120,17 +123,18 @@ func TestProvision_podSecurity(t *testing.T) {
 // TestProvision_workerAccess: the worker ServiceAccount has no rights
 // unless its Tenant grants them, and loses them when the grant goes.
 func TestProvision_workerAccess(t *testing.T) {
+	testcluster.Require(t)
 	ctx := context.Background()
 	g := NewWithT(t)
 	cc := newClient(g, control)
 	cs := &tenants.Clients{Control: cc, Reader: cc}
 	tenant := controlTenant("access")
 	removeAfter(t, cc, tenant.Name)
-	worker := tenants.WorkerNamespace(tenant.Name)
+	worker := convention.WorkerNamespace(tenant.Name)
 
 	allowed := func(g Gomega, verb, resource string) bool {
 		review := &authorizationv1.SubjectAccessReview{Spec: authorizationv1.SubjectAccessReviewSpec{
-			User:               "system:serviceaccount:" + worker + ":" + tenants.WorkerName,
+			User:               "system:serviceaccount:" + worker + ":" + convention.WorkerServiceAccount,
 			Groups:             []string{"system:serviceaccounts", "system:serviceaccounts:" + worker, "system:authenticated"},
 			ResourceAttributes: &authorizationv1.ResourceAttributes{Namespace: worker, Verb: verb, Resource: resource},
 		}}
@@ -138,7 +142,7 @@ func TestProvision_workerAccess(t *testing.T) {
 		return review.Status.Allowed
 	}
 	exists := func(g Gomega, o client.Object) bool {
-		err := cc.Get(ctx, client.ObjectKey{Namespace: worker, Name: tenants.WorkerName}, o)
+		err := cc.Get(ctx, client.ObjectKey{Namespace: worker, Name: convention.WorkerServiceAccount}, o)
 		g.Expect(client.IgnoreNotFound(err)).To(Succeed())
 		return err == nil
 	}
@@ -183,6 +187,7 @@ func TestProvision_workerAccess(t *testing.T) {
 // TestProvision_adoption: gyre takes over no namespace or object it did
 // not create for the tenant unless the object says it may.
 func TestProvision_adoption(t *testing.T) {
+	testcluster.Require(t)
 	ctx := context.Background()
 	g := NewWithT(t)
 	cc := newClient(g, control)
@@ -192,7 +197,7 @@ func TestProvision_adoption(t *testing.T) {
 		g := NewWithT(t)
 		tenant := controlTenant("squat")
 		removeAfter(t, cc, tenant.Name)
-		worker := tenants.WorkerNamespace(tenant.Name)
+		worker := convention.WorkerNamespace(tenant.Name)
 		g.Expect(cc.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: worker, Labels: map[string]string{"team": "db"}}})).To(Succeed())
 
 		_, err := tenants.Provision(ctx, cs, nil, tenant)
@@ -200,9 +205,9 @@ func TestProvision_adoption(t *testing.T) {
 		g.Expect(err).To(MatchError(ContainSubstring("annotate it gyre.dev/adopt=true")))
 		ns := &corev1.Namespace{}
 		g.Expect(cc.Get(ctx, client.ObjectKey{Name: worker}, ns)).To(Succeed())
-		g.Expect(ns.Labels).NotTo(HaveKey(tenants.TenantLabel))
+		g.Expect(ns.Labels).NotTo(HaveKey(convention.TenantLabel))
 		g.Expect(ns.Labels).NotTo(HaveKey("pod-security.kubernetes.io/enforce"))
-		err = cc.Get(ctx, client.ObjectKey{Namespace: worker, Name: tenants.WorkerName}, &corev1.ServiceAccount{})
+		err = cc.Get(ctx, client.ObjectKey{Namespace: worker, Name: convention.WorkerServiceAccount}, &corev1.ServiceAccount{})
 		g.Expect(apierrors.IsNotFound(err)).To(BeTrue(), "nothing was created in it")
 
 		t.Run("Annotated gyre.dev/adopt=true, it is taken over.", func(t *testing.T) {
@@ -212,9 +217,9 @@ func TestProvision_adoption(t *testing.T) {
 			_, err := tenants.Provision(ctx, cs, nil, tenant)
 			g.Expect(err).NotTo(HaveOccurred())
 			g.Expect(cc.Get(ctx, client.ObjectKey{Name: worker}, ns)).To(Succeed())
-			g.Expect(ns.Labels).To(HaveKeyWithValue(tenants.TenantLabel, "squat"))
+			g.Expect(ns.Labels).To(HaveKeyWithValue(convention.TenantLabel, "squat"))
 			g.Expect(ns.Labels).To(HaveKeyWithValue("pod-security.kubernetes.io/enforce", "baseline"))
-			g.Expect(cc.Get(ctx, client.ObjectKey{Namespace: worker, Name: tenants.WorkerName}, &corev1.ServiceAccount{})).To(Succeed())
+			g.Expect(cc.Get(ctx, client.ObjectKey{Namespace: worker, Name: convention.WorkerServiceAccount}, &corev1.ServiceAccount{})).To(Succeed())
 		})
 	})
 
@@ -222,13 +227,13 @@ func TestProvision_adoption(t *testing.T) {
 		g := NewWithT(t)
 		tenant := controlTenant("thief")
 		removeAfter(t, cc, tenant.Name)
-		g.Expect(cc.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: tenants.Namespace(tenant.Name),
-			Labels: map[string]string{tenants.TenantLabel: "victim", tenants.ManagedByLabel: tenants.ManagedBy}}})).To(Succeed())
+		g.Expect(cc.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: convention.Namespace(tenant.Name),
+			Labels: map[string]string{convention.TenantLabel: "victim", convention.ManagedByLabel: convention.ManagedBy}}})).To(Succeed())
 		_, err := tenants.Provision(ctx, cs, nil, tenant)
 		g.Expect(err).To(MatchError(ContainSubstring("Namespace cyclone-thief exists and gyre did not create it for tenant thief")))
 		ns := &corev1.Namespace{}
-		g.Expect(cc.Get(ctx, client.ObjectKey{Name: tenants.Namespace(tenant.Name)}, ns)).To(Succeed())
-		g.Expect(ns.Labels).To(HaveKeyWithValue(tenants.TenantLabel, "victim"))
+		g.Expect(cc.Get(ctx, client.ObjectKey{Name: convention.Namespace(tenant.Name)}, ns)).To(Succeed())
+		g.Expect(ns.Labels).To(HaveKeyWithValue(convention.TenantLabel, "victim"))
 	})
 
 	t.Run("An object in gyre's worker namespace that gyre did not create is refused by kind and name, and adopted once annotated.", func(t *testing.T) {
@@ -237,12 +242,12 @@ func TestProvision_adoption(t *testing.T) {
 		removeAfter(t, cc, tenant.Name)
 		_, err := tenants.Provision(ctx, cs, nil, tenant)
 		g.Expect(err).NotTo(HaveOccurred())
-		worker := tenants.WorkerNamespace(tenant.Name)
+		worker := convention.WorkerNamespace(tenant.Name)
 		sa := &corev1.ServiceAccount{}
-		key := client.ObjectKey{Namespace: worker, Name: tenants.WorkerName}
+		key := client.ObjectKey{Namespace: worker, Name: convention.WorkerServiceAccount}
 		g.Expect(cc.Get(ctx, key, sa)).To(Succeed())
 		g.Expect(cc.Delete(ctx, sa)).To(Succeed())
-		planted := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: worker, Name: tenants.WorkerName}}
+		planted := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: worker, Name: convention.WorkerServiceAccount}}
 		g.Expect(cc.Create(ctx, planted)).To(Succeed())
 
 		_, err = tenants.Provision(ctx, cs, nil, tenant)
@@ -253,6 +258,6 @@ func TestProvision_adoption(t *testing.T) {
 		_, err = tenants.Provision(ctx, cs, nil, tenant)
 		g.Expect(err).NotTo(HaveOccurred())
 		g.Expect(cc.Get(ctx, key, sa)).To(Succeed())
-		g.Expect(sa.Labels).To(HaveKeyWithValue(tenants.TenantLabel, "planted"))
+		g.Expect(sa.Labels).To(HaveKeyWithValue(convention.TenantLabel, "planted"))
 	})
 }

@@ -6,6 +6,6 @@
 // and the ServiceAccount and RBAC the Pods run as. Provision makes those
 // objects match the Tenant with server-side apply, writing nothing when
 // they already do; Remove deletes them. Clients reaches execution clusters
-// with the credentials ClusterConfig reads from their ExecutionCluster:
+// with the credentials clusters.Config reads from their ExecutionCluster:
 // a kubeconfig Secret, or Cyclone's inline credential.
 package tenants

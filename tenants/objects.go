@@ -14,6 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
 	gyrev1alpha1 "github.com/gyreops/gyre/api/gyre/v1alpha1"
+	"github.com/gyreops/gyre/internal/convention"
 	"github.com/gyreops/gyre/internal/podsecurity"
 )
 
@@ -33,7 +34,7 @@ var Kinds = []schema.GroupVersionKind{
 // ControlObjects returns what a tenant needs on the control cluster: the
 // namespace of its Cyclone objects.
 func ControlObjects(t *gyrev1alpha1.Tenant) []*unstructured.Unstructured {
-	return []*unstructured.Unstructured{namespace(t, Namespace(t.Name))}
+	return []*unstructured.Unstructured{namespace(t, convention.Namespace(t.Name))}
 }
 
 // DefaultStorageSize is the size of the tenant PVC of a Tenant that sets
@@ -82,7 +83,7 @@ func workerRules(t *gyrev1alpha1.Tenant) []rbacv1.PolicyRule {
 // Tenant sets a quota), PVC (see Storage), ServiceAccount, and
 // Role and RoleBinding (when the Tenant grants the worker any access).
 func WorkerObjects(t *gyrev1alpha1.Tenant) ([]*unstructured.Unstructured, error) {
-	ns := WorkerNamespace(t.Name)
+	ns := convention.WorkerNamespace(t.Name)
 	meta := func(name string) metav1.ObjectMeta {
 		return metav1.ObjectMeta{Name: name, Namespace: ns, Labels: labels(t.Name)}
 	}
@@ -98,7 +99,7 @@ func WorkerObjects(t *gyrev1alpha1.Tenant) ([]*unstructured.Unstructured, error)
 		s := Storage(t)
 		typed = append(typed, &corev1.PersistentVolumeClaim{
 			TypeMeta:   typeMeta(corev1.SchemeGroupVersion, "PersistentVolumeClaim"),
-			ObjectMeta: meta(PVCName(t.Name)),
+			ObjectMeta: meta(convention.PVCName(t.Name)),
 			Spec: corev1.PersistentVolumeClaimSpec{
 				// ReadWriteOnce is what every storage class offers; the
 				// scheduler keeps a run's Pods on the volume's node.
@@ -111,21 +112,21 @@ func WorkerObjects(t *gyrev1alpha1.Tenant) ([]*unstructured.Unstructured, error)
 	typed = append(typed,
 		&corev1.ServiceAccount{
 			TypeMeta:   typeMeta(corev1.SchemeGroupVersion, "ServiceAccount"),
-			ObjectMeta: meta(WorkerName),
+			ObjectMeta: meta(convention.WorkerServiceAccount),
 		},
 	)
 	if rules := workerRules(t); len(rules) > 0 {
 		typed = append(typed,
 			&rbacv1.Role{
 				TypeMeta:   typeMeta(rbacv1.SchemeGroupVersion, "Role"),
-				ObjectMeta: meta(WorkerName),
+				ObjectMeta: meta(convention.WorkerServiceAccount),
 				Rules:      rules,
 			},
 			&rbacv1.RoleBinding{
 				TypeMeta:   typeMeta(rbacv1.SchemeGroupVersion, "RoleBinding"),
-				ObjectMeta: meta(WorkerName),
-				RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: WorkerName},
-				Subjects:   []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Name: WorkerName, Namespace: ns}},
+				ObjectMeta: meta(convention.WorkerServiceAccount),
+				RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: convention.WorkerServiceAccount},
+				Subjects:   []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Name: convention.WorkerServiceAccount, Namespace: ns}},
 			},
 		)
 	}
@@ -160,7 +161,7 @@ func namespace(t *gyrev1alpha1.Tenant, name string) *unstructured.Unstructured {
 }
 
 func labels(tenant string) map[string]string {
-	return map[string]string{TenantLabel: tenant, ManagedByLabel: ManagedBy}
+	return map[string]string{convention.TenantLabel: tenant, convention.ManagedByLabel: convention.ManagedBy}
 }
 
 func typeMeta(gv schema.GroupVersion, kind string) metav1.TypeMeta {

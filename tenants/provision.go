@@ -17,6 +17,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	gyrev1alpha1 "github.com/gyreops/gyre/api/gyre/v1alpha1"
+	"github.com/gyreops/gyre/internal/apply"
+	"github.com/gyreops/gyre/internal/convention"
 )
 
 // ControlCluster is the name Clusters gives the control cluster.
@@ -59,7 +61,7 @@ type Result struct {
 // others; every failure is in the returned error.
 //
 // live, when not nil, reads the metadata of the control cluster's objects
-// labelled with TenantLabel from a cache (see Applier.Live), so that
+// labelled with convention.TenantLabel from a cache (see Applier.Live), so that
 // checking a provisioned tenant there costs no request.
 func Provision(ctx context.Context, cs *Clients, live client.Reader, t *gyrev1alpha1.Tenant) (Result, error) {
 	var res Result
@@ -107,12 +109,12 @@ func provisionCluster(ctx context.Context, c client.Client, live client.Reader, 
 	if err := checkOwnership(ctx, c, live, t.Name, objs, cluster); err != nil {
 		return err
 	}
-	return apply(ctx, c, live, objs, cluster, res)
+	return applyObjects(ctx, c, live, objs, cluster, res)
 }
 
 // checkOwnership refuses to take over objects gyre did not create for
-// tenant: an existing object must carry ManagedByLabel and the tenant's
-// TenantLabel, or the annotation gyrev1alpha1.AdoptAnnotation "true" put
+// tenant: an existing object must carry convention.ManagedByLabel and the tenant's
+// convention.TenantLabel, or the annotation gyrev1alpha1.AdoptAnnotation "true" put
 // there by whoever owns it. Without this a Tenant could be named so as to
 // take over a namespace of someone else, another tenant's included, with
 // everything running in it.
@@ -143,7 +145,7 @@ func checkOwnership(ctx context.Context, c client.Client, live client.Reader, te
 			continue
 		}
 		errs = append(errs, notOwnedError(fmt.Sprintf("provision cluster %s: %s exists and gyre did not create it for tenant %s (labels %s=%s, %s=%s): annotate it %s=true to let gyre manage it",
-			clusterName(cluster), describe(o), tenant, ManagedByLabel, ManagedBy, TenantLabel, tenant, gyrev1alpha1.AdoptAnnotation)))
+			clusterName(cluster), describe(o), tenant, convention.ManagedByLabel, convention.ManagedBy, convention.TenantLabel, tenant, gyrev1alpha1.AdoptAnnotation)))
 	}
 	return errors.Join(errs...)
 }
@@ -164,7 +166,7 @@ func (e notOwnedError) Is(target error) bool { return target == ErrNotOwned }
 
 // owns reports whether gyre created an object for tenant, or has adopted it.
 func owns(m *metav1.PartialObjectMetadata, tenant string) bool {
-	return m.Labels[ManagedByLabel] == ManagedBy && m.Labels[TenantLabel] == tenant
+	return m.Labels[convention.ManagedByLabel] == convention.ManagedBy && m.Labels[convention.TenantLabel] == tenant
 }
 
 // describe names an object as "Kind namespace/name", or "Kind name".
@@ -175,14 +177,14 @@ func describe(o *unstructured.Unstructured) string {
 	return o.GetKind() + " " + o.GetNamespace() + "/" + o.GetName()
 }
 
-// apply server-side applies objs to one cluster, namespaces first: the
+// applyObjects server-side applies objs to one cluster, namespaces first: the
 // objects in a namespace cannot be created before it. RoleBindings come
 // last, once their Role exists: gyre holds no "bind" right, so the API
 // server allows a binding only after checking that gyre itself holds
 // every right of the Role it names, which it cannot do for a Role not
 // created yet.
-func apply(ctx context.Context, c client.Client, live client.Reader, objs []*unstructured.Unstructured, cluster string, res *Result) error {
-	a := &Applier{Client: c, Live: live}
+func applyObjects(ctx context.Context, c client.Client, live client.Reader, objs []*unstructured.Unstructured, cluster string, res *Result) error {
+	a := &apply.Applier{Client: c, Live: live, Owner: ssa.Owner{Field: convention.FieldManager, Group: convention.FieldManagerGroup}}
 	var first, bindings []*unstructured.Unstructured
 	for _, o := range objs {
 		o = o.DeepCopy() // the applier stamps what it applies
@@ -221,11 +223,11 @@ func deleteStale(ctx context.Context, c client.Client, live client.Reader, o cli
 		return fmt.Errorf("provision cluster %s: kind of %T: %v", clusterName(cluster), o, err)
 	}
 	kind := gvks[0].Kind
-	name := WorkerName
+	name := convention.WorkerServiceAccount
 	if kind == "ResourceQuota" {
 		name = QuotaName
 	}
-	key := client.ObjectKey{Namespace: WorkerNamespace(tenant), Name: name}
+	key := client.ObjectKey{Namespace: convention.WorkerNamespace(tenant), Name: name}
 	if live != nil {
 		// The cache holds every such object gyre labelled: if it has
 		// none, there is nothing of gyre's to delete.
@@ -242,7 +244,7 @@ func deleteStale(ctx context.Context, c client.Client, live client.Reader, o cli
 	if err != nil {
 		return fmt.Errorf("provision cluster %s: get %s %s: %w", clusterName(cluster), kind, key, err)
 	}
-	if o.GetLabels()[TenantLabel] != tenant {
+	if o.GetLabels()[convention.TenantLabel] != tenant {
 		return nil
 	}
 	if err := c.Delete(ctx, o, client.Preconditions{UID: ptr.To(o.GetUID())}); client.IgnoreNotFound(err) != nil {
@@ -265,7 +267,7 @@ func Remove(ctx context.Context, cs *Clients, t *gyrev1alpha1.Tenant) error {
 	for _, name := range slices.Compact(clusters) {
 		errs = append(errs, Retire(ctx, cs, t.Name, name))
 	}
-	errs = append(errs, removeNamespace(ctx, cs.Control, t.Name, Namespace(t.Name), ControlCluster))
+	errs = append(errs, removeNamespace(ctx, cs.Control, t.Name, convention.Namespace(t.Name), ControlCluster))
 	return errors.Join(errs...)
 }
 
@@ -280,7 +282,7 @@ func Retire(ctx context.Context, cs *Clients, tenant, cluster string) error {
 	if err != nil {
 		return err
 	}
-	return removeNamespace(ctx, c, tenant, WorkerNamespace(tenant), cluster)
+	return removeNamespace(ctx, c, tenant, convention.WorkerNamespace(tenant), cluster)
 }
 
 func removeNamespace(ctx context.Context, c client.Client, tenant, name, cluster string) error {
@@ -292,7 +294,7 @@ func removeNamespace(ctx context.Context, c client.Client, tenant, name, cluster
 	if err != nil {
 		return fmt.Errorf("remove namespace %s on cluster %s: %w", name, clusterName(cluster), err)
 	}
-	if ns.Labels[TenantLabel] != tenant || ns.DeletionTimestamp != nil {
+	if ns.Labels[convention.TenantLabel] != tenant || ns.DeletionTimestamp != nil {
 		return nil // not gyre's, or already going
 	}
 	// The deletion protection policy (config/protection) guards against

@@ -11,12 +11,15 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	gyrev1alpha1 "github.com/gyreops/gyre/api/gyre/v1alpha1"
+	"github.com/gyreops/gyre/internal/convention"
+	"github.com/gyreops/gyre/internal/testcluster"
 	"github.com/gyreops/gyre/tenants"
 )
 
 // TestProvision_storage: every tenant gets the PVC its runs mount, sized
 // and classed by spec.storage, or by default when the Tenant sets none.
 func TestProvision_storage(t *testing.T) {
+	testcluster.Require(t)
 	ctx := context.Background()
 	cc := newClient(NewWithT(t), control)
 	cs := &tenants.Clients{Control: cc, Reader: cc}
@@ -47,12 +50,12 @@ func TestProvision_storage(t *testing.T) {
 			g.Expect(err).NotTo(HaveOccurred())
 
 			pvc := &corev1.PersistentVolumeClaim{}
-			g.Expect(cc.Get(ctx, client.ObjectKey{Namespace: tenants.WorkerNamespace(tenant.Name), Name: tenants.PVCName(tenant.Name)}, pvc)).To(Succeed())
+			g.Expect(cc.Get(ctx, client.ObjectKey{Namespace: convention.WorkerNamespace(tenant.Name), Name: convention.PVCName(tenant.Name)}, pvc)).To(Succeed())
 			g.Expect(pvc.Spec.Resources.Requests.Storage().String()).To(Equal(tt.size))
 			// Unset, not "": an empty name would ask for no class at all,
 			// and the API server gives an unset one the default class.
 			g.Expect(pvc.Spec.StorageClassName).To(Equal(tt.class))
-			g.Expect(pvc.Labels).To(HaveKeyWithValue(tenants.TenantLabel, tenant.Name))
+			g.Expect(pvc.Labels).To(HaveKeyWithValue(convention.TenantLabel, tenant.Name))
 		})
 	}
 }

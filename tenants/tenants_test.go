@@ -2,7 +2,6 @@ package tenants_test
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"testing"
 	"time"
@@ -22,6 +21,7 @@ import (
 
 	cyclonev1alpha1 "github.com/gyreops/gyre/api/cyclone/v1alpha1"
 	gyrev1alpha1 "github.com/gyreops/gyre/api/gyre/v1alpha1"
+	"github.com/gyreops/gyre/internal/convention"
 	"github.com/gyreops/gyre/internal/testcluster"
 	"github.com/gyreops/gyre/tenants"
 )
@@ -38,23 +38,17 @@ func TestMain(m *testing.M) {
 			panic(err)
 		}
 	}
-	os.Exit(run(m))
-}
-
-func run(m *testing.M) int {
-	ctx := context.Background()
-	var err error
-	if control, err = testcluster.Start(ctx, testcluster.Options{ControllerManager: true}); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
+	// The control cluster is the suite's; the execution cluster, far, is
+	// a second one, stopped after the last test.
+	code := testcluster.RunSuite(m, testcluster.Options{ControllerManager: true}, func(c *testcluster.Cluster) (err error) {
+		control = c
+		far, err = testcluster.Start(context.Background(), testcluster.Options{ControllerManager: true})
+		return err
+	})
+	if far != nil {
+		_ = far.Stop()
 	}
-	defer control.Stop()
-	if far, err = testcluster.Start(ctx, testcluster.Options{ControllerManager: true}); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer far.Stop()
-	return m.Run()
+	os.Exit(code)
 }
 
 func newClient(g Gomega, c *testcluster.Cluster) client.Client {
@@ -83,6 +77,7 @@ func registerCluster(ctx context.Context, g Gomega, c client.Client, name string
 }
 
 func TestProvision_twoClusters(t *testing.T) {
+	testcluster.Require(t)
 	g := NewWithT(t)
 	ctx := context.Background()
 	cc, fc := newClient(g, control), newClient(g, far)
@@ -114,15 +109,15 @@ func TestProvision_twoClusters(t *testing.T) {
 		q := &corev1.ResourceQuota{}
 		g.Expect(c.Get(ctx, client.ObjectKey{Namespace: ns, Name: tenants.QuotaName}, q)).To(Succeed())
 		g.Expect(q.Spec.Hard.Pods().String()).To(Equal("10"))
-		g.Expect(q.Labels).To(HaveKeyWithValue(tenants.TenantLabel, "acme"))
+		g.Expect(q.Labels).To(HaveKeyWithValue(convention.TenantLabel, "acme"))
 		g.Expect(c.Get(ctx, client.ObjectKey{Namespace: ns, Name: "cyclone-pvc-acme"}, &corev1.PersistentVolumeClaim{})).To(Succeed())
-		g.Expect(c.Get(ctx, client.ObjectKey{Namespace: ns, Name: tenants.WorkerName}, &corev1.ServiceAccount{})).To(Succeed())
-		g.Expect(c.Get(ctx, client.ObjectKey{Namespace: ns, Name: tenants.WorkerName}, &rbacv1.RoleBinding{})).To(Succeed())
+		g.Expect(c.Get(ctx, client.ObjectKey{Namespace: ns, Name: convention.WorkerServiceAccount}, &corev1.ServiceAccount{})).To(Succeed())
+		g.Expect(c.Get(ctx, client.ObjectKey{Namespace: ns, Name: convention.WorkerServiceAccount}, &rbacv1.RoleBinding{})).To(Succeed())
 		// Granted PatchPods, stage Pods may patch the Pods of their own
 		// namespace, and touch no Pod of another namespace.
 		for podNS, allowed := range map[string]bool{ns: true, "cyclone-other-worker": false} {
 			review := &authorizationv1.SubjectAccessReview{Spec: authorizationv1.SubjectAccessReviewSpec{
-				User:               "system:serviceaccount:" + ns + ":" + tenants.WorkerName,
+				User:               "system:serviceaccount:" + ns + ":" + convention.WorkerServiceAccount,
 				ResourceAttributes: &authorizationv1.ResourceAttributes{Namespace: podNS, Verb: "patch", Resource: "pods"},
 			}}
 			g.Expect(c.Create(ctx, review)).To(Succeed())
@@ -143,7 +138,7 @@ func TestProvision_twoClusters(t *testing.T) {
 		g.Expect(fc.Get(ctx, client.ObjectKey{Namespace: "cyclone-acme-worker", Name: tenants.QuotaName}, q)).To(Succeed())
 		q.Spec.Hard[corev1.ResourcePods] = resource.MustParse("99")
 		g.Expect(fc.Update(ctx, q)).To(Succeed())
-		g.Expect(fc.Delete(ctx, &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Namespace: "cyclone-acme-worker", Name: tenants.WorkerName}})).To(Succeed())
+		g.Expect(fc.Delete(ctx, &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Namespace: "cyclone-acme-worker", Name: convention.WorkerServiceAccount}})).To(Succeed())
 
 		res, err := tenants.Provision(ctx, cs, nil, tenant)
 		g.Expect(err).NotTo(HaveOccurred())
@@ -191,6 +186,7 @@ func TestProvision_twoClusters(t *testing.T) {
 }
 
 func TestClients_refreshesWhenTheSecretChanges(t *testing.T) {
+	testcluster.Require(t)
 	g := NewWithT(t)
 	ctx := context.Background()
 	cc := newClient(g, control)

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/events"
@@ -19,6 +18,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	cyclonev1alpha1 "github.com/gyreops/gyre/api/cyclone/v1alpha1"
+	"github.com/gyreops/gyre/internal/convention"
+	"github.com/gyreops/gyre/internal/status"
 )
 
 // Event reasons of triggers.
@@ -84,16 +85,12 @@ func (r *CronReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.
 	r.upSinceOnce.Do(func() { r.upSince = sc.now })
 	result, err := r.reconcile(ctx, sc)
 
-	if equality.Semantic.DeepEqual(base.Status, trig.Status) {
-		return result, err
-	}
 	// The optimistic lock makes the ledger exactly-once: of two replicas
 	// that fired the same times, only one records them; the other gets a
 	// conflict, rereads the ledger and finds nothing left to do.
-	patch := client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{})
-	if perr := r.Client.Status().Patch(ctx, trig, patch); perr != nil {
+	if _, perr := status.Patch(ctx, r.Client, base, trig); perr != nil {
 		if apierrors.IsConflict(perr) {
-			return ctrl.Result{RequeueAfter: time.Second}, nil
+			return status.OnConflict(result, perr)
 		}
 		return ctrl.Result{}, errors.Join(err, fmt.Errorf("record status of trigger %s: %w", klog.KObj(trig), perr))
 	}
@@ -104,7 +101,7 @@ func (r *CronReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.
 // memory; Reconcile writes it.
 func (r *CronReconciler) reconcile(ctx context.Context, sc *cronScope) (ctrl.Result, error) {
 	trig := sc.trig
-	sched, err := parseSchedule(trig.Spec.Cron)
+	sched, err := convention.ParseSchedule(trig.Spec.Cron)
 	if err != nil {
 		if trig.Status.LastError != err.Error() {
 			r.event(trig, corev1.EventTypeWarning, ReasonInvalidSchedule, "%s", err)
@@ -186,7 +183,7 @@ func (r *CronReconciler) fire(ctx context.Context, sc *cronScope, t time.Time) e
 		return nil
 	}
 
-	run := newRun(trig, name, map[string]string{AnnotationScheduleTime: t.UTC().Format(time.RFC3339)}, nil)
+	run := newRun(trig, name, map[string]string{convention.AnnotationScheduleTime: t.UTC().Format(time.RFC3339)}, nil)
 	if err := r.Client.Create(ctx, run); err != nil {
 		if apierrors.IsAlreadyExists(err) {
 			observeFire(trig, fireExisting)
@@ -264,7 +261,7 @@ func (r *CronReconciler) admit(ctx context.Context, sc *cronScope, name string, 
 func (r *CronReconciler) activeRuns(ctx context.Context, trig *cyclonev1alpha1.WorkflowTrigger, name string) ([]cyclonev1alpha1.WorkflowRun, bool, error) {
 	var runs cyclonev1alpha1.WorkflowRunList
 	if err := r.APIReader.List(ctx, &runs, client.InNamespace(trig.Namespace),
-		client.MatchingLabels{LabelTrigger: triggerLabel(trig.Name)}); err != nil {
+		client.MatchingLabels{convention.LabelTrigger: triggerLabel(trig.Name)}); err != nil {
 		return nil, false, fmt.Errorf("list runs of trigger %q: %w", trig.Name, err)
 	}
 	var active []cyclonev1alpha1.WorkflowRun
@@ -272,7 +269,7 @@ func (r *CronReconciler) activeRuns(ctx context.Context, trig *cyclonev1alpha1.W
 		if run.Name == name {
 			return nil, true, nil
 		}
-		if startedBy(&run, trig) && !finished(&run) {
+		if startedBy(&run, trig) && !convention.RunFinished(&run) {
 			active = append(active, run)
 		}
 	}

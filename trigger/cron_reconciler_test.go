@@ -19,6 +19,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	cyclonev1alpha1 "github.com/gyreops/gyre/api/cyclone/v1alpha1"
+	"github.com/gyreops/gyre/internal/convention"
+	"github.com/gyreops/gyre/internal/testcluster"
 )
 
 // cronTest is one cron trigger under a fake clock.
@@ -42,7 +44,7 @@ func newCronTest(t *testing.T, mutate func(*cyclonev1alpha1.CronTrigger)) *cronT
 	}
 	trig := &cyclonev1alpha1.WorkflowTrigger{
 		ObjectMeta: metav1.ObjectMeta{Name: "nightly", Namespace: ns, Labels: map[string]string{
-			"cyclone.dev/tenant":       "demo",
+			"gyre.dev/tenant":          "demo",
 			"project.cyclone.dev/name": "shop",
 			"cyclone.dev/project":      "shop",
 		}},
@@ -99,6 +101,7 @@ func setPhase(g Gomega, ns, name string, phase cyclonev1alpha1.StatusPhase) {
 }
 
 func TestCronReconciler_firesOnceAtTheScheduledTime(t *testing.T) {
+	testcluster.Require(t)
 	g := NewWithT(t)
 	ct := newCronTest(t, nil)
 
@@ -114,13 +117,13 @@ func TestCronReconciler_firesOnceAtTheScheduledTime(t *testing.T) {
 	runs := listRuns(g, ct.ns)
 	g.Expect(runs).To(HaveLen(1))
 	run := runs[ct.runName(0)]
-	g.Expect(run.Labels).To(HaveKeyWithValue(LabelTrigger, ct.name))
-	g.Expect(run.Labels).To(HaveKeyWithValue(LabelTriggerType, "Cron"))
-	g.Expect(run.Labels).To(HaveKeyWithValue("cyclone.dev/tenant", "demo"))
+	g.Expect(run.Labels).To(HaveKeyWithValue(convention.LabelTrigger, ct.name))
+	g.Expect(run.Labels).To(HaveKeyWithValue(convention.LabelTriggerType, "Cron"))
+	g.Expect(run.Labels).To(HaveKeyWithValue("gyre.dev/tenant", "demo"))
 	g.Expect(run.Labels).To(HaveKeyWithValue("project.cyclone.dev/name", "shop"), "Cyclone's project label, from the trigger")
 	g.Expect(run.Labels).To(HaveKeyWithValue("workflow.cyclone.dev/name", "build"), "Cyclone's workflow label, from the workflowRef")
 	g.Expect(run.Labels).NotTo(HaveKey("cyclone.dev/project"), "not a Cyclone label")
-	g.Expect(run.Annotations).To(HaveKeyWithValue(AnnotationScheduleTime, ct.base.UTC().Format(time.RFC3339)))
+	g.Expect(run.Annotations).To(HaveKeyWithValue(convention.AnnotationScheduleTime, ct.base.UTC().Format(time.RFC3339)))
 	g.Expect(run.Spec.WorkflowRef.Name).To(Equal("build"))
 	g.Expect(run.Spec.GlobalVariables).To(ConsistOf(cyclonev1alpha1.GlobalVariable{Name: "IMAGE_TAG", Value: "nightly"}))
 
@@ -140,6 +143,7 @@ func TestCronReconciler_firesOnceAtTheScheduledTime(t *testing.T) {
 }
 
 func TestCronReconciler_catchUpAfterAThreeHourOutage(t *testing.T) {
+	testcluster.Require(t)
 	tests := []struct {
 		name       string
 		cron       func(*cyclonev1alpha1.CronTrigger)
@@ -227,6 +231,7 @@ func TestCronReconciler_catchUpAfterAThreeHourOutage(t *testing.T) {
 }
 
 func TestCronReconciler_concurrencyPolicy(t *testing.T) {
+	testcluster.Require(t)
 	t.Run("Forbid skips an hour while the previous run is still going", func(t *testing.T) {
 		g := NewWithT(t)
 		ct := newCronTest(t, func(c *cyclonev1alpha1.CronTrigger) { c.ConcurrencyPolicy = cyclonev1alpha1.ConcurrencyForbid })
@@ -290,6 +295,7 @@ func TestCronReconciler_concurrencyPolicy(t *testing.T) {
 }
 
 func TestCronReconciler_twoReplicasNeverDoubleFire(t *testing.T) {
+	testcluster.Require(t)
 	g := NewWithT(t)
 	ct := newCronTest(t, func(c *cyclonev1alpha1.CronTrigger) {
 		c.Schedule, c.CatchUp, c.MaxCatchUp = "* * * * *", cyclonev1alpha1.CatchUpAll, ptr.To[int32](100)
@@ -338,6 +344,7 @@ func TestCronReconciler_twoReplicasNeverDoubleFire(t *testing.T) {
 }
 
 func TestCronReconciler_disabledTriggerSkipsTheTimesItSleepsThrough(t *testing.T) {
+	testcluster.Require(t)
 	g := NewWithT(t)
 	ct := newCronTest(t, nil)
 	trig := getTrigger(g, ct.ns, ct.name)
@@ -367,6 +374,7 @@ func TestCronReconciler_disabledTriggerSkipsTheTimesItSleepsThrough(t *testing.T
 }
 
 func TestCronReconciler_invalidScheduleStalls(t *testing.T) {
+	testcluster.Require(t)
 	g := NewWithT(t)
 	ct := newCronTest(t, func(c *cyclonev1alpha1.CronTrigger) { c.Schedule = "61 * * * *" })
 	_, err := ct.reconciler().Reconcile(context.Background(), ctrl.Request{NamespacedName: client.ObjectKey{Namespace: ct.ns, Name: ct.name}})
@@ -378,6 +386,7 @@ func TestCronReconciler_invalidScheduleStalls(t *testing.T) {
 }
 
 func TestCronReconciler_setupWithManager(t *testing.T) {
+	testcluster.Require(t)
 	g := NewWithT(t)
 	ct := newCronTest(t, nil)
 	mgr, err := ctrl.NewManager(restCfg, ctrl.Options{

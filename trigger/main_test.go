@@ -2,7 +2,6 @@ package trigger
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"testing"
 
@@ -28,10 +27,6 @@ var (
 )
 
 func TestMain(m *testing.M) {
-	os.Exit(runTests(m))
-}
-
-func runTests(m *testing.M) int {
 	for _, add := range []func(*runtime.Scheme) error{clientgoscheme.AddToScheme, cyclonev1alpha1.AddToScheme} {
 		if err := add(scheme); err != nil {
 			panic(err)
@@ -40,21 +35,14 @@ func runTests(m *testing.M) int {
 	// The reconcilers log through controller-runtime; the tests read
 	// status and events instead.
 	ctrl.SetLogger(logr.Discard())
-	cluster, err := testcluster.Start(context.Background(), testcluster.Options{})
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer cluster.Stop()
-	// The benchmarks create thousands of objects; client-go's default rate
-	// limit would measure itself.
-	restCfg = rest.CopyConfig(cluster.Config)
-	restCfg.QPS, restCfg.Burst = 5000, 10000
-	if k8sClient, err = newClient(); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	return m.Run()
+	os.Exit(testcluster.RunSuite(m, testcluster.Options{}, func(c *testcluster.Cluster) (err error) {
+		// The benchmarks create thousands of objects; client-go's default
+		// rate limit would measure itself.
+		restCfg = rest.CopyConfig(c.Config)
+		restCfg.QPS, restCfg.Burst = 5000, 10000
+		k8sClient, err = newClient()
+		return err
+	}))
 }
 
 // newClient returns a client of its own, as a second replica would have.
@@ -65,6 +53,7 @@ func newClient() (client.Client, error) {
 // newNamespace makes a namespace for one test and removes it after.
 func newNamespace(t testing.TB) string {
 	t.Helper()
+	testcluster.Require(t)
 	g := NewWithT(t)
 	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "trigger-test-"}}
 	g.Expect(k8sClient.Create(context.Background(), ns)).To(Succeed())

@@ -2,13 +2,13 @@ package trigger
 
 import (
 	"net/http"
-	"strings"
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	cyclonev1alpha1 "github.com/gyreops/gyre/api/cyclone/v1alpha1"
+	"github.com/gyreops/gyre/internal/convention"
 	"github.com/gyreops/gyre/internal/hookmetrics"
 )
 
@@ -42,7 +42,8 @@ var fires = sync.OnceValue(func() *prometheus.CounterVec {
 // observeFire counts one firing of trig: one scheduled time of a cron
 // trigger, or one event for an SCM trigger whose policy matched.
 func observeFire(trig *cyclonev1alpha1.WorkflowTrigger, result string) {
-	fires().WithLabelValues(strings.TrimPrefix(trig.Namespace, "cyclone-"), string(trig.Spec.Type), result).Inc()
+	tenant, _ := convention.TenantOf(trig.Namespace) // the namespace itself when it is no tenant's
+	fires().WithLabelValues(tenant, string(trig.Spec.Type), result).Inc()
 }
 
 // observeSCMFire counts the outcome of WebhookServer.fire.

@@ -10,6 +10,7 @@ import (
 
 	cyclonev1alpha1 "github.com/gyreops/gyre/api/cyclone/v1alpha1"
 	"github.com/gyreops/gyre/internal/metricstest"
+	"github.com/gyreops/gyre/internal/testcluster"
 )
 
 // fireSeries returns the firing counts of the triggers in ns, by kind and
@@ -26,6 +27,7 @@ func firesKey(ns, kind, result string) string {
 }
 
 func TestCronReconciler_metrics(t *testing.T) {
+	testcluster.Require(t)
 	g := NewWithT(t)
 	ct := newCronTest(t, func(c *cyclonev1alpha1.CronTrigger) { c.ConcurrencyPolicy = cyclonev1alpha1.ConcurrencyForbid })
 	ct.reconcile(g)

@@ -9,6 +9,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	cyclonev1alpha1 "github.com/gyreops/gyre/api/cyclone/v1alpha1"
+	"github.com/gyreops/gyre/internal/convention"
 )
 
 func TestNewRun_labels(t *testing.T) {
@@ -23,39 +24,39 @@ func TestNewRun_labels(t *testing.T) {
 			name: "A run carries Cyclone's project and workflow labels and gyre's tenancy labels",
 			labels: map[string]string{
 				"project.cyclone.dev/name":  "shop",
-				"cyclone.dev/tenant":        "payments",
-				"gyre.dev/cluster":          "eu",
+				"gyre.dev/tenant":           "payments",
+				"gyre.dev/target":           "eu",
 				"cyclone.dev/project":       "shop",
 				"workflow.cyclone.dev/name": "stale",
 				"app":                       "api",
 			},
 			workflow: &corev1.ObjectReference{Name: "build"},
 			want: map[string]string{
-				LabelTrigger:                "nightly",
-				LabelTriggerType:            "Cron",
+				convention.LabelTrigger:     "nightly",
+				convention.LabelTriggerType: "Cron",
 				"project.cyclone.dev/name":  "shop",
 				"workflow.cyclone.dev/name": "build",
-				"cyclone.dev/tenant":        "payments",
-				"gyre.dev/cluster":          "eu",
+				"gyre.dev/tenant":           "payments",
+				"gyre.dev/target":           "eu",
 			},
 		},
 		{
 			name:     "A trigger without a project label starts runs without one",
 			workflow: &corev1.ObjectReference{Name: "build"},
 			want: map[string]string{
-				LabelTrigger:                "nightly",
-				LabelTriggerType:            "Cron",
+				convention.LabelTrigger:     "nightly",
+				convention.LabelTriggerType: "Cron",
 				"workflow.cyclone.dev/name": "build",
 			},
 		},
 		{
 			name: "A trigger without a workflowRef starts runs without a workflow label",
-			want: map[string]string{LabelTrigger: "nightly", LabelTriggerType: "Cron"},
+			want: map[string]string{convention.LabelTrigger: "nightly", convention.LabelTriggerType: "Cron"},
 		},
 		{
 			name:     "A Workflow name too long for a label value leaves the workflow label off",
 			workflow: &corev1.ObjectReference{Name: long},
-			want:     map[string]string{LabelTrigger: "nightly", LabelTriggerType: "Cron"},
+			want:     map[string]string{convention.LabelTrigger: "nightly", convention.LabelTriggerType: "Cron"},
 		},
 	}
 	for _, tt := range tests {

@@ -1,16 +1,12 @@
 package trigger
 
 import (
-	"fmt"
 	"strconv"
-	"strings"
 	"time"
-	// Time zones must resolve in a distroless image with no zoneinfo.
-	_ "time/tzdata"
 
 	"github.com/robfig/cron/v3"
 
-	cyclonev1alpha1 "github.com/gyreops/gyre/api/cyclone/v1alpha1"
+	"github.com/gyreops/gyre/internal/convention"
 )
 
 // Defaults of the cron catch-up knobs.
@@ -23,26 +19,6 @@ const (
 	// as on time rather than missed, for the None policy.
 	OnTimeWindow = time.Minute
 )
-
-// parseSchedule reads a trigger's schedule in its time zone. A CRON_TZ= or
-// TZ= prefix in the schedule wins over spec.cron.timezone.
-func parseSchedule(c cyclonev1alpha1.CronTrigger) (cron.Schedule, error) {
-	spec := strings.TrimSpace(c.Schedule)
-	if spec == "" {
-		return nil, fmt.Errorf("cron trigger has no schedule")
-	}
-	if c.Timezone != "" && !strings.HasPrefix(spec, "CRON_TZ=") && !strings.HasPrefix(spec, "TZ=") {
-		if _, err := time.LoadLocation(c.Timezone); err != nil {
-			return nil, fmt.Errorf("time zone %q: %w", c.Timezone, err)
-		}
-		spec = "CRON_TZ=" + c.Timezone + " " + spec
-	}
-	s, err := cron.ParseStandard(spec)
-	if err != nil {
-		return nil, fmt.Errorf("schedule %q: %w", c.Schedule, err)
-	}
-	return s, nil
-}
 
 // latestTimes returns the latest scheduled times of s in (after, now], at
 // most limit of them, oldest first, and whether older times in that range
@@ -92,5 +68,5 @@ func runSuffix(t time.Time) string {
 
 // cronRunName is the name of the run trigger starts for scheduled time t.
 func cronRunName(trigger string, t time.Time) string {
-	return shortName(trigger, runSuffix(t))
+	return convention.RunName(trigger, runSuffix(t))
 }

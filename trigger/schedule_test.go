@@ -9,6 +9,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	cyclonev1alpha1 "github.com/gyreops/gyre/api/cyclone/v1alpha1"
+	"github.com/gyreops/gyre/internal/convention"
 )
 
 func mustTime(s string) time.Time {
@@ -17,68 +18,6 @@ func mustTime(s string) time.Time {
 		panic(err)
 	}
 	return t
-}
-
-func TestParseSchedule(t *testing.T) {
-	tests := []struct {
-		name     string
-		cron     cyclonev1alpha1.CronTrigger
-		after    string
-		wantNext string
-		wantErr  string
-	}{
-		{
-			name:     "A five-field schedule is read in UTC",
-			cron:     cyclonev1alpha1.CronTrigger{Schedule: "0 9 * * *"},
-			after:    "2026-11-23T08:00:00Z",
-			wantNext: "2026-11-23T09:00:00Z",
-		},
-		{
-			name:     "The timezone field moves the schedule to that zone",
-			cron:     cyclonev1alpha1.CronTrigger{Schedule: "0 9 * * *", Timezone: "Asia/Tokyo"},
-			after:    "2026-11-23T01:00:00Z",
-			wantNext: "2026-11-24T00:00:00Z",
-		},
-		{
-			name:     "A CRON_TZ prefix wins over the timezone field",
-			cron:     cyclonev1alpha1.CronTrigger{Schedule: "CRON_TZ=America/New_York 0 9 * * *", Timezone: "Asia/Tokyo"},
-			after:    "2026-11-23T08:00:00Z",
-			wantNext: "2026-11-23T14:00:00Z",
-		},
-		{
-			name:     "A descriptor is accepted",
-			cron:     cyclonev1alpha1.CronTrigger{Schedule: "@hourly"},
-			after:    "2026-11-23T08:10:00Z",
-			wantNext: "2026-11-23T09:00:00Z",
-		},
-		{
-			name:    "An unknown time zone is refused with its name",
-			cron:    cyclonev1alpha1.CronTrigger{Schedule: "0 9 * * *", Timezone: "Mars/Olympus"},
-			wantErr: `time zone "Mars/Olympus"`,
-		},
-		{
-			name:    "A schedule with six fields is refused",
-			cron:    cyclonev1alpha1.CronTrigger{Schedule: "0 0 9 * * *"},
-			wantErr: `schedule "0 0 9 * * *"`,
-		},
-		{
-			name:    "An empty schedule is refused",
-			cron:    cyclonev1alpha1.CronTrigger{},
-			wantErr: "no schedule",
-		},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			g := NewWithT(t)
-			s, err := parseSchedule(tt.cron)
-			if tt.wantErr != "" {
-				g.Expect(err).To(MatchError(ContainSubstring(tt.wantErr)))
-				return
-			}
-			g.Expect(err).NotTo(HaveOccurred())
-			g.Expect(s.Next(mustTime(tt.after)).UTC()).To(Equal(mustTime(tt.wantNext)))
-		})
-	}
 }
 
 func TestPlanCron(t *testing.T) {
@@ -186,7 +125,7 @@ func TestPlanCron(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			g := NewWithT(t)
-			s, err := parseSchedule(tt.cron)
+			s, err := convention.ParseSchedule(tt.cron)
 			g.Expect(err).NotTo(HaveOccurred())
 			upSince := tt.upSince
 			if upSince.IsZero() {
@@ -222,7 +161,7 @@ func TestCronRunName(t *testing.T) {
 		g := NewWithT(t)
 		long := strings.Repeat("a", 70)
 		a, b := cronRunName(long+"-x", at), cronRunName(long+"-y", at)
-		g.Expect(len(a)).To(BeNumerically("<=", maxNameLength))
+		g.Expect(len(a)).To(BeNumerically("<=", convention.MaxNameLength))
 		g.Expect(a).To(HaveSuffix("-29923740"))
 		g.Expect(a).NotTo(Equal(b))
 		g.Expect(cronRunName(long+"-x", at)).To(Equal(a))

@@ -21,6 +21,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	cyclonev1alpha1 "github.com/gyreops/gyre/api/cyclone/v1alpha1"
+	"github.com/gyreops/gyre/internal/convention"
 	"github.com/gyreops/gyre/internal/hooksig"
 )
 
@@ -252,7 +253,7 @@ func (s *WebhookServer) fireAll(ctx context.Context, log logr.Logger, trigs []*c
 // brought it: its provider, kind, repository, ref, commit (a pull
 // request's head) and comment. It is a label value.
 func replayKey(trigger string, e scmEvent) string {
-	return hash(strings.Join([]string{e.provider, trigger, e.kind, e.repo, e.ref, e.sha, e.commentID, e.comment}, "\x00"), 32)
+	return convention.Hash(strings.Join([]string{e.provider, trigger, e.kind, e.repo, e.ref, e.sha, e.commentID, e.comment}, "\x00"), 32)
 }
 
 // scmRunName is the run the event of key starts for trigger at now: the
@@ -261,10 +262,10 @@ func replayKey(trigger string, e scmEvent) string {
 // commit happens once: its name does not depend on the time.
 func scmRunName(trigger, key string, e scmEvent, now time.Time, window time.Duration) string {
 	if e.provider == providerSVN {
-		return shortName(trigger, hash(key, 10))
+		return convention.RunName(trigger, convention.Hash(key, 10))
 	}
 	span := strconv.FormatInt(now.UTC().Truncate(window).Unix(), 10)
-	return shortName(trigger, hash(key+"/"+span, 10))
+	return convention.RunName(trigger, convention.Hash(key+"/"+span, 10))
 }
 
 // recentRun returns the name of a run of the event of key received within
@@ -273,11 +274,11 @@ func scmRunName(trigger, key string, e scmEvent, now time.Time, window time.Dura
 // whenever it was received.
 func (s *WebhookServer) recentRun(ctx context.Context, ns, key string, e scmEvent, now time.Time) (string, error) {
 	list := &cyclonev1alpha1.WorkflowRunList{}
-	if err := s.opts.APIReader.List(ctx, list, client.InNamespace(ns), client.MatchingLabels{LabelSCMEvent: key}); err != nil {
+	if err := s.opts.APIReader.List(ctx, list, client.InNamespace(ns), client.MatchingLabels{convention.LabelSCMEvent: key}); err != nil {
 		return "", fmt.Errorf("list runs of event %s: %w", key, err)
 	}
 	for _, r := range list.Items {
-		received, err := time.Parse(time.RFC3339, r.Annotations[AnnotationSCMReceived])
+		received, err := time.Parse(time.RFC3339, r.Annotations[convention.AnnotationSCMReceived])
 		if err != nil {
 			continue // not the server's run: the label alone proves nothing
 		}
@@ -303,11 +304,11 @@ func (s *WebhookServer) fire(ctx context.Context, log logr.Logger, trig *cyclone
 		return firedRun{Trigger: trig.Name, Run: existing}, nil
 	}
 	run := newRun(trig, scmRunName(trig.Name, key, e, now, s.opts.ReplayWindow), map[string]string{
-		AnnotationSCMDelivery: e.provider + "/" + e.delivery,
-		AnnotationSCMEvent:    e.kind,
-		AnnotationSCMReceived: now.UTC().Format(time.RFC3339),
+		convention.AnnotationSCMDelivery: e.provider + "/" + e.delivery,
+		convention.AnnotationSCMEvent:    e.kind,
+		convention.AnnotationSCMReceived: now.UTC().Format(time.RFC3339),
 	}, e.variables())
-	run.Labels[LabelSCMEvent] = key
+	run.Labels[convention.LabelSCMEvent] = key
 	for i := range run.Spec.ResourceParams {
 		rp := &run.Spec.ResourceParams[i]
 		rp.Parameters = setParameter(rp.Parameters, VarSCMRevision, e.revision())

@@ -19,6 +19,8 @@ import (
 	"time"
 
 	. "github.com/onsi/gomega"
+
+	"github.com/gyreops/gyre/internal/testcluster"
 )
 
 // selfSigned writes a certificate and key for 127.0.0.1 into dir.
@@ -51,6 +53,7 @@ func selfSigned(t *testing.T, dir string) (certFile, keyFile string, pool *x509.
 }
 
 func TestWebhookServer_serve(t *testing.T) {
+	testcluster.Require(t)
 	tests := []struct {
 		name string
 		tls  bool

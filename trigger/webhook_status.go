@@ -8,6 +8,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	cyclonev1alpha1 "github.com/gyreops/gyre/api/cyclone/v1alpha1"
+	"github.com/gyreops/gyre/internal/status"
 )
 
 // tally counts the runs webhook deliveries start in their triggers'
@@ -78,7 +79,8 @@ func (t *tally) record(ctx context.Context, key client.ObjectKey, run cyclonev1a
 		cur.Status.Count += n
 		cur.Status.LastFired = &last
 		cur.Status.LastError = ""
-		return t.client.Status().Patch(ctx, cur, client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{}))
+		_, err := status.Patch(ctx, t.client, base, cur)
+		return err
 	})
 	if err != nil {
 		// Keep the count for the next write rather than lose it.

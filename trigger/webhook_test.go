@@ -20,6 +20,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	cyclonev1alpha1 "github.com/gyreops/gyre/api/cyclone/v1alpha1"
+	"github.com/gyreops/gyre/internal/convention"
+	"github.com/gyreops/gyre/internal/testcluster"
 )
 
 const (
@@ -149,7 +151,7 @@ func (d delivery) request(ns string) *http.Request {
 func runsByTrigger(g Gomega, ns string) map[string][]cyclonev1alpha1.WorkflowRun {
 	out := map[string][]cyclonev1alpha1.WorkflowRun{}
 	for _, r := range listRuns(g, ns) {
-		out[r.Annotations[AnnotationTrigger]] = append(out[r.Annotations[AnnotationTrigger]], r)
+		out[r.Annotations[convention.AnnotationTrigger]] = append(out[r.Annotations[convention.AnnotationTrigger]], r)
 	}
 	return out
 }
@@ -164,6 +166,7 @@ func triggerNames(m map[string][]cyclonev1alpha1.WorkflowRun) []string {
 }
 
 func TestWebhookServer_deliveries(t *testing.T) {
+	testcluster.Require(t)
 	const uuid = "8f1c6a2e-3b4d-11ef-9a7e-0242ac120002"
 	tests := []struct {
 		name         string
@@ -406,10 +409,10 @@ func TestWebhookServer_deliveries(t *testing.T) {
 			for _, name := range tt.wantTriggers {
 				g.Expect(runs[name]).To(HaveLen(1))
 				run := runs[name][0]
-				g.Expect(run.Labels).To(HaveKeyWithValue(LabelTriggerType, "SCM"))
+				g.Expect(run.Labels).To(HaveKeyWithValue(convention.LabelTriggerType, "SCM"))
 				g.Expect(run.Labels).To(HaveKeyWithValue("project.cyclone.dev/name", "demo"))
 				g.Expect(run.Labels).To(HaveKeyWithValue("workflow.cyclone.dev/name", "build"))
-				g.Expect(run.Annotations).To(HaveKeyWithValue(AnnotationSCMEvent, tt.wantEvent))
+				g.Expect(run.Annotations).To(HaveKeyWithValue(convention.AnnotationSCMEvent, tt.wantEvent))
 				g.Expect(run.Spec.GlobalVariables).To(ConsistOf(
 					cyclonev1alpha1.GlobalVariable{Name: VarSCMEvent, Value: tt.wantEvent},
 					cyclonev1alpha1.GlobalVariable{Name: VarSCMRef, Value: tt.wantRef},
@@ -431,6 +434,7 @@ func TestWebhookServer_deliveries(t *testing.T) {
 }
 
 func TestWebhookServer_replayedDeliveryStartsNoSecondRun(t *testing.T) {
+	testcluster.Require(t)
 	tests := []struct {
 		name string
 		d    func(t *testing.T, id string) delivery
@@ -471,6 +475,7 @@ func TestWebhookServer_replayedDeliveryStartsNoSecondRun(t *testing.T) {
 // event, and finds the run of the first within the replay window; another
 // commit or another comment is a new event.
 func TestWebhookServer_replayedEventStartsNoSecondRun(t *testing.T) {
+	testcluster.Require(t)
 	githubSHA, gitlabSHA := "0d1a26e67d8f5eaf1f6ba5c57fc3c7d91ac0fd1c", "da1560886d4f094c3e6c9ef40349f7d38b5d27d7"
 	otherSHA := "1111111111111111111111111111111111111111"
 	tests := []struct {
@@ -533,6 +538,7 @@ func TestWebhookServer_replayedEventStartsNoSecondRun(t *testing.T) {
 }
 
 func TestWebhookServer_svnCommitPostedTwiceStartsOneRun(t *testing.T) {
+	testcluster.Require(t)
 	g := NewWithT(t)
 	ns, srv := newWebhookTest(t)
 	post := func(body []byte) webhookResponse {
@@ -560,13 +566,14 @@ func TestWebhookServer_svnCommitPostedTwiceStartsOneRun(t *testing.T) {
 	g.Expect(getTrigger(g, ns, "svn").Status.Count).To(Equal(2))
 	for _, r := range runs {
 		if r.Name == next.Runs[0].Run {
-			g.Expect(r.Annotations).To(HaveKeyWithValue(AnnotationSCMDelivery, "svn/"+svnUUID+"/r13"))
+			g.Expect(r.Annotations).To(HaveKeyWithValue(convention.AnnotationSCMDelivery, "svn/"+svnUUID+"/r13"))
 			g.Expect(*r.Spec.ResourceParams[0].Parameters[0].Value).To(Equal("13"))
 		}
 	}
 }
 
 func TestWebhookServer_refusals(t *testing.T) {
+	testcluster.Require(t)
 	tests := []struct {
 		name     string
 		req      func(t *testing.T, ns string) *http.Request
@@ -617,6 +624,7 @@ func TestWebhookServer_refusals(t *testing.T) {
 }
 
 func TestWebhookServer_neverLogsSecrets(t *testing.T) {
+	testcluster.Require(t)
 	g := NewWithT(t)
 	ns, _ := newWebhookTest(t)
 	var logs strings.Builder
@@ -638,6 +646,7 @@ func TestWebhookServer_neverLogsSecrets(t *testing.T) {
 }
 
 func TestWebhookServer_rotatedSecretTakesEffectWithinTheTTL(t *testing.T) {
+	testcluster.Require(t)
 	g := NewWithT(t)
 	ns, _ := newWebhookTest(t)
 	clk := clocktesting.NewFakeClock(time.Date(2026, 11, 23, 9, 30, 0, 0, time.UTC))

@@ -14,14 +14,15 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	"github.com/gyreops/gyre/exec"
+	"github.com/gyreops/gyre/internal/manager"
+	"github.com/gyreops/gyre/internal/mgrconfig"
 	"github.com/gyreops/gyre/internal/netguard"
-	"github.com/gyreops/gyre/reconciler"
 	"github.com/gyreops/gyre/trigger"
 )
 
 func newControllerCmd() *cobra.Command {
 	var (
-		o           reconciler.Options
+		o           manager.Options
 		kubeconfig  string
 		development bool
 		qps         float32
@@ -54,15 +55,15 @@ applied and pruned, WorkflowRuns executed, WorkflowTriggers fired.`,
 				return err
 			}
 			cfg.QPS, cfg.Burst = qps, burst
-			scheme, err := reconciler.NewScheme()
+			scheme, err := mgrconfig.NewScheme()
 			if err != nil {
 				return err
 			}
-			mgr, err := ctrl.NewManager(cfg, reconciler.ManagerOptions(scheme, o))
+			mgr, err := ctrl.NewManager(cfg, o.Manager(scheme))
 			if err != nil {
 				return fmt.Errorf("create manager: %w", err)
 			}
-			if err := reconciler.Setup(mgr, o); err != nil {
+			if err := manager.Setup(mgr, o); err != nil {
 				return err
 			}
 			return mgr.Start(cmd.Context())
@@ -124,7 +125,7 @@ func imageFlags(f *pflag.FlagSet, c *exec.Config) {
 // notificationSecrets completes o's notification settings with the
 // secrets read from their files, and checks that the SMTP flags go
 // together.
-func notificationSecrets(o *reconciler.Options, smtpPasswordFile, slackTokenFile string) error {
+func notificationSecrets(o *manager.Options, smtpPasswordFile, slackTokenFile string) error {
 	if o.Exec.SMTP.Addr != "" && o.Exec.SMTP.From == "" {
 		return errors.New("--smtp-addr needs --smtp-from")
 	}

@@ -9,8 +9,8 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
-	"github.com/gyreops/gyre/exec"
 	"github.com/gyreops/gyre/internal/agent"
+	"github.com/gyreops/gyre/internal/convention"
 )
 
 func newCoordinatorCmd() *cobra.Command {
@@ -35,10 +35,10 @@ that the kubelet writes into --podinfo.`,
 			return c.Run(ctx)
 		},
 	}
-	cmd.Flags().StringVar(&shared, "shared", exec.CoordinatorVolumePath, "volume shared with the other containers: results/ and notify/")
-	cmd.Flags().StringVar(&data, "data", exec.CoordinatorDataPath, "the run's data directory")
-	cmd.Flags().StringVar(&podInfo, "podinfo", exec.CoordinatorPodInfoPath, "downward API directory of the stage Pod's annotations")
-	cmd.Flags().StringVar(&termination, "termination-log", exec.TerminationLog, "file of the coordinator's termination message, which carries the outputs")
+	cmd.Flags().StringVar(&shared, "shared", convention.CoordinatorVolumePath, "volume shared with the other containers: results/ and notify/")
+	cmd.Flags().StringVar(&data, "data", convention.CoordinatorDataPath, "the run's data directory")
+	cmd.Flags().StringVar(&podInfo, "podinfo", convention.CoordinatorPodInfoPath, "downward API directory of the stage Pod's annotations")
+	cmd.Flags().StringVar(&termination, "termination-log", convention.TerminationLog, "file of the coordinator's termination message, which carries the outputs")
 	return cmd
 }
 
@@ -64,8 +64,8 @@ SCM_AUTH, URL, METHOD, ...); PULL_POLICY applies to persistent resources.`,
 			return fmt.Errorf("resolve: unknown operation %q: use pull or push", args[1])
 		},
 	}
-	cmd.Flags().StringVar(&workdir, "workdir", exec.HelperWorkspace, "working directory; the data is in its data/")
-	cmd.Flags().StringVar(&results, "results", exec.ResultsDir, "directory of the result file a pull writes")
+	cmd.Flags().StringVar(&workdir, "workdir", convention.HelperWorkspace, "working directory; the data is in its data/")
+	cmd.Flags().StringVar(&results, "results", convention.ResultsDir, "directory of the result file a pull writes")
 	return cmd
 }
 
@@ -95,7 +95,7 @@ exit code, or 1 when an artifact is missing.`,
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&staging, "staging", exec.StagingMountPath, "the attempt's staging directory")
+	cmd.Flags().StringVar(&staging, "staging", convention.StagingMountPath, "the attempt's staging directory")
 	cmd.Flags().StringArrayVar(&artifacts, "artifact", nil, "output artifact NAME=PATH; repeatable")
 	return cmd
 }

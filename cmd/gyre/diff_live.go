@@ -5,22 +5,15 @@ import (
 	"fmt"
 	"io"
 
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"github.com/fluxcd/pkg/ssa"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
-	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/client-go/discovery"
-	"k8s.io/client-go/discovery/cached/memory"
-	"k8s.io/client-go/dynamic"
-	"k8s.io/client-go/restmapper"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/gyreops/gyre/internal/apply"
+	"github.com/gyreops/gyre/internal/convention"
 	"github.com/gyreops/gyre/render"
-	"github.com/gyreops/gyre/tenants"
 )
-
-// liveFieldManager is the field manager of gyre diff --live's dry runs.
-const liveFieldManager = "gyre"
 
 // diffLive renders the repository (at --head, or its working tree) and
 // compares every target with what is live in the cluster: each object
@@ -47,15 +40,13 @@ func diffLive(ctx context.Context, dir string, o diffOptions, progress io.Writer
 	if err != nil {
 		return nil, err
 	}
-	dc, err := discovery.NewDiscoveryClientForConfig(cfg)
+	c, err := client.New(cfg, client.Options{})
 	if err != nil {
 		return nil, err
 	}
-	client, err := dynamic.NewForConfig(cfg)
-	if err != nil {
-		return nil, err
-	}
-	l := &liveReader{client: client, mapper: restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(dc))}
+	// The controller's applier, owner and stamp: a dry run of what the
+	// controller applied changes nothing.
+	a := &apply.Applier{Client: c, Owner: ssa.Owner{Field: convention.FieldManager, Group: convention.FieldManagerGroup}}
 
 	// The live side of each target: its objects as a dry-run apply would
 	// leave them, then the live objects the render lacks.
@@ -70,7 +61,7 @@ func diffLive(ctx context.Context, dir string, o diffOptions, progress io.Writer
 		applied := &render.Result{Target: res.Target}
 		seen := map[string]bool{}
 		for _, obj := range res.Objects {
-			cur, dry, err := l.dryRunApply(ctx, obj)
+			cur, dry, err := a.DryRun(ctx, obj)
 			if err != nil {
 				return nil, fmt.Errorf("%s: %s: %w", res.Target, objectKey(obj), err)
 			}
@@ -80,7 +71,7 @@ func diffLive(ctx context.Context, dir string, o diffOptions, progress io.Writer
 			}
 			applied.Objects = append(applied.Objects, normalize(dry))
 		}
-		orphans, err := l.targetObjects(ctx, res.Target)
+		orphans, err := targetObjects(ctx, c, res.Target)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", res.Target, err)
 		}
@@ -97,67 +88,25 @@ func diffLive(ctx context.Context, dir string, o diffOptions, progress io.Writer
 	return d, nil
 }
 
-// liveReader reads and dry-run applies objects in a cluster.
-type liveReader struct {
-	client dynamic.Interface
-	mapper *restmapper.DeferredDiscoveryRESTMapper
-}
-
-func (l *liveReader) resource(gvk schema.GroupVersionKind, ns string) (dynamic.ResourceInterface, error) {
-	m, err := l.mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
-	if err != nil {
-		return nil, err
-	}
-	return l.client.Resource(m.Resource).Namespace(ns), nil
-}
-
-// dryRunApply returns the live object (nil when there is none) and the
-// object as a server-side apply of obj would leave it.
-func (l *liveReader) dryRunApply(ctx context.Context, obj *unstructured.Unstructured) (cur, dry *unstructured.Unstructured, err error) {
-	ri, err := l.resource(obj.GroupVersionKind(), obj.GetNamespace())
-	if err != nil {
-		return nil, nil, err
-	}
-	cur, err = ri.Get(ctx, obj.GetName(), metav1.GetOptions{})
-	switch {
-	case apierrors.IsNotFound(err):
-		cur = nil
-	case err != nil:
-		return nil, nil, err
-	}
-	data, err := obj.MarshalJSON()
-	if err != nil {
-		return nil, nil, err
-	}
-	force := true
-	dry, err = ri.Patch(ctx, obj.GetName(), types.ApplyPatchType, data, metav1.PatchOptions{
-		DryRun: []string{metav1.DryRunAll}, FieldManager: liveFieldManager, Force: &force,
-	})
-	if apierrors.IsNotFound(err) && cur == nil {
-		// The namespace may not exist yet; then the object is simply new.
-		return nil, obj.DeepCopy(), nil
-	}
-	return cur, dry, err
-}
-
 // targetObjects lists the live objects a target applied before: those of
-// the allowed kinds labelled with its tenant and cluster.
-func (l *liveReader) targetObjects(ctx context.Context, t render.Target) ([]*unstructured.Unstructured, error) {
-	selector := fmt.Sprintf("%s=%s,%s=%s", render.TenantLabel, t.Tenant, render.ClusterLabel, t.Cluster)
+// the allowed kinds labelled with its tenant and target, as the
+// controller's pruning selects them.
+func targetObjects(ctx context.Context, c client.Client, t render.Target) ([]*unstructured.Unstructured, error) {
+	selector := client.MatchingLabels{convention.TenantLabel: t.Tenant, convention.TargetLabel: t.Cluster}
 	var out []*unstructured.Unstructured
 	for _, gk := range render.DefaultAllowedKinds {
-		m, err := l.mapper.RESTMapping(schema.GroupKind{Group: gk.Group, Kind: gk.Kind})
+		m, err := c.RESTMapper().RESTMapping(schema.GroupKind{Group: gk.Group, Kind: gk.Kind})
 		if err != nil {
 			continue // the kind is not served here, so nothing of it is live
 		}
-		list, err := l.client.Resource(m.Resource).Namespace(t.Namespace()).List(ctx, metav1.ListOptions{LabelSelector: selector})
-		if err != nil {
+		list := &unstructured.UnstructuredList{}
+		list.SetGroupVersionKind(m.GroupVersionKind.GroupVersion().WithKind(m.GroupVersionKind.Kind + "List"))
+		if err := c.List(ctx, list, client.InNamespace(t.Namespace()), selector); err != nil {
 			return nil, err
 		}
 		for i := range list.Items {
 			item := list.Items[i]
-			item.SetAPIVersion(m.GroupVersionKind.GroupVersion().String())
-			item.SetKind(m.GroupVersionKind.Kind)
+			item.SetGroupVersionKind(m.GroupVersionKind)
 			out = append(out, &item)
 		}
 	}
@@ -173,8 +122,8 @@ func normalize(obj *unstructured.Unstructured) *unstructured.Unstructured {
 	}
 	unstructured.RemoveNestedField(o.Object, "status")
 	if a := o.GetAnnotations(); a != nil {
-		delete(a, render.RevisionAnnotation)
-		delete(a, tenants.DigestAnnotation)
+		delete(a, convention.RevisionAnnotation)
+		delete(a, convention.DigestAnnotation)
 		if len(a) == 0 {
 			a = nil
 		}

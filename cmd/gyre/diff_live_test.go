@@ -18,6 +18,9 @@ import (
 )
 
 func TestDiff_live(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs a control plane; -short starts none")
+	}
 	g := NewWithT(t)
 	ctx := context.Background()
 	cluster, err := testcluster.Start(ctx, testcluster.Options{})

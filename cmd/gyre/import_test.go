@@ -23,9 +23,11 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/config"
 
 	gyrev1alpha1 "github.com/gyreops/gyre/api/gyre/v1alpha1"
+	"github.com/gyreops/gyre/internal/convention"
 	"github.com/gyreops/gyre/internal/gitserver"
+	"github.com/gyreops/gyre/internal/manager"
+	"github.com/gyreops/gyre/internal/mgrconfig"
 	"github.com/gyreops/gyre/internal/testcluster"
-	"github.com/gyreops/gyre/reconciler"
 )
 
 // TestImport_endToEnd moves a Cyclone tenant to gyre the way the README's
@@ -35,6 +37,9 @@ import (
 // Tenant is Ready. The Tenant must come up Ready with the same objects,
 // and the same specs, as Cyclone had.
 func TestImport_endToEnd(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs a control plane; -short starts none")
+	}
 	ctrl.SetLogger(logr.Discard())
 	for _, tc := range []struct {
 		name    string
@@ -105,7 +110,7 @@ func TestImport_endToEnd(t *testing.T) {
 
 			start = time.Now()
 			kubectl(t, gyre.Kubeconfig, "apply", "-k", filepath.Join(out, "gyre"))
-			scheme, err := reconciler.NewScheme()
+			scheme, err := mgrconfig.NewScheme()
 			g.Expect(err).NotTo(HaveOccurred())
 			dst, err := client.New(gyre.Config, client.Options{Scheme: scheme})
 			g.Expect(err).NotTo(HaveOccurred())
@@ -132,7 +137,7 @@ func TestImport_endToEnd(t *testing.T) {
 					unstructured.RemoveNestedField(want, "executionContext", "cluster")
 				}
 				g.Expect(got.Object["spec"]).To(Equal(want), "%s has the spec it had in Cyclone", id)
-				g.Expect(got.GetLabels()).To(HaveKeyWithValue("cyclone.dev/tenant", "shop"), "%s is gyre's", id)
+				g.Expect(got.GetLabels()).To(HaveKeyWithValue(convention.TenantLabel, "shop"), "%s is gyre's", id)
 			}
 			if tc.inPlace {
 				// The run history is still there, owned by nothing.
@@ -173,14 +178,14 @@ func TestImport_endToEnd(t *testing.T) {
 func startControllers(t *testing.T, ctx context.Context, cluster *testcluster.Cluster) {
 	t.Helper()
 	g := NewWithT(t)
-	scheme, err := reconciler.NewScheme()
+	scheme, err := mgrconfig.NewScheme()
 	g.Expect(err).NotTo(HaveOccurred())
-	o := reconciler.Options{MetricsAddr: "0", ProbeAddr: "0", ArtifactDir: t.TempDir(), LogDir: t.TempDir()}
-	opts := reconciler.ManagerOptions(scheme, o)
+	o := manager.Options{Options: mgrconfig.Options{MetricsAddr: "0", ProbeAddr: "0"}, ArtifactDir: t.TempDir(), LogDir: t.TempDir()}
+	opts := o.Manager(scheme)
 	opts.Controller = config.Controller{SkipNameValidation: ptr.To(true)}
 	mgr, err := ctrl.NewManager(cluster.Config, opts)
 	g.Expect(err).NotTo(HaveOccurred())
-	g.Expect(reconciler.Setup(mgr, o)).To(Succeed())
+	g.Expect(manager.Setup(mgr, o)).To(Succeed())
 	mgrCtx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() { done <- mgr.Start(mgrCtx) }()

@@ -19,8 +19,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	cyclonev1alpha1 "github.com/gyreops/gyre/api/cyclone/v1alpha1"
+	"github.com/gyreops/gyre/internal/mgrconfig"
 	"github.com/gyreops/gyre/internal/runlogs"
-	"github.com/gyreops/gyre/reconciler"
 )
 
 // logsOptions are gyre logs' flags.
@@ -94,7 +94,7 @@ func printLogs(ctx context.Context, w io.Writer, o logsOptions, name, stage stri
 // writeLogs writes the logs of run name in ns, or of its stage, reading
 // with cfg's credentials.
 func writeLogs(ctx context.Context, w io.Writer, cfg *rest.Config, ns string, o logsOptions, name, stage string) error {
-	scheme, err := reconciler.NewScheme()
+	scheme, err := mgrconfig.NewScheme()
 	if err != nil {
 		return err
 	}

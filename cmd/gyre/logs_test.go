@@ -25,8 +25,9 @@ import (
 
 	cyclonev1alpha1 "github.com/gyreops/gyre/api/cyclone/v1alpha1"
 	"github.com/gyreops/gyre/internal/e2etest"
+	"github.com/gyreops/gyre/internal/manager"
+	"github.com/gyreops/gyre/internal/mgrconfig"
 	"github.com/gyreops/gyre/internal/testcluster"
-	"github.com/gyreops/gyre/reconciler"
 )
 
 // logsPipelines: a stage that says one line, and one that says a line,
@@ -84,7 +85,7 @@ func TestRealNode_logs(t *testing.T) {
 	cluster, err := testcluster.Start(ctx, testcluster.Options{Scheduler: true, RealNode: true})
 	g.Expect(err).NotTo(HaveOccurred())
 	t.Cleanup(func() { _ = cluster.Stop() })
-	scheme, err := reconciler.NewScheme()
+	scheme, err := mgrconfig.NewScheme()
 	g.Expect(err).NotTo(HaveOccurred())
 	k8s, err := client.New(cluster.Config, client.Options{Scheme: scheme})
 	g.Expect(err).NotTo(HaveOccurred())
@@ -93,7 +94,7 @@ func TestRealNode_logs(t *testing.T) {
 
 	logDir := t.TempDir()
 	port := exposeWebhook(t, cluster, k8s)
-	e2etest.StartGyre(t, cluster, reconciler.Options{LogDir: logDir, WebhookAddr: net.JoinHostPort(cluster.NodeIP, strconv.Itoa(port))})
+	e2etest.StartGyre(t, cluster, manager.Options{LogDir: logDir, WebhookAddr: net.JoinHostPort(cluster.NodeIP, strconv.Itoa(port))})
 	tenant := "logs"
 	e2etest.NewTenant(t, cluster, k8s, tenant, logsPipelines)
 	ns, worker := "cyclone-"+tenant, "cyclone-"+tenant+"-worker"

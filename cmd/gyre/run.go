@@ -10,7 +10,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	cyclonev1alpha1 "github.com/gyreops/gyre/api/cyclone/v1alpha1"
-	"github.com/gyreops/gyre/reconciler"
+	"github.com/gyreops/gyre/internal/mgrconfig"
 )
 
 // newRunCmd starts a WorkflowRun by hand, as Cyclone's "Run" button did.
@@ -37,7 +37,7 @@ spec.globalVariables does: its value wins over the Workflow's.`,
 				return err
 			}
 			run.Namespace = ns
-			scheme, err := reconciler.NewScheme()
+			scheme, err := mgrconfig.NewScheme()
 			if err != nil {
 				return err
 			}

@@ -43,12 +43,11 @@ import (
 
 	cyclonev1alpha1 "github.com/gyreops/gyre/api/cyclone/v1alpha1"
 	gyrev1alpha1 "github.com/gyreops/gyre/api/gyre/v1alpha1"
-	gyreexec "github.com/gyreops/gyre/exec"
-	"github.com/gyreops/gyre/internal/gitserver"
+	"github.com/gyreops/gyre/internal/convention"
 	"github.com/gyreops/gyre/internal/e2etest"
+	"github.com/gyreops/gyre/internal/gitserver"
+	"github.com/gyreops/gyre/internal/mgrconfig"
 	"github.com/gyreops/gyre/internal/testcluster"
-	"github.com/gyreops/gyre/reconciler"
-	"github.com/gyreops/gyre/tenants"
 )
 
 // What config/default installs.
@@ -120,7 +119,7 @@ func setup(t *testing.T) *env {
 
 func newEnv(t *testing.T) *env {
 	g := NewWithT(t)
-	scheme, err := reconciler.NewScheme()
+	scheme, err := mgrconfig.NewScheme()
 	g.Expect(err).NotTo(HaveOccurred())
 	e := &env{}
 	e.admin, err = client.New(cluster.Config, client.Options{Scheme: scheme})
@@ -356,7 +355,7 @@ func (e *env) provisionTenant(t *testing.T) {
 	})
 	long(func(g Gomega) {
 		pvc := &corev1.PersistentVolumeClaim{}
-		g.Expect(e.admin.Get(ctx, client.ObjectKey{Namespace: tenants.WorkerNamespace(tenantName), Name: tenants.PVCName(tenantName)}, pvc)).To(Succeed())
+		g.Expect(e.admin.Get(ctx, client.ObjectKey{Namespace: convention.WorkerNamespace(tenantName), Name: convention.PVCName(tenantName)}, pvc)).To(Succeed())
 		g.Expect(pvc.Status.Phase).To(Equal(corev1.ClaimBound))
 	})
 }
@@ -465,10 +464,10 @@ func TestRealNodeInstall_runsAPipelineFromGit(t *testing.T) {
 	g := NewWithT(t)
 	ctx := context.Background()
 	controller := e.controllerPod(t)
-	worker := tenants.WorkerNamespace(tenantName)
+	worker := convention.WorkerNamespace(tenantName)
 	rec := recordPods(t, e.cs, worker)
 
-	run := e2etest.StartRun(g, e.admin, tenants.Namespace(tenantName), "ci-1", "ci")
+	run := e2etest.StartRun(g, e.admin, convention.Namespace(tenantName), "ci-1", "ci")
 	created := time.Now()
 	got := e.waitRun(t, run, rec)
 	t.Logf("measured: pipeline of 2 stages Succeeded and cleaned %s after the run was created (status: %s from start to completion)",
@@ -568,7 +567,7 @@ func TestRealNodeInstall_servicesReachTheController(t *testing.T) {
 		addr := e.serviceEndpoint(t, webhookService, "webhook", pod)
 		body := `{"ref":"refs/heads/main","after":"0123456789012345678901234567890123456789",` +
 			`"repository":{"full_name":"platform/app","clone_url":"https://git.example.com/platform/app.git"}}`
-		req, err := http.NewRequest(http.MethodPost, "http://"+addr+"/webhooks/"+tenants.Namespace(tenantName), strings.NewReader(body))
+		req, err := http.NewRequest(http.MethodPost, "http://"+addr+"/webhooks/"+convention.Namespace(tenantName), strings.NewReader(body))
 		g.Expect(err).NotTo(HaveOccurred())
 		req.Header.Set("Content-Type", "application/json")
 		req.Header.Set("X-GitHub-Event", "push")
@@ -668,10 +667,10 @@ func TestRealNodeInstall_controllerRestartMidRunAdoptsItsPods(t *testing.T) {
 	g := NewWithT(t)
 	ctx := context.Background()
 	old := e.controllerPod(t)
-	worker := tenants.WorkerNamespace(tenantName)
+	worker := convention.WorkerNamespace(tenantName)
 	rec := recordPods(t, e.cs, worker)
 
-	run := e2etest.StartRun(g, e.admin, tenants.Namespace(tenantName), "slow-1", "slow")
+	run := e2etest.StartRun(g, e.admin, convention.Namespace(tenantName), "slow-1", "slow")
 
 	// The nap stage's workload is running.
 	var nap podRecord
@@ -703,7 +702,7 @@ func TestRealNodeInstall_controllerRestartMidRunAdoptsItsPods(t *testing.T) {
 	napNow, err := e.cs.CoreV1().Pods(worker).Get(ctx, nap.Name, metav1.GetOptions{})
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(napNow.UID).To(Equal(nap.UID))
-	g.Expect(napNow.Annotations).NotTo(HaveKey(gyreexec.WorkloadExitAnnotation), "the nap stage ended before the new controller took over; the test proves nothing")
+	g.Expect(napNow.Annotations).NotTo(HaveKey(convention.WorkloadExitAnnotation), "the nap stage ended before the new controller took over; the test proves nothing")
 
 	got := e.waitRun(t, run, rec)
 	g.Expect(got.Status.Stages["nap"].Pod).NotTo(BeNil())
@@ -812,8 +811,8 @@ func (r *podRecorder) see(ctx context.Context, typ watch.EventType, pod *corev1.
 	defer r.mu.Unlock()
 	p := r.pods[pod.UID]
 	if p == nil {
-		p = &podRecord{Name: pod.Name, UID: pod.UID, Run: pod.Annotations[gyreexec.AnnotationRun],
-			Stage: pod.Annotations[gyreexec.AnnotationStage], Kind: pod.Labels[gyreexec.LabelPodKind], Created: now}
+		p = &podRecord{Name: pod.Name, UID: pod.UID, Run: pod.Annotations[convention.AnnotationRun],
+			Stage: pod.Annotations[convention.AnnotationStage], Kind: pod.Labels[convention.LabelPodKind], Created: now}
 		r.pods[pod.UID] = p
 		r.order = append(r.order, pod.UID)
 	}
@@ -825,7 +824,7 @@ func (r *podRecorder) see(ctx context.Context, typ watch.EventType, pod *corev1.
 	if (p.Phase == corev1.PodSucceeded || p.Phase == corev1.PodFailed) && p.Ended.IsZero() {
 		p.Ended = now
 	}
-	if _, ok := pod.Annotations[gyreexec.WorkloadExitAnnotation]; ok && p.ExitSeen.IsZero() {
+	if _, ok := pod.Annotations[convention.WorkloadExitAnnotation]; ok && p.ExitSeen.IsZero() {
 		p.ExitSeen = now
 	}
 	if p.Kind != "workload" || !p.WorkloadStarted.IsZero() {

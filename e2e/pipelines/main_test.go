@@ -13,8 +13,9 @@ import (
 
 	"github.com/gyreops/gyre/exec"
 	"github.com/gyreops/gyre/internal/e2etest"
+	"github.com/gyreops/gyre/internal/manager"
+	"github.com/gyreops/gyre/internal/mgrconfig"
 	"github.com/gyreops/gyre/internal/testcluster"
-	"github.com/gyreops/gyre/reconciler"
 )
 
 var (
@@ -40,7 +41,7 @@ func TestMain(m *testing.M) {
 	}
 	os.Exit(testcluster.RunSuite(m, testcluster.Options{Scheduler: true, RealNode: true}, func(c *testcluster.Cluster) error {
 		cluster = c
-		scheme, err := reconciler.NewScheme()
+		scheme, err := mgrconfig.NewScheme()
 		if err != nil {
 			return err
 		}
@@ -51,7 +52,7 @@ func TestMain(m *testing.M) {
 
 // startGyre runs gyre on the real node until the end of the test.
 func startGyre(t testing.TB) func() {
-	return e2etest.StartGyre(t, cluster, reconciler.Options{Exec: exec.Config{
+	return e2etest.StartGyre(t, cluster, manager.Options{Exec: exec.Config{
 		RetryBackoff: 500 * time.Millisecond,
 		GCDelay:      gcDelay,
 	}})

@@ -7,7 +7,7 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/gyreops/gyre/exec"
+	"github.com/gyreops/gyre/internal/convention"
 )
 
 // PublishArtifact moves an output artifact from the attempt's staging
@@ -17,8 +17,8 @@ import (
 // whole new one. An artifact published by an earlier attempt of the stage
 // is replaced.
 func PublishArtifact(data, pod, stage, artifact string) error {
-	src := filepath.Join(data, exec.StagingDir(pod), artifact)
-	dst := filepath.Join(data, exec.ArtifactDir(stage, artifact))
+	src := filepath.Join(data, convention.StagingDir(pod), artifact)
+	dst := filepath.Join(data, convention.ArtifactDir(stage, artifact))
 	if _, err := os.Stat(src); err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			// kubelet creates a subPath mount's directory, so this
@@ -30,7 +30,7 @@ func PublishArtifact(data, pod, stage, artifact string) error {
 	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
 		return fmt.Errorf("output artifact %s of stage %s: %w", artifact, stage, err)
 	}
-	old := filepath.Join(data, exec.StagingDir(pod), ".replaced-"+artifact)
+	old := filepath.Join(data, convention.StagingDir(pod), ".replaced-"+artifact)
 	if err := os.Rename(dst, old); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("output artifact %s of stage %s: set aside the earlier attempt's: %w", artifact, stage, err)
 	}

@@ -16,7 +16,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 
 	cyclonev1alpha1 "github.com/gyreops/gyre/api/cyclone/v1alpha1"
-	"github.com/gyreops/gyre/exec"
+	"github.com/gyreops/gyre/internal/convention"
 )
 
 // Coordinator is the sidecar of a stage Pod. It waits until the workload
@@ -26,7 +26,7 @@ import (
 //
 // It talks to no API server: a stage Pod has no API token. The engine
 // tells it that the workload has ended through an annotation of its Pod
-// (exec.WorkloadExitAnnotation), which the kubelet writes into PodInfo,
+// (convention.WorkloadExitAnnotation), which the kubelet writes into PodInfo,
 // and reads the outputs from the Pod's status when the Pod ends, as
 // Tekton reads step results. So stages on an execution cluster record
 // outputs the same way as those on the control cluster.
@@ -34,17 +34,17 @@ type Coordinator struct {
 	// Stage is the attempt the coordinator runs for.
 	Stage Stage
 	// Shared is the volume shared with the other containers
-	// (exec.CoordinatorVolumePath in a Pod): "results/<container>/" and
+	// (convention.CoordinatorVolumePath in a Pod): "results/<container>/" and
 	// "notify/".
 	Shared string
-	// Data is the run's data directory (exec.CoordinatorDataPath in a
+	// Data is the run's data directory (convention.CoordinatorDataPath in a
 	// Pod).
 	Data string
 	// PodInfo is the downward API directory of the stage Pod's
-	// annotations (exec.CoordinatorPodInfoPath in a Pod).
+	// annotations (convention.CoordinatorPodInfoPath in a Pod).
 	PodInfo string
 	// TerminationLog is the file of the coordinator's termination message
-	// (exec.TerminationLog in a Pod).
+	// (convention.TerminationLog in a Pod).
 	TerminationLog string
 	// Poll is how often the coordinator looks whether the workload has
 	// ended; zero means every 200 ms.
@@ -82,8 +82,8 @@ func (c *Coordinator) Run(ctx context.Context) error {
 	var werr *WorkloadFailedError
 	if err != nil && !errors.As(err, &werr) {
 		msg := err.Error()
-		if len(msg) > exec.MaxTerminationMessage {
-			msg = msg[:exec.MaxTerminationMessage]
+		if len(msg) > convention.MaxTerminationMessage {
+			msg = msg[:convention.MaxTerminationMessage]
 		}
 		if werr := os.WriteFile(c.TerminationLog, []byte(msg), 0o644); werr != nil {
 			return errors.Join(err, fmt.Errorf("write termination message: %w", werr))
@@ -101,20 +101,20 @@ func (c *Coordinator) run(ctx context.Context) error {
 	}
 	outputs, err := ReadResults(filepath.Join(c.Shared, "results"))
 	if err != nil {
-		_ = c.notify(exec.NotifyFailed, err.Error())
+		_ = c.notify(convention.NotifyFailed, err.Error())
 		return err
 	}
 	if len(outputs) > 0 {
 		log.Info("Recording outputs", "count", len(outputs))
 		if err := c.recordOutputs(outputs); err != nil {
-			_ = c.notify(exec.NotifyFailed, err.Error())
+			_ = c.notify(convention.NotifyFailed, err.Error())
 			return err
 		}
 	}
 	if len(failed) > 0 {
 		werr := &WorkloadFailedError{Containers: failed}
 		log.Info("Workload failed; not publishing artifacts nor pushing outputs", "error", werr.Error())
-		if err := c.notify(exec.NotifyFailed, werr.Error()); err != nil {
+		if err := c.notify(convention.NotifyFailed, werr.Error()); err != nil {
 			return errors.Join(werr, err)
 		}
 		return werr
@@ -122,11 +122,11 @@ func (c *Coordinator) run(ctx context.Context) error {
 	for _, a := range c.Stage.Artifacts {
 		log.Info("Publishing artifact", "artifact", a)
 		if err := PublishArtifact(c.Data, c.Stage.Pod, c.Stage.Name, a); err != nil {
-			_ = c.notify(exec.NotifyFailed, err.Error())
+			_ = c.notify(convention.NotifyFailed, err.Error())
 			return err
 		}
 	}
-	return c.notify(exec.NotifyOK, "")
+	return c.notify(convention.NotifyOK, "")
 }
 
 // waitWorkload waits until the engine has said that every workload
@@ -142,7 +142,7 @@ func (c *Coordinator) waitWorkload(ctx context.Context) (map[string]int32, error
 	tick := time.NewTicker(poll)
 	defer tick.Stop()
 	for {
-		codes, err := workloadExit(filepath.Join(c.PodInfo, exec.PodInfoAnnotations))
+		codes, err := workloadExit(filepath.Join(c.PodInfo, convention.PodInfoAnnotations))
 		if err != nil {
 			return nil, err
 		}
@@ -182,7 +182,7 @@ func workloadExit(file string) (map[string]int32, error) {
 	}
 	for _, line := range strings.Split(string(b), "\n") {
 		k, quoted, ok := strings.Cut(line, "=")
-		if !ok || k != exec.WorkloadExitAnnotation {
+		if !ok || k != convention.WorkloadExitAnnotation {
 			continue
 		}
 		value, err := strconv.Unquote(quoted)
@@ -201,16 +201,16 @@ func workloadExit(file string) (map[string]int32, error) {
 // recordOutputs leaves outputs in the coordinator's termination message,
 // for the engine to copy into the stage's status when the Pod ends. The
 // message belongs to this Pod, so it can never land on another attempt of
-// the stage. The kubelet keeps at most exec.MaxTerminationMessage bytes
+// the stage. The kubelet keeps at most convention.MaxTerminationMessage bytes
 // of it: outputs that do not fit fail the stage rather than lose some.
 func (c *Coordinator) recordOutputs(outputs []cyclonev1alpha1.KeyValue) error {
 	value, err := json.Marshal(outputs)
 	if err != nil {
 		return err
 	}
-	if len(value) > exec.MaxTerminationMessage {
+	if len(value) > convention.MaxTerminationMessage {
 		return fmt.Errorf("the stage's %d outputs take %d bytes, more than the %d bytes of a termination message that carries them; write fewer or shorter results",
-			len(outputs), len(value), exec.MaxTerminationMessage)
+			len(outputs), len(value), convention.MaxTerminationMessage)
 	}
 	if err := os.WriteFile(c.TerminationLog, value, 0o644); err != nil {
 		return fmt.Errorf("record outputs: %w", err)

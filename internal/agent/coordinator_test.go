@@ -13,7 +13,7 @@ import (
 	. "github.com/onsi/gomega"
 
 	cyclonev1alpha1 "github.com/gyreops/gyre/api/cyclone/v1alpha1"
-	"github.com/gyreops/gyre/exec"
+	"github.com/gyreops/gyre/internal/convention"
 )
 
 var bg = context.Background()
@@ -44,8 +44,8 @@ func newStage(t *testing.T) *stageFixture {
 // key="value", the value quoted as Go quotes strings.
 func (f *stageFixture) workloadEnded(t *testing.T, codes string) {
 	t.Helper()
-	content := fmt.Sprintf("%s=%q\n%s=%q", "gyre.dev/run", "cyclone-a/run1", exec.WorkloadExitAnnotation, codes)
-	write(t, f.podInfo, exec.PodInfoAnnotations, content)
+	content := fmt.Sprintf("%s=%q\n%s=%q", "gyre.dev/run", "cyclone-a/run1", convention.WorkloadExitAnnotation, codes)
+	write(t, f.podInfo, convention.PodInfoAnnotations, content)
 }
 
 // write creates a file under dir with its parent directories.
@@ -94,7 +94,7 @@ func TestCoordinator_succeededWorkload(t *testing.T) {
 
 	g.Expect(os.ReadFile(filepath.Join(f.data, "artifacts/build/bin/app"))).To(Equal([]byte("binary")))
 	g.Expect(filepath.Join(f.data, "artifacts/build/bin/stale")).NotTo(BeAnExistingFile())
-	g.Expect(filepath.Join(f.shared, "notify", exec.NotifyOK)).To(BeAnExistingFile())
+	g.Expect(filepath.Join(f.shared, "notify", convention.NotifyOK)).To(BeAnExistingFile())
 }
 
 func TestCoordinator_failedWorkload(t *testing.T) {
@@ -112,8 +112,8 @@ func TestCoordinator_failedWorkload(t *testing.T) {
 	g.Expect(f.outputs(g)).To(Equal([]cyclonev1alpha1.KeyValue{{Key: "tests", Value: "12 failed"}}),
 		"a failed stage's results are what its user wants to see")
 	g.Expect(filepath.Join(f.data, "artifacts/build/bin")).NotTo(BeAnExistingFile(), "later stages never see a failed attempt's artifacts")
-	g.Expect(filepath.Join(f.shared, "notify", exec.NotifyOK)).NotTo(BeAnExistingFile())
-	g.Expect(os.ReadFile(filepath.Join(f.shared, "notify", exec.NotifyFailed))).To(ContainSubstring("main exited with code 3"))
+	g.Expect(filepath.Join(f.shared, "notify", convention.NotifyOK)).NotTo(BeAnExistingFile())
+	g.Expect(os.ReadFile(filepath.Join(f.shared, "notify", convention.NotifyFailed))).To(ContainSubstring("main exited with code 3"))
 }
 
 func TestCoordinator_waitsForTheEngineToSayTheWorkloadEnded(t *testing.T) {
@@ -121,7 +121,7 @@ func TestCoordinator_waitsForTheEngineToSayTheWorkloadEnded(t *testing.T) {
 	f := newStage(t)
 	f.coordinator.Stage.Artifacts = nil
 	// The kubelet has written the annotations, but not yet the engine's.
-	write(t, f.podInfo, exec.PodInfoAnnotations, `gyre.dev/run="cyclone-a/run1"`)
+	write(t, f.podInfo, convention.PodInfoAnnotations, `gyre.dev/run="cyclone-a/run1"`)
 	done := make(chan error, 1)
 	go func() { done <- f.coordinator.Run(bg) }()
 	g.Consistently(done).WithTimeout(200 * time.Millisecond).ShouldNot(Receive())
@@ -129,14 +129,14 @@ func TestCoordinator_waitsForTheEngineToSayTheWorkloadEnded(t *testing.T) {
 
 	f.workloadEnded(t, `{"main":0}`)
 	g.Eventually(done).WithTimeout(5 * time.Second).Should(Receive(BeNil()))
-	g.Expect(filepath.Join(f.shared, "notify", exec.NotifyOK)).To(BeAnExistingFile())
+	g.Expect(filepath.Join(f.shared, "notify", convention.NotifyOK)).To(BeAnExistingFile())
 }
 
 func TestCoordinator_outputsThatDoNotFitFailTheStage(t *testing.T) {
 	g := NewWithT(t)
 	f := newStage(t)
 	f.coordinator.Stage.Artifacts = nil
-	write(t, f.shared, "results/main/__result__", "log:"+strings.Repeat("x", exec.MaxTerminationMessage)+"\n")
+	write(t, f.shared, "results/main/__result__", "log:"+strings.Repeat("x", convention.MaxTerminationMessage)+"\n")
 	f.workloadEnded(t, `{"main":0}`)
 
 	err := f.coordinator.Run(bg)
@@ -144,22 +144,22 @@ func TestCoordinator_outputsThatDoNotFitFailTheStage(t *testing.T) {
 	msg, readErr := os.ReadFile(f.termination)
 	g.Expect(readErr).NotTo(HaveOccurred())
 	g.Expect(string(msg)).To(Equal(err.Error()), "the stage fails with why, never with outputs cut short")
-	g.Expect(filepath.Join(f.shared, "notify", exec.NotifyOK)).NotTo(BeAnExistingFile())
+	g.Expect(filepath.Join(f.shared, "notify", convention.NotifyOK)).NotTo(BeAnExistingFile())
 }
 
 func TestStageFromEnv(t *testing.T) {
 	g := NewWithT(t)
 	vars := map[string]string{
-		exec.EnvRunName: "run1", exec.EnvRunNamespace: "cyclone-a", exec.EnvStageName: "build",
-		exec.EnvPodName:            "run1-build-1",
-		exec.EnvWorkloadContainers: "main, side", exec.EnvOutputArtifacts: "",
+		convention.EnvRunName: "run1", convention.EnvRunNamespace: "cyclone-a", convention.EnvStageName: "build",
+		convention.EnvPodName:            "run1-build-1",
+		convention.EnvWorkloadContainers: "main, side", convention.EnvOutputArtifacts: "",
 	}
 	s, err := StageFromEnv(func(k string) string { return vars[k] })
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(s.Workload).To(Equal([]string{"main", "side"}))
 	g.Expect(s.Artifacts).To(BeEmpty())
 
-	delete(vars, exec.EnvPodName)
+	delete(vars, convention.EnvPodName)
 	_, err = StageFromEnv(func(k string) string { return vars[k] })
 	g.Expect(err).To(MatchError(ContainSubstring("environment variable POD_NAME is not set")))
 }

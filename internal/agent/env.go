@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/gyreops/gyre/exec"
+	"github.com/gyreops/gyre/internal/convention"
 )
 
 // Stage identifies the stage attempt a helper runs for, from the
@@ -27,23 +27,23 @@ type Stage struct {
 // which variable is missing.
 func StageFromEnv(getenv func(string) string) (Stage, error) {
 	s := Stage{
-		Run:       getenv(exec.EnvRunName),
-		Namespace: getenv(exec.EnvRunNamespace),
-		Name:      getenv(exec.EnvStageName),
-		Pod:       getenv(exec.EnvPodName),
-		Workload:  splitList(getenv(exec.EnvWorkloadContainers)),
-		Artifacts: splitList(getenv(exec.EnvOutputArtifacts)),
+		Run:       getenv(convention.EnvRunName),
+		Namespace: getenv(convention.EnvRunNamespace),
+		Name:      getenv(convention.EnvStageName),
+		Pod:       getenv(convention.EnvPodName),
+		Workload:  splitList(getenv(convention.EnvWorkloadContainers)),
+		Artifacts: splitList(getenv(convention.EnvOutputArtifacts)),
 	}
 	for _, v := range []struct{ name, value string }{
-		{exec.EnvRunName, s.Run}, {exec.EnvRunNamespace, s.Namespace}, {exec.EnvStageName, s.Name},
-		{exec.EnvPodName, s.Pod},
+		{convention.EnvRunName, s.Run}, {convention.EnvRunNamespace, s.Namespace}, {convention.EnvStageName, s.Name},
+		{convention.EnvPodName, s.Pod},
 	} {
 		if v.value == "" {
 			return s, fmt.Errorf("environment variable %s is not set; the coordinator runs in a stage Pod built by gyre", v.name)
 		}
 	}
 	if len(s.Workload) == 0 {
-		return s, fmt.Errorf("environment variable %s lists no workload container", exec.EnvWorkloadContainers)
+		return s, fmt.Errorf("environment variable %s lists no workload container", convention.EnvWorkloadContainers)
 	}
 	return s, nil
 }

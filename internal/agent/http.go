@@ -13,7 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/gyreops/gyre/exec"
+	"github.com/gyreops/gyre/internal/convention"
 )
 
 // httpResource is an Http Resource, with the parameters of Cyclone's Http
@@ -63,7 +63,7 @@ func (h *httpResource) push(ctx context.Context, data string) error {
 	name := or(h.getenv("COMPRESS_FILE_NAME"), "artifact.tar")
 	key := or(h.getenv("FORM_FILE_KEY"), "file")
 	target := h.getenv("URL")
-	for _, v := range []string{exec.EnvRunNamespace, exec.EnvWorkflowName, exec.EnvStageName, exec.EnvRunName} {
+	for _, v := range []string{convention.EnvRunNamespace, convention.EnvWorkflowName, convention.EnvStageName, convention.EnvRunName} {
 		target = strings.ReplaceAll(target, "${"+v+"}", h.getenv(v))
 	}
 

@@ -14,7 +14,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 
 	cyclonev1alpha1 "github.com/gyreops/gyre/api/cyclone/v1alpha1"
-	"github.com/gyreops/gyre/exec"
+	"github.com/gyreops/gyre/internal/convention"
 )
 
 // Resolver pulls a Resource into a stage Pod or pushes one out of it, as
@@ -23,10 +23,10 @@ import (
 type Resolver struct {
 	// Type is the Resource's type: Git, Http or General.
 	Type string
-	// Workdir is the working directory (exec.HelperWorkspace in a Pod).
+	// Workdir is the working directory (convention.HelperWorkspace in a Pod).
 	Workdir string
 	// Results is the directory of the container's result file
-	// (exec.ResultsDir in a Pod); a pull records what it pulled there.
+	// (convention.ResultsDir in a Pod); a pull records what it pulled there.
 	Results string
 	// Getenv reads the resource's parameters (os.Getenv in a Pod).
 	Getenv func(string) string
@@ -62,14 +62,14 @@ func (r *Resolver) Pull(ctx context.Context) error {
 		return err
 	}
 	data := filepath.Join(r.Workdir, "data")
-	policy := r.Getenv(exec.EnvPullPolicy)
+	policy := r.Getenv(convention.EnvPullPolicy)
 	exists, err := dirExists(data)
 	if err != nil {
 		return err
 	}
 	switch {
 	case policy != "" && policy != pullAlways && policy != pullIfNotExist && policy != pullIfNotPresent:
-		return fmt.Errorf("%s %q is not a pull policy: use %s or %s", exec.EnvPullPolicy, policy, pullAlways, pullIfNotExist)
+		return fmt.Errorf("%s %q is not a pull policy: use %s or %s", convention.EnvPullPolicy, policy, pullAlways, pullIfNotExist)
 	case exists && policy == "":
 		log.Info("Reusing the data an earlier stage of the run pulled", "dir", data)
 	case exists && policy != pullAlways:
@@ -158,10 +158,10 @@ func (r *Resolver) waitNotify(ctx context.Context) (ok bool, reason string, err 
 	tick := time.NewTicker(interval)
 	defer tick.Stop()
 	for {
-		if _, err := os.Stat(filepath.Join(dir, exec.NotifyOK)); err == nil {
+		if _, err := os.Stat(filepath.Join(dir, convention.NotifyOK)); err == nil {
 			return true, "", nil
 		}
-		if b, err := os.ReadFile(filepath.Join(dir, exec.NotifyFailed)); err == nil {
+		if b, err := os.ReadFile(filepath.Join(dir, convention.NotifyFailed)); err == nil {
 			return false, string(b), nil
 		}
 		select {
@@ -205,7 +205,7 @@ func writeResults(dir string, lines []string) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("write results: %w", err)
 	}
-	if err := os.WriteFile(filepath.Join(dir, exec.ResultFile), []byte(strings.Join(lines, "\n")+"\n"), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, convention.ResultFile), []byte(strings.Join(lines, "\n")+"\n"), 0o644); err != nil {
 		return fmt.Errorf("write results: %w", err)
 	}
 	return nil

@@ -15,7 +15,7 @@ import (
 	. "github.com/onsi/gomega"
 
 	cyclonev1alpha1 "github.com/gyreops/gyre/api/cyclone/v1alpha1"
-	gyreexec "github.com/gyreops/gyre/exec"
+	"github.com/gyreops/gyre/internal/convention"
 	"github.com/gyreops/gyre/internal/gitserver"
 )
 
@@ -71,7 +71,7 @@ func TestResolver_gitPull(t *testing.T) {
 		g.Expect(gitResolver(work, results, params).Pull(ctx)).To(Succeed())
 		g.Expect(os.ReadFile(filepath.Join(work, "data/main.go"))).To(Equal([]byte("package main\n")))
 		g.Expect(head(t, filepath.Join(work, "data"))).To(Equal(first))
-		g.Expect(os.ReadFile(filepath.Join(results, gyreexec.ResultFile))).To(Equal([]byte("LastCommitID:" + first + "\n")))
+		g.Expect(os.ReadFile(filepath.Join(results, convention.ResultFile))).To(Equal([]byte("LastCommitID:" + first + "\n")))
 		entries, _ := os.ReadDir(work)
 		g.Expect(entries).To(HaveLen(1), "no temporary directory is left behind")
 		out, _ := exec.Command("git", "-C", filepath.Join(work, "data"), "remote", "get-url", "origin").Output()
@@ -118,7 +118,7 @@ func TestResolver_gitPull(t *testing.T) {
 	t.Run("A persistent resource with IfNotExist is updated in place.", func(t *testing.T) {
 		g := NewWithT(t)
 		work := t.TempDir()
-		p := map[string]string{"SCM_URL": fx.url, "SCM_REVISION": first, "SCM_AUTH": "alice:s3cret", gyreexec.EnvPullPolicy: "IfNotExist"}
+		p := map[string]string{"SCM_URL": fx.url, "SCM_REVISION": first, "SCM_AUTH": "alice:s3cret", convention.EnvPullPolicy: "IfNotExist"}
 		g.Expect(gitResolver(work, "", p).Pull(ctx)).To(Succeed())
 		write(t, work, "data/.cache/deps", "kept across runs")
 
@@ -128,7 +128,7 @@ func TestResolver_gitPull(t *testing.T) {
 		g.Expect(head(t, filepath.Join(work, "data"))).To(Equal(second))
 		g.Expect(os.ReadFile(filepath.Join(work, "data/main.go"))).To(Equal([]byte("package main // 2\n")))
 		g.Expect(filepath.Join(work, "data/.cache/deps")).To(BeAnExistingFile(), "an incremental pull keeps what the runs left")
-		g.Expect(os.ReadFile(filepath.Join(results, gyreexec.ResultFile))).To(ContainSubstring(second))
+		g.Expect(os.ReadFile(filepath.Join(results, convention.ResultFile))).To(ContainSubstring(second))
 
 		p["SCM_URL"] = strings.Replace(fx.url, "app.git", "other.git", 1)
 		g.Expect(gitResolver(work, "", p).Pull(ctx)).To(MatchError(ContainSubstring("is not a clone of")))
@@ -136,7 +136,7 @@ func TestResolver_gitPull(t *testing.T) {
 	t.Run("A persistent resource with Always is pulled afresh.", func(t *testing.T) {
 		g := NewWithT(t)
 		work := t.TempDir()
-		p := map[string]string{"SCM_URL": fx.url, "SCM_REVISION": first, "SCM_AUTH": "alice:s3cret", gyreexec.EnvPullPolicy: "Always"}
+		p := map[string]string{"SCM_URL": fx.url, "SCM_REVISION": first, "SCM_AUTH": "alice:s3cret", convention.EnvPullPolicy: "Always"}
 		g.Expect(gitResolver(work, "", p).Pull(ctx)).To(Succeed())
 		write(t, work, "data/.cache/deps", "from the last run")
 
@@ -147,7 +147,7 @@ func TestResolver_gitPull(t *testing.T) {
 		entries, _ := os.ReadDir(work)
 		g.Expect(entries).To(HaveLen(1), "the old data is gone")
 
-		p[gyreexec.EnvPullPolicy] = "Sometimes"
+		p[convention.EnvPullPolicy] = "Sometimes"
 		g.Expect(gitResolver(work, "", p).Pull(ctx)).To(MatchError(ContainSubstring(`PULL_POLICY "Sometimes" is not a pull policy`)))
 	})
 }
@@ -181,7 +181,7 @@ func TestResolver_httpPush(t *testing.T) {
 	defer srv.Close()
 	params := map[string]string{
 		"URL": srv.URL + "/upload/${WORKFLOWRUN_NAME}/${STAGE_NAME}", "METHOD": "POST", "HEADERS": "X-Tenant:shop",
-		"FORM_FILE_KEY": "archive", "DATA_SUBDIR": "dist", gyreexec.EnvRunName: "run1", gyreexec.EnvStageName: "build",
+		"FORM_FILE_KEY": "archive", "DATA_SUBDIR": "dist", convention.EnvRunName: "run1", convention.EnvStageName: "build",
 	}
 	resolver := func(work string) *Resolver {
 		return &Resolver{Type: cyclonev1alpha1.HTTPResourceType, Workdir: work, Getenv: func(k string) string { return params[k] }}
@@ -193,7 +193,7 @@ func TestResolver_httpPush(t *testing.T) {
 		write(t, work, "data/dist/app.jar", "jar")
 		write(t, work, "data/dist/lib/dep.jar", "dep")
 		write(t, work, "data/src/Main.java", "not sent")
-		write(t, work, "notify/"+gyreexec.NotifyOK, "")
+		write(t, work, "notify/"+convention.NotifyOK, "")
 		g.Expect(resolver(work).Push(ctx)).To(Succeed())
 		g.Expect(uploads).To(Receive(Equal(upload{path: "/upload/run1/build", tenant: "shop", filename: "artifact.tar",
 			files: map[string]string{"./app.jar": "jar", "./lib/dep.jar": "dep"}})))
@@ -202,7 +202,7 @@ func TestResolver_httpPush(t *testing.T) {
 		g := NewWithT(t)
 		work := t.TempDir()
 		write(t, work, "data/dist/app.jar", "jar")
-		write(t, work, "notify/"+gyreexec.NotifyFailed, "workload failed: main exited with code 1")
+		write(t, work, "notify/"+convention.NotifyFailed, "workload failed: main exited with code 1")
 		g.Expect(resolver(work).Push(ctx)).To(Succeed())
 		g.Expect(uploads).NotTo(Receive())
 	})
@@ -210,7 +210,7 @@ func TestResolver_httpPush(t *testing.T) {
 		g := NewWithT(t)
 		work := t.TempDir()
 		write(t, work, "data/dist/app.jar", "jar")
-		write(t, work, "notify/"+gyreexec.NotifyOK, "")
+		write(t, work, "notify/"+convention.NotifyOK, "")
 		old := params["FORM_FILE_KEY"]
 		params["FORM_FILE_KEY"] = "wrong"
 		defer func() { params["FORM_FILE_KEY"] = old }()
@@ -227,7 +227,7 @@ func TestResolver_generalKeepsItsData(t *testing.T) {
 	g := NewWithT(t)
 	ctx := context.Background()
 	work := t.TempDir()
-	params := map[string]string{gyreexec.EnvPullPolicy: "IfNotExist"}
+	params := map[string]string{convention.EnvPullPolicy: "IfNotExist"}
 	r := &Resolver{Type: "General", Workdir: work, Getenv: func(k string) string { return params[k] }}
 	g.Expect(r.Pull(ctx)).To(Succeed())
 	g.Expect(filepath.Join(work, "data")).To(BeADirectory())

@@ -9,7 +9,7 @@ import (
 	"strings"
 
 	cyclonev1alpha1 "github.com/gyreops/gyre/api/cyclone/v1alpha1"
-	"github.com/gyreops/gyre/exec"
+	"github.com/gyreops/gyre/internal/convention"
 )
 
 // maxResultBytes bounds a result file: outputs end up in an object of the
@@ -32,7 +32,7 @@ func ReadResults(dir string) ([]cyclonev1alpha1.KeyValue, error) {
 			}
 			return err
 		}
-		if d.IsDir() || d.Name() != exec.ResultFile {
+		if d.IsDir() || d.Name() != convention.ResultFile {
 			return nil
 		}
 		info, err := d.Info()

@@ -9,15 +9,15 @@ import (
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/gyreops/gyre/internal/testcluster"
 )
 
 // BenchmarkImport_thousandStages imports a tenant of 1,000 Stages, 100
 // Workflows of ten stages each and 100 cron WorkflowTriggers: reading
 // it, writing it and checking it with gyre's render.
 func BenchmarkImport_thousandStages(b *testing.B) {
-	if testing.Short() {
-		b.Skip("needs the test control plane")
-	}
+	testcluster.Require(b)
 	ctx := context.Background()
 	const tenant = "bulk"
 	if err := loadBulk(); err != nil {

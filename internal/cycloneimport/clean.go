@@ -6,7 +6,7 @@ import (
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
-	"github.com/gyreops/gyre/render"
+	"github.com/gyreops/gyre/internal/convention"
 )
 
 // Labels and annotations that record what happened to an object rather
@@ -15,16 +15,18 @@ import (
 var (
 	droppedLabels = map[string]bool{
 		"workflowrun.cyclone.dev/notification-sent": true,
-		render.TenantLabel:                          true,
-		render.ClusterLabel:                         true,
+		convention.TenantLabel:                      true,
+		convention.TargetLabel:                      true,
+		convention.LegacyTenantLabel:                true,
+		convention.LegacyTargetLabel:                true,
 	}
 	droppedAnnotations = map[string]bool{
 		"kubectl.kubernetes.io/last-applied-configuration": true,
 		"project.cyclone.dev/cache-cleanup-status":         true,
 		"tenant.cyclone.dev/storage-usage":                 true,
 		"stage.cyclone.dev/execution-results":              true,
-		render.RevisionAnnotation:                          true,
-		"gyre.dev/digest":                                  true,
+		convention.RevisionAnnotation:                      true,
+		convention.DigestAnnotation:                        true,
 	}
 )
 

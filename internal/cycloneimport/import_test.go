@@ -30,6 +30,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	gyrev1alpha1 "github.com/gyreops/gyre/api/gyre/v1alpha1"
+	"github.com/gyreops/gyre/internal/convention"
 	"github.com/gyreops/gyre/internal/testcluster"
 	"github.com/gyreops/gyre/render"
 )
@@ -56,9 +57,7 @@ func TestMain(m *testing.M) {
 var secretValues = []string{"glpat-s3cr3t-token-value", "sqa-s3cr3t-sonar", "cm9ib3Q6czNjcjN0LXB1bGw="}
 
 func TestImport(t *testing.T) {
-	if testing.Short() {
-		t.Skip("needs the test control plane")
-	}
+	testcluster.Require(t)
 	ctx := context.Background()
 	live := loadCycloneTenant(t, testEnv.Client, "shop")
 
@@ -99,7 +98,7 @@ func TestImport(t *testing.T) {
 				unstructured.RemoveNestedField(wantSpec.(map[string]any), "executionContext", "cluster")
 			}
 			g.Expect(o.Object["spec"]).To(Equal(wantSpec), "%s: the spec gyre renders is the live one", id)
-			g.Expect(o.GetLabels()).To(HaveKeyWithValue(render.TenantLabel, "shop"))
+			g.Expect(o.GetLabels()).To(HaveKeyWithValue(convention.TenantLabel, "shop"))
 			for k, v := range orig.GetLabels() {
 				if k != "workflowrun.cyclone.dev/notification-sent" {
 					g.Expect(o.GetLabels()).To(HaveKeyWithValue(k, v), "%s keeps its labels", id)
@@ -225,9 +224,7 @@ func TestImport(t *testing.T) {
 }
 
 func TestImport_errorsNameWhatIsWrong(t *testing.T) {
-	if testing.Short() {
-		t.Skip("needs the test control plane")
-	}
+	testcluster.Require(t)
 	full := t.TempDir()
 	g := NewWithT(t)
 	g.Expect(os.WriteFile(filepath.Join(full, "go.mod"), nil, 0o644)).To(Succeed())

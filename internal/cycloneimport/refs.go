@@ -12,6 +12,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 
 	cyclonev1alpha1 "github.com/gyreops/gyre/api/cyclone/v1alpha1"
+	"github.com/gyreops/gyre/internal/convention"
 )
 
 // need is a Secret or ConfigMap the Cyclone objects refer to. It does not
@@ -266,11 +267,11 @@ func objectID(o *unstructured.Unstructured) string { return o.GetKind() + "/" + 
 
 // namespace is tenant t's namespace, where its Cyclone objects live, in
 // Cyclone as in gyre.
-func namespace(t string) string { return "cyclone-" + t }
+func namespace(t string) string { return convention.Namespace(t) }
 
 // cyclonePVC is the PVC tenant t's stages share, in Cyclone as in gyre.
-func cyclonePVC(t string) string { return "cyclone-pvc-" + t }
+func cyclonePVC(t string) string { return convention.PVCName(t) }
 
 // workerNamespace is where gyre runs tenant t's stage Pods. Cyclone ran
 // them in cyclone-<t> itself, on whichever cluster.
-func workerNamespace(t string) string { return "cyclone-" + t + "-worker" }
+func workerNamespace(t string) string { return convention.WorkerNamespace(t) }

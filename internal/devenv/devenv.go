@@ -17,9 +17,10 @@ import (
 	gyrev1alpha1 "github.com/gyreops/gyre/api/gyre/v1alpha1"
 	"github.com/gyreops/gyre/exec"
 	"github.com/gyreops/gyre/internal/gitserver"
+	"github.com/gyreops/gyre/internal/manager"
+	"github.com/gyreops/gyre/internal/mgrconfig"
 	"github.com/gyreops/gyre/internal/testcluster"
 	"github.com/gyreops/gyre/receiver"
-	"github.com/gyreops/gyre/reconciler"
 	"github.com/gyreops/gyre/trigger"
 )
 
@@ -147,7 +148,7 @@ func Run(ctx context.Context, o Options) error {
 	url := git.URL + "/pipelines/.git"
 	p.say("Serving it over HTTP at %s", url)
 
-	scheme, err := reconciler.NewScheme()
+	scheme, err := mgrconfig.NewScheme()
 	if err != nil {
 		return err
 	}
@@ -163,7 +164,7 @@ func Run(ctx context.Context, o Options) error {
 	}
 	p.say("Created Repository pipelines and Tenants %s", tenantList())
 
-	opts := reconciler.Options{
+	opts := manager.Options{
 		ProbeAddr:   "0",
 		ArtifactDir: filepath.Join(stateDir, "artifacts"),
 		// The cluster has none of the PVCs that persistent Resources
@@ -189,11 +190,11 @@ func Run(ctx context.Context, o Options) error {
 	if opts.MetricsAddr, err = localMetricsAddr(); err != nil {
 		return err
 	}
-	mgr, err := ctrl.NewManager(cluster.Config, reconciler.ManagerOptions(scheme, opts))
+	mgr, err := ctrl.NewManager(cluster.Config, opts.Manager(scheme))
 	if err != nil {
 		return err
 	}
-	if err := reconciler.Setup(mgr, opts); err != nil {
+	if err := manager.Setup(mgr, opts); err != nil {
 		return err
 	}
 	mgrCtx, stopMgr := context.WithCancel(ctx)

@@ -17,6 +17,7 @@ import (
 
 	cyclonev1alpha1 "github.com/gyreops/gyre/api/cyclone/v1alpha1"
 	"github.com/gyreops/gyre/exec"
+	"github.com/gyreops/gyre/exec/notify"
 	"github.com/gyreops/gyre/internal/netguard"
 )
 
@@ -91,7 +92,7 @@ func (n *notifier) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
-	var d exec.DelegationRequest
+	var d notify.DelegationRequest
 	if err := json.Unmarshal(body, &d); err == nil && d.Stage != nil && d.WorkflowRun != nil {
 		run := d.WorkflowRun
 		attempt := int32(0)

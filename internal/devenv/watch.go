@@ -16,6 +16,7 @@ import (
 
 	cyclonev1alpha1 "github.com/gyreops/gyre/api/cyclone/v1alpha1"
 	gyrev1alpha1 "github.com/gyreops/gyre/api/gyre/v1alpha1"
+	"github.com/gyreops/gyre/internal/convention"
 )
 
 // watcher polls the cluster and prints each change a person cares about,
@@ -73,14 +74,13 @@ func (w *watcher) poll(ctx context.Context, once bool) (bool, error) {
 		return false, nil
 	}
 	run := &cyclonev1alpha1.WorkflowRun{}
-	if err := w.c.Get(ctx, client.ObjectKey{Namespace: "cyclone-" + runTenant, Name: w.run}, run); err != nil {
+	if err := w.c.Get(ctx, client.ObjectKey{Namespace: convention.Namespace(runTenant), Name: w.run}, run); err != nil {
 		return false, nil
 	}
 	w.stages(run)
 	w.gc(ctx, run)
 	phase := run.Status.Overall.Phase
-	finished := phase == cyclonev1alpha1.StatusSucceeded || phase == cyclonev1alpha1.StatusFailed || phase == cyclonev1alpha1.StatusCancelled
-	if !finished || !run.Status.Cleaned {
+	if !convention.Finished(phase) || !run.Status.Cleaned {
 		return false, nil
 	}
 	took := "" // from the run's own times, so the line is the same at every poll
@@ -167,7 +167,7 @@ const (
 // startRun starts a WorkflowRun of the run tenant's first Workflow, or of
 // its demo Workflow on a real node.
 func (w *watcher) startRun(ctx context.Context) error {
-	ns := "cyclone-" + runTenant
+	ns := convention.Namespace(runTenant)
 	var workflows cyclonev1alpha1.WorkflowList
 	if err := w.c.List(ctx, &workflows, client.InNamespace(ns)); err != nil {
 		return err

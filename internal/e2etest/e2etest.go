@@ -23,16 +23,18 @@ import (
 
 	cyclonev1alpha1 "github.com/gyreops/gyre/api/cyclone/v1alpha1"
 	gyrev1alpha1 "github.com/gyreops/gyre/api/gyre/v1alpha1"
+	"github.com/gyreops/gyre/internal/convention"
 	"github.com/gyreops/gyre/internal/gitserver"
+	"github.com/gyreops/gyre/internal/manager"
+	"github.com/gyreops/gyre/internal/mgrconfig"
 	"github.com/gyreops/gyre/internal/testcluster"
-	"github.com/gyreops/gyre/reconciler"
 )
 
 // StartGyre runs gyre's controllers as `gyre controller` would, until
 // the returned stop or the end of the test. Unset options get the tests'
 // defaults: no metrics or probe servers, a temporary artifact directory,
 // and the busybox image for GC Pods (the node has no registry).
-func StartGyre(t testing.TB, c *testcluster.Cluster, opts reconciler.Options) (stop func()) {
+func StartGyre(t testing.TB, c *testcluster.Cluster, opts manager.Options) (stop func()) {
 	t.Helper()
 	if opts.MetricsAddr == "" {
 		opts.MetricsAddr = "0"
@@ -46,18 +48,18 @@ func StartGyre(t testing.TB, c *testcluster.Cluster, opts reconciler.Options) (s
 	if opts.Exec.GCImage == "" {
 		opts.Exec.GCImage = testcluster.BusyboxImage
 	}
-	scheme, err := reconciler.NewScheme()
+	scheme, err := mgrconfig.NewScheme()
 	if err != nil {
 		t.Fatal(err)
 	}
-	mopts := reconciler.ManagerOptions(scheme, opts)
+	mopts := opts.Manager(scheme)
 	// Tests start gyre more than once in a process.
 	mopts.Controller = config.Controller{SkipNameValidation: ptr.To(true)}
 	mgr, err := ctrl.NewManager(c.Config, mopts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := reconciler.Setup(mgr, opts); err != nil {
+	if err := manager.Setup(mgr, opts); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -88,10 +90,10 @@ type Tenant struct {
 }
 
 // Namespace is the tenant's namespace of Cyclone objects.
-func (t *Tenant) Namespace() string { return "cyclone-" + t.Name }
+func (t *Tenant) Namespace() string { return convention.Namespace(t.Name) }
 
 // Worker is the namespace of the tenant's stage Pods.
-func (t *Tenant) Worker() string { return "cyclone-" + t.Name + "-worker" }
+func (t *Tenant) Worker() string { return convention.WorkerNamespace(t.Name) }
 
 // NewTenant serves a new Git repository holding files (path → content,
 // with {{URL}} replaced by the repository's own URL) under

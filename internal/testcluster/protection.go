@@ -19,6 +19,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/gyreops/gyre/config"
+	"github.com/gyreops/gyre/internal/convention"
 )
 
 // InstallProtection installs gyre's deletion protection policy
@@ -42,7 +43,7 @@ func InstallProtection(ctx context.Context, cfg *rest.Config) error {
 		if len(obj.Object) == 0 {
 			continue
 		}
-		if err := c.Apply(ctx, client.ApplyConfigurationFromUnstructured(obj), client.FieldOwner("gyre"), client.ForceOwnership); err != nil {
+		if err := c.Apply(ctx, client.ApplyConfigurationFromUnstructured(obj), client.FieldOwner(convention.FieldManager), client.ForceOwnership); err != nil {
 			return fmt.Errorf("install deletion protection: %s %s: %w", obj.GetKind(), obj.GetName(), err)
 		}
 	}
@@ -54,7 +55,7 @@ func InstallProtection(ctx context.Context, cfg *rest.Config) error {
 func waitForProtection(ctx context.Context, c client.Client) error {
 	probe := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{
 		GenerateName: "gyre-protection-probe-",
-		Labels:       map[string]string{"gyre.dev/tenant": "probe", "app.kubernetes.io/managed-by": "gyre"},
+		Labels:       map[string]string{convention.TenantLabel: "probe", convention.ManagedByLabel: convention.ManagedBy},
 	}}
 	if err := c.Create(ctx, probe); err != nil {
 		return fmt.Errorf("install deletion protection: probe namespace: %w", err)

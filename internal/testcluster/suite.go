@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"sync/atomic"
 	"testing"
 )
 
@@ -13,13 +14,16 @@ import (
 // control plane takes seconds, a namespace per test isolates as well.
 // setup, when not nil, gets the Cluster before any test runs (to make
 // clients from it). In -short mode no Cluster starts and setup is not
-// called; tests that need one skip themselves. Call it from TestMain as
-// os.Exit(testcluster.RunSuite(m, opts, setup)).
+// called; tests that need one skip themselves with Require. Every
+// package's TestMain is
+//
+//	os.Exit(testcluster.RunSuite(m, opts, setup))
 func RunSuite(m *testing.M, opts Options, setup func(*Cluster) error) int {
 	flag.Parse()
 	if testing.Short() {
 		return m.Run()
 	}
+	started.Store(true)
 	c, err := Start(context.Background(), opts)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -33,4 +37,17 @@ func RunSuite(m *testing.M, opts Options, setup func(*Cluster) error) int {
 		}
 	}
 	return m.Run()
+}
+
+// started is set once RunSuite starts a Cluster for the package's tests.
+var started atomic.Bool
+
+// Require skips a test that needs the package's Cluster when RunSuite
+// started none (-short). The helpers that hand out a suite's clients call
+// it, so a test that uses them needs no check of its own.
+func Require(t testing.TB) {
+	t.Helper()
+	if !started.Load() {
+		t.Skip("needs a control plane; -short starts none")
+	}
 }
