@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	. "github.com/onsi/gomega"
+	"github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -102,11 +102,11 @@ func (t *Tenant) Worker() string { return convention.WorkerNamespace(t.Name) }
 // PVC, and waits until every target of the Tenant is Ready.
 func NewTenant(t testing.TB, c *testcluster.Cluster, k8s client.Client, name string, files map[string]string) *Tenant {
 	t.Helper()
-	g := NewWithT(t)
+	g := gomega.NewWithT(t)
 	ctx := context.Background()
 	root := t.TempDir()
 	srv, err := gitserver.StartHTTP(root, gitserver.HTTPOptions{Addr: c.NodeIP + ":0"})
-	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(err).NotTo(gomega.HaveOccurred())
 	t.Cleanup(srv.Close)
 	tenant := &Tenant{Repo: gitserver.NewRepo(t, root, name+".git"), Name: name, URL: srv.URL + "/" + name + ".git"}
 	for path, content := range files {
@@ -119,8 +119,8 @@ func NewTenant(t testing.TB, c *testcluster.Cluster, k8s client.Client, name str
 	// As local-path and NFS provisioners make them: writable to all, since
 	// a hostPath volume ignores the Pods' fsGroup.
 	pvDir := filepath.Join(t.TempDir(), "pv")
-	g.Expect(os.Mkdir(pvDir, 0o777)).To(Succeed())
-	g.Expect(os.Chmod(pvDir, 0o777)).To(Succeed())
+	g.Expect(os.Mkdir(pvDir, 0o777)).To(gomega.Succeed())
+	g.Expect(os.Chmod(pvDir, 0o777)).To(gomega.Succeed())
 	objs := []client.Object{
 		&corev1.PersistentVolume{
 			ObjectMeta: metav1.ObjectMeta{Name: "e2e-" + name},
@@ -150,34 +150,34 @@ func NewTenant(t testing.TB, c *testcluster.Cluster, k8s client.Client, name str
 		},
 	}
 	for _, obj := range objs {
-		g.Expect(k8s.Create(ctx, obj)).To(Succeed())
+		g.Expect(k8s.Create(ctx, obj)).To(gomega.Succeed())
 	}
-	g.Eventually(func(g Gomega) {
+	g.Eventually(func(g gomega.Gomega) {
 		got := &gyrev1alpha1.Tenant{}
-		g.Expect(k8s.Get(ctx, client.ObjectKey{Name: name}, got)).To(Succeed())
-		g.Expect(got.Status.Targets).NotTo(BeEmpty())
+		g.Expect(k8s.Get(ctx, client.ObjectKey{Name: name}, got)).To(gomega.Succeed())
+		g.Expect(got.Status.Targets).NotTo(gomega.BeEmpty())
 		for _, target := range got.Status.Targets {
 			ready := false
 			for _, cond := range target.Conditions {
 				if cond.Type == "Ready" {
 					ready = cond.Status == metav1.ConditionTrue
-					g.Expect(ready).To(BeTrue(), "target %s: %s", target.Cluster, cond.Message)
+					g.Expect(ready).To(gomega.BeTrue(), "target %s: %s", target.Cluster, cond.Message)
 				}
 			}
-			g.Expect(ready).To(BeTrue())
+			g.Expect(ready).To(gomega.BeTrue())
 		}
-	}).WithTimeout(time.Minute).WithPolling(200 * time.Millisecond).Should(Succeed())
+	}).WithTimeout(time.Minute).WithPolling(200 * time.Millisecond).Should(gomega.Succeed())
 	return tenant
 }
 
 // StartRun creates a WorkflowRun of workflow in the tenant's namespace.
-func (t *Tenant) StartRun(g Gomega, k8s client.Client, name, workflow string) *cyclonev1alpha1.WorkflowRun {
+func (t *Tenant) StartRun(g gomega.Gomega, k8s client.Client, name, workflow string) *cyclonev1alpha1.WorkflowRun {
 	return StartRun(g, k8s, t.Namespace(), name, workflow)
 }
 
 // StartRun creates a WorkflowRun of workflow in namespace ns, with a
 // timeout of five minutes.
-func StartRun(g Gomega, k8s client.Client, ns, name, workflow string) *cyclonev1alpha1.WorkflowRun {
+func StartRun(g gomega.Gomega, k8s client.Client, ns, name, workflow string) *cyclonev1alpha1.WorkflowRun {
 	run := &cyclonev1alpha1.WorkflowRun{
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
 		Spec: cyclonev1alpha1.WorkflowRunSpec{
@@ -185,19 +185,19 @@ func StartRun(g Gomega, k8s client.Client, ns, name, workflow string) *cyclonev1
 			Timeout:     "5m",
 		},
 	}
-	g.Expect(k8s.Create(context.Background(), run)).To(Succeed())
+	g.Expect(k8s.Create(context.Background(), run)).To(gomega.Succeed())
 	return run
 }
 
 // WaitFinished waits until run has ended and its GC Pod has removed its
 // data, and returns it as it then is.
-func WaitFinished(g Gomega, k8s client.Client, run *cyclonev1alpha1.WorkflowRun) *cyclonev1alpha1.WorkflowRun {
+func WaitFinished(g gomega.Gomega, k8s client.Client, run *cyclonev1alpha1.WorkflowRun) *cyclonev1alpha1.WorkflowRun {
 	got := &cyclonev1alpha1.WorkflowRun{}
-	g.Eventually(func(g Gomega) {
-		g.Expect(k8s.Get(context.Background(), client.ObjectKeyFromObject(run), got)).To(Succeed())
-		g.Expect(got.Status.Overall.Phase).To(BeElementOf(cyclonev1alpha1.StatusSucceeded, cyclonev1alpha1.StatusFailed, cyclonev1alpha1.StatusCancelled),
+	g.Eventually(func(g gomega.Gomega) {
+		g.Expect(k8s.Get(context.Background(), client.ObjectKeyFromObject(run), got)).To(gomega.Succeed())
+		g.Expect(got.Status.Overall.Phase).To(gomega.BeElementOf(cyclonev1alpha1.StatusSucceeded, cyclonev1alpha1.StatusFailed, cyclonev1alpha1.StatusCancelled),
 			"overall %+v", got.Status.Overall)
-		g.Expect(got.Status.Cleaned).To(BeTrue(), "the GC Pod has removed the run's data")
-	}).WithTimeout(3 * time.Minute).WithPolling(250 * time.Millisecond).Should(Succeed())
+		g.Expect(got.Status.Cleaned).To(gomega.BeTrue(), "the GC Pod has removed the run's data")
+	}).WithTimeout(3 * time.Minute).WithPolling(250 * time.Millisecond).Should(gomega.Succeed())
 	return got
 }
