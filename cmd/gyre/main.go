@@ -1,7 +1,8 @@
 // Command gyre is a GitOps reconciler and workflow engine for Cyclone
 // pipelines: `gyre controller` runs it in a cluster, `gyre dev` runs it
 // end to end on a local control plane, and `gyre build`, `gyre validate`
-// and `gyre diff` show reviewers what a pull request changes.
+// and `gyre diff` show reviewers what a pull request changes. `gyre
+// import` writes a repository from a running Cyclone's tenants.
 package main
 
 import (

@@ -40,6 +40,7 @@ func newRootCmd() *cobra.Command {
 		newInstallSelfCmd(),
 		newLogsCmd(),
 		newRunCmd(),
+		newImportCmd(),
 	)
 	return root
 }
