@@ -1,0 +1,29 @@
+// Streams each stage's log into its <pre>: a running stage's log grows
+// as its Pod writes it, a finished one's arrives at once.
+"use strict";
+async function streamLog(pre) {
+  pre.dataset.state = "loading";
+  try {
+    const res = await fetch(pre.dataset.src, {credentials: "same-origin", cache: "no-store"});
+    pre.dataset.source = res.headers.get("X-Gyre-Log-Source") || "";
+    if (!res.ok) {
+      pre.textContent = await res.text();
+      pre.dataset.state = "error";
+      return;
+    }
+    const reader = res.body.getReader();
+    const decoder = new TextDecoder();
+    pre.dataset.state = "streaming";
+    for (;;) {
+      const {done, value} = await reader.read();
+      if (done) break;
+      pre.textContent += decoder.decode(value, {stream: true});
+    }
+    if (pre.textContent === "") pre.textContent = pre.dataset.source === "none" ? "(no log kept)" : "(empty log)";
+    pre.dataset.state = "done";
+  } catch (e) {
+    pre.textContent += "\n[" + e + "]";
+    pre.dataset.state = "error";
+  }
+}
+document.querySelectorAll("pre.log[data-src]").forEach(streamLog);
