@@ -5,6 +5,9 @@ import (
 	"time"
 
 	. "github.com/onsi/gomega"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	cyclonev1alpha1 "github.com/gyreops/gyre/api/cyclone/v1alpha1"
 )
 
 func TestDuration(t *testing.T) {
@@ -84,4 +87,23 @@ func TestLayoutDAG_aCycleStillDraws(t *testing.T) {
 	g := NewWithT(t)
 	d := layoutDAG([]dagStage{{Name: "a", Depends: []string{"b"}}, {Name: "b", Depends: []string{"a"}}})
 	g.Expect(d.Nodes).To(HaveLen(2))
+}
+
+func TestSortRuns(t *testing.T) {
+	g := NewWithT(t)
+	at := func(ns, name string, sec int) *cyclonev1alpha1.WorkflowRun {
+		return &cyclonev1alpha1.WorkflowRun{ObjectMeta: metav1.ObjectMeta{
+			Namespace: ns, Name: name, CreationTimestamp: metav1.NewTime(time.Date(2026, 3, 1, 12, 0, sec, 0, time.UTC)),
+		}}
+	}
+	runs := []*cyclonev1alpha1.WorkflowRun{
+		at("cyclone-b", "ci-1", 0), at("cyclone-a", "ci-2", 5), at("cyclone-b", "ci-2", 5), at("cyclone-a", "ci-1", 0), at("cyclone-a", "ci-3", 9),
+	}
+	sortRuns(runs)
+	var got []string
+	for _, r := range runs {
+		got = append(got, r.Namespace+"/"+r.Name)
+	}
+	g.Expect(got).To(Equal([]string{"cyclone-a/ci-3", "cyclone-a/ci-2", "cyclone-b/ci-2", "cyclone-a/ci-1", "cyclone-b/ci-1"}),
+		"newest first; runs of the same second by namespace, then name")
 }

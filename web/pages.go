@@ -202,7 +202,7 @@ func runTiming(st cyclonev1alpha1.Status, now time.Time) (started, took string) 
 }
 
 type runRow struct {
-	Namespace, Name, Tenant, Workflow, Phase, Age, Started, Took string
+	Namespace, Name, Tenant, Workflow, Phase, Started, Took string
 }
 
 type runsData struct {
@@ -262,25 +262,30 @@ func (s *Server) runs(w http.ResponseWriter, r *http.Request, v *viewer) {
 		}
 		visible = append(visible, run)
 	}
-	// Newest first; runs created in the same second by namespace and name.
-	slices.SortFunc(visible, func(a, b *cyclonev1alpha1.WorkflowRun) int {
-		return cmp.Or(
-			b.CreationTimestamp.Compare(a.CreationTimestamp.Time),
-			strings.Compare(a.Namespace, b.Namespace),
-			strings.Compare(a.Name, b.Name),
-		)
-	})
+	sortRuns(visible)
 	now := s.o.Clock.Now()
 	for _, run := range visible {
 		row := runRow{
 			Namespace: run.Namespace, Name: run.Name, Tenant: tenantOfNamespace(run.Namespace),
-			Workflow: workflowOf(run), Phase: phaseOf(run.Status.Overall), Age: Age(run.CreationTimestamp.Time, now),
+			Workflow: workflowOf(run), Phase: phaseOf(run.Status.Overall),
 		}
 		row.Started, row.Took = runTiming(run.Status.Overall, now)
 		d.Rows = append(d.Rows, row)
 	}
 	d.Tenants, d.Workflows = sortedKeys(tenantSet), sortedKeys(workflowSet)
 	s.renderFor(w, r, http.StatusOK, "runs.html", v, d)
+}
+
+// sortRuns puts the newest runs first, and runs created in the same
+// second (the API server's resolution) by namespace and name.
+func sortRuns(runs []*cyclonev1alpha1.WorkflowRun) {
+	slices.SortFunc(runs, func(a, b *cyclonev1alpha1.WorkflowRun) int {
+		return cmp.Or(
+			b.CreationTimestamp.Compare(a.CreationTimestamp.Time),
+			strings.Compare(a.Namespace, b.Namespace),
+			strings.Compare(a.Name, b.Name),
+		)
+	})
 }
 
 func sortedKeys(m map[string]bool) []string {
