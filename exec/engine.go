@@ -478,6 +478,7 @@ func (r *Engine) writeStatus(ctx context.Context, run *cyclonev1alpha1.WorkflowR
 	old := run.Status
 	*run = *updated
 	r.recordTransitions(run, &old)
+	r.observeTransitions(run, &old)
 	r.written.Store(client.ObjectKeyFromObject(run), run.ResourceVersion)
 	return r.inject("after-status-write")
 }

@@ -387,6 +387,7 @@ func (r *Engine) createPod(ctx context.Context, s *scope, pod *corev1.Pod) error
 			return fmt.Errorf("create pod %s/%s: %w", pod.Namespace, pod.Name, err)
 		}
 		ctrl.LoggerFrom(ctx).V(1).Info("Created pod", "Pod", client.ObjectKeyFromObject(pod))
+		r.observePodCreated(s, pod)
 		return r.inject("after-pod-create")
 	}
 	existing := &corev1.Pod{}
