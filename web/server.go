@@ -31,6 +31,9 @@ const DefaultAccessTTL = 10 * time.Second
 type Options struct {
 	// Addr is where the server listens, such as ":9090".
 	Addr string
+	// Listener, when set, is listened on instead of Addr: a caller that
+	// picks a free port knows it before the server starts.
+	Listener net.Listener
 	// TrustLocal serves every page to whoever reaches Addr, with the
 	// controller's own rights and no token: for gyre dev, whose server
 	// listens on 127.0.0.1 of the developer's machine. Never on a cluster.
@@ -139,6 +142,9 @@ func securityHeaders(next http.Handler) http.Handler {
 
 // Start serves until ctx ends.
 func (s *Server) Start(ctx context.Context) error {
+	if s.o.Listener != nil {
+		return s.Serve(ctx, s.o.Listener)
+	}
 	ln, err := net.Listen("tcp", s.o.Addr)
 	if err != nil {
 		return fmt.Errorf("web view: listen on %s: %w", s.o.Addr, err)

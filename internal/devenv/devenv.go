@@ -167,6 +167,7 @@ func Run(ctx context.Context, o Options) error {
 		MetricsAddr: "0",
 		ProbeAddr:   "0",
 		ArtifactDir: filepath.Join(stateDir, "artifacts"),
+		LogDir:      logDir(stateDir, node),
 		// The cluster has none of the PVCs that persistent Resources
 		// name.
 		Exec: exec.Config{IgnorePersistence: true},
@@ -192,6 +193,9 @@ func Run(ctx context.Context, o Options) error {
 		return err
 	}
 	if err := reconciler.Setup(mgr, opts); err != nil {
+		return err
+	}
+	if err := serveWeb(mgr, p, opts.LogDir); err != nil {
 		return err
 	}
 	mgrCtx, stopMgr := context.WithCancel(ctx)
