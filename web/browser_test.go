@@ -202,7 +202,7 @@ func TestBrowser_showsAUserOnlyTheRunsTheyMayGet(t *testing.T) {
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(res.Status).To(BeEquivalentTo(200), "signed in, the runs page")
 	runs := eval[[]string](g, tab, `[...document.querySelectorAll("#runs tbody tr[data-run]")].map(r => r.dataset.run)`)
-	g.Expect(runs).To(ContainElement(mine+"/ci-1"))
+	g.Expect(runs).To(ContainElement(mine + "/ci-1"))
 	g.Expect(runs).NotTo(ContainElement(theirs+"/ci-1"), "no run of a namespace the user may not read")
 	g.Expect(eval[string](g, tab, `document.querySelector("header .user").textContent`)).To(Equal("system:serviceaccount:" + mine + ":dev"))
 

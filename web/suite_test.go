@@ -283,7 +283,7 @@ func stagePod(g Gomega, run *cyclonev1alpha1.WorkflowRun, stage, name, node stri
 		Spec: corev1.PodSpec{
 			NodeName:                     node,
 			AutomountServiceAccountToken: ptr.To(false),
-			Containers: []corev1.Container{{Name: "main", Image: "busybox"}},
+			Containers:                   []corev1.Container{{Name: "main", Image: "busybox"}},
 		},
 	}
 	g.Expect(k8s.Create(ctx, pod)).To(Succeed())
