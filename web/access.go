@@ -115,7 +115,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 		Name: tokenCookie, Value: token,
 		HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil,
 	})
-	http.Redirect(w, r, "runs", http.StatusSeeOther)
+	redirect(w, "runs", http.StatusSeeOther)
 }
 
 // forbidden answers 403 naming the right the viewer lacks; it is checked

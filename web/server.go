@@ -116,7 +116,7 @@ func (s *Server) Handler() http.Handler {
 	static, _ := fs.Sub(staticFS, "static")
 	mux.Handle("GET /static/", http.StripPrefix("/static/", http.FileServerFS(static)))
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
-		http.Redirect(w, r, "runs", http.StatusFound)
+		redirect(w, "runs", http.StatusFound)
 	})
 	mux.HandleFunc("GET /login", s.loginPage)
 	mux.HandleFunc("POST /login", s.login)
@@ -126,6 +126,13 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /runs/{namespace}/{name}", s.guard(s.run))
 	mux.HandleFunc("GET /runs/{namespace}/{name}/logs/{stage}", s.guard(s.stageLog))
 	return securityHeaders(mux)
+}
+
+// redirect sends the browser to target relative to the request, as the
+// API server's service proxy needs; http.Redirect would make it absolute.
+func redirect(w http.ResponseWriter, target string, code int) {
+	w.Header().Set("Location", target)
+	w.WriteHeader(code)
 }
 
 // securityHeaders keeps other sites from framing the pages or running
