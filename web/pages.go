@@ -212,8 +212,10 @@ type runsData struct {
 	Tenant, Workflow, Phase string
 	Tenants, Workflows      []string
 	Phases                  []string
-	// Hidden counts namespaces whose runs the viewer may not get.
-	Hidden int
+	// Guarded is true when runs are shown by the viewer's rights. It
+	// says no more: how many namespaces are left out would tell a tenant
+	// about the others.
+	Guarded bool
 }
 
 func (s *Server) runs(w http.ResponseWriter, r *http.Request, v *viewer) {
@@ -225,7 +227,6 @@ func (s *Server) runs(w http.ResponseWriter, r *http.Request, v *viewer) {
 	// One review per namespace, not per run: a namespace holds a tenant's
 	// runs, and RBAC grants them together.
 	allowed := map[string]bool{}
-	hidden := 0
 	for i := range list.Items {
 		ns := list.Items[i].Namespace
 		if _, seen := allowed[ns]; seen {
@@ -237,12 +238,9 @@ func (s *Server) runs(w http.ResponseWriter, r *http.Request, v *viewer) {
 			return
 		}
 		allowed[ns] = ok
-		if !ok {
-			hidden++
-		}
 	}
 	q := r.URL.Query()
-	d := runsData{Tenant: q.Get("tenant"), Workflow: q.Get("workflow"), Phase: q.Get("phase"), Phases: phases, Hidden: hidden}
+	d := runsData{Tenant: q.Get("tenant"), Workflow: q.Get("workflow"), Phase: q.Get("phase"), Phases: phases, Guarded: v.user != nil}
 	tenantSet, workflowSet := map[string]bool{}, map[string]bool{}
 	var visible []*cyclonev1alpha1.WorkflowRun
 	for i := range list.Items {
