@@ -10,6 +10,8 @@ import (
 
 	"github.com/chromedp/chromedp"
 	. "github.com/onsi/gomega"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	cyclonev1alpha1 "github.com/gyreops/gyre/api/cyclone/v1alpha1"
 	"github.com/gyreops/gyre/internal/runlogs"
@@ -104,27 +106,44 @@ func TestBrowser_runningStageLogAppearsLive(t *testing.T) {
 	ns := tenantNamespace(t, g, "live")
 	kl := startKubelet(t, g)
 	run := createRun(g, ns, "shop-ci-8", "shop-ci", cyclonev1alpha1.StatusRunning,
-		stage{name: "build", phase: cyclonev1alpha1.StatusRunning, took: 20 * time.Second, pod: "shop-ci-8-build-1"})
+		stage{name: "build", phase: cyclonev1alpha1.StatusRunning, took: 20 * time.Second, pod: "shop-ci-8-build-1"},
+		stage{name: "package", depends: []string{"build"}, phase: cyclonev1alpha1.StatusPending})
 	stagePod(g, run, "build", "shop-ci-8-build-1", kl.node)
 	url := serve(t, Options{TrustLocal: true, Logs: &runlogs.Dir{Root: t.TempDir()}})
 
-	kl.lines <- "step 1/2: compiling"
+	kl.send("shop-ci-8-build-1", "step 1/2: compiling")
 	g.Expect(open(g, tab, url+"/runs/"+ns+"/"+run.Name)).To(BeEquivalentTo(200))
-	log := `document.querySelector("#stage-build pre.log")`
+	build := `document.querySelector("#stage-build pre.log")`
 	g.Eventually(func(g Gomega) {
-		g.Expect(eval[string](g, tab, log+".textContent")).To(Equal("step 1/2: compiling\n"))
+		g.Expect(eval[string](g, tab, build+".textContent")).To(Equal("step 1/2: compiling\n"))
 	}).Should(Succeed(), "the first line shows while the stage runs")
-	g.Expect(eval[string](g, tab, log+".dataset.state")).To(Equal("streaming"))
-	g.Expect(eval[string](g, tab, log+".dataset.source")).To(Equal("live"))
+	g.Expect(eval[string](g, tab, build+".dataset.state")).To(Equal("streaming"))
+	g.Expect(eval[string](g, tab, build+".dataset.source")).To(Equal("live"))
 
-	kl.lines <- "step 2/2: linking"
+	kl.send("shop-ci-8-build-1", "step 2/2: linking")
 	g.Eventually(func(g Gomega) {
-		g.Expect(eval[string](g, tab, log+".textContent")).To(Equal("step 1/2: compiling\nstep 2/2: linking\n"))
+		g.Expect(eval[string](g, tab, build+".textContent")).To(Equal("step 1/2: compiling\nstep 2/2: linking\n"))
 	}).Should(Succeed(), "a line the Pod writes later appears without a reload")
-	close(kl.lines)
+	kl.end("shop-ci-8-build-1")
 	g.Eventually(func(g Gomega) {
-		g.Expect(eval[string](g, tab, log+".dataset.state")).To(Equal("done"))
+		g.Expect(eval[string](g, tab, build+".dataset.state")).To(Equal("done"))
 	}).Should(Succeed(), "the log ends with the container")
+
+	// The next stage starts after the page loaded: its log appears too.
+	pkg := `document.querySelector("#stage-package pre.log")`
+	g.Eventually(func(g Gomega) {
+		g.Expect(eval[string](g, tab, pkg+".textContent")).To(Equal("(no log yet)"))
+	}).Should(Succeed(), "a stage that has not started has no log yet")
+	stagePod(g, run, "package", "shop-ci-8-package-1", kl.node)
+	g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(run), run)).To(Succeed())
+	run.Status.Stages["package"].Status = cyclonev1alpha1.Status{Phase: cyclonev1alpha1.StatusRunning, StartTime: &metav1.Time{Time: testNow}}
+	run.Status.Stages["package"].Pod = &cyclonev1alpha1.PodInfo{Namespace: ns, Name: "shop-ci-8-package-1"}
+	g.Expect(k8s.Status().Update(ctx, run)).To(Succeed())
+	kl.send("shop-ci-8-package-1", "packing shop.tar.gz")
+	g.Eventually(func(g Gomega) {
+		g.Expect(eval[string](g, tab, pkg+".textContent")).To(Equal("packing shop.tar.gz\n"))
+	}).WithTimeout(20*time.Second).Should(Succeed(), "the page asks again for the log of a stage that had none")
+	kl.end("shop-ci-8-package-1")
 }
 
 func TestBrowser_runsFilterNarrowsTheTable(t *testing.T) {

@@ -25,9 +25,9 @@ type stageView struct {
 	Name, Phase, Started, Took, Message string
 	Attempt                             int32
 	Outputs                             []parameter
-	// Live is true while the stage's Pod may be running: its log is
-	// followed.
-	Live bool
+	// Unfinished is true while the stage may yet start or write: the page
+	// asks again for a log the stage does not have yet.
+	Unfinished bool
 }
 
 type parameter struct {
@@ -78,7 +78,7 @@ func (s *Server) runView(run *cyclonev1alpha1.WorkflowRun) runData {
 		st := run.Status.Stages[name]
 		sv := stageView{Name: name, Phase: phaseOf(st.Status), Message: st.Status.Message, Attempt: st.Attempt}
 		sv.Started, sv.Took = runTiming(st.Status, now)
-		sv.Live = st.Status.Phase == cyclonev1alpha1.StatusRunning
+		sv.Unfinished = unfinished(st.Status.Phase) && unfinished(run.Status.Overall.Phase)
 		for _, o := range st.Outputs {
 			sv.Outputs = append(sv.Outputs, parameter{Name: o.Key, Value: o.Value})
 		}
@@ -104,6 +104,15 @@ func (s *Server) runView(run *cyclonev1alpha1.WorkflowRun) runData {
 		return strings.Compare(a.Name, b.Name)
 	})
 	return d
+}
+
+// unfinished says whether a stage or run in phase may still change.
+func unfinished(phase cyclonev1alpha1.StatusPhase) bool {
+	switch phase {
+	case "", cyclonev1alpha1.StatusPending, cyclonev1alpha1.StatusRunning, cyclonev1alpha1.StatusWaiting:
+		return true
+	}
+	return false
 }
 
 func deref(s *string) string {

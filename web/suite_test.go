@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -209,32 +210,48 @@ func serviceAccountToken(g Gomega, namespace, name string) string {
 
 // kubelet stands in for the kubelet of a node the tests register: kwok
 // serves no container logs, so this serves the API server's pods/log
-// requests for Pods on that node. Lines sent to it are written to the
-// followed log as they come; closing it ends the log.
+// requests for Pods on that node. Lines sent for a Pod are written to its
+// followed log as they come; ending it ends the log.
 type kubelet struct {
 	node  string
-	lines chan string
+	mu    sync.Mutex
+	lines map[string]chan string
 }
+
+// pod returns the channel of the named Pod's log lines.
+func (k *kubelet) pod(name string) chan string {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.lines[name] == nil {
+		k.lines[name] = make(chan string, 16)
+	}
+	return k.lines[name]
+}
+
+func (k *kubelet) send(pod, line string) { k.pod(pod) <- line }
+func (k *kubelet) end(pod string)        { close(k.pod(pod)) }
 
 // startKubelet registers a Node whose kubelet endpoint is a TLS server of
 // the test (the API server does not verify a kubelet's certificate unless
 // told a CA) and returns it.
 func startKubelet(t *testing.T, g Gomega) *kubelet {
 	t.Helper()
-	k := &kubelet{lines: make(chan string, 16)}
+	k := &kubelet{lines: map[string]chan string{}}
 	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		// /containerLogs/<namespace>/<pod>/<container>
-		if !strings.HasPrefix(r.URL.Path, "/containerLogs/") {
+		parts := strings.Split(strings.TrimPrefix(r.URL.Path, "/containerLogs/"), "/")
+		if !strings.HasPrefix(r.URL.Path, "/containerLogs/") || len(parts) != 3 {
 			http.NotFound(w, r)
 			return
 		}
+		lines := k.pod(parts[1])
 		w.Header().Set("Content-Type", "text/plain")
 		w.WriteHeader(http.StatusOK)
 		rc := http.NewResponseController(w)
 		_ = rc.Flush()
 		for {
 			select {
-			case line, ok := <-k.lines:
+			case line, ok := <-lines:
 				if !ok {
 					return
 				}

@@ -1,5 +1,6 @@
 // Streams each stage's log into its <pre>: a running stage's log grows
-// as its Pod writes it, a finished one's arrives at once.
+// as its Pod writes it, a finished one's arrives at once, and a stage
+// that has not started yet is asked again until it has a log.
 "use strict";
 async function streamLog(pre) {
   pre.dataset.state = "loading";
@@ -18,6 +19,12 @@ async function streamLog(pre) {
       const {done, value} = await reader.read();
       if (done) break;
       pre.textContent += decoder.decode(value, {stream: true});
+    }
+    if (pre.dataset.source === "none" && pre.dataset.unfinished === "true") {
+      pre.textContent = "(no log yet)";
+      pre.dataset.state = "waiting";
+      setTimeout(() => { pre.textContent = ""; streamLog(pre); }, 5000);
+      return;
     }
     if (pre.textContent === "") pre.textContent = pre.dataset.source === "none" ? "(no log kept)" : "(empty log)";
     pre.dataset.state = "done";
