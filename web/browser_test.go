@@ -143,6 +143,9 @@ func TestBrowser_runningStageLogAppearsLive(t *testing.T) {
 	g.Eventually(func(g Gomega) {
 		g.Expect(eval[string](g, tab, pkg+".textContent")).To(Equal("packing shop.tar.gz\n"))
 	}).WithTimeout(20*time.Second).Should(Succeed(), "the page asks again for the log of a stage that had none")
+	g.Eventually(func(g Gomega) {
+		g.Expect(eval[string](g, tab, `document.querySelector('#dag g[data-stage="package"]').getAttribute("class")`)).To(Equal("node phase-running"))
+	}).WithTimeout(20*time.Second).Should(Succeed(), "the DAG follows the run's status without a reload")
 	kl.end("shop-ci-8-package-1")
 }
 

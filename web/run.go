@@ -14,6 +14,9 @@ import (
 type runData struct {
 	Namespace, Name, Tenant, Workflow, Phase, Reason, Message string
 	Started, Took                                             string
+	// Unfinished is true while the run may change: the page refreshes
+	// its status.
+	Unfinished bool
 	DAG                                                       dag
 	Stages                                                    []stageView
 	// Parameters are those the run gives stages and Resources, and the
@@ -64,6 +67,7 @@ func (s *Server) runView(run *cyclonev1alpha1.WorkflowRun) runData {
 		Phase: phaseOf(run.Status.Overall), Reason: run.Status.Overall.Reason, Message: run.Status.Overall.Message,
 	}
 	d.Started, d.Took = runTiming(run.Status.Overall, now)
+	d.Unfinished = unfinished(run.Status.Overall.Phase)
 	var stages []dagStage
 	for name, st := range run.Status.Stages {
 		if st == nil {
