@@ -13,10 +13,10 @@ import (
 )
 
 // Every label value of the engine's metrics comes from a bounded set: the
-// tenant (one per Tenant), the workflow and stage names (what the
-// tenant's Git repository defines) and the phase (Succeeded, Failed,
-// Cancelled). Run names, Pod names and revisions are never labels: each
-// run would start new series.
+// tenant (one per Tenant), the workflow and stage names (Workflows that
+// exist: see workflowLabel) and the phase (Succeeded, Failed, Cancelled).
+// Run names, Pod names and revisions are never labels: each run would
+// start new series.
 
 // runMetrics are the WorkflowRun engine's Prometheus metrics.
 type runMetrics struct {
@@ -68,7 +68,7 @@ var engineMetrics = sync.OnceValue(func() *runMetrics {
 // counted finished once, whatever the requeues and restarts.
 func (r *Engine) observeTransitions(run *cyclonev1alpha1.WorkflowRun, old *cyclonev1alpha1.WorkflowRunStatus) {
 	m := engineMetrics()
-	tenant, wf := Tenant(run.Namespace), workflowName(run)
+	tenant, wf := Tenant(run.Namespace), workflowLabel(run)
 	st := &run.Status
 	if old.Overall.StartTime == nil && st.Overall.StartTime != nil {
 		m.started.WithLabelValues(tenant, wf).Inc()
@@ -89,6 +89,18 @@ func (r *Engine) observeTransitions(run *cyclonev1alpha1.WorkflowRun, old *cyclo
 	if d, ok := span(st.Overall.StartTime, st.Overall.CompletionTime); ok {
 		m.runTime.WithLabelValues(tenant, wf).Observe(d)
 	}
+}
+
+// workflowLabel is the workflow label of run: its Workflow's name once it
+// has started, which only a Workflow that exists lets it do. A run that
+// never started (refused, or naming a Workflow that is not there) has
+// "": anyone who may create runs could otherwise make a series of every
+// name they write in spec.workflowRef.
+func workflowLabel(run *cyclonev1alpha1.WorkflowRun) string {
+	if run.Status.Overall.StartTime == nil {
+		return ""
+	}
+	return workflowName(run)
 }
 
 // span is the seconds from start to end, when both are known: a stage
@@ -134,7 +146,7 @@ func (r *Engine) observePodCreated(s *scope, pod *corev1.Pod) {
 	if !ready.Before(s.now.Truncate(time.Second)) {
 		ready = s.now
 	}
-	engineMetrics().podLatency.WithLabelValues(Tenant(s.run.Namespace), workflowName(s.run)).
+	engineMetrics().podLatency.WithLabelValues(Tenant(s.run.Namespace), workflowLabel(s.run)).
 		Observe(r.cfg.Clock.Since(ready).Seconds())
 }
 

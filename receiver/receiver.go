@@ -101,6 +101,7 @@ type response struct {
 // ask for nothing; 400 to what is not a push event of a known Git server;
 // 413 to a body over the limit.
 func (r *Receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	defer observeDelivery(&w, req)()
 	if req.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
 		writeJSON(w, http.StatusMethodNotAllowed, response{Message: "only POST is accepted"})

@@ -101,6 +101,7 @@ func (r *RepositoryReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 	if err := r.Client.Get(ctx, req.NamespacedName, obj); err != nil {
 		if apierrors.IsNotFound(err) {
 			// Deleted: its checkouts serve no one any more.
+			forgetRepository(req.Name)
 			return ctrl.Result{}, r.Git.Store().Remove(req.Name)
 		}
 		return ctrl.Result{}, err
@@ -188,7 +189,7 @@ func (r *RepositoryReconciler) fetch(ctx context.Context, s *repositoryScope) (c
 	}
 	ctx, cancel := context.WithTimeout(ctx, repositoryTimeout(obj))
 	defer cancel()
-	art, fetched, err := r.Git.Fetch(ctx, req, last)
+	art, fetched, err := r.timedFetch(ctx, obj.Name, req, last)
 	if err != nil {
 		return ctrl.Result{}, err
 	}

@@ -324,7 +324,7 @@ func (r *TenantReconciler) render(ctx context.Context, s *tenantScope) (ctrl.Res
 	opts := render.Options{AllowRemoteBases: s.allowRemote, AllowedKinds: t.Spec.AllowedKinds, Limits: s.renderLimits}
 	results := make([]*render.Result, len(targets))
 	for i, rt := range targets {
-		res, err := r.Renderer.Render(ctx, s.dir, rt, opts)
+		res, err := r.timedRender(ctx, s.dir, rt, opts)
 		if err != nil {
 			return ctrl.Result{}, fmt.Errorf("render tenant %q cluster %q: %w", t.Name, rt.Cluster, err)
 		}

@@ -175,10 +175,13 @@ func (r *CronReconciler) fire(ctx context.Context, sc *cronScope, t time.Time) e
 	name := cronRunName(trig.Name, t)
 	switch verdict, err := r.admit(ctx, sc, name, t); {
 	case err != nil:
+		observeFire(trig, fireError)
 		return err
 	case verdict == verdictSkip:
+		observeFire(trig, fireForbidden)
 		return nil
 	case verdict == verdictStarted:
+		observeFire(trig, fireExisting)
 		sc.fired++
 		return nil
 	}
@@ -186,11 +189,14 @@ func (r *CronReconciler) fire(ctx context.Context, sc *cronScope, t time.Time) e
 	run := newRun(trig, name, map[string]string{AnnotationScheduleTime: t.UTC().Format(time.RFC3339)}, nil)
 	if err := r.Client.Create(ctx, run); err != nil {
 		if apierrors.IsAlreadyExists(err) {
+			observeFire(trig, fireExisting)
 			sc.fired++
 			return nil
 		}
+		observeFire(trig, fireError)
 		return fmt.Errorf("create run %q: %w", name, err)
 	}
+	observeFire(trig, fireStarted)
 	ctrl.LoggerFrom(ctx).Info("Started run", "WorkflowRun", klog.KObj(run), "scheduleTime", t)
 	sc.fired++
 	trig.Status.LastFired = &cyclonev1alpha1.FiredRun{

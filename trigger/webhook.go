@@ -129,6 +129,7 @@ type webhookResponse struct {
 // fired (a replay lists the runs of the first delivery, created false) and
 // 200 when the event is authentic but no trigger's policy fires on it.
 func (s *WebhookServer) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	defer observeDelivery(&w, req)()
 	if req.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
 		httpError(w, http.StatusMethodNotAllowed, "only POST is accepted")
@@ -234,6 +235,7 @@ func (s *WebhookServer) fireAll(ctx context.Context, log logr.Logger, trigs []*c
 			continue
 		}
 		fr, err := s.fire(ctx, log, trig, e)
+		observeSCMFire(trig, fr, err)
 		if err != nil {
 			errs = append(errs, err)
 			continue

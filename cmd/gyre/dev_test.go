@@ -60,6 +60,7 @@ func TestDev_onceRunsTheExamplePipeline(t *testing.T) {
 		// gyre dev serves the webhook server, and the notification
 		// service the example's notify stage delegates to.
 		`Webhook server listening at http://127\.0\.0\.1:\d+/webhooks/`,
+		`Metrics at http://127\.0\.0\.1:\d+/metrics`,
 		`Notifier got POST /api/v1/notify: stage notify-prod of WorkflowRun cyclone-shop/\S+, attempt 1, config \{"channel":"#builds"\}`,
 		`stage notify-prod\s+Succeeded: posted by gyre dev's notifier`,
 		`GC Pod cyclone-shop-worker/\S+-gc created`,
@@ -172,6 +173,8 @@ func TestDev_showsTheWholeLoop(t *testing.T) {
 	dev.waitFor(`Notifier got POST /cyclone: WorkflowRun cyclone-shop/ci-1 Failed$`)
 	checkWebView(g, dev)
 
+	expectRunMetrics(g, dev)
+
 	g.Expect(dev.cmd.Cancel()).To(Succeed())
 	_ = dev.cmd.Wait()
 }
@@ -188,6 +191,31 @@ func checkWebView(g Gomega, dev *devSession) {
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(resp.StatusCode).To(Equal(http.StatusOK), "no token needed on 127.0.0.1")
 	g.Expect(string(body)).To(MatchRegexp(`href="\./runs/cyclone-shop/\S+"`), "the example's run is listed")
+}
+
+// expectRunMetrics scrapes the metrics URL gyre dev prints and finds the
+// example run counted there as it finished, by tenant and workflow.
+func expectRunMetrics(g *WithT, dev *devSession) {
+	metrics := dev.printed(`Metrics at (http://127\.0\.0\.1:\d+/metrics)$`)
+	g.Expect(metrics).NotTo(BeNil(), "gyre dev prints the metrics URL")
+	finished := dev.printed(`WorkflowRun \S+ (Succeeded|Failed) in`)
+	g.Expect(finished).NotTo(BeNil(), "the example run finished")
+	resp, err := http.Get(metrics[1])
+	g.Expect(err).NotTo(HaveOccurred())
+	defer resp.Body.Close()
+	g.Expect(resp.StatusCode).To(Equal(http.StatusOK))
+	body, err := io.ReadAll(resp.Body)
+	g.Expect(err).NotTo(HaveOccurred())
+	var gyre []string
+	for _, line := range strings.Split(string(body), "\n") {
+		if strings.HasPrefix(line, "gyre_") {
+			gyre = append(gyre, line)
+		}
+	}
+	g.Expect(gyre).To(ContainElement(MatchRegexp(`^gyre_runs_finished_total\{phase="`+finished[1]+`",tenant="shop",workflow="[^"]+"\} [1-9]\d*$`)),
+		"the example run of tenant shop is counted by its phase")
+	g.Expect(gyre).To(ContainElement(MatchRegexp(`^gyre_stage_pod_creation_delay_seconds_count\{tenant="shop",workflow="[^"]+"\} [1-9]\d*$`)),
+		"its stage Pods' creation delays are measured")
 }
 
 // TestDev_startsAfterAKill kills a running `gyre dev` the way a closed

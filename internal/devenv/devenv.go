@@ -164,7 +164,6 @@ func Run(ctx context.Context, o Options) error {
 	p.say("Created Repository pipelines and Tenants %s", tenantList())
 
 	opts := reconciler.Options{
-		MetricsAddr: "0",
 		ProbeAddr:   "0",
 		ArtifactDir: filepath.Join(stateDir, "artifacts"),
 		LogDir:      logDir(stateDir, node),
@@ -188,6 +187,9 @@ func Run(ctx context.Context, o Options) error {
 	if opts.WebhookAddr, err = freeLocalAddr(); err != nil {
 		return err
 	}
+	if opts.MetricsAddr, err = localMetricsAddr(); err != nil {
+		return err
+	}
 	mgr, err := ctrl.NewManager(cluster.Config, reconciler.ManagerOptions(scheme, opts))
 	if err != nil {
 		return err
@@ -204,6 +206,7 @@ func Run(ctx context.Context, o Options) error {
 	go func() { mgrErr <- mgr.Start(mgrCtx) }()
 	p.say("Controllers running: repository, tenant, workflowrun engine, cron triggers")
 	sayWebhooks(p, opts.WebhookAddr)
+	sayMetrics(p, opts.MetricsAddr)
 
 	w := &watcher{c: c, p: p, repoDir: repoDir, gitURL: url, real: node == NodeReal}
 	runCtx := ctx

@@ -48,6 +48,29 @@ func Labels(pairs []*dto.LabelPair) string {
 	return strings.Join(parts, ",")
 }
 
+// Key spells labels, given as name, value, name, value..., as Series
+// keys them.
+func Key(pairs ...string) string {
+	labels := make([]*dto.LabelPair, 0, len(pairs)/2)
+	for i := 0; i+1 < len(pairs); i += 2 {
+		labels = append(labels, &dto.LabelPair{Name: &pairs[i], Value: &pairs[i+1]})
+	}
+	return Labels(labels)
+}
+
+// Delta returns the series whose value differs between two results of
+// Series, with the difference: what happened in between, for metrics
+// without a label a test can call its own.
+func Delta(before, after map[string]float64) map[string]float64 {
+	out := map[string]float64{}
+	for k, v := range after {
+		if d := v - before[k]; d != 0 {
+			out[k] = d
+		}
+	}
+	return out
+}
+
 func matches(m *dto.Metric, match map[string]string) bool {
 	found := 0
 	for _, p := range m.GetLabel() {
