@@ -96,6 +96,12 @@ func (s *Server) loginPage(w http.ResponseWriter, r *http.Request) {
 // reads (HttpOnly, same site only), so that the browser sends it with
 // every page.
 func (s *Server) login(w http.ResponseWriter, r *http.Request) {
+	// Another site's form must not sign the browser in with a token of
+	// its choosing; browsers say where a request comes from.
+	if site := r.Header.Get("Sec-Fetch-Site"); site != "" && site != "same-origin" && site != "none" {
+		http.Error(w, "sign in from the view's own page", http.StatusForbidden)
+		return
+	}
 	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
 	token := strings.TrimSpace(r.PostFormValue("token"))
 	if token == "" {

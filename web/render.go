@@ -26,7 +26,6 @@ type page struct {
 }
 
 var funcs = template.FuncMap{
-	"duration": Duration,
 	"lower":    strings.ToLower,
 }
 
