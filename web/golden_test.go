@@ -1,18 +1,23 @@
 package web
 
 import (
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	clocktesting "k8s.io/utils/clock/testing"
 	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 
 	cyclonev1alpha1 "github.com/gyreops/gyre/api/cyclone/v1alpha1"
 )
@@ -58,4 +63,31 @@ func TestRunPage_golden(t *testing.T) {
 	want, err := os.ReadFile(golden)
 	g.Expect(err).NotTo(HaveOccurred(), "go test ./web -run TestRunPage_golden -update writes it")
 	g.Expect(got).To(Equal(string(want)))
+}
+
+// TestRuns_capsTheRows lists more runs than a page shows. The runs come
+// from controller-runtime's fake client: what is tested is the page's
+// cap, not the API server.
+func TestRuns_capsTheRows(t *testing.T) {
+	g := NewWithT(t)
+	scheme := runtime.NewScheme()
+	g.Expect(cyclonev1alpha1.AddToScheme(scheme)).To(Succeed())
+	var objs []client.Object
+	for i := range maxRuns + 2 {
+		objs = append(objs, &cyclonev1alpha1.WorkflowRun{ObjectMeta: metav1.ObjectMeta{
+			Namespace: "cyclone-shop", Name: fmt.Sprintf("ci-%04d", i),
+			CreationTimestamp: metav1.NewTime(testNow.Add(time.Duration(i) * time.Second)),
+		}})
+	}
+	reader := fake.NewClientBuilder().WithScheme(scheme).WithObjects(objs...).Build()
+	s, err := New(reader, reader, nil, Options{TrustLocal: true, Clock: clocktesting.NewFakePassiveClock(testNow)})
+	g.Expect(err).NotTo(HaveOccurred())
+	rec := httptest.NewRecorder()
+	s.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/runs", nil))
+	g.Expect(rec.Code).To(Equal(http.StatusOK))
+	body := rec.Body.String()
+	g.Expect(strings.Count(body, "<tr data-run=")).To(Equal(maxRuns))
+	g.Expect(body).To(ContainSubstring(fmt.Sprintf("The newest %d of %d runs are shown", maxRuns, maxRuns+2)))
+	g.Expect(body).To(ContainSubstring(`data-run="cyclone-shop/ci-0501"`), "the newest run is shown")
+	g.Expect(body).NotTo(ContainSubstring(`data-run="cyclone-shop/ci-0001"`), "the oldest are left out")
 }

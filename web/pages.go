@@ -201,6 +201,10 @@ func runTiming(st cyclonev1alpha1.Status, now time.Time) (started, took string) 
 	return Age(st.StartTime.Time, now), Duration(end.Sub(st.StartTime.Time))
 }
 
+// maxRuns caps the rows of the runs page: the history of a busy cluster
+// would make a page too long to load or read; the filter narrows it.
+const maxRuns = 500
+
 type runRow struct {
 	Namespace, Name, Tenant, Workflow, Phase, Started, Took string
 }
@@ -212,6 +216,9 @@ type runsData struct {
 	Tenant, Workflow, Phase string
 	Tenants, Workflows      []string
 	Phases                  []string
+	// Matched counts the runs the filter matches; Rows holds the newest
+	// maxRuns of them.
+	Matched int
 	// Guarded is true when runs are shown by the viewer's rights. It
 	// says no more: how many namespaces are left out would tell a tenant
 	// about the others.
@@ -261,8 +268,9 @@ func (s *Server) runs(w http.ResponseWriter, r *http.Request, v *viewer) {
 		visible = append(visible, run)
 	}
 	sortRuns(visible)
+	d.Matched = len(visible)
 	now := s.o.Clock.Now()
-	for _, run := range visible {
+	for _, run := range visible[:min(len(visible), maxRuns)] {
 		row := runRow{
 			Namespace: run.Namespace, Name: run.Name, Tenant: tenantOfNamespace(run.Namespace),
 			Workflow: workflowOf(run), Phase: phaseOf(run.Status.Overall),

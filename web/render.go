@@ -26,7 +26,7 @@ type page struct {
 }
 
 var funcs = template.FuncMap{
-	"lower":    strings.ToLower,
+	"lower": strings.ToLower,
 }
 
 // render writes the named page, or a plain 500 if it fails to execute

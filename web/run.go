@@ -17,8 +17,8 @@ type runData struct {
 	// Unfinished is true while the run may change: the page refreshes
 	// its status.
 	Unfinished bool
-	DAG                                                       dag
-	Stages                                                    []stageView
+	DAG        dag
+	Stages     []stageView
 	// Parameters are those the run gives stages and Resources, and the
 	// final values of its global variables.
 	Parameters []parameter
