@@ -42,6 +42,9 @@ var (
 )
 
 func TestMain(m *testing.M) {
+	// A browser, an API server and four other test runs share two cores:
+	// give pages time to load and stream.
+	SetDefaultEventuallyTimeout(20 * time.Second)
 	os.Exit(testcluster.RunSuite(m, testcluster.Options{}, func(c *testcluster.Cluster) error {
 		scheme := runtime.NewScheme()
 		for _, add := range []func(*runtime.Scheme) error{clientgoscheme.AddToScheme, cyclonev1alpha1.AddToScheme, gyrev1alpha1.AddToScheme} {
