@@ -274,6 +274,7 @@ func TestRBAC_controllerDoesItsWholeJobAsItsServiceAccount(t *testing.T) {
 		LeaderElectionNamespace: controllerNamespace,
 		ArtifactDir:             t.TempDir(),
 		LogDir:                  t.TempDir(),
+		WebAddr:                 freeAddr(t),
 		Exec:                    exec.Config{GCPodAnnotations: map[string]string{testcluster.AnnotationResult: "succeed"}},
 	}
 	opts := o.Manager(scheme)
@@ -409,6 +410,7 @@ func TestRBAC_controllerDoesItsWholeJobAsItsServiceAccount(t *testing.T) {
 	g.Expect(err).NotTo(HaveOccurred())
 	logsResp.Body.Close()
 	g.Expect(logsResp.StatusCode).To(Equal(http.StatusForbidden))
+	checkWebView(g, o.WebAddr, ns, token.Status.Token)
 
 	// Removing the Tenant, once its deletion protection is lifted,
 	// removes what gyre made for it.
@@ -432,4 +434,40 @@ func TestRBAC_controllerDoesItsWholeJobAsItsServiceAccount(t *testing.T) {
 	stop()
 	g.Expect(refused.refused()).To(BeEmpty(), "requests the API server refused to gyre-controller")
 	g.Expect(forbiddenLines(logs.String())).To(BeEmpty(), "the controller's log tells of refused requests")
+}
+
+// freeAddr is a free port of 127.0.0.1.
+func freeAddr(t *testing.T) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// checkWebView asks the web view, which --web-addr serves, for the run
+// hello-1 of ns with the token of a user who may not get it: the
+// controller reviews the token and the user's rights with its own, and
+// shows no run.
+func checkWebView(g Gomega, addr, ns, token string) {
+	get := func(path string) (int, string) {
+		req, err := http.NewRequest(http.MethodGet, "http://"+addr+path, nil)
+		g.Expect(err).NotTo(HaveOccurred())
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := http.DefaultClient.Do(req)
+		g.Expect(err).NotTo(HaveOccurred())
+		defer resp.Body.Close()
+		var b bytes.Buffer
+		_, err = b.ReadFrom(resp.Body)
+		g.Expect(err).NotTo(HaveOccurred())
+		return resp.StatusCode, b.String()
+	}
+	code, body := get("/runs")
+	g.Expect(code).To(Equal(http.StatusOK), body)
+	g.Expect(body).NotTo(ContainSubstring("hello-1"))
+	code, body = get("/runs/" + ns + "/hello-1")
+	g.Expect(code).To(Equal(http.StatusForbidden), body)
+	code, _ = get("/tenants")
+	g.Expect(code).To(Equal(http.StatusOK))
 }

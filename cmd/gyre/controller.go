@@ -75,6 +75,7 @@ applied and pruned, WorkflowRuns executed, WorkflowTriggers fired.`,
 	f.StringVar(&o.ProbeAddr, "health-addr", ":9440", `address of /healthz and /readyz; "0" turns them off`)
 	f.BoolVar(&o.LeaderElection, "leader-elect", false, "elect one active replica")
 	f.StringVar(&o.WebhookAddr, "webhook-addr", ":9292", "address of the webhook server: SCM events for WorkflowTriggers at /webhooks/<namespace>, push events for Repositories at /webhooks/repositories; empty turns it off")
+	f.StringVar(&o.WebAddr, "web-addr", ":9090", "address of the read-only web view, which shows each user what their bearer token may get; empty turns it off")
 	f.StringVar(&o.WebhookCertFile, "webhook-tls-cert", "", "TLS certificate of the webhook server")
 	f.StringVar(&o.WebhookKeyFile, "webhook-tls-key", "", "TLS key of the webhook server")
 	f.DurationVar(&o.WebhookReplayWindow, "webhook-replay-window", trigger.DefaultReplayWindow, "how long a webhook event sent again under a new delivery id (same trigger, kind, commit and comment) starts no second run")

@@ -171,11 +171,26 @@ func TestDev_showsTheWholeLoop(t *testing.T) {
 	resp.Body.Close()
 	g.Expect(resp.StatusCode).To(Equal(http.StatusOK))
 	dev.waitFor(`Notifier got POST /cyclone: WorkflowRun cyclone-shop/ci-1 Failed$`)
+	checkWebView(g, dev)
 
 	expectRunMetrics(g, dev)
 
 	g.Expect(dev.cmd.Cancel()).To(Succeed())
 	_ = dev.cmd.Wait()
+}
+
+// checkWebView checks that gyre dev serves the web view at the URL it
+// prints, with no login, and that it lists the example's run.
+func checkWebView(g Gomega, dev *devSession) {
+	web := dev.printed(`Web view at (http://127\.0\.0\.1:\d+/runs)$`)
+	g.Expect(web).NotTo(BeNil(), "gyre dev prints the web view's URL")
+	resp, err := http.Get(web[1] + "?tenant=shop")
+	g.Expect(err).NotTo(HaveOccurred())
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(resp.StatusCode).To(Equal(http.StatusOK), "no token needed on 127.0.0.1")
+	g.Expect(string(body)).To(MatchRegexp(`href="\./runs/cyclone-shop/\S+"`), "the example's run is listed")
 }
 
 // expectRunMetrics scrapes the metrics URL gyre dev prints and finds the

@@ -58,6 +58,7 @@ const (
 	managerName     = "manager"
 	webhookService  = "gyre-webhook"
 	metricsService  = "gyre-metrics"
+	webService      = "gyre-web"
 	leaseName       = "gyre-controller.gyre.dev"
 )
 
@@ -561,6 +562,17 @@ func TestRealNodeInstall_servicesReachTheController(t *testing.T) {
 			g.Expect(string(body)).To(ContainSubstring("gyre_tenant_reconcile_duration_seconds"))
 			g.Expect(string(body)).To(ContainSubstring(`controller_runtime_reconcile_total{controller="workflowrun"`))
 		}).WithTimeout(30 * time.Second).Should(Succeed())
+	})
+	t.Run("The web Service's endpoint asks for a token and says how to reach it with one.", func(t *testing.T) {
+		g := NewWithT(t)
+		addr := e.serviceEndpoint(t, webService, "web", pod)
+		resp, err := httpc.Get("http://" + addr + "/runs")
+		g.Expect(err).NotTo(HaveOccurred())
+		defer resp.Body.Close()
+		body, err := io.ReadAll(resp.Body)
+		g.Expect(err).NotTo(HaveOccurred())
+		g.Expect(resp.StatusCode).To(Equal(http.StatusUnauthorized))
+		g.Expect(string(body)).To(ContainSubstring("services/gyre-web:web/proxy/"))
 	})
 	t.Run("The webhook Service's endpoint refuses an unsigned delivery.", func(t *testing.T) {
 		g := NewWithT(t)

@@ -167,6 +167,7 @@ func Run(ctx context.Context, o Options) error {
 	opts := manager.Options{
 		ProbeAddr:   "0",
 		ArtifactDir: filepath.Join(stateDir, "artifacts"),
+		LogDir:      logDir(stateDir, node),
 		// The cluster has none of the PVCs that persistent Resources
 		// name.
 		Exec: exec.Config{IgnorePersistence: true},
@@ -195,6 +196,9 @@ func Run(ctx context.Context, o Options) error {
 		return err
 	}
 	if err := manager.Setup(mgr, opts); err != nil {
+		return err
+	}
+	if err := serveWeb(mgr, p, opts.LogDir); err != nil {
 		return err
 	}
 	mgrCtx, stopMgr := context.WithCancel(ctx)

@@ -20,6 +20,7 @@ import (
 	"github.com/gyreops/gyre/reconciler"
 	"github.com/gyreops/gyre/source"
 	"github.com/gyreops/gyre/trigger"
+	"github.com/gyreops/gyre/web"
 )
 
 // Options configures gyre's controllers: `gyre controller`, `gyre dev`
@@ -42,6 +43,9 @@ type Options struct {
 	// the webhook server serves them at LogsPath; none kept when empty
 	// and Exec.Logs is nil.
 	LogDir string
+	// WebAddr serves the read-only web view (package web) to callers
+	// with a token; none when empty.
+	WebAddr string
 	// Exec configures the WorkflowRun engine.
 	Exec exec.Config
 }
@@ -119,6 +123,15 @@ func Setup(mgr ctrl.Manager, o Options) error {
 	if o.WebhookAddr != "" {
 		if err := mgr.Add(NewWebhookServer(mgr, o)); err != nil {
 			return fmt.Errorf("webhook server: %w", err)
+		}
+	}
+	if o.WebAddr != "" {
+		view, err := web.NewForManager(mgr, web.Options{Addr: o.WebAddr, Logs: o.Exec.Logs})
+		if err == nil {
+			err = mgr.Add(view)
+		}
+		if err != nil {
+			return fmt.Errorf("web view: %w", err)
 		}
 	}
 	if o.ProbeAddr != "0" {

@@ -7,21 +7,17 @@ import (
 	"io"
 	"net/http"
 	"strconv"
-	"strings"
 
-	authenticationv1 "k8s.io/api/authentication/v1"
 	authorizationv1 "k8s.io/api/authorization/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	ctrl "sigs.k8s.io/controller-runtime"
+
+	"github.com/gyreops/gyre/internal/kubeauth"
 )
 
-// TokenHeader carries the caller's bearer token when the request comes
-// through the API server's service proxy: the API server removes the
-// Authorization header of every request it authenticates, so a token in
-// Authorization never reaches a proxied service. Either header is checked
-// the same way, with a TokenReview.
-const TokenHeader = "X-Gyre-Token"
+// TokenHeader carries the caller's bearer token through the API server's
+// service proxy (see kubeauth.TokenHeader).
+const TokenHeader = kubeauth.TokenHeader
 
 // NewHandler serves stored logs to callers allowed to read the run, the
 // way kube-rbac-proxy guards a service: the caller's bearer token (header
@@ -45,7 +41,7 @@ const TokenHeader = "X-Gyre-Token"
 // credentials (gyre logs -f does so); this handler serves what the engine
 // kept.
 func NewHandler(store Store, clientset kubernetes.Interface) http.Handler {
-	h := &handler{store: store, auth: clientset}
+	h := &handler{store: store, auth: kubeauth.Reviewer{Client: clientset}}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /{namespace}/{run}", h.guard(h.list))
 	mux.HandleFunc("GET /{namespace}/{run}/{stage}", h.guard(h.stage))
@@ -54,7 +50,7 @@ func NewHandler(store Store, clientset kubernetes.Interface) http.Handler {
 
 type handler struct {
 	store Store
-	auth  kubernetes.Interface
+	auth  kubeauth.Reviewer
 }
 
 // guard lets a request through only for a caller allowed to get the run.
@@ -65,12 +61,12 @@ func (h *handler) guard(next http.HandlerFunc) http.HandlerFunc {
 			http.Error(w, "bad namespace or run name", http.StatusBadRequest)
 			return
 		}
-		token := bearerToken(r)
+		token := kubeauth.Token(r)
 		if token == "" {
 			http.Error(w, "unauthorized: no bearer token", http.StatusUnauthorized)
 			return
 		}
-		user, err := h.authenticate(r.Context(), token)
+		user, err := h.auth.Authenticate(r.Context(), token)
 		if err != nil {
 			ctrl.LoggerFrom(r.Context()).Error(err, "Checking a bearer token")
 			http.Error(w, "authentication check failed", http.StatusInternalServerError)
@@ -80,7 +76,9 @@ func (h *handler) guard(next http.HandlerFunc) http.HandlerFunc {
 			http.Error(w, "unauthorized", http.StatusUnauthorized)
 			return
 		}
-		allowed, err := h.authorize(r.Context(), user, ns, run)
+		allowed, err := h.auth.Allowed(r.Context(), user, authorizationv1.ResourceAttributes{
+			Namespace: ns, Verb: "get", Group: "cyclone.dev", Resource: "workflowruns", Name: run,
+		})
 		if err != nil {
 			ctrl.LoggerFrom(r.Context()).Error(err, "Checking access to a run", "namespace", ns, "run", run)
 			http.Error(w, "authorization check failed", http.StatusInternalServerError)
@@ -92,51 +90,6 @@ func (h *handler) guard(next http.HandlerFunc) http.HandlerFunc {
 		}
 		next(w, r)
 	}
-}
-
-func bearerToken(r *http.Request) string {
-	if t := strings.TrimSpace(r.Header.Get(TokenHeader)); t != "" {
-		return t
-	}
-	auth := r.Header.Get("Authorization")
-	if len(auth) > 7 && strings.EqualFold(auth[:7], "bearer ") {
-		return strings.TrimSpace(auth[7:])
-	}
-	return ""
-}
-
-// authenticate returns the token's user, or nil for a token the API
-// server does not accept.
-func (h *handler) authenticate(ctx context.Context, token string) (*authenticationv1.UserInfo, error) {
-	tr, err := h.auth.AuthenticationV1().TokenReviews().Create(ctx, &authenticationv1.TokenReview{
-		Spec: authenticationv1.TokenReviewSpec{Token: token},
-	}, metav1.CreateOptions{})
-	if err != nil {
-		return nil, fmt.Errorf("token review: %w", err)
-	}
-	if !tr.Status.Authenticated {
-		return nil, nil
-	}
-	return &tr.Status.User, nil
-}
-
-func (h *handler) authorize(ctx context.Context, user *authenticationv1.UserInfo, namespace, run string) (bool, error) {
-	extra := map[string]authorizationv1.ExtraValue{}
-	for k, v := range user.Extra {
-		extra[k] = authorizationv1.ExtraValue(v)
-	}
-	sar, err := h.auth.AuthorizationV1().SubjectAccessReviews().Create(ctx, &authorizationv1.SubjectAccessReview{
-		Spec: authorizationv1.SubjectAccessReviewSpec{
-			User: user.Username, UID: user.UID, Groups: user.Groups, Extra: extra,
-			ResourceAttributes: &authorizationv1.ResourceAttributes{
-				Namespace: namespace, Verb: "get", Group: "cyclone.dev", Resource: "workflowruns", Name: run,
-			},
-		},
-	}, metav1.CreateOptions{})
-	if err != nil {
-		return false, fmt.Errorf("subject access review: %w", err)
-	}
-	return sar.Status.Allowed, nil
 }
 
 func (h *handler) list(w http.ResponseWriter, r *http.Request) {
