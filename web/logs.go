@@ -15,9 +15,9 @@ import (
 	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
 
 	cyclonev1alpha1 "github.com/gyreops/gyre/api/cyclone/v1alpha1"
-	"github.com/gyreops/gyre/exec"
+	"github.com/gyreops/gyre/internal/clusters"
+	"github.com/gyreops/gyre/internal/convention"
 	"github.com/gyreops/gyre/internal/runlogs"
-	"github.com/gyreops/gyre/tenants"
 )
 
 // LogSourceHeader says where a stage log came from: "live" (the Pod's
@@ -101,10 +101,10 @@ func (s *Server) livePod(ctx context.Context, run *cyclonev1alpha1.WorkflowRun, 
 // must not be able to point it at another Pod: another tenant's, or the
 // cluster's own.
 func belongs(pod *corev1.Pod, run *cyclonev1alpha1.WorkflowRun, stage string) bool {
-	return pod.Labels[exec.LabelManagedBy] == exec.ManagedByExec &&
-		pod.Labels[exec.LabelRunUID] == string(run.UID) &&
-		pod.Annotations[exec.AnnotationRun] == run.Namespace+"/"+run.Name &&
-		pod.Annotations[exec.AnnotationStage] == stage
+	return pod.Labels[convention.LabelManagedBy] == convention.ManagedByExec &&
+		pod.Labels[convention.LabelRunUID] == string(run.UID) &&
+		pod.Annotations[convention.AnnotationRun] == run.Namespace+"/"+run.Name &&
+		pod.Annotations[convention.AnnotationStage] == stage
 }
 
 // podsOf is the Pods client of the cluster the run executes on. Remote
@@ -118,7 +118,7 @@ func (s *Server) podsOf(ctx context.Context, run *cyclonev1alpha1.WorkflowRun) (
 	if err := s.secrets.Get(ctx, types.NamespacedName{Name: name}, ec); err != nil {
 		return nil, fmt.Errorf("get execution cluster %s: %w", name, err)
 	}
-	cfg, _, err := tenants.ClusterConfig(ctx, s.secrets, ec)
+	cfg, _, err := clusters.Config(ctx, s.secrets, ec)
 	if err != nil {
 		return nil, err
 	}

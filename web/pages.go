@@ -13,7 +13,7 @@ import (
 
 	cyclonev1alpha1 "github.com/gyreops/gyre/api/cyclone/v1alpha1"
 	gyrev1alpha1 "github.com/gyreops/gyre/api/gyre/v1alpha1"
-	"github.com/gyreops/gyre/tenants"
+	"github.com/gyreops/gyre/internal/convention"
 )
 
 // API groups and resources whose get right the pages check.
@@ -155,7 +155,7 @@ func (s *Server) repositories(w http.ResponseWriter, r *http.Request, v *viewer)
 // tenantOfNamespace is the Tenant owning a control-cluster namespace
 // ("cyclone-<tenant>"), as the engine finds it; "" for none.
 func tenantOfNamespace(ns string) string {
-	t, ok := strings.CutPrefix(ns, tenants.Namespace(""))
+	t, ok := strings.CutPrefix(ns, convention.Namespace(""))
 	if !ok || strings.HasSuffix(t, "-worker") {
 		return ""
 	}

@@ -31,7 +31,7 @@ import (
 
 	cyclonev1alpha1 "github.com/gyreops/gyre/api/cyclone/v1alpha1"
 	gyrev1alpha1 "github.com/gyreops/gyre/api/gyre/v1alpha1"
-	gyreexec "github.com/gyreops/gyre/exec"
+	"github.com/gyreops/gyre/internal/convention"
 	"github.com/gyreops/gyre/internal/testcluster"
 )
 
@@ -297,8 +297,8 @@ func stagePod(g Gomega, run *cyclonev1alpha1.WorkflowRun, stage, name, node stri
 	pod := &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{
 			Namespace: run.Namespace, Name: name,
-			Labels:      map[string]string{gyreexec.LabelManagedBy: gyreexec.ManagedByExec, gyreexec.LabelRunUID: string(run.UID)},
-			Annotations: map[string]string{gyreexec.AnnotationRun: run.Namespace + "/" + run.Name, gyreexec.AnnotationStage: stage},
+			Labels:      map[string]string{convention.LabelManagedBy: convention.ManagedByExec, convention.LabelRunUID: string(run.UID)},
+			Annotations: map[string]string{convention.AnnotationRun: run.Namespace + "/" + run.Name, convention.AnnotationStage: stage},
 		},
 		Spec: corev1.PodSpec{
 			NodeName:                     node,
