@@ -195,19 +195,52 @@ func triggerNames(m map[string][]cyclonev1alpha1.WorkflowRun) []string {
 	return names
 }
 
+// deliveryCase is one webhook delivery and the runs it must start.
+type deliveryCase struct {
+	name         string
+	d            func(t *testing.T) delivery
+	wantCode     int
+	wantTriggers []string
+	wantEvent    string
+	wantRef      string
+	wantRevision string
+	wantRepo     string // gyreops/demo when empty
+}
+
+// expectRuns asserts that the delivery started one run of each wanted
+// trigger and no other, each carrying the event's labels, annotations,
+// variables and revision, and returns the runs by trigger.
+func (c deliveryCase) expectRuns(g Gomega, ns string) map[string][]cyclonev1alpha1.WorkflowRun {
+	runs := runsByTrigger(g, ns)
+	g.Expect(triggerNames(runs)).To(ConsistOf(c.wantTriggers))
+	wantRepo := c.wantRepo
+	if wantRepo == "" {
+		wantRepo = "gyreops/demo"
+	}
+	for _, name := range c.wantTriggers {
+		g.Expect(runs[name]).To(HaveLen(1))
+		run := runs[name][0]
+		g.Expect(run.Labels).To(HaveKeyWithValue(convention.LabelTriggerType, "SCM"))
+		g.Expect(run.Labels).To(HaveKeyWithValue("project.cyclone.dev/name", "demo"))
+		g.Expect(run.Labels).To(HaveKeyWithValue("workflow.cyclone.dev/name", "build"))
+		g.Expect(run.Annotations).To(HaveKeyWithValue(convention.AnnotationSCMEvent, c.wantEvent))
+		g.Expect(run.Spec.GlobalVariables).To(ConsistOf(
+			cyclonev1alpha1.GlobalVariable{Name: VarSCMEvent, Value: c.wantEvent},
+			cyclonev1alpha1.GlobalVariable{Name: VarSCMRef, Value: c.wantRef},
+			cyclonev1alpha1.GlobalVariable{Name: VarSCMRevision, Value: c.wantRevision},
+			cyclonev1alpha1.GlobalVariable{Name: VarSCMRepo, Value: wantRepo},
+		))
+		g.Expect(run.Spec.ResourceParams).To(HaveLen(1))
+		g.Expect(run.Spec.ResourceParams[0].Parameters).To(HaveLen(1))
+		g.Expect(*run.Spec.ResourceParams[0].Parameters[0].Value).To(Equal(c.wantRevision))
+	}
+	return runs
+}
+
 func TestWebhookServer_deliveries(t *testing.T) {
 	testcluster.Require(t)
 	const uuid = "8f1c6a2e-3b4d-11ef-9a7e-0242ac120002"
-	tests := []struct {
-		name         string
-		d            func(t *testing.T) delivery
-		wantCode     int
-		wantTriggers []string
-		wantEvent    string
-		wantRef      string
-		wantRevision string
-		wantRepo     string // gyreops/demo when empty
-	}{
+	tests := []deliveryCase{
 		{
 			name: "A signed GitHub push to main starts one run of the trigger whose secret signed it",
 			d: func(t *testing.T) delivery {
@@ -430,29 +463,9 @@ func TestWebhookServer_deliveries(t *testing.T) {
 			g.Expect(rec.Code).To(Equal(tt.wantCode), rec.Body.String())
 			g.Expect(rec.Header().Get("Content-Type")).To(Equal("application/json"))
 
-			runs := runsByTrigger(g, ns)
-			g.Expect(triggerNames(runs)).To(ConsistOf(tt.wantTriggers))
-			wantRepo := tt.wantRepo
-			if wantRepo == "" {
-				wantRepo = "gyreops/demo"
-			}
+			runs := tt.expectRuns(g, ns)
 			for _, name := range tt.wantTriggers {
-				g.Expect(runs[name]).To(HaveLen(1))
 				run := runs[name][0]
-				g.Expect(run.Labels).To(HaveKeyWithValue(convention.LabelTriggerType, "SCM"))
-				g.Expect(run.Labels).To(HaveKeyWithValue("project.cyclone.dev/name", "demo"))
-				g.Expect(run.Labels).To(HaveKeyWithValue("workflow.cyclone.dev/name", "build"))
-				g.Expect(run.Annotations).To(HaveKeyWithValue(convention.AnnotationSCMEvent, tt.wantEvent))
-				g.Expect(run.Spec.GlobalVariables).To(ConsistOf(
-					cyclonev1alpha1.GlobalVariable{Name: VarSCMEvent, Value: tt.wantEvent},
-					cyclonev1alpha1.GlobalVariable{Name: VarSCMRef, Value: tt.wantRef},
-					cyclonev1alpha1.GlobalVariable{Name: VarSCMRevision, Value: tt.wantRevision},
-					cyclonev1alpha1.GlobalVariable{Name: VarSCMRepo, Value: wantRepo},
-				))
-				g.Expect(run.Spec.ResourceParams).To(HaveLen(1))
-				g.Expect(run.Spec.ResourceParams[0].Parameters).To(HaveLen(1))
-				g.Expect(*run.Spec.ResourceParams[0].Parameters[0].Value).To(Equal(tt.wantRevision))
-
 				st := getTrigger(g, ns, name).Status
 				g.Expect(st.Count).To(Equal(1))
 				g.Expect(st.LastFired.Name).To(Equal(run.Name))
