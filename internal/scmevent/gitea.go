@@ -7,40 +7,12 @@ import (
 )
 
 // giteaEvent is the part of a Gitea push, pull_request or issue_comment
-// event gyre reads.
+// event gyre reads: Gitea sends GitHub's payload shapes, and one field
+// more.
 type giteaEvent struct {
-	Ref     string `json:"ref"`
-	After   string `json:"after"`
-	Deleted bool   `json:"deleted"`
-	Action  string `json:"action"`
+	githubEvent
 	// IsPull says an issue_comment is on a pull request.
-	IsPull     bool `json:"is_pull"`
-	Repository struct {
-		FullName string `json:"full_name"`
-		CloneURL string `json:"clone_url"`
-		HTMLURL  string `json:"html_url"`
-		SSHURL   string `json:"ssh_url"`
-	} `json:"repository"`
-	PullRequest struct {
-		Number int    `json:"number"`
-		State  string `json:"state"`
-		Head   struct {
-			SHA string `json:"sha"`
-		} `json:"head"`
-		Base struct {
-			Ref string `json:"ref"`
-		} `json:"base"`
-	} `json:"pull_request"`
-	Issue struct {
-		Number int    `json:"number"`
-		State  string `json:"state"`
-		// PullRequest is set only when the issue is a pull request.
-		PullRequest *struct{} `json:"pull_request"`
-	} `json:"issue"`
-	Comment struct {
-		ID   int64  `json:"id"`
-		Body string `json:"body"`
-	} `json:"comment"`
+	IsPull bool `json:"is_pull"`
 }
 
 func parseGitea(eventType string, body []byte) (Event, error) {
