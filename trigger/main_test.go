@@ -7,8 +7,6 @@ import (
 
 	"github.com/go-logr/logr"
 	. "github.com/onsi/gomega"
-	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
@@ -53,12 +51,7 @@ func newClient() (client.Client, error) {
 // newNamespace makes a namespace for one test and removes it after.
 func newNamespace(t testing.TB) string {
 	t.Helper()
-	testcluster.Require(t)
-	g := NewWithT(t)
-	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "trigger-test-"}}
-	g.Expect(k8sClient.Create(context.Background(), ns)).To(Succeed())
-	t.Cleanup(func() { _ = k8sClient.Delete(context.Background(), ns) })
-	return ns.Name
+	return testcluster.NewNamespace(t, k8sClient, "trigger-test-")
 }
 
 // listRuns lists the runs in ns, by name.

@@ -9,7 +9,6 @@ import (
 	"github.com/fluxcd/pkg/apis/meta"
 	"github.com/go-logr/logr"
 	. "github.com/onsi/gomega"
-	corev1 "k8s.io/api/core/v1"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -42,33 +41,17 @@ func TestMain(m *testing.M) {
 }
 
 // startManager runs mgr until the test ends.
-func startManager(t testing.TB, mgr ctrl.Manager) {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- mgr.Start(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("manager: %v", err)
-		}
-	})
-}
+func startManager(t testing.TB, mgr ctrl.Manager) { testcluster.StartManager(t, mgr) }
 
 // newNamespace creates a namespace for one test and deletes it after.
 func newNamespace(t testing.TB) string {
 	t.Helper()
-	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "gyre-test-"}}
-	if err := testEnv.Client.Create(context.Background(), ns); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = testEnv.Client.Delete(context.Background(), ns) })
-	return ns.Name
+	return testcluster.NewNamespace(t, testEnv.Client, "gyre-test-")
 }
 
 // deleteAtCleanup deletes obj when the test ends.
 func deleteAtCleanup(t testing.TB, obj client.Object) {
-	t.Cleanup(func() { _ = client.IgnoreNotFound(testEnv.Client.Delete(context.Background(), obj)) })
+	testcluster.DeleteAtCleanup(t, testEnv.Client, obj)
 }
 
 // eventually is gomega's Eventually with the suite's patience.
