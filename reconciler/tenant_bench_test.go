@@ -78,19 +78,41 @@ func benchRepo(b *testing.B, dir, prefix string, n int) {
 //
 //	go test ./reconciler -run '^$' -bench BenchmarkTenantReconciler -benchtime 1x
 func BenchmarkTenantReconciler(b *testing.B) {
-	const tenantCount = 50
+	benchTenants(b, 50, benchPrefixes{gyre: "bench", raw: "raw", kubectl: "kubectl", floor: "floor"})
+}
+
+// BenchmarkTenantReconcilerScale is BenchmarkTenantReconciler at 500
+// tenants × 2 targets × 20 objects, 20,000 objects, without the kubectl
+// phase, which would only repeat the raw one at this size. rss-MiB is the
+// process's VmRSS once gyre converged and peak-rss-MiB its VmHWM; both
+// include the benchmark's own raw and ceiling phases, which ran in the
+// same process before. Run it with
+//
+//	go test ./reconciler -run '^$' -bench BenchmarkTenantReconcilerScale -benchtime 1x -timeout 60m
+func BenchmarkTenantReconcilerScale(b *testing.B) {
+	benchTenants(b, 500, benchPrefixes{gyre: "scale", raw: "sraw", floor: "sfloor"})
+}
+
+// benchPrefixes name the tenants of each phase of benchTenants; none may
+// be a prefix of another. No kubectl prefix skips the kubectl phase.
+type benchPrefixes struct{ gyre, raw, kubectl, floor string }
+
+// benchTenants runs the phases of BenchmarkTenantReconciler for
+// tenantCount tenants.
+func benchTenants(b *testing.B, tenantCount int, p benchPrefixes) {
 	g := NewWithT(b)
 	ctx := context.Background()
 	dir := b.TempDir()
-	benchRepo(b, dir, "bench", tenantCount)
-	benchRepo(b, dir, "raw", tenantCount)
-	benchRepo(b, dir, "kubectl", tenantCount)
-	benchRepo(b, dir, "floor", tenantCount)
+	for _, prefix := range []string{p.gyre, p.raw, p.kubectl, p.floor} {
+		if prefix != "" {
+			benchRepo(b, dir, prefix, tenantCount)
+		}
+	}
 	repo := benchRepository(b, g)
-	defer cleanupBench("bench", tenantCount, repo)
+	defer cleanupBench(p, tenantCount, repo)
 
 	// Raw concurrent server-side apply of the same 2,000 objects.
-	raw := renderAll(b, dir, "raw", tenantCount)
+	raw := renderAll(b, dir, p.raw, tenantCount)
 	rawStart := time.Now()
 	eg, ectx := errgroup.WithContext(ctx)
 	eg.SetLimit(40)
@@ -98,7 +120,7 @@ func BenchmarkTenantReconciler(b *testing.B) {
 		ns := &unstructured.Unstructured{}
 		ns.SetAPIVersion("v1")
 		ns.SetKind("Namespace")
-		ns.SetName(fmt.Sprintf("cyclone-raw%d", i))
+		ns.SetName(fmt.Sprintf("cyclone-%s%d", p.raw, i))
 		g.Expect(testEnv.Client.Apply(ctx, client.ApplyConfigurationFromUnstructured(ns), client.FieldOwner("raw"), client.ForceOwnership)).To(Succeed())
 	}
 	for _, o := range raw {
@@ -110,13 +132,14 @@ func BenchmarkTenantReconciler(b *testing.B) {
 	rawTime := time.Since(rawStart)
 
 	// kubectl apply --server-side of the same number of objects.
+	raw = nil
 	var kubectlTime time.Duration
-	if root, err := testcluster.RepoRoot(); err == nil {
+	if root, err := testcluster.RepoRoot(); err == nil && p.kubectl != "" {
 		var buf bytes.Buffer
 		for i := range tenantCount {
-			fmt.Fprintf(&buf, "---\napiVersion: v1\nkind: Namespace\nmetadata:\n  name: cyclone-kubectl%d\n", i)
+			fmt.Fprintf(&buf, "---\napiVersion: v1\nkind: Namespace\nmetadata:\n  name: cyclone-%s%d\n", p.kubectl, i)
 		}
-		g.Expect(render.WriteYAML(&buf, renderAll(b, dir, "kubectl", tenantCount))).To(Succeed())
+		g.Expect(render.WriteYAML(&buf, renderAll(b, dir, p.kubectl, tenantCount))).To(Succeed())
 		file := filepath.Join(b.TempDir(), "all.yaml")
 		g.Expect(os.WriteFile(file, buf.Bytes(), 0o644)).To(Succeed())
 		kstart := time.Now()
@@ -128,16 +151,24 @@ func BenchmarkTenantReconciler(b *testing.B) {
 
 	// The same objects again, raw, with every other write the first
 	// convergence asks of gyre: the ceiling of gyre/raw-rate.
-	floorTime := rawWithTenantWrites(b, g, dir, "floor", tenantCount, repo)
+	floorTime := rawWithTenantWrites(b, g, dir, p.floor, tenantCount, repo)
 
 	// gyre: first convergence.
 	writes := &writeCounter{}
 	clk := clocktesting.NewFakeClock(time.Now())
 	rec, stop := startBenchController(g, dir, writes, clk)
 	b.ResetTimer()
-	gyreTime := converge(g, repo, "bench", tenantCount)
+	gyreTime := converge(g, repo, p.gyre, tenantCount)
 	b.StopTimer()
 	firstRequests := writes.requests.Load()
+	statusWrites := 0
+	for _, w := range writes.take() {
+		if strings.Contains(w, "/tenants/"+p.gyre) && strings.HasSuffix(w, "/status") {
+			statusWrites++
+		}
+	}
+	rss, rssErr := procStatusMiB("VmRSS")
+	peak, peakErr := procStatusMiB("VmHWM")
 
 	// A full check of every tenant in the running controller: what the
 	// periodic safety net does.
@@ -149,7 +180,7 @@ func BenchmarkTenantReconciler(b *testing.B) {
 	eg = &errgroup.Group{}
 	eg.SetLimit(rec.MaxConcurrentReconciles)
 	for i := range tenantCount {
-		name := fmt.Sprintf("bench%d", i)
+		name := fmt.Sprintf("%s%d", p.gyre, i)
 		eg.Go(func() error {
 			_, err := rec.Reconcile(ctx, ctrl.Request{NamespacedName: client.ObjectKey{Name: name}})
 			return err
@@ -190,6 +221,12 @@ func BenchmarkTenantReconciler(b *testing.B) {
 	b.ReportMetric(float64(checkTime.Microseconds())/1000, "noop-ms")
 	b.ReportMetric(float64(checkRequests), "noop-requests")
 	b.ReportMetric(float64(len(checkWrites)), "noop-writes")
+	b.ReportMetric(objects, "objects")
+	b.ReportMetric(float64(statusWrites)/float64(tenantCount), "status-writes/tenant")
+	if rssErr == nil && peakErr == nil {
+		b.ReportMetric(rss, "rss-MiB")
+		b.ReportMetric(peak, "peak-rss-MiB")
+	}
 	b.ReportMetric(restartTime.Seconds(), "restart-noop-s")
 	b.ReportMetric(float64(len(restartWrites)), "restart-noop-writes")
 	if len(checkWrites)+len(restartWrites) > 0 {
@@ -206,7 +243,7 @@ func BenchmarkTenantReconcilerMemory(b *testing.B) {
 	dir := b.TempDir()
 	benchRepo(b, dir, "mem", tenantCount)
 	repo := benchRepository(b, g)
-	defer cleanupBench("mem", tenantCount, repo)
+	defer cleanupBench(benchPrefixes{gyre: "mem"}, tenantCount, repo)
 	var ms runtime.MemStats
 	runtime.GC()
 	runtime.ReadMemStats(&ms)
@@ -224,7 +261,7 @@ func BenchmarkTenantReconcilerMemory(b *testing.B) {
 	b.ReportMetric(float64(tenantCount*40)/elapsed.Seconds(), "obj/s")
 	b.ReportMetric(float64(ms.HeapAlloc-heapBefore)/(1<<20), "controller-heap-MB")
 	b.ReportMetric(float64(ms.HeapAlloc)/(1<<20), "process-heap-MB")
-	if rss, err := residentMB(); err == nil {
+	if rss, err := procStatusMiB("VmRSS"); err == nil {
 		b.ReportMetric(rss, "process-rss-MB")
 	}
 }
@@ -406,19 +443,21 @@ func converge(g *WithT, repo *gyrev1alpha1.Repository, prefix string, n int) tim
 // cleanupBench deletes what the benchmarks made, so other benchmarks and
 // tests start from nothing. No controller runs by then, so the Tenants'
 // finalizers are taken off by hand.
-func cleanupBench(prefix string, n int, repo *gyrev1alpha1.Repository) {
+func cleanupBench(p benchPrefixes, n int, repo *gyrev1alpha1.Repository) {
 	ctx := context.Background()
 	for i := range n {
 		t := &gyrev1alpha1.Tenant{}
-		if err := testEnv.Client.Get(ctx, client.ObjectKey{Name: fmt.Sprintf("%s%d", prefix, i)}, t); err == nil {
+		if err := testEnv.Client.Get(ctx, client.ObjectKey{Name: fmt.Sprintf("%s%d", p.gyre, i)}, t); err == nil {
 			t.Finalizers = nil
 			_ = testEnv.Client.Update(ctx, t)
 			_ = testEnv.Client.Delete(ctx, t)
 		}
-		for _, p := range []string{"raw", "kubectl", "floor"} {
-			_ = testEnv.Client.Delete(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("cyclone-%s%d", p, i)}})
+		for _, prefix := range []string{p.raw, p.kubectl, p.floor} {
+			if prefix != "" {
+				_ = testEnv.Client.Delete(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("cyclone-%s%d", prefix, i)}})
+			}
 		}
-		_ = testEnv.Client.Delete(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("cyclone-floor%d-worker", i)}})
+		_ = testEnv.Client.Delete(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("cyclone-%s%d-worker", p.floor, i)}})
 	}
 	_ = testEnv.Client.Delete(ctx, repo)
 }
@@ -436,14 +475,15 @@ func withoutLeases(writes []string) []string {
 	return out
 }
 
-// residentMB reads the process's resident set size.
-func residentMB() (float64, error) {
+// procStatusMiB reads a size field of /proc/self/status, such as VmRSS
+// (resident now) or VmHWM (resident at most), in MiB.
+func procStatusMiB(field string) (float64, error) {
 	data, err := os.ReadFile("/proc/self/status")
 	if err != nil {
 		return 0, err
 	}
 	for _, line := range strings.Split(string(data), "\n") {
-		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+		if rest, ok := strings.CutPrefix(line, field+":"); ok {
 			var kb float64
 			if _, err := fmt.Sscanf(strings.TrimSpace(rest), "%f kB", &kb); err != nil {
 				return 0, err
@@ -451,7 +491,7 @@ func residentMB() (float64, error) {
 			return kb / 1024, nil
 		}
 	}
-	return 0, fmt.Errorf("no VmRSS in /proc/self/status")
+	return 0, fmt.Errorf("no %s in /proc/self/status", field)
 }
 
 // renderAll renders both targets of tenants prefix0..prefix<n-1>.
