@@ -61,4 +61,4 @@ test: tools image ## Run every test against a real control plane and a real node
 
 .PHONY: bench
 bench: tools ## Run the benchmarks
-	go test -run '^$$' -bench . -benchmem $(PKGS)
+	go test -run '^$$' -bench . -benchmem -timeout 90m $(PKGS)
