@@ -45,7 +45,7 @@ func (d dirArtifacts) ArtifactDir(*gyrev1alpha1.Repository) (string, error) { re
 // benchRepo writes a repository of tenants named prefix0..prefix<n-1>,
 // each with a base of 10 Stages and 10 ConfigMaps and two suffixed
 // per-cluster overlays: 20 objects per target.
-func benchRepo(b *testing.B, dir, prefix string, n int) {
+func benchRepo(b testing.TB, dir, prefix string, n int) {
 	write := func(p, content string) {
 		p = filepath.Join(dir, p)
 		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {

@@ -222,7 +222,10 @@ func (r *TenantReconciler) fetch(ctx context.Context, s *tenantScope) (ctrl.Resu
 	if allTargetsApplied(t, s.revision) {
 		s.dirty, s.nextFull, s.driftOnly = r.drift.takeDirty(t.Name, t.Generation, s.artifact, r.Clock.Now(), interval(t))
 	}
-	if !s.driftOnly && !appliedRevision(t, s.revision) {
+	if !s.driftOnly && !appliedRevision(t, s.revision) && attemptedAny(t) {
+		// A Tenant that never attempted a revision gets its first status
+		// with the outcome: at hundreds of Tenants, a progress write
+		// each would cost as much as the outcome's.
 		r.progress(ctx, s, fmt.Sprintf("Applying revision %s", s.revision))
 	}
 	return ctrl.Result{}, nil
@@ -399,6 +402,16 @@ func appliedRevision(t *gyrev1alpha1.Tenant, revision string) bool {
 		}
 	}
 	return t.Status.ObservedGeneration == t.Generation
+}
+
+// attemptedAny reports whether some target of t attempted a revision.
+func attemptedAny(t *gyrev1alpha1.Tenant) bool {
+	for _, st := range t.Status.Targets {
+		if st.LastAttemptedRevision != "" {
+			return true
+		}
+	}
+	return false
 }
 
 func interval(t *gyrev1alpha1.Tenant) time.Duration {
