@@ -270,8 +270,8 @@ func BenchmarkTenantReconcilerMemory(b *testing.B) {
 // raw, as the raw phase does, and makes alongside every other write that
 // gyre's first convergence makes for a Tenant: it provisions the tenant's
 // namespaces, ServiceAccount, Role and RoleBinding, creates the Tenant,
-// adds the finalizer, writes the status twice (Reconciling, then Ready
-// with both inventories) and records three events (Provisioned and one
+// adds the finalizer, writes the status once (Ready with both
+// inventories: a new Tenant gets no separate progress write) and records three events (Provisioned and one
 // Applied per target). It costs the API server what gyre's convergence
 // costs it when gyre itself costs nothing, so raw time over its time is
 // the best gyre/raw-rate this cluster allows. The Tenants are suspended,
@@ -318,11 +318,6 @@ func rawWithTenantWrites(b *testing.B, g *WithT, dir, prefix string, n int, repo
 		orig := t.DeepCopy()
 		t.Finalizers = []string{convention.TenantFinalizer}
 		if err := c.Patch(ctx, t, client.MergeFrom(orig)); err != nil {
-			return err
-		}
-		orig = t.DeepCopy()
-		setConditions(&t.Status.Conditions, tenantConditions(nil, &targetOutcome{phase: phaseProgressing, message: "Applying revision"}, 1))
-		if err := c.Status().Patch(ctx, t, client.MergeFrom(orig)); err != nil {
 			return err
 		}
 		for _, reason := range []string{"Provisioned", "Applied", "Applied"} {
