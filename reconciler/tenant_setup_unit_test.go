@@ -14,7 +14,7 @@ import (
 func TestDropFieldSets(t *testing.T) {
 	now := time.Now()
 	fields := func(other time.Time) []metav1.ManagedFieldsEntry {
-		set := &metav1.FieldsV1{Raw: []byte(`{"f:data":{"f:key":{}}}`)}
+		set := metav1.NewFieldsV1(`{"f:data":{"f:key":{}}}`)
 		return []metav1.ManagedFieldsEntry{
 			{Manager: convention.FieldManager, Operation: metav1.ManagedFieldsOperationApply, Time: &metav1.Time{Time: now}, FieldsType: "FieldsV1", FieldsV1: set},
 			{Manager: "kubectl-edit", Operation: metav1.ManagedFieldsOperationUpdate, Time: &metav1.Time{Time: other}, FieldsType: "FieldsV1", FieldsV1: set},
