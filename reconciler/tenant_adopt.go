@@ -90,13 +90,14 @@ func checkAdoption(ctx context.Context, live client.Reader, t *gyrev1alpha1.Tena
 }
 
 // liveMetadata returns the metadata of the objects of kind gvk in
-// namespace, at least those named in byName: one listing, or, for
-// Secrets, which gyre may not list, a read of each.
-func liveMetadata(ctx context.Context, live client.Reader, gvk schema.GroupVersionKind, namespace string, byName map[string]*unstructured.Unstructured) ([]metav1.PartialObjectMetadata, error) {
+// namespace, at least those named in byName and matching opts: one
+// listing, or, for Secrets, which gyre may not list, a read of each, which
+// opts do not narrow.
+func liveMetadata(ctx context.Context, live client.Reader, gvk schema.GroupVersionKind, namespace string, byName map[string]*unstructured.Unstructured, opts ...client.ListOption) ([]metav1.PartialObjectMetadata, error) {
 	if !apply.IsSecret(gvk) {
 		list := &metav1.PartialObjectMetadataList{}
 		list.SetGroupVersionKind(gvk.GroupVersion().WithKind(gvk.Kind + "List"))
-		if err := live.List(ctx, list, client.InNamespace(namespace)); err != nil {
+		if err := live.List(ctx, list, append([]client.ListOption{client.InNamespace(namespace)}, opts...)...); err != nil {
 			return nil, fmt.Errorf("list %s in %s: %w", gvk.Kind, namespace, err)
 		}
 		return list.Items, nil

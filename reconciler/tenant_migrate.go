@@ -76,7 +76,10 @@ func (r *TenantReconciler) relabelLegacy(ctx context.Context, t *gyrev1alpha1.Te
 	}
 	var relabeled []string
 	for k, byName := range byGroup {
-		items, err := liveMetadata(ctx, r.live, k.gvk, k.namespace, byName)
+		// Only objects with the tenant's legacy label are listed: a
+		// listing of every object of a namespace, with its managed
+		// fields, costs the API server more than applying them did.
+		items, err := liveMetadata(ctx, r.live, k.gvk, k.namespace, byName, client.MatchingLabels{convention.LegacyTenantLabel: t.Name})
 		if err != nil {
 			if apierrors.IsNotFound(err) {
 				continue // the kind is not served (yet): nothing of it is live
