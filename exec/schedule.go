@@ -122,44 +122,43 @@ func (r *Engine) tenantRunning(ctx context.Context, run *cyclonev1alpha1.Workflo
 	return n, nil
 }
 
-// createPods creates the Pods of attempts the status records. A Pod the
-// API server refuses is reported on its stage rather than only in the
+// createPods creates the Pods of the attempts st records. A Pod the API
+// server refuses is reported on its stage in st rather than only in the
 // controller's log: refused as invalid, the attempt fails, since the same
 // Pod would be refused again; refused as forbidden (a ResourceQuota that
 // is full, or that wants every container sized; a policy), the stage
 // stays Pending with the refusal as its message, and the Pod is tried
-// again after WaitInterval, when the quota may have room.
-func (r *Engine) createPods(ctx context.Context, s *scope, pods []*corev1.Pod) error {
-	var st *cyclonev1alpha1.WorkflowRunStatus
+// again after WaitInterval, when the quota may have room. It reports
+// whether it changed st: a refusal is written at once.
+func (r *Engine) createPods(ctx context.Context, s *scope, st *cyclonev1alpha1.WorkflowRunStatus, pods []*corev1.Pod) (bool, error) {
+	changed := false
+	s.round = st
+	defer func() { s.round = nil }()
 	for _, pod := range pods {
 		err := r.createPod(ctx, s, pod)
 		var refusal *refusedError
 		if errors.As(err, &refusal) {
-			if st == nil {
-				st = s.run.Status.DeepCopy()
-			}
 			if ss := st.Stages[pod.Annotations[convention.AnnotationStage]]; ss != nil {
 				// The same Pod would be refused again: no retry.
 				transition(&ss.Status, cyclonev1alpha1.StatusFailed, refusal.reason, refusal.msg, s.now)
 				ss.NextAttemptTime = nil
 				s.wakeAt(s.now)
+				changed = true
 				continue
 			}
-			return err
+			return changed, err
 		}
 		if err == nil || !(apierrors.IsForbidden(err) || apierrors.IsInvalid(err)) {
 			if err != nil {
-				return err
+				return changed, err
 			}
 			continue
 		}
-		if st == nil {
-			st = s.run.Status.DeepCopy()
-		}
 		ss := st.Stages[pod.Annotations[convention.AnnotationStage]]
 		if ss == nil {
-			return err
+			return changed, err
 		}
+		changed = true
 		msg := err.Error()
 		var status apierrors.APIStatus
 		if errors.As(err, &status) {
@@ -175,11 +174,32 @@ func (r *Engine) createPods(ctx context.Context, s *scope, pods []*corev1.Pod) e
 			s.wakeAt(s.now.Add(r.cfg.WaitInterval))
 		}
 	}
-	if st == nil {
-		return nil
+	if changed {
+		summarize(st, s.now)
 	}
-	summarize(st, s.now)
-	return r.writeStatus(ctx, s.run, st)
+	return changed, nil
+}
+
+// adoptCreated takes out of pods, the Pods schedule built, those that exist
+// already as this run's: an earlier round created them and its status
+// write was held back (see holdBack) or lost. Their attempts start when
+// their Pods were created, and they are observed as they are. It reports
+// whether it adopted any.
+func adoptCreated(s *scope, st *cyclonev1alpha1.WorkflowRunStatus, existing map[string]*corev1.Pod, pods []*corev1.Pod) ([]*corev1.Pod, bool) {
+	adopted := false
+	out := pods[:0]
+	for _, pod := range pods {
+		have := existing[pod.Name]
+		ss := st.Stages[pod.Annotations[convention.AnnotationStage]]
+		if have == nil || ss == nil || have.Labels[convention.LabelRunUID] != string(s.run.UID) {
+			out = append(out, pod)
+			continue
+		}
+		start := have.CreationTimestamp
+		ss.Status.StartTime = &start
+		adopted = true
+	}
+	return out, adopted
 }
 
 // createPod creates a stage or GC Pod, adopting one of the same name that
@@ -234,13 +254,14 @@ func (r *Engine) createPod(ctx context.Context, s *scope, pod *corev1.Pod) error
 	return errors.New("pod " + pod.Namespace + "/" + pod.Name + " exists and does not belong to gyre")
 }
 
-// deleteStrayPods deletes the unfinished Pods of attempts the status no
-// longer runs: timed-out attempts, cancelled stages, superseded attempts.
-// Deletion is level-based, so a deletion lost to a restart happens on the
-// next round.
-func (r *Engine) deleteStrayPods(ctx context.Context, s *scope, pods map[string]*corev1.Pod) error {
+// deleteStrayPods deletes the unfinished Pods of attempts the round's
+// status st no longer runs: timed-out attempts, cancelled stages,
+// superseded attempts. st, not the status written, since the round may
+// have created Pods whose report is held back. Deletion is level-based,
+// so a deletion lost to a restart happens on the next round.
+func (r *Engine) deleteStrayPods(ctx context.Context, s *scope, st *cyclonev1alpha1.WorkflowRunStatus, pods map[string]*corev1.Pod) error {
 	current := map[string]bool{}
-	for _, ss := range s.run.Status.Stages {
+	for _, ss := range st.Stages {
 		if active(ss) {
 			current[ss.Pod.Name] = true
 		}

@@ -48,6 +48,7 @@ func (r *Engine) writeStatus(ctx context.Context, run *cyclonev1alpha1.WorkflowR
 	r.recordTransitions(run, &old)
 	r.observeTransitions(run, &old)
 	r.written.Store(client.ObjectKeyFromObject(run), run.ResourceVersion)
+	r.unreported.Delete(client.ObjectKeyFromObject(run))
 	return r.inject("after-status-write")
 }
 
