@@ -99,6 +99,11 @@ func (w *writeCounter) count(r *http.Request, sent time.Time, resp *http.Respons
 func (w *writeCounter) report(stages float64) string {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	return w.reportLocked(stages)
+}
+
+// reportLocked is report with w.mu held.
+func (w *writeCounter) reportLocked(stages float64) string {
 	var lines []string
 	for k, n := range w.by {
 		lines = append(lines, fmt.Sprintf("%6.2f  %s", float64(n)/stages, k))
