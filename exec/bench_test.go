@@ -19,6 +19,7 @@ import (
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	cyclonev1alpha1 "github.com/gyreops/gyre/api/cyclone/v1alpha1"
 	"github.com/gyreops/gyre/internal/convention"
@@ -537,6 +538,10 @@ func benchRun(b *testing.B, raw, lifecycles float64) benchResult {
 	runWrites := writes.Load()
 	runEvents := writes.events.Load()
 	runReconciles := e.reconciles.Load()
+	// Where a run's time goes under load: waiting in the work queue for
+	// a worker, or in a reconcile.
+	queued, queueings := queueSeconds(b, "workqueue_queue_duration_seconds")
+	worked, works := queueSeconds(b, "workqueue_work_duration_seconds")
 
 	// Let GC finish so the namespace is left clean, and count its writes.
 	g.Eventually(func(g Gomega) {
@@ -562,6 +567,8 @@ func benchRun(b *testing.B, raw, lifecycles float64) benchResult {
 	b.ReportMetric(float64(writes.Load())/stages, "writes/stage+gc")
 	b.ReportMetric(float64(runEvents)/stages, "events/stage")
 	b.ReportMetric(float64(runReconciles)/benchRuns, "reconciles/run")
+	b.ReportMetric(1000*queued/max(queueings, 1), "load-queue-wait-ms")
+	b.ReportMetric(1000*worked/max(works, 1), "load-reconcile-ms")
 	b.Logf("%.1f stages/s = %.2f × raw Pod creates/s (%.1f) = %.2f × raw Pod lifecycles/s (%.1f)",
 		stagesPerSec, stagesPerSec/raw, raw, stagesPerSec/lifecycles, lifecycles)
 	b.Logf("engine requests per stage, GC included, by request and response code:\n%s", writes.report(stages))
@@ -588,6 +595,30 @@ func benchRun(b *testing.B, raw, lifecycles float64) benchResult {
 	defer sw.mu.Unlock()
 	res.stagePod, res.gcPod = sw.stagePod, sw.gcPod
 	return res
+}
+
+// queueSeconds returns the sum and count of the controller-runtime work
+// queue histogram name for the engine's run controller, since the
+// process started.
+func queueSeconds(b *testing.B, name string) (sum, count float64) {
+	families, err := metrics.Registry.Gather()
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, f := range families {
+		if f.GetName() != name {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "name" && l.GetValue() == "workflowrun" {
+					sum += m.GetHistogram().GetSampleSum()
+					count += float64(m.GetHistogram().GetSampleCount())
+				}
+			}
+		}
+	}
+	return sum, count
 }
 
 // Runs of the idle latency measurement.
