@@ -285,11 +285,10 @@ func (r *Engine) progress(ctx context.Context, s *scope) error {
 	var create []*corev1.Pod
 	if !convention.Finished(st.Overall.Phase) {
 		for {
-			more, err := r.schedule(ctx, s, st)
+			more, adopted, err := r.schedule(ctx, s, st, pods)
 			if err != nil {
 				return err
 			}
-			more, adopted := adoptCreated(s, st, pods, more)
 			create = append(create, more...)
 			if !adopted {
 				break

@@ -20,10 +20,14 @@ import (
 
 // schedule records a new attempt for every stage that may start now, within
 // the run's and the tenant's parallelism, and returns the Pods to create.
-func (r *Engine) schedule(ctx context.Context, s *scope, st *cyclonev1alpha1.WorkflowRunStatus) ([]*corev1.Pod, error) {
+// An attempt whose Pod is among existing already, created by an earlier
+// round whose status write was held back or lost, is adopted as it is:
+// schedule reports whether it adopted any.
+func (r *Engine) schedule(ctx context.Context, s *scope, st *cyclonev1alpha1.WorkflowRunStatus, existing map[string]*corev1.Pod) ([]*corev1.Pod, bool, error) {
 	if _, failed := blockingFailure(st.Stages); failed {
-		return nil, nil
+		return nil, false, nil
 	}
+	adopted := false
 	running := 0
 	for _, ss := range st.Stages {
 		if active(ss) {
@@ -46,7 +50,7 @@ func (r *Engine) schedule(ctx context.Context, s *scope, st *cyclonev1alpha1.Wor
 			continue
 		}
 		if delegated, err := r.delegate(ctx, s, st, name); err != nil {
-			return nil, err
+			return nil, false, err
 		} else if delegated {
 			continue
 		}
@@ -57,7 +61,7 @@ func (r *Engine) schedule(ctx context.Context, s *scope, st *cyclonev1alpha1.Wor
 			// Counted lazily: most rounds start nothing.
 			n, err := r.tenantRunning(ctx, s.run)
 			if err != nil {
-				return nil, err
+				return nil, false, err
 			}
 			tenantCap, tenantRunning = r.cfg.TenantParallelism, n
 		}
@@ -69,23 +73,35 @@ func (r *Engine) schedule(ctx context.Context, s *scope, st *cyclonev1alpha1.Wor
 		}
 		attempt := max(ss.Attempt, 1)
 		ss.Attempt = attempt
+		if have := existing[convention.PodName(s.run.Name, name, attempt)]; have != nil && have.Labels[convention.LabelRunUID] == string(s.run.UID) {
+			startAttempt(ss, have, attempt, have.CreationTimestamp.Time, s.now)
+			adopted = true
+			running++
+			continue
+		}
 		pod, err := r.buildPod(ctx, s, st, name)
 		if err != nil {
 			if asInvalid(err, ss, s.now) || r.asWaiting(err, s, ss) {
 				continue
 			}
-			return nil, err
+			return nil, false, err
 		}
-		now := metav1.NewTime(s.now)
-		ss.Pod = &cyclonev1alpha1.PodInfo{Name: pod.Name, Namespace: pod.Namespace}
-		ss.NextAttemptTime = nil
-		ss.Status.Phase = "" // a new attempt: its phase starts afresh
-		transition(&ss.Status, cyclonev1alpha1.StatusPending, ReasonPodCreating, fmt.Sprintf("attempt %d", attempt), s.now)
-		ss.Status.StartTime = &now
+		startAttempt(ss, pod, attempt, s.now, s.now)
 		pods = append(pods, pod)
 		running++
 	}
-	return pods, nil
+	return pods, adopted, nil
+}
+
+// startAttempt records the attempt of a stage whose Pod is pod, started at
+// start.
+func startAttempt(ss *cyclonev1alpha1.StageStatus, pod *corev1.Pod, attempt int32, start, now time.Time) {
+	ss.Pod = &cyclonev1alpha1.PodInfo{Name: pod.Name, Namespace: pod.Namespace}
+	ss.NextAttemptTime = nil
+	ss.Status.Phase = "" // a new attempt: its phase starts afresh
+	transition(&ss.Status, cyclonev1alpha1.StatusPending, ReasonPodCreating, fmt.Sprintf("attempt %d", attempt), now)
+	t := metav1.NewTime(start)
+	ss.Status.StartTime = &t
 }
 
 // asInvalid fails a stage whose Pod cannot be built as specified and
@@ -178,28 +194,6 @@ func (r *Engine) createPods(ctx context.Context, s *scope, st *cyclonev1alpha1.W
 		summarize(st, s.now)
 	}
 	return changed, nil
-}
-
-// adoptCreated takes out of pods, the Pods schedule built, those that exist
-// already as this run's: an earlier round created them and its status
-// write was held back (see holdBack) or lost. Their attempts start when
-// their Pods were created, and they are observed as they are. It reports
-// whether it adopted any.
-func adoptCreated(s *scope, st *cyclonev1alpha1.WorkflowRunStatus, existing map[string]*corev1.Pod, pods []*corev1.Pod) ([]*corev1.Pod, bool) {
-	adopted := false
-	out := pods[:0]
-	for _, pod := range pods {
-		have := existing[pod.Name]
-		ss := st.Stages[pod.Annotations[convention.AnnotationStage]]
-		if have == nil || ss == nil || have.Labels[convention.LabelRunUID] != string(s.run.UID) {
-			out = append(out, pod)
-			continue
-		}
-		start := have.CreationTimestamp
-		ss.Status.StartTime = &start
-		adopted = true
-	}
-	return out, adopted
 }
 
 // createPod creates a stage or GC Pod, adopting one of the same name that
