@@ -124,7 +124,7 @@ func (r *replica) kill() {
 
 // leads tells whether the replica has taken the lease.
 func (r *replica) leads() bool {
-	return strings.Contains(r.log.String(), "successfully acquired lease")
+	return strings.Contains(r.log.String(), "Successfully acquired lease")
 }
 
 // ready tells whether the replica's /readyz answers 200.
