@@ -194,7 +194,7 @@ func TestHA_aKilledLeaderIsReplacedAndEveryTenantConverges(t *testing.T) {
 	for i := range tenants {
 		g.Expect(k8s.Create(ctx, &gyrev1alpha1.Tenant{
 			ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("ha-%d", i)},
-			Spec:        gyrev1alpha1.TenantSpec{RepositoryRef: gyrev1alpha1.ObjectReference{Name: repoObj.Name}},
+			Spec:       gyrev1alpha1.TenantSpec{RepositoryRef: gyrev1alpha1.ObjectReference{Name: repoObj.Name}},
 		})).To(Succeed())
 	}
 
