@@ -105,7 +105,12 @@ type Config struct {
 	// RunningReportDelay holds back a stage's move from Pending to Running
 	// in the status until the engine has seen its Pod running this long,
 	// so that a stage that finishes quickly costs one status write instead
-	// of two. Default 1 second; negative reports Running at once.
+	// of two. It also bounds how long the status of a run in progress may
+	// lag behind its Pods: stages that end and start within it share one
+	// status write (their Pods are created at once all the same), and the
+	// times written for them are those of that write. Not with a
+	// TenantParallelism. Default 1 second; negative reports every change
+	// at once.
 	RunningReportDelay time.Duration
 	// WaitInterval is how often a run blocked by the tenant cap or an
 	// unreachable execution cluster looks again. Default 5 seconds.

@@ -60,6 +60,7 @@ func (r *Engine) delegate(ctx context.Context, s *scope, st *cyclonev1alpha1.Wor
 	if d == nil || stage.Spec.Pod != nil || stage.Labels[cyclonev1alpha1.LabelStageTemplate] == "true" {
 		return false, nil // buildPod refuses a template
 	}
+	s.writeNow = true
 	ss := st.Stages[name]
 	item := stageItem(s.workflow, name)
 	key := delegationKey(name, max(ss.Attempt, 1))

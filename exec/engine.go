@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -51,6 +53,9 @@ type Engine struct {
 	// whose Running phase is not reported yet, and when each was first
 	// seen so (see seenRunning).
 	running sync.Map // types.NamespacedName → map[string]time.Time
+	// unreported maps each run whose status write is held back to the
+	// time of the first change held (see holdBack).
+	unreported sync.Map // types.NamespacedName → time.Time
 	// deliveries sends notifications of finished runs and delegation
 	// requests in the background, through sender.
 	deliveries *notify.Queue
@@ -93,6 +98,13 @@ type scope struct {
 	// Pod name, for createPod to create first.
 	secrets map[string]*corev1.Secret
 	now     time.Time
+	// round is the status the round computes, once it differs from the
+	// run's written status: the Pods it creates may be written after
+	// them (see progress).
+	round *cyclonev1alpha1.WorkflowRunStatus
+	// writeNow says a step recorded what must not wait for a later
+	// write (see holdBack).
+	writeNow bool
 	// requeue is the earliest time the run must be looked at again
 	// without any event; zero means never.
 	requeue time.Time
@@ -121,6 +133,7 @@ func (r *Engine) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, 
 		if apierrors.IsNotFound(err) {
 			r.written.Delete(req.NamespacedName)
 			r.running.Delete(req.NamespacedName)
+			r.unreported.Delete(req.NamespacedName)
 			r.deliveries.Forget(req.NamespacedName)
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
@@ -217,10 +230,18 @@ func (r *Engine) failRefused(ctx context.Context, s *scope, refusal *refusedErro
 
 // progress runs one round of the run's state machine: start it if new,
 // observe stage Pods, apply stop and timeouts, start stages whose
-// dependencies are met, derive the overall phase, persist the status, and
-// only then create and delete Pods. Because the status is written before
-// any Pod is created, a Pod always belongs to an attempt the status
-// already records.
+// dependencies are met, derive the overall phase, create the Pods of the
+// new attempts, persist the status, and delete stray Pods.
+//
+// The run's start is written before its first Pod exists: the global
+// variables it fixes are random and timed, and every Pod must see the
+// same. After that, a stage's Pod is created before its attempt is
+// written, so that a stage whose dependencies are met waits on one API
+// call, not two. That is safe because a stage attempt's Pod has a name
+// that follows from the run, the stage and the attempt: a round that
+// finds its attempt unrecorded (the write held back, lost to a restart or
+// to a conflict) schedules the same attempt again and adopts its Pod, by
+// the cache or by the create's AlreadyExists.
 func (r *Engine) progress(ctx context.Context, s *scope) error {
 	run := s.run
 	wf := &cyclonev1alpha1.Workflow{}
@@ -240,7 +261,8 @@ func (r *Engine) progress(ctx context.Context, s *scope) error {
 			return r.waitOrFailOnPVC(ctx, s, err)
 		}
 	}
-	if st.Stages == nil {
+	starting := st.Stages == nil
+	if starting {
 		if msg := r.start(s, st); msg != "" {
 			return r.failRun(ctx, s, ReasonInvalidWorkflow, msg)
 		}
@@ -262,8 +284,22 @@ func (r *Engine) progress(ctx context.Context, s *scope) error {
 	}
 	var create []*corev1.Pod
 	if !convention.Finished(st.Overall.Phase) {
-		if create, err = r.schedule(ctx, s, st); err != nil {
-			return err
+		for {
+			more, adopted, err := r.schedule(ctx, s, st, pods)
+			if err != nil {
+				return err
+			}
+			create = append(create, more...)
+			if !adopted {
+				break
+			}
+			// The adopted attempts' Pods may have gone further, and what
+			// follows them may start in this round.
+			for _, name := range r.observe(s, st, pods) {
+				if !slices.Contains(missing, name) {
+					missing = append(missing, name)
+				}
+			}
 		}
 		for _, name := range missing {
 			// Recorded in the status but not in the cache: created by an
@@ -285,16 +321,60 @@ func (r *Engine) progress(ctx context.Context, s *scope) error {
 		now := metav1.NewTime(s.now)
 		st.GC = &cyclonev1alpha1.GCStatus{Phase: cyclonev1alpha1.GCRunning, Attempt: 1, StartTime: &now}
 	}
-	if err := r.writeStatus(ctx, run, st); err != nil {
-		return err
-	}
-	if err := r.createPods(ctx, s, create); err != nil {
-		return err
+	if starting || convention.Finished(st.Overall.Phase) {
+		// What follows the end of a run reads its written status.
+		if err := r.writeStatus(ctx, run, st); err != nil {
+			return err
+		}
+		refused := run.Status.DeepCopy()
+		if changed, err := r.createPods(ctx, s, refused, create); err != nil {
+			return err
+		} else if changed {
+			if err := r.writeStatus(ctx, run, refused); err != nil {
+				return err
+			}
+		}
+		st = run.Status.DeepCopy()
+	} else {
+		changed, err := r.createPods(ctx, s, st, create)
+		if err != nil {
+			return err
+		}
+		if changed || !r.holdBack(s, st) {
+			if err := r.writeStatus(ctx, run, st); err != nil {
+				return err
+			}
+		}
 	}
 	if err := r.signalWorkloadEnds(ctx, s, pods); err != nil {
 		return err
 	}
-	return r.deleteStrayPods(ctx, s, pods)
+	return r.deleteStrayPods(ctx, s, st, pods)
+}
+
+// holdBack reports whether the status of a run in progress, changed by
+// the round, may wait: it does, for at most RunningReportDelay from the
+// first change it holds, so that stages that follow one another quickly
+// cost one status write, not one each. The round's Pods exist already,
+// and a later round derives the same attempts again and adopts them (see
+// progress). Not with a TenantParallelism, which counts the attempts
+// other runs' statuses record, nor when a delegation stage changed: its
+// outcome is taken from the delivery queue once, and must be written.
+func (r *Engine) holdBack(s *scope, st *cyclonev1alpha1.WorkflowRunStatus) bool {
+	if s.writeNow || r.cfg.RunningReportDelay <= 0 || r.cfg.TenantParallelism > 0 {
+		return false
+	}
+	st.ObservedGeneration = s.run.Generation
+	if equality.Semantic.DeepEqual(&s.run.Status, st) {
+		return false // nothing to write
+	}
+	since, _ := r.unreported.LoadOrStore(client.ObjectKeyFromObject(s.run), s.now)
+	due := since.(time.Time).Add(r.cfg.RunningReportDelay)
+	if !s.now.Before(due) {
+		return false
+	}
+	s.wakeAt(due)
+	return true
 }
 
 // start fixes what a run is made of: the selected stages with their

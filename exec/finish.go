@@ -113,8 +113,8 @@ func (r *Engine) reconcileDelete(ctx context.Context, s *scope) (ctrl.Result, er
 	return ctrl.Result{}, nil
 }
 
-// cleanup deletes the run's stage Pods, then runs the GC Pod, and reports
-// whether all is done. GC is a phase in the status with its own attempts,
+// cleanup deletes the run's stage Pods, or keeps them when they have all
+// ended, then runs the GC Pod, and reports whether all is done. GC is a phase in the status with its own attempts,
 // so it resumes where it was after a restart.
 func (r *Engine) cleanup(ctx context.Context, s *scope) (bool, error) {
 	run := s.run
@@ -125,30 +125,16 @@ func (r *Engine) cleanup(ctx context.Context, s *scope) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	var live []*corev1.Pod
-	for _, pod := range stagePods {
-		if pod.DeletionTimestamp == nil {
-			live = append(live, pod)
+	// Stage Pods that have all ended write nothing any more: with a PVC
+	// they stay while the GC Pod runs, and go with it in one request
+	// (see deleteRunPods).
+	if s.target.pvc == "" || !allEnded(stagePods) {
+		if err := r.deleteStagePods(ctx, s, stagePods); err != nil || len(stagePods) > 0 {
+			// The GC Pod must not remove data a stage Pod still writes:
+			// wait for their deletion events.
+			s.wakeAt(s.now.Add(r.cfg.WaitInterval))
+			return false, err
 		}
-	}
-	sort.Slice(live, func(i, j int) bool { return live[i].Name < live[j].Name })
-	r.keeper.Keep(ctx, s.target.pods, run, live)
-	for _, pod := range stagePods {
-		if pod.DeletionTimestamp != nil {
-			continue
-		}
-		// One request deletes them all.
-		if err := s.target.client.DeleteAllOf(ctx, &corev1.Pod{}, client.InNamespace(s.target.namespace),
-			client.MatchingLabels{convention.LabelRunUID: string(run.UID), convention.LabelPodKind: convention.PodKindWorkload}); err != nil {
-			return false, fmt.Errorf("delete pods of run: %w", err)
-		}
-		break
-	}
-	if len(stagePods) > 0 {
-		// The GC Pod must not remove data a stage Pod still writes: wait
-		// for their deletion events.
-		s.wakeAt(s.now.Add(r.cfg.WaitInterval))
-		return false, nil
 	}
 	st := run.Status.DeepCopy()
 	if s.target.pvc == "" {
@@ -184,14 +170,19 @@ func (r *Engine) cleanup(ctx context.Context, s *scope) (bool, error) {
 	case pod.DeletionTimestamp != nil:
 		return false, nil // an earlier attempt is going away
 	case pod.Status.Phase == corev1.PodSucceeded:
-		if err := r.deletePod(ctx, s, pod); err != nil {
+		if err := r.deleteRunPods(ctx, s, stagePods); err != nil {
 			return false, err
 		}
 		st.Cleaned = true
 		gc.Phase, gc.Message = cyclonev1alpha1.GCSucceeded, ""
 		return true, r.writeStatus(ctx, run, st)
 	case pod.Status.Phase == corev1.PodFailed || timedOut:
-		if err := r.deletePod(ctx, s, pod); err != nil {
+		del := func() error { return r.deletePod(ctx, s, pod) }
+		if gc.Attempt >= r.cfg.GCAttempts {
+			// No attempt follows: the stage Pods go too.
+			del = func() error { return r.deleteRunPods(ctx, s, stagePods) }
+		}
+		if err := del(); err != nil {
 			return false, err
 		}
 		reason, msg := podFailure(pod)
@@ -210,6 +201,58 @@ func (r *Engine) cleanup(ctx context.Context, s *scope) (bool, error) {
 		s.wakeAt(gc.StartTime.Add(r.cfg.GCTimeout))
 		return false, nil
 	}
+}
+
+// allEnded reports whether every one of pods has ended and none is being
+// deleted.
+func allEnded(pods map[string]*corev1.Pod) bool {
+	for _, pod := range pods {
+		if pod.DeletionTimestamp != nil || (pod.Status.Phase != corev1.PodSucceeded && pod.Status.Phase != corev1.PodFailed) {
+			return false
+		}
+	}
+	return true
+}
+
+// keepLogs keeps the logs of the run's stage Pods that are not being
+// deleted yet, before they are.
+func (r *Engine) keepLogs(ctx context.Context, s *scope, stagePods map[string]*corev1.Pod) {
+	var live []*corev1.Pod
+	for _, pod := range stagePods {
+		if pod.DeletionTimestamp == nil {
+			live = append(live, pod)
+		}
+	}
+	sort.Slice(live, func(i, j int) bool { return live[i].Name < live[j].Name })
+	r.keeper.Keep(ctx, s.target.pods, s.run, live)
+}
+
+// deleteStagePods deletes the run's stage Pods, with one request, unless
+// every one is being deleted already.
+func (r *Engine) deleteStagePods(ctx context.Context, s *scope, stagePods map[string]*corev1.Pod) error {
+	for _, pod := range stagePods {
+		if pod.DeletionTimestamp != nil {
+			continue
+		}
+		r.keepLogs(ctx, s, stagePods)
+		if err := s.target.client.DeleteAllOf(ctx, &corev1.Pod{}, client.InNamespace(s.target.namespace),
+			client.MatchingLabels{convention.LabelRunUID: string(s.run.UID), convention.LabelPodKind: convention.PodKindWorkload}); err != nil {
+			return fmt.Errorf("delete pods of run: %w", err)
+		}
+		return nil
+	}
+	return nil
+}
+
+// deleteRunPods deletes the run's stage Pods and its GC Pod with one
+// request, once GC has succeeded.
+func (r *Engine) deleteRunPods(ctx context.Context, s *scope, stagePods map[string]*corev1.Pod) error {
+	r.keepLogs(ctx, s, stagePods)
+	if err := s.target.client.DeleteAllOf(ctx, &corev1.Pod{}, client.InNamespace(s.target.namespace),
+		client.MatchingLabels{convention.LabelRunUID: string(s.run.UID)}); err != nil {
+		return fmt.Errorf("delete pods of run: %w", err)
+	}
+	return nil
 }
 
 func (r *Engine) deletePod(ctx context.Context, s *scope, pod *corev1.Pod) error {

@@ -165,6 +165,47 @@ func TestEngine_reconcilesPerRun(t *testing.T) {
 	t.Logf("%d reconciles for a run of 5 stages", e.reconciles.Load())
 }
 
+// TestEngine_writesPerRun: a run whose stages follow one another within
+// RunningReportDelay writes its status at its start, at its end and
+// after its clean-up, not once per stage; its Pods, all ended by the GC,
+// go with one request.
+func TestEngine_writesPerRun(t *testing.T) {
+	requireCluster(t)
+	ns := newTenant(t)
+	var writes writeCounter
+	cfg := testConfig()
+	// Long enough that a loaded machine cannot spread the chain wider.
+	cfg.RunningReportDelay = time.Minute
+	startEngine(t, countingConfig(&writes), cfg)
+	createWorkflow(t, ns, "chain", []*cyclonev1alpha1.Stage{
+		stage(ns, "a", succeed("0s")), stage(ns, "b", succeed("0s")), stage(ns, "c", succeed("0s")), stage(ns, "d", succeed("0s")), stage(ns, "e", succeed("0s")),
+	}, items("a", "b:a", "c:b", "d:c", "e:d"))
+	createRun(t, ns, "run1", "chain")
+	run := waitRun(t, ns, "run1", cyclonev1alpha1.StatusSucceeded)
+	NewWithT(t).Eventually(func(g Gomega) {
+		g.Expect(getRun(g, ns, "run1").Status.Cleaned).To(BeTrue())
+	}).WithTimeout(time.Minute).Should(Succeed())
+	for _, stage := range []string{"a", "b", "c", "d", "e"} {
+		ss := run.Status.Stages[stage]
+		NewWithT(t).Expect(ss.Status.StartTime).NotTo(BeNil(), "stage %s shows when it started", stage)
+		NewWithT(t).Expect(ss.Status.CompletionTime).NotTo(BeNil(), "stage %s shows when it ended", stage)
+	}
+	writes.mu.Lock()
+	defer writes.mu.Unlock()
+	for _, tc := range []struct {
+		name, request string
+		want          int
+	}{
+		{name: "The status is written at the start, the end and after the clean-up.", request: "PATCH workflowruns/status 200", want: 3},
+		{name: "The stage Pods and the GC Pod are deleted with one request.", request: "DELETE pods 200", want: 1},
+		{name: "Every stage Pod and the GC Pod is created once.", request: "POST pods 201", want: 6},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			NewWithT(t).Expect(writes.by[tc.request]).To(Equal(tc.want), "requests:\n%s", writes.reportLocked(1))
+		})
+	}
+}
+
 // TestEngine_runsUnderATenantQuota: a worker namespace whose
 // ResourceQuota counts CPU and memory admits only Pods whose every
 // container says how much it needs. The Workflow sizes the stage's own

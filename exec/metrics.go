@@ -136,6 +136,9 @@ func (r *Engine) observePodCreated(s *scope, pod *corev1.Pod) {
 		return
 	}
 	st := &s.run.Status
+	if s.round != nil {
+		st = s.round // the Pod is created before its attempt is written
+	}
 	ss := st.Stages[pod.Annotations[convention.AnnotationStage]]
 	if ss == nil || ss.Attempt != 1 {
 		return

@@ -20,10 +20,14 @@ import (
 
 // schedule records a new attempt for every stage that may start now, within
 // the run's and the tenant's parallelism, and returns the Pods to create.
-func (r *Engine) schedule(ctx context.Context, s *scope, st *cyclonev1alpha1.WorkflowRunStatus) ([]*corev1.Pod, error) {
+// An attempt whose Pod is among existing already, created by an earlier
+// round whose status write was held back or lost, is adopted as it is:
+// schedule reports whether it adopted any.
+func (r *Engine) schedule(ctx context.Context, s *scope, st *cyclonev1alpha1.WorkflowRunStatus, existing map[string]*corev1.Pod) ([]*corev1.Pod, bool, error) {
 	if _, failed := blockingFailure(st.Stages); failed {
-		return nil, nil
+		return nil, false, nil
 	}
+	adopted := false
 	running := 0
 	for _, ss := range st.Stages {
 		if active(ss) {
@@ -46,7 +50,7 @@ func (r *Engine) schedule(ctx context.Context, s *scope, st *cyclonev1alpha1.Wor
 			continue
 		}
 		if delegated, err := r.delegate(ctx, s, st, name); err != nil {
-			return nil, err
+			return nil, false, err
 		} else if delegated {
 			continue
 		}
@@ -57,7 +61,7 @@ func (r *Engine) schedule(ctx context.Context, s *scope, st *cyclonev1alpha1.Wor
 			// Counted lazily: most rounds start nothing.
 			n, err := r.tenantRunning(ctx, s.run)
 			if err != nil {
-				return nil, err
+				return nil, false, err
 			}
 			tenantCap, tenantRunning = r.cfg.TenantParallelism, n
 		}
@@ -69,23 +73,35 @@ func (r *Engine) schedule(ctx context.Context, s *scope, st *cyclonev1alpha1.Wor
 		}
 		attempt := max(ss.Attempt, 1)
 		ss.Attempt = attempt
+		if have := existing[convention.PodName(s.run.Name, name, attempt)]; have != nil && have.Labels[convention.LabelRunUID] == string(s.run.UID) {
+			startAttempt(ss, have, attempt, have.CreationTimestamp.Time, s.now)
+			adopted = true
+			running++
+			continue
+		}
 		pod, err := r.buildPod(ctx, s, st, name)
 		if err != nil {
 			if asInvalid(err, ss, s.now) || r.asWaiting(err, s, ss) {
 				continue
 			}
-			return nil, err
+			return nil, false, err
 		}
-		now := metav1.NewTime(s.now)
-		ss.Pod = &cyclonev1alpha1.PodInfo{Name: pod.Name, Namespace: pod.Namespace}
-		ss.NextAttemptTime = nil
-		ss.Status.Phase = "" // a new attempt: its phase starts afresh
-		transition(&ss.Status, cyclonev1alpha1.StatusPending, ReasonPodCreating, fmt.Sprintf("attempt %d", attempt), s.now)
-		ss.Status.StartTime = &now
+		startAttempt(ss, pod, attempt, s.now, s.now)
 		pods = append(pods, pod)
 		running++
 	}
-	return pods, nil
+	return pods, adopted, nil
+}
+
+// startAttempt records the attempt of a stage whose Pod is pod, started at
+// start.
+func startAttempt(ss *cyclonev1alpha1.StageStatus, pod *corev1.Pod, attempt int32, start, now time.Time) {
+	ss.Pod = &cyclonev1alpha1.PodInfo{Name: pod.Name, Namespace: pod.Namespace}
+	ss.NextAttemptTime = nil
+	ss.Status.Phase = "" // a new attempt: its phase starts afresh
+	transition(&ss.Status, cyclonev1alpha1.StatusPending, ReasonPodCreating, fmt.Sprintf("attempt %d", attempt), now)
+	t := metav1.NewTime(start)
+	ss.Status.StartTime = &t
 }
 
 // asInvalid fails a stage whose Pod cannot be built as specified and
@@ -122,44 +138,43 @@ func (r *Engine) tenantRunning(ctx context.Context, run *cyclonev1alpha1.Workflo
 	return n, nil
 }
 
-// createPods creates the Pods of attempts the status records. A Pod the
-// API server refuses is reported on its stage rather than only in the
+// createPods creates the Pods of the attempts st records. A Pod the API
+// server refuses is reported on its stage in st rather than only in the
 // controller's log: refused as invalid, the attempt fails, since the same
 // Pod would be refused again; refused as forbidden (a ResourceQuota that
 // is full, or that wants every container sized; a policy), the stage
 // stays Pending with the refusal as its message, and the Pod is tried
-// again after WaitInterval, when the quota may have room.
-func (r *Engine) createPods(ctx context.Context, s *scope, pods []*corev1.Pod) error {
-	var st *cyclonev1alpha1.WorkflowRunStatus
+// again after WaitInterval, when the quota may have room. It reports
+// whether it changed st: a refusal is written at once.
+func (r *Engine) createPods(ctx context.Context, s *scope, st *cyclonev1alpha1.WorkflowRunStatus, pods []*corev1.Pod) (bool, error) {
+	changed := false
+	s.round = st
+	defer func() { s.round = nil }()
 	for _, pod := range pods {
 		err := r.createPod(ctx, s, pod)
 		var refusal *refusedError
 		if errors.As(err, &refusal) {
-			if st == nil {
-				st = s.run.Status.DeepCopy()
-			}
 			if ss := st.Stages[pod.Annotations[convention.AnnotationStage]]; ss != nil {
 				// The same Pod would be refused again: no retry.
 				transition(&ss.Status, cyclonev1alpha1.StatusFailed, refusal.reason, refusal.msg, s.now)
 				ss.NextAttemptTime = nil
 				s.wakeAt(s.now)
+				changed = true
 				continue
 			}
-			return err
+			return changed, err
 		}
 		if err == nil || !(apierrors.IsForbidden(err) || apierrors.IsInvalid(err)) {
 			if err != nil {
-				return err
+				return changed, err
 			}
 			continue
 		}
-		if st == nil {
-			st = s.run.Status.DeepCopy()
-		}
 		ss := st.Stages[pod.Annotations[convention.AnnotationStage]]
 		if ss == nil {
-			return err
+			return changed, err
 		}
+		changed = true
 		msg := err.Error()
 		var status apierrors.APIStatus
 		if errors.As(err, &status) {
@@ -175,11 +190,10 @@ func (r *Engine) createPods(ctx context.Context, s *scope, pods []*corev1.Pod) e
 			s.wakeAt(s.now.Add(r.cfg.WaitInterval))
 		}
 	}
-	if st == nil {
-		return nil
+	if changed {
+		summarize(st, s.now)
 	}
-	summarize(st, s.now)
-	return r.writeStatus(ctx, s.run, st)
+	return changed, nil
 }
 
 // createPod creates a stage or GC Pod, adopting one of the same name that
@@ -234,13 +248,14 @@ func (r *Engine) createPod(ctx context.Context, s *scope, pod *corev1.Pod) error
 	return errors.New("pod " + pod.Namespace + "/" + pod.Name + " exists and does not belong to gyre")
 }
 
-// deleteStrayPods deletes the unfinished Pods of attempts the status no
-// longer runs: timed-out attempts, cancelled stages, superseded attempts.
-// Deletion is level-based, so a deletion lost to a restart happens on the
-// next round.
-func (r *Engine) deleteStrayPods(ctx context.Context, s *scope, pods map[string]*corev1.Pod) error {
+// deleteStrayPods deletes the unfinished Pods of attempts the round's
+// status st no longer runs: timed-out attempts, cancelled stages,
+// superseded attempts. st, not the status written, since the round may
+// have created Pods whose report is held back. Deletion is level-based,
+// so a deletion lost to a restart happens on the next round.
+func (r *Engine) deleteStrayPods(ctx context.Context, s *scope, st *cyclonev1alpha1.WorkflowRunStatus, pods map[string]*corev1.Pod) error {
 	current := map[string]bool{}
-	for _, ss := range s.run.Status.Stages {
+	for _, ss := range st.Stages {
 		if active(ss) {
 			current[ss.Pod.Name] = true
 		}

@@ -18,13 +18,20 @@ import (
 // own cache or a run a delegation service has reported on since, fails
 // with a conflict instead of overwriting newer progress, and Reconcile
 // looks at the run again after status.ConflictRequeue, as every gyre
-// controller does (internal/status). Restart safety rests on this: an
-// attempt is recorded before its Pod exists, and a finished stage never
-// changes again.
+// controller does (internal/status). Restart safety rests on this, on a
+// finished stage never changing again, and on names: a stage attempt's
+// Pod is named after the run, the stage and the attempt, so a Pod created
+// by a round whose status write was lost (a restart, a conflict, a write
+// held back) is found and adopted by the next round, never created twice.
+// Only the run's start is written before its first Pod: the global
+// variables it fixes must be the same for every Pod.
 //
-// A reconcile writes the status once where it can: progress computes the
-// whole round, then writes. It writes again only where a later step must
-// follow a recorded one: a Pod refused after its attempt was recorded, a
+// A reconcile writes the status once at most: progress computes the whole
+// round, creates its Pods, then writes, or holds the write back while the
+// run is in progress (holdBack), for at most RunningReportDelay, so that
+// stages that follow one another quickly share one write. It writes more
+// than once only where a later step must follow a recorded one: the
+// run's start before its first Pod, a Pod refused at the start, a
 // delegation request recorded before it is sent, the GC phase recorded
 // before its Pod is created.
 
@@ -48,6 +55,7 @@ func (r *Engine) writeStatus(ctx context.Context, run *cyclonev1alpha1.WorkflowR
 	r.recordTransitions(run, &old)
 	r.observeTransitions(run, &old)
 	r.written.Store(client.ObjectKeyFromObject(run), run.ResourceVersion)
+	r.unreported.Delete(client.ObjectKeyFromObject(run))
 	return r.inject("after-status-write")
 }
 
