@@ -5,6 +5,8 @@
 package mgrconfig
 
 import (
+	"time"
+
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
@@ -29,6 +31,17 @@ type Options struct {
 	// LeaderElectionNamespace holds the lease; the in-cluster namespace
 	// when empty.
 	LeaderElectionNamespace string
+	// LeaseDuration is how long a replica waits, after the leader last
+	// renewed the lease, before it takes over: the longest a killed
+	// leader leaves the work undone. Zero is controller-runtime's 15s.
+	LeaseDuration time.Duration
+	// RenewDeadline is how long the leader keeps trying to renew before
+	// it stops its controllers; shorter than LeaseDuration so that it
+	// stops before another replica may start. Zero is 10s.
+	RenewDeadline time.Duration
+	// RetryPeriod is how often replicas try to take or renew the lease.
+	// Zero is 2s.
+	RetryPeriod time.Duration
 }
 
 // NewScheme returns a scheme with every kind gyre reads or writes.
@@ -56,6 +69,9 @@ func (o Options) Manager(scheme *runtime.Scheme) ctrl.Options {
 		LeaderElectionID:              "gyre-controller.gyre.dev",
 		LeaderElectionNamespace:       o.LeaderElectionNamespace,
 		LeaderElectionReleaseOnCancel: true,
+		LeaseDuration:                 durationOrNil(o.LeaseDuration),
+		RenewDeadline:                 durationOrNil(o.RenewDeadline),
+		RetryPeriod:                   durationOrNil(o.RetryPeriod),
 		// No reader of the manager's cache looks at managed fields (the
 		// tenant reconciler keeps its own cache for that); dropping them
 		// halves what a cached WorkflowRun or Tenant costs to keep and
@@ -67,4 +83,12 @@ func (o Options) Manager(scheme *runtime.Scheme) ctrl.Options {
 		// server; this keeps a read that forgets to do so from caching.
 		Client: client.Options{Cache: &client.CacheOptions{DisableFor: []client.Object{&corev1.Secret{}}}},
 	}
+}
+
+// durationOrNil leaves a zero duration to controller-runtime's default.
+func durationOrNil(d time.Duration) *time.Duration {
+	if d == 0 {
+		return nil
+	}
+	return &d
 }

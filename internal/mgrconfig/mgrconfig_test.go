@@ -1,0 +1,35 @@
+package mgrconfig
+
+import (
+	"testing"
+	"time"
+
+	. "github.com/onsi/gomega"
+	"k8s.io/apimachinery/pkg/runtime"
+)
+
+func TestOptions_Manager_leaseTiming(t *testing.T) {
+	tests := []struct {
+		name                            string
+		opts                            Options
+		wantLease, wantRenew, wantRetry *time.Duration
+	}{
+		{name: "Unset timings leave controller-runtime's defaults of 15s, 10s and 2s.",
+			opts: Options{LeaderElection: true}},
+		{name: "Set timings reach the leader election, so that a killed leader is replaced sooner.",
+			opts:      Options{LeaderElection: true, LeaseDuration: 4 * time.Second, RenewDeadline: 3 * time.Second, RetryPeriod: time.Second},
+			wantLease: ptr(4 * time.Second), wantRenew: ptr(3 * time.Second), wantRetry: ptr(time.Second)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			g := NewWithT(t)
+			got := tt.opts.Manager(runtime.NewScheme())
+			g.Expect(got.LeaderElectionID).To(Equal("gyre-controller.gyre.dev"))
+			g.Expect(got.LeaseDuration).To(Equal(tt.wantLease))
+			g.Expect(got.RenewDeadline).To(Equal(tt.wantRenew))
+			g.Expect(got.RetryPeriod).To(Equal(tt.wantRetry))
+		})
+	}
+}
+
+func ptr(d time.Duration) *time.Duration { return &d }
