@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -710,4 +712,56 @@ func TestWebhookServer_rotatedSecretTakesEffectWithinTheTTL(t *testing.T) {
 	clk.Step(SecretTTL)
 	g.Expect(post("old-secret", demoSecret)).To(Equal(http.StatusUnauthorized))
 	g.Expect(post("new-secret", "rotated")).To(Equal(http.StatusAccepted))
+}
+
+// TestHA_webhookOnEveryReplicaStartsOneRun: every replica serves
+// webhooks, leader or not, and a provider retries a slow delivery and
+// may resend it under a new id. The same event reaching two replicas at
+// once still starts one run, and the trigger counts it once.
+func TestHA_webhookOnEveryReplicaStartsOneRun(t *testing.T) {
+	testcluster.Require(t)
+	g := NewWithT(t)
+	ns, first := newWebhookTest(t)
+	second := NewWebhookServer(k8sClient, WebhookOptions{
+		Recorder: events.NewFakeRecorder(100),
+		Clock:    clocktesting.NewFakeClock(time.Date(2026, 11, 23, 9, 30, 0, 0, time.UTC)),
+	})
+	body := readPayload(t, "github-push.json")
+	const posts = 8
+	responses := make(chan webhookResponse, posts)
+	var wg sync.WaitGroup
+	for i := range posts {
+		srv := []*WebhookServer{first, second}[i%2]
+		d := delivery{providerGitHub, "push", fmt.Sprintf("delivery-%d", i%3), body, "good", ""}
+		wg.Go(func() {
+			rec := httptest.NewRecorder()
+			srv.ServeHTTP(rec, d.request(ns))
+			var resp webhookResponse
+			if rec.Code != http.StatusAccepted || json.Unmarshal(rec.Body.Bytes(), &resp) != nil {
+				t.Errorf("delivery %s: %d %s", d.id, rec.Code, rec.Body.String())
+			}
+			responses <- resp
+		})
+	}
+	wg.Wait()
+	close(responses)
+	created, names := 0, map[string]bool{}
+	for resp := range responses {
+		for _, fr := range resp.Runs {
+			if fr.Trigger != "build" {
+				continue
+			}
+			names[fr.Run] = true
+			if fr.Created {
+				created++
+			}
+		}
+	}
+	g.Expect(created).To(Equal(1), "runs created")
+	g.Expect(names).To(HaveLen(1), "every response names the one run")
+	runs := runsByTrigger(g, ns)
+	g.Expect(runs["build"]).To(HaveLen(1))
+	g.Eventually(func(g Gomega) {
+		g.Expect(getTrigger(g, ns, "build").Status.Count).To(Equal(1))
+	}).Should(Succeed())
 }
