@@ -48,7 +48,7 @@ var (
 )
 
 func TestMain(m *testing.M) {
-	os.Exit(testcluster.RunSuite(m, testcluster.Options{}, func(c *testcluster.Cluster) error {
+	os.Exit(testcluster.RunSuite(m, testcluster.Options{Scheduler: true, ControllerManager: true, Nodes: 1, PodsSucceedByDefault: true}, func(c *testcluster.Cluster) error {
 		cluster = c
 		scheme, err := mgrconfig.NewScheme()
 		if err != nil {
