@@ -14,9 +14,11 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	"github.com/gyreops/gyre/exec"
+	"github.com/gyreops/gyre/internal/convention"
 	"github.com/gyreops/gyre/internal/manager"
 	"github.com/gyreops/gyre/internal/mgrconfig"
 	"github.com/gyreops/gyre/internal/netguard"
+	"github.com/gyreops/gyre/internal/shard"
 	"github.com/gyreops/gyre/trigger"
 )
 
@@ -41,6 +43,11 @@ func newControllerCmd() *cobra.Command {
 applied and pruned, WorkflowRuns executed, WorkflowTriggers fired.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if cmd.Flags().Changed("shard") {
+				if err := shard.Validate(o.Shard); err != nil {
+					return fmt.Errorf("--shard: %w", err)
+				}
+			}
 			if err := notificationSecrets(&o, smtpPasswordFile, slackTokenFile); err != nil {
 				return err
 			}
@@ -74,6 +81,7 @@ applied and pruned, WorkflowRuns executed, WorkflowTriggers fired.`,
 	f.StringVar(&o.MetricsAddr, "metrics-addr", ":8080", `address of the Prometheus metrics endpoint; "0" turns it off`)
 	f.StringVar(&o.ProbeAddr, "health-addr", ":9440", `address of /healthz and /readyz; "0" turns them off`)
 	f.BoolVar(&o.LeaderElection, "leader-elect", false, "elect one active replica")
+	f.StringVar(&o.Shard, "shard", "", "handle only the Repositories and Tenants labelled "+convention.ShardLabel+"=NAME, and the runs, triggers and Pods of those Tenants; without it, those without the label. Each shard elects its own leader")
 	f.StringVar(&o.WebhookAddr, "webhook-addr", ":9292", "address of the webhook server: SCM events for WorkflowTriggers at /webhooks/<namespace>, push events for Repositories at /webhooks/repositories; empty turns it off")
 	f.StringVar(&o.WebAddr, "web-addr", ":9090", "address of the read-only web view, which shows each user what their bearer token may get; empty turns it off")
 	f.StringVar(&o.WebhookCertFile, "webhook-tls-cert", "", "TLS certificate of the webhook server")

@@ -15,6 +15,7 @@ import (
 
 	cyclonev1alpha1 "github.com/gyreops/gyre/api/cyclone/v1alpha1"
 	gyrev1alpha1 "github.com/gyreops/gyre/api/gyre/v1alpha1"
+	"github.com/gyreops/gyre/internal/shard"
 )
 
 // Options are the manager's own settings: its servers and leader
@@ -29,6 +30,9 @@ type Options struct {
 	// LeaderElectionNamespace holds the lease; the in-cluster namespace
 	// when empty.
 	LeaderElectionNamespace string
+	// Shard is the value of convention.ShardLabel on the Repositories and
+	// Tenants this manager handles; "" handles those without the label.
+	Shard string
 }
 
 // NewScheme returns a scheme with every kind gyre reads or writes.
@@ -53,18 +57,38 @@ func (o Options) Manager(scheme *runtime.Scheme) ctrl.Options {
 		Metrics:                       metricsserver.Options{BindAddress: o.MetricsAddr},
 		HealthProbeBindAddress:        o.ProbeAddr,
 		LeaderElection:                o.LeaderElection,
-		LeaderElectionID:              "gyre-controller.gyre.dev",
+		LeaderElectionID:              LeaderElectionID(o.Shard),
 		LeaderElectionNamespace:       o.LeaderElectionNamespace,
 		LeaderElectionReleaseOnCancel: true,
 		// No reader of the manager's cache looks at managed fields (the
 		// tenant reconciler keeps its own cache for that); dropping them
 		// halves what a cached WorkflowRun or Tenant costs to keep and
 		// to copy on every read.
-		Cache: cache.Options{DefaultTransform: cache.TransformStripManagedFields()},
+		//
+		// A shard caches only its own Repositories and Tenants, as Flux's
+		// --watch-label-selector does: the others' cost it nothing, and a
+		// relabelled one arrives as a creation or leaves as a deletion.
+		Cache: cache.Options{
+			DefaultTransform: cache.TransformStripManagedFields(),
+			ByObject: map[client.Object]cache.ByObject{
+				&gyrev1alpha1.Repository{}: {Label: shard.Selector(o.Shard)},
+				&gyrev1alpha1.Tenant{}:     {Label: shard.Selector(o.Shard)},
+			},
+		},
 		// A Secret read through the cache would start an informer that
 		// lists and watches every Secret of the cluster and keeps their
 		// values in memory. gyre reads the few it needs from the API
 		// server; this keeps a read that forgets to do so from caching.
 		Client: client.Options{Cache: &client.CacheOptions{DisableFor: []client.Object{&corev1.Secret{}}}},
 	}
+}
+
+// LeaderElectionID is the lease a shard's replicas elect their leader
+// with: each shard has its own, so that shards work side by side and a
+// shard's replicas elect among themselves.
+func LeaderElectionID(shard string) string {
+	if shard == "" {
+		return "gyre-controller.gyre.dev"
+	}
+	return "gyre-controller-" + shard + ".gyre.dev"
 }
