@@ -18,6 +18,10 @@ import (
 // Config configures an Engine. The zero value works: every unset field
 // takes the default its comment gives.
 type Config struct {
+	// Shard is the shard of this replica (gyre controller --shard): the
+	// engine runs only the WorkflowRuns of its shard's Tenants; "" runs
+	// those of Tenants without a shard, and the runs outside every Tenant.
+	Shard string
 	// ResolverImages maps a Resource type (Git, Image, Http, ...) to the
 	// image that pulls and pushes it, for Resources that name no resolver
 	// of their own.

@@ -128,6 +128,9 @@ func (s *scope) result() ctrl.Result {
 // their Pods, finish, notify, collect garbage, or clean up after deletion.
 func (r *Engine) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	r.reconciles.Add(1)
+	if ours, err := r.inShard(ctx, req.NamespacedName); !ours || err != nil {
+		return ctrl.Result{}, err
+	}
 	run := &cyclonev1alpha1.WorkflowRun{}
 	if err := r.client.Get(ctx, req.NamespacedName, run); err != nil {
 		if apierrors.IsNotFound(err) {

@@ -198,7 +198,9 @@ func (r *TenantReconciler) fetch(ctx context.Context, s *tenantScope) (ctrl.Resu
 		if !apierrors.IsNotFound(err) {
 			return ctrl.Result{}, err
 		}
-		s.tenantWide = waiting(fmt.Sprintf("Repository %s not found", t.Spec.RepositoryRef.Name))
+		if s.tenantWide, err = r.repositoryMissing(ctx, t); err != nil {
+			return ctrl.Result{}, err
+		}
 		return ctrl.Result{RequeueAfter: waitInterval}, nil
 	}
 	dir, err := r.Artifacts.ArtifactDir(repo)

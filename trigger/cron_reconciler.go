@@ -52,6 +52,10 @@ type CronReconciler struct {
 	Recorder events.EventRecorder
 	// Clock tells the time; the schedule is read against it.
 	Clock clock.PassiveClock
+	// Shard is this replica's shard (gyre controller --shard): only the
+	// triggers of its shard's Tenants fire here; "" fires those of
+	// Tenants without a shard.
+	Shard string
 
 	// upSince is when the reconciler first ran: scheduled times before it
 	// came while no controller was watching.
@@ -71,6 +75,9 @@ type cronScope struct {
 // Reconcile starts the runs due for one Cron trigger, records the ledger
 // in its status and requeues for the next scheduled time.
 func (r *CronReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	if ours, err := r.inShard(ctx, req.Namespace); !ours || err != nil {
+		return ctrl.Result{}, err
+	}
 	trig := &cyclonev1alpha1.WorkflowTrigger{}
 	if err := r.Client.Get(ctx, req.NamespacedName, trig); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)

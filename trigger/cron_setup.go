@@ -5,9 +5,11 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 
 	cyclonev1alpha1 "github.com/gyreops/gyre/api/cyclone/v1alpha1"
+	gyrev1alpha1 "github.com/gyreops/gyre/api/gyre/v1alpha1"
 	"github.com/gyreops/gyre/internal/record"
 )
 
@@ -37,5 +39,6 @@ func (r *CronReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("workflowtrigger-cron").
 		For(&cyclonev1alpha1.WorkflowTrigger{}, builder.WithPredicates(isCron, predicate.GenerationChangedPredicate{})).
+		Watches(&gyrev1alpha1.Tenant{}, handler.EnqueueRequestsFromMapFunc(r.triggersOfTenant), builder.WithPredicates(shardChanged())).
 		Complete(r)
 }

@@ -14,9 +14,11 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	"github.com/gyreops/gyre/exec"
+	"github.com/gyreops/gyre/internal/convention"
 	"github.com/gyreops/gyre/internal/manager"
 	"github.com/gyreops/gyre/internal/mgrconfig"
 	"github.com/gyreops/gyre/internal/netguard"
+	"github.com/gyreops/gyre/internal/shard"
 	"github.com/gyreops/gyre/trigger"
 )
 
@@ -41,6 +43,11 @@ func newControllerCmd() *cobra.Command {
 applied and pruned, WorkflowRuns executed, WorkflowTriggers fired.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if cmd.Flags().Changed("shard") {
+				if err := shard.Validate(o.Shard); err != nil {
+					return fmt.Errorf("--shard: %w", err)
+				}
+			}
 			if err := notificationSecrets(&o, smtpPasswordFile, slackTokenFile); err != nil {
 				return err
 			}
@@ -78,6 +85,7 @@ applied and pruned, WorkflowRuns executed, WorkflowTriggers fired.`,
 	f.DurationVar(&o.LeaseDuration, "leader-elect-lease-duration", 15*time.Second, "how long after the leader's last renewal another replica takes over")
 	f.DurationVar(&o.RenewDeadline, "leader-elect-renew-deadline", 10*time.Second, "how long the leader tries to renew its lease before it stops; less than --leader-elect-lease-duration")
 	f.DurationVar(&o.RetryPeriod, "leader-elect-retry-period", 2*time.Second, "how often replicas try to take or renew the lease")
+	f.StringVar(&o.Shard, "shard", "", "handle only the Repositories and Tenants labelled "+convention.ShardLabel+"=NAME, and the runs, triggers and Pods of those Tenants; without it, those without the label. Each shard elects its own leader")
 	f.StringVar(&o.WebhookAddr, "webhook-addr", ":9292", "address of the webhook server: SCM events for WorkflowTriggers at /webhooks/<namespace>, push events for Repositories at /webhooks/repositories; empty turns it off")
 	f.StringVar(&o.WebAddr, "web-addr", ":9090", "address of the read-only web view, which shows each user what their bearer token may get; empty turns it off")
 	f.StringVar(&o.WebhookCertFile, "webhook-tls-cert", "", "TLS certificate of the webhook server")

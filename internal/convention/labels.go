@@ -126,3 +126,9 @@ const (
 // object, so that Cyclone's project views and gyre's tenancy views see
 // the runs.
 var InheritedRunLabels = []string{LabelProject, TenantLabel, TargetLabel}
+
+// ShardLabel puts a Repository or a Tenant in a shard: only the replicas
+// started with `gyre controller --shard <value>` handle it, and only
+// replicas started without --shard handle those without the label. A
+// Tenant's runs, triggers and Pods follow the Tenant's label.
+const ShardLabel = "gyre.dev/shard"

@@ -107,6 +107,8 @@ func Setup(mgr ctrl.Manager, o Options) error {
 		return fmt.Errorf("artifact directory not set")
 	}
 	o.Exec.Logs = logStore(o)
+	// Runs, triggers and Pods follow their Tenant's shard.
+	o.Exec.Shard = o.Shard
 	git := &source.Git{CacheDir: o.ArtifactDir}
 	if err := (&reconciler.RepositoryReconciler{Git: git}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("repository controller: %w", err)
@@ -117,7 +119,7 @@ func Setup(mgr ctrl.Manager, o Options) error {
 	if err := (&exec.Engine{Config: o.Exec}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("workflowrun engine: %w", err)
 	}
-	if err := (&trigger.CronReconciler{}).SetupWithManager(mgr); err != nil {
+	if err := (&trigger.CronReconciler{Shard: o.Shard}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("cron triggers: %w", err)
 	}
 	if o.WebhookAddr != "" {

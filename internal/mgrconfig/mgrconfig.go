@@ -17,6 +17,7 @@ import (
 
 	cyclonev1alpha1 "github.com/gyreops/gyre/api/cyclone/v1alpha1"
 	gyrev1alpha1 "github.com/gyreops/gyre/api/gyre/v1alpha1"
+	"github.com/gyreops/gyre/internal/shard"
 )
 
 // Options are the manager's own settings: its servers and leader
@@ -42,6 +43,9 @@ type Options struct {
 	// RetryPeriod is how often replicas try to take or renew the lease.
 	// Zero is 2s.
 	RetryPeriod time.Duration
+	// Shard is the value of convention.ShardLabel on the Repositories and
+	// Tenants this manager handles; "" handles those without the label.
+	Shard string
 }
 
 // NewScheme returns a scheme with every kind gyre reads or writes.
@@ -66,7 +70,7 @@ func (o Options) Manager(scheme *runtime.Scheme) ctrl.Options {
 		Metrics:                       metricsserver.Options{BindAddress: o.MetricsAddr},
 		HealthProbeBindAddress:        o.ProbeAddr,
 		LeaderElection:                o.LeaderElection,
-		LeaderElectionID:              "gyre-controller.gyre.dev",
+		LeaderElectionID:              LeaderElectionID(o.Shard),
 		LeaderElectionNamespace:       o.LeaderElectionNamespace,
 		LeaderElectionReleaseOnCancel: true,
 		LeaseDuration:                 durationOrNil(o.LeaseDuration),
@@ -76,7 +80,17 @@ func (o Options) Manager(scheme *runtime.Scheme) ctrl.Options {
 		// tenant reconciler keeps its own cache for that); dropping them
 		// halves what a cached WorkflowRun or Tenant costs to keep and
 		// to copy on every read.
-		Cache: cache.Options{DefaultTransform: cache.TransformStripManagedFields()},
+		//
+		// A shard caches only its own Repositories and Tenants, as Flux's
+		// --watch-label-selector does: the others' cost it nothing, and a
+		// relabelled one arrives as a creation or leaves as a deletion.
+		Cache: cache.Options{
+			DefaultTransform: cache.TransformStripManagedFields(),
+			ByObject: map[client.Object]cache.ByObject{
+				&gyrev1alpha1.Repository{}: {Label: shard.Selector(o.Shard)},
+				&gyrev1alpha1.Tenant{}:     {Label: shard.Selector(o.Shard)},
+			},
+		},
 		// A Secret read through the cache would start an informer that
 		// lists and watches every Secret of the cluster and keeps their
 		// values in memory. gyre reads the few it needs from the API
@@ -91,4 +105,14 @@ func durationOrNil(d time.Duration) *time.Duration {
 		return nil
 	}
 	return &d
+}
+
+// LeaderElectionID is the lease a shard's replicas elect their leader
+// with: each shard has its own, so that shards work side by side and a
+// shard's replicas elect among themselves.
+func LeaderElectionID(shard string) string {
+	if shard == "" {
+		return "gyre-controller.gyre.dev"
+	}
+	return "gyre-controller-" + shard + ".gyre.dev"
 }
