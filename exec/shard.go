@@ -16,13 +16,13 @@ import (
 // both, and this replica takes them over or lets them go.
 //
 // A run is never executed twice while two shards' caches disagree for a
-// moment about a moved Tenant: every step of a run is first recorded in
-// its status with a write locked to the resourceVersion it read (see
-// write.go), so of two engines acting on the same run one write fails
-// with a conflict and that engine reads the run again; and a stage
-// attempt's Pod has a name fixed by run, stage and attempt
-// (convention.PodName), so a second creation fails with AlreadyExists and
-// is adopted, never duplicated. Overlap collides; it does not duplicate.
+// moment about a moved Tenant: every status write is locked to the
+// resourceVersion it read (see write.go), so of two engines acting on the
+// same run one write fails with a conflict and that engine reads the run
+// again; and a stage attempt's Pod has a name fixed by run, stage and
+// attempt (convention.PodName), so a second creation fails with
+// AlreadyExists and is adopted, never duplicated. Overlap collides; it
+// does not duplicate.
 
 // inShard reports whether the run req is this replica's to execute. A run
 // that is not forgets what the engine kept of it in memory: it may come
@@ -34,5 +34,6 @@ func (r *Engine) inShard(ctx context.Context, req types.NamespacedName) (bool, e
 	}
 	r.written.Delete(req)
 	r.running.Delete(req)
+	r.unreported.Delete(req)
 	return false, nil
 }
