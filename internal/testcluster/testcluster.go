@@ -66,7 +66,7 @@ type Options struct {
 	// had (gyre dev). Empty means a temporary directory removed by Stop.
 	StateDir string
 	// PodsSucceedByDefault makes Pods without a test.gyre.dev/result
-	// annotation succeed after a second or two instead of running until
+	// annotation succeed after three to four seconds instead of running until
 	// deleted: gyre dev's simulated workloads.
 	PodsSucceedByDefault bool
 	// RealNode runs a real node on this machine, named NodeName:
