@@ -187,6 +187,7 @@ func (r *CronReconciler) fire(ctx context.Context, sc *cronScope, t time.Time) e
 	case verdict == verdictStarted:
 		observeFire(trig, fireExisting)
 		sc.fired++
+		recordFired(sc, name, t)
 		return nil
 	}
 
@@ -195,6 +196,7 @@ func (r *CronReconciler) fire(ctx context.Context, sc *cronScope, t time.Time) e
 		if apierrors.IsAlreadyExists(err) {
 			observeFire(trig, fireExisting)
 			sc.fired++
+			recordFired(sc, name, t)
 			return nil
 		}
 		observeFire(trig, fireError)
@@ -203,13 +205,25 @@ func (r *CronReconciler) fire(ctx context.Context, sc *cronScope, t time.Time) e
 	observeFire(trig, fireStarted)
 	ctrl.LoggerFrom(ctx).Info("Started run", "WorkflowRun", klog.KObj(run), "scheduleTime", t)
 	sc.fired++
-	trig.Status.LastFired = &cyclonev1alpha1.FiredRun{
-		Name:         run.Name,
+	recordFired(sc, run.Name, t)
+	r.event(trig, corev1.EventTypeNormal, ReasonFired, "Started WorkflowRun %s for %s", run.Name, t.UTC().Format(time.RFC3339))
+	return nil
+}
+
+// recordFired makes the run of scheduled time t the trigger's last fired
+// one, unless a later time's run already is. A run found already there
+// counts too: the replica that created it may have died, or lost the
+// race to write the trigger's status, before recording it.
+func recordFired(sc *cronScope, name string, t time.Time) {
+	last := sc.trig.Status.LastFired
+	if last != nil && last.ScheduleTime != nil && !last.ScheduleTime.Time.Before(t) {
+		return
+	}
+	sc.trig.Status.LastFired = &cyclonev1alpha1.FiredRun{
+		Name:         name,
 		Time:         &metav1.Time{Time: sc.now},
 		ScheduleTime: &metav1.Time{Time: t},
 	}
-	r.event(trig, corev1.EventTypeNormal, ReasonFired, "Started WorkflowRun %s for %s", run.Name, t.UTC().Format(time.RFC3339))
-	return nil
 }
 
 // verdict is the concurrency policy's answer for one scheduled time.
