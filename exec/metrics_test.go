@@ -131,10 +131,13 @@ func TestEngine_metricsOfARunThatNeverStarted(t *testing.T) {
 	}).WithTimeout(30 * time.Second).Should(Succeed())
 
 	// Whoever may create runs writes any name in spec.workflowRef: a
-	// label of it would make a series of every name.
-	g.Expect(series(g, "gyre_runs_finished_total", tenant)).To(Equal(map[string]float64{
-		tenantKey("phase=Failed,workflow=", tenant): 1,
-	}))
+	// label of it would make a series of every name. The count follows
+	// the status write the test has just seen.
+	g.Eventually(func(g Gomega) {
+		g.Expect(series(g, "gyre_runs_finished_total", tenant)).To(Equal(map[string]float64{
+			tenantKey("phase=Failed,workflow=", tenant): 1,
+		}))
+	}).WithTimeout(5 * time.Second).Should(Succeed())
 	g.Expect(series(g, "gyre_runs_started_total", tenant)).To(BeEmpty())
 	g.Expect(series(g, "gyre_run_duration_seconds", tenant)).To(BeEmpty(), "a run that never started has no duration")
 }
