@@ -13,7 +13,7 @@ import (
 	"github.com/gyreops/gyre/exec"
 )
 
-func TestController_notificationSecretsComeFromFiles(t *testing.T) {
+func TestController_badFlagsStopItNamingTheFlag(t *testing.T) {
 	dir := t.TempDir()
 	token := filepath.Join(dir, "token")
 	empty := filepath.Join(dir, "empty")
@@ -43,6 +43,12 @@ func TestController_notificationSecretsComeFromFiles(t *testing.T) {
 		{name: "A Pod range that is no CIDR stops the controller, naming the flag.",
 			args:       []string{"--service-cidr", "10.96.0.0/12", "--pod-cidr", "pods"},
 			wantStderr: "gyre: --pod-cidr: cluster CIDR \"pods\": netip.ParsePrefix(\"pods\"): no '/'\n"},
+		{name: "An empty shard stops the controller, pointing at leaving the flag out.",
+			args:       []string{"--shard", ""},
+			wantStderr: "gyre: --shard: shard name is empty: leave --shard out to handle the Repositories and Tenants without the gyre.dev/shard label\n"},
+		{name: "A shard that is no label value stops the controller, naming the label.",
+			args:       []string{"--shard", "eu/west"},
+			wantStderr: "gyre: --shard: shard name \"eu/west\" is not a valid value of label gyre.dev/shard: a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyValue',  or 'my_value',  or '12345', regex used for validation is '(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')\n"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -102,27 +108,4 @@ func TestOutboundGuard_refusesTheClusterRanges(t *testing.T) {
 	g.Expect(guard.Check(netip.MustParseAddr("10.96.0.1"))).To(MatchError(ContainSubstring("in the cluster's range 10.96.0.0/12")))
 	g.Expect(guard.Check(netip.MustParseAddr("10.244.1.2"))).To(MatchError(ContainSubstring("in the cluster's range 10.244.0.0/16")))
 	g.Expect(guard.Check(netip.MustParseAddr("10.96.0.10"))).To(Succeed(), "listed in --allow-outbound")
-}
-
-func TestController_shardNameMustBeALabelValue(t *testing.T) {
-	tests := []struct {
-		name       string
-		args       []string
-		wantStderr string
-	}{
-		{name: "An empty shard stops the controller, pointing at leaving the flag out.",
-			args:       []string{"--shard", ""},
-			wantStderr: "gyre: --shard: shard name is empty: leave --shard out to handle the Repositories and Tenants without the gyre.dev/shard label\n"},
-		{name: "A shard that is no label value stops the controller, naming the label.",
-			args:       []string{"--shard", "eu/west"},
-			wantStderr: "gyre: --shard: shard name \"eu/west\" is not a valid value of label gyre.dev/shard: a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyValue',  or 'my_value',  or '12345', regex used for validation is '(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')\n"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			g := NewWithT(t)
-			_, stderr, code := execute(t, append([]string{"controller"}, tt.args...)...)
-			g.Expect(code).To(Equal(2))
-			g.Expect(stderr).To(Equal(tt.wantStderr))
-		})
-	}
 }
