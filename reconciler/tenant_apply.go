@@ -47,7 +47,9 @@ func (r *TenantReconciler) apply(ctx context.Context, s *tenantScope) (ctrl.Resu
 	t := s.tenant
 	var kinds []*unstructured.Unstructured
 	for _, ts := range s.targets {
-		kinds = append(kinds, ts.objects...)
+		if !ts.remembered { // applied before, so watched already
+			kinds = append(kinds, ts.objects...)
+		}
 	}
 	// Watched before they are applied: the watch's cache is what lets
 	// the applier skip unchanged objects, and no change may slip by
@@ -111,6 +113,14 @@ func (r *TenantReconciler) applyTarget(ctx context.Context, s *tenantScope, ts *
 		msg := fmt.Sprintf("revision %s does not render: %v", s.revision, ts.renderErr)
 		setConditions(&st.Conditions, targetConditions(targetOutcome{phase: phaseRenderFailed, message: msg}, t.Generation))
 		r.event(t, eventWarning, ReasonRenderFailed, "Target %s: %s", name, msg)
+		return
+	}
+	// A full check of what the last full reconcile applied, Ready, whose
+	// objects are all still as gyre applied them, would find the same
+	// inventory and conditions and write nothing: it stops here, before
+	// building them again, which was most of the cost of checking an
+	// unchanged Tenant.
+	if ts.remembered && r.applier().Current(ctx, ts.objects) {
 		return
 	}
 	next := newInventory(ts.objects)

@@ -355,13 +355,18 @@ func rawWithTenantWrites(b *testing.B, g *WithT, dir, prefix string, n int, repo
 	}
 
 	start := time.Now()
-	eg, ectx := errgroup.WithContext(ctx)
-	eg.SetLimit(40)
-	for _, o := range provisioning {
-		eg.Go(func() error { return apply(ectx, o) })
+	// Namespaces first: what goes in them cannot be created before.
+	for _, namespaces := range []bool{true, false} {
+		eg, ectx := errgroup.WithContext(ctx)
+		eg.SetLimit(40)
+		for _, o := range provisioning {
+			if (o.GetKind() == "Namespace") == namespaces {
+				eg.Go(func() error { return apply(ectx, o) })
+			}
+		}
+		g.Expect(eg.Wait()).To(Succeed())
 	}
-	g.Expect(eg.Wait()).To(Succeed())
-	eg, ectx = errgroup.WithContext(ctx)
+	eg, ectx := errgroup.WithContext(ctx)
 	eg.SetLimit(40)
 	for i, t := range tenantsOf {
 		eg.Go(func() error { return tenantWrites(ectx, t, targets[i]) })
