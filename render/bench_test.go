@@ -124,7 +124,9 @@ func scaleRepo(b *testing.B, tenants int) (string, []Target) {
 //
 //   - scale/no-file-cache: without the file cache,
 //   - scale/sequential: one target at a time,
-//   - scale/parallel: from 4 goroutines.
+//   - scale/parallel: from 4 goroutines,
+//   - scale/parallel-exclusive: the same with remote bases allowed,
+//     whose kustomize builds run one at a time (see kustomizeMu).
 //
 // builds/target counts kustomize builds, checks/target the files whose
 // YAML gyre checked (the rest came from the file cache), cache-KiB what
@@ -203,10 +205,12 @@ func BenchmarkRender(b *testing.B) {
 		name    string
 		workers int
 		files   bool
+		remote  bool
 	}{
-		{"scale/no-file-cache", 1, false},
-		{"scale/sequential", 1, true},
-		{"scale/parallel", 4, true},
+		{"scale/no-file-cache", 1, false, false},
+		{"scale/sequential", 1, true, false},
+		{"scale/parallel", 4, true, false},
+		{"scale/parallel-exclusive", 4, true, true},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			b.ReportAllocs()
@@ -221,7 +225,7 @@ func BenchmarkRender(b *testing.B) {
 				for range bc.workers {
 					wg.Go(func() {
 						for t := range work {
-							res, err := r.Render(ctx, scaleRoot, t, Options{Revision: "main@sha1:1"})
+							res, err := r.Render(ctx, scaleRoot, t, Options{Revision: "main@sha1:1", AllowRemoteBases: bc.remote})
 							if err != nil || len(res.Errors) > 0 || len(res.Objects) != 20 {
 								b.Errorf("%s: %v %v (%d objects)", t, err, res.Errors, len(res.Objects))
 							}
