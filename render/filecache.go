@@ -4,6 +4,8 @@ import (
 	"crypto/sha256"
 	"sync"
 	"sync/atomic"
+
+	"k8s.io/apimachinery/pkg/util/validation/field"
 )
 
 // DefaultFileCacheSize caps the memory a Renderer's file cache holds.
@@ -44,8 +46,9 @@ type fileCache struct {
 	size  int64
 	tick  uint64
 
-	// hits counts the files served from the cache.
-	hits atomic.Int64
+	// hits counts the files served from the cache, validationHits the
+	// objects whose validation was.
+	hits, validationHits atomic.Int64
 }
 
 // rootFiles are the entries of one checkout root at one revision.
@@ -56,6 +59,7 @@ type rootFiles struct {
 	used     uint64
 	size     int64
 	files    map[fileKey]*checkedFile
+	valid    map[validationKey]*schemaCheck
 }
 
 // fileKey names a file and the form it was read in: a file kustomize
@@ -98,7 +102,7 @@ func (c *fileCache) forRoot(root, revision string) *rootFiles {
 		if rf != nil {
 			c.size -= rf.size
 		}
-		rf = &rootFiles{cache: c, root: root, revision: revision, files: map[fileKey]*checkedFile{}}
+		rf = &rootFiles{cache: c, root: root, revision: revision, files: map[fileKey]*checkedFile{}, valid: map[validationKey]*schemaCheck{}}
 		c.roots[root] = rf
 	}
 	rf.used = c.tick
@@ -146,6 +150,43 @@ func (rf *rootFiles) store(key fileKey, e *checkedFile) {
 		}
 	}
 	rf.files[key] = e
+	rf.size += cost
+	c.size += cost
+}
+
+// validation returns the validation of an object apart from its
+// metadata, when one with the same key was validated in this revision.
+func (rf *rootFiles) validation(key validationKey) *schemaCheck {
+	c := rf.cache
+	c.mu.Lock()
+	v := rf.valid[key]
+	c.mu.Unlock()
+	if v != nil {
+		c.validationHits.Add(1)
+	}
+	return v
+}
+
+// storeValidation records a validation, within the cache's size.
+func (rf *rootFiles) storeValidation(key validationKey, v *schemaCheck) {
+	cost := int64(128)
+	for _, l := range [][]*field.Error{v.unknown, v.schema, v.lists, v.cel} {
+		for _, e := range l {
+			cost += int64(len(e.Error())) + 64
+		}
+	}
+	c := rf.cache
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.roots[rf.root] != rf || rf.valid[key] != nil {
+		return
+	}
+	for c.size+cost > c.max {
+		if !c.evictOldest(rf) {
+			return
+		}
+	}
+	rf.valid[key] = v
 	rf.size += cost
 	c.size += cost
 }

@@ -58,6 +58,11 @@ spec:
             name: settings
 `
 
+// plainStage is stageYAML without the reference to a ConfigMap, which
+// an overlay's name suffix would change: its overlays' copies differ only
+// in metadata.
+var plainStage = strings.Replace(stageYAML, "        envFrom:\n        - configMapRef:\n            name: settings\n", "", 1)
+
 func TestRenderer_checksASharedBaseOncePerRevision(t *testing.T) {
 	overlays := func(extra string) map[string]string {
 		return map[string]string{
@@ -76,8 +81,12 @@ func TestRenderer_checksASharedBaseOncePerRevision(t *testing.T) {
 		name    string
 		files   map[string]string
 		targets []Target
-		// errors says that every target fails, naming this file.
-		errors string
+		// fails names, for each target that fails, the file of its
+		// first error.
+		fails map[string]string
+		// shared says that overlays render an object that differs only
+		// in metadata, whose validation is shared.
+		shared bool
 	}{{
 		name: "overlays merge their own literals into a ConfigMap the base generates, and the Stage follows each hashed name",
 		files: with(overlays("configMapGenerator:\n- name: settings\n  behavior: merge\n  literals:\n  - CLUSTER=x\n"), map[string]string{
@@ -100,7 +109,7 @@ func TestRenderer_checksASharedBaseOncePerRevision(t *testing.T) {
 		files: with(overlays("components:\n- ../../../components/lint\n"), map[string]string{
 			"tenants/t/base/stage.yaml":          stageYAML,
 			"tenants/t/base/kustomization.yaml":  "resources:\n- stage.yaml\nconfigMapGenerator:\n- name: settings\n  literals:\n  - A=b\n",
-			"components/lint/kustomization.yaml": "apiVersion: kustomize.config.k8s.io/v1alpha1\nkind: Component\nresources:\n- lint.yaml\ncommonLabels:\n  lint: \"on\"\n",
+			"components/lint/kustomization.yaml": "apiVersion: kustomize.config.k8s.io/v1alpha1\nkind: Component\nresources:\n- lint.yaml\nlabels:\n- pairs:\n    lint: \"on\"\n",
 			"components/lint/lint.yaml":          strings.ReplaceAll(stageYAML, "name: test", "name: lint"),
 		}),
 		targets: targets,
@@ -113,7 +122,7 @@ func TestRenderer_checksASharedBaseOncePerRevision(t *testing.T) {
 			"tenants/a/base/kustomization.yaml":    "resources:\n- ../../../base\nnamePrefix: a-\n",
 			"tenants/a/one/kustomization.yaml":     "resources:\n- ../base\nnameSuffix: -one\n",
 			"tenants/a/two/kustomization.yaml":     "resources:\n- ../base\nnameSuffix: -two\n",
-			"tenants/b/base/kustomization.yaml":    "resources:\n- ../../../base\ncommonLabels:\n  team: b\n",
+			"tenants/b/base/kustomization.yaml":    "resources:\n- ../../../base\nlabels:\n- pairs:\n    team: b\n",
 			"tenants/b/default/kustomization.yaml": "resources:\n- ../base\n",
 		},
 		targets: []Target{{Tenant: "a", Cluster: "one"}, {Tenant: "a", Cluster: "two"}, {Tenant: "b", Cluster: DefaultCluster}},
@@ -132,7 +141,36 @@ func TestRenderer_checksASharedBaseOncePerRevision(t *testing.T) {
 			"tenants/t/base/kustomization.yaml": "resources:\n- stage.yaml\n",
 		}),
 		targets: targets,
-		errors:  "tenants/t/base/stage.yaml",
+		fails:   map[string]string{"t/one": "tenants/t/base/stage.yaml", "t/two": "tenants/t/base/stage.yaml"},
+	}, {
+		name: "a base's Stage with an unknown field is reported for each overlay's copy",
+		files: with(overlays(""), map[string]string{
+			"tenants/t/base/stage.yaml":         strings.Replace(plainStage, "        image:", "        imag: typo\n        image:", 1),
+			"tenants/t/base/kustomization.yaml": "resources:\n- stage.yaml\n",
+		}),
+		targets: targets,
+		fails:   map[string]string{"t/one": "tenants/t/base/stage.yaml", "t/two": "tenants/t/base/stage.yaml"},
+		shared:  true,
+	}, {
+		name: "a base's Stage that breaks a CEL rule is reported for each overlay's copy",
+		files: with(overlays(""), map[string]string{
+			"tenants/t/base/stage.yaml":         "apiVersion: cyclone.dev/v1alpha1\nkind: Stage\nmetadata:\n  name: test\nspec: {}\n",
+			"tenants/t/base/kustomization.yaml": "resources:\n- stage.yaml\n",
+		}),
+		targets: targets,
+		fails:   map[string]string{"t/one": "tenants/t/base/stage.yaml", "t/two": "tenants/t/base/stage.yaml"},
+	}, {
+		name: "an overlay that gives the base's Stage an invalid label fails alone",
+		files: with(map[string]string{
+			"tenants/t/one/kustomization.yaml": "resources:\n- ../base\nnameSuffix: -one\nlabels:\n- pairs:\n    owner: -one-\n",
+			"tenants/t/two/kustomization.yaml": "resources:\n- ../base\nnameSuffix: -two\n",
+		}, map[string]string{
+			"tenants/t/base/stage.yaml":         plainStage,
+			"tenants/t/base/kustomization.yaml": "resources:\n- stage.yaml\n",
+		}),
+		targets: targets,
+		fails:   map[string]string{"t/one": "tenants/t/base/stage.yaml"},
+		shared:  true,
 	}}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -146,18 +184,38 @@ func TestRenderer_checksASharedBaseOncePerRevision(t *testing.T) {
 			for _, target := range tc.targets {
 				res, err := uncached.Render(ctx, root, target, opts)
 				g.Expect(err).NotTo(HaveOccurred())
-				if tc.errors == "" {
-					g.Expect(res.Errors).To(BeEmpty())
-				} else {
+				if file, ok := tc.fails[target.String()]; ok {
 					g.Expect(res.Errors).NotTo(BeEmpty())
-					g.Expect(res.Errors[0].File).To(Equal(tc.errors))
+					g.Expect(res.Errors[0].File).To(Equal(file))
+				} else {
+					g.Expect(res.Errors).To(BeEmpty())
 				}
 				want[target.String()] = outcome(t, res)
 			}
 
-			// Every target twice at once, sharing one Renderer whose
-			// target cache is kept out of the way.
+			// Every target in turn, sharing one Renderer whose target
+			// cache is kept out of the way: each file is checked once.
 			r := NewRenderer()
+			r.cache = nil
+			for _, target := range tc.targets {
+				res, err := r.Render(ctx, root, target, opts)
+				g.Expect(err).NotTo(HaveOccurred())
+				g.Expect(outcome(t, res)).To(Equal(want[target.String()]), "%s renders as without the cache", target)
+			}
+			yamlFiles := 0
+			for p := range tc.files {
+				if isYAML(p) {
+					yamlFiles++
+				}
+			}
+			g.Expect(r.checks.Load()).To(BeNumerically("<=", yamlFiles), "each file is checked once, whichever targets read it")
+			g.Expect(uncached.checks.Load()).To(BeNumerically(">", r.checks.Load()))
+			if tc.shared {
+				g.Expect(r.files.validationHits.Load()).To(BeNumerically(">", 0), "the base's Stage is validated once for both overlays")
+			}
+
+			// Every target twice at once, from a cold cache.
+			r = NewRenderer()
 			r.cache = nil
 			var mu sync.Mutex
 			got := map[string][]string{}
@@ -177,14 +235,6 @@ func TestRenderer_checksASharedBaseOncePerRevision(t *testing.T) {
 			for _, target := range tc.targets {
 				g.Expect(got[target.String()]).To(HaveEach(want[target.String()]), "%s renders as without the cache", target)
 			}
-			yamlFiles := 0
-			for p := range tc.files {
-				if isYAML(p) {
-					yamlFiles++
-				}
-			}
-			g.Expect(r.checks.Load()).To(BeNumerically("<=", yamlFiles), "each file is checked once, whichever targets read it")
-			g.Expect(uncached.checks.Load()).To(BeNumerically(">", r.checks.Load()))
 		})
 	}
 }
@@ -312,4 +362,31 @@ func TestFileCache_holdsAtMostItsSize(t *testing.T) {
 	sort.Strings(stored)
 	g.Expect(stored).To(Equal([]string{"a", "b", "c"}))
 	g.Expect(c.held()).To(BeNumerically("<=", 1000))
+}
+
+func TestSchemas_shareValidationOnlyWhenMetadataCannotMatter(t *testing.T) {
+	schemas, err := DefaultSchemas()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name   string
+		kind   string
+		shared bool
+	}{
+		{"a Stage's schema asks of metadata only that it be an object", "Stage", true},
+		{"a Tenant's schema has rules at its root, which may read metadata", "Tenant", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			g := NewWithT(t)
+			found := false
+			for gvk, vs := range schemas.versions {
+				if gvk.Kind == tc.kind {
+					found = true
+					g.Expect(vs.apartFromMetadata).To(Equal(tc.shared))
+				}
+			}
+			g.Expect(found).To(BeTrue())
+		})
+	}
 }

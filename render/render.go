@@ -219,7 +219,7 @@ func (r *Renderer) renderTarget(ctx context.Context, root, dir string, t Target,
 		res.fail(errs...)
 		return res, fsys.Dirs(), cacheable
 	}
-	errs, warns := check(ctx, b, t, opts)
+	errs, warns := check(ctx, b, t, opts, fsys.files)
 	if len(errs) > 0 || len(warns) > 0 {
 		// Built again, this time tracking where each object came from,
 		// so that the errors and warnings name their files: a build
@@ -232,7 +232,7 @@ func (r *Renderer) renderTarget(ctx context.Context, root, dir string, t Target,
 			res.fail(errs...)
 			return res, fsys.Dirs(), cacheable
 		}
-		errs, warns = check(ctx, traced, t, opts)
+		errs, warns = check(ctx, traced, t, opts, fsys.files)
 	}
 	sortErrors(warns)
 	res.Warnings = warns
@@ -250,12 +250,15 @@ func (r *Renderer) renderTarget(ctx context.Context, root, dir string, t Target,
 // schemas, strict core types, Cyclone's references and the tenant's Pod
 // Security level and execution context. It returns the errors, and the
 // warnings about what the tenant's level will stop at run time.
-func check(ctx context.Context, b *built, t Target, opts Options) ([]Error, []Error) {
+//
+// memo shares schema validation between objects that differ only in
+// metadata, such as the copies of a base's objects its overlays render.
+func check(ctx context.Context, b *built, t Target, opts Options, memo *rootFiles) ([]Error, []Error) {
 	fixArtifactSources(b.objects)
 	nameContainers(b.objects)
 	errs := enforceTenancy(b.objects, b.origins, t, opts.AllowedKinds, opts.Schemas)
 	for i, o := range b.objects {
-		for _, fe := range opts.Schemas.Validate(ctx, o) {
+		for _, fe := range opts.Schemas.validate(ctx, o, memo) {
 			errs = append(errs, fieldError(b.origins[i], o, fe))
 		}
 		errs = append(errs, strictCore(b.origins[i], o)...)
