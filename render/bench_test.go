@@ -129,8 +129,9 @@ func scaleRepo(b *testing.B, tenants int) (string, []Target) {
 //     whose kustomize builds run one at a time (see kustomizeMu).
 //
 // builds/target counts kustomize builds, checks/target the files whose
-// YAML gyre checked (the rest came from the file cache), cache-KiB what
-// the file cache held at the end.
+// YAML gyre checked (the rest came from the file cache),
+// shared-validations/target the objects whose schema validation another
+// object's served, cache-KiB what the file cache held at the end.
 func BenchmarkRender(b *testing.B) {
 	const tenants, objects = 100, 30
 	root, targets := benchRepo(b, tenants, objects)
@@ -214,7 +215,7 @@ func BenchmarkRender(b *testing.B) {
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			b.ReportAllocs()
-			var builds, checks, held int64
+			var builds, checks, shared, held int64
 			for b.Loop() {
 				r := NewRenderer()
 				if !bc.files {
@@ -240,12 +241,14 @@ func BenchmarkRender(b *testing.B) {
 				builds += r.builds.Load()
 				checks += r.checks.Load()
 				if r.files != nil {
+					shared += r.files.validationHits.Load()
 					held = r.files.held()
 				}
 			}
 			n := float64(b.N * len(scaleTargets))
 			b.ReportMetric(float64(builds)/n, "builds/target")
 			b.ReportMetric(float64(checks)/n, "checks/target")
+			b.ReportMetric(float64(shared)/n, "shared-validations/target")
 			b.ReportMetric(float64(held)/1024, "cache-KiB")
 			b.ReportMetric(scaleTotal*float64(b.N)/b.Elapsed().Seconds(), "objects/s")
 		})
