@@ -390,3 +390,27 @@ func TestSchemas_shareValidationOnlyWhenMetadataCannotMatter(t *testing.T) {
 		})
 	}
 }
+
+func TestRenderer_sharesValidationWithinATenantOnly(t *testing.T) {
+	g := NewWithT(t)
+	root := writeRepo(t, map[string]string{
+		"tenants/a/base/stage.yaml":         plainStage,
+		"tenants/a/base/kustomization.yaml": "resources:\n- stage.yaml\n",
+		"tenants/a/one/kustomization.yaml":  "resources:\n- ../base\nnameSuffix: -one\n",
+		"tenants/a/two/kustomization.yaml":  "resources:\n- ../base\nnameSuffix: -two\n",
+		"tenants/b/base/stage.yaml":         plainStage,
+		"tenants/b/base/kustomization.yaml": "resources:\n- stage.yaml\n",
+		"tenants/b/one/kustomization.yaml":  "resources:\n- ../base\nnameSuffix: -one\n",
+	})
+	r := NewRenderer()
+	render := func(tenant, cluster string) {
+		res, err := r.Render(context.Background(), root, Target{Tenant: tenant, Cluster: cluster}, Options{Revision: "r1"})
+		g.Expect(err).NotTo(HaveOccurred())
+		g.Expect(res.Errors).To(BeEmpty())
+	}
+	render("a", "one")
+	render("b", "one")
+	g.Expect(r.files.validationHits.Load()).To(BeZero(), "tenant b's Stage, byte for byte a's, is validated for b")
+	render("a", "two")
+	g.Expect(r.files.validationHits.Load()).To(BeEquivalentTo(1), "a's second overlay shares its first one's")
+}

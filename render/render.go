@@ -251,14 +251,15 @@ func (r *Renderer) renderTarget(ctx context.Context, root, dir string, t Target,
 // Security level and execution context. It returns the errors, and the
 // warnings about what the tenant's level will stop at run time.
 //
-// memo shares schema validation between objects that differ only in
-// metadata, such as the copies of a base's objects its overlays render.
+// memo shares schema validation between the tenant's objects that differ
+// only in metadata, such as the copies of a base's objects its overlays
+// render.
 func check(ctx context.Context, b *built, t Target, opts Options, memo *rootFiles) ([]Error, []Error) {
 	fixArtifactSources(b.objects)
 	nameContainers(b.objects)
 	errs := enforceTenancy(b.objects, b.origins, t, opts.AllowedKinds, opts.Schemas)
 	for i, o := range b.objects {
-		for _, fe := range opts.Schemas.validate(ctx, o, memo) {
+		for _, fe := range opts.Schemas.validate(ctx, o, memo, t.Tenant) {
 			errs = append(errs, fieldError(b.origins[i], o, fe))
 		}
 		errs = append(errs, strictCore(b.origins[i], o)...)

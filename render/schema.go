@@ -212,13 +212,14 @@ var clusterScoped = func() map[schema.GroupKind]bool {
 // field errors, sorted by field. Objects of kinds without a CRD are not
 // checked; an object of a known kind in an unknown version is an error.
 func (s *Schemas) Validate(ctx context.Context, obj *unstructured.Unstructured) field.ErrorList {
-	return s.validate(ctx, obj, nil)
+	return s.validate(ctx, obj, nil, "")
 }
 
 // validate is Validate, with the part of the work that does not look at
-// metadata shared through memo between objects that differ only in
-// metadata, when the schema allows it. A nil memo shares nothing.
-func (s *Schemas) validate(ctx context.Context, obj *unstructured.Unstructured, memo *rootFiles) field.ErrorList {
+// metadata shared through memo between one tenant's objects that differ
+// only in metadata, when the schema allows it. A nil memo shares
+// nothing.
+func (s *Schemas) validate(ctx context.Context, obj *unstructured.Unstructured, memo *rootFiles, tenant string) field.ErrorList {
 	gvk := obj.GroupVersionKind()
 	vs, ok := s.versions[gvk]
 	if !ok {
@@ -233,7 +234,7 @@ func (s *Schemas) validate(ctx context.Context, obj *unstructured.Unstructured, 
 	shared := memo != nil && vs.apartFromMetadata && metaIsMap
 	if shared {
 		var err error
-		if key, err = validationKeyOf(s, obj); err != nil {
+		if key, err = validationKeyOf(s, tenant, obj); err != nil {
 			shared = false
 		} else {
 			v = memo.validation(key)
@@ -282,13 +283,16 @@ func (vs *versionSchema) validateApartFromMetadata(ctx context.Context, obj *uns
 }
 
 // validationKey identifies an object apart from its metadata, for the
-// schemas that validate it.
+// schemas that validate it. A validation is a function of the object's
+// content alone; the tenant is part of the key all the same, so that no
+// render is shaped by another tenant's, not even in time.
 type validationKey struct {
 	schemas *Schemas
+	tenant  string
 	sum     [sha256.Size]byte
 }
 
-func validationKeyOf(s *Schemas, obj *unstructured.Unstructured) (validationKey, error) {
+func validationKeyOf(s *Schemas, tenant string, obj *unstructured.Unstructured) (validationKey, error) {
 	rest := make(map[string]any, len(obj.Object))
 	for k, v := range obj.Object {
 		if k != "metadata" {
@@ -299,7 +303,7 @@ func validationKeyOf(s *Schemas, obj *unstructured.Unstructured) (validationKey,
 	if err != nil {
 		return validationKey{}, err
 	}
-	return validationKey{schemas: s, sum: sha256.Sum256(b)}, nil
+	return validationKey{schemas: s, tenant: tenant, sum: sha256.Sum256(b)}, nil
 }
 
 func (s *Schemas) servedVersions(gk schema.GroupKind) []string {
