@@ -127,13 +127,13 @@ func (r *TenantReconciler) applyTarget(ctx context.Context, s *tenantScope, ts *
 
 	actx, cancel := context.WithTimeout(ctx, timeout(t))
 	defer cancel()
-	if err := r.relabelLegacy(actx, t, name, ts.objects, st.Inventory); err != nil {
+	if err := r.relabelLegacy(actx, s.others, t, name, ts.objects, st.Inventory); err != nil {
 		r.failTarget(s, st, name, fmt.Errorf("apply revision %s: %w", s.revision, err))
 		return
 	}
 	// Nothing of the target is applied while it would take over an
 	// object someone else made.
-	if err := checkAdoption(actx, r.live, t, ts.objects, st.Inventory); err != nil {
+	if err := checkAdoption(actx, s.others, t, ts.objects, st.Inventory); err != nil {
 		r.failTarget(s, st, name, fmt.Errorf("apply revision %s: %w", s.revision, err))
 		return
 	}
@@ -254,7 +254,7 @@ func (r *TenantReconciler) deleteInventory(ctx context.Context, t *gyrev1alpha1.
 	if len(entries) == 0 {
 		return nil
 	}
-	if err := r.relabelLegacy(ctx, t, st.Cluster, nil, st.Inventory); err != nil {
+	if err := r.relabelLegacy(ctx, newLiveOthers(r.live, t.Name), t, st.Cluster, nil, st.Inventory); err != nil {
 		return fmt.Errorf("delete inventory of tenant %q cluster %q: %w", t.Name, st.Cluster, err)
 	}
 	survivors, err := r.prune(ctx, t, st.Cluster, entries)

@@ -113,6 +113,9 @@ type tenantScope struct {
 	// tenantWide overrides the summary of the targets (no artifact, a
 	// failed provisioning): any step.
 	tenantWide *targetOutcome
+	// others lists the live objects not labelled as the Tenant's, for
+	// every target of this reconcile.
+	others *liveOthers
 	// errs are transient failures to retry with backoff: apply, whose
 	// targets add to it concurrently under mu.
 	mu   sync.Mutex
@@ -150,7 +153,8 @@ func (r *TenantReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res
 			return ctrl.Result{}, client.IgnoreNotFound(err)
 		}
 	}
-	s := &tenantScope{tenant: tenant, patcher: newTenantPatcher(r.Client, tenant, func(rv string) { r.written.Store(req.Name, rv) })}
+	s := &tenantScope{tenant: tenant, others: newLiveOthers(r.live, tenant.Name),
+		patcher: newTenantPatcher(r.Client, tenant, func(rv string) { r.written.Store(req.Name, rv) })}
 	defer func() {
 		r.metrics.duration.WithLabelValues(tenant.Name).Observe(r.Clock.Since(start).Seconds())
 		if err := r.patchStatus(ctx, s); err != nil {

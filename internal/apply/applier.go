@@ -115,7 +115,7 @@ func (a *Applier) liveState(ctx context.Context, o *unstructured.Unstructured) l
 		return liveAbsent
 	case err != nil, m.DeletionTimestamp != nil:
 		return liveUnknown
-	case m.Annotations[convention.DigestAnnotation] == o.GetAnnotations()[convention.DigestAnnotation] && LastWriteIsOurs(m.ManagedFields, a.Owner.Field):
+	case m.Annotations[convention.DigestAnnotation] == digestOf(o) && LastWriteIsOurs(m.ManagedFields, a.Owner.Field):
 		return liveCurrent
 	}
 	return liveUnknown
