@@ -414,3 +414,48 @@ func TestRenderer_sharesValidationWithinATenantOnly(t *testing.T) {
 	render("a", "two")
 	g.Expect(r.files.validationHits.Load()).To(BeEquivalentTo(1), "a's second overlay shares its first one's")
 }
+
+// TestRenderer_cachedRendersMatchUncachedOnes renders every target of
+// the repositories in testdata, whose golden files the other tests
+// check, twice through one Renderer whose caches are warm from the
+// targets before: each must render as without the caches, to the byte.
+func TestRenderer_cachedRendersMatchUncachedOnes(t *testing.T) {
+	var roots []string
+	for _, pattern := range []string{"../testdata/repos/*", "testdata/*", "testdata/*/*"} {
+		matches, err := filepath.Glob(pattern)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range matches {
+			// The hostile cases that need a symlink or a big file made
+			// by their test are left to it.
+			if fi, err := os.Stat(filepath.Join(m, TenantsDir)); err == nil && fi.IsDir() &&
+				!strings.Contains(m, "symlink") && !strings.Contains(m, "big-file") {
+				roots = append(roots, m)
+			}
+		}
+	}
+	if len(roots) < 30 {
+		t.Fatalf("found %d repositories in testdata, want at least 30", len(roots))
+	}
+	for _, root := range roots {
+		t.Run(root, func(t *testing.T) {
+			g := NewWithT(t)
+			targets, err := Discover(root)
+			g.Expect(err).NotTo(HaveOccurred())
+			opts := Options{Revision: "main@sha1:1"}
+			r := NewRenderer()
+			r.cache = nil
+			for range 2 {
+				for _, target := range targets {
+					want, err := Render(context.Background(), root, target, opts)
+					g.Expect(err).NotTo(HaveOccurred())
+					got, err := r.Render(context.Background(), root, target, opts)
+					g.Expect(err).NotTo(HaveOccurred())
+					g.Expect(outcome(t, got)).To(Equal(outcome(t, want)), target.String())
+					g.Expect(got.Warnings).To(Equal(want.Warnings), target.String())
+				}
+			}
+		})
+	}
+}
