@@ -97,7 +97,7 @@ type cacheEntry struct {
 	dir    string
 	dirs   []string
 	digest string
-	result *Result
+	result *compactResult
 }
 
 // Render renders target t of the repository checked out at root: it
@@ -131,7 +131,9 @@ func (r *Renderer) Render(ctx context.Context, root string, t Target, opts Optio
 	var res *Result
 	if e := r.lookup(key); e != nil && e.dir == dir {
 		if d, err := treeDigest(root, e.dirs); err == nil && d == e.digest {
-			res = e.result.clone()
+			if res, err = e.result.expand(); err != nil {
+				return nil, fmt.Errorf("render %s: %w", t, err)
+			}
 		}
 	}
 	if res == nil {
@@ -143,7 +145,11 @@ func (r *Renderer) Render(ctx context.Context, root string, t Target, opts Optio
 		}
 		if cacheable && r.cache != nil {
 			if d, err := treeDigest(root, dirs); err == nil {
-				r.store(key, &cacheEntry{dir: dir, dirs: dirs, digest: d, result: res.clone()})
+				c, err := compact(res)
+				if err != nil {
+					return nil, fmt.Errorf("render %s: %w", t, err)
+				}
+				r.store(key, &cacheEntry{dir: dir, dirs: dirs, digest: d, result: c})
 			}
 		}
 	}
@@ -171,13 +177,47 @@ func (r *Renderer) store(k cacheKey, e *cacheEntry) {
 	r.cache[k] = e
 }
 
-func (r *Result) clone() *Result {
-	c := &Result{Target: r.Target, Dir: r.Dir, Digest: r.Digest, Errors: append(Errors(nil), r.Errors...), Warnings: append(Errors(nil), r.Warnings...)}
-	c.Objects = make([]*unstructured.Unstructured, len(r.Objects))
+// compactResult is a Result kept in the Renderer's cache, its objects as
+// JSON. A controller keeps every target's last render for as long as it
+// runs, and the objects it applies besides: as maps, each render would be
+// held twice, at about three times its JSON's size each time. A cache hit
+// decodes them again, which costs far less than the render it saves.
+type compactResult struct {
+	result  Result // without objects
+	objects [][]byte
+}
+
+func compact(r *Result) (*compactResult, error) {
+	c := &compactResult{result: *r, objects: make([][]byte, len(r.Objects))}
+	c.result.Objects = nil
+	c.result.Errors = append(Errors(nil), r.Errors...)
+	c.result.Warnings = append(Errors(nil), r.Warnings...)
 	for i, o := range r.Objects {
-		c.Objects[i] = o.DeepCopy()
+		data, err := o.MarshalJSON()
+		if err != nil {
+			return nil, fmt.Errorf("keep %s %s: %w", o.GetKind(), o.GetName(), err)
+		}
+		c.objects[i] = data
 	}
-	return c
+	return c, nil
+}
+
+// expand returns a Result of its own, equal to the one compacted.
+func (c *compactResult) expand() (*Result, error) {
+	r := c.result
+	r.Errors = append(Errors(nil), c.result.Errors...)
+	r.Warnings = append(Errors(nil), c.result.Warnings...)
+	if c.objects != nil {
+		r.Objects = make([]*unstructured.Unstructured, len(c.objects))
+	}
+	for i, data := range c.objects {
+		o := &unstructured.Unstructured{}
+		if err := o.UnmarshalJSON(data); err != nil {
+			return nil, fmt.Errorf("read kept object: %w", err)
+		}
+		r.Objects[i] = o
+	}
+	return &r, nil
 }
 
 // renderTarget does the work of Render for one resolved directory. It

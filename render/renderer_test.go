@@ -55,6 +55,10 @@ func TestRenderer_rebuildsOnlyTargetsWhoseFilesChanged(t *testing.T) {
 		g.Expect(second[i].Errors).To(BeEmpty())
 		g.Expect(second[i].Objects[0].GetAnnotations()).To(HaveKeyWithValue(convention.RevisionAnnotation, "r2"), "the revision is stamped on cached renders too")
 		g.Expect(second[i].Digest).NotTo(Equal(first[i].Digest))
+		uncached, err := Render(context.Background(), root, second[i].Target, Options{Revision: "r2"})
+		g.Expect(err).NotTo(HaveOccurred())
+		g.Expect(second[i].Objects).To(Equal(uncached.Objects), "a cached render is the render, value for value")
+		g.Expect(second[i].Warnings).To(Equal(uncached.Warnings))
 	}
 
 	// Change one tenant's overlay: only that target is rebuilt.
