@@ -8,6 +8,7 @@ import (
 	"sort"
 
 	"github.com/fluxcd/pkg/ssa"
+	"golang.org/x/sync/errgroup"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -64,43 +65,65 @@ type Result struct {
 // labelled with convention.TenantLabel from a cache (see Applier.Live), so that
 // checking a provisioned tenant there costs no request.
 func Provision(ctx context.Context, cs *Clients, live client.Reader, t *gyrev1alpha1.Tenant) (Result, error) {
-	var res Result
-	var errs []error
-	if err := provisionCluster(ctx, cs.Control, live, t, ControlObjects(t), ControlCluster, &res); err != nil {
-		errs = append(errs, err)
-	}
 	worker, err := WorkerObjects(t)
 	if err != nil {
-		return res, err
+		// The Tenant's namespace on the control cluster does not
+		// depend on what is wrong with its worker objects.
+		var res Result
+		return res, errors.Join(provisionCluster(ctx, cs.Control, live, t, ControlObjects(t), ControlCluster, &res), err)
 	}
-	for _, name := range Clusters(t) {
-		c, err := cs.Get(ctx, name)
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		var cached client.Reader
-		if name == ControlCluster {
-			cached = live
-		}
-		if err := provisionCluster(ctx, c, cached, t, worker, name, &res); err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		var stale []client.Object
-		if len(t.Spec.Quota) == 0 {
-			stale = append(stale, &corev1.ResourceQuota{})
-		}
-		if len(workerRules(t)) == 0 {
-			stale = append(stale, &rbacv1.RoleBinding{}, &rbacv1.Role{})
-		}
-		for _, o := range stale {
-			if err := deleteStale(ctx, c, cached, o, t.Name, name, &res); err != nil {
-				errs = append(errs, err)
-			}
-		}
+	// The clusters do not depend on each other: each is provisioned at
+	// once, and what each wrote and failed is reported in cluster order.
+	clusters := Clusters(t)
+	results := make([]Result, 1+len(clusters))
+	errs := make([]error, 1+len(clusters))
+	var g errgroup.Group
+	g.Go(func() error {
+		errs[0] = provisionCluster(ctx, cs.Control, live, t, ControlObjects(t), ControlCluster, &results[0])
+		return nil
+	})
+	for i, name := range clusters {
+		g.Go(func() error {
+			errs[1+i] = provisionWorker(ctx, cs, live, t, worker, name, &results[1+i])
+			return nil
+		})
+	}
+	_ = g.Wait() // the errors are in errs
+	var res Result
+	for _, r := range results {
+		res.Written = append(res.Written, r.Written...)
 	}
 	return res, errors.Join(errs...)
+}
+
+// provisionWorker provisions a tenant's worker namespace on one execution
+// cluster, and deletes what the Tenant no longer asks for there.
+func provisionWorker(ctx context.Context, cs *Clients, live client.Reader, t *gyrev1alpha1.Tenant, worker []*unstructured.Unstructured, name string, res *Result) error {
+	c, err := cs.Get(ctx, name)
+	if err != nil {
+		return err
+	}
+	var cached client.Reader
+	if name == ControlCluster {
+		cached = live
+	}
+	if err := provisionCluster(ctx, c, cached, t, worker, name, res); err != nil {
+		return err
+	}
+	var stale []client.Object
+	if len(t.Spec.Quota) == 0 {
+		stale = append(stale, &corev1.ResourceQuota{})
+	}
+	if len(workerRules(t)) == 0 {
+		stale = append(stale, &rbacv1.RoleBinding{}, &rbacv1.Role{})
+	}
+	var errs []error
+	for _, o := range stale {
+		if err := deleteStale(ctx, c, cached, o, t.Name, name, res); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // provisionCluster applies objs to one cluster once it is sure gyre may
@@ -123,8 +146,11 @@ func provisionCluster(ctx context.Context, c client.Client, live client.Reader, 
 // provisioned tenant costs no request; what Live lacks is read from the
 // cluster.
 func checkOwnership(ctx context.Context, c client.Client, live client.Reader, tenant string, objs []*unstructured.Unstructured, cluster string) error {
-	var errs []error
-	for _, o := range objs {
+	// What the cache cannot vouch for is read at once: a new tenant's
+	// objects are all read, and found missing, on its first reconcile.
+	errs := make([]error, len(objs))
+	var g errgroup.Group
+	for i, o := range objs {
 		m := &metav1.PartialObjectMetadata{}
 		m.SetGroupVersionKind(o.GroupVersionKind())
 		key := client.ObjectKeyFromObject(o)
@@ -133,21 +159,30 @@ func checkOwnership(ctx context.Context, c client.Client, live client.Reader, te
 				continue
 			}
 		}
-		err := c.Get(ctx, key, m)
-		if apierrors.IsNotFound(err) {
-			continue
-		}
-		if err != nil {
-			errs = append(errs, fmt.Errorf("provision cluster %s: read %s: %w", clusterName(cluster), describe(o), err))
-			continue
-		}
-		if owns(m, tenant) || m.Annotations[gyrev1alpha1.AdoptAnnotation] == "true" {
-			continue
-		}
-		errs = append(errs, notOwnedError(fmt.Sprintf("provision cluster %s: %s exists and gyre did not create it for tenant %s (labels %s=%s, %s=%s): annotate it %s=true to let gyre manage it",
-			clusterName(cluster), describe(o), tenant, convention.ManagedByLabel, convention.ManagedBy, convention.TenantLabel, tenant, gyrev1alpha1.AdoptAnnotation)))
+		g.Go(func() error {
+			errs[i] = checkOwner(ctx, c, tenant, o, m, cluster)
+			return nil
+		})
 	}
+	_ = g.Wait() // the errors are in errs, in the order of objs
 	return errors.Join(errs...)
+}
+
+// checkOwner reads o from the cluster into m and refuses it unless it is
+// missing, gyre's for tenant, or annotated for adoption.
+func checkOwner(ctx context.Context, c client.Client, tenant string, o *unstructured.Unstructured, m *metav1.PartialObjectMetadata, cluster string) error {
+	err := c.Get(ctx, client.ObjectKeyFromObject(o), m)
+	if apierrors.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("provision cluster %s: read %s: %w", clusterName(cluster), describe(o), err)
+	}
+	if owns(m, tenant) || m.Annotations[gyrev1alpha1.AdoptAnnotation] == "true" {
+		return nil
+	}
+	return notOwnedError(fmt.Sprintf("provision cluster %s: %s exists and gyre did not create it for tenant %s (labels %s=%s, %s=%s): annotate it %s=true to let gyre manage it",
+		clusterName(cluster), describe(o), tenant, convention.ManagedByLabel, convention.ManagedBy, convention.TenantLabel, tenant, gyrev1alpha1.AdoptAnnotation))
 }
 
 // ErrNotOwned is matched (errors.Is) by a provisioning error that refused
