@@ -206,6 +206,48 @@ func TestEngine_writesPerRun(t *testing.T) {
 	}
 }
 
+// TestEngine_stageTimesComeFromTheirPods: a run's status may be written
+// long after its stages ran (held back, or queued behind other runs), and
+// still says when each stage started and ended: as its Pod's containers
+// did, not when the engine wrote it. Stage a ends seconds before the only
+// status write, at the run's end.
+func TestEngine_stageTimesComeFromTheirPods(t *testing.T) {
+	requireCluster(t)
+	ns := newTenant(t)
+	cfg := testConfig()
+	cfg.RunningReportDelay = time.Minute // one write, at the end
+	cfg.GCDelay = time.Minute            // the Pods stay to be compared
+	startEngine(t, env.Config, cfg)
+	createWorkflow(t, ns, "chain", []*cyclonev1alpha1.Stage{
+		stage(ns, "a", succeed("0s")), stage(ns, "b", succeed("3s")),
+	}, items("a", "b:a"))
+	createRun(t, ns, "run1", "chain")
+	var run *cyclonev1alpha1.WorkflowRun
+	NewWithT(t).Eventually(func(g Gomega) {
+		run = getRun(g, ns, "run1")
+		g.Expect(run.Status.Overall.Phase).To(Equal(cyclonev1alpha1.StatusSucceeded))
+	}).WithTimeout(time.Minute).Should(Succeed())
+	worker := "cyclone-" + Tenant(ns) + "-worker"
+	for _, stage := range []string{"a", "b"} {
+		pod := &corev1.Pod{}
+		NewWithT(t).Expect(k8s.Get(bg, key(worker, convention.PodName("run1", stage, 1)), pod)).To(Succeed())
+		started, ended := containerTimes(pod)
+		ss := run.Status.Stages[stage].Status
+		t.Run("Stage "+stage+" ended when its Pod's last container finished.", func(t *testing.T) {
+			g := NewWithT(t)
+			g.Expect(ended.IsZero()).To(BeFalse(), "kwok reports finishedAt")
+			g.Expect(ss.CompletionTime).NotTo(BeNil())
+			g.Expect(ss.CompletionTime.Time).To(BeTemporally("==", ended), "stage %s: written %s, pod ended %s", stage, ss.CompletionTime, ended)
+			g.Expect(ss.LastTransitionTime.Time).To(BeTemporally("==", ended))
+		})
+		t.Run("Stage "+stage+" started when its Pod's first container started.", func(t *testing.T) {
+			g := NewWithT(t)
+			g.Expect(ss.StartTime).NotTo(BeNil())
+			g.Expect(ss.StartTime.Time).To(BeTemporally("==", started), "stage %s: written %s, pod started %s", stage, ss.StartTime, started)
+		})
+	}
+}
+
 // TestEngine_runsUnderATenantQuota: a worker namespace whose
 // ResourceQuota counts CPU and memory admits only Pods whose every
 // container says how much it needs. The Workflow sizes the stage's own
