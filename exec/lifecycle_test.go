@@ -166,9 +166,9 @@ func TestEngine_reconcilesPerRun(t *testing.T) {
 }
 
 // TestEngine_writesPerRun: a run whose stages follow one another within
-// RunningReportDelay writes its status at its start, at its end and
-// after its clean-up, not once per stage; its Pods, all ended by the GC,
-// go with one request.
+// RunningReportDelay, and whose start draws no variable values, writes
+// its status at its end and after its clean-up, not at its start nor once
+// per stage; its Pods, all ended by the GC, go with one request.
 func TestEngine_writesPerRun(t *testing.T) {
 	requireCluster(t)
 	ns := newTenant(t)
@@ -196,7 +196,7 @@ func TestEngine_writesPerRun(t *testing.T) {
 		name, request string
 		want          int
 	}{
-		{name: "The status is written at the start, the end and after the clean-up.", request: "PATCH workflowruns/status 200", want: 3},
+		{name: "The status is written at the end and after the clean-up.", request: "PATCH workflowruns/status 200", want: 2},
 		{name: "The stage Pods and the GC Pod are deleted with one request.", request: "DELETE pods 200", want: 1},
 		{name: "Every stage Pod and the GC Pod is created once.", request: "POST pods 201", want: 6},
 	} {
@@ -244,6 +244,55 @@ func TestEngine_stageTimesComeFromTheirPods(t *testing.T) {
 			g := NewWithT(t)
 			g.Expect(ss.StartTime).NotTo(BeNil())
 			g.Expect(ss.StartTime.Time).To(BeTemporally("==", started), "stage %s: written %s, pod started %s", stage, ss.StartTime, started)
+		})
+	}
+}
+
+// TestEngine_drawnValuesAreTheSameInEveryPod: a run's start draws values
+// for "$(random:N)" and "$(timenow:...)" global variables; every stage
+// Pod must see the ones the status shows, even when the status of the
+// stages is held back and every round derives the run's progress again.
+func TestEngine_drawnValuesAreTheSameInEveryPod(t *testing.T) {
+	requireCluster(t)
+	ns := newTenant(t)
+	cfg := testConfig()
+	cfg.RunningReportDelay = time.Minute
+	cfg.GCDelay = time.Minute // the Pods stay to be read
+	startEngine(t, env.Config, cfg)
+	var stages []*cyclonev1alpha1.Stage
+	for _, name := range []string{"a", "b"} {
+		st := stage(ns, name, succeed("0s"))
+		st.Spec.Pod.Inputs.Arguments = []cyclonev1alpha1.ArgumentValue{
+			{Name: "tag", Value: ptr.To("${variables.TAG}")}, {Name: "at", Value: ptr.To("${variables.AT}")}}
+		st.Spec.Pod.Spec.Containers[0].Env = []corev1.EnvVar{{Name: "TAG", Value: "{{ tag }}"}, {Name: "AT", Value: "{{ at }}"}}
+		stages = append(stages, st)
+	}
+	createWorkflow(t, ns, "chain", stages, items("a", "b:a"))
+	createRun(t, ns, "run1", "chain", func(run *cyclonev1alpha1.WorkflowRun) {
+		run.Spec.GlobalVariables = []cyclonev1alpha1.GlobalVariable{{Name: "TAG", Value: "$(random:8)"}, {Name: "AT", Value: "$(timenow:RFC3339Nano)"}}
+	})
+	var run *cyclonev1alpha1.WorkflowRun
+	NewWithT(t).Eventually(func(g Gomega) {
+		run = getRun(g, ns, "run1")
+		g.Expect(run.Status.Overall.Phase).To(Equal(cyclonev1alpha1.StatusSucceeded))
+	}).WithTimeout(time.Minute).Should(Succeed())
+	want := map[string]string{}
+	for _, v := range run.Status.GlobalVariables {
+		want[v.Name] = v.Value
+	}
+	worker := "cyclone-" + Tenant(ns) + "-worker"
+	for _, tc := range []struct{ name, stage, env string }{
+		{name: "Stage a sees the random value the status shows.", stage: "a", env: "TAG"},
+		{name: "Stage b sees the random value the status shows.", stage: "b", env: "TAG"},
+		{name: "Stage a sees the time the status shows.", stage: "a", env: "AT"},
+		{name: "Stage b sees the time the status shows.", stage: "b", env: "AT"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			g := NewWithT(t)
+			pod := &corev1.Pod{}
+			g.Expect(k8s.Get(bg, key(worker, convention.PodName("run1", tc.stage, 1)), pod)).To(Succeed())
+			g.Expect(want[tc.env]).NotTo(BeEmpty())
+			g.Expect(pod.Spec.Containers[0].Env).To(ContainElement(corev1.EnvVar{Name: tc.env, Value: want[tc.env]}))
 		})
 	}
 }

@@ -4,11 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 
+	"golang.org/x/sync/errgroup"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	cyclonev1alpha1 "github.com/gyreops/gyre/api/cyclone/v1alpha1"
 	"github.com/gyreops/gyre/exec/podbuild"
 	"github.com/gyreops/gyre/internal/convention"
 )
@@ -46,27 +50,58 @@ func (r *Engine) ensureRunSecret(ctx context.Context, s *scope, sec *corev1.Secr
 // gyre may neither list Secrets nor delete them by collection, so that it
 // can never enumerate a cluster's Secrets: it deletes each by its name,
 // which follows from the stage and the attempt, once the Secret's labels
-// say it is this run's.
+// say it is this run's. The names are looked up podCreates at a time: a
+// run's clean-up waits on one round trip, not one per stage.
+//
+// A round creates its Pods, and their Secrets, before it writes their
+// attempts, and may hold that write back (see holdBack): a run deleted
+// meanwhile has Secrets its status does not name. So every attempt its
+// Workflow allows is looked up too, as well as every attempt its status
+// records.
 func (r *Engine) deleteRunSecrets(ctx context.Context, s *scope) error {
 	run := s.run
-	for _, stage := range sortedStages(run.Status.Stages) {
-		for attempt := int32(1); attempt <= run.Status.Stages[stage].Attempt; attempt++ {
-			name := podbuild.RunSecretName(convention.PodName(run.Name, stage, attempt))
-			sec := &corev1.Secret{}
-			err := s.target.live.Get(ctx, client.ObjectKey{Namespace: s.target.namespace, Name: name}, sec)
-			if apierrors.IsNotFound(err) {
-				continue
-			}
-			if err != nil {
-				return fmt.Errorf("get secret %s/%s: %w", s.target.namespace, name, err)
-			}
-			if sec.Labels[convention.LabelManagedBy] != convention.ManagedByExec || sec.Labels[convention.LabelRunUID] != string(run.UID) {
-				continue
-			}
-			if err := s.target.client.Delete(ctx, sec, client.Preconditions{UID: &sec.UID}); client.IgnoreNotFound(err) != nil {
-				return fmt.Errorf("delete secret %s/%s: %w", s.target.namespace, name, err)
-			}
+	attempts := map[string]int32{}
+	for name, ss := range run.Status.Stages {
+		attempts[name] = max(ss.Attempt, 1)
+	}
+	wf := &cyclonev1alpha1.Workflow{}
+	err := r.client.Get(ctx, types.NamespacedName{Namespace: run.Namespace, Name: workflowName(run)}, wf)
+	if client.IgnoreNotFound(err) != nil {
+		return fmt.Errorf("get workflow %s: %w", workflowName(run), err)
+	}
+	for _, it := range wf.Spec.Stages {
+		attempts[it.Name] = max(attempts[it.Name], it.Retries+1)
+	}
+	var names []string
+	for stage, n := range attempts {
+		for attempt := int32(1); attempt <= n; attempt++ {
+			names = append(names, podbuild.RunSecretName(convention.PodName(run.Name, stage, attempt)))
 		}
+	}
+	slices.Sort(names)
+	var eg errgroup.Group
+	eg.SetLimit(podCreates)
+	for _, name := range names {
+		eg.Go(func() error { return r.deleteRunSecret(ctx, s, name) })
+	}
+	return eg.Wait()
+}
+
+// deleteRunSecret deletes the run Secret name if it is the run's.
+func (r *Engine) deleteRunSecret(ctx context.Context, s *scope, name string) error {
+	sec := &corev1.Secret{}
+	err := s.target.live.Get(ctx, client.ObjectKey{Namespace: s.target.namespace, Name: name}, sec)
+	if apierrors.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("get secret %s/%s: %w", s.target.namespace, name, err)
+	}
+	if sec.Labels[convention.LabelManagedBy] != convention.ManagedByExec || sec.Labels[convention.LabelRunUID] != string(s.run.UID) {
+		return nil
+	}
+	if err := s.target.client.Delete(ctx, sec, client.Preconditions{UID: &sec.UID}); client.IgnoreNotFound(err) != nil {
+		return fmt.Errorf("delete secret %s/%s: %w", s.target.namespace, name, err)
 	}
 	return nil
 }
