@@ -114,6 +114,18 @@ func (w *writeCounter) reportLocked(stages float64) string {
 	return strings.Join(lines, "\n")
 }
 
+// sentLocked counts the traced requests whose method and path start with
+// request, with w.mu held.
+func (w *writeCounter) sentLocked(request string) int {
+	n := 0
+	for _, l := range w.trace {
+		if strings.HasPrefix(l.what, "engine sends "+request) {
+			n++
+		}
+	}
+	return n
+}
+
 // countingConfig is env's config with client-side throttling out of the
 // way and a counter of write requests.
 func countingConfig(writes *writeCounter) *rest.Config {

@@ -92,6 +92,25 @@ func TestEngine_eventsOnRuns(t *testing.T) {
 	}
 }
 
+// TestEngine_stagesEndingTogetherShareOneEvent: the stages one status
+// write records as succeeded are named in one Event, not one Event each.
+func TestEngine_stagesEndingTogetherShareOneEvent(t *testing.T) {
+	requireCluster(t)
+	g := NewWithT(t)
+	ns := newTenant(t)
+	cfg := testConfig()
+	cfg.RunningReportDelay = time.Minute // one write, at the end
+	startEngine(t, env.Config, cfg)
+	createWorkflow(t, ns, "wf", []*cyclonev1alpha1.Stage{
+		stage(ns, "a", succeed("0s")), stage(ns, "b", succeed("0s")), stage(ns, "c", succeed("0s")),
+	}, items("a", "b:a", "c:a"))
+	createRun(t, ns, "run1", "wf")
+	g.Eventually(func(g Gomega) {
+		g.Expect(runEvents(g, ns, "run1")).To(ContainElement("Succeeded: Run succeeded"))
+	}).WithTimeout(time.Minute).WithPolling(200 * time.Millisecond).Should(Succeed())
+	g.Expect(runEvents(g, ns, "run1")).To(ContainElement("StageSucceeded: Stages a, b, c succeeded"))
+}
+
 func TestEngine_logsGoWithTheRun(t *testing.T) {
 	requireCluster(t)
 	g := NewWithT(t)

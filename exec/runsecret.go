@@ -17,6 +17,11 @@ import (
 	"github.com/gyreops/gyre/internal/convention"
 )
 
+// annotationRunSecret on a stage Pod names the run Secret the engine
+// made for it. A stage Pod without it has none: cleanup need not look for
+// one while the Pod is there.
+const annotationRunSecret = "gyre.dev/run-secret"
+
 // ensureRunSecret creates a stage attempt's run Secret, adopting one of
 // the same name that this run already created, and replacing one left
 // behind by an earlier run of the same name.
@@ -57,8 +62,9 @@ func (r *Engine) ensureRunSecret(ctx context.Context, s *scope, sec *corev1.Secr
 // attempts, and may hold that write back (see holdBack): a run deleted
 // meanwhile has Secrets its status does not name. So every attempt its
 // Workflow allows is looked up too, as well as every attempt its status
-// records.
-func (r *Engine) deleteRunSecrets(ctx context.Context, s *scope) error {
+// records, but for an attempt whose Pod, among stagePods, says it has no
+// run Secret (annotationRunSecret).
+func (r *Engine) deleteRunSecrets(ctx context.Context, s *scope, stagePods map[string]*corev1.Pod) error {
 	run := s.run
 	attempts := map[string]int32{}
 	for name, ss := range run.Status.Stages {
@@ -75,7 +81,11 @@ func (r *Engine) deleteRunSecrets(ctx context.Context, s *scope) error {
 	var names []string
 	for stage, n := range attempts {
 		for attempt := int32(1); attempt <= n; attempt++ {
-			names = append(names, podbuild.RunSecretName(convention.PodName(run.Name, stage, attempt)))
+			pod := convention.PodName(run.Name, stage, attempt)
+			if p := stagePods[pod]; p != nil && p.Labels[convention.LabelRunUID] == string(run.UID) && !hasRunSecret(p) {
+				continue
+			}
+			names = append(names, podbuild.RunSecretName(pod))
 		}
 	}
 	slices.Sort(names)
@@ -104,4 +114,23 @@ func (r *Engine) deleteRunSecret(ctx context.Context, s *scope, name string) err
 		return fmt.Errorf("delete secret %s/%s: %w", s.target.namespace, name, err)
 	}
 	return nil
+}
+
+// hasRunSecret reports whether the engine may have made a run Secret for
+// pod: it says so, or, made before Pods said so, it refers to one.
+func hasRunSecret(pod *corev1.Pod) bool {
+	if pod.Annotations[annotationRunSecret] != "" {
+		return true
+	}
+	name := podbuild.RunSecretName(pod.Name)
+	for _, list := range [][]corev1.Container{pod.Spec.InitContainers, pod.Spec.Containers} {
+		for _, ctr := range list {
+			for _, e := range ctr.Env {
+				if ref := e.ValueFrom; ref != nil && ref.SecretKeyRef != nil && ref.SecretKeyRef.Name == name {
+					return true
+				}
+			}
+		}
+	}
+	return false
 }

@@ -248,11 +248,13 @@ func (r *Engine) createPod(ctx context.Context, s *scope, pod *corev1.Pod) error
 		return err
 	}
 	// The Pod's secret references resolve from the run Secret, which
-	// must exist first.
-	if sec := s.secrets[pod.Name]; sec != nil {
+	// must exist first. The Pod says it has one, for deleteRunSecrets.
+	sec := s.secrets[pod.Name]
+	if sec != nil {
 		if err := r.ensureRunSecret(ctx, s, sec); err != nil {
 			return err
 		}
+		metav1.SetMetaDataAnnotation(&pod.ObjectMeta, annotationRunSecret, sec.Name)
 	}
 	err := s.target.client.Create(ctx, pod)
 	if err == nil || !apierrors.IsAlreadyExists(err) {
@@ -268,7 +270,12 @@ func (r *Engine) createPod(ctx context.Context, s *scope, pod *corev1.Pod) error
 		return fmt.Errorf("get existing pod %s/%s: %w", pod.Namespace, pod.Name, err)
 	}
 	if existing.Labels[convention.LabelRunUID] == string(s.run.UID) {
-		return nil // ours: adopt
+		// Ours: adopt. Built before its Stage referred to a Secret, it
+		// does not read the run Secret just made for it.
+		if sec != nil && existing.Annotations[annotationRunSecret] == "" {
+			return r.deleteRunSecret(ctx, s, sec.Name)
+		}
+		return nil
 	}
 	if existing.Labels[convention.LabelManagedBy] == convention.ManagedByExec {
 		// Left behind by an earlier run of the same name whose clean-up
