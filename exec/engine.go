@@ -56,6 +56,9 @@ type Engine struct {
 	// unreported maps each run whose status write is held back to the
 	// time of the first change held (see holdBack).
 	unreported sync.Map // types.NamespacedName → time.Time
+	// boundPVCs maps each tenant PVC ("cluster/namespace/name") found
+	// bound to when it was (see checkPVC).
+	boundPVCs sync.Map // string → time.Time
 	// deliveries sends notifications of finished runs and delegation
 	// requests in the background, through sender.
 	deliveries *notify.Queue

@@ -14,7 +14,8 @@ const (
 	// EventStarted: the run started.
 	EventStarted = "Started"
 	// EventStageSucceeded: stages succeeded, all those one status write
-	// records in one Event. EventStageFailed: a stage failed.
+	// records in one Event, and none when that write records the run's
+	// success. EventStageFailed: a stage failed.
 	EventStageSucceeded = "StageSucceeded"
 	EventStageFailed    = "StageFailed"
 	// EventSucceeded, EventFailed and EventCancelled: the run finished.
@@ -62,6 +63,10 @@ func (r *Engine) recordTransitions(run *cyclonev1alpha1.WorkflowRun, old *cyclon
 		case cyclonev1alpha1.StatusFailed:
 			r.recorder.Eventf(run, nil, corev1.EventTypeWarning, EventStageFailed, "RunStage", "Stage %s failed: %s: %s", name, now.Status.Reason, truncate(now.Status.Message))
 		}
+	}
+	// A run's success says that every stage succeeded.
+	if st.Overall.Phase == cyclonev1alpha1.StatusSucceeded && old.Overall.Phase != st.Overall.Phase {
+		succeeded = nil
 	}
 	switch len(succeeded) {
 	case 0:
