@@ -26,7 +26,10 @@ import (
 	"github.com/gyreops/gyre/internal/testcluster"
 )
 
-// Size of the benchmark workload.
+// Size of the benchmark workload. The engine runs with its default
+// workers (Config.MaxConcurrentReconciles); the raw phases send with
+// benchWorkers clients, which this shared API server serves no faster
+// with more.
 const (
 	benchRuns    = 200
 	benchWorkers = 16
@@ -529,9 +532,7 @@ func benchRun(b *testing.B, raw, lifecycles float64) benchResult {
 	sw := watchStages(b, worker)
 
 	var writes writeCounter
-	cfg := testConfig()
-	cfg.MaxConcurrentReconciles = benchWorkers
-	e, stop := startEngineOn(b, countingConfig(&writes), cfg, nil)
+	e, stop := startEngineOn(b, countingConfig(&writes), testConfig(), nil)
 	defer stop()
 
 	succeeded := watchUntil(b, &cyclonev1alpha1.WorkflowRunList{}, ns, benchRuns, func(o client.Object) bool {
