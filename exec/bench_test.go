@@ -28,8 +28,8 @@ import (
 
 // Size of the benchmark workload. The engine runs with its default
 // workers (Config.MaxConcurrentReconciles); the raw phases send with
-// benchWorkers clients, which this shared API server serves no faster
-// with more.
+// benchWorkers clients, so that their rates compare from one version of
+// the engine to the next.
 const (
 	benchRuns    = 200
 	benchWorkers = 16
