@@ -418,16 +418,50 @@ type stageWatch struct {
 }
 
 // watchStages starts a stageWatch on namespace worker until the benchmark
-// ends.
+// ends. The API server closes a watch whose reader falls behind, as on a
+// loaded machine: a closed watch resumes from the last event it
+// delivered.
 func watchStages(b *testing.B, worker string) *stageWatch {
-	w, err := k8s.Watch(context.Background(), &corev1.PodList{}, client.InNamespace(worker))
+	ctx, cancel := context.WithCancel(context.Background())
+	b.Cleanup(cancel)
+	rv := ""
+	watchFrom := func() (watch.Interface, error) {
+		return k8s.Watch(ctx, &corev1.PodList{}, client.InNamespace(worker), &client.ListOptions{Raw: &metav1.ListOptions{ResourceVersion: rv}})
+	}
+	w, err := watchFrom()
 	if err != nil {
 		b.Fatal(err)
 	}
-	b.Cleanup(w.Stop)
 	sw := &stageWatch{stamps: map[string]*stamp{}}
+	events := make(chan watch.Event)
 	go func() {
-		for ev := range w.ResultChan() {
+		defer close(events)
+		for ctx.Err() == nil {
+			for ev := range w.ResultChan() {
+				if ev.Type == watch.Error {
+					rv = "" // the resume point is too old: start over
+					continue
+				}
+				if o, ok := ev.Object.(client.Object); ok {
+					rv = o.GetResourceVersion()
+				}
+				select {
+				case events <- ev:
+				case <-ctx.Done():
+				}
+			}
+			w.Stop()
+			for ctx.Err() == nil {
+				if w, err = watchFrom(); err == nil {
+					break
+				}
+				rv = ""
+				time.Sleep(100 * time.Millisecond)
+			}
+		}
+	}()
+	go func() {
+		for ev := range events {
 			now := time.Now()
 			pod, ok := ev.Object.(*corev1.Pod)
 			if !ok {
