@@ -5,12 +5,15 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"sync"
 
 	ssautils "github.com/fluxcd/pkg/ssa/utils"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/selection"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	gyrev1alpha1 "github.com/gyreops/gyre/api/gyre/v1alpha1"
@@ -44,25 +47,22 @@ func plural(n int, one, many string) string {
 // checkAdoption returns an *AdoptionError naming every object of objs that
 // exists in the cluster but is neither in the target's inventory nor
 // labelled as the Tenant's, unless it is annotated gyrev1alpha1.AdoptAnnotation
-// "true". Only objects new to the inventory are looked up, with one
-// metadata listing per kind and namespace, so a target that applied once
-// costs nothing here.
-func checkAdoption(ctx context.Context, live client.Reader, t *gyrev1alpha1.Tenant, objs []*unstructured.Unstructured, inv *gyrev1alpha1.Inventory) error {
+// "true". Only objects new to the inventory are looked up, through
+// others, so a target that applied once costs nothing here. An object
+// with the Tenant's legacy label is the Tenant's: relabelLegacy, which
+// runs first, moved it to the current label.
+func checkAdoption(ctx context.Context, others *liveOthers, t *gyrev1alpha1.Tenant, objs []*unstructured.Unstructured, inv *gyrev1alpha1.Inventory) error {
 	known := map[string]bool{}
 	for _, e := range inventoryEntries(inv) {
 		known[e.ID] = true
 	}
-	type group struct {
-		gvk       schema.GroupVersionKind
-		namespace string
-	}
-	fresh := map[group]map[string]*unstructured.Unstructured{}
+	fresh := map[metaGroup]map[string]*unstructured.Unstructured{}
 	for _, o := range objs {
 		gvk := o.GroupVersionKind()
 		if known[inventoryID(o.GetNamespace(), o.GetName(), gvk.Group, gvk.Kind)] {
 			continue
 		}
-		k := group{gvk: gvk, namespace: o.GetNamespace()}
+		k := metaGroup{gvk: gvk, namespace: o.GetNamespace()}
 		if fresh[k] == nil {
 			fresh[k] = map[string]*unstructured.Unstructured{}
 		}
@@ -70,13 +70,14 @@ func checkAdoption(ctx context.Context, live client.Reader, t *gyrev1alpha1.Tena
 	}
 	var refused []string
 	for k, byName := range fresh {
-		items, err := liveMetadata(ctx, live, k.gvk, k.namespace, byName)
+		items, err := others.list(ctx, k, byName)
 		if err != nil {
 			return err
 		}
 		for _, m := range items {
 			o := byName[m.Name]
-			if o == nil || m.Labels[convention.TenantLabel] == t.Name || m.Annotations[gyrev1alpha1.AdoptAnnotation] == "true" {
+			if o == nil || m.Labels[convention.TenantLabel] == t.Name || m.Annotations[gyrev1alpha1.AdoptAnnotation] == "true" ||
+				(m.Labels[convention.TenantLabel] == "" && m.Labels[convention.LegacyTenantLabel] == t.Name) {
 				continue
 			}
 			refused = append(refused, ssautils.FmtUnstructured(o))
@@ -87,6 +88,69 @@ func checkAdoption(ctx context.Context, live client.Reader, t *gyrev1alpha1.Tena
 	}
 	sort.Strings(refused)
 	return &AdoptionError{Objects: refused}
+}
+
+// metaGroup is a kind in a namespace: what one metadata listing covers.
+type metaGroup struct {
+	gvk       schema.GroupVersionKind
+	namespace string
+}
+
+// liveOthers lists the live objects of a kind in a namespace that are not
+// labelled as a Tenant's, once per reconcile: the legacy-label migration
+// and the adoption check of every target of the Tenant share each
+// listing. A listing selects on the label server-side, so the Tenant's own
+// objects, usually all there is, cost the API server no encoding. For a
+// Tenant's first convergence this is one listing per kind, where each
+// target asked twice before.
+type liveOthers struct {
+	live   client.Reader
+	tenant string
+	mu     sync.Mutex
+	lists  map[metaGroup]*othersListing
+}
+
+// othersListing is one listing, shared by whoever asks for it while it
+// runs.
+type othersListing struct {
+	done  chan struct{}
+	items []metav1.PartialObjectMetadata
+	err   error
+}
+
+func newLiveOthers(live client.Reader, tenant string) *liveOthers {
+	return &liveOthers{live: live, tenant: tenant, lists: map[metaGroup]*othersListing{}}
+}
+
+// list returns the metadata of the live objects of k that are not
+// labelled as the Tenant's, at least those named in byName. Secrets,
+// which gyre may not list, are read one by one, and returned whatever
+// their labels.
+func (l *liveOthers) list(ctx context.Context, k metaGroup, byName map[string]*unstructured.Unstructured) ([]metav1.PartialObjectMetadata, error) {
+	if apply.IsSecret(k.gvk) {
+		return liveMetadata(ctx, l.live, k.gvk, k.namespace, byName)
+	}
+	l.mu.Lock()
+	c := l.lists[k]
+	if c == nil {
+		c = &othersListing{done: make(chan struct{})}
+		l.lists[k] = c
+		l.mu.Unlock()
+		notOurs, err := labels.NewRequirement(convention.TenantLabel, selection.NotEquals, []string{l.tenant})
+		if err == nil {
+			c.items, err = liveMetadata(ctx, l.live, k.gvk, k.namespace, nil, client.MatchingLabelsSelector{Selector: labels.NewSelector().Add(*notOurs)})
+		}
+		c.err = err
+		close(c.done)
+	} else {
+		l.mu.Unlock()
+	}
+	select {
+	case <-c.done:
+		return c.items, c.err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
 }
 
 // liveMetadata returns the metadata of the objects of kind gvk in

@@ -47,7 +47,9 @@ func (r *TenantReconciler) apply(ctx context.Context, s *tenantScope) (ctrl.Resu
 	t := s.tenant
 	var kinds []*unstructured.Unstructured
 	for _, ts := range s.targets {
-		kinds = append(kinds, ts.objects...)
+		if !ts.remembered { // applied before, so watched already
+			kinds = append(kinds, ts.objects...)
+		}
 	}
 	// Watched before they are applied: the watch's cache is what lets
 	// the applier skip unchanged objects, and no change may slip by
@@ -113,6 +115,14 @@ func (r *TenantReconciler) applyTarget(ctx context.Context, s *tenantScope, ts *
 		r.event(t, eventWarning, ReasonRenderFailed, "Target %s: %s", name, msg)
 		return
 	}
+	// A full check of what the last full reconcile applied, Ready, whose
+	// objects are all still as gyre applied them, would find the same
+	// inventory and conditions and write nothing: it stops here, before
+	// building them again, which was most of the cost of checking an
+	// unchanged Tenant.
+	if ts.remembered && r.applier().Current(ctx, ts.objects) {
+		return
+	}
 	next := newInventory(ts.objects)
 	stale := staleEntries(st.Inventory, next)
 	prune := t.Spec.Prune == nil || *t.Spec.Prune
@@ -127,13 +137,13 @@ func (r *TenantReconciler) applyTarget(ctx context.Context, s *tenantScope, ts *
 
 	actx, cancel := context.WithTimeout(ctx, timeout(t))
 	defer cancel()
-	if err := r.relabelLegacy(actx, t, name, ts.objects, st.Inventory); err != nil {
+	if err := r.relabelLegacy(actx, s.others, t, name, ts.objects, st.Inventory); err != nil {
 		r.failTarget(s, st, name, fmt.Errorf("apply revision %s: %w", s.revision, err))
 		return
 	}
 	// Nothing of the target is applied while it would take over an
 	// object someone else made.
-	if err := checkAdoption(actx, r.live, t, ts.objects, st.Inventory); err != nil {
+	if err := checkAdoption(actx, s.others, t, ts.objects, st.Inventory); err != nil {
 		r.failTarget(s, st, name, fmt.Errorf("apply revision %s: %w", s.revision, err))
 		return
 	}
@@ -254,7 +264,7 @@ func (r *TenantReconciler) deleteInventory(ctx context.Context, t *gyrev1alpha1.
 	if len(entries) == 0 {
 		return nil
 	}
-	if err := r.relabelLegacy(ctx, t, st.Cluster, nil, st.Inventory); err != nil {
+	if err := r.relabelLegacy(ctx, newLiveOthers(r.live, t.Name), t, st.Cluster, nil, st.Inventory); err != nil {
 		return fmt.Errorf("delete inventory of tenant %q cluster %q: %w", t.Name, st.Cluster, err)
 	}
 	survivors, err := r.prune(ctx, t, st.Cluster, entries)

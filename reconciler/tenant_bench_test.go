@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -84,9 +85,12 @@ func BenchmarkTenantReconciler(b *testing.B) {
 // BenchmarkTenantReconcilerScale is BenchmarkTenantReconciler at 500
 // tenants × 2 targets × 20 objects, 20,000 objects, without the kubectl
 // phase, which would only repeat the raw one at this size. rss-MiB is the
-// process's VmRSS once gyre converged and peak-rss-MiB its VmHWM; both
-// include the benchmark's own raw and ceiling phases, which ran in the
-// same process before. Run it with
+// process's VmRSS once gyre converged, peak-rss-MiB its VmHWM and heap-MiB
+// the live heap after a collection. The raw phases apply their objects
+// without the tenant label, so gyre's caches hold only its own tenants'
+// objects; the resident sizes still include what the benchmark itself
+// rendered for those phases in the same process. Run it with -v to see
+// the first convergence's requests by kind:
 //
 //	go test ./reconciler -run '^$' -bench BenchmarkTenantReconcilerScale -benchtime 1x -timeout 60m
 func BenchmarkTenantReconcilerScale(b *testing.B) {
@@ -154,13 +158,18 @@ func benchTenants(b *testing.B, tenantCount int, p benchPrefixes) {
 	floorTime := rawWithTenantWrites(b, g, dir, p.floor, tenantCount, repo)
 
 	// gyre: first convergence.
-	writes := &writeCounter{}
+	writes := &writeCounter{kinds: map[string]int{}}
 	clk := clocktesting.NewFakeClock(time.Now())
 	rec, stop := startBenchController(g, dir, writes, clk)
 	b.ResetTimer()
 	gyreTime := converge(g, repo, p.gyre, tenantCount)
 	b.StopTimer()
 	firstRequests := writes.requests.Load()
+	writes.mu.Lock()
+	kinds := writes.kinds
+	writes.kinds = nil
+	writes.mu.Unlock()
+	logRequestKinds(b, kinds, float64(tenantCount*40))
 	statusWrites := 0
 	for _, w := range writes.take() {
 		if strings.Contains(w, "/tenants/"+p.gyre) && strings.HasSuffix(w, "/status") {
@@ -169,6 +178,9 @@ func benchTenants(b *testing.B, tenantCount int, p benchPrefixes) {
 	}
 	rss, rssErr := procStatusMiB("VmRSS")
 	peak, peakErr := procStatusMiB("VmHWM")
+	var ms runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&ms)
 
 	// A full check of every tenant in the running controller: what the
 	// periodic safety net does.
@@ -227,6 +239,7 @@ func benchTenants(b *testing.B, tenantCount int, p benchPrefixes) {
 		b.ReportMetric(rss, "rss-MiB")
 		b.ReportMetric(peak, "peak-rss-MiB")
 	}
+	b.ReportMetric(float64(ms.HeapAlloc)/(1<<20), "heap-MiB")
 	b.ReportMetric(restartTime.Seconds(), "restart-noop-s")
 	b.ReportMetric(float64(len(restartWrites)), "restart-noop-writes")
 	if len(checkWrites)+len(restartWrites) > 0 {
@@ -298,13 +311,13 @@ func rawWithTenantWrites(b *testing.B, g *WithT, dir, prefix string, n int, repo
 		tenantsOf[i] = t
 		worker, err := tenants.WorkerObjects(t)
 		g.Expect(err).NotTo(HaveOccurred())
-		provisioning = append(provisioning, tenants.ControlObjects(t)...)
-		provisioning = append(provisioning, worker...)
+		provisioning = append(provisioning, withoutTenantLabel(tenants.ControlObjects(t))...)
+		provisioning = append(provisioning, withoutTenantLabel(worker)...)
 		for _, cluster := range []string{"one", "two"} {
 			res, err := r.Render(ctx, dir, render.Target{Tenant: t.Name, Cluster: cluster}, render.Options{})
 			g.Expect(err).NotTo(HaveOccurred())
 			g.Expect(res.Err()).NotTo(HaveOccurred())
-			objects = append(objects, res.Objects...)
+			objects = append(objects, withoutTenantLabel(res.Objects)...)
 			rev := repo.Status.Artifact.Revision
 			ts := gyrev1alpha1.TargetStatus{Cluster: cluster, LastAppliedRevision: rev, LastAttemptedRevision: rev, Inventory: newInventory(res.Objects)}
 			setConditions(&ts.Conditions, targetConditions(targetOutcome{phase: phaseApplied, revision: rev, objects: len(res.Objects)}, 1))
@@ -342,13 +355,18 @@ func rawWithTenantWrites(b *testing.B, g *WithT, dir, prefix string, n int, repo
 	}
 
 	start := time.Now()
-	eg, ectx := errgroup.WithContext(ctx)
-	eg.SetLimit(40)
-	for _, o := range provisioning {
-		eg.Go(func() error { return apply(ectx, o) })
+	// Namespaces first: what goes in them cannot be created before.
+	for _, namespaces := range []bool{true, false} {
+		eg, ectx := errgroup.WithContext(ctx)
+		eg.SetLimit(40)
+		for _, o := range provisioning {
+			if (o.GetKind() == "Namespace") == namespaces {
+				eg.Go(func() error { return apply(ectx, o) })
+			}
+		}
+		g.Expect(eg.Wait()).To(Succeed())
 	}
-	g.Expect(eg.Wait()).To(Succeed())
-	eg, ectx = errgroup.WithContext(ctx)
+	eg, ectx := errgroup.WithContext(ctx)
 	eg.SetLimit(40)
 	for i, t := range tenantsOf {
 		eg.Go(func() error { return tenantWrites(ectx, t, targets[i]) })
@@ -499,7 +517,7 @@ func renderAll(b *testing.B, dir, prefix string, n int) []*unstructured.Unstruct
 			if err != nil || res.Err() != nil {
 				b.Fatal(err, res.Err())
 			}
-			all = append(all, res.Objects...)
+			all = append(all, withoutTenantLabel(res.Objects)...)
 		}
 	}
 	return all
@@ -523,4 +541,37 @@ func reconcileCount(g Gomega) float64 {
 		}
 	}
 	return n
+}
+
+// logRequestKinds logs the first convergence's requests per object by
+// method and resource, most first.
+func logRequestKinds(b *testing.B, kinds map[string]int, objects float64) {
+	names := make([]string, 0, len(kinds))
+	for k := range kinds {
+		names = append(names, k)
+	}
+	sort.Slice(names, func(i, j int) bool {
+		if kinds[names[i]] != kinds[names[j]] {
+			return kinds[names[i]] > kinds[names[j]]
+		}
+		return names[i] < names[j]
+	})
+	var buf strings.Builder
+	for _, k := range names {
+		fmt.Fprintf(&buf, "\n  %6d %.3f/obj %s", kinds[k], float64(kinds[k])/objects, k)
+	}
+	b.Logf("requests of the first convergence:%s", buf.String())
+}
+
+// withoutTenantLabel takes the tenant label off objs, which the raw phases
+// apply, so that the controller's caches, which select on it, hold only
+// the objects of the tenants it converges, as they would in a cluster of
+// its own.
+func withoutTenantLabel(objs []*unstructured.Unstructured) []*unstructured.Unstructured {
+	for _, o := range objs {
+		l := o.GetLabels()
+		delete(l, convention.TenantLabel)
+		o.SetLabels(l)
+	}
+	return objs
 }

@@ -47,18 +47,14 @@ func (m *relabeled) add(key string) {
 // which selects on the new pair, would leave them behind. It looks at the
 // objects the target renders and those in its inventory, and keeps the
 // target the legacy label named.
-func (r *TenantReconciler) relabelLegacy(ctx context.Context, t *gyrev1alpha1.Tenant, target string, objs []*unstructured.Unstructured, inv *gyrev1alpha1.Inventory) error {
+func (r *TenantReconciler) relabelLegacy(ctx context.Context, others *liveOthers, t *gyrev1alpha1.Tenant, target string, objs []*unstructured.Unstructured, inv *gyrev1alpha1.Inventory) error {
 	key := t.Name + "/" + target
 	if r.migrated.has(key) {
 		return nil
 	}
-	type group struct {
-		gvk       schema.GroupVersionKind
-		namespace string
-	}
-	byGroup := map[group]map[string]*unstructured.Unstructured{}
+	byGroup := map[metaGroup]map[string]*unstructured.Unstructured{}
 	add := func(o *unstructured.Unstructured) {
-		k := group{gvk: o.GroupVersionKind(), namespace: o.GetNamespace()}
+		k := metaGroup{gvk: o.GroupVersionKind(), namespace: o.GetNamespace()}
 		if byGroup[k] == nil {
 			byGroup[k] = map[string]*unstructured.Unstructured{}
 		}
@@ -76,10 +72,10 @@ func (r *TenantReconciler) relabelLegacy(ctx context.Context, t *gyrev1alpha1.Te
 	}
 	var relabeled []string
 	for k, byName := range byGroup {
-		// Only objects with the tenant's legacy label are listed: a
+		// Only objects without the tenant's label are listed: a
 		// listing of every object of a namespace, with its managed
 		// fields, costs the API server more than applying them did.
-		items, err := liveMetadata(ctx, r.live, k.gvk, k.namespace, byName, client.MatchingLabels{convention.LegacyTenantLabel: t.Name})
+		items, err := others.list(ctx, k, byName)
 		if err != nil {
 			if apierrors.IsNotFound(err) {
 				continue // the kind is not served (yet): nothing of it is live

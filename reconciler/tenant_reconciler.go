@@ -113,6 +113,9 @@ type tenantScope struct {
 	// tenantWide overrides the summary of the targets (no artifact, a
 	// failed provisioning): any step.
 	tenantWide *targetOutcome
+	// others lists the live objects not labelled as the Tenant's, for
+	// every target of this reconcile.
+	others *liveOthers
 	// errs are transient failures to retry with backoff: apply, whose
 	// targets add to it concurrently under mu.
 	mu   sync.Mutex
@@ -133,6 +136,10 @@ type targetScope struct {
 	objects []*unstructured.Unstructured
 	// renderErr names what stops the target from rendering: render.
 	renderErr error
+	// remembered is set when objects are what the last full reconcile
+	// applied, for the same generation and artifact, and every target
+	// was Ready at the revision: render.
+	remembered bool
 }
 
 // Reconcile brings one Tenant's targets in line with its Repository.
@@ -150,7 +157,8 @@ func (r *TenantReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res
 			return ctrl.Result{}, client.IgnoreNotFound(err)
 		}
 	}
-	s := &tenantScope{tenant: tenant, patcher: newTenantPatcher(r.Client, tenant, func(rv string) { r.written.Store(req.Name, rv) })}
+	s := &tenantScope{tenant: tenant, others: newLiveOthers(r.live, tenant.Name),
+		patcher: newTenantPatcher(r.Client, tenant, func(rv string) { r.written.Store(req.Name, rv) })}
 	defer func() {
 		r.metrics.duration.WithLabelValues(tenant.Name).Observe(r.Clock.Since(start).Seconds())
 		if err := r.patchStatus(ctx, s); err != nil {
@@ -303,7 +311,7 @@ func (r *TenantReconciler) render(ctx context.Context, s *tenantScope) (ctrl.Res
 	}
 	if last := r.drift.rendered(t.Name, t.Generation, s.artifact); last != nil && allTargetsApplied(t, s.revision) {
 		for _, rt := range targets {
-			s.targets = append(s.targets, &targetScope{target: rt, objects: last[rt.Cluster]})
+			s.targets = append(s.targets, &targetScope{target: rt, objects: last[rt.Cluster], remembered: true})
 		}
 		return ctrl.Result{}, nil
 	}

@@ -44,10 +44,17 @@ type writeCounter struct {
 	log  []string
 	// requests counts every request, reads included.
 	requests atomic.Int64
+	// kinds counts every request by method and resource, when set.
+	kinds map[string]int
 }
 
 func (w *writeCounter) RoundTrip(req *http.Request) (*http.Response, error) {
 	w.requests.Add(1)
+	w.mu.Lock()
+	if w.kinds != nil {
+		w.kinds[requestKind(req)]++
+	}
+	w.mu.Unlock()
 	if isWrite(req) {
 		w.mu.Lock()
 		w.log = append(w.log, req.Method+" "+req.URL.Path)
@@ -617,4 +624,40 @@ spec:
         image: ` + image + `
         command: [go, build, ./...]
 `
+}
+
+// requestKind names a request by its method, resource and, for writes,
+// whether it is a dry run: "PATCH configmaps dry-run".
+func requestKind(req *http.Request) string {
+	parts := strings.Split(strings.Trim(req.URL.Path, "/"), "/")
+	// /api/v1/namespaces/ns/configmaps/name or /apis/g/v/...
+	var resource []string
+	for i := 0; i < len(parts); i++ {
+		switch {
+		case i == 0 && parts[0] == "api":
+			i++ // version
+		case i == 0 && parts[0] == "apis":
+			i += 2 // group, version
+		case parts[i] == "namespaces" && i+2 < len(parts):
+			i++ // the namespace's name
+		default:
+			resource = append(resource, parts[i])
+		}
+	}
+	kind := req.Method
+	if len(resource) > 0 {
+		kind += " " + resource[0]
+		if len(resource) > 2 {
+			kind += "/" + resource[2]
+		} else if len(resource) == 1 {
+			kind += " (collection)"
+		}
+	}
+	if req.URL.Query().Get("dryRun") != "" {
+		kind += " dry-run"
+	}
+	if req.URL.Query().Get("watch") != "" {
+		kind += " watch"
+	}
+	return kind
 }

@@ -11,6 +11,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/clock"
+	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
@@ -50,7 +51,10 @@ func (r *TenantReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	}
 
 	// Applied objects are watched through a cache of their own that holds
-	// only gyre's objects' metadata, whatever the manager caches.
+	// only gyre's objects' metadata, whatever the manager caches. Its
+	// readers only compare what they read, so reads share the cached
+	// objects instead of copying them: at 20,000 objects the copies were
+	// a quarter of a full check's CPU.
 	managed, err := labels.NewRequirement(convention.TenantLabel, selection.Exists, nil)
 	if err != nil {
 		return err
@@ -60,6 +64,8 @@ func (r *TenantReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Mapper:               mgr.GetRESTMapper(),
 		DefaultLabelSelector: labels.NewSelector().Add(*managed),
 		DefaultTransform:     dropFieldSets,
+		// Never write to an object read from it.
+		DefaultUnsafeDisableDeepCopy: ptr.To(true),
 	})
 	if err != nil {
 		return fmt.Errorf("tenant object cache: %w", err)

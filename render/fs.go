@@ -2,6 +2,7 @@ package render
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -11,6 +12,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"sigs.k8s.io/kustomize/kyaml/filesys"
 )
@@ -52,6 +54,12 @@ type confinedFS struct {
 	// resourceFiles are the files kustomizations list under resources,
 	// absolute; see expandList.
 	resourceFiles map[string]bool
+
+	// files caches the YAML checks of the render's checkout, shared
+	// with the Renderer's other renders; nil caches nothing.
+	files *rootFiles
+	// checks counts the files checked rather than served from files.
+	checks *atomic.Int64
 }
 
 func newConfinedFS(root string, maxSize int64, remoteOK bool) (*confinedFS, error) {
@@ -420,16 +428,65 @@ func (f *confinedFS) ReadFile(p string) ([]byte, error) {
 		return nil, f.violate(f.rel(resolved), tooBig(int64(len(data)), f.maxSize))
 	}
 	if isYAML(resolved) || strings.EqualFold(filepath.Ext(resolved), ".json") || bytes.HasPrefix(data, []byte("apiVersion:")) {
-		syntax, refused := checkYAML(data)
-		if refused != nil {
-			return nil, f.violate(f.rel(resolved), refused.Error())
-		}
-		if syntax != nil {
-			f.noteSyntax(f.rel(resolved), syntax.Error())
-		}
-		return f.readResource(resolved, data)
+		return f.checked(resolved, data)
 	}
 	return data, nil
+}
+
+// checked applies the YAML checks to a file read, and expands its YAML
+// lists when a kustomization lists it under resources. The outcome comes
+// from the render's file cache when these bytes were checked before.
+func (f *confinedFS) checked(resolved string, data []byte) ([]byte, error) {
+	key := fileKey{path: resolved, resource: f.isResourceFile(resolved)}
+	var files *rootFiles
+	if within(f.root, resolved) {
+		files = f.files // a remote base's clone is read once
+	}
+	var sum [sha256.Size]byte
+	if files != nil {
+		sum = sha256.Sum256(data)
+	}
+	e := files.lookup(key, sum)
+	if e == nil {
+		e = checkFile(data, key.resource)
+		e.sum = sum
+		files.store(key, e)
+		if f.checks != nil {
+			f.checks.Add(1)
+		}
+	}
+	if e.refused != "" {
+		return nil, f.violate(f.rel(resolved), e.refused)
+	}
+	if e.syntax != "" {
+		f.noteSyntax(f.rel(resolved), e.syntax)
+	}
+	if e.out != nil {
+		// kustomize gets its own copy of what other renders share.
+		return bytes.Clone(e.out), nil
+	}
+	return data, nil
+}
+
+// checkFile checks one content of a YAML file; see checkYAML and
+// expandList.
+func checkFile(data []byte, resource bool) *checkedFile {
+	e := &checkedFile{}
+	docs, syntax, refused := checkYAML(data)
+	switch {
+	case refused != nil:
+		e.refused = refused.Error()
+	case syntax != nil:
+		e.syntax = syntax.Error() // kustomize reports it, or reads the file as data
+	case resource:
+		out, err := expandList(data, docs)
+		if err != nil {
+			e.refused = err.Error()
+		} else if !bytes.Equal(out, data) {
+			e.out = out
+		}
+	}
+	return e
 }
 
 // Walk walks a confined directory tree; entries outside the repository

@@ -73,7 +73,7 @@ func checkLimits(objs []*unstructured.Unstructured, l Limits) []Error {
 // every read past it, so the goroutine ends at its next read, and its
 // result is dropped. A timed-out render is an error of the target, not
 // cached. err is the caller's context's error when that ended first.
-func renderWithin(ctx context.Context, root, dir string, t Target, opts Options) (res *Result, dirs []string, cacheable bool, err error) {
+func (r *Renderer) renderWithin(ctx context.Context, root, dir string, t Target, opts Options) (res *Result, dirs []string, cacheable bool, err error) {
 	timeout := opts.Limits.withDefaults().Timeout
 	tctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
@@ -84,8 +84,8 @@ func renderWithin(ctx context.Context, root, dir string, t Target, opts Options)
 	}
 	done := make(chan out, 1)
 	go func() {
-		r, d, c := renderTarget(tctx, root, dir, t, opts)
-		done <- out{r, d, c}
+		res, d, c := r.renderTarget(tctx, root, dir, t, opts)
+		done <- out{res, d, c}
 	}()
 	select {
 	case o := <-done:

@@ -57,17 +57,21 @@ func Render(ctx context.Context, root string, t Target, opts Options) (*Result, 
 
 // Renderer renders targets and remembers each target's last render, so
 // that a target whose files did not change is not rebuilt when others
-// did. It is safe for concurrent use.
+// did, and what gyre's checks made of each file of a checkout, so that a
+// base shared by many targets is checked once; see fileCache. It is safe
+// for concurrent use.
 type Renderer struct {
 	mu    sync.Mutex
 	cache map[cacheKey]*cacheEntry
-	// builds counts renders that ran kustomize, for tests and metrics.
-	builds atomic.Int64
+	files *fileCache
+	// builds counts renders that ran kustomize, checks the files whose
+	// YAML was checked rather than found in files; for tests and metrics.
+	builds, checks atomic.Int64
 }
 
-// NewRenderer returns a Renderer with an empty cache.
+// NewRenderer returns a Renderer with empty caches.
 func NewRenderer() *Renderer {
-	return &Renderer{cache: map[cacheKey]*cacheEntry{}}
+	return &Renderer{cache: map[cacheKey]*cacheEntry{}, files: newFileCache(DefaultFileCacheSize)}
 }
 
 // cacheKey is a target and its options in comparable form: Target holds
@@ -134,7 +138,7 @@ func (r *Renderer) Render(ctx context.Context, root string, t Target, opts Optio
 		var dirs []string
 		var cacheable bool
 		r.builds.Add(1)
-		if res, dirs, cacheable, err = renderWithin(ctx, root, dir, t, opts); err != nil {
+		if res, dirs, cacheable, err = r.renderWithin(ctx, root, dir, t, opts); err != nil {
 			return nil, err
 		}
 		if cacheable && r.cache != nil {
@@ -180,7 +184,7 @@ func (r *Result) clone() *Result {
 // returns the directories the render read and whether its result may be
 // cached (not when remote bases were loaded: they can change under the
 // same files).
-func renderTarget(ctx context.Context, root, dir string, t Target, opts Options) (*Result, []string, bool) {
+func (r *Renderer) renderTarget(ctx context.Context, root, dir string, t Target, opts Options) (*Result, []string, bool) {
 	res := &Result{Target: t, Dir: dir}
 	fsys, err := newConfinedFS(root, opts.MaxFileSize, opts.AllowRemoteBases)
 	if err != nil {
@@ -188,6 +192,8 @@ func renderTarget(ctx context.Context, root, dir string, t Target, opts Options)
 		return res, nil, false
 	}
 	fsys.done = ctx.Done()
+	fsys.files = r.files.forRoot(fsys.root, opts.Revision)
+	fsys.checks = &r.checks
 	errs := precheck(fsys, dir, opts.AllowRemoteBases)
 	if v := fsys.Violations(); len(v) > 0 || len(errs) > 0 {
 		errs = append(errs, v...)
@@ -213,7 +219,7 @@ func renderTarget(ctx context.Context, root, dir string, t Target, opts Options)
 		res.fail(errs...)
 		return res, fsys.Dirs(), cacheable
 	}
-	errs, warns := check(ctx, b, t, opts)
+	errs, warns := check(ctx, b, t, opts, fsys.files)
 	if len(errs) > 0 || len(warns) > 0 {
 		// Built again, this time tracking where each object came from,
 		// so that the errors and warnings name their files: a build
@@ -226,7 +232,7 @@ func renderTarget(ctx context.Context, root, dir string, t Target, opts Options)
 			res.fail(errs...)
 			return res, fsys.Dirs(), cacheable
 		}
-		errs, warns = check(ctx, traced, t, opts)
+		errs, warns = check(ctx, traced, t, opts, fsys.files)
 	}
 	sortErrors(warns)
 	res.Warnings = warns
@@ -244,12 +250,16 @@ func renderTarget(ctx context.Context, root, dir string, t Target, opts Options)
 // schemas, strict core types, Cyclone's references and the tenant's Pod
 // Security level and execution context. It returns the errors, and the
 // warnings about what the tenant's level will stop at run time.
-func check(ctx context.Context, b *built, t Target, opts Options) ([]Error, []Error) {
+//
+// memo shares schema validation between the tenant's objects that differ
+// only in metadata, such as the copies of a base's objects its overlays
+// render.
+func check(ctx context.Context, b *built, t Target, opts Options, memo *rootFiles) ([]Error, []Error) {
 	fixArtifactSources(b.objects)
 	nameContainers(b.objects)
 	errs := enforceTenancy(b.objects, b.origins, t, opts.AllowedKinds, opts.Schemas)
 	for i, o := range b.objects {
-		for _, fe := range opts.Schemas.Validate(ctx, o) {
+		for _, fe := range opts.Schemas.validate(ctx, o, memo, t.Tenant) {
 			errs = append(errs, fieldError(b.origins[i], o, fe))
 		}
 		errs = append(errs, strictCore(b.origins[i], o)...)

@@ -95,8 +95,9 @@ func TestRenderer_cachedResultsAreIndependentCopies(t *testing.T) {
 }
 
 // TestRender_concurrent renders every target of the example from many
-// goroutines at once. Run with -race: it is what showed that kustomize
-// builds must be serialised.
+// goroutines at once, sharing one Renderer and its caches. Run with
+// -race: it is what shows that kustomize builds may run concurrently
+// (see kustomizeMu).
 func TestRender_concurrent(t *testing.T) {
 	g := NewWithT(t)
 	targets, err := Discover(exampleRepo)

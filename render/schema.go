@@ -4,11 +4,14 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"path"
+	"reflect"
 	"sort"
 	"strings"
 	"sync"
@@ -43,6 +46,33 @@ type versionSchema struct {
 	structural *structuralschema.Structural
 	validator  apiservervalidation.SchemaValidator
 	cel        *cel.Validator
+	// apartFromMetadata says that the schema asks of metadata only that
+	// it be an object: no rule at the root, no constraint inside
+	// metadata. Its objects' validation, but for ObjectMeta's own
+	// checks, then depends on nothing in metadata, and is shared by
+	// objects that differ only there (an overlay's renamed copies of a
+	// base's objects); see validation.
+	apartFromMetadata bool
+}
+
+// metadataFree reports whether a structural schema looks into metadata
+// only to see that it is an object. At the root it may require fields:
+// metadata is shared only when it is there.
+func metadataFree(s *structuralschema.Structural) bool {
+	if s.XPreserveUnknownFields || len(s.XValidations) > 0 {
+		return false
+	}
+	if s.ValueValidation != nil {
+		rest := *s.ValueValidation
+		rest.Required = nil
+		if !reflect.ValueOf(rest).IsZero() {
+			return false
+		}
+	}
+	m, ok := s.Properties["metadata"]
+	return !ok || (m.Type == "object" && len(m.Properties) == 0 && m.AdditionalProperties == nil &&
+		(m.ValueValidation == nil || reflect.ValueOf(*m.ValueValidation).IsZero()) &&
+		len(m.XValidations) == 0 && !m.XPreserveUnknownFields && !m.XEmbeddedResource)
 }
 
 var (
@@ -130,6 +160,8 @@ func (s *Schemas) add(data []byte) error {
 				structural: structural,
 				validator:  validator,
 				cel:        cel.NewValidator(structural, true, celconfig.PerCallLimit),
+
+				apartFromMetadata: metadataFree(structural),
 			}
 		}
 	}
@@ -180,6 +212,14 @@ var clusterScoped = func() map[schema.GroupKind]bool {
 // field errors, sorted by field. Objects of kinds without a CRD are not
 // checked; an object of a known kind in an unknown version is an error.
 func (s *Schemas) Validate(ctx context.Context, obj *unstructured.Unstructured) field.ErrorList {
+	return s.validate(ctx, obj, nil, "")
+}
+
+// validate is Validate, with the part of the work that does not look at
+// metadata shared through memo between one tenant's objects that differ
+// only in metadata, when the schema allows it. A nil memo shares
+// nothing.
+func (s *Schemas) validate(ctx context.Context, obj *unstructured.Unstructured, memo *rootFiles, tenant string) field.ErrorList {
 	gvk := obj.GroupVersionKind()
 	vs, ok := s.versions[gvk]
 	if !ok {
@@ -188,23 +228,82 @@ func (s *Schemas) Validate(ctx context.Context, obj *unstructured.Unstructured) 
 		}
 		return nil
 	}
-	var errs field.ErrorList
+	var v *schemaCheck
+	var key validationKey
+	_, metaIsMap := obj.Object["metadata"].(map[string]any)
+	shared := memo != nil && vs.apartFromMetadata && metaIsMap
+	if shared {
+		var err error
+		if key, err = validationKeyOf(s, tenant, obj); err != nil {
+			shared = false
+		} else {
+			v = memo.validation(key)
+		}
+	}
+	if v == nil {
+		v = vs.validateApartFromMetadata(ctx, obj)
+		if shared {
+			memo.storeValidation(key, v)
+		}
+	}
+	// The order of the API server's checks, for errors of one field.
+	errs := append(field.ErrorList(nil), v.unknown...)
+	errs = append(errs, schemaobjectmeta.Validate(ctx, nil, obj.Object, vs.structural, true)...)
+	errs = append(errs, v.schema...)
+	errs = append(errs, v.lists...)
+	if len(errs) == 0 {
+		errs = append(errs, v.cel...)
+	}
+	sort.SliceStable(errs, func(i, j int) bool { return errs[i].Field < errs[j].Field })
+	return errs
+}
+
+// schemaCheck is what validating an object gives apart from ObjectMeta's
+// checks: unknown fields, the schema, list types and, computed only when
+// those pass, CEL rules.
+type schemaCheck struct {
+	unknown, schema, lists, cel field.ErrorList
+}
+
+func (vs *versionSchema) validateApartFromMetadata(ctx context.Context, obj *unstructured.Unstructured) *schemaCheck {
+	v := &schemaCheck{}
 	// Unknown fields: the API server would silently drop them, which in a
 	// reviewed repository hides a typo; here they are errors.
 	pruned := obj.DeepCopy().Object
 	opts := structuralschema.UnknownFieldPathOptions{TrackUnknownFieldPaths: true}
 	for _, p := range pruning.PruneWithOptions(pruned, vs.structural, true, opts) {
-		errs = append(errs, field.Invalid(field.NewPath(p), nil, "unknown field"))
+		v.unknown = append(v.unknown, field.Invalid(field.NewPath(p), nil, "unknown field"))
 	}
-	errs = append(errs, schemaobjectmeta.Validate(ctx, nil, obj.Object, vs.structural, true)...)
-	errs = append(errs, apiservervalidation.ValidateCustomResource(nil, obj.Object, vs.validator)...)
-	errs = append(errs, listtype.ValidateListSetsAndMaps(nil, vs.structural, obj.Object)...)
-	if len(errs) == 0 && vs.cel != nil {
-		celErrs, _ := vs.cel.Validate(ctx, nil, vs.structural, obj.Object, nil, celconfig.RuntimeCELCostBudget)
-		errs = append(errs, celErrs...)
+	v.schema = apiservervalidation.ValidateCustomResource(nil, obj.Object, vs.validator)
+	v.lists = listtype.ValidateListSetsAndMaps(nil, vs.structural, obj.Object)
+	if len(v.unknown) == 0 && len(v.schema) == 0 && len(v.lists) == 0 && vs.cel != nil {
+		v.cel, _ = vs.cel.Validate(ctx, nil, vs.structural, obj.Object, nil, celconfig.RuntimeCELCostBudget)
 	}
-	sort.SliceStable(errs, func(i, j int) bool { return errs[i].Field < errs[j].Field })
-	return errs
+	return v
+}
+
+// validationKey identifies an object apart from its metadata, for the
+// schemas that validate it. A validation is a function of the object's
+// content alone; the tenant is part of the key all the same, so that no
+// render is shaped by another tenant's, not even in time.
+type validationKey struct {
+	schemas *Schemas
+	tenant  string
+	sum     [sha256.Size]byte
+}
+
+func validationKeyOf(s *Schemas, tenant string, obj *unstructured.Unstructured) (validationKey, error) {
+	rest := make(map[string]any, len(obj.Object))
+	for k, v := range obj.Object {
+		if k != "metadata" {
+			rest[k] = v
+		}
+	}
+	b, err := json.Marshal(rest) // map keys sorted: the same object, the same bytes
+	if err != nil {
+		return validationKey{}, err
+	}
+	return validationKey{schemas: s, tenant: tenant, sum: sha256.Sum256(b)}, nil
 }
 
 func (s *Schemas) servedVersions(gk schema.GroupKind) []string {

@@ -24,25 +24,29 @@ const aliasBudget = 10000
 // file) rather than as YAML; its syntax error, with the line in the whole
 // file, is returned apart, for the render to report should kustomize fail
 // on it.
-func checkYAML(data []byte) (syntax, refused error) {
+//
+// The documents of a file that passes come back parsed, for expandList,
+// which would otherwise parse the file again.
+func checkYAML(data []byte) (docs []*kyaml.Node, syntax, refused error) {
 	dec := kyaml.NewDecoder(bytes.NewReader(data))
 	for doc := 1; ; doc++ {
-		var n kyaml.Node
-		err := dec.Decode(&n)
+		n := &kyaml.Node{}
+		err := dec.Decode(n)
 		if errors.Is(err, io.EOF) {
-			return nil, nil
+			return docs, nil, nil
 		}
 		if err != nil {
-			return err, nil
+			return nil, err, nil
 		}
-		if err := checkDuplicateKeys(&n); err != nil {
-			return nil, err
+		if err := checkDuplicateKeys(n); err != nil {
+			return nil, nil, err
 		}
-		literal := countNodes(&n)
-		expanded := expandedSize(&n, map[*kyaml.Node]int{}, 0)
+		literal := countNodes(n)
+		expanded := expandedSize(n, map[*kyaml.Node]int{}, 0)
 		if limit := literal + max(literal, aliasBudget); expanded > limit {
-			return nil, fmt.Errorf("document %d: aliases expand its %d nodes to more than %d; refusing a YAML bomb", doc, literal, limit)
+			return nil, nil, fmt.Errorf("document %d: aliases expand its %d nodes to more than %d; refusing a YAML bomb", doc, literal, limit)
 		}
+		docs = append(docs, n)
 	}
 }
 

@@ -3,7 +3,6 @@ package render
 import (
 	"bytes"
 	"errors"
-	"io"
 	"path/filepath"
 
 	kyaml "sigs.k8s.io/kustomize/kyaml/yaml"
@@ -41,25 +40,16 @@ func (f *confinedFS) isResourceFile(abs string) bool {
 // refused with listAdvice: kustomize's own words for it ("missing
 // Resource metadata") name neither the file's shape nor a way out.
 //
+// docs are the file's documents as checkYAML parsed them.
+//
 // Only files a kustomization lists under resources are expanded: a
 // generator's data file must reach the ConfigMap byte for byte.
-func expandList(data []byte) ([]byte, error) {
-	var docs []*kyaml.Node
-	dec := kyaml.NewDecoder(bytes.NewReader(data))
+func expandList(data []byte, docs []*kyaml.Node) ([]byte, error) {
 	lists := false
-	for {
-		var n kyaml.Node
-		err := dec.Decode(&n)
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			return data, nil // kustomize reports the syntax error
-		}
+	for _, n := range docs {
 		if n.Kind == kyaml.DocumentNode && len(n.Content) == 1 && n.Content[0].Kind == kyaml.SequenceNode {
 			lists = true
 		}
-		docs = append(docs, &n)
 	}
 	if !lists {
 		return data, nil
@@ -131,17 +121,4 @@ func resolveAliases(n *kyaml.Node, depth int) *kyaml.Node {
 		c.Content[i] = resolveAliases(child, depth+1)
 	}
 	return &c
-}
-
-// readResource expands a resource file's YAML lists, recording a refusal
-// against the file when a list holds something other than objects.
-func (f *confinedFS) readResource(resolved string, data []byte) ([]byte, error) {
-	if !f.isResourceFile(resolved) {
-		return data, nil
-	}
-	out, err := expandList(data)
-	if err != nil {
-		return nil, f.violate(f.rel(resolved), err.Error())
-	}
-	return out, nil
 }

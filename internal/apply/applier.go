@@ -102,6 +102,18 @@ const (
 	liveCurrent
 )
 
+// Current reports whether Live shows every object of objs as gyre last
+// applied it, and wanted: Apply would then write nothing. It sends no
+// request, and is false for any object Live cannot tell about.
+func (a *Applier) Current(ctx context.Context, objs []*unstructured.Unstructured) bool {
+	for _, o := range objs {
+		if a.liveState(ctx, o) != liveCurrent {
+			return false
+		}
+	}
+	return true
+}
+
 // liveState says what Live knows of o.
 func (a *Applier) liveState(ctx context.Context, o *unstructured.Unstructured) liveState {
 	if a.Live == nil || IsSecret(o.GroupVersionKind()) {
@@ -115,7 +127,7 @@ func (a *Applier) liveState(ctx context.Context, o *unstructured.Unstructured) l
 		return liveAbsent
 	case err != nil, m.DeletionTimestamp != nil:
 		return liveUnknown
-	case m.Annotations[convention.DigestAnnotation] == o.GetAnnotations()[convention.DigestAnnotation] && LastWriteIsOurs(m.ManagedFields, a.Owner.Field):
+	case m.Annotations[convention.DigestAnnotation] == digestOf(o) && LastWriteIsOurs(m.ManagedFields, a.Owner.Field):
 		return liveCurrent
 	}
 	return liveUnknown

@@ -14,7 +14,6 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"github.com/gyreops/gyre/internal/convention"
 )
 
 // Apply applies objs, cluster-wide definitions (Namespaces, CRDs) first,
@@ -26,7 +25,7 @@ import (
 func (a *Applier) Apply(ctx context.Context, objs []*unstructured.Unstructured) (*ssa.ChangeSet, error) {
 	var defs, rest []*unstructured.Unstructured
 	for _, o := range objs {
-		if o.GetAnnotations()[convention.DigestAnnotation] == "" {
+		if digestOf(o) == "" {
 			if err := Stamp(o); err != nil {
 				return nil, err
 			}

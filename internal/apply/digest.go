@@ -46,6 +46,14 @@ func Stamp(o *unstructured.Unstructured) error {
 	return nil
 }
 
+// digestOf is o's convention.DigestAnnotation, or "" when it has none. It
+// reads the annotation in place: GetAnnotations copies every annotation,
+// and a full check reads the digest of every object gyre applies.
+func digestOf(o *unstructured.Unstructured) string {
+	d, _, _ := unstructured.NestedString(o.Object, "metadata", "annotations", convention.DigestAnnotation)
+	return d
+}
+
 // LastWriteIsOurs reports whether manager's last apply of an object is at
 // least as recent as every other manager's write to it. Writes to
 // subresources (status, scale) do not count: gyre never applies them.
