@@ -26,7 +26,10 @@ import (
 	"github.com/gyreops/gyre/internal/testcluster"
 )
 
-// Size of the benchmark workload.
+// Size of the benchmark workload. The engine runs with its default
+// workers (Config.MaxConcurrentReconciles); the raw phases send with
+// benchWorkers clients, so that their rates compare from one version of
+// the engine to the next.
 const (
 	benchRuns    = 200
 	benchWorkers = 16
@@ -112,6 +115,18 @@ func (w *writeCounter) reportLocked(stages float64) string {
 	slices.Sort(lines)
 	slices.Reverse(lines)
 	return strings.Join(lines, "\n")
+}
+
+// sentLocked counts the traced requests whose method and path start with
+// request, with w.mu held.
+func (w *writeCounter) sentLocked(request string) int {
+	n := 0
+	for _, l := range w.trace {
+		if strings.HasPrefix(l.what, "engine sends "+request) {
+			n++
+		}
+	}
+	return n
 }
 
 // countingConfig is env's config with client-side throttling out of the
@@ -403,16 +418,50 @@ type stageWatch struct {
 }
 
 // watchStages starts a stageWatch on namespace worker until the benchmark
-// ends.
+// ends. The API server closes a watch whose reader falls behind, as on a
+// loaded machine: a closed watch resumes from the last event it
+// delivered.
 func watchStages(b *testing.B, worker string) *stageWatch {
-	w, err := k8s.Watch(context.Background(), &corev1.PodList{}, client.InNamespace(worker))
+	ctx, cancel := context.WithCancel(context.Background())
+	b.Cleanup(cancel)
+	rv := ""
+	watchFrom := func() (watch.Interface, error) {
+		return k8s.Watch(ctx, &corev1.PodList{}, client.InNamespace(worker), &client.ListOptions{Raw: &metav1.ListOptions{ResourceVersion: rv}})
+	}
+	w, err := watchFrom()
 	if err != nil {
 		b.Fatal(err)
 	}
-	b.Cleanup(w.Stop)
 	sw := &stageWatch{stamps: map[string]*stamp{}}
+	events := make(chan watch.Event)
 	go func() {
-		for ev := range w.ResultChan() {
+		defer close(events)
+		for ctx.Err() == nil {
+			for ev := range w.ResultChan() {
+				if ev.Type == watch.Error {
+					rv = "" // the resume point is too old: start over
+					continue
+				}
+				if o, ok := ev.Object.(client.Object); ok {
+					rv = o.GetResourceVersion()
+				}
+				select {
+				case events <- ev:
+				case <-ctx.Done():
+				}
+			}
+			w.Stop()
+			for ctx.Err() == nil {
+				if w, err = watchFrom(); err == nil {
+					break
+				}
+				rv = ""
+				time.Sleep(100 * time.Millisecond)
+			}
+		}
+	}()
+	go func() {
+		for ev := range events {
 			now := time.Now()
 			pod, ok := ev.Object.(*corev1.Pod)
 			if !ok {
@@ -517,9 +566,7 @@ func benchRun(b *testing.B, raw, lifecycles float64) benchResult {
 	sw := watchStages(b, worker)
 
 	var writes writeCounter
-	cfg := testConfig()
-	cfg.MaxConcurrentReconciles = benchWorkers
-	e, stop := startEngineOn(b, countingConfig(&writes), cfg, nil)
+	e, stop := startEngineOn(b, countingConfig(&writes), testConfig(), nil)
 	defer stop()
 
 	succeeded := watchUntil(b, &cyclonev1alpha1.WorkflowRunList{}, ns, benchRuns, func(o client.Object) bool {

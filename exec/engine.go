@@ -56,6 +56,9 @@ type Engine struct {
 	// unreported maps each run whose status write is held back to the
 	// time of the first change held (see holdBack).
 	unreported sync.Map // types.NamespacedName → time.Time
+	// boundPVCs maps each tenant PVC ("cluster/namespace/name") found
+	// bound to when it was (see checkPVC).
+	boundPVCs sync.Map // string → time.Time
 	// deliveries sends notifications of finished runs and delegation
 	// requests in the background, through sender.
 	deliveries *notify.Queue
@@ -259,7 +262,13 @@ func (r *Engine) progress(ctx context.Context, s *scope) error {
 	if st.Overall.Reason == ReasonWaitingForCluster || st.Overall.Reason == ReasonWaitingForObject {
 		st.Overall.Reason, st.Overall.Message = "", "" // it is reachable now
 	}
-	if st.Stages == nil && s.target.pvc != "" {
+	pods, err := r.runPods(ctx, s, convention.PodKindWorkload)
+	if err != nil {
+		return err
+	}
+	// A run with Pods found its PVC already, in a round whose start was
+	// held back.
+	if st.Stages == nil && s.target.pvc != "" && len(pods) == 0 {
 		if err := r.checkPVC(ctx, s); err != nil {
 			return r.waitOrFailOnPVC(ctx, s, err)
 		}
@@ -269,10 +278,6 @@ func (r *Engine) progress(ctx context.Context, s *scope) error {
 		if msg := r.start(s, st); msg != "" {
 			return r.failRun(ctx, s, ReasonInvalidWorkflow, msg)
 		}
-	}
-	pods, err := r.runPods(ctx, s, convention.PodKindWorkload)
-	if err != nil {
-		return err
 	}
 	missing := r.observe(s, st, pods)
 	switch {
@@ -324,8 +329,10 @@ func (r *Engine) progress(ctx context.Context, s *scope) error {
 		now := metav1.NewTime(s.now)
 		st.GC = &cyclonev1alpha1.GCStatus{Phase: cyclonev1alpha1.GCRunning, Attempt: 1, StartTime: &now}
 	}
-	if starting || convention.Finished(st.Overall.Phase) {
-		// What follows the end of a run reads its written status.
+	if starting && r.drawsVariables(s) || convention.Finished(st.Overall.Phase) {
+		// The values drawn for the run's global variables are written
+		// before any Pod sees them, and what follows the end of a run
+		// reads its written status.
 		if err := r.writeStatus(ctx, run, st); err != nil {
 			return err
 		}
@@ -406,10 +413,34 @@ func (r *Engine) start(s *scope, st *cyclonev1alpha1.WorkflowRunStatus) string {
 		}
 	}
 	st.GlobalVariables = template.ResolveVariables(wf.Spec.GlobalVariables, run.Spec.GlobalVariables, s.now, template.RandomString)
-	now := metav1.NewTime(s.now)
-	transition(&st.Overall, cyclonev1alpha1.StatusRunning, "", "", s.now)
+	// A start held back with the round's status (see drawsVariables)
+	// is derived again by the next round: it keeps the first one's time.
+	start := s.now
+	if since, ok := r.unreported.Load(client.ObjectKeyFromObject(run)); ok && !since.(time.Time).Before(run.CreationTimestamp.Time) {
+		start = since.(time.Time)
+	}
+	now := metav1.NewTime(start)
+	transition(&st.Overall, cyclonev1alpha1.StatusRunning, "", "", start)
 	st.Overall.StartTime = &now
 	return ""
+}
+
+// drawsVariables reports whether the run's start draws values for its
+// global variables ("$(random:N)", "$(timenow)"): then the start is
+// written before the first Pod, as every Pod must see the same values.
+// Otherwise the start is what any round derives again from the run and
+// its Workflow, and it is written with the first stages' progress,
+// which may be held back (see holdBack): a run costs one status write
+// less. Until then a new run shows no status; its first Pods exist.
+func (r *Engine) drawsVariables(s *scope) bool {
+	for _, vars := range [][]cyclonev1alpha1.GlobalVariable{s.workflow.Spec.GlobalVariables, s.run.Spec.GlobalVariables} {
+		for _, v := range vars {
+			if template.Generated(v.Value) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // failRun ends a run that cannot proceed as it is specified.

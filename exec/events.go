@@ -2,6 +2,7 @@ package exec
 
 import (
 	"slices"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 
@@ -12,7 +13,9 @@ import (
 const (
 	// EventStarted: the run started.
 	EventStarted = "Started"
-	// EventStageSucceeded and EventStageFailed: a stage finished.
+	// EventStageSucceeded: stages succeeded, all those one status write
+	// records in one Event, and none when that write records the run's
+	// success. EventStageFailed: a stage failed.
 	EventStageSucceeded = "StageSucceeded"
 	EventStageFailed    = "StageFailed"
 	// EventSucceeded, EventFailed and EventCancelled: the run finished.
@@ -42,6 +45,9 @@ func (r *Engine) recordTransitions(run *cyclonev1alpha1.WorkflowRun, old *cyclon
 		names = append(names, name)
 	}
 	slices.Sort(names)
+	// Stages that succeeded in one write share one Event: each Event is
+	// a write to the API server, and a failure is where a message is.
+	var succeeded []string
 	for _, name := range names {
 		now := st.Stages[name]
 		var before cyclonev1alpha1.StatusPhase
@@ -53,10 +59,21 @@ func (r *Engine) recordTransitions(run *cyclonev1alpha1.WorkflowRun, old *cyclon
 		}
 		switch now.Status.Phase {
 		case cyclonev1alpha1.StatusSucceeded:
-			r.recorder.Eventf(run, nil, corev1.EventTypeNormal, EventStageSucceeded, "RunStage", "Stage %s succeeded", name)
+			succeeded = append(succeeded, name)
 		case cyclonev1alpha1.StatusFailed:
 			r.recorder.Eventf(run, nil, corev1.EventTypeWarning, EventStageFailed, "RunStage", "Stage %s failed: %s: %s", name, now.Status.Reason, truncate(now.Status.Message))
 		}
+	}
+	// A run's success says that every stage succeeded.
+	if st.Overall.Phase == cyclonev1alpha1.StatusSucceeded && old.Overall.Phase != st.Overall.Phase {
+		succeeded = nil
+	}
+	switch len(succeeded) {
+	case 0:
+	case 1:
+		r.recorder.Eventf(run, nil, corev1.EventTypeNormal, EventStageSucceeded, "RunStage", "Stage %s succeeded", succeeded[0])
+	default:
+		r.recorder.Eventf(run, nil, corev1.EventTypeNormal, EventStageSucceeded, "RunStage", "Stages %s succeeded", truncate(strings.Join(succeeded, ", ")))
 	}
 	if st.Overall.Phase != old.Overall.Phase {
 		switch st.Overall.Phase {

@@ -92,6 +92,53 @@ func TestEngine_eventsOnRuns(t *testing.T) {
 	}
 }
 
+// TestEngine_stagesEndingTogetherShareOneEvent: the stages one status
+// write records as succeeded are named in one Event, not one Event each;
+// and none when that write records the run's success, which says it.
+func TestEngine_stagesEndingTogetherShareOneEvent(t *testing.T) {
+	requireCluster(t)
+	for _, tc := range []struct {
+		name string
+		last map[string]string
+		want []string
+	}{{
+		name: "Stages that succeed before a failure written with them share one Event.",
+		last: fail("0s"),
+		want: []string{"Started: Run started", "StageSucceeded: Stages a, b, c succeeded", "StageFailed: Stage d failed", "Failed: Run failed"},
+	}, {
+		name: "Stages that succeed with the run are told by the run's Event alone.",
+		last: succeed("0s"),
+		want: []string{"Started: Run started", "Succeeded: Run succeeded"},
+	}} {
+		t.Run(tc.name, func(t *testing.T) {
+			g := NewWithT(t)
+			ns := newTenant(t)
+			cfg := testConfig()
+			cfg.RunningReportDelay = time.Minute // one write, at the end
+			startEngine(t, env.Config, cfg)
+			createWorkflow(t, ns, "wf", []*cyclonev1alpha1.Stage{
+				stage(ns, "a", succeed("0s")), stage(ns, "b", succeed("0s")), stage(ns, "c", succeed("0s")), stage(ns, "d", tc.last),
+			}, items("a", "b:a", "c:a", "d:b,c"))
+			createRun(t, ns, "run1", "wf")
+			var got []string
+			g.Eventually(func(g Gomega) {
+				got = runEvents(g, ns, "run1")
+				g.Expect(got).To(ContainElement(HavePrefix("GC")))
+			}).WithTimeout(time.Minute).WithPolling(200 * time.Millisecond).Should(Succeed())
+			var stages []string // the run's and its stages' Events
+			for _, e := range got {
+				if strings.HasPrefix(e, "Stage") || strings.HasPrefix(e, "Started") || strings.HasPrefix(e, "Succeeded") || strings.HasPrefix(e, "Failed") {
+					stages = append(stages, e)
+				}
+			}
+			for _, w := range tc.want {
+				g.Expect(stages).To(ContainElement(HavePrefix(w)))
+			}
+			g.Expect(stages).To(HaveLen(len(tc.want)), "events: %s", strings.Join(got, " | "))
+		})
+	}
+}
+
 func TestEngine_logsGoWithTheRun(t *testing.T) {
 	requireCluster(t)
 	g := NewWithT(t)

@@ -138,7 +138,7 @@ func (r *Engine) cleanup(ctx context.Context, s *scope) (bool, error) {
 	}
 	st := run.Status.DeepCopy()
 	if s.target.pvc == "" {
-		if err := r.deleteRunSecrets(ctx, s); err != nil {
+		if err := r.deleteRunSecrets(ctx, s, nil); err != nil {
 			return false, err
 		}
 		st.Cleaned = true
@@ -161,9 +161,9 @@ func (r *Engine) cleanup(ctx context.Context, s *scope) (bool, error) {
 	timedOut := gc.StartTime != nil && !s.now.Before(gc.StartTime.Add(r.cfg.GCTimeout))
 	switch {
 	case pod == nil:
-		// The stage Pods are gone, and the run Secrets they read with
-		// them; once per GC attempt.
-		if err := r.deleteRunSecrets(ctx, s); err != nil {
+		// The stage Pods have ended, or are gone, and no longer read
+		// their run Secrets; once per GC attempt.
+		if err := r.deleteRunSecrets(ctx, s, stagePods); err != nil {
 			return false, err
 		}
 		return false, r.createGCPod(ctx, s)

@@ -166,13 +166,16 @@ func TestEngine_reconcilesPerRun(t *testing.T) {
 }
 
 // TestEngine_writesPerRun: a run whose stages follow one another within
-// RunningReportDelay writes its status at its start, at its end and
-// after its clean-up, not once per stage; its Pods, all ended by the GC,
-// go with one request.
+// RunningReportDelay, and whose start draws no variable values, writes
+// its status at its end and after its clean-up, not at its start nor once
+// per stage; its Pods, all ended by the GC, go with one request.
 func TestEngine_writesPerRun(t *testing.T) {
 	requireCluster(t)
 	ns := newTenant(t)
 	var writes writeCounter
+	// Requests are told apart by path: the engine also looks at what
+	// earlier tests left in other namespaces.
+	writes.tracing.Store(true)
 	cfg := testConfig()
 	// Long enough that a loaded machine cannot spread the chain wider.
 	cfg.RunningReportDelay = time.Minute
@@ -192,16 +195,109 @@ func TestEngine_writesPerRun(t *testing.T) {
 	}
 	writes.mu.Lock()
 	defer writes.mu.Unlock()
+	worker := "/namespaces/cyclone-" + Tenant(ns) + "-worker/"
 	for _, tc := range []struct {
 		name, request string
 		want          int
 	}{
-		{name: "The status is written at the start, the end and after the clean-up.", request: "PATCH workflowruns/status 200", want: 3},
-		{name: "The stage Pods and the GC Pod are deleted with one request.", request: "DELETE pods 200", want: 1},
-		{name: "Every stage Pod and the GC Pod is created once.", request: "POST pods 201", want: 6},
+		{name: "The status is written at the end and after the clean-up.", request: "PATCH /apis/cyclone.dev/v1alpha1/namespaces/" + ns + "/workflowruns/run1/status", want: 2},
+		{name: "The stage Pods and the GC Pod are deleted with one request.", request: "DELETE /api/v1" + worker + "pods", want: 1},
+		{name: "Every stage Pod and the GC Pod is created once.", request: "POST /api/v1" + worker + "pods", want: 6},
+		{name: "No run Secret is looked for, as no stage Pod has one.", request: "GET /api/v1" + worker + "secrets/", want: 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			NewWithT(t).Expect(writes.by[tc.request]).To(Equal(tc.want), "requests:\n%s", writes.reportLocked(1))
+			NewWithT(t).Expect(writes.sentLocked(tc.request)).To(Equal(tc.want), "requests:\n%s", writes.reportLocked(1))
+		})
+	}
+}
+
+// TestEngine_stageTimesComeFromTheirPods: a run's status may be written
+// long after its stages ran (held back, or queued behind other runs), and
+// still says when each stage started and ended: as its Pod's containers
+// did, not when the engine wrote it. Stage a ends seconds before the only
+// status write, at the run's end.
+func TestEngine_stageTimesComeFromTheirPods(t *testing.T) {
+	requireCluster(t)
+	ns := newTenant(t)
+	cfg := testConfig()
+	cfg.RunningReportDelay = time.Minute // one write, at the end
+	cfg.GCDelay = time.Minute            // the Pods stay to be compared
+	startEngine(t, env.Config, cfg)
+	createWorkflow(t, ns, "chain", []*cyclonev1alpha1.Stage{
+		stage(ns, "a", succeed("0s")), stage(ns, "b", succeed("3s")),
+	}, items("a", "b:a"))
+	createRun(t, ns, "run1", "chain")
+	var run *cyclonev1alpha1.WorkflowRun
+	NewWithT(t).Eventually(func(g Gomega) {
+		run = getRun(g, ns, "run1")
+		g.Expect(run.Status.Overall.Phase).To(Equal(cyclonev1alpha1.StatusSucceeded))
+	}).WithTimeout(time.Minute).Should(Succeed())
+	worker := "cyclone-" + Tenant(ns) + "-worker"
+	for _, stage := range []string{"a", "b"} {
+		pod := &corev1.Pod{}
+		NewWithT(t).Expect(k8s.Get(bg, key(worker, convention.PodName("run1", stage, 1)), pod)).To(Succeed())
+		started, ended := containerTimes(pod)
+		ss := run.Status.Stages[stage].Status
+		t.Run("Stage "+stage+" ended when its Pod's last container finished.", func(t *testing.T) {
+			g := NewWithT(t)
+			g.Expect(ended.IsZero()).To(BeFalse(), "kwok reports finishedAt")
+			g.Expect(ss.CompletionTime).NotTo(BeNil())
+			g.Expect(ss.CompletionTime.Time).To(BeTemporally("==", ended), "stage %s: written %s, pod ended %s", stage, ss.CompletionTime, ended)
+			g.Expect(ss.LastTransitionTime.Time).To(BeTemporally("==", ended))
+		})
+		t.Run("Stage "+stage+" started when its Pod's first container started.", func(t *testing.T) {
+			g := NewWithT(t)
+			g.Expect(ss.StartTime).NotTo(BeNil())
+			g.Expect(ss.StartTime.Time).To(BeTemporally("==", started), "stage %s: written %s, pod started %s", stage, ss.StartTime, started)
+		})
+	}
+}
+
+// TestEngine_drawnValuesAreTheSameInEveryPod: a run's start draws values
+// for "$(random:N)" and "$(timenow:...)" global variables; every stage
+// Pod must see the ones the status shows, even when the status of the
+// stages is held back and every round derives the run's progress again.
+func TestEngine_drawnValuesAreTheSameInEveryPod(t *testing.T) {
+	requireCluster(t)
+	ns := newTenant(t)
+	cfg := testConfig()
+	cfg.RunningReportDelay = time.Minute
+	cfg.GCDelay = time.Minute // the Pods stay to be read
+	startEngine(t, env.Config, cfg)
+	var stages []*cyclonev1alpha1.Stage
+	for _, name := range []string{"a", "b"} {
+		st := stage(ns, name, succeed("0s"))
+		st.Spec.Pod.Inputs.Arguments = []cyclonev1alpha1.ArgumentValue{
+			{Name: "tag", Value: ptr.To("${variables.TAG}")}, {Name: "at", Value: ptr.To("${variables.AT}")}}
+		st.Spec.Pod.Spec.Containers[0].Env = []corev1.EnvVar{{Name: "TAG", Value: "{{ tag }}"}, {Name: "AT", Value: "{{ at }}"}}
+		stages = append(stages, st)
+	}
+	createWorkflow(t, ns, "chain", stages, items("a", "b:a"))
+	createRun(t, ns, "run1", "chain", func(run *cyclonev1alpha1.WorkflowRun) {
+		run.Spec.GlobalVariables = []cyclonev1alpha1.GlobalVariable{{Name: "TAG", Value: "$(random:8)"}, {Name: "AT", Value: "$(timenow:RFC3339Nano)"}}
+	})
+	var run *cyclonev1alpha1.WorkflowRun
+	NewWithT(t).Eventually(func(g Gomega) {
+		run = getRun(g, ns, "run1")
+		g.Expect(run.Status.Overall.Phase).To(Equal(cyclonev1alpha1.StatusSucceeded))
+	}).WithTimeout(time.Minute).Should(Succeed())
+	want := map[string]string{}
+	for _, v := range run.Status.GlobalVariables {
+		want[v.Name] = v.Value
+	}
+	worker := "cyclone-" + Tenant(ns) + "-worker"
+	for _, tc := range []struct{ name, stage, env string }{
+		{name: "Stage a sees the random value the status shows.", stage: "a", env: "TAG"},
+		{name: "Stage b sees the random value the status shows.", stage: "b", env: "TAG"},
+		{name: "Stage a sees the time the status shows.", stage: "a", env: "AT"},
+		{name: "Stage b sees the time the status shows.", stage: "b", env: "AT"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			g := NewWithT(t)
+			pod := &corev1.Pod{}
+			g.Expect(k8s.Get(bg, key(worker, convention.PodName("run1", tc.stage, 1)), pod)).To(Succeed())
+			g.Expect(want[tc.env]).NotTo(BeEmpty())
+			g.Expect(pod.Spec.Containers[0].Env).To(ContainElement(corev1.EnvVar{Name: tc.env, Value: want[tc.env]}))
 		})
 	}
 }

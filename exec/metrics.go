@@ -150,7 +150,12 @@ func (r *Engine) observePodCreated(s *scope, pod *corev1.Pod) {
 	if !ready.Before(s.now.Truncate(time.Second)) {
 		ready = s.now
 	}
-	engineMetrics().podLatency.WithLabelValues(Tenant(s.run.Namespace), workflowLabel(s.run)).
+	// The round's status: a start held back with it is not written yet.
+	wf := ""
+	if st.Overall.StartTime != nil {
+		wf = workflowName(s.run)
+	}
+	engineMetrics().podLatency.WithLabelValues(Tenant(s.run.Namespace), wf).
 		Observe(r.cfg.Clock.Since(ready).Seconds())
 }
 

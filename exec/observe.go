@@ -61,9 +61,47 @@ func (r *Engine) observe(s *scope, st *cyclonev1alpha1.WorkflowRunStatus, pods m
 			}
 		}
 		r.forgetRunning(s.run, ss.Pod.Name)
-		transition(&ss.Status, state.Phase, state.Reason, state.Message, s.now)
+		transition(&ss.Status, state.Phase, state.Reason, state.Message, ranAt(ss, state, s.now))
 	}
 	return missing
+}
+
+// ranAt takes the attempt's start time from its Pod's containers once
+// they have started, and returns when the attempt reached state: when its
+// last container ended for an end, when its first started for Running,
+// and now for anything the Pod does not date. Times come from the
+// kubelet, not from the reconcile that writes them: a write held back
+// (see holdBack) or queued behind others still shows when the stage ran.
+// None is later than now, so a node clock ahead of the engine's cannot
+// date a stage in the future, nor is an end earlier than its start.
+func ranAt(ss *cyclonev1alpha1.StageStatus, state podState, now time.Time) time.Time {
+	if convention.Finished(ss.Status.Phase) {
+		return now // written once, never changed: see transition
+	}
+	// Once Running is written, so is the start it was written with.
+	if started := state.Started; !started.IsZero() && ss.Status.Phase != cyclonev1alpha1.StatusRunning &&
+		(state.Phase == cyclonev1alpha1.StatusRunning || convention.Finished(state.Phase)) {
+		t := metav1.NewTime(minTime(started, now))
+		ss.Status.StartTime = &t
+	}
+	at := now
+	switch {
+	case convention.Finished(state.Phase) && !state.Ended.IsZero():
+		at = minTime(state.Ended, now)
+	case state.Phase == cyclonev1alpha1.StatusRunning && !state.Started.IsZero():
+		at = minTime(state.Started, now)
+	}
+	if start := ss.Status.StartTime; start != nil && at.Before(start.Time) {
+		at = start.Time
+	}
+	return at
+}
+
+func minTime(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
 }
 
 // seenRunning returns when the engine first saw the run's Pod named pod
@@ -96,7 +134,7 @@ func (r *Engine) forgetRunning(run *cyclonev1alpha1.WorkflowRun, pod string) {
 // next attempt while retries are left, and fails otherwise.
 func (r *Engine) failAttempt(s *scope, ss *cyclonev1alpha1.StageStatus, item cyclonev1alpha1.StageItem, state podState) {
 	if ss.Attempt > item.Retries {
-		transition(&ss.Status, cyclonev1alpha1.StatusFailed, state.Reason, state.Message, s.now)
+		transition(&ss.Status, cyclonev1alpha1.StatusFailed, state.Reason, state.Message, ranAt(ss, state, s.now))
 		return
 	}
 	next := ss.Attempt + 1

@@ -9,6 +9,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	cyclonev1alpha1 "github.com/gyreops/gyre/api/cyclone/v1alpha1"
+	"github.com/gyreops/gyre/internal/convention"
 )
 
 // Reasons the engine records on stages and runs.
@@ -54,6 +55,11 @@ type podState struct {
 	// Deadline, when set, is when a Pending state turns into a failure
 	// (the end of the image pull grace period).
 	Deadline time.Time
+	// Started and Ended are when the Pod's first container started and
+	// its last one ended, as the kubelet reports them, or zero when it
+	// does not say: a status written after a hold-back shows when a
+	// stage ran, not when the engine wrote it.
+	Started, Ended time.Time
 }
 
 // stateOfPod maps a stage Pod to the state of its attempt. The attempt
@@ -61,6 +67,16 @@ type podState struct {
 // then. A Pod that is being deleted before it finished fails the attempt:
 // the engine deletes Pods only of attempts it has already finished.
 func stateOfPod(pod *corev1.Pod, start, now time.Time, grace time.Duration) podState {
+	state := podStateOf(pod, start, now, grace)
+	state.Started, state.Ended = containerTimes(pod)
+	if !convention.Finished(state.Phase) {
+		state.Ended = time.Time{}
+	}
+	return state
+}
+
+// podStateOf is stateOfPod without the times.
+func podStateOf(pod *corev1.Pod, start, now time.Time, grace time.Duration) podState {
 	switch pod.Status.Phase {
 	case corev1.PodSucceeded:
 		return podState{Phase: cyclonev1alpha1.StatusSucceeded, Reason: ReasonCompleted}
@@ -103,6 +119,30 @@ func stateOfPod(pod *corev1.Pod, start, now time.Time, grace time.Duration) podS
 		}
 	}
 	return podState{Phase: cyclonev1alpha1.StatusPending, Reason: ReasonPodCreating}
+}
+
+// containerTimes returns when the first of pod's containers, init
+// containers included, started, and when the last that terminated ended;
+// zero for what no container status says.
+func containerTimes(pod *corev1.Pod) (started, ended time.Time) {
+	for _, list := range [][]corev1.ContainerStatus{pod.Status.InitContainerStatuses, pod.Status.ContainerStatuses} {
+		for _, cs := range list {
+			var from time.Time
+			switch {
+			case cs.State.Running != nil:
+				from = cs.State.Running.StartedAt.Time
+			case cs.State.Terminated != nil:
+				from = cs.State.Terminated.StartedAt.Time
+				if to := cs.State.Terminated.FinishedAt.Time; to.After(ended) {
+					ended = to
+				}
+			}
+			if !from.IsZero() && (started.IsZero() || from.Before(started)) {
+				started = from
+			}
+		}
+	}
+	return started, ended
 }
 
 // podFailure says why a Failed Pod failed, most specific cause first.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	storagev1 "k8s.io/api/storage/v1"
@@ -25,6 +26,12 @@ type pvcError struct{ msg string }
 
 func (e *pvcError) Error() string { return e.msg }
 
+// pvcBoundFor is how long a tenant PVC found bound is taken to be bound
+// still, without a look: a burst of runs of one tenant costs one read of
+// its PVC, not one each. A PVC deleted meanwhile shows in its runs' Pods,
+// Pending for it.
+const pvcBoundFor = 30 * time.Second
+
 // checkPVC looks, before a run starts, at the tenant PVC its stage Pods
 // will mount. A Pod whose claim is missing or can never bind sits Pending
 // with no end, and the run with it; failing the run at once, naming the
@@ -39,6 +46,10 @@ func (e *pvcError) Error() string { return e.msg }
 // the engine caches no PVC.
 func (r *Engine) checkPVC(ctx context.Context, s *scope) error {
 	t := s.target
+	bound := clusterName(s.run) + "/" + t.namespace + "/" + t.pvc
+	if at, ok := r.boundPVCs.Load(bound); ok && s.now.Sub(at.(time.Time)) < pvcBoundFor {
+		return nil
+	}
 	where := fmt.Sprintf("tenant PVC %s in namespace %s", t.pvc, t.namespace)
 	pvc := &corev1.PersistentVolumeClaim{}
 	if err := t.live.Get(ctx, types.NamespacedName{Namespace: t.namespace, Name: t.pvc}, pvc); err != nil {
@@ -53,6 +64,7 @@ func (r *Engine) checkPVC(ctx context.Context, s *scope) error {
 	case pvc.Status.Phase == corev1.ClaimLost:
 		return &pvcError{msg: where + " lost its PersistentVolume " + pvc.Spec.VolumeName}
 	case pvc.Status.Phase == corev1.ClaimBound || pvc.Spec.VolumeName != "":
+		r.boundPVCs.Store(bound, s.now)
 		return nil
 	}
 	class := pvc.Spec.StorageClassName

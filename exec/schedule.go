@@ -7,6 +7,7 @@ import (
 	"math"
 	"time"
 
+	"golang.org/x/sync/errgroup"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -138,62 +139,95 @@ func (r *Engine) tenantRunning(ctx context.Context, run *cyclonev1alpha1.Workflo
 	return n, nil
 }
 
-// createPods creates the Pods of the attempts st records. A Pod the API
-// server refuses is reported on its stage in st rather than only in the
-// controller's log: refused as invalid, the attempt fails, since the same
-// Pod would be refused again; refused as forbidden (a ResourceQuota that
-// is full, or that wants every container sized; a policy), the stage
-// stays Pending with the refusal as its message, and the Pod is tried
-// again after WaitInterval, when the quota may have room. It reports
-// whether it changed st: a refusal is written at once.
+// podCreates is how many Pods one round creates at once. A round's new
+// attempts (a fan-out of stages that became ready together) wait on one
+// API round trip, not one each.
+const podCreates = 8
+
+// createPods creates the Pods of the attempts st records, podCreates at
+// a time, and then applies what each create says to st in the order of
+// pods, so that what the round records does not depend on which create
+// answered first. A Pod the API server refuses is reported on its stage
+// in st rather than only in the controller's log: refused as invalid,
+// the attempt fails, since the same Pod would be refused again; refused
+// as forbidden (a ResourceQuota that is full, or that wants every
+// container sized; a policy), the stage stays Pending with the refusal as
+// its message, and the Pod is tried again after WaitInterval, when the
+// quota may have room. It reports whether it changed st: a refusal is
+// written at once.
 func (r *Engine) createPods(ctx context.Context, s *scope, st *cyclonev1alpha1.WorkflowRunStatus, pods []*corev1.Pod) (bool, error) {
-	changed := false
 	s.round = st
 	defer func() { s.round = nil }()
-	for _, pod := range pods {
-		err := r.createPod(ctx, s, pod)
-		var refusal *refusedError
-		if errors.As(err, &refusal) {
-			if ss := st.Stages[pod.Annotations[convention.AnnotationStage]]; ss != nil {
-				// The same Pod would be refused again: no retry.
-				transition(&ss.Status, cyclonev1alpha1.StatusFailed, refusal.reason, refusal.msg, s.now)
-				ss.NextAttemptTime = nil
-				s.wakeAt(s.now)
-				changed = true
-				continue
-			}
+	errs := make([]error, len(pods))
+	wakes := make([]time.Time, len(pods))
+	var eg errgroup.Group
+	eg.SetLimit(podCreates)
+	for i, pod := range pods {
+		eg.Go(func() error {
+			// Each create gets a scope of its own for what it asks of
+			// the round (wakeAt), folded in below.
+			own := *s
+			own.requeue = time.Time{}
+			errs[i] = r.createPod(ctx, &own, pod)
+			wakes[i] = own.requeue
+			return nil
+		})
+	}
+	_ = eg.Wait()
+	changed := false
+	for i, pod := range pods {
+		if !wakes[i].IsZero() {
+			s.wakeAt(wakes[i])
+		}
+		c, err := r.podCreated(s, st, pod, errs[i])
+		changed = changed || c
+		if err != nil {
 			return changed, err
-		}
-		if err == nil || !(apierrors.IsForbidden(err) || apierrors.IsInvalid(err)) {
-			if err != nil {
-				return changed, err
-			}
-			continue
-		}
-		ss := st.Stages[pod.Annotations[convention.AnnotationStage]]
-		if ss == nil {
-			return changed, err
-		}
-		changed = true
-		msg := err.Error()
-		var status apierrors.APIStatus
-		if errors.As(err, &status) {
-			msg = status.Status().Message
-		}
-		msg = fmt.Sprintf("the API server refused pod %s: %s", pod.Name, msg)
-		if apierrors.IsInvalid(err) {
-			transition(&ss.Status, cyclonev1alpha1.StatusFailed, ReasonPodRefused, msg, s.now)
-			ss.NextAttemptTime = nil
-			s.wakeAt(s.now) // what the failure ends follows at once
-		} else {
-			ss.Status.Reason, ss.Status.Message = ReasonPodRefused, msg
-			s.wakeAt(s.now.Add(r.cfg.WaitInterval))
 		}
 	}
 	if changed {
 		summarize(st, s.now)
 	}
 	return changed, nil
+}
+
+// podCreated records in st what the create of a stage's Pod answered, err,
+// and reports whether it changed st; an error it cannot record on the
+// stage is returned.
+func (r *Engine) podCreated(s *scope, st *cyclonev1alpha1.WorkflowRunStatus, pod *corev1.Pod, err error) (bool, error) {
+	if err == nil {
+		return false, nil
+	}
+	ss := st.Stages[pod.Annotations[convention.AnnotationStage]]
+	var refusal *refusedError
+	if errors.As(err, &refusal) {
+		if ss == nil {
+			return false, err
+		}
+		// The same Pod would be refused again: no retry.
+		transition(&ss.Status, cyclonev1alpha1.StatusFailed, refusal.reason, refusal.msg, s.now)
+		ss.NextAttemptTime = nil
+		s.wakeAt(s.now)
+		return true, nil
+	}
+	if !apierrors.IsForbidden(err) && !apierrors.IsInvalid(err) || ss == nil {
+		return false, err
+	}
+	msg := err.Error()
+	var status apierrors.APIStatus
+	if errors.As(err, &status) {
+		msg = status.Status().Message
+	}
+	msg = fmt.Sprintf("the API server refused pod %s: %s", pod.Name, msg)
+	if apierrors.IsInvalid(err) {
+		transition(&ss.Status, cyclonev1alpha1.StatusFailed, ReasonPodRefused, msg, s.now)
+		ss.NextAttemptTime = nil
+		s.wakeAt(s.now) // what the failure ends follows at once
+	} else {
+		ss.Status.Reason, ss.Status.Message = ReasonPodRefused, msg
+		s.wakeAt(s.now.Add(r.cfg.WaitInterval))
+	}
+	return true, nil
 }
 
 // createPod creates a stage or GC Pod, adopting one of the same name that
@@ -214,11 +248,13 @@ func (r *Engine) createPod(ctx context.Context, s *scope, pod *corev1.Pod) error
 		return err
 	}
 	// The Pod's secret references resolve from the run Secret, which
-	// must exist first.
-	if sec := s.secrets[pod.Name]; sec != nil {
+	// must exist first. The Pod says it has one, for deleteRunSecrets.
+	sec := s.secrets[pod.Name]
+	if sec != nil {
 		if err := r.ensureRunSecret(ctx, s, sec); err != nil {
 			return err
 		}
+		metav1.SetMetaDataAnnotation(&pod.ObjectMeta, annotationRunSecret, sec.Name)
 	}
 	err := s.target.client.Create(ctx, pod)
 	if err == nil || !apierrors.IsAlreadyExists(err) {
@@ -234,7 +270,12 @@ func (r *Engine) createPod(ctx context.Context, s *scope, pod *corev1.Pod) error
 		return fmt.Errorf("get existing pod %s/%s: %w", pod.Namespace, pod.Name, err)
 	}
 	if existing.Labels[convention.LabelRunUID] == string(s.run.UID) {
-		return nil // ours: adopt
+		// Ours: adopt. Built before its Stage referred to a Secret, it
+		// does not read the run Secret just made for it.
+		if sec != nil && existing.Annotations[annotationRunSecret] == "" {
+			return r.deleteRunSecret(ctx, s, sec.Name)
+		}
+		return nil
 	}
 	if existing.Labels[convention.LabelManagedBy] == convention.ManagedByExec {
 		// Left behind by an earlier run of the same name whose clean-up

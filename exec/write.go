@@ -23,17 +23,19 @@ import (
 // Pod is named after the run, the stage and the attempt, so a Pod created
 // by a round whose status write was lost (a restart, a conflict, a write
 // held back) is found and adopted by the next round, never created twice.
-// Only the run's start is written before its first Pod: the global
-// variables it fixes must be the same for every Pod.
+// Only a run's start that draws values for its global variables
+// ("$(random:N)", "$(timenow)") is written before its first Pod: every
+// Pod must see the same values. Any other start is derived again, the
+// same, by every round until it is written with the first stages.
 //
 // A reconcile writes the status once at most: progress computes the whole
 // round, creates its Pods, then writes, or holds the write back while the
 // run is in progress (holdBack), for at most RunningReportDelay, so that
 // stages that follow one another quickly share one write. It writes more
 // than once only where a later step must follow a recorded one: the
-// run's start before its first Pod, a Pod refused at the start, a
-// delegation request recorded before it is sent, the GC phase recorded
-// before its Pod is created.
+// drawn values of the run's start before its first Pod, a Pod refused at
+// the start, a delegation request recorded before it is sent, the GC
+// phase recorded before its Pod is created.
 
 // writeStatus persists st as the run's status if it changed, and records
 // the Events and metrics of the transitions it writes.

@@ -52,6 +52,14 @@ func ResolveVariables(workflow, run []cyclonev1alpha1.GlobalVariable, now time.T
 	return out
 }
 
+// Generated reports whether value is a generator, "$(random:N)" or
+// "$(timenow:FORMAT)", whose value ResolveVariables draws anew each time
+// it is called.
+func Generated(value string) bool {
+	v := strings.TrimSpace(value)
+	return randomRe.MatchString(v) || timenowRe.MatchString(v)
+}
+
 // Generate evaluates a "$(random:N)" or "$(timenow:FORMAT)" value and
 // returns any other value unchanged.
 func Generate(value string, now time.Time, random func(n int) string) string {
