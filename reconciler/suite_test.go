@@ -5,7 +5,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/go-logr/logr"
 	. "github.com/onsi/gomega"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/rest"
@@ -13,7 +12,6 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/config"
-	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	"github.com/gyreops/gyre/internal/mgrconfig"
 	"github.com/gyreops/gyre/internal/testcluster"
@@ -30,12 +28,7 @@ var testEnv struct {
 }
 
 func TestMain(m *testing.M) {
-	// Controller logs help when a test fails; GYRE_TEST_LOG=1 shows them.
-	if os.Getenv("GYRE_TEST_LOG") != "" {
-		ctrl.SetLogger(zap.New(zap.UseDevMode(true), zap.WriteTo(os.Stderr)))
-	} else {
-		ctrl.SetLogger(logr.Discard())
-	}
+	testcluster.SetLogger()
 	// A scheduler and a kwok node, whose Pods succeed, let the engine run
 	// the WorkflowRuns a Tenant applies.
 	os.Exit(testcluster.RunSuite(m, testcluster.Options{Scheduler: true, Nodes: 1, PodsSucceedByDefault: true}, func(c *testcluster.Cluster) (err error) {

@@ -120,7 +120,7 @@ func (r *TenantReconciler) applyTarget(ctx context.Context, s *tenantScope, ts *
 	// inventory and conditions and write nothing: it stops here, before
 	// building them again, which was most of the cost of checking an
 	// unchanged Tenant.
-	if ts.remembered && r.applier().Current(ctx, ts.objects) {
+	if ts.remembered && len(inventoryEntries(st.Inventory)) == len(ts.objects) && r.applier().Current(ctx, ts.objects) {
 		return
 	}
 	next := newInventory(ts.objects)

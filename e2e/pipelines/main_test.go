@@ -6,10 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/go-logr/logr"
-	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	"github.com/gyreops/gyre/exec"
 	"github.com/gyreops/gyre/internal/e2etest"
@@ -29,12 +26,7 @@ var (
 var gcDelay, _ = time.ParseDuration(os.Getenv("GYRE_TEST_GC_DELAY"))
 
 func TestMain(m *testing.M) {
-	// Controller logs help when a test fails; GYRE_TEST_LOG=1 shows them.
-	if os.Getenv("GYRE_TEST_LOG") != "" {
-		ctrl.SetLogger(zap.New(zap.UseDevMode(true), zap.WriteTo(os.Stderr)))
-	} else {
-		ctrl.SetLogger(logr.Discard())
-	}
+	testcluster.SetLogger()
 	if testcluster.RealNodeUnsupported() != nil {
 		// Each test says why it skips, or fails under GYRE_REAL_NODE.
 		os.Exit(m.Run())

@@ -7,10 +7,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/go-logr/logr"
-	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	"github.com/gyreops/gyre/internal/mgrconfig"
 	"github.com/gyreops/gyre/internal/testcluster"
@@ -22,12 +19,7 @@ var (
 )
 
 func TestMain(m *testing.M) {
-	// GYRE_TEST_LOG=1 shows the controllers' logs.
-	if os.Getenv("GYRE_TEST_LOG") != "" {
-		ctrl.SetLogger(zap.New(zap.UseDevMode(true), zap.WriteTo(os.Stderr)))
-	} else {
-		ctrl.SetLogger(logr.Discard())
-	}
+	testcluster.SetLogger()
 	// A controller manager binds the tenants' PVCs; a kwok node runs
 	// stage Pods.
 	os.Exit(testcluster.RunSuite(m, testcluster.Options{Scheduler: true, ControllerManager: true, Nodes: 1}, func(c *testcluster.Cluster) error {
