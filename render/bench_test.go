@@ -18,15 +18,7 @@ import (
 func benchRepo(b *testing.B, tenants, objectsPerTarget int) (string, []Target) {
 	b.Helper()
 	root := b.TempDir()
-	write := func(rel, content string) {
-		p := filepath.Join(root, rel)
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			b.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
-			b.Fatal(err)
-		}
-	}
+	write := func(rel, content string) { writeBenchFile(b, root, rel, content) }
 	// Each stage reads one resource; the workflow chains the stages;
 	// one trigger runs it: (objects-2)/2 resources and stages.
 	pairs := (objectsPerTarget - 2) / 2
@@ -86,15 +78,7 @@ spec:
 func scaleRepo(b *testing.B, tenants int) (string, []Target) {
 	b.Helper()
 	root := b.TempDir()
-	write := func(rel, content string) {
-		p := filepath.Join(root, rel)
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			b.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
-			b.Fatal(err)
-		}
-	}
+	write := func(rel, content string) { writeBenchFile(b, root, rel, content) }
 	var targets []Target
 	for i := range tenants {
 		tenant := fmt.Sprintf("scale%d", i)
@@ -320,4 +304,16 @@ func cpuTime(b *testing.B) time.Duration {
 		b.Fatal(err)
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// writeBenchFile writes content to rel under root, making its directories.
+func writeBenchFile(b *testing.B, root, rel, content string) {
+	b.Helper()
+	p := filepath.Join(root, rel)
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		b.Fatal(err)
+	}
+	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+		b.Fatal(err)
+	}
 }
