@@ -317,6 +317,10 @@ func TestShard_tenantsFollowTheirShardAndMoveWithTheirRuns(t *testing.T) {
 		pod := &corev1.Pod{}
 		g.Expect(k8s.Get(ctx, client.ObjectKey{Namespace: convention.WorkerNamespace("alpha"), Name: holdPod}, pod)).To(Succeed())
 		g.Expect(pod.Status.Phase).To(Equal(corev1.PodRunning))
+		// The run's status follows its Pods by up to a second.
+		run := &cyclonev1alpha1.WorkflowRun{}
+		g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(held), run)).To(Succeed())
+		g.Expect(run.Status.Overall.Phase).To(Equal(cyclonev1alpha1.StatusRunning))
 	})
 	g.Expect(a.writes.matching("POST", workerPath("alpha"), "/pods")).To(HaveLen(1), "shard a created the held stage's Pod")
 
