@@ -6,7 +6,11 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -83,6 +87,10 @@ func crashANode(t *testing.T, g Gomega) {
 			_ = stopLeftovers(dir)
 			_ = os.RemoveAll(dir)
 		}
+		// Their command lines name envtest's directories, not the
+		// Cluster's, which stopLeftovers looks for: they are found by
+		// the variable the child ran with.
+		stopCrashChildren(t)
 	})
 	g.Expect(seen.String()).To(HaveSuffix("running\n"), "the child ran a Pod before it was killed")
 	points, err := mounts()
@@ -144,4 +152,35 @@ func TestRealNode_runsAPodAndLeavesNothing(t *testing.T) {
 		g.Expect(string(rules)).NotTo(ContainSubstring("KUBE-"), "iptables table %s", table)
 	}
 	g.Expect(os.ReadFile(ipForward)).To(Equal(ipForwardBefore), "ip_forward is as it was")
+}
+
+// stopCrashChildren kills the control plane programs left running by the
+// process crashANode killed, which carry crashChild in their environment.
+func stopCrashChildren(t *testing.T) {
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return
+	}
+	controlPlane := requiredBinaries(Options{Scheduler: true, ControllerManager: true, Nodes: 1})
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid == os.Getpid() {
+			continue
+		}
+		environ, err := os.ReadFile(filepath.Join("/proc", e.Name(), "environ"))
+		if err != nil || !slices.Contains(strings.Split(string(environ), "\x00"), crashChild+"=1") {
+			continue
+		}
+		cmdline, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err != nil {
+			continue
+		}
+		argv0, _, _ := strings.Cut(string(cmdline), "\x00")
+		if !slices.Contains(controlPlane, filepath.Base(argv0)) {
+			continue
+		}
+		if err := syscall.Kill(pid, syscall.SIGKILL); err == nil {
+			t.Logf("stopped %s (%d), left by the crashed child", filepath.Base(argv0), pid)
+		}
+	}
 }
