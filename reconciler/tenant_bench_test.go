@@ -33,6 +33,7 @@ import (
 
 	gyrev1alpha1 "github.com/gyreops/gyre/api/gyre/v1alpha1"
 	"github.com/gyreops/gyre/internal/convention"
+	"github.com/gyreops/gyre/internal/fsutil"
 	"github.com/gyreops/gyre/internal/mgrconfig"
 	"github.com/gyreops/gyre/internal/testcluster"
 	"github.com/gyreops/gyre/render"
@@ -49,11 +50,7 @@ func (d dirArtifacts) ArtifactDir(*gyrev1alpha1.Repository) (string, error) { re
 // per-cluster overlays: 20 objects per target.
 func benchRepo(b testing.TB, dir, prefix string, n int) {
 	write := func(p, content string) {
-		p = filepath.Join(dir, p)
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			b.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+		if err := fsutil.WriteFile(filepath.Join(dir, p), []byte(content)); err != nil {
 			b.Fatal(err)
 		}
 	}

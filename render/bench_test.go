@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/gyreops/gyre/internal/fsutil"
 )
 
 // benchRepo writes a repository of tenants × 2 clusters, each target
@@ -309,11 +311,7 @@ func cpuTime(b *testing.B) time.Duration {
 // writeBenchFile writes content to rel under root, making its directories.
 func writeBenchFile(b *testing.B, root, rel, content string) {
 	b.Helper()
-	p := filepath.Join(root, rel)
-	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-		b.Fatal(err)
-	}
-	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+	if err := fsutil.WriteFile(filepath.Join(root, rel), []byte(content)); err != nil {
 		b.Fatal(err)
 	}
 }

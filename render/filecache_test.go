@@ -10,6 +10,8 @@ import (
 	"testing"
 
 	. "github.com/onsi/gomega"
+
+	"github.com/gyreops/gyre/internal/fsutil"
 )
 
 // writeRepo writes files (path → content) under a new directory and
@@ -25,10 +27,7 @@ func writeRepo(t *testing.T, files map[string]string) string {
 
 func writeFile(t *testing.T, p, content string) {
 	t.Helper()
-	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+	if err := fsutil.WriteFile(p, []byte(content)); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -10,6 +10,8 @@ import (
 	"testing"
 
 	. "github.com/onsi/gomega"
+
+	"github.com/gyreops/gyre/internal/fsutil"
 )
 
 // gitRepo is a real Git repository made with the git CLI.
@@ -57,11 +59,7 @@ func (r *gitRepo) commit(msg string) {
 
 func (r *gitRepo) write(rel, content string) {
 	r.t.Helper()
-	p := filepath.Join(r.dir, rel)
-	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-		r.t.Fatal(err)
-	}
-	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+	if err := fsutil.WriteFile(filepath.Join(r.dir, rel), []byte(content)); err != nil {
 		r.t.Fatal(err)
 	}
 }

@@ -14,6 +14,7 @@ import (
 
 	cyclonev1alpha1 "github.com/gyreops/gyre/api/cyclone/v1alpha1"
 	"github.com/gyreops/gyre/internal/convention"
+	"github.com/gyreops/gyre/internal/fsutil"
 )
 
 var bg = context.Background()
@@ -51,11 +52,7 @@ func (f *stageFixture) workloadEnded(t *testing.T, codes string) {
 // write creates a file under dir with its parent directories.
 func write(t *testing.T, dir, rel, content string) {
 	t.Helper()
-	p := filepath.Join(dir, rel)
-	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+	if err := fsutil.WriteFile(filepath.Join(dir, rel), []byte(content)); err != nil {
 		t.Fatal(err)
 	}
 }

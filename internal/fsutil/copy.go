@@ -1,4 +1,5 @@
-// Package fsutil copies files and directory trees, for the parts of gyre
+// Package fsutil copies files and directory trees, and writes files with
+// the directories on their way, for the parts of gyre
 // that lay out data on disk: the dev environment's example repository and
 // the output artifacts a stage collects.
 package fsutil

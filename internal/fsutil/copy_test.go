@@ -29,3 +29,17 @@ func TestCopyTree(t *testing.T) {
 
 	g.Expect(CopyTree(filepath.Join(src, "nope"), filepath.Join(t.TempDir(), "x"))).To(MatchError(ContainSubstring("nope does not exist")))
 }
+
+func TestWriteFile_createsTheDirectoriesOnTheWay(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "a", "b", "c.yaml")
+	if err := WriteFile(p, []byte("x: 1\n")); err != nil {
+		t.Fatal(err)
+	}
+	got, err := os.ReadFile(p)
+	if err != nil || string(got) != "x: 1\n" {
+		t.Fatalf("read back %q, %v", got, err)
+	}
+	if err := WriteFile(filepath.Join(p, "under-a-file"), nil); err == nil {
+		t.Fatal("writing under a regular file succeeded")
+	}
+}
