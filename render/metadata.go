@@ -1,8 +1,8 @@
 package render
 
 import (
+	"k8s.io/apimachinery/pkg/api/validate/content"
 	apimachineryvalidation "k8s.io/apimachinery/pkg/api/validation"
-	"k8s.io/apimachinery/pkg/api/validation/path"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	metav1validation "k8s.io/apimachinery/pkg/apis/meta/v1/validation"
 	"k8s.io/apimachinery/pkg/util/validation"
@@ -49,7 +49,7 @@ func nameRule(o *unstructured.Unstructured, schemas *Schemas) apimachineryvalida
 	case gvk.Group == "" && gvk.Kind == "Service":
 		return func(name string, _ bool) []string { return validation.IsDNS1035Label(name) }
 	case gvk.Group == "rbac.authorization.k8s.io":
-		return path.ValidatePathSegmentName
+		return func(name string, _ bool) []string { return content.IsPathSegmentName(name) }
 	case gvk.Group == "":
 		return apimachineryvalidation.NameIsDNSSubdomain
 	}
