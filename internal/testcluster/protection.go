@@ -58,15 +58,17 @@ func InstallRunFinalizer(ctx context.Context, cfg *rest.Config) error {
 		"metadata":   map[string]any{"generateName": "gyre-finalizer-probe-", "namespace": metav1.NamespaceDefault},
 		"spec":       map[string]any{"workflowRef": map[string]any{"name": "probe"}},
 	}}
+	// The WorkflowRun CRD may not be served yet either.
+	var last error
 	err = wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
 		o := probe.DeepCopy()
-		if err := c.Create(ctx, o, client.DryRunAll); err != nil {
-			return false, err
+		if last = c.Create(ctx, o, client.DryRunAll); last != nil {
+			return false, nil
 		}
 		return slices.Contains(o.GetFinalizers(), convention.RunFinalizer), nil
 	})
 	if err != nil {
-		return fmt.Errorf("install the run finalizer policy: the API server does not apply it: %w", err)
+		return fmt.Errorf("install the run finalizer policy: the API server does not apply it (last probe: %v): %w", last, err)
 	}
 	return nil
 }
