@@ -1,6 +1,7 @@
 package reconciler
 
 import (
+	"fmt"
 	"os"
 	"testing"
 	"time"
@@ -29,6 +30,14 @@ var testEnv struct {
 
 func TestMain(m *testing.M) {
 	testcluster.SetLogger()
+	if os.Getenv(benchChildEnv) != "" {
+		// A benchmark's child process, on its parent's control plane.
+		if err := connectBenchChild(); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		os.Exit(m.Run())
+	}
 	// A scheduler and a kwok node, whose Pods succeed, let the engine run
 	// the WorkflowRuns a Tenant applies.
 	os.Exit(testcluster.RunSuite(m, testcluster.Options{Scheduler: true, Nodes: 1, PodsSucceedByDefault: true}, func(c *testcluster.Cluster) (err error) {

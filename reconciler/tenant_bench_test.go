@@ -24,7 +24,6 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/clock"
-	clocktesting "k8s.io/utils/clock/testing"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -32,6 +31,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	gyrev1alpha1 "github.com/gyreops/gyre/api/gyre/v1alpha1"
+	"github.com/gyreops/gyre/internal/apply"
 	"github.com/gyreops/gyre/internal/convention"
 	"github.com/gyreops/gyre/internal/fsutil"
 	"github.com/gyreops/gyre/internal/mgrconfig"
@@ -73,7 +73,16 @@ func benchRepo(b testing.TB, dir, prefix string, n int) {
 // the first convergence against raw concurrent server-side apply (and
 // kubectl apply --server-side) of the same objects; then a full check of
 // every tenant with nothing to change, in the running controller and in a
-// freshly started one. Run it with
+// freshly started one.
+//
+// gyre runs in a process of its own (runGyreChild), whose memory is then
+// gyre's alone. The control plane runs on half of the CPUs and the
+// benchmark and gyre on the other half (testcluster.PinApartFor), as when
+// gyre runs on a node of its own: on a small machine gyre's CPU would
+// otherwise come out of the API server's, which the raw phases' client
+// barely uses, and gyre/ceiling-rate would measure the machine. Set
+// GYRE_BENCH_SHARED_CPUS=1 to share them, GYRE_BENCH_PROFILE_DIR to
+// profile gyre's first convergence. Run it with
 //
 //	go test ./reconciler -run '^$' -bench BenchmarkTenantReconciler -benchtime 1x
 func BenchmarkTenantReconciler(b *testing.B) {
@@ -82,12 +91,12 @@ func BenchmarkTenantReconciler(b *testing.B) {
 
 // BenchmarkTenantReconcilerScale is BenchmarkTenantReconciler at 500
 // tenants × 2 targets × 20 objects, 20,000 objects, without the kubectl
-// phase, which would only repeat the raw one at this size. rss-MiB is the
-// process's VmRSS once gyre converged, peak-rss-MiB its VmHWM and heap-MiB
-// the live heap after a collection. The raw phases apply their objects
-// without the tenant label, so gyre's caches hold only its own tenants'
-// objects; the resident sizes still include what the benchmark itself
-// rendered for those phases in the same process. Run it with -v to see
+// phase, which would only repeat the raw one at this size. rss-MiB is gyre's
+// process's VmRSS once it converged, peak-rss-MiB its VmHWM then,
+// life-peak-rss-MiB its VmHWM after the no-op checks too, and heap-MiB the
+// live heap after a collection. The raw phases apply their objects with
+// the tenant label renamed, so gyre's caches hold only its own tenants'
+// objects. Run it with -v to see
 // the first convergence's requests by kind:
 //
 //	go test ./reconciler -run '^$' -bench BenchmarkTenantReconcilerScale -benchtime 1x -timeout 60m
@@ -103,6 +112,7 @@ type benchPrefixes struct{ gyre, raw, kubectl, floor string }
 // tenantCount tenants.
 func benchTenants(b *testing.B, tenantCount int, p benchPrefixes) {
 	g := NewWithT(b)
+	testEnv.Cluster.PinApartFor(b)
 	ctx := context.Background()
 	dir := b.TempDir()
 	for _, prefix := range []string{p.gyre, p.raw, p.kubectl, p.floor} {
@@ -155,72 +165,18 @@ func benchTenants(b *testing.B, tenantCount int, p benchPrefixes) {
 	// convergence asks of gyre: the ceiling of gyre/raw-rate.
 	floorTime := rawWithTenantWrites(b, g, dir, p.floor, tenantCount, repo)
 
-	// gyre: first convergence.
-	writes := &writeCounter{kinds: map[string]int{}}
-	clk := clocktesting.NewFakeClock(time.Now())
-	rec, stop := startBenchController(g, dir, writes, clk)
+	// gyre: first convergence, the no-op check and the restart, in a
+	// process of its own (see gyreChild).
 	b.ResetTimer()
-	cpuBefore := processCPU()
-	gyreTime := converge(g, repo, p.gyre, tenantCount)
-	gyreCPU := processCPU() - cpuBefore
+	res := runGyreChild(b, dir, p.gyre, tenantCount, repo)
 	b.StopTimer()
-	firstRequests := writes.requests.Load()
-	writes.mu.Lock()
-	kinds := writes.kinds
-	writes.kinds = nil
-	writes.mu.Unlock()
-	logRequestKinds(b, kinds, float64(tenantCount*40))
-	statusWrites := 0
-	for _, w := range writes.take() {
-		if strings.Contains(w, "/tenants/"+p.gyre) && strings.HasSuffix(w, "/status") {
-			statusWrites++
-		}
-	}
-	rss, rssErr := procStatusMiB("VmRSS")
-	peak, peakErr := procStatusMiB("VmHWM")
-	var ms runtime.MemStats
-	runtime.GC()
-	runtime.ReadMemStats(&ms)
-
-	// A full check of every tenant in the running controller: what the
-	// periodic safety net does.
-	settleBench()
-	writes.take()
-	requests := writes.requests.Load()
-	clk.Step(defaultInterval) // a full check of every tenant is due
-	checkStart := time.Now()
-	eg = &errgroup.Group{}
-	eg.SetLimit(rec.MaxConcurrentReconciles)
-	for i := range tenantCount {
-		name := fmt.Sprintf("%s%d", p.gyre, i)
-		eg.Go(func() error {
-			_, err := rec.Reconcile(ctx, ctrl.Request{NamespacedName: client.ObjectKey{Name: name}})
-			return err
-		})
-	}
-	g.Expect(eg.Wait()).To(Succeed())
-	checkTime := time.Since(checkStart)
-	checkRequests := writes.requests.Load() - requests
-	checkWrites := withoutLeases(writes.take())
-	stop()
-
-	// The same in a fresh process, whose caches start empty.
-	settleBench()
-	writes.take()
-	before := reconcileCount(g)
-	restartStart := time.Now()
-	_, stop = startBenchController(g, dir, writes, clock.RealClock{})
-	g.Eventually(func() float64 { return reconcileCount(g) - before }).WithTimeout(5 * time.Minute).WithPolling(20 * time.Millisecond).
-		Should(BeNumerically(">=", tenantCount))
-	restartTime := time.Since(restartStart)
-	settleBench()
-	stop()
-	restartWrites := withoutLeases(writes.take())
+	logRequestKinds(b, res.Kinds, float64(tenantCount*40))
+	gyreTime, gyreCPU, checkTime, restartTime := res.First, res.CPU, res.Check, res.Restart
 
 	objects := float64(tenantCount * 40)
 	b.ReportMetric(gyreTime.Seconds(), "gyre-first-s")
 	b.ReportMetric(objects/gyreTime.Seconds(), "gyre-obj/s")
-	b.ReportMetric(float64(firstRequests)/objects, "gyre-requests/obj")
+	b.ReportMetric(float64(res.Requests)/objects, "gyre-requests/obj")
 	b.ReportMetric(gyreCPU.Seconds(), "gyre-cpu-s")
 	b.ReportMetric(rawTime.Seconds(), "raw-ssa-s")
 	b.ReportMetric(objects/rawTime.Seconds(), "raw-obj/s")
@@ -232,19 +188,18 @@ func benchTenants(b *testing.B, tenantCount int, p benchPrefixes) {
 	b.ReportMetric(rawTime.Seconds()/floorTime.Seconds(), "ceiling-rate")
 	b.ReportMetric(floorTime.Seconds()/gyreTime.Seconds(), "gyre/ceiling-rate")
 	b.ReportMetric(float64(checkTime.Microseconds())/1000, "noop-ms")
-	b.ReportMetric(float64(checkRequests), "noop-requests")
-	b.ReportMetric(float64(len(checkWrites)), "noop-writes")
+	b.ReportMetric(float64(res.CheckRequests), "noop-requests")
+	b.ReportMetric(float64(len(res.CheckWrites)), "noop-writes")
 	b.ReportMetric(objects, "objects")
-	b.ReportMetric(float64(statusWrites)/float64(tenantCount), "status-writes/tenant")
-	if rssErr == nil && peakErr == nil {
-		b.ReportMetric(rss, "rss-MiB")
-		b.ReportMetric(peak, "peak-rss-MiB")
-	}
-	b.ReportMetric(float64(ms.HeapAlloc)/(1<<20), "heap-MiB")
+	b.ReportMetric(float64(res.StatusWrites)/float64(tenantCount), "status-writes/tenant")
+	b.ReportMetric(res.RSS, "rss-MiB")
+	b.ReportMetric(res.PeakRSS, "peak-rss-MiB")
+	b.ReportMetric(res.LifePeakRSS, "life-peak-rss-MiB")
+	b.ReportMetric(res.Heap, "heap-MiB")
 	b.ReportMetric(restartTime.Seconds(), "restart-noop-s")
-	b.ReportMetric(float64(len(restartWrites)), "restart-noop-writes")
-	if len(checkWrites)+len(restartWrites) > 0 {
-		b.Logf("writes of the no-op checks: %v %v", checkWrites, restartWrites)
+	b.ReportMetric(float64(len(res.RestartWrites)), "restart-noop-writes")
+	if len(res.CheckWrites)+len(res.RestartWrites) > 0 {
+		b.Logf("writes of the no-op checks: %v %v", res.CheckWrites, res.RestartWrites)
 	}
 }
 
@@ -422,7 +377,7 @@ func converge(g *WithT, repo *gyrev1alpha1.Repository, prefix string, n int) tim
 	g.Expect(err).NotTo(HaveOccurred())
 	w, err := wc.Watch(ctx, &gyrev1alpha1.TenantList{})
 	g.Expect(err).NotTo(HaveOccurred())
-	defer w.Stop()
+	defer func() { w.Stop() }()
 	start := time.Now()
 	// Created 40 at a time, as the ceiling phase creates its Tenants.
 	var eg errgroup.Group
@@ -440,18 +395,34 @@ func converge(g *WithT, repo *gyrev1alpha1.Repository, prefix string, n int) tim
 	}
 	g.Expect(eg.Wait()).To(Succeed())
 	converged := map[string]bool{}
+	see := func(t *gyrev1alpha1.Tenant) {
+		if !strings.HasPrefix(t.Name, prefix) {
+			return
+		}
+		delete(converged, t.Name)
+		if apimeta.IsStatusConditionTrue(t.Status.Conditions, meta.ReadyCondition) &&
+			t.Status.LastAppliedRevision == repo.Status.Artifact.Revision && t.Status.Objects == 40 {
+			converged[t.Name] = true
+		}
+	}
 	for len(converged) < n {
 		select {
 		case ev, ok := <-w.ResultChan():
-			g.Expect(ok).To(BeTrue(), "the watch of Tenants ended")
-			t, isTenant := ev.Object.(*gyrev1alpha1.Tenant)
-			if !isTenant || !strings.HasPrefix(t.Name, prefix) {
+			if !ok {
+				// The API server ends a watch whose reader fell behind,
+				// as a busy benchmark process may: list, and go on from
+				// there.
+				list := &gyrev1alpha1.TenantList{}
+				g.Expect(wc.List(ctx, list)).To(Succeed())
+				for i := range list.Items {
+					see(&list.Items[i])
+				}
+				w, err = wc.Watch(ctx, &gyrev1alpha1.TenantList{}, &client.ListOptions{Raw: &metav1.ListOptions{ResourceVersion: list.ResourceVersion}})
+				g.Expect(err).NotTo(HaveOccurred())
 				continue
 			}
-			delete(converged, t.Name)
-			if apimeta.IsStatusConditionTrue(t.Status.Conditions, meta.ReadyCondition) &&
-				t.Status.LastAppliedRevision == repo.Status.Artifact.Revision && t.Status.Objects == 40 {
-				converged[t.Name] = true
+			if t, isTenant := ev.Object.(*gyrev1alpha1.Tenant); isTenant {
+				see(t)
 			}
 		case <-ctx.Done():
 			g.Expect(ctx.Err()).NotTo(HaveOccurred(), "%d of %d tenants converged", len(converged), n)
@@ -570,18 +541,30 @@ func logRequestKinds(b *testing.B, kinds map[string]int, objects float64) {
 	b.Logf("requests of the first convergence:%s", buf.String())
 }
 
-// withoutTenantLabel takes the tenant label off objs, which the raw phases
-// apply, so that the controller's caches, which select on it, hold only
-// the objects of the tenants it converges, as they would in a cluster of
-// its own.
+// withoutTenantLabel renames the tenant label of objs, which the raw
+// phases apply, so that the controller's caches, which select on it, hold
+// only the objects of the tenants it converges, as they would in a
+// cluster of its own. The label keeps its length, and the objects get
+// gyre's digest annotation, so that the raw phases write as many bytes as
+// gyre does.
 func withoutTenantLabel(objs []*unstructured.Unstructured) []*unstructured.Unstructured {
 	for _, o := range objs {
 		l := o.GetLabels()
-		delete(l, convention.TenantLabel)
+		if v, ok := l[convention.TenantLabel]; ok {
+			delete(l, convention.TenantLabel)
+			l[rawTenantLabel] = v
+		}
 		o.SetLabels(l)
+		if err := apply.Stamp(o); err != nil {
+			panic(err) // objects that rendered have a digest
+		}
 	}
 	return objs
 }
+
+// rawTenantLabel stands for convention.TenantLabel in the raw phases: a
+// key of the same length that no cache of gyre selects on.
+const rawTenantLabel = "gyre.dev/rawten"
 
 // processCPU is the CPU time this process has used, user and system: in
 // the first convergence, gyre's, whose cores the API server and etcd
