@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -303,6 +304,12 @@ func check(ctx context.Context, b *built, t Target, opts Options, memo *rootFile
 			errs = append(errs, fieldError(b.origins[i], o, fe))
 		}
 		errs = append(errs, strictCore(b.origins[i], o)...)
+		for _, e := range checkMetadata(b.origins[i], o, opts.Schemas) {
+			// A CRD's schema validation checks annotations too.
+			if !slices.Contains(errs, e) {
+				errs = append(errs, e)
+			}
+		}
 	}
 	cerrs, warns := checkCyclone(b.objects, b.origins, t)
 	return append(errs, cerrs...), warns
