@@ -38,9 +38,12 @@
 // lives in its own PVC instead, pulled again or updated by its pull
 // policy. Each container's "/cyclone/results/__result__" ends up in
 // status.stages[<stage>].outputs, written by the coordinator. When the run
-// ends, its stage Pods are deleted, then the GC Pod "<run>-gc" removes
-// "<run>/", then it is deleted and status.cleaned is set. A finalizer
-// makes a deleted run clean up too.
+// ends, the GC Pod "<run>-gc" removes "<run>/" once every stage Pod has
+// ended (unfinished ones are deleted first), then the stage Pods and the
+// GC Pod are deleted with one request and status.cleaned is set. A GC
+// Pod that succeeds within RunningReportDelay of the end has its success
+// written with the end, in one write (see foldGC). A finalizer makes a
+// deleted run clean up too.
 //
 // # Delegation
 //
