@@ -1,7 +1,7 @@
 // Package config holds gyre's install manifests; to Go it exports the
 // generated CRDs, so render validates offline against exactly what
-// `kubectl apply -k config/default` installs, and the deletion
-// protection policy, which gyre dev and the tests install.
+// `kubectl apply -k config/default` installs, and the admission policies,
+// which gyre dev and the tests install.
 package config
 
 import "embed"
@@ -18,3 +18,10 @@ var CRDs embed.FS
 //
 //go:embed protection/deletion-protection.yaml
 var Protection []byte
+
+// RunFinalizer holds admission/run-finalizer.yaml, the
+// MutatingAdmissionPolicy and its binding that give every new WorkflowRun
+// the engine's finalizer in its create request.
+//
+//go:embed admission/run-finalizer.yaml
+var RunFinalizer []byte

@@ -227,15 +227,15 @@ func Run(ctx context.Context, o Options) error {
 	return err
 }
 
-// protect installs gyre's deletion protection policy, as an install with
-// config/default has it.
+// protect installs gyre's admission policies, deletion protection and
+// the run finalizer, as an install with config/default has them.
 func protect(ctx context.Context, p *printer, cluster *testcluster.Cluster) error {
 	if err := testcluster.InstallProtection(ctx, cluster.Config); err != nil {
 		return err
 	}
 	p.say("Deletion protection on: a Tenant and its namespaces are deleted only once annotated %s=%s",
 		gyrev1alpha1.DeletionProtectionAnnotation, gyrev1alpha1.DeletionProtectionDisabled)
-	return nil
+	return testcluster.InstallRunFinalizer(ctx, cluster.Config)
 }
 
 // freeLocalAddr picks a free port on 127.0.0.1 for the webhook server,

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"testing"
 
 	"golang.org/x/sys/unix"
 )
@@ -162,4 +163,23 @@ func pinThreads(pid int, mask *unix.CPUSet, saved *[]savedMask) error {
 		*saved = append(*saved, savedMask{tid: tid, mask: before})
 	}
 	return nil
+}
+
+// PinApartFor pins as PinApart does until tb ends, and logs where the
+// control plane and the benchmark run. GYRE_BENCH_SHARED_CPUS=1 leaves
+// every CPU shared, to measure what gyre's own CPU costs a small machine.
+func (c *Cluster) PinApartFor(tb testing.TB) {
+	tb.Helper()
+	if os.Getenv("GYRE_BENCH_SHARED_CPUS") != "" {
+		tb.Logf("the control plane and the benchmark share every CPU (GYRE_BENCH_SHARED_CPUS)")
+		return
+	}
+	cpus, _ := ownCPUs()
+	undo, err := c.PinApart()
+	if err != nil {
+		tb.Logf("the control plane and the benchmark share the CPUs: %v", err)
+		return
+	}
+	tb.Cleanup(undo)
+	tb.Logf("the control plane runs on CPUs %v, the benchmark and gyre on CPUs %v", cpus[:len(cpus)/2], cpus[len(cpus)/2:])
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"time"
 
@@ -32,22 +33,63 @@ func InstallProtection(ctx context.Context, cfg *rest.Config) error {
 	if err != nil {
 		return fmt.Errorf("install deletion protection: %w", err)
 	}
-	dec := yaml.NewYAMLOrJSONDecoder(bytes.NewReader(config.Protection), 4096)
+	if err := applyManifest(ctx, c, config.Protection); err != nil {
+		return fmt.Errorf("install deletion protection: config/protection/deletion-protection.yaml: %w", err)
+	}
+	return waitForProtection(ctx, c)
+}
+
+// InstallRunFinalizer installs the policy that gives every new WorkflowRun
+// the engine's finalizer (config/admission), as `kubectl apply -k
+// config/default` does, and returns once the API server applies it.
+func InstallRunFinalizer(ctx context.Context, cfg *rest.Config) error {
+	c, err := client.New(cfg, client.Options{})
+	if err != nil {
+		return fmt.Errorf("install the run finalizer policy: %w", err)
+	}
+	if err := applyManifest(ctx, c, config.RunFinalizer); err != nil {
+		return fmt.Errorf("install the run finalizer policy: config/admission/run-finalizer.yaml: %w", err)
+	}
+	// Created as a dry run until the API server, which loads a new
+	// policy in the background, adds the finalizer.
+	probe := &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "cyclone.dev/v1alpha1",
+		"kind":       "WorkflowRun",
+		"metadata":   map[string]any{"generateName": "gyre-finalizer-probe-", "namespace": metav1.NamespaceDefault},
+		"spec":       map[string]any{"workflowRef": map[string]any{"name": "probe"}},
+	}}
+	// The WorkflowRun CRD may not be served yet either.
+	var last error
+	err = wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
+		o := probe.DeepCopy()
+		if last = c.Create(ctx, o, client.DryRunAll); last != nil {
+			return false, nil
+		}
+		return slices.Contains(o.GetFinalizers(), convention.RunFinalizer), nil
+	})
+	if err != nil {
+		return fmt.Errorf("install the run finalizer policy: the API server does not apply it (last probe: %v): %w", last, err)
+	}
+	return nil
+}
+
+// applyManifest server-side applies every object of a YAML stream.
+func applyManifest(ctx context.Context, c client.Client, data []byte) error {
+	dec := yaml.NewYAMLOrJSONDecoder(bytes.NewReader(data), 4096)
 	for {
 		obj := &unstructured.Unstructured{}
 		if err := dec.Decode(&obj.Object); errors.Is(err, io.EOF) {
-			break
+			return nil
 		} else if err != nil {
-			return fmt.Errorf("install deletion protection: config/protection/deletion-protection.yaml: %w", err)
+			return err
 		}
 		if len(obj.Object) == 0 {
 			continue
 		}
 		if err := c.Apply(ctx, client.ApplyConfigurationFromUnstructured(obj), client.FieldOwner(convention.FieldManager), client.ForceOwnership); err != nil {
-			return fmt.Errorf("install deletion protection: %s %s: %w", obj.GetKind(), obj.GetName(), err)
+			return fmt.Errorf("%s %s: %w", obj.GetKind(), obj.GetName(), err)
 		}
 	}
-	return waitForProtection(ctx, c)
 }
 
 // waitForProtection tries, as a dry run, to delete a namespace the policy
