@@ -165,6 +165,11 @@ func countingConfig(writes *writeCounter) *rest.Config {
 // with one run at a time (readyToPod).
 func BenchmarkEngine(b *testing.B) {
 	requireCluster(b)
+	// As config/default installs gyre: every new run carries the
+	// engine's finalizer from its creation (config/admission).
+	if err := testcluster.InstallRunFinalizer(context.Background(), env.Config); err != nil {
+		b.Fatal(err)
+	}
 	for range b.N {
 		raw, lifecycles := rawPodRates(b, nil)
 		res := benchRun(b, raw, lifecycles)
