@@ -118,7 +118,9 @@ func TestEngine_deletingARunWhoseEndIsHeldBackCleansItsData(t *testing.T) {
 	rec := recordPods(t, k8s, worker)
 	cfg := testConfig()
 	cfg.RunningReportDelay = time.Minute
-	cfg.GCPodAnnotations = succeed("3s")
+	// Long enough that the run is still held back when the test
+	// deletes it.
+	cfg.GCPodAnnotations = succeed("6s")
 	startEngine(t, env.Config, cfg)
 	createWorkflow(t, ns, "wf", []*cyclonev1alpha1.Stage{stage(ns, "a", succeed("0s"))}, items("a"))
 	run := createRun(t, ns, "run1", "wf")
