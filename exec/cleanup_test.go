@@ -107,6 +107,40 @@ func TestEngine_deletingARunCleansItsData(t *testing.T) {
 	g.Expect(events).To(ContainElement(And(HaveField("Type", watch.Deleted), HaveField("Name", "run1-gc"))))
 }
 
+// TestEngine_deletingARunWhoseEndIsHeldBackCleansItsData: a run deleted
+// while its end waits for its GC Pod (see foldGC) goes once that GC Pod
+// has removed its data, and with its Pods; no second GC Pod is made.
+func TestEngine_deletingARunWhoseEndIsHeldBackCleansItsData(t *testing.T) {
+	requireCluster(t)
+	g := NewWithT(t)
+	ns := newTenant(t)
+	worker := "cyclone-" + Tenant(ns) + "-worker"
+	rec := recordPods(t, k8s, worker)
+	cfg := testConfig()
+	cfg.RunningReportDelay = time.Minute
+	// Long enough that the run is still held back when the test
+	// deletes it.
+	cfg.GCPodAnnotations = succeed("6s")
+	startEngine(t, env.Config, cfg)
+	createWorkflow(t, ns, "wf", []*cyclonev1alpha1.Stage{stage(ns, "a", succeed("0s"))}, items("a"))
+	run := createRun(t, ns, "run1", "wf")
+	g.Eventually(rec.created).WithTimeout(30 * time.Second).Should(ContainElement("run1-gc"))
+	g.Expect(getRun(g, ns, "run1").Status.Overall.Phase).NotTo(Equal(cyclonev1alpha1.StatusSucceeded), "the end waits for the GC Pod")
+	g.Expect(k8s.Delete(bg, run)).To(Succeed())
+
+	g.Eventually(func() bool {
+		return apierrors.IsNotFound(k8s.Get(bg, key(ns, "run1"), &cyclonev1alpha1.WorkflowRun{}))
+	}).WithTimeout(30 * time.Second).Should(BeTrue())
+	g.Expect(rec.all()).To(ContainElement(And(HaveField("Type", watch.Modified), HaveField("Name", "run1-gc"), HaveField("Phase", corev1.PodSucceeded))),
+		"the run went once its data was removed")
+	g.Eventually(func(g Gomega) {
+		pods := &corev1.PodList{}
+		g.Expect(k8s.List(bg, pods, client.InNamespace(worker))).To(Succeed())
+		g.Expect(pods.Items).To(BeEmpty())
+	}).WithTimeout(30 * time.Second).Should(Succeed())
+	g.Expect(rec.created()).To(HaveExactElements(convention.PodName("run1", "a", 1), "run1-gc"))
+}
+
 func TestEngine_historyLimitKeepsTheNewestRuns(t *testing.T) {
 	requireCluster(t)
 	g := NewWithT(t)

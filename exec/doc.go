@@ -14,14 +14,15 @@
 // # Restart safety
 //
 // Every decision is taken from persisted state: the WorkflowRun's status
-// and the existence of its Pods. A stage attempt is first recorded in the
-// status (with an optimistic-concurrency write) and only then is its Pod
-// created, under the deterministic name "<run>-<stage>-<attempt>"
-// (shortened with a hash past 63 characters). A controller that stops
-// anywhere finds, on restart, either an attempt it has recorded and whose
-// Pod it creates or adopts, or nothing; it never creates a second Pod for
-// an attempt, and a finished stage never changes again. Timeouts, retry
-// back-offs and the GC phase are computed from timestamps in the status.
+// and the existence of its Pods. A stage attempt's Pod has the
+// deterministic name "<run>-<stage>-<attempt>" (shortened with a hash past
+// 63 characters), and the GC Pod "<run>-gc": a round that finds an
+// attempt or a run's end not written yet (held back, or lost to a restart
+// or a conflict) derives the same again and adopts the Pod, by the cache
+// or by the create's AlreadyExists. A controller that stops anywhere never
+// creates a second Pod for an attempt, and a finished stage never changes
+// again. Timeouts, retry back-offs and the GC phase are computed from
+// timestamps in the status and the Pods (see write.go).
 //
 // # Pods and data
 //
@@ -38,9 +39,12 @@
 // lives in its own PVC instead, pulled again or updated by its pull
 // policy. Each container's "/cyclone/results/__result__" ends up in
 // status.stages[<stage>].outputs, written by the coordinator. When the run
-// ends, its stage Pods are deleted, then the GC Pod "<run>-gc" removes
-// "<run>/", then it is deleted and status.cleaned is set. A finalizer
-// makes a deleted run clean up too.
+// ends, the GC Pod "<run>-gc" removes "<run>/" once every stage Pod has
+// ended (unfinished ones are deleted first), then the stage Pods and the
+// GC Pod are deleted with one request and status.cleaned is set. A GC
+// Pod that succeeds within RunningReportDelay of the end has its success
+// written with the end, in one write (see foldGC). A finalizer makes a
+// deleted run clean up too.
 //
 // # Delegation
 //

@@ -56,6 +56,12 @@ type Engine struct {
 	// unreported maps each run whose status write is held back to the
 	// time of the first change held (see holdBack).
 	unreported sync.Map // types.NamespacedName → time.Time
+	// ending maps each run whose end is held back while its GC Pod runs
+	// to the time the engine first found it ended (see foldGC).
+	ending sync.Map // types.NamespacedName → time.Time
+	// swept maps each finished run whose Pods this process has deleted,
+	// or found gone, to its UID (see sweep).
+	swept sync.Map // types.NamespacedName → types.UID
 	// boundPVCs maps each tenant PVC ("cluster/namespace/name") found
 	// bound to when it was (see checkPVC).
 	boundPVCs sync.Map // string → time.Time
@@ -140,6 +146,8 @@ func (r *Engine) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, 
 			r.written.Delete(req.NamespacedName)
 			r.running.Delete(req.NamespacedName)
 			r.unreported.Delete(req.NamespacedName)
+			r.ending.Delete(req.NamespacedName)
+			r.swept.Delete(req.NamespacedName)
 			r.deliveries.Forget(req.NamespacedName)
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
@@ -160,6 +168,7 @@ func (r *Engine) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, 
 	}
 	if convention.Finished(run.Status.Overall.Phase) || !run.DeletionTimestamp.IsZero() {
 		r.running.Delete(req.NamespacedName)
+		r.ending.Delete(req.NamespacedName)
 	}
 	return status.OnConflict(res, err)
 }
@@ -325,9 +334,14 @@ func (r *Engine) progress(ctx context.Context, s *scope) error {
 		summarize(st, s.now)
 	}
 	if convention.Finished(st.Overall.Phase) && st.GC == nil && s.target.pvc != "" {
-		// The run's end starts its GC in the same status write.
-		now := metav1.NewTime(s.now)
-		st.GC = &cyclonev1alpha1.GCStatus{Phase: cyclonev1alpha1.GCRunning, Attempt: 1, StartTime: &now}
+		if stop, err := r.foldGC(ctx, s, st, starting, pods); err != nil || stop {
+			return err
+		}
+		if st.GC == nil {
+			// The run's end starts its GC in the same status write.
+			now := metav1.NewTime(s.now)
+			st.GC = &cyclonev1alpha1.GCStatus{Phase: cyclonev1alpha1.GCRunning, Attempt: 1, StartTime: &now}
+		}
 	}
 	if starting && r.drawsVariables(s) || convention.Finished(st.Overall.Phase) {
 		// The values drawn for the run's global variables are written

@@ -119,7 +119,7 @@ func (r *Engine) reconcileDelete(ctx context.Context, s *scope) (ctrl.Result, er
 func (r *Engine) cleanup(ctx context.Context, s *scope) (bool, error) {
 	run := s.run
 	if run.Status.Cleaned || (run.Status.GC != nil && run.Status.GC.Phase != cyclonev1alpha1.GCRunning) {
-		return true, nil
+		return true, r.sweep(ctx, s)
 	}
 	stagePods, err := r.runPods(ctx, s, convention.PodKindWorkload)
 	if err != nil {
@@ -146,17 +146,23 @@ func (r *Engine) cleanup(ctx context.Context, s *scope) (bool, error) {
 		return true, r.writeStatus(ctx, run, st)
 	}
 	now := metav1.NewTime(s.now)
-	if st.GC == nil {
-		st.GC = &cyclonev1alpha1.GCStatus{Phase: cyclonev1alpha1.GCRunning, Attempt: 1, StartTime: &now}
-		if err := r.writeStatus(ctx, run, st); err != nil {
-			return false, err
-		}
-	}
 	gcPods, err := r.runPods(ctx, s, convention.PodKindGC)
 	if err != nil {
 		return false, err
 	}
 	pod := gcPods[convention.GCPodName(run.Name)]
+	if st.GC == nil {
+		// A GC Pod created while the run's end was held back (see
+		// foldGC) started the first attempt.
+		start := now
+		if pod != nil && pod.DeletionTimestamp == nil {
+			start = pod.CreationTimestamp
+		}
+		st.GC = &cyclonev1alpha1.GCStatus{Phase: cyclonev1alpha1.GCRunning, Attempt: 1, StartTime: &start}
+		if err := r.writeStatus(ctx, run, st); err != nil {
+			return false, err
+		}
+	}
 	gc := st.GC
 	timedOut := gc.StartTime != nil && !s.now.Before(gc.StartTime.Add(r.cfg.GCTimeout))
 	switch {
@@ -252,6 +258,7 @@ func (r *Engine) deleteRunPods(ctx context.Context, s *scope, stagePods map[stri
 		client.MatchingLabels{convention.LabelRunUID: string(s.run.UID)}); err != nil {
 		return fmt.Errorf("delete pods of run: %w", err)
 	}
+	r.swept.Store(client.ObjectKeyFromObject(s.run), s.run.UID)
 	return nil
 }
 
@@ -285,16 +292,8 @@ func (r *Engine) notify(ctx context.Context, s *scope) (bool, error) {
 		return true, client.IgnoreNotFound(err)
 	}
 	n := wf.Spec.Notification
-	phase := run.Status.Overall.Phase
-	switch n.Policy {
-	case cyclonev1alpha1.NotificationPolicySuccess:
-		if phase != cyclonev1alpha1.StatusSucceeded {
-			return true, nil
-		}
-	case cyclonev1alpha1.NotificationPolicyFailure:
-		if phase != cyclonev1alpha1.StatusFailed {
-			return true, nil
-		}
+	if !policyNotifies(n, run.Status.Overall.Phase) {
+		return true, nil
 	}
 	st := run.Status.DeepCopy()
 	// The sends outlive this reconcile, which goes on changing run. A

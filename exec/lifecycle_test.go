@@ -1,6 +1,9 @@
 package exec
 
 import (
+	"slices"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -167,8 +170,11 @@ func TestEngine_reconcilesPerRun(t *testing.T) {
 
 // TestEngine_writesPerRun: a run whose stages follow one another within
 // RunningReportDelay, and whose start draws no variable values, writes
-// its status at its end and after its clean-up, not at its start nor once
-// per stage; its Pods, all ended by the GC, go with one request.
+// its status once: its end, with its clean-up, since its GC Pod succeeds
+// within RunningReportDelay of the end; not at its start nor once per
+// stage. Its Pods, all ended by the GC, go with one request. A run
+// created with the engine's finalizer, as triggers create theirs, costs
+// no write of its metadata.
 func TestEngine_writesPerRun(t *testing.T) {
 	requireCluster(t)
 	ns := newTenant(t)
@@ -183,32 +189,182 @@ func TestEngine_writesPerRun(t *testing.T) {
 	createWorkflow(t, ns, "chain", []*cyclonev1alpha1.Stage{
 		stage(ns, "a", succeed("0s")), stage(ns, "b", succeed("0s")), stage(ns, "c", succeed("0s")), stage(ns, "d", succeed("0s")), stage(ns, "e", succeed("0s")),
 	}, items("a", "b:a", "c:b", "d:c", "e:d"))
-	createRun(t, ns, "run1", "chain")
-	run := waitRun(t, ns, "run1", cyclonev1alpha1.StatusSucceeded)
-	NewWithT(t).Eventually(func(g Gomega) {
-		g.Expect(getRun(g, ns, "run1").Status.Cleaned).To(BeTrue())
-	}).WithTimeout(time.Minute).Should(Succeed())
-	for _, stage := range []string{"a", "b", "c", "d", "e"} {
-		ss := run.Status.Stages[stage]
-		NewWithT(t).Expect(ss.Status.StartTime).NotTo(BeNil(), "stage %s shows when it started", stage)
-		NewWithT(t).Expect(ss.Status.CompletionTime).NotTo(BeNil(), "stage %s shows when it ended", stage)
-	}
-	writes.mu.Lock()
-	defer writes.mu.Unlock()
+	createRun(t, ns, "byhand", "chain")
+	createRun(t, ns, "triggered", "chain", func(run *cyclonev1alpha1.WorkflowRun) {
+		run.Finalizers = []string{convention.RunFinalizer}
+	})
 	worker := "/namespaces/cyclone-" + Tenant(ns) + "-worker/"
-	for _, tc := range []struct {
-		name, request string
-		want          int
-	}{
-		{name: "The status is written at the end and after the clean-up.", request: "PATCH /apis/cyclone.dev/v1alpha1/namespaces/" + ns + "/workflowruns/run1/status", want: 2},
-		{name: "The stage Pods and the GC Pod are deleted with one request.", request: "DELETE /api/v1" + worker + "pods", want: 1},
-		{name: "Every stage Pod and the GC Pod is created once.", request: "POST /api/v1" + worker + "pods", want: 6},
-		{name: "No run Secret is looked for, as no stage Pod has one.", request: "GET /api/v1" + worker + "secrets/", want: 0},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			NewWithT(t).Expect(writes.sentLocked(tc.request)).To(Equal(tc.want), "requests:\n%s", writes.reportLocked(1))
+	for _, name := range []string{"byhand", "triggered"} {
+		run := waitRun(t, ns, name, cyclonev1alpha1.StatusSucceeded)
+		t.Run("Run "+name+" ends cleaned, its GC succeeded, every stage dated.", func(t *testing.T) {
+			g := NewWithT(t)
+			g.Expect(run.Status.Cleaned).To(BeTrue())
+			g.Expect(run.Status.GC.Phase).To(Equal(cyclonev1alpha1.GCSucceeded))
+			g.Expect(run.Status.GC.StartTime).NotTo(BeNil())
+			g.Expect(run.Status.Overall.CompletionTime).NotTo(BeNil())
+			g.Expect(run.Status.GC.StartTime.Before(run.Status.Overall.CompletionTime)).To(BeFalse(), "the GC starts at the run's end")
+			g.Expect(run.Finalizers).To(ContainElement(convention.RunFinalizer))
+			for _, stage := range []string{"a", "b", "c", "d", "e"} {
+				ss := run.Status.Stages[stage]
+				g.Expect(ss.Status.StartTime).NotTo(BeNil(), "stage %s shows when it started", stage)
+				g.Expect(ss.Status.CompletionTime).NotTo(BeNil(), "stage %s shows when it ended", stage)
+			}
 		})
 	}
+	NewWithT(t).Eventually(func(g Gomega) {
+		pods := &corev1.PodList{}
+		g.Expect(k8s.List(bg, pods, client.InNamespace("cyclone-"+Tenant(ns)+"-worker"))).To(Succeed())
+		g.Expect(pods.Items).To(BeEmpty())
+	}).WithTimeout(time.Minute).Should(Succeed())
+	writes.mu.Lock()
+	defer writes.mu.Unlock()
+	runs := "/apis/cyclone.dev/v1alpha1/namespaces/" + ns + "/workflowruns/"
+	// metadata counts the writes of a run itself, not of its status.
+	metadata := func(name string) int {
+		return writes.sentLocked("PATCH "+runs+name) - writes.sentLocked("PATCH "+runs+name+"/status")
+	}
+	for _, tc := range []struct {
+		name string
+		got  int
+		want int
+	}{
+		{name: "The status of a run is written once, at its end, with its clean-up.", got: writes.sentLocked("PATCH " + runs + "byhand/status"), want: 1},
+		{name: "The status of a run created with the finalizer is written once too.", got: writes.sentLocked("PATCH " + runs + "triggered/status"), want: 1},
+		{name: "A run created without the finalizer gets it with one write.", got: metadata("byhand"), want: 1},
+		{name: "A run created with the finalizer, as triggers create runs, costs no write of its metadata.", got: metadata("triggered"), want: 0},
+		{name: "The stage Pods and the GC Pod of each run are deleted with one request.", got: writes.sentLocked("DELETE /api/v1" + worker + "pods"), want: 2},
+		{name: "Every stage Pod and the GC Pod is created once.", got: writes.sentLocked("POST /api/v1" + worker + "pods"), want: 12},
+		{name: "No run Secret is looked for, as no stage Pod has one.", got: writes.sentLocked("GET /api/v1" + worker + "secrets/"), want: 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			NewWithT(t).Expect(tc.got).To(Equal(tc.want), "requests:\n%s", writes.reportLocked(1))
+		})
+	}
+}
+
+// runVersion is what one version of a run's status says of its end.
+type runVersion struct {
+	Phase   cyclonev1alpha1.StatusPhase
+	GC      cyclonev1alpha1.GCPhase
+	Cleaned bool
+}
+
+// recordRun records every version of run name's status in namespace ns,
+// in the API server's order.
+func recordRun(t testing.TB, ns, name string) func() []runVersion {
+	t.Helper()
+	w, err := k8s.Watch(bg, &cyclonev1alpha1.WorkflowRunList{}, client.InNamespace(ns))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(w.Stop)
+	var mu sync.Mutex
+	var versions []runVersion
+	go func() {
+		for ev := range w.ResultChan() {
+			run, ok := ev.Object.(*cyclonev1alpha1.WorkflowRun)
+			if !ok || run.Name != name {
+				continue
+			}
+			v := runVersion{Phase: run.Status.Overall.Phase, Cleaned: run.Status.Cleaned}
+			if run.Status.GC != nil {
+				v.GC = run.Status.GC.Phase
+			}
+			mu.Lock()
+			if len(versions) == 0 || versions[len(versions)-1] != v {
+				versions = append(versions, v)
+			}
+			mu.Unlock()
+		}
+	}()
+	return func() []runVersion {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Clone(versions)
+	}
+}
+
+// TestEngine_slowGCDoesNotHoldTheEndBack: a run's end waits for its GC
+// Pod for RunningReportDelay at most. A GC Pod that takes longer, or
+// fails, gets the end written while the GC is still running, as a user
+// watching the run sees it.
+func TestEngine_slowGCDoesNotHoldTheEndBack(t *testing.T) {
+	requireCluster(t)
+	for _, tc := range []struct {
+		name   string
+		gc     map[string]string
+		wantGC cyclonev1alpha1.GCPhase
+	}{
+		{name: "A GC Pod slower than RunningReportDelay gets the end written first.", gc: succeed("4s"), wantGC: cyclonev1alpha1.GCSucceeded},
+		{name: "A failing GC Pod gets the end written first.", gc: fail("0s"), wantGC: cyclonev1alpha1.GCFailed},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			g := NewWithT(t)
+			ns := newTenant(t)
+			versions := recordRun(t, ns, "run1")
+			cfg := testConfig()
+			cfg.GCPodAnnotations = tc.gc
+			cfg.GCAttempts = 2
+			_, stop := startEngine(t, env.Config, cfg)
+			defer stop()
+			createWorkflow(t, ns, "wf", []*cyclonev1alpha1.Stage{stage(ns, "a", succeed("0s"))}, items("a"))
+			createRun(t, ns, "run1", "wf")
+			run := waitRun(t, ns, "run1", cyclonev1alpha1.StatusSucceeded)
+			g.Expect(run.Status.GC.Phase).To(Equal(tc.wantGC))
+			g.Expect(versions()).To(ContainElement(runVersion{Phase: cyclonev1alpha1.StatusSucceeded, GC: cyclonev1alpha1.GCRunning}),
+				"the run was seen ended while its GC ran")
+		})
+	}
+}
+
+// TestEngine_restartWhileTheEndIsHeldBack: an engine that stops after
+// creating a run's GC Pod, with the run's end not written yet, leaves a
+// new engine to find the end again and adopt the GC Pod: one GC Pod, and
+// one status write with the end and the clean-up.
+func TestEngine_restartWhileTheEndIsHeldBack(t *testing.T) {
+	requireCluster(t)
+	g := NewWithT(t)
+	ns := newTenant(t)
+	worker := "cyclone-" + Tenant(ns) + "-worker"
+	rec := recordPods(t, k8s, worker)
+	var writes writeCounter
+	writes.tracing.Store(true)
+	cfg := testConfig()
+	cfg.RunningReportDelay = time.Minute // nothing is written before the end
+	killed := make(chan struct{})
+	var dead atomic.Bool
+	_, stop := startEngineOn(t, countingConfig(&writes), cfg, func(p string) error {
+		if p == "after-gc-pod-create" && !dead.Swap(true) {
+			close(killed)
+		}
+		if dead.Load() {
+			return errKilled
+		}
+		return nil
+	})
+	createWorkflow(t, ns, "chain", []*cyclonev1alpha1.Stage{stage(ns, "a", succeed("0s")), stage(ns, "b", succeed("0s"))}, items("a", "b:a"))
+	createRun(t, ns, "run1", "chain")
+	g.Eventually(killed).WithTimeout(time.Minute).Should(BeClosed())
+	stop()
+	g.Expect(getRun(g, ns, "run1").Status.Overall.Phase).NotTo(Equal(cyclonev1alpha1.StatusSucceeded), "the first engine died before writing the end")
+
+	startEngineOn(t, countingConfig(&writes), cfg, nil)
+	run := waitRun(t, ns, "run1", cyclonev1alpha1.StatusSucceeded)
+	g.Expect(phaseOf(run)).To(HaveEach(cyclonev1alpha1.StatusSucceeded))
+	g.Expect(run.Status.Cleaned).To(BeTrue())
+	g.Expect(run.Status.GC.Phase).To(Equal(cyclonev1alpha1.GCSucceeded))
+	g.Expect(run.Status.GC.Attempt).To(Equal(int32(1)))
+	g.Expect(run.Status.GC.StartTime.Before(run.Status.Overall.CompletionTime)).To(BeFalse(), "the GC starts at the run's end")
+	g.Eventually(func(g Gomega) {
+		pods := &corev1.PodList{}
+		g.Expect(k8s.List(bg, pods, client.InNamespace(worker))).To(Succeed())
+		g.Expect(pods.Items).To(BeEmpty())
+	}).WithTimeout(time.Minute).Should(Succeed())
+	g.Expect(rec.created()).To(HaveExactElements(convention.PodName("run1", "a", 1), convention.PodName("run1", "b", 1), "run1-gc"))
+	writes.mu.Lock()
+	defer writes.mu.Unlock()
+	g.Expect(writes.sentLocked("PATCH /apis/cyclone.dev/v1alpha1/namespaces/"+ns+"/workflowruns/run1/status")).To(Equal(1),
+		"one status write, by the second engine; requests:\n%s", writes.reportLocked(1))
 }
 
 // TestEngine_stageTimesComeFromTheirPods: a run's status may be written

@@ -58,7 +58,11 @@ func TestEngine_restartAtEveryStep(t *testing.T) {
 			g := NewWithT(t)
 			ns := newTenant(t)
 			rec := recordPods(t, k8s, "cyclone-"+Tenant(ns)+"-worker")
-			diamond(t, ns, nil)
+			// Stages a and d take longer than RunningReportDelay, so that
+			// the run writes its status more than once, and each engine
+			// can die at its status write: a quick run writes it once,
+			// at its end, with its clean-up.
+			diamond(t, ns, map[string]map[string]string{"a": succeed("2500ms"), "d": succeed("2500ms")})
 			createRun(t, ns, "run1", "diamond")
 
 			restarts := 0

@@ -35,5 +35,7 @@ func (r *Engine) inShard(ctx context.Context, req types.NamespacedName) (bool, e
 	r.written.Delete(req)
 	r.running.Delete(req)
 	r.unreported.Delete(req)
+	r.ending.Delete(req)
+	r.swept.Delete(req)
 	return false, nil
 }

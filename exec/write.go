@@ -31,11 +31,18 @@ import (
 // A reconcile writes the status once at most: progress computes the whole
 // round, creates its Pods, then writes, or holds the write back while the
 // run is in progress (holdBack), for at most RunningReportDelay, so that
-// stages that follow one another quickly share one write. It writes more
-// than once only where a later step must follow a recorded one: the
-// drawn values of the run's start before its first Pod, a Pod refused at
-// the start, a delegation request recorded before it is sent, the GC
-// phase recorded before its Pod is created.
+// stages that follow one another quickly share one write. The run's end
+// is held back the same way while its GC Pod runs (foldGC), for at most
+// RunningReportDelay from the end, so that a quick GC is written with the
+// end; the end is derived again, the same, by every round until then. It
+// writes more than once only where a later step must follow a recorded
+// one: the drawn values of the run's start before its first Pod, a Pod
+// refused at the start, a delegation request recorded before it is sent,
+// the end with the GC Running before notifications are sent or when the
+// GC Pod is slow.
+//
+// The finalizer is written only when the run lacks it: runs that gyre's
+// triggers create carry it from their creation.
 
 // writeStatus persists st as the run's status if it changed, and records
 // the Events and metrics of the transitions it writes.

@@ -127,6 +127,7 @@ func TestCronReconciler_firesOnceAtTheScheduledTime(t *testing.T) {
 	g.Expect(run.Annotations).To(HaveKeyWithValue(convention.AnnotationScheduleTime, ct.base.UTC().Format(time.RFC3339)))
 	g.Expect(run.Spec.WorkflowRef.Name).To(Equal("build"))
 	g.Expect(run.Spec.GlobalVariables).To(ConsistOf(cyclonev1alpha1.GlobalVariable{Name: "IMAGE_TAG", Value: "nightly"}))
+	g.Expect(run.Finalizers).To(ConsistOf(convention.RunFinalizer), "created with the engine's finalizer, which the engine then need not write")
 
 	st := getTrigger(g, ct.ns, ct.name).Status
 	g.Expect(st.Count).To(Equal(1))

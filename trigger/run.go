@@ -16,6 +16,13 @@ func triggerLabel(name string) string {
 // newRun builds the run trig starts under name. Variables are the trigger's
 // parameters and extra, in that order, over the run spec's own global
 // variables; a later value of the same name wins.
+//
+// The run carries the engine's finalizer from its creation, so that the
+// engine does not spend a write on adding it. That holds no run longer
+// than the engine would: a deleted run's finalizer is removed by the
+// engine that serves its namespace, and a namespace whose Tenant is gone
+// or being deleted is served by the replicas without a shard, which
+// remove it without cleaning anything (see exec's reconcileDelete).
 func newRun(trig *cyclonev1alpha1.WorkflowTrigger, name string, annotations map[string]string, extra []cyclonev1alpha1.GlobalVariable) *cyclonev1alpha1.WorkflowRun {
 	run := &cyclonev1alpha1.WorkflowRun{
 		ObjectMeta: metav1.ObjectMeta{
@@ -26,6 +33,7 @@ func newRun(trig *cyclonev1alpha1.WorkflowTrigger, name string, annotations map[
 				convention.LabelTriggerType: string(trig.Spec.Type),
 			},
 			Annotations: map[string]string{convention.AnnotationTrigger: trig.Name},
+			Finalizers:  []string{convention.RunFinalizer},
 		},
 		Spec: *trig.Spec.WorkflowRunSpec.DeepCopy(),
 	}

@@ -71,6 +71,7 @@ func TestNewRun_labels(t *testing.T) {
 			}
 			run := newRun(trig, "nightly-1", nil, nil)
 			g.Expect(run.Labels).To(Equal(tt.want))
+			g.Expect(run.Finalizers).To(ConsistOf(convention.RunFinalizer), "the engine need not add its finalizer with a write of its own")
 		})
 	}
 }

@@ -509,7 +509,9 @@ func TestWebhookServer_replayedDeliveryStartsNoSecondRun(t *testing.T) {
 			replay := post("delivery-1")
 			g.Expect(replay.Runs[0].Created).To(BeFalse())
 			g.Expect(replay.Runs[0].Run).To(Equal(first.Runs[0].Run))
-			g.Expect(listRuns(g, ns)).To(HaveLen(1))
+			runs := listRuns(g, ns)
+			g.Expect(runs).To(HaveLen(1))
+			g.Expect(runs[first.Runs[0].Run].Finalizers).To(ConsistOf(convention.RunFinalizer), "created with the engine's finalizer, which the engine then need not write")
 			g.Expect(getTrigger(g, ns, "build").Status.Count).To(Equal(1))
 		})
 	}
