@@ -77,10 +77,21 @@ func (r *TenantReconciler) apply(ctx context.Context, s *tenantScope) (ctrl.Resu
 		})
 	}
 	_ = eg.Wait() // failures are in the statuses and s.errs
-	applied := map[string][]*unstructured.Unstructured{}
+	applied := map[string]*memoTarget{}
 	if !s.driftOnly {
 		for _, ts := range s.targets {
-			applied[ts.target.Cluster] = ts.objects
+			if ts.memo != nil {
+				applied[ts.target.Cluster] = ts.memo
+				continue
+			}
+			memo, err := newMemoTarget(ts.objects)
+			if err != nil {
+				// Not remembered: the next check renders again.
+				ctrl.LoggerFrom(ctx).Error(err, "Remember applied objects", "target", ts.target.Cluster)
+				applied = nil
+				break
+			}
+			applied[ts.target.Cluster] = memo
 		}
 	}
 	if !s.driftOnly {
@@ -97,7 +108,7 @@ func (r *TenantReconciler) apply(ctx context.Context, s *tenantScope) (ctrl.Resu
 		}
 	}
 	t.Status.Targets = statuses
-	if !s.driftOnly && allTargetsApplied(t, s.revision) {
+	if !s.driftOnly && applied != nil && allTargetsApplied(t, s.revision) {
 		r.drift.remember(t.Name, t.Generation, s.artifact, r.Clock.Now(), applied)
 	}
 	return ctrl.Result{}, nil
@@ -120,8 +131,17 @@ func (r *TenantReconciler) applyTarget(ctx context.Context, s *tenantScope, ts *
 	// inventory and conditions and write nothing: it stops here, before
 	// building them again, which was most of the cost of checking an
 	// unchanged Tenant.
-	if ts.remembered && len(inventoryEntries(st.Inventory)) == len(ts.objects) && r.applier().Current(ctx, ts.objects) {
-		return
+	if ts.remembered && ts.memo != nil {
+		if len(inventoryEntries(st.Inventory)) == len(ts.memo.wants) && r.applier().CurrentWants(ctx, ts.memo.wants) {
+			return
+		}
+		objs, err := ts.memo.objects()
+		if err != nil {
+			setConditions(&st.Conditions, targetConditions(targetOutcome{phase: phaseApplyFailed, message: err.Error()}, t.Generation))
+			s.fail(err)
+			return
+		}
+		ts.objects = objs
 	}
 	next := newInventory(ts.objects)
 	stale := staleEntries(st.Inventory, next)

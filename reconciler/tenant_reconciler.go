@@ -136,10 +136,12 @@ type targetScope struct {
 	objects []*unstructured.Unstructured
 	// renderErr names what stops the target from rendering: render.
 	renderErr error
-	// remembered is set when objects are what the last full reconcile
+	// remembered is set when memo is what the last full reconcile
 	// applied, for the same generation and artifact, and every target
-	// was Ready at the revision: render.
+	// was Ready at the revision: render. objects are then decoded from
+	// memo only if the target is not current (applyTarget).
 	remembered bool
+	memo       *memoTarget
 }
 
 // Reconcile brings one Tenant's targets in line with its Repository.
@@ -311,7 +313,7 @@ func (r *TenantReconciler) render(ctx context.Context, s *tenantScope) (ctrl.Res
 	}
 	if last := r.drift.rendered(t.Name, t.Generation, s.artifact); last != nil && allTargetsApplied(t, s.revision) {
 		for _, rt := range targets {
-			s.targets = append(s.targets, &targetScope{target: rt, objects: last[rt.Cluster], remembered: true})
+			s.targets = append(s.targets, &targetScope{target: rt, memo: last[rt.Cluster], remembered: true})
 		}
 		return ctrl.Result{}, nil
 	}

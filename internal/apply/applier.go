@@ -11,6 +11,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/gyreops/gyre/internal/convention"
@@ -107,27 +108,51 @@ const (
 // request, and is false for any object Live cannot tell about.
 func (a *Applier) Current(ctx context.Context, objs []*unstructured.Unstructured) bool {
 	for _, o := range objs {
-		if a.liveState(ctx, o) != liveCurrent {
+		if a.liveState(ctx, WantOf(o)) != liveCurrent {
 			return false
 		}
 	}
 	return true
 }
 
-// liveState says what Live knows of o.
-func (a *Applier) liveState(ctx context.Context, o *unstructured.Unstructured) liveState {
-	if a.Live == nil || IsSecret(o.GroupVersionKind()) {
+// Want is what Current needs to know of an object gyre applies: its kind,
+// its key and the digest it was applied with. A caller that keeps many
+// objects between checks keeps this instead of the objects.
+type Want struct {
+	GVK    schema.GroupVersionKind
+	Key    client.ObjectKey
+	Digest string
+}
+
+// WantOf returns o's Want.
+func WantOf(o *unstructured.Unstructured) Want {
+	return Want{GVK: o.GroupVersionKind(), Key: client.ObjectKeyFromObject(o), Digest: digestOf(o)}
+}
+
+// CurrentWants is Current for objects known by their Wants.
+func (a *Applier) CurrentWants(ctx context.Context, wants []Want) bool {
+	for _, w := range wants {
+		if a.liveState(ctx, w) != liveCurrent {
+			return false
+		}
+	}
+	return true
+}
+
+// liveState says what Live knows of the object w describes.
+func (a *Applier) liveState(ctx context.Context, w Want) liveState {
+	if a.Live == nil || IsSecret(w.GVK) {
 		return liveUnknown
 	}
 	m := &metav1.PartialObjectMetadata{}
-	m.SetGroupVersionKind(o.GroupVersionKind())
-	err := a.Live.Get(ctx, client.ObjectKeyFromObject(o), m)
+	m.SetGroupVersionKind(w.GVK)
+	err := a.Live.Get(ctx, w.Key, m)
 	switch {
 	case apierrors.IsNotFound(err):
 		return liveAbsent
 	case err != nil, m.DeletionTimestamp != nil:
 		return liveUnknown
-	case m.Annotations[convention.DigestAnnotation] == digestOf(o) && LastWriteIsOurs(m.ManagedFields, a.Owner.Field):
+	case m.Annotations[convention.DigestAnnotation] == w.Digest && LastWriteIsOurs(m.ManagedFields, a.Owner.Field):
 		return liveCurrent
 	}
 	return liveUnknown

@@ -51,7 +51,7 @@ func (a *Applier) Apply(ctx context.Context, objs []*unstructured.Unstructured) 
 func (a *Applier) applyStage(ctx context.Context, objs []*unstructured.Unstructured, cs *ssa.ChangeSet) (err error) {
 	var absent, starters, present []*unstructured.Unstructured
 	for _, o := range objs {
-		switch a.liveState(ctx, o) {
+		switch a.liveState(ctx, WantOf(o)) {
 		case liveCurrent:
 			cs.Add(entry(o, ssa.UnchangedAction))
 		case liveAbsent:
