@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"sync"
 
 	"github.com/fluxcd/pkg/ssa"
 	"golang.org/x/sync/errgroup"
@@ -14,6 +15,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -70,7 +72,8 @@ func Provision(ctx context.Context, cs *Clients, live client.Reader, t *gyrev1al
 		// The Tenant's namespace on the control cluster does not
 		// depend on what is wrong with its worker objects.
 		var res Result
-		return res, errors.Join(provisionCluster(ctx, cs.Control, live, t, ControlObjects(t), ControlCluster, &res), err)
+		_, cerr := provisionCluster(ctx, cs.Control, live, t, ControlObjects(t), ControlCluster, &res)
+		return res, errors.Join(cerr, err)
 	}
 	// The clusters do not depend on each other: each is provisioned at
 	// once, and what each wrote and failed is reported in cluster order.
@@ -79,7 +82,7 @@ func Provision(ctx context.Context, cs *Clients, live client.Reader, t *gyrev1al
 	errs := make([]error, 1+len(clusters))
 	var g errgroup.Group
 	g.Go(func() error {
-		errs[0] = provisionCluster(ctx, cs.Control, live, t, ControlObjects(t), ControlCluster, &results[0])
+		_, errs[0] = provisionCluster(ctx, cs.Control, live, t, ControlObjects(t), ControlCluster, &results[0])
 		return nil
 	})
 	for i, name := range clusters {
@@ -107,8 +110,12 @@ func provisionWorker(ctx context.Context, cs *Clients, live client.Reader, t *gy
 	if name == ControlCluster {
 		cached = live
 	}
-	if err := provisionCluster(ctx, c, cached, t, worker, name, res); err != nil {
+	missing, err := provisionCluster(ctx, c, cached, t, worker, name, res)
+	if err != nil {
 		return err
+	}
+	if missing[convention.WorkerNamespace(t.Name)] {
+		return nil // made just now: nothing stale can be in it
 	}
 	var stale []client.Object
 	if len(t.Spec.Quota) == 0 {
@@ -127,12 +134,14 @@ func provisionWorker(ctx context.Context, cs *Clients, live client.Reader, t *gy
 }
 
 // provisionCluster applies objs to one cluster once it is sure gyre may
-// manage every one of them that exists already.
-func provisionCluster(ctx context.Context, c client.Client, live client.Reader, t *gyrev1alpha1.Tenant, objs []*unstructured.Unstructured, cluster string, res *Result) error {
-	if err := checkOwnership(ctx, c, live, t.Name, objs, cluster); err != nil {
-		return err
+// manage every one of them that exists already. It returns the
+// namespaces of objs that were missing before.
+func provisionCluster(ctx context.Context, c client.Client, live client.Reader, t *gyrev1alpha1.Tenant, objs []*unstructured.Unstructured, cluster string, res *Result) (map[string]bool, error) {
+	missing, err := checkOwnership(ctx, c, live, t.Name, objs, cluster)
+	if err != nil {
+		return nil, err
 	}
-	return applyObjects(ctx, c, live, objs, cluster, res)
+	return missing, applyObjects(ctx, c, live, objs, cluster, res)
 }
 
 // checkOwnership refuses to take over objects gyre did not create for
@@ -144,44 +153,61 @@ func provisionCluster(ctx context.Context, c client.Client, live client.Reader, 
 //
 // Live holds the metadata of what gyre labelled, so checking a
 // provisioned tenant costs no request; what Live lacks is read from the
-// cluster.
-func checkOwnership(ctx context.Context, c client.Client, live client.Reader, tenant string, objs []*unstructured.Unstructured, cluster string) error {
-	// What the cache cannot vouch for is read at once: a new tenant's
-	// objects are all read, and found missing, on its first reconcile.
+// cluster. Namespaces are read first: nothing can exist in one that does
+// not, so a new tenant's other objects need no read at all. Someone may
+// make the namespace and an object in it right after the read, as they
+// may make the namespace itself right after it was found missing: the
+// check narrows that window to the apply that follows, it cannot close it.
+// It returns the namespaces it found missing.
+func checkOwnership(ctx context.Context, c client.Client, live client.Reader, tenant string, objs []*unstructured.Unstructured, cluster string) (map[string]bool, error) {
 	errs := make([]error, len(objs))
-	var g errgroup.Group
-	for i, o := range objs {
-		m := &metav1.PartialObjectMetadata{}
-		m.SetGroupVersionKind(o.GroupVersionKind())
-		key := client.ObjectKeyFromObject(o)
-		if live != nil {
-			if err := live.Get(ctx, key, m); err == nil && owns(m, tenant) {
+	var mu sync.Mutex
+	missing := map[string]bool{} // namespaces read and found missing
+	for _, namespaces := range []bool{true, false} {
+		var g errgroup.Group
+		for i, o := range objs {
+			isNamespace := o.GroupVersionKind().GroupKind() == schema.GroupKind{Kind: "Namespace"}
+			if isNamespace != namespaces || (!namespaces && missing[o.GetNamespace()]) {
 				continue
 			}
+			m := &metav1.PartialObjectMetadata{}
+			m.SetGroupVersionKind(o.GroupVersionKind())
+			if live != nil {
+				if err := live.Get(ctx, client.ObjectKeyFromObject(o), m); err == nil && owns(m, tenant) {
+					continue
+				}
+			}
+			g.Go(func() error {
+				exists, err := checkOwner(ctx, c, tenant, o, m, cluster)
+				errs[i] = err
+				if isNamespace && !exists && err == nil {
+					mu.Lock()
+					missing[o.GetName()] = true
+					mu.Unlock()
+				}
+				return nil
+			})
 		}
-		g.Go(func() error {
-			errs[i] = checkOwner(ctx, c, tenant, o, m, cluster)
-			return nil
-		})
+		_ = g.Wait() // the errors are in errs, in the order of objs
 	}
-	_ = g.Wait() // the errors are in errs, in the order of objs
-	return errors.Join(errs...)
+	return missing, errors.Join(errs...)
 }
 
 // checkOwner reads o from the cluster into m and refuses it unless it is
-// missing, gyre's for tenant, or annotated for adoption.
-func checkOwner(ctx context.Context, c client.Client, tenant string, o *unstructured.Unstructured, m *metav1.PartialObjectMetadata, cluster string) error {
+// missing, gyre's for tenant, or annotated for adoption. It reports
+// whether o exists.
+func checkOwner(ctx context.Context, c client.Client, tenant string, o *unstructured.Unstructured, m *metav1.PartialObjectMetadata, cluster string) (bool, error) {
 	err := c.Get(ctx, client.ObjectKeyFromObject(o), m)
 	if apierrors.IsNotFound(err) {
-		return nil
+		return false, nil
 	}
 	if err != nil {
-		return fmt.Errorf("provision cluster %s: read %s: %w", clusterName(cluster), describe(o), err)
+		return false, fmt.Errorf("provision cluster %s: read %s: %w", clusterName(cluster), describe(o), err)
 	}
 	if owns(m, tenant) || m.Annotations[gyrev1alpha1.AdoptAnnotation] == "true" {
-		return nil
+		return true, nil
 	}
-	return notOwnedError(fmt.Sprintf("provision cluster %s: %s exists and gyre did not create it for tenant %s (labels %s=%s, %s=%s): annotate it %s=true to let gyre manage it",
+	return true, notOwnedError(fmt.Sprintf("provision cluster %s: %s exists and gyre did not create it for tenant %s (labels %s=%s, %s=%s): annotate it %s=true to let gyre manage it",
 		clusterName(cluster), describe(o), tenant, convention.ManagedByLabel, convention.ManagedBy, convention.TenantLabel, tenant, gyrev1alpha1.AdoptAnnotation))
 }
 

@@ -2,7 +2,11 @@ package tenants_test
 
 import (
 	"context"
+	"net/http"
 	"os"
+	"regexp"
+	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -15,7 +19,9 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
@@ -211,3 +217,64 @@ func TestClients_refreshesWhenTheSecretChanges(t *testing.T) {
 	_, err = cs.Get(ctx, "missing")
 	g.Expect(err).To(MatchError(tenants.ErrClusterNotFound))
 }
+
+// TestProvision_newTenantReadsOnlyItsNamespaces: a tenant that has
+// nothing yet costs the API server two reads, of its namespaces, found
+// missing, besides its writes: nothing can be in a namespace that does
+// not exist, and at hundreds of tenants those reads add up. Once it is
+// provisioned, everything is read again, so that an object planted since
+// is still refused (TestProvision_adoption).
+func TestProvision_newTenantReadsOnlyItsNamespaces(t *testing.T) {
+	testcluster.Require(t)
+	ctx := context.Background()
+	g := NewWithT(t)
+	var mu sync.Mutex
+	var reads []string
+	cfg := rest.CopyConfig(control.Config)
+	cfg.Wrap(func(rt http.RoundTripper) http.RoundTripper {
+		return roundTripFunc(func(r *http.Request) (*http.Response, error) {
+			if r.Method == http.MethodGet && !discovery.MatchString(r.URL.Path) {
+				mu.Lock()
+				reads = append(reads, r.URL.Path)
+				mu.Unlock()
+			}
+			return rt.RoundTrip(r)
+		})
+	})
+	cc, err := client.New(cfg, client.Options{Scheme: scheme})
+	g.Expect(err).NotTo(HaveOccurred())
+	tenant := controlTenant("fresh")
+	removeAfter(t, cc, tenant.Name)
+
+	// The reconciler's cache of what gyre labelled has nothing of a new
+	// tenant.
+	_, err = tenants.Provision(ctx, &tenants.Clients{Control: cc, Reader: cc}, emptyCache{}, tenant)
+	g.Expect(err).NotTo(HaveOccurred())
+	slices.Sort(reads)
+	g.Expect(reads).To(Equal([]string{"/api/v1/namespaces/cyclone-fresh", "/api/v1/namespaces/cyclone-fresh-worker"}))
+	sa := &corev1.ServiceAccount{}
+	g.Expect(cc.Get(ctx, client.ObjectKey{Namespace: "cyclone-fresh-worker", Name: convention.WorkerServiceAccount}, sa)).To(Succeed())
+	g.Expect(sa.Labels).To(HaveKeyWithValue(convention.TenantLabel, "fresh"))
+
+	reads = nil
+	_, err = tenants.Provision(ctx, &tenants.Clients{Control: cc, Reader: cc}, emptyCache{}, tenant)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(reads).To(ContainElement("/api/v1/namespaces/cyclone-fresh-worker/serviceaccounts/"+convention.WorkerServiceAccount),
+		"a provisioned tenant's objects are read again")
+}
+
+// discovery matches the paths of API discovery.
+var discovery = regexp.MustCompile(`^/api(/v1)?$|^/apis(/[^/]+(/[^/]+)?)?$`)
+
+// emptyCache is a cache of objects' metadata that holds nothing.
+type emptyCache struct{}
+
+func (emptyCache) Get(_ context.Context, key client.ObjectKey, obj client.Object, _ ...client.GetOption) error {
+	return apierrors.NewNotFound(schema.GroupResource{}, key.Name)
+}
+
+func (emptyCache) List(context.Context, client.ObjectList, ...client.ListOption) error { return nil }
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }

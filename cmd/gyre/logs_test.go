@@ -24,6 +24,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	cyclonev1alpha1 "github.com/gyreops/gyre/api/cyclone/v1alpha1"
+	"github.com/gyreops/gyre/internal/convention"
 	"github.com/gyreops/gyre/internal/e2etest"
 	"github.com/gyreops/gyre/internal/manager"
 	"github.com/gyreops/gyre/internal/mgrconfig"
@@ -292,6 +293,7 @@ func TestRun_paramsBecomeGlobalVariables(t *testing.T) {
 			g.Expect(err).NotTo(HaveOccurred())
 			g.Expect(run.Spec.GlobalVariables).To(Equal(tc.want))
 			g.Expect(run.GenerateName).To(Equal("build-and-deploy-"))
+			g.Expect(run.Finalizers).To(ConsistOf(convention.RunFinalizer))
 			g.Expect(run.Spec.WorkflowRef.Name).To(Equal("build-and-deploy"))
 			g.Expect(strings.HasPrefix(runPrefix(strings.Repeat("w", 80)), strings.Repeat("w", 40))).To(BeTrue())
 		})

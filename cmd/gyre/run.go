@@ -10,6 +10,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	cyclonev1alpha1 "github.com/gyreops/gyre/api/cyclone/v1alpha1"
+	"github.com/gyreops/gyre/internal/convention"
 	"github.com/gyreops/gyre/internal/mgrconfig"
 )
 
@@ -59,10 +60,12 @@ spec.globalVariables does: its value wins over the Workflow's.`,
 	return cmd
 }
 
-// newRun is a run of workflow with params as its global variables.
+// newRun is a run of workflow with params as its global variables. It
+// carries the engine's finalizer from its creation, as the runs of
+// triggers do, so that the engine need not write it.
 func newRun(workflow string, params []string) (*cyclonev1alpha1.WorkflowRun, error) {
 	run := &cyclonev1alpha1.WorkflowRun{
-		ObjectMeta: metav1.ObjectMeta{GenerateName: runPrefix(workflow)},
+		ObjectMeta: metav1.ObjectMeta{GenerateName: runPrefix(workflow), Finalizers: []string{convention.RunFinalizer}},
 		Spec: cyclonev1alpha1.WorkflowRunSpec{
 			WorkflowRef: &corev1.ObjectReference{APIVersion: cyclonev1alpha1.GroupVersion.String(), Kind: "Workflow", Name: workflow},
 		},

@@ -189,7 +189,7 @@ func (w *watcher) startRun(ctx context.Context) error {
 		wf = names[i]
 	}
 	run := &cyclonev1alpha1.WorkflowRun{
-		ObjectMeta: metav1.ObjectMeta{GenerateName: wf + "-dev-", Namespace: ns},
+		ObjectMeta: metav1.ObjectMeta{GenerateName: wf + "-dev-", Namespace: ns, Finalizers: []string{convention.RunFinalizer}},
 		Spec: cyclonev1alpha1.WorkflowRunSpec{
 			WorkflowRef: &corev1.ObjectReference{Kind: "workflow.cyclone.dev", Name: wf},
 			Timeout:     "10m",
