@@ -111,8 +111,9 @@ type Config struct {
 	// so that a stage that finishes quickly costs one status write instead
 	// of two. It also bounds how long the status of a run in progress may
 	// lag behind its Pods: stages that end and start within it share one
-	// status write (their Pods are created at once all the same), and the
-	// times written for them are those of that write. Not with a
+	// status write (their Pods are created at once all the same). A move
+	// to Running, held back first, may lag by twice it. The times written
+	// are the containers' own, not the write's (see ranAt). Not with a
 	// TenantParallelism. Default 1 second; negative reports every change
 	// at once.
 	RunningReportDelay time.Duration

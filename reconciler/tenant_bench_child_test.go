@@ -24,6 +24,7 @@ import (
 
 	gyrev1alpha1 "github.com/gyreops/gyre/api/gyre/v1alpha1"
 	"github.com/gyreops/gyre/internal/mgrconfig"
+	"github.com/gyreops/gyre/internal/testcluster"
 )
 
 // benchChildEnv carries a gyreChild's task, as JSON, from the benchmark to
@@ -53,13 +54,16 @@ type gyreChild struct {
 	Repository string
 	Result     string
 	ProfileDir string
+	// ControlPlane are the control plane's processes, whose CPU time
+	// the child measures across its first convergence.
+	ControlPlane []int
 }
 
 // gyreResult is what the child measured.
 type gyreResult struct {
-	// First is the first convergence of every Tenant, and CPU the
-	// child's CPU time during it.
-	First, CPU time.Duration
+	// First is the first convergence of every Tenant, CPU the child's
+	// CPU time during it, and ControlPlaneCPU the control plane's.
+	First, CPU, ControlPlaneCPU time.Duration
 	// Requests counts every request of the first convergence, Kinds by
 	// method and resource, and StatusWrites the Tenants' status writes.
 	Requests     int64
@@ -89,7 +93,7 @@ func runGyreChild(b *testing.B, dir, prefix string, n int, repo *gyrev1alpha1.Re
 	task := gyreChild{
 		Kubeconfig: testEnv.Cluster.Kubeconfig, QPS: testEnv.Config.QPS, Burst: testEnv.Config.Burst, Dir: dir, Prefix: prefix, Tenants: n,
 		Repository: repo.Name, Result: filepath.Join(b.TempDir(), "result.json"),
-		ProfileDir: os.Getenv(profileDirEnv),
+		ProfileDir: os.Getenv(profileDirEnv), ControlPlane: controlPlanePIDs(b),
 	}
 	data, err := json.Marshal(task)
 	if err != nil {
@@ -160,9 +164,9 @@ func gyrePhases(t *testing.T, g *WithT, task gyreChild) gyreResult {
 	clk := clocktesting.NewFakeClock(time.Now())
 	rec, stop := startBenchController(g, task.Dir, writes, clk)
 	stopProfile := profileCPU(g, task.ProfileDir)
-	cpuBefore := processCPU()
+	cpuBefore, cpBefore := processCPU(), controlPlaneCPU(t, task.ControlPlane)
 	res.First = converge(g, repo, task.Prefix, task.Tenants)
-	res.CPU = processCPU() - cpuBefore
+	res.CPU, res.ControlPlaneCPU = processCPU()-cpuBefore, controlPlaneCPU(t, task.ControlPlane)-cpBefore
 	stopProfile()
 	res.Requests = writes.requests.Load()
 	writes.mu.Lock()
@@ -228,6 +232,25 @@ func gyrePhases(t *testing.T, g *WithT, task gyreChild) gyreResult {
 	g.Expect(err).NotTo(HaveOccurred())
 	t.Logf("gyre's first convergence: %s, %s of CPU, %.0f MiB resident", res.First, res.CPU, res.RSS)
 	return res
+}
+
+// controlPlanePIDs returns the processes of testEnv's control plane.
+func controlPlanePIDs(tb testing.TB) []int {
+	pids, err := testcluster.ControlPlanePIDs()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return pids
+}
+
+// controlPlaneCPU returns the CPU time the control plane's processes pids
+// have used so far.
+func controlPlaneCPU(tb testing.TB, pids []int) time.Duration {
+	cpu, err := testcluster.ProcessesCPU(pids)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return cpu
 }
 
 // profileCPU profiles this process's CPU into dir/gyre-cpu.prof until the

@@ -170,14 +170,15 @@ func benchTenants(b *testing.B, tenantCount int, p benchPrefixes) {
 	// 500 tenants took 47, 54, 64 and 72 s. So this phase runs once
 	// before gyre's and once after it, and gyre is held to their mean,
 	// which is what the same writes cost at gyre's place in the run.
-	floorBefore := rawWithTenantWrites(b, g, dir, p.floor, tenantCount, repo)
+	floorBefore, floorBeforeCP := rawWithTenantWrites(b, g, dir, p.floor, tenantCount, repo)
 
 	// gyre: first convergence, the no-op check and the restart, in a
 	// process of its own (see gyreChild).
 	b.ResetTimer()
 	res := runGyreChild(b, dir, p.gyre, tenantCount, repo)
 	b.StopTimer()
-	floorAfter := rawWithTenantWrites(b, g, dir, p.after, tenantCount, repo)
+	floorAfter, floorAfterCP := rawWithTenantWrites(b, g, dir, p.after, tenantCount, repo)
+	floorCP := (floorBeforeCP + floorAfterCP) / 2
 	floorTime := (floorBefore + floorAfter) / 2
 	logRequestKinds(b, res.Kinds, float64(tenantCount*40))
 	gyreTime, gyreCPU, checkTime, restartTime := res.First, res.CPU, res.Check, res.Restart
@@ -199,6 +200,11 @@ func benchTenants(b *testing.B, tenantCount int, p benchPrefixes) {
 	// raw and the floor before gyre run one after the other.
 	b.ReportMetric(rawTime.Seconds()/floorBefore.Seconds(), "ceiling-rate")
 	b.ReportMetric(floorTime.Seconds()/gyreTime.Seconds(), "gyre/ceiling-rate")
+	// What the API server and etcd spent on the same writes, from
+	// gyre and from the floor: over 1, gyre asks them for more work.
+	b.ReportMetric(res.ControlPlaneCPU.Seconds(), "gyre-control-plane-cpu-s")
+	b.ReportMetric(floorCP.Seconds(), "floor-control-plane-cpu-s")
+	b.ReportMetric(res.ControlPlaneCPU.Seconds()/floorCP.Seconds(), "gyre/floor-control-plane-cpu")
 	b.ReportMetric(float64(checkTime.Microseconds())/1000, "noop-ms")
 	b.ReportMetric(float64(res.CheckRequests), "noop-requests")
 	b.ReportMetric(float64(len(res.CheckWrites)), "noop-writes")
@@ -255,9 +261,10 @@ func BenchmarkTenantReconcilerMemory(b *testing.B) {
 // inventories: a new Tenant gets no separate progress write) and records three events (Provisioned and one
 // Applied per target). It costs the API server what gyre's convergence
 // costs it when gyre itself costs nothing, so raw time over its time is
-// the best gyre/raw-rate this cluster allows. The Tenants are suspended,
-// and deleted again before it returns.
-func rawWithTenantWrites(b *testing.B, g *WithT, dir, prefix string, n int, repo *gyrev1alpha1.Repository) time.Duration {
+// the best gyre/raw-rate this cluster allows. It returns how long that
+// took, and the control plane's CPU time meanwhile. The Tenants are
+// suspended, and deleted again before it returns.
+func rawWithTenantWrites(b *testing.B, g *WithT, dir, prefix string, n int, repo *gyrev1alpha1.Repository) (time.Duration, time.Duration) {
 	ctx := context.Background()
 	c := testEnv.Client
 	r := render.NewRenderer()
@@ -322,6 +329,8 @@ func rawWithTenantWrites(b *testing.B, g *WithT, dir, prefix string, n int, repo
 		return c.Status().Patch(ctx, t, client.MergeFrom(orig))
 	}
 
+	pids := controlPlanePIDs(b)
+	cp := controlPlaneCPU(b, pids)
 	start := time.Now()
 	// Namespaces first: what goes in them cannot be created before.
 	for _, namespaces := range []bool{true, false} {
@@ -343,13 +352,13 @@ func rawWithTenantWrites(b *testing.B, g *WithT, dir, prefix string, n int, repo
 		eg.Go(func() error { return apply(ectx, o) })
 	}
 	g.Expect(eg.Wait()).To(Succeed())
-	elapsed := time.Since(start)
+	elapsed, cpu := time.Since(start), controlPlaneCPU(b, pids)-cp
 
 	for _, t := range tenantsOf {
 		g.Expect(c.Patch(ctx, t, client.RawPatch(types.MergePatchType, []byte(`{"metadata":{"finalizers":null}}`)))).To(Succeed())
 		g.Expect(c.Delete(ctx, t)).To(Succeed())
 	}
-	return elapsed
+	return elapsed, cpu
 }
 
 // benchRepository creates a suspended Repository whose artifact the

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -44,7 +45,7 @@ func (c *Cluster) PinApart() (func(), error) {
 			rest.Set(cpu)
 		}
 	}
-	pids, err := controlPlanePIDs()
+	pids, err := ControlPlanePIDs()
 	if err != nil {
 		return nil, err
 	}
@@ -91,9 +92,9 @@ func ownCPUs() ([]int, error) {
 	return cpus, nil
 }
 
-// controlPlanePIDs finds the control plane programs this process started:
+// ControlPlanePIDs finds the control plane programs this process started:
 // its children whose program is one a Cluster runs.
-func controlPlanePIDs() ([]int, error) {
+func ControlPlanePIDs() ([]int, error) {
 	entries, err := os.ReadDir("/proc")
 	if err != nil {
 		return nil, fmt.Errorf("list processes: %w", err)
@@ -120,21 +121,53 @@ func controlPlanePIDs() ([]int, error) {
 
 // parentOf returns pid's parent, or 0 when it cannot be read.
 func parentOf(pid int) int {
-	stat, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
-	if err != nil {
-		return 0
-	}
-	// "pid (comm) state ppid ...": comm may hold spaces and parentheses.
-	i := bytes.LastIndexByte(stat, ')')
-	if i < 0 {
-		return 0
-	}
-	fields := bytes.Fields(stat[i+1:])
+	fields := statFields(pid)
 	if len(fields) < 2 {
 		return 0
 	}
 	ppid, _ := strconv.Atoi(string(fields[1]))
 	return ppid
+}
+
+// statFields returns the fields of /proc/<pid>/stat from the state on
+// (field 3 of proc(5) is the first), or nil when it cannot be read.
+func statFields(pid int) [][]byte {
+	stat, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
+	if err != nil {
+		return nil
+	}
+	// "pid (comm) state ppid ...": comm may hold spaces and parentheses.
+	i := bytes.LastIndexByte(stat, ')')
+	if i < 0 {
+		return nil
+	}
+	return bytes.Fields(stat[i+1:])
+}
+
+// ProcessesCPU returns the CPU time, user and system, that the processes
+// pids have used so far. Of the control plane's processes
+// (ControlPlanePIDs), its difference across a benchmark phase is what the
+// phase cost the API server and etcd, whichever process sent the requests.
+func ProcessesCPU(pids []int) (time.Duration, error) {
+	if len(pids) == 0 {
+		return 0, errors.New("no process to measure")
+	}
+	var ticks int64
+	for _, pid := range pids {
+		fields := statFields(pid)
+		if len(fields) < 13 {
+			return 0, fmt.Errorf("read the CPU time of process %d", pid)
+		}
+		for _, f := range fields[11:13] { // utime, stime
+			n, err := strconv.ParseInt(string(f), 10, 64)
+			if err != nil {
+				return 0, fmt.Errorf("CPU time of process %d: %w", pid, err)
+			}
+			ticks += n
+		}
+	}
+	// proc(5) counts in clock ticks, USER_HZ, which is 100 on Linux.
+	return time.Duration(ticks) * (time.Second / 100), nil
 }
 
 // pinThreads sets the CPU mask of every thread of pid, and adds each

@@ -35,14 +35,14 @@ func TestPinApart_keepsTheControlPlaneAndThisProcessOnSeparateCPUs(t *testing.T)
 	c, err := Start(ctx, Options{Scheduler: true})
 	g.Expect(err).NotTo(HaveOccurred())
 	defer c.Stop()
-	before := threadMasks(g, os.Getpid())
+	masksBefore := threadMasks(g, os.Getpid())
 
 	undo, err := c.PinApart()
 	if errors.Is(err, ErrTooFewCPUs) {
 		t.Skip(err)
 	}
 	g.Expect(err).NotTo(HaveOccurred())
-	pids, err := controlPlanePIDs()
+	pids, err := ControlPlanePIDs()
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(pids).To(HaveLen(3), "etcd, kube-apiserver and kube-scheduler")
 	var control unix.CPUSet
@@ -63,9 +63,23 @@ func TestPinApart_keepsTheControlPlaneAndThisProcessOnSeparateCPUs(t *testing.T)
 	_, err = clientset(g, c).CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "pinned"}}, metav1.CreateOptions{})
 	g.Expect(err).NotTo(HaveOccurred(), "the pinned control plane serves")
 
+	// What a phase costs the control plane: its CPU time grows with the
+	// requests it serves.
+	before, err := ProcessesCPU(pids)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(before).To(BeNumerically(">", 0), "starting the control plane took CPU")
+	for i := range 100 {
+		cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "cpu-" + strconv.Itoa(i), Namespace: "pinned"}}
+		_, err := clientset(g, c).CoreV1().ConfigMaps("pinned").Create(ctx, cm, metav1.CreateOptions{})
+		g.Expect(err).NotTo(HaveOccurred())
+	}
+	after, err := ProcessesCPU(pids)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(after).To(BeNumerically(">", before), "100 creates cost the control plane CPU")
+
 	undo()
 	for tid, set := range threadMasks(g, os.Getpid()) {
-		if was, ok := before[tid]; ok {
+		if was, ok := masksBefore[tid]; ok {
 			g.Expect(set).To(Equal(was), "thread %d is back where it was", tid)
 		}
 	}
