@@ -62,6 +62,8 @@ type Engine struct {
 	// swept maps each finished run whose Pods this process has deleted,
 	// or found gone, to its UID (see sweep).
 	swept sync.Map // types.NamespacedName → types.UID
+	// expected holds the Pods created and not in the cache yet.
+	expected podExpectations
 	// boundPVCs maps each tenant PVC ("cluster/namespace/name") found
 	// bound to when it was (see checkPVC).
 	boundPVCs sync.Map // string → time.Time
@@ -148,6 +150,7 @@ func (r *Engine) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, 
 			r.unreported.Delete(req.NamespacedName)
 			r.ending.Delete(req.NamespacedName)
 			r.swept.Delete(req.NamespacedName)
+			r.expected.forgetRun(req.NamespacedName)
 			r.deliveries.Forget(req.NamespacedName)
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
@@ -169,6 +172,7 @@ func (r *Engine) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, 
 	if convention.Finished(run.Status.Overall.Phase) || !run.DeletionTimestamp.IsZero() {
 		r.running.Delete(req.NamespacedName)
 		r.ending.Delete(req.NamespacedName)
+		r.expected.forgetRun(req.NamespacedName)
 	}
 	return status.OnConflict(res, err)
 }
@@ -475,6 +479,7 @@ func (r *Engine) runPods(ctx context.Context, s *scope, kind string) (map[string
 	pods := make(map[string]*corev1.Pod, len(list.Items))
 	for i := range list.Items {
 		pods[list.Items[i].Name] = &list.Items[i]
+		r.expected.observed(client.ObjectKeyFromObject(&list.Items[i]))
 	}
 	return pods, nil
 }

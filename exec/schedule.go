@@ -244,6 +244,10 @@ func (r *Engine) createPod(ctx context.Context, s *scope, pod *corev1.Pod) error
 		s.wakeAt(s.now) // what follows GC, history pruning, goes on
 		return r.writeStatus(ctx, s.run, st)
 	}
+	key := client.ObjectKeyFromObject(pod)
+	if r.expected.pending(s.run.UID, key, s.now) {
+		return nil // an earlier round created it; the cache will show it
+	}
 	if err := r.inject("before-pod-create"); err != nil {
 		return err
 	}
@@ -261,7 +265,8 @@ func (r *Engine) createPod(ctx context.Context, s *scope, pod *corev1.Pod) error
 		if err != nil {
 			return fmt.Errorf("create pod %s/%s: %w", pod.Namespace, pod.Name, err)
 		}
-		ctrl.LoggerFrom(ctx).V(1).Info("Created pod", "Pod", client.ObjectKeyFromObject(pod))
+		ctrl.LoggerFrom(ctx).V(1).Info("Created pod", "Pod", key)
+		r.expected.created(client.ObjectKeyFromObject(s.run), s.run.UID, key, s.now)
 		r.observePodCreated(s, pod)
 		return r.inject("after-pod-create")
 	}

@@ -69,7 +69,7 @@ func (r *Engine) SetupWithManager(mgr ctrl.Manager) error {
 		secrets: mgr.GetAPIReader(),
 		limits:  mgr.GetConfig(),
 		control: &conn{cluster: control},
-		watch:   podSource,
+		watch:   r.podSource,
 		clock:   r.cfg.Clock,
 	}
 	if err := mgr.Add(r.clusters); err != nil {
@@ -78,7 +78,7 @@ func (r *Engine) SetupWithManager(mgr ctrl.Manager) error {
 	c, err := ctrl.NewControllerManagedBy(mgr).
 		Named("workflowrun").
 		For(&cyclonev1alpha1.WorkflowRun{}, builder.WithPredicates(runChanged())).
-		WatchesRawSource(podSource(control)).
+		WatchesRawSource(r.podSource(control)).
 		Watches(&gyrev1alpha1.Tenant{}, handler.EnqueueRequestsFromMapFunc(r.runsOfTenant),
 			builder.WithPredicates(tenantChanged())).
 		WatchesRawSource(r.deliveries.Source()).
@@ -141,10 +141,12 @@ func runChanged() predicate.Predicate {
 }
 
 // podSource watches the engine's Pods in one cluster and enqueues the run
-// each belongs to.
-func podSource(cl cluster.Cluster) source.Source {
+// each belongs to. A Pod deleted before a round listed it is no longer
+// expected (see podExpectations): its stage may need it again.
+func (r *Engine) podSource(cl cluster.Cluster) source.Source {
 	return source.Kind(cl.GetCache(), &corev1.Pod{},
 		handler.TypedEnqueueRequestsFromMapFunc(func(_ context.Context, pod *corev1.Pod) []reconcile.Request {
+			r.expected.observed(client.ObjectKeyFromObject(pod))
 			ns, name, ok := strings.Cut(pod.Annotations[convention.AnnotationRun], "/")
 			if !ok {
 				return nil

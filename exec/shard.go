@@ -37,5 +37,6 @@ func (r *Engine) inShard(ctx context.Context, req types.NamespacedName) (bool, e
 	r.unreported.Delete(req)
 	r.ending.Delete(req)
 	r.swept.Delete(req)
+	r.expected.forgetRun(req)
 	return false, nil
 }

@@ -8,6 +8,7 @@ import (
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 
 	cyclonev1alpha1 "github.com/gyreops/gyre/api/cyclone/v1alpha1"
@@ -188,6 +189,41 @@ func TestPodChanged_wakesTheEngineWhenTheWorkloadEnds(t *testing.T) {
 			g := NewWithT(t)
 			e := event.TypedUpdateEvent[*corev1.Pod]{ObjectOld: stagePod(tt.old), ObjectNew: stagePod(tt.new)}
 			g.Expect(podChanged().Update(e)).To(Equal(tt.want))
+		})
+	}
+}
+
+// TestPodExpectations: a Pod the engine created is not created again by a
+// round that runs before the cache shows it, and is again once the cache
+// showed its deletion, once the wait ran out, or for another run of the
+// same name.
+func TestPodExpectations(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	run := types.NamespacedName{Namespace: "cyclone-t", Name: "r1"}
+	pod := types.NamespacedName{Namespace: "cyclone-t-worker", Name: "r1-a-1"}
+	for _, tc := range []struct {
+		name  string
+		after func(*podExpectations)
+		uid   types.UID
+		at    time.Time
+		want  bool
+	}{
+		{"Created and not in the cache yet: a second round leaves it.", nil, "u1", now.Add(time.Second), true},
+		{"A run of the same name made again has Pods of its own.", nil, "u2", now.Add(time.Second), false},
+		{"Shown by the cache: the cache speaks for it.", func(e *podExpectations) { e.observed(pod) }, "u1", now.Add(time.Second), false},
+		{"Out of the cache for the whole wait: created again.", nil, "u1", now.Add(expectationTimeout), false},
+		{"Its run finished or went.", func(e *podExpectations) { e.forgetRun(run) }, "u1", now.Add(time.Second), false},
+		{"Another run forgotten: still expected.", func(e *podExpectations) { e.forgetRun(types.NamespacedName{Namespace: "cyclone-t", Name: "r2"}) }, "u1", now.Add(time.Second), true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			g := NewWithT(t)
+			var e podExpectations
+			g.Expect(e.pending("u1", pod, now)).To(BeFalse(), "nothing created yet")
+			e.created(run, "u1", pod, now)
+			if tc.after != nil {
+				tc.after(&e)
+			}
+			g.Expect(e.pending(tc.uid, pod, tc.at)).To(Equal(tc.want))
 		})
 	}
 }
