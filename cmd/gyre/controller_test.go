@@ -96,9 +96,11 @@ func TestRunFlags(t *testing.T) {
 	var c exec.Config
 	runFlags(f, &c)
 	g.Expect(c.MissingGracePeriod).To(Equal(30*time.Second), "the default")
-	g.Expect(f.Parse([]string{"--tenant-parallelism", "4", "--missing-grace-period", "1m"})).To(Succeed())
+	g.Expect(c.RunningReportDelay).To(Equal(time.Second), "the default")
+	g.Expect(f.Parse([]string{"--tenant-parallelism", "4", "--missing-grace-period", "1m", "--status-report-delay", "2s"})).To(Succeed())
 	g.Expect(c.TenantParallelism).To(Equal(4))
 	g.Expect(c.MissingGracePeriod).To(Equal(time.Minute))
+	g.Expect(c.RunningReportDelay).To(Equal(2 * time.Second))
 }
 
 func TestOutboundGuard_refusesTheClusterRanges(t *testing.T) {
