@@ -43,7 +43,8 @@
 // ended (unfinished ones are deleted first), then the stage Pods and the
 // GC Pod are deleted with one request and status.cleaned is set. A GC
 // Pod that succeeds within RunningReportDelay of the end has its success
-// written with the end, in one write (see foldGC). A finalizer makes a
+// written with the end, in one write, while GC Pods are that quick (see
+// foldGC). A finalizer makes a
 // deleted run clean up too.
 //
 // # Delegation

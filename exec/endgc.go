@@ -3,6 +3,7 @@ package exec
 import (
 	"context"
 	"errors"
+	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -16,7 +17,8 @@ import (
 // A run's end and its clean-up share one status write when the GC is
 // quick. The round that finds the run ended creates its GC Pod at once and
 // holds the end back, as holdBack holds a running run's progress, for at
-// most RunningReportDelay from the end: once the GC Pod has succeeded,
+// most RunningReportDelay from the end, while GC Pods lately finished
+// within it (gcPace): once the GC Pod has succeeded,
 // one write records the end, the GC's success and status.cleaned, and one
 // request deletes the run's Pods. A GC Pod still running at the deadline,
 // or failed, gets the end written as before, with the GC Running, and
@@ -92,6 +94,7 @@ func (r *Engine) foldGC(ctx context.Context, s *scope, st *cyclonev1alpha1.Workf
 	st.GC = &cyclonev1alpha1.GCStatus{Phase: cyclonev1alpha1.GCRunning, Attempt: 1, StartTime: &start}
 	switch {
 	case pod != nil && pod.Status.Phase == corev1.PodSucceeded:
+		r.gcPace.observe(s.now.Sub(pod.CreationTimestamp.Time))
 		st.GC.Phase = cyclonev1alpha1.GCSucceeded
 		st.Cleaned = true
 		if err := r.writeStatus(ctx, s.run, st); err != nil {
@@ -104,7 +107,10 @@ func (r *Engine) foldGC(ctx context.Context, s *scope, st *cyclonev1alpha1.Workf
 	case pod != nil && pod.Status.Phase == corev1.PodFailed:
 		return false, nil
 	}
-	due := endAt.Add(r.cfg.RunningReportDelay)
+	due := endAt
+	if r.gcPace.within(r.cfg.RunningReportDelay) {
+		due = due.Add(r.cfg.RunningReportDelay)
+	}
 	if !s.now.Before(due) {
 		return false, nil
 	}
@@ -206,4 +212,36 @@ func (r *Engine) sweep(ctx context.Context, s *scope) error {
 		return nil
 	}
 	return r.deleteRunPods(ctx, s, stagePods)
+}
+
+// gcPace follows how long GC Pods take, from their creation to their
+// success as the engine sees it, so that a run's end waits for its GC Pod
+// (foldGC) only while GC Pods lately finished within RunningReportDelay.
+// On a loaded cluster, where none does, the wait would delay every end by
+// RunningReportDelay and save no write: the end is then written at once,
+// with the GC Running, as it is when the wait runs out.
+type gcPace struct {
+	mu  sync.Mutex
+	avg time.Duration // moving average; zero before the first GC Pod
+}
+
+// observe records a GC Pod that took d.
+func (p *gcPace) observe(d time.Duration) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.avg == 0 {
+		p.avg = d
+		return
+	}
+	// A quarter of the weight on the newest: a few quick GC Pods in a
+	// row bring the wait back, one slow one does not take it away.
+	p.avg += (d - p.avg) / 4
+}
+
+// within reports whether GC Pods lately took less than limit, or none was
+// seen yet.
+func (p *gcPace) within(limit time.Duration) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.avg < limit
 }

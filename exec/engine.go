@@ -64,6 +64,8 @@ type Engine struct {
 	swept sync.Map // types.NamespacedName → types.UID
 	// expected holds the Pods created and not in the cache yet.
 	expected podExpectations
+	// gcPace follows how long GC Pods take (see foldGC).
+	gcPace gcPace
 	// boundPVCs maps each tenant PVC ("cluster/namespace/name") found
 	// bound to when it was (see checkPVC).
 	boundPVCs sync.Map // string → time.Time

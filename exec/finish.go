@@ -176,6 +176,7 @@ func (r *Engine) cleanup(ctx context.Context, s *scope) (bool, error) {
 	case pod.DeletionTimestamp != nil:
 		return false, nil // an earlier attempt is going away
 	case pod.Status.Phase == corev1.PodSucceeded:
+		r.gcPace.observe(s.now.Sub(pod.CreationTimestamp.Time))
 		if err := r.deleteRunPods(ctx, s, stagePods); err != nil {
 			return false, err
 		}

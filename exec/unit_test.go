@@ -227,3 +227,24 @@ func TestPodExpectations(t *testing.T) {
 		})
 	}
 }
+
+// TestGCPace: a run's end waits for its GC Pod only while GC Pods lately
+// finished within the wait; a few quick ones bring the wait back, one slow
+// one among quick ones does not take it away.
+func TestGCPace(t *testing.T) {
+	g := NewWithT(t)
+	var p gcPace
+	g.Expect(p.within(time.Second)).To(BeTrue(), "no GC Pod seen yet: try")
+	p.observe(300 * time.Millisecond)
+	g.Expect(p.within(time.Second)).To(BeTrue())
+	p.observe(3 * time.Second)
+	g.Expect(p.within(time.Second)).To(BeTrue(), "one slow GC Pod among quick ones")
+	for range 3 {
+		p.observe(3 * time.Second)
+	}
+	g.Expect(p.within(time.Second)).To(BeFalse(), "GC Pods lately slower than the wait")
+	for range 6 {
+		p.observe(200 * time.Millisecond)
+	}
+	g.Expect(p.within(time.Second)).To(BeTrue(), "quick again")
+}
