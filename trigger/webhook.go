@@ -264,37 +264,44 @@ func replayKey(trigger string, e scmEvent) string {
 	return convention.Hash(strings.Join([]string{e.provider, trigger, e.kind, e.repo, e.ref, e.sha, e.commentID, e.comment}, "\x00"), 32)
 }
 
-// scmRunName is the run the event of key starts for trigger at now: the
-// same event within one span of the window always gives the same name,
-// so that two deliveries racing each other find one run. A Subversion
-// commit happens once: its name does not depend on the time.
-func scmRunName(trigger, key string, e scmEvent, now time.Time, window time.Duration) string {
+// scmRunName is the seq-th run of the event of key for trigger. Two
+// deliveries of one event racing each other, on one replica or on two,
+// both find the event's latest run and name the same next one, and the API
+// server creates it once: which run is next never depends on a clock, so
+// deliveries on either side of a window boundary, or on replicas whose
+// clocks differ, cannot start two. A Subversion commit happens once: its
+// name does not depend on seq.
+func scmRunName(trigger, key string, e scmEvent, seq int) string {
 	if e.provider == providerSVN {
 		return convention.RunName(trigger, convention.Hash(key, 10))
 	}
-	span := strconv.FormatInt(now.UTC().Truncate(window).Unix(), 10)
-	return convention.RunName(trigger, convention.Hash(key+"/"+span, 10))
+	return convention.RunName(trigger, convention.Hash(key+"/"+strconv.Itoa(seq), 10))
 }
 
 // recentRun returns the name of a run of the event of key received within
-// the window before now, or "". It reads the API server, not a cache: a
-// run created a moment ago counts. A Subversion commit's run counts
-// whenever it was received.
-func (s *WebhookServer) recentRun(ctx context.Context, ns, key string, e scmEvent, now time.Time) (string, error) {
+// the window before now, or "", and the sequence number of the event's
+// next run. It reads the API server, not a cache: a run created a moment
+// ago counts. A Subversion commit's run counts whenever it was received.
+// Runs of the event started before runs were numbered count as number 0.
+func (s *WebhookServer) recentRun(ctx context.Context, ns, key string, e scmEvent, now time.Time) (string, int, error) {
 	list := &cyclonev1alpha1.WorkflowRunList{}
 	if err := s.opts.APIReader.List(ctx, list, client.InNamespace(ns), client.MatchingLabels{convention.LabelSCMEvent: key}); err != nil {
-		return "", fmt.Errorf("list runs of event %s: %w", key, err)
+		return "", 0, fmt.Errorf("list runs of event %s: %w", key, err)
 	}
+	recent, last := "", 0
 	for _, r := range list.Items {
 		received, err := time.Parse(time.RFC3339, r.Annotations[convention.AnnotationSCMReceived])
 		if err != nil {
 			continue // not the server's run: the label alone proves nothing
 		}
-		if e.provider == providerSVN || now.Sub(received) < s.opts.ReplayWindow {
-			return r.Name, nil
+		if seq, err := strconv.Atoi(r.Annotations[convention.AnnotationSCMSequence]); err == nil {
+			last = max(last, seq)
+		}
+		if recent == "" && (e.provider == providerSVN || now.Sub(received) < s.opts.ReplayWindow) {
+			recent = r.Name
 		}
 	}
-	return "", nil
+	return recent, last + 1, nil
 }
 
 // fire starts the run of e for trig and records it in trig's status. An
@@ -303,7 +310,7 @@ func (s *WebhookServer) recentRun(ctx context.Context, ns, key string, e scmEven
 func (s *WebhookServer) fire(ctx context.Context, log logr.Logger, trig *cyclonev1alpha1.WorkflowTrigger, e scmEvent) (firedRun, error) {
 	now := s.opts.Clock.Now()
 	key := replayKey(trig.Name, e)
-	existing, err := s.recentRun(ctx, trig.Namespace, key, e, now)
+	existing, seq, err := s.recentRun(ctx, trig.Namespace, key, e, now)
 	if err != nil {
 		return firedRun{Trigger: trig.Name}, fmt.Errorf("trigger %q: %w", trig.Name, err)
 	}
@@ -311,8 +318,9 @@ func (s *WebhookServer) fire(ctx context.Context, log logr.Logger, trig *cyclone
 		log.Info("Replayed event: run exists", "WorkflowRun", klog.KRef(trig.Namespace, existing))
 		return firedRun{Trigger: trig.Name, Run: existing}, nil
 	}
-	run := newRun(trig, scmRunName(trig.Name, key, e, now, s.opts.ReplayWindow), map[string]string{
+	run := newRun(trig, scmRunName(trig.Name, key, e, seq), map[string]string{
 		convention.AnnotationSCMDelivery: e.provider + "/" + e.delivery,
+		convention.AnnotationSCMSequence: strconv.Itoa(seq),
 		convention.AnnotationSCMEvent:    e.kind,
 		convention.AnnotationSCMReceived: now.UTC().Format(time.RFC3339),
 	}, e.variables())

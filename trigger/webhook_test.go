@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -766,4 +767,96 @@ func TestHA_webhookOnEveryReplicaStartsOneRun(t *testing.T) {
 	g.Eventually(func(g Gomega) {
 		g.Expect(getTrigger(g, ns, "build").Status.Count).To(Equal(1))
 	}).Should(Succeed())
+}
+
+// TestHA_webhookReplicasAcrossAWindowBoundaryStartOneRun: two replicas
+// whose clocks read either side of a replay window's boundary, one a
+// second behind the other, get the same event at once. Each looks for the
+// event's runs before either has created one, and both must still agree
+// on one run.
+func TestHA_webhookReplicasAcrossAWindowBoundaryStartOneRun(t *testing.T) {
+	testcluster.Require(t)
+	g := NewWithT(t)
+	ns, _ := newWebhookTest(t)
+	together := &listTogether{Reader: k8sClient, arrived: map[string]chan struct{}{}}
+	boundary := time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
+	servers := []*WebhookServer{}
+	for _, at := range []time.Time{boundary.Add(-500 * time.Millisecond), boundary.Add(500 * time.Millisecond)} {
+		servers = append(servers, NewWebhookServer(k8sClient, WebhookOptions{
+			APIReader: together,
+			Recorder:  events.NewFakeRecorder(100),
+			Clock:     clocktesting.NewFakeClock(at),
+		}))
+	}
+	body := readPayload(t, "github-push.json")
+	var wg sync.WaitGroup
+	for i, srv := range servers {
+		d := delivery{providerGitHub, "push", fmt.Sprintf("delivery-%d", i), body, "good", ""}
+		wg.Go(func() {
+			rec := httptest.NewRecorder()
+			srv.ServeHTTP(rec, d.request(ns))
+			if rec.Code != http.StatusAccepted {
+				t.Errorf("delivery %s: %d %s", d.id, rec.Code, rec.Body.String())
+			}
+		})
+	}
+	wg.Wait()
+	g.Expect(together.met.Load()).To(BeNumerically(">", 0), "the deliveries looked for runs together")
+	names := func() []string {
+		var out []string
+		for _, r := range runsByTrigger(g, ns)["build"] {
+			out = append(out, r.Name+" #"+r.Annotations[convention.AnnotationSCMSequence])
+		}
+		sort.Strings(out)
+		return out
+	}
+	g.Expect(names()).To(HaveLen(1), "runs of the event")
+
+	// An hour on, the same event is a deliberate rebuild: the next run.
+	later := NewWebhookServer(k8sClient, WebhookOptions{
+		Recorder: events.NewFakeRecorder(100),
+		Clock:    clocktesting.NewFakeClock(boundary.Add(DefaultReplayWindow + time.Second)),
+	})
+	rec := httptest.NewRecorder()
+	later.ServeHTTP(rec, delivery{providerGitHub, "push", "rebuild", body, "good", ""}.request(ns))
+	g.Expect(rec.Code).To(Equal(http.StatusAccepted), rec.Body.String())
+	g.Expect(names()).To(ConsistOf(HaveSuffix(" #1"), HaveSuffix(" #2")), "runs of the event")
+}
+
+// listTogether is an API reader whose listings of an event's runs wait,
+// for up to five seconds, for a second listing of the same runs: two
+// deliveries then both look before either creates, the interleaving in
+// which each could take itself for the first.
+type listTogether struct {
+	client.Reader
+	mu      sync.Mutex
+	arrived map[string]chan struct{}
+	met     atomic.Int32
+}
+
+func (l *listTogether) List(ctx context.Context, list client.ObjectList, opts ...client.ListOption) error {
+	err := l.Reader.List(ctx, list, opts...)
+	if _, ok := list.(*cyclonev1alpha1.WorkflowRunList); !ok {
+		return err
+	}
+	o := &client.ListOptions{}
+	o.ApplyOptions(opts)
+	key := o.Namespace + "/" + o.LabelSelector.String()
+	l.mu.Lock()
+	ch, waiting := l.arrived[key]
+	if waiting {
+		delete(l.arrived, key)
+		close(ch)
+		l.met.Add(1)
+		l.mu.Unlock()
+		return err
+	}
+	ch = make(chan struct{})
+	l.arrived[key] = ch
+	l.mu.Unlock()
+	select {
+	case <-ch:
+	case <-time.After(5 * time.Second):
+	}
+	return err
 }

@@ -116,6 +116,10 @@ const (
 	// that started a run, in RFC 3339, by the server's clock: the replay
 	// window counts from it.
 	AnnotationSCMReceived = "gyre.dev/scm-received"
+	// AnnotationSCMSequence numbers the runs of one SCM event, from 1: a
+	// delivery outside the replay window of the event's latest run starts
+	// the next, whose name follows from the number.
+	AnnotationSCMSequence = "gyre.dev/scm-event-sequence"
 	// AnnotationSCMEvent is the kind of SCM event that started a run:
 	// push, tag, pullRequest, pullRequestComment or postCommit.
 	AnnotationSCMEvent = "gyre.dev/scm-event"
