@@ -380,7 +380,7 @@ func TestEngine_stageTimesComeFromTheirPods(t *testing.T) {
 	cfg := testConfig()
 	cfg.StatusReportDelay = time.Minute
 	cfg.EndReportDelay = time.Minute // one write, at the end
-	cfg.GCDelay = time.Minute        // the Pods stay to be compared
+	cfg.GCDelay = time.Minute            // the Pods stay to be compared
 	startEngine(t, env.Config, cfg)
 	createWorkflow(t, ns, "chain", []*cyclonev1alpha1.Stage{
 		stage(ns, "a", succeed("0s")), stage(ns, "b", succeed("3s")),
