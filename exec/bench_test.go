@@ -623,7 +623,7 @@ func benchRun(b *testing.B, raw, lifecycles float64) benchResult {
 	b.ReportMetric(1000*queued/max(queueings, 1), "load-queue-wait-ms")
 	b.ReportMetric(1000*worked/max(works, 1), "load-reconcile-ms")
 	// The share of runs whose end was written with their clean-up, in
-	// one write: the others' GC Pods took longer than EndReportDelay.
+	// one write: the others' GC Pods took longer than RunningReportDelay.
 	b.ReportMetric(folded()/benchRuns, "ends-with-gc")
 	b.Logf("%.1f stages/s = %.2f × raw Pod creates/s (%.1f) = %.2f × raw Pod lifecycles/s (%.1f)",
 		stagesPerSec, stagesPerSec/raw, raw, stagesPerSec/lifecycles, lifecycles)

@@ -118,7 +118,7 @@ func TestEngine_deletingARunWhoseEndIsHeldBackCleansItsData(t *testing.T) {
 	rec := recordPods(t, k8s, worker)
 	cfg := testConfig()
 	cfg.StatusReportDelay = time.Minute
-	cfg.EndReportDelay = time.Minute
+	cfg.RunningReportDelay = time.Minute
 	// Long enough that the run is still held back when the test
 	// deletes it.
 	cfg.GCPodAnnotations = succeed("6s")

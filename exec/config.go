@@ -109,20 +109,20 @@ type Config struct {
 	// StatusReportDelay bounds how long the status of a run in progress
 	// may lag behind its Pods: stage changes within it of the first one
 	// not yet written share one status write (their Pods are created at
-	// once all the same). It also holds back a stage's move from Pending
-	// to Running until the engine has seen its Pod running this long, so
-	// that a stage that finishes within it costs one write instead of two;
-	// the move may then wait as long again. Under load, where a stage's
-	// Pod takes seconds to come and go, a shorter delay costs a write per
-	// wave of stages. The times written are the containers' own, not the
-	// write's (see ranAt). Not with a TenantParallelism. Default 3
-	// seconds; negative writes every change at once.
+	// once all the same). Under load, where a stage's Pod takes seconds to
+	// come and go, a shorter delay costs a write per wave of stages. The
+	// times written are the containers' own, not the write's (see ranAt).
+	// Not with a TenantParallelism. Default 3 seconds; negative writes
+	// every change at once.
 	StatusReportDelay time.Duration
-	// EndReportDelay is how long a run's end waits for its GC Pod, so that
-	// a quick GC is written with the end, in one write (see foldGC). The
-	// end is what users wait for: it is held back less than progress.
-	// Default 1 second; negative writes the end at once.
-	EndReportDelay time.Duration
+	// RunningReportDelay holds back a stage's move from Pending to Running
+	// in the status until the engine has seen its Pod running this long,
+	// so that a stage that finishes quickly costs one status write instead
+	// of two; the move may then wait StatusReportDelay more. It is also
+	// how long a run's end waits for its GC Pod, so that a quick GC is
+	// written with the end (see foldGC). Default 1 second; negative
+	// reports Running at once and writes the end without waiting.
+	RunningReportDelay time.Duration
 	// WaitInterval is how often a run blocked by the tenant cap or an
 	// unreachable execution cluster looks again. Default 5 seconds.
 	WaitInterval time.Duration
@@ -243,8 +243,8 @@ func (c Config) withDefaults() Config {
 	if c.StatusReportDelay == 0 {
 		c.StatusReportDelay = 3 * time.Second
 	}
-	if c.EndReportDelay == 0 {
-		c.EndReportDelay = time.Second
+	if c.RunningReportDelay == 0 {
+		c.RunningReportDelay = time.Second
 	}
 	if c.WaitInterval <= 0 {
 		c.WaitInterval = 5 * time.Second

@@ -17,7 +17,7 @@ import (
 // A run's end and its clean-up share one status write when the GC is
 // quick. The round that finds the run ended creates its GC Pod at once and
 // holds the end back, as holdBack holds a running run's progress, for at
-// most EndReportDelay from the end, while GC Pods lately finished
+// most RunningReportDelay from the end, while GC Pods lately finished
 // within it (gcPace): once the GC Pod has succeeded,
 // one write records the end, the GC's success and status.cleaned, and one
 // request deletes the run's Pods. A GC Pod still running at the deadline,
@@ -108,8 +108,8 @@ func (r *Engine) foldGC(ctx context.Context, s *scope, st *cyclonev1alpha1.Workf
 		return false, nil
 	}
 	due := endAt
-	if r.gcPace.within(r.cfg.EndReportDelay) {
-		due = due.Add(r.cfg.EndReportDelay)
+	if r.gcPace.within(r.cfg.RunningReportDelay) {
+		due = due.Add(r.cfg.RunningReportDelay)
 	}
 	if !s.now.Before(due) {
 		return false, nil
@@ -120,14 +120,14 @@ func (r *Engine) foldGC(ctx context.Context, s *scope, st *cyclonev1alpha1.Workf
 
 // mayFoldGC reports whether the end st of a run, which needs a GC Pod,
 // may wait for it (see foldGC): not when the end is written at once
-// anyway (no EndReportDelay, a TenantParallelism counting the run's
+// anyway (no RunningReportDelay, a TenantParallelism counting the run's
 // attempts from its written status, a step that must be written now, a
 // start whose drawn values are written first), not when the GC waits
 // (GCDelay) or follows notifications, which are sent once the end is
 // written, and not while a stage Pod has not ended: the GC must not
 // remove data a Pod still writes.
 func (r *Engine) mayFoldGC(s *scope, st *cyclonev1alpha1.WorkflowRunStatus, starting bool, pods map[string]*corev1.Pod) bool {
-	if r.cfg.EndReportDelay <= 0 || r.cfg.TenantParallelism > 0 || r.cfg.GCDelay > 0 || s.writeNow {
+	if r.cfg.RunningReportDelay <= 0 || r.cfg.TenantParallelism > 0 || r.cfg.GCDelay > 0 || s.writeNow {
 		return false
 	}
 	if starting && r.drawsVariables(s) {
@@ -216,9 +216,9 @@ func (r *Engine) sweep(ctx context.Context, s *scope) error {
 
 // gcPace follows how long GC Pods take, from their creation to their
 // success as the engine sees it, so that a run's end waits for its GC Pod
-// (foldGC) only while GC Pods lately finished within EndReportDelay.
+// (foldGC) only while GC Pods lately finished within RunningReportDelay.
 // On a loaded cluster, where none does, the wait would delay every end by
-// EndReportDelay and save no write: the end is then written at once,
+// RunningReportDelay and save no write: the end is then written at once,
 // with the GC Running, as it is when the wait runs out.
 type gcPace struct {
 	mu  sync.Mutex

@@ -115,7 +115,7 @@ func TestEngine_stagesEndingTogetherShareOneEvent(t *testing.T) {
 			ns := newTenant(t)
 			cfg := testConfig()
 			cfg.StatusReportDelay = time.Minute
-			cfg.EndReportDelay = time.Minute // one write, at the end
+			cfg.RunningReportDelay = time.Minute // one write, at the end
 			startEngine(t, env.Config, cfg)
 			createWorkflow(t, ns, "wf", []*cyclonev1alpha1.Stage{
 				stage(ns, "a", succeed("0s")), stage(ns, "b", succeed("0s")), stage(ns, "c", succeed("0s")), stage(ns, "d", tc.last),

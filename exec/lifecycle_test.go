@@ -171,7 +171,7 @@ func TestEngine_reconcilesPerRun(t *testing.T) {
 // TestEngine_writesPerRun: a run whose stages follow one another within
 // StatusReportDelay, and whose start draws no variable values, writes
 // its status once: its end, with its clean-up, since its GC Pod succeeds
-// within EndReportDelay of the end; not at its start nor once per
+// within RunningReportDelay of the end; not at its start nor once per
 // stage. Its Pods, all ended by the GC, go with one request. A run
 // created with the engine's finalizer, as triggers create theirs, costs
 // no write of its metadata.
@@ -185,7 +185,7 @@ func TestEngine_writesPerRun(t *testing.T) {
 	cfg := testConfig()
 	// Long enough that a loaded machine cannot spread the chain wider.
 	cfg.StatusReportDelay = time.Minute
-	cfg.EndReportDelay = time.Minute
+	cfg.RunningReportDelay = time.Minute
 	startEngine(t, countingConfig(&writes), cfg)
 	createWorkflow(t, ns, "chain", []*cyclonev1alpha1.Stage{
 		stage(ns, "a", succeed("0s")), stage(ns, "b", succeed("0s")), stage(ns, "c", succeed("0s")), stage(ns, "d", succeed("0s")), stage(ns, "e", succeed("0s")),
@@ -286,7 +286,7 @@ func recordRun(t testing.TB, ns, name string) func() []runVersion {
 }
 
 // TestEngine_slowGCDoesNotHoldTheEndBack: a run's end waits for its GC
-// Pod for EndReportDelay at most. A GC Pod that takes longer, or
+// Pod for RunningReportDelay at most. A GC Pod that takes longer, or
 // fails, gets the end written while the GC is still running, as a user
 // watching the run sees it.
 func TestEngine_slowGCDoesNotHoldTheEndBack(t *testing.T) {
@@ -296,7 +296,7 @@ func TestEngine_slowGCDoesNotHoldTheEndBack(t *testing.T) {
 		gc     map[string]string
 		wantGC cyclonev1alpha1.GCPhase
 	}{
-		{name: "A GC Pod slower than EndReportDelay gets the end written first.", gc: succeed("4s"), wantGC: cyclonev1alpha1.GCSucceeded},
+		{name: "A GC Pod slower than RunningReportDelay gets the end written first.", gc: succeed("4s"), wantGC: cyclonev1alpha1.GCSucceeded},
 		{name: "A failing GC Pod gets the end written first.", gc: fail("0s"), wantGC: cyclonev1alpha1.GCFailed},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -332,7 +332,7 @@ func TestEngine_restartWhileTheEndIsHeldBack(t *testing.T) {
 	writes.tracing.Store(true)
 	cfg := testConfig()
 	cfg.StatusReportDelay = time.Minute
-	cfg.EndReportDelay = time.Minute // nothing is written before the end
+	cfg.RunningReportDelay = time.Minute // nothing is written before the end
 	killed := make(chan struct{})
 	var dead atomic.Bool
 	_, stop := startEngineOn(t, countingConfig(&writes), cfg, func(p string) error {
@@ -379,7 +379,7 @@ func TestEngine_stageTimesComeFromTheirPods(t *testing.T) {
 	ns := newTenant(t)
 	cfg := testConfig()
 	cfg.StatusReportDelay = time.Minute
-	cfg.EndReportDelay = time.Minute // one write, at the end
+	cfg.RunningReportDelay = time.Minute // one write, at the end
 	cfg.GCDelay = time.Minute            // the Pods stay to be compared
 	startEngine(t, env.Config, cfg)
 	createWorkflow(t, ns, "chain", []*cyclonev1alpha1.Stage{
@@ -421,7 +421,7 @@ func TestEngine_drawnValuesAreTheSameInEveryPod(t *testing.T) {
 	ns := newTenant(t)
 	cfg := testConfig()
 	cfg.StatusReportDelay = time.Minute
-	cfg.EndReportDelay = time.Minute
+	cfg.RunningReportDelay = time.Minute
 	cfg.GCDelay = time.Minute // the Pods stay to be read
 	startEngine(t, env.Config, cfg)
 	var stages []*cyclonev1alpha1.Stage

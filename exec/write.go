@@ -33,7 +33,7 @@ import (
 // run is in progress (holdBack), for at most StatusReportDelay, so that
 // stages that follow one another quickly share one write. The run's end
 // is held back the same way while its GC Pod runs (foldGC), for at most
-// EndReportDelay from the end, so that a quick GC is written with the
+// RunningReportDelay from the end, so that a quick GC is written with the
 // end; the end is derived again, the same, by every round until then. It
 // writes more than once only where a later step must follow a recorded
 // one: the drawn values of the run's start before its first Pod, a Pod
