@@ -117,7 +117,6 @@ func TestEngine_deletingARunWhoseEndIsHeldBackCleansItsData(t *testing.T) {
 	worker := "cyclone-" + Tenant(ns) + "-worker"
 	rec := recordPods(t, k8s, worker)
 	cfg := testConfig()
-	cfg.StatusReportDelay = time.Minute
 	cfg.RunningReportDelay = time.Minute
 	// Long enough that the run is still held back when the test
 	// deletes it.

@@ -106,22 +106,16 @@ type Config struct {
 	// Defaults 10 seconds and 5 minutes.
 	RetryBackoff    time.Duration
 	MaxRetryBackoff time.Duration
-	// StatusReportDelay bounds how long the status of a run in progress
-	// may lag behind its Pods: stage changes within it of the first one
-	// not yet written share one status write (their Pods are created at
-	// once all the same). Under load, where a stage's Pod takes seconds to
-	// come and go, a shorter delay costs a write per wave of stages. The
-	// times written are the containers' own, not the write's (see ranAt).
-	// Not with a TenantParallelism. Default 3 seconds; negative writes
-	// every change at once.
-	StatusReportDelay time.Duration
 	// RunningReportDelay holds back a stage's move from Pending to Running
 	// in the status until the engine has seen its Pod running this long,
 	// so that a stage that finishes quickly costs one status write instead
-	// of two; the move may then wait StatusReportDelay more. It is also
-	// how long a run's end waits for its GC Pod, so that a quick GC is
-	// written with the end (see foldGC). Default 1 second; negative
-	// reports Running at once and writes the end without waiting.
+	// of two. It also bounds how long the status of a run in progress may
+	// lag behind its Pods: stages that end and start within it share one
+	// status write (their Pods are created at once all the same). A move
+	// to Running, held back first, may lag by twice it. The times written
+	// are the containers' own, not the write's (see ranAt). Not with a
+	// TenantParallelism. Default 1 second; negative reports every change
+	// at once.
 	RunningReportDelay time.Duration
 	// WaitInterval is how often a run blocked by the tenant cap or an
 	// unreachable execution cluster looks again. Default 5 seconds.
@@ -239,9 +233,6 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxRetryBackoff <= 0 {
 		c.MaxRetryBackoff = 5 * time.Minute
-	}
-	if c.StatusReportDelay == 0 {
-		c.StatusReportDelay = 3 * time.Second
 	}
 	if c.RunningReportDelay == 0 {
 		c.RunningReportDelay = time.Second

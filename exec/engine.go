@@ -295,9 +295,6 @@ func (r *Engine) progress(ctx context.Context, s *scope) error {
 		}
 	}
 	missing := r.observe(s, st, pods)
-	if run.Spec.Stop || r.runTimedOut(s, st) {
-		missing = r.adoptHeld(s, st, pods, missing)
-	}
 	switch {
 	case run.Spec.Stop:
 		msg := "the run was stopped"
@@ -386,7 +383,7 @@ func (r *Engine) progress(ctx context.Context, s *scope) error {
 }
 
 // holdBack reports whether the status of a run in progress, changed by
-// the round, may wait: it does, for at most StatusReportDelay from the
+// the round, may wait: it does, for at most RunningReportDelay from the
 // first change it holds, so that stages that follow one another quickly
 // cost one status write, not one each. The round's Pods exist already,
 // and a later round derives the same attempts again and adopts them (see
@@ -394,7 +391,7 @@ func (r *Engine) progress(ctx context.Context, s *scope) error {
 // other runs' statuses record, nor when a delegation stage changed: its
 // outcome is taken from the delivery queue once, and must be written.
 func (r *Engine) holdBack(s *scope, st *cyclonev1alpha1.WorkflowRunStatus) bool {
-	if s.writeNow || r.cfg.StatusReportDelay <= 0 || r.cfg.TenantParallelism > 0 {
+	if s.writeNow || r.cfg.RunningReportDelay <= 0 || r.cfg.TenantParallelism > 0 {
 		return false
 	}
 	st.ObservedGeneration = s.run.Generation
@@ -402,7 +399,7 @@ func (r *Engine) holdBack(s *scope, st *cyclonev1alpha1.WorkflowRunStatus) bool 
 		return false // nothing to write
 	}
 	since, _ := r.unreported.LoadOrStore(client.ObjectKeyFromObject(s.run), s.now)
-	due := since.(time.Time).Add(r.cfg.StatusReportDelay)
+	due := since.(time.Time).Add(r.cfg.RunningReportDelay)
 	if !s.now.Before(due) {
 		return false
 	}

@@ -114,7 +114,6 @@ func TestEngine_stagesEndingTogetherShareOneEvent(t *testing.T) {
 			g := NewWithT(t)
 			ns := newTenant(t)
 			cfg := testConfig()
-			cfg.StatusReportDelay = time.Minute
 			cfg.RunningReportDelay = time.Minute // one write, at the end
 			startEngine(t, env.Config, cfg)
 			createWorkflow(t, ns, "wf", []*cyclonev1alpha1.Stage{

@@ -169,7 +169,7 @@ func TestEngine_reconcilesPerRun(t *testing.T) {
 }
 
 // TestEngine_writesPerRun: a run whose stages follow one another within
-// StatusReportDelay, and whose start draws no variable values, writes
+// RunningReportDelay, and whose start draws no variable values, writes
 // its status once: its end, with its clean-up, since its GC Pod succeeds
 // within RunningReportDelay of the end; not at its start nor once per
 // stage. Its Pods, all ended by the GC, go with one request. A run
@@ -184,7 +184,6 @@ func TestEngine_writesPerRun(t *testing.T) {
 	writes.tracing.Store(true)
 	cfg := testConfig()
 	// Long enough that a loaded machine cannot spread the chain wider.
-	cfg.StatusReportDelay = time.Minute
 	cfg.RunningReportDelay = time.Minute
 	startEngine(t, countingConfig(&writes), cfg)
 	createWorkflow(t, ns, "chain", []*cyclonev1alpha1.Stage{
@@ -331,7 +330,6 @@ func TestEngine_restartWhileTheEndIsHeldBack(t *testing.T) {
 	var writes writeCounter
 	writes.tracing.Store(true)
 	cfg := testConfig()
-	cfg.StatusReportDelay = time.Minute
 	cfg.RunningReportDelay = time.Minute // nothing is written before the end
 	killed := make(chan struct{})
 	var dead atomic.Bool
@@ -378,7 +376,6 @@ func TestEngine_stageTimesComeFromTheirPods(t *testing.T) {
 	requireCluster(t)
 	ns := newTenant(t)
 	cfg := testConfig()
-	cfg.StatusReportDelay = time.Minute
 	cfg.RunningReportDelay = time.Minute // one write, at the end
 	cfg.GCDelay = time.Minute            // the Pods stay to be compared
 	startEngine(t, env.Config, cfg)
@@ -420,7 +417,6 @@ func TestEngine_drawnValuesAreTheSameInEveryPod(t *testing.T) {
 	requireCluster(t)
 	ns := newTenant(t)
 	cfg := testConfig()
-	cfg.StatusReportDelay = time.Minute
 	cfg.RunningReportDelay = time.Minute
 	cfg.GCDelay = time.Minute // the Pods stay to be read
 	startEngine(t, env.Config, cfg)

@@ -28,7 +28,7 @@ func TestEngine_crashAtEveryStep(t *testing.T) {
 			ns := newTenant(t)
 			rec := recordPods(t, k8s, "cyclone-"+Tenant(ns)+"-worker")
 			var calls atomic.Int64
-			e, _ := startEngineWith(t, writeOften(), func(p string) error {
+			e, _ := startEngineWith(t, testConfig(), func(p string) error {
 				if p == point && calls.Add(1)%2 == 1 {
 					return errKilled
 				}
@@ -58,7 +58,7 @@ func TestEngine_restartAtEveryStep(t *testing.T) {
 			g := NewWithT(t)
 			ns := newTenant(t)
 			rec := recordPods(t, k8s, "cyclone-"+Tenant(ns)+"-worker")
-			// Stages a and d take longer than the report delays, so that
+			// Stages a and d take longer than RunningReportDelay, so that
 			// the run writes its status more than once, and each engine
 			// can die at its status write: a quick run writes it once,
 			// at its end, with its clean-up.
@@ -73,7 +73,7 @@ func TestEngine_restartAtEveryStep(t *testing.T) {
 				var dead atomic.Bool
 				var arrivals atomic.Int64
 				life := int64(restarts + 1)
-				_, stop := startEngineWith(t, writeOften(), func(p string) error {
+				_, stop := startEngineWith(t, testConfig(), func(p string) error {
 					if dead.Load() {
 						return errKilled
 					}
@@ -117,13 +117,4 @@ func killedOrDone(killed chan struct{}, ns string) bool {
 		return false
 	}
 	return run.Status.GC != nil && run.Status.GC.Phase != cyclonev1alpha1.GCRunning
-}
-
-// writeOften is testConfig with the shortest status report delay that
-// still batches: a run writes its status once per wave of stages, so that
-// an engine can die at more than one of its writes.
-func writeOften() Config {
-	cfg := testConfig()
-	cfg.StatusReportDelay = time.Second
-	return cfg
 }

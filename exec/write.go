@@ -30,7 +30,7 @@ import (
 //
 // A reconcile writes the status once at most: progress computes the whole
 // round, creates its Pods, then writes, or holds the write back while the
-// run is in progress (holdBack), for at most StatusReportDelay, so that
+// run is in progress (holdBack), for at most RunningReportDelay, so that
 // stages that follow one another quickly share one write. The run's end
 // is held back the same way while its GC Pod runs (foldGC), for at most
 // RunningReportDelay from the end, so that a quick GC is written with the

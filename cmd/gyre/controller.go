@@ -120,8 +120,7 @@ applied and pruned, WorkflowRuns executed, WorkflowTriggers fired.`,
 func runFlags(f *pflag.FlagSet, c *exec.Config) {
 	f.IntVar(&c.TenantParallelism, "tenant-parallelism", 0, "stages that may run at once across all runs of one tenant; 0 means no cap")
 	f.DurationVar(&c.MissingGracePeriod, "missing-grace-period", 30*time.Second, "how long after a run's creation its Workflow, Stages, Resources and tenant PVC may still be missing before the run fails")
-	f.DurationVar(&c.StatusReportDelay, "status-report-delay", 3*time.Second, "how long a running run's status write may wait so that stage changes close together share one write; longer writes less; negative writes every change at once")
-	f.DurationVar(&c.RunningReportDelay, "running-report-delay", time.Second, "how long a stage's Pod runs before the stage shows Running, and how long a run's end waits for a quick GC Pod to be written with it; negative shows Running and writes the end at once")
+	f.DurationVar(&c.RunningReportDelay, "status-report-delay", time.Second, "how long a run's status write may wait so that stage changes close together share one write, and how long a stage's Pod runs before the stage shows Running; longer writes less; negative writes every change at once")
 }
 
 // imageFlags binds the images of stage Pods, as Cyclone's workflow

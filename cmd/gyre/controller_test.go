@@ -96,12 +96,10 @@ func TestRunFlags(t *testing.T) {
 	var c exec.Config
 	runFlags(f, &c)
 	g.Expect(c.MissingGracePeriod).To(Equal(30*time.Second), "the default")
-	g.Expect(c.StatusReportDelay).To(Equal(3*time.Second), "the default")
 	g.Expect(c.RunningReportDelay).To(Equal(time.Second), "the default")
-	g.Expect(f.Parse([]string{"--tenant-parallelism", "4", "--missing-grace-period", "1m", "--status-report-delay", "5s", "--running-report-delay", "2s"})).To(Succeed())
+	g.Expect(f.Parse([]string{"--tenant-parallelism", "4", "--missing-grace-period", "1m", "--status-report-delay", "2s"})).To(Succeed())
 	g.Expect(c.TenantParallelism).To(Equal(4))
 	g.Expect(c.MissingGracePeriod).To(Equal(time.Minute))
-	g.Expect(c.StatusReportDelay).To(Equal(5 * time.Second))
 	g.Expect(c.RunningReportDelay).To(Equal(2 * time.Second))
 }
 
