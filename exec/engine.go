@@ -295,6 +295,9 @@ func (r *Engine) progress(ctx context.Context, s *scope) error {
 		}
 	}
 	missing := r.observe(s, st, pods)
+	if run.Spec.Stop || r.runTimedOut(s, st) {
+		missing = r.adoptHeld(s, st, pods, missing)
+	}
 	switch {
 	case run.Spec.Stop:
 		msg := "the run was stopped"

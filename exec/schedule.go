@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -74,7 +75,7 @@ func (r *Engine) schedule(ctx context.Context, s *scope, st *cyclonev1alpha1.Wor
 		}
 		attempt := max(ss.Attempt, 1)
 		ss.Attempt = attempt
-		if have := existing[convention.PodName(s.run.Name, name, attempt)]; have != nil && have.Labels[convention.LabelRunUID] == string(s.run.UID) {
+		if have := heldPod(s, existing, name, attempt); have != nil {
 			startAttempt(ss, have, attempt, have.CreationTimestamp.Time, s.now)
 			adopted = true
 			running++
@@ -92,6 +93,48 @@ func (r *Engine) schedule(ctx context.Context, s *scope, st *cyclonev1alpha1.Wor
 		running++
 	}
 	return pods, adopted, nil
+}
+
+// heldPod returns the Pod of the stage's attempt that an earlier round
+// created for this run without its write, or nil.
+func heldPod(s *scope, existing map[string]*corev1.Pod, stage string, attempt int32) *corev1.Pod {
+	have := existing[convention.PodName(s.run.Name, stage, attempt)]
+	if have == nil || have.Labels[convention.LabelRunUID] != string(s.run.UID) {
+		return nil
+	}
+	return have
+}
+
+// adoptHeld records, as schedule does, the attempts whose Pods earlier
+// rounds created while their status write was held back, and observes
+// them, until no more follow. A round that ends the run (stopped, timed
+// out) schedules nothing, and without this would cancel stages whose
+// Pods ran, or even succeeded, before the end. It returns missing with
+// the stages observe found missing added.
+func (r *Engine) adoptHeld(s *scope, st *cyclonev1alpha1.WorkflowRunStatus, existing map[string]*corev1.Pod, missing []string) []string {
+	for {
+		adopted := false
+		for _, name := range sortedStages(st.Stages) {
+			ss := st.Stages[name]
+			if ss.Pod != nil || convention.Finished(ss.Status.Phase) || !depsMet(st.Stages, ss) {
+				continue
+			}
+			attempt := max(ss.Attempt, 1)
+			if have := heldPod(s, existing, name, attempt); have != nil {
+				ss.Attempt = attempt
+				startAttempt(ss, have, attempt, have.CreationTimestamp.Time, s.now)
+				adopted = true
+			}
+		}
+		if !adopted {
+			return missing
+		}
+		for _, name := range r.observe(s, st, existing) {
+			if !slices.Contains(missing, name) {
+				missing = append(missing, name)
+			}
+		}
+	}
 }
 
 // startAttempt records the attempt of a stage whose Pod is pod, started at
