@@ -153,42 +153,36 @@ func TestEngine_stageTimeoutFailsTheAttemptAndDeletesItsPod(t *testing.T) {
 	g.Expect(rec.all()).To(ContainElement(And(HaveField("Type", watch.Deleted), HaveField("Name", convention.PodName("run1", "slow", 1)))))
 }
 
-// TestEngine_runTimeoutWhileProgressIsHeldBack: a run that times out
-// before any of its progress was written (the write held back for
-// RunningReportDelay) still shows what its Pods did: the stage that
-// succeeded Succeeded, the one that ran Failed, not all Cancelled.
-func TestEngine_runTimeoutWhileProgressIsHeldBack(t *testing.T) {
-	requireCluster(t)
-	g := NewWithT(t)
-	ns := newTenant(t)
-	cfg := testConfig()
-	cfg.RunningReportDelay = time.Minute // nothing is written before the end
-	startEngine(t, env.Config, cfg)
-	createWorkflow(t, ns, "wf", []*cyclonev1alpha1.Stage{stage(ns, "a", succeed("0s")), stage(ns, "slow", forever()), stage(ns, "z", succeed("0s"))},
-		items("a", "slow:a", "z:slow"))
-	createRun(t, ns, "run1", "wf", func(r *cyclonev1alpha1.WorkflowRun) { r.Spec.Timeout = "3s" })
-
-	run := waitRun(t, ns, "run1", cyclonev1alpha1.StatusFailed)
-	g.Expect(run.Status.Overall.Reason).To(Equal(ReasonTimeout))
-	g.Expect(phaseOf(run)).To(Equal(map[string]cyclonev1alpha1.StatusPhase{
-		"a": cyclonev1alpha1.StatusSucceeded, "slow": cyclonev1alpha1.StatusFailed, "z": cyclonev1alpha1.StatusCancelled,
-	}))
-}
-
+// TestEngine_runTimeout: a run past its timeout fails; its stages show
+// what their Pods did, the one still running Failed, the ones not started
+// Cancelled. So too when it times out before any of its progress was
+// written, its write held back for RunningReportDelay.
 func TestEngine_runTimeout(t *testing.T) {
 	requireCluster(t)
-	g := NewWithT(t)
-	ns := newTenant(t)
-	startEngine(t, env.Config, testConfig())
-	createWorkflow(t, ns, "wf", []*cyclonev1alpha1.Stage{stage(ns, "a", succeed("0s")), stage(ns, "slow", forever()), stage(ns, "z", succeed("0s"))},
-		items("a", "slow:a", "z:slow"))
-	createRun(t, ns, "run1", "wf", func(r *cyclonev1alpha1.WorkflowRun) { r.Spec.Timeout = "3s" })
+	for _, tt := range []struct {
+		name string
+		hold time.Duration
+	}{
+		{"Progress written as it goes.", 0},
+		{"Nothing written before the end.", time.Minute},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			g := NewWithT(t)
+			ns := newTenant(t)
+			cfg := testConfig()
+			cfg.RunningReportDelay = tt.hold
+			startEngine(t, env.Config, cfg)
+			createWorkflow(t, ns, "wf", []*cyclonev1alpha1.Stage{stage(ns, "a", succeed("0s")), stage(ns, "slow", forever()), stage(ns, "z", succeed("0s"))},
+				items("a", "slow:a", "z:slow"))
+			createRun(t, ns, "run1", "wf", func(r *cyclonev1alpha1.WorkflowRun) { r.Spec.Timeout = "3s" })
 
-	run := waitRun(t, ns, "run1", cyclonev1alpha1.StatusFailed)
-	g.Expect(run.Status.Overall.Reason).To(Equal(ReasonTimeout))
-	g.Expect(phaseOf(run)).To(Equal(map[string]cyclonev1alpha1.StatusPhase{
-		"a": cyclonev1alpha1.StatusSucceeded, "slow": cyclonev1alpha1.StatusFailed, "z": cyclonev1alpha1.StatusCancelled,
-	}))
+			run := waitRun(t, ns, "run1", cyclonev1alpha1.StatusFailed)
+			g.Expect(run.Status.Overall.Reason).To(Equal(ReasonTimeout))
+			g.Expect(phaseOf(run)).To(Equal(map[string]cyclonev1alpha1.StatusPhase{
+				"a": cyclonev1alpha1.StatusSucceeded, "slow": cyclonev1alpha1.StatusFailed, "z": cyclonev1alpha1.StatusCancelled,
+			}))
+		})
+	}
 }
 
 func TestEngine_stopCancelsTheRun(t *testing.T) {
