@@ -190,6 +190,13 @@ func TestHA_aKilledLeaderLosesNoRunAndStartsNoPodTwice(t *testing.T) {
 		wf := &cyclonev1alpha1.Workflow{}
 		g.Expect(k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: "diamond"}, wf)).To(Succeed())
 	}).WithTimeout(90 * time.Second).Should(Succeed())
+	// The runs need the tenant's PVC bound to the PersistentVolume above;
+	// the failover, not the volume binder's pace, is under test.
+	g.Eventually(func(g Gomega) {
+		pvc := &corev1.PersistentVolumeClaim{}
+		g.Expect(k8s.Get(ctx, client.ObjectKey{Namespace: convention.WorkerNamespace(tenant), Name: convention.PVCName(tenant)}, pvc)).To(Succeed())
+		g.Expect(pvc.Status.Phase).To(Equal(corev1.ClaimBound))
+	}).WithTimeout(90*time.Second).Should(Succeed(), "the tenant's PVC binds")
 	pods := watchPods(t, convention.WorkerNamespace(tenant))
 
 	for i := range runs {
