@@ -146,10 +146,12 @@ func TestHA_aKilledLeaderLosesNoRunAndStartsNoPodTwice(t *testing.T) {
 	g.Expect(err).NotTo(HaveOccurred())
 	t.Cleanup(srv.Close)
 
-	// Standing in for a storage provisioner.
+	// Standing in for a storage provisioner: reserved for the tenant's
+	// PVC, so that the binder need not match a claim to it.
 	pv := &corev1.PersistentVolume{
 		ObjectMeta: metav1.ObjectMeta{Name: "ha-runs"},
 		Spec: corev1.PersistentVolumeSpec{
+			ClaimRef:                      &corev1.ObjectReference{Namespace: convention.WorkerNamespace(tenant), Name: convention.PVCName(tenant)},
 			Capacity:                      corev1.ResourceList{corev1.ResourceStorage: resource.MustParse("10Gi")},
 			AccessModes:                   []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce, corev1.ReadWriteMany},
 			PersistentVolumeReclaimPolicy: corev1.PersistentVolumeReclaimRetain,
