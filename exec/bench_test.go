@@ -348,46 +348,65 @@ func parallel(b *testing.B, n int, fn func(int) error) {
 // returns a function that waits until n distinct ones have satisfied done,
 // or, when done is nil, until n have been deleted.
 // A watch, unlike polling with List, costs the API server next to nothing
-// that the measured work does not cost already. The API server closes a
-// watch whose reader falls behind, so a closed watch resumes from the last
-// event it delivered.
+// that the measured work does not cost already.
 func watchUntil(b *testing.B, list client.ObjectList, ns string, n int, done func(client.Object) bool) (wait func()) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
-	seen := make(chan int, 1)
 	names := map[string]bool{}
+	all := make(chan struct{})
+	ended := resumeWatch(ctx, b, list, ns, func(ev watch.Event) {
+		obj, ok := ev.Object.(client.Object)
+		if !ok || len(names) == n {
+			return
+		}
+		if done == nil && ev.Type != watch.Deleted || done != nil && (ev.Type == watch.Deleted || !done(obj)) {
+			return
+		}
+		names[obj.GetName()] = true
+		if len(names) == n {
+			close(all)
+		}
+	})
+	return func() {
+		defer cancel()
+		select {
+		case <-all:
+		case <-ended:
+			b.Fatalf("watch ended with %d of %d objects done", len(names), n)
+		}
+	}
+}
+
+// resumeWatch calls fn, from one goroutine, with every event of a watch
+// of list's kind in namespace ns until ctx ends, and returns a channel
+// closed after the last call. The API server closes a watch whose reader
+// falls behind, as on a loaded machine: a closed watch resumes from the
+// last event it delivered, or from the current state when that point is
+// too old.
+func resumeWatch(ctx context.Context, b *testing.B, list client.ObjectList, ns string, fn func(watch.Event)) <-chan struct{} {
 	rv := ""
 	watchFrom := func() (watch.Interface, error) {
 		return k8s.Watch(ctx, list, client.InNamespace(ns), &client.ListOptions{Raw: &metav1.ListOptions{ResourceVersion: rv}})
 	}
 	w, err := watchFrom()
 	if err != nil {
-		cancel()
 		b.Fatal(err)
 	}
+	ended := make(chan struct{})
 	go func() {
-		for len(names) < n && ctx.Err() == nil {
+		defer close(ended)
+		for ctx.Err() == nil {
 			for ev := range w.ResultChan() {
 				if ev.Type == watch.Error {
-					// Most likely the resume point is too old: start over
-					// from the current state.
 					rv = ""
 					continue
 				}
-				obj, ok := ev.Object.(client.Object)
-				if !ok {
-					continue
+				if o, ok := ev.Object.(client.Object); ok {
+					rv = o.GetResourceVersion()
 				}
-				rv = obj.GetResourceVersion()
-				if done == nil && ev.Type != watch.Deleted || done != nil && (ev.Type == watch.Deleted || !done(obj)) {
-					continue
-				}
-				names[obj.GetName()] = true
-				if len(names) == n {
-					break
-				}
+				fn(ev)
 			}
 			w.Stop()
-			for len(names) < n && ctx.Err() == nil {
+			for ctx.Err() == nil {
 				if w, err = watchFrom(); err == nil {
 					break
 				}
@@ -395,14 +414,8 @@ func watchUntil(b *testing.B, list client.ObjectList, ns string, n int, done fun
 				time.Sleep(100 * time.Millisecond)
 			}
 		}
-		seen <- len(names)
 	}()
-	return func() {
-		defer cancel()
-		if got := <-seen; got < n {
-			b.Fatalf("watch ended with %d of %d objects done", got, n)
-		}
-	}
+	return ended
 }
 
 // stamp is when the benchmark saw a stage Pod appear and succeed, by the
@@ -423,47 +436,20 @@ type stageWatch struct {
 }
 
 // watchStages starts a stageWatch on namespace worker until the benchmark
-// ends. The API server closes a watch whose reader falls behind, as on a
-// loaded machine: a closed watch resumes from the last event it
-// delivered.
+// ends.
 func watchStages(b *testing.B, worker string) *stageWatch {
 	ctx, cancel := context.WithCancel(context.Background())
 	b.Cleanup(cancel)
-	rv := ""
-	watchFrom := func() (watch.Interface, error) {
-		return k8s.Watch(ctx, &corev1.PodList{}, client.InNamespace(worker), &client.ListOptions{Raw: &metav1.ListOptions{ResourceVersion: rv}})
-	}
-	w, err := watchFrom()
-	if err != nil {
-		b.Fatal(err)
-	}
 	sw := &stageWatch{stamps: map[string]*stamp{}}
 	events := make(chan watch.Event)
 	go func() {
-		defer close(events)
-		for ctx.Err() == nil {
-			for ev := range w.ResultChan() {
-				if ev.Type == watch.Error {
-					rv = "" // the resume point is too old: start over
-					continue
-				}
-				if o, ok := ev.Object.(client.Object); ok {
-					rv = o.GetResourceVersion()
-				}
-				select {
-				case events <- ev:
-				case <-ctx.Done():
-				}
+		<-resumeWatch(ctx, b, &corev1.PodList{}, worker, func(ev watch.Event) {
+			select {
+			case events <- ev:
+			case <-ctx.Done():
 			}
-			w.Stop()
-			for ctx.Err() == nil {
-				if w, err = watchFrom(); err == nil {
-					break
-				}
-				rv = ""
-				time.Sleep(100 * time.Millisecond)
-			}
-		}
+		})
+		close(events)
 	}()
 	go func() {
 		for ev := range events {
@@ -623,7 +609,8 @@ func benchRun(b *testing.B, raw, lifecycles float64) benchResult {
 	b.ReportMetric(1000*queued/max(queueings, 1), "load-queue-wait-ms")
 	b.ReportMetric(1000*worked/max(works, 1), "load-reconcile-ms")
 	// The share of runs whose end was written with their clean-up, in
-	// one write: the others' GC Pods took longer than RunningReportDelay.
+	// one write: the others' GC Pods took longer than the report delay
+	// (reportDelay).
 	b.ReportMetric(folded()/benchRuns, "ends-with-gc")
 	b.Logf("%.1f stages/s = %.2f × raw Pod creates/s (%.1f) = %.2f × raw Pod lifecycles/s (%.1f)",
 		stagesPerSec, stagesPerSec/raw, raw, stagesPerSec/lifecycles, lifecycles)
@@ -656,26 +643,21 @@ func benchRun(b *testing.B, raw, lifecycles float64) benchResult {
 // watchFolded watches the runs of namespace ns and returns a function
 // that counts those whose first finished status was cleaned already.
 func watchFolded(b *testing.B, ns string) func() float64 {
-	w, err := k8s.Watch(context.Background(), &cyclonev1alpha1.WorkflowRunList{}, client.InNamespace(ns))
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(w.Stop)
+	ctx, cancel := context.WithCancel(context.Background())
+	b.Cleanup(cancel)
 	var mu sync.Mutex
 	first := map[string]bool{} // run → cleaned when first seen finished
-	go func() {
-		for ev := range w.ResultChan() {
-			run, ok := ev.Object.(*cyclonev1alpha1.WorkflowRun)
-			if !ok || !convention.Finished(run.Status.Overall.Phase) {
-				continue
-			}
-			mu.Lock()
-			if _, seen := first[run.Name]; !seen {
-				first[run.Name] = run.Status.Cleaned
-			}
-			mu.Unlock()
+	resumeWatch(ctx, b, &cyclonev1alpha1.WorkflowRunList{}, ns, func(ev watch.Event) {
+		run, ok := ev.Object.(*cyclonev1alpha1.WorkflowRun)
+		if !ok || !convention.Finished(run.Status.Overall.Phase) {
+			return
 		}
-	}()
+		mu.Lock()
+		if _, seen := first[run.Name]; !seen {
+			first[run.Name] = run.Status.Cleaned
+		}
+		mu.Unlock()
+	})
 	return func() float64 {
 		mu.Lock()
 		defer mu.Unlock()

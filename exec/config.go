@@ -117,6 +117,12 @@ type Config struct {
 	// TenantParallelism. Default 1 second; negative reports every change
 	// at once.
 	RunningReportDelay time.Duration
+	// MaxRunningReportDelay caps RunningReportDelay as it stretches with
+	// the runs in progress: by RunningReportDelay again for every 50 of
+	// them, so that a busy engine writes one status per run for several
+	// stages, not one per stage (see reportDelay). Default 5 seconds; a
+	// value below RunningReportDelay keeps it fixed.
+	MaxRunningReportDelay time.Duration
 	// WaitInterval is how often a run blocked by the tenant cap or an
 	// unreachable execution cluster looks again. Default 5 seconds.
 	WaitInterval time.Duration
@@ -236,6 +242,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.RunningReportDelay == 0 {
 		c.RunningReportDelay = time.Second
+	}
+	if c.MaxRunningReportDelay == 0 {
+		c.MaxRunningReportDelay = 5 * time.Second
 	}
 	if c.WaitInterval <= 0 {
 		c.WaitInterval = 5 * time.Second

@@ -42,7 +42,8 @@
 // ends, the GC Pod "<run>-gc" removes "<run>/" once every stage Pod has
 // ended (unfinished ones are deleted first), then the stage Pods and the
 // GC Pod are deleted with one request and status.cleaned is set. A GC
-// Pod that succeeds within RunningReportDelay of the end has its success
+// Pod that succeeds within the status report delay (RunningReportDelay,
+// longer with many runs in progress) of the end has its success
 // written with the end, in one write, while GC Pods are that quick (see
 // foldGC). A finalizer makes a
 // deleted run clean up too.

@@ -17,7 +17,7 @@ import (
 // A run's end and its clean-up share one status write when the GC is
 // quick. The round that finds the run ended creates its GC Pod at once and
 // holds the end back, as holdBack holds a running run's progress, for at
-// most RunningReportDelay from the end, while GC Pods lately finished
+// most the report delay (reportDelay) from the end, while GC Pods lately finished
 // within it (gcPace): once the GC Pod has succeeded,
 // one write records the end, the GC's success and status.cleaned, and one
 // request deletes the run's Pods. A GC Pod still running at the deadline,
@@ -108,8 +108,8 @@ func (r *Engine) foldGC(ctx context.Context, s *scope, st *cyclonev1alpha1.Workf
 		return false, nil
 	}
 	due := endAt
-	if r.gcPace.within(r.cfg.RunningReportDelay) {
-		due = due.Add(r.cfg.RunningReportDelay)
+	if delay := r.reportDelay(); r.gcPace.within(delay) {
+		due = due.Add(delay)
 	}
 	if !s.now.Before(due) {
 		return false, nil
@@ -216,9 +216,9 @@ func (r *Engine) sweep(ctx context.Context, s *scope) error {
 
 // gcPace follows how long GC Pods take, from their creation to their
 // success as the engine sees it, so that a run's end waits for its GC Pod
-// (foldGC) only while GC Pods lately finished within RunningReportDelay.
+// (foldGC) only while GC Pods lately finished within the report delay.
 // On a loaded cluster, where none does, the wait would delay every end by
-// RunningReportDelay and save no write: the end is then written at once,
+// that delay and save no write: the end is then written at once,
 // with the GC Running, as it is when the wait runs out.
 type gcPace struct {
 	mu  sync.Mutex

@@ -66,6 +66,9 @@ type Engine struct {
 	expected podExpectations
 	// gcPace follows how long GC Pods take (see foldGC).
 	gcPace gcPace
+	// inProgress holds the runs in progress, whose number stretches the
+	// status report delay (see reportDelay).
+	inProgress runSet
 	// boundPVCs maps each tenant PVC ("cluster/namespace/name") found
 	// bound to when it was (see checkPVC).
 	boundPVCs sync.Map // string → time.Time
@@ -151,6 +154,7 @@ func (r *Engine) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, 
 			r.running.Delete(req.NamespacedName)
 			r.unreported.Delete(req.NamespacedName)
 			r.ending.Delete(req.NamespacedName)
+			r.inProgress.remove(req.NamespacedName)
 			r.swept.Delete(req.NamespacedName)
 			r.expected.forgetRun(req.NamespacedName)
 			r.deliveries.Forget(req.NamespacedName)
@@ -174,6 +178,7 @@ func (r *Engine) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, 
 	if convention.Finished(run.Status.Overall.Phase) || !run.DeletionTimestamp.IsZero() {
 		r.running.Delete(req.NamespacedName)
 		r.ending.Delete(req.NamespacedName)
+		r.inProgress.remove(req.NamespacedName)
 		r.expected.forgetRun(req.NamespacedName)
 	}
 	return status.OnConflict(res, err)
@@ -273,6 +278,7 @@ func (r *Engine) progress(ctx context.Context, s *scope) error {
 		return r.waitForWorkflow(ctx, s)
 	}
 	s.workflow = wf
+	r.inProgress.add(client.ObjectKeyFromObject(run))
 	st := run.Status.DeepCopy()
 	if st.Overall.Reason == ReasonWaitingForCluster || st.Overall.Reason == ReasonWaitingForObject {
 		st.Overall.Reason, st.Overall.Message = "", "" // it is reachable now
@@ -386,7 +392,7 @@ func (r *Engine) progress(ctx context.Context, s *scope) error {
 }
 
 // holdBack reports whether the status of a run in progress, changed by
-// the round, may wait: it does, for at most RunningReportDelay from the
+// the round, may wait: it does, for at most reportDelay from the
 // first change it holds, so that stages that follow one another quickly
 // cost one status write, not one each. The round's Pods exist already,
 // and a later round derives the same attempts again and adopts them (see
@@ -402,7 +408,7 @@ func (r *Engine) holdBack(s *scope, st *cyclonev1alpha1.WorkflowRunStatus) bool 
 		return false // nothing to write
 	}
 	since, _ := r.unreported.LoadOrStore(client.ObjectKeyFromObject(s.run), s.now)
-	due := since.(time.Time).Add(r.cfg.RunningReportDelay)
+	due := since.(time.Time).Add(r.reportDelay())
 	if !s.now.Before(due) {
 		return false
 	}

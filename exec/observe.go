@@ -55,7 +55,7 @@ func (r *Engine) observe(s *scope, st *cyclonev1alpha1.WorkflowRunStatus, pods m
 			continue
 		}
 		if state.Phase == cyclonev1alpha1.StatusRunning && ss.Status.Phase != cyclonev1alpha1.StatusRunning {
-			if report := r.seenRunning(s.run, pod.Name, s.now).Add(r.cfg.RunningReportDelay); s.now.Before(report) {
+			if report := r.seenRunning(s.run, pod.Name, s.now).Add(r.reportDelay()); s.now.Before(report) {
 				s.wakeAt(report)
 				continue
 			}
@@ -110,7 +110,7 @@ func minTime(a, b time.Time) time.Time {
 // finish at once, and it should still cost one status write, not two. The
 // moment is kept in memory only, and dropped when the run finishes; after a
 // restart the wait starts again, which delays a report by at most
-// RunningReportDelay. Reconciles of one run never overlap, so its map
+// reportDelay. Reconciles of one run never overlap, so its map
 // needs no lock.
 func (r *Engine) seenRunning(run *cyclonev1alpha1.WorkflowRun, pod string, now time.Time) time.Time {
 	v, _ := r.running.LoadOrStore(client.ObjectKeyFromObject(run), map[string]time.Time{})

@@ -36,6 +36,7 @@ func (r *Engine) inShard(ctx context.Context, req types.NamespacedName) (bool, e
 	r.running.Delete(req)
 	r.unreported.Delete(req)
 	r.ending.Delete(req)
+	r.inProgress.remove(req)
 	r.swept.Delete(req)
 	r.expected.forgetRun(req)
 	return false, nil

@@ -1,6 +1,7 @@
 package exec
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -247,4 +248,38 @@ func TestGCPace(t *testing.T) {
 		p.observe(200 * time.Millisecond)
 	}
 	g.Expect(p.within(time.Second)).To(BeTrue(), "quick again")
+}
+
+func TestReportDelay_stretchesWithTheRunsInProgress(t *testing.T) {
+	tests := []struct {
+		name       string
+		base, max  time.Duration
+		inProgress int
+		want       time.Duration
+	}{
+		{name: "A quiet engine reports after the base delay.", base: time.Second, max: 5 * time.Second, inProgress: 1, want: time.Second + time.Second/runsPerReportDelay},
+		{name: "Every runsPerReportDelay runs add the base delay again.", base: time.Second, max: 5 * time.Second, inProgress: 2 * runsPerReportDelay, want: 3 * time.Second},
+		{name: "A busy engine waits the maximum at most.", base: time.Second, max: 5 * time.Second, inProgress: 40 * runsPerReportDelay, want: 5 * time.Second},
+		{name: "A maximum below the base keeps the base.", base: time.Minute, max: 5 * time.Second, inProgress: 40 * runsPerReportDelay, want: time.Minute},
+		{name: "A negative base reports every change at once, however busy.", base: -1, max: 5 * time.Second, inProgress: 40 * runsPerReportDelay, want: -1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := &Engine{cfg: Config{RunningReportDelay: tt.base, MaxRunningReportDelay: tt.max}}
+			for i := range tt.inProgress {
+				r.inProgress.add(types.NamespacedName{Namespace: "t", Name: fmt.Sprint(i)})
+			}
+			r.inProgress.add(types.NamespacedName{Namespace: "t", Name: "0"}) // counted once
+			NewWithT(t).Expect(r.reportDelay()).To(Equal(tt.want))
+		})
+	}
+	r := &Engine{cfg: Config{RunningReportDelay: time.Second, MaxRunningReportDelay: 5 * time.Second}}
+	for i := range 4 * runsPerReportDelay {
+		r.inProgress.add(types.NamespacedName{Namespace: "t", Name: fmt.Sprint(i)})
+	}
+	for i := range 4 * runsPerReportDelay {
+		r.inProgress.remove(types.NamespacedName{Namespace: "t", Name: fmt.Sprint(i)})
+		r.inProgress.remove(types.NamespacedName{Namespace: "t", Name: fmt.Sprint(i)}) // once only
+	}
+	NewWithT(t).Expect(r.reportDelay()).To(Equal(time.Second), "the runs finished: quiet again")
 }

@@ -30,10 +30,10 @@ import (
 //
 // A reconcile writes the status once at most: progress computes the whole
 // round, creates its Pods, then writes, or holds the write back while the
-// run is in progress (holdBack), for at most RunningReportDelay, so that
+// run is in progress (holdBack), for at most reportDelay, so that
 // stages that follow one another quickly share one write. The run's end
 // is held back the same way while its GC Pod runs (foldGC), for at most
-// RunningReportDelay from the end, so that a quick GC is written with the
+// reportDelay from the end, so that a quick GC is written with the
 // end; the end is derived again, the same, by every round until then. It
 // writes more than once only where a later step must follow a recorded
 // one: the drawn values of the run's start before its first Pod, a Pod

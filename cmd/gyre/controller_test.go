@@ -97,10 +97,12 @@ func TestRunFlags(t *testing.T) {
 	runFlags(f, &c)
 	g.Expect(c.MissingGracePeriod).To(Equal(30*time.Second), "the default")
 	g.Expect(c.RunningReportDelay).To(Equal(time.Second), "the default")
-	g.Expect(f.Parse([]string{"--tenant-parallelism", "4", "--missing-grace-period", "1m", "--status-report-delay", "2s"})).To(Succeed())
+	g.Expect(c.MaxRunningReportDelay).To(Equal(5*time.Second), "the default")
+	g.Expect(f.Parse([]string{"--tenant-parallelism", "4", "--missing-grace-period", "1m", "--status-report-delay", "2s", "--status-report-max-delay", "2s"})).To(Succeed())
 	g.Expect(c.TenantParallelism).To(Equal(4))
 	g.Expect(c.MissingGracePeriod).To(Equal(time.Minute))
 	g.Expect(c.RunningReportDelay).To(Equal(2 * time.Second))
+	g.Expect(c.MaxRunningReportDelay).To(Equal(2 * time.Second))
 }
 
 func TestOutboundGuard_refusesTheClusterRanges(t *testing.T) {
