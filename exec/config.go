@@ -118,7 +118,7 @@ type Config struct {
 	// at once.
 	RunningReportDelay time.Duration
 	// MaxRunningReportDelay caps RunningReportDelay as it stretches with
-	// the runs in progress: by RunningReportDelay again for every 50 of
+	// the runs in progress: by RunningReportDelay again for every 20 of
 	// them, so that a busy engine writes one status per run for several
 	// stages, not one per stage (see reportDelay). Default 5 seconds; a
 	// value below RunningReportDelay keeps it fixed.

@@ -121,7 +121,7 @@ func runFlags(f *pflag.FlagSet, c *exec.Config) {
 	f.IntVar(&c.TenantParallelism, "tenant-parallelism", 0, "stages that may run at once across all runs of one tenant; 0 means no cap")
 	f.DurationVar(&c.MissingGracePeriod, "missing-grace-period", 30*time.Second, "how long after a run's creation its Workflow, Stages, Resources and tenant PVC may still be missing before the run fails")
 	f.DurationVar(&c.RunningReportDelay, "status-report-delay", time.Second, "how long a run's status write may wait so that stage changes close together share one write, and how long a stage's Pod runs before the stage shows Running; longer writes less; negative writes every change at once")
-	f.DurationVar(&c.MaxRunningReportDelay, "status-report-max-delay", 5*time.Second, "how far --status-report-delay stretches with the runs in progress, by itself again for every 50 of them, so that a busy engine writes less; at or below --status-report-delay it stays fixed")
+	f.DurationVar(&c.MaxRunningReportDelay, "status-report-max-delay", 5*time.Second, "how far --status-report-delay stretches with the runs in progress, by itself again for every 20 of them, so that a busy engine writes less; at or below --status-report-delay it stays fixed")
 }
 
 // imageFlags binds the images of stage Pods, as Cyclone's workflow
