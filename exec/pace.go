@@ -15,7 +15,7 @@ const runsPerReportDelay = 20
 // reportDelay is how long a run's status write may wait for more changes
 // (holdBack, foldGC) and how long a stage's Pod runs before the stage
 // shows Running: RunningReportDelay, stretched by a further
-// RunningReportDelay for every runsPerReportDelay runs in progress on this
+// RunningReportDelay for every full runsPerReportDelay runs in progress on this
 // engine, up to MaxRunningReportDelay.
 //
 // Under load every stage Pod takes seconds to be scheduled, run and seen
@@ -34,7 +34,9 @@ func (r *Engine) reportDelay() time.Duration {
 	if base <= 0 {
 		return base
 	}
-	d := base + base*time.Duration(r.inProgress.count())/runsPerReportDelay
+	// Whole steps: an engine with fewer than runsPerReportDelay runs in
+	// progress keeps the base delay exactly.
+	d := base + base*time.Duration(r.inProgress.count()/runsPerReportDelay)
 	return max(base, min(d, r.cfg.MaxRunningReportDelay))
 }
 

@@ -257,7 +257,7 @@ func TestReportDelay_stretchesWithTheRunsInProgress(t *testing.T) {
 		inProgress int
 		want       time.Duration
 	}{
-		{name: "A quiet engine reports after the base delay.", base: time.Second, max: 5 * time.Second, inProgress: 1, want: time.Second + time.Second/runsPerReportDelay},
+		{name: "A quiet engine reports after the base delay.", base: time.Second, max: 5 * time.Second, inProgress: runsPerReportDelay - 1, want: time.Second},
 		{name: "Every runsPerReportDelay runs add the base delay again.", base: time.Second, max: 5 * time.Second, inProgress: 2 * runsPerReportDelay, want: 3 * time.Second},
 		{name: "A busy engine waits the maximum at most.", base: time.Second, max: 5 * time.Second, inProgress: 40 * runsPerReportDelay, want: 5 * time.Second},
 		{name: "A maximum below the base keeps the base.", base: time.Minute, max: 5 * time.Second, inProgress: 40 * runsPerReportDelay, want: time.Minute},
