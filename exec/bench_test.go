@@ -726,13 +726,14 @@ func readyToPod(b *testing.B) {
 			traceMu.Unlock()
 		}
 	}
-	_, stop := startEngineOn(b, countingConfig(&writes), testConfig(), func(point string) error {
-		if point == "reconcile" && tracing() {
-			traceMu.Lock()
-			trace = append(trace, traceLine{at: time.Now(), what: "engine reconciles"})
-			traceMu.Unlock()
+	_, stop := startEngineOn(b, countingConfig(&writes), testConfig(), func(e *Engine) {
+		e.reconciled = func(run types.NamespacedName) {
+			if tracing() {
+				traceMu.Lock()
+				trace = append(trace, traceLine{at: time.Now(), what: "engine reconciles " + run.Name})
+				traceMu.Unlock()
+			}
 		}
-		return nil
 	})
 	defer stop()
 	names := make([]string, idleRuns)

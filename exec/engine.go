@@ -93,6 +93,9 @@ type Engine struct {
 	// error aborts the reconcile there. Tests use it to kill the engine
 	// at each step.
 	fault func(point string) error
+	// reconciled, when set, is told of every Reconcile call: tests count
+	// one run's reconciles with it, whatever else the engine sees.
+	reconciled func(types.NamespacedName)
 }
 
 // inject aborts at a fault point when a test asks for it.
@@ -144,6 +147,9 @@ func (s *scope) result() ctrl.Result {
 // their Pods, finish, notify, collect garbage, or clean up after deletion.
 func (r *Engine) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	r.reconciles.Add(1)
+	if r.reconciled != nil {
+		r.reconciled(req.NamespacedName)
+	}
 	if ours, err := r.inShard(ctx, req.NamespacedName); !ours || err != nil {
 		return ctrl.Result{}, err
 	}

@@ -92,10 +92,10 @@ func startEngine(t testing.TB, restCfg *rest.Config, cfg Config) (*Engine, func(
 // hook.
 func startEngineWith(t testing.TB, cfg Config, fault func(string) error) (*Engine, func()) {
 	t.Helper()
-	return startEngineOn(t, env.Config, cfg, fault)
+	return startEngineOn(t, env.Config, cfg, func(e *Engine) { e.fault = fault })
 }
 
-func startEngineOn(t testing.TB, restCfg *rest.Config, cfg Config, fault func(string) error) (*Engine, func()) {
+func startEngineOn(t testing.TB, restCfg *rest.Config, cfg Config, setup func(*Engine)) (*Engine, func()) {
 	t.Helper()
 	mgr, err := ctrl.NewManager(restCfg, ctrl.Options{
 		Scheme:     scheme,
@@ -107,7 +107,10 @@ func startEngineOn(t testing.TB, restCfg *rest.Config, cfg Config, fault func(st
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &Engine{Config: cfg, fault: fault}
+	e := &Engine{Config: cfg}
+	if setup != nil {
+		setup(e) // its test hooks, before anything can call them
+	}
 	if err := e.SetupWithManager(mgr); err != nil {
 		t.Fatal(err)
 	}

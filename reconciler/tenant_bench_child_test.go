@@ -37,8 +37,9 @@ const benchChildEnv = "GYRE_BENCH_GYRE_CHILD"
 
 // profileDirEnv names a directory for profiles of gyre's first
 // convergence in the child: gyre-cpu.prof, and gyre-heap.prof after it
-// (live heap, after a collection). go test's -cpuprofile would profile
-// the benchmark's own process, which then only waits for the child.
+// (live heap, after a collection); and gyre-check.prof of repeated no-op
+// full checks. go test's -cpuprofile would profile the benchmark's own
+// process, which then only waits for the child.
 const profileDirEnv = "GYRE_BENCH_PROFILE_DIR"
 
 // gyreChild is what the child process is asked to do.
@@ -163,7 +164,7 @@ func gyrePhases(t *testing.T, g *WithT, task gyreChild) gyreResult {
 	writes := &writeCounter{kinds: map[string]int{}}
 	clk := clocktesting.NewFakeClock(time.Now())
 	rec, stop := startBenchController(g, task.Dir, writes, clk)
-	stopProfile := profileCPU(g, task.ProfileDir)
+	stopProfile := profileCPU(g, task.ProfileDir, "gyre-cpu.prof")
 	cpuBefore, cpBefore := processCPU(), controlPlaneCPU(t, task.ControlPlane)
 	res.First = converge(g, repo, task.Prefix, task.Tenants)
 	res.CPU, res.ControlPlaneCPU = processCPU()-cpuBefore, controlPlaneCPU(t, task.ControlPlane)-cpBefore
@@ -199,21 +200,18 @@ func gyrePhases(t *testing.T, g *WithT, task gyreChild) gyreResult {
 	settleBench()
 	writes.take()
 	requests := writes.requests.Load()
-	clk.Step(defaultInterval) // a full check of every tenant is due
-	checkStart := time.Now()
-	eg := &errgroup.Group{}
-	eg.SetLimit(rec.MaxConcurrentReconciles)
-	for i := range task.Tenants {
-		name := fmt.Sprintf("%s%d", task.Prefix, i)
-		eg.Go(func() error {
-			_, err := rec.Reconcile(ctx, ctrl.Request{NamespacedName: client.ObjectKey{Name: name}})
-			return err
-		})
-	}
-	g.Expect(eg.Wait()).To(Succeed())
-	res.Check = time.Since(checkStart)
+	res.Check = fullCheck(ctx, g, rec, clk, task)
 	res.CheckRequests = writes.requests.Load() - requests
 	res.CheckWrites = withoutLeases(writes.take())
+	if task.ProfileDir != "" {
+		// One check is over in a tenth of a second, too short for the
+		// profiler's 100 samples a second to say where it went.
+		stopProfile := profileCPU(g, task.ProfileDir, "gyre-check.prof")
+		for range checkProfileRounds {
+			fullCheck(ctx, g, rec, clk, task)
+		}
+		stopProfile()
+	}
 	stop()
 
 	// The same in a freshly started controller, whose caches start empty.
@@ -253,13 +251,35 @@ func controlPlaneCPU(tb testing.TB, pids []int) time.Duration {
 	return cpu
 }
 
-// profileCPU profiles this process's CPU into dir/gyre-cpu.prof until the
+// checkProfileRounds is how many full checks gyre-check.prof profiles.
+const checkProfileRounds = 50
+
+// fullCheck makes a full check of every one of task's Tenants due and
+// reconciles them all, as many at once as the controller would, and
+// returns how long that took: what the periodic safety net costs.
+func fullCheck(ctx context.Context, g *WithT, rec *TenantReconciler, clk *clocktesting.FakeClock, task gyreChild) time.Duration {
+	clk.Step(defaultInterval)
+	start := time.Now()
+	eg := &errgroup.Group{}
+	eg.SetLimit(rec.MaxConcurrentReconciles)
+	for i := range task.Tenants {
+		name := fmt.Sprintf("%s%d", task.Prefix, i)
+		eg.Go(func() error {
+			_, err := rec.Reconcile(ctx, ctrl.Request{NamespacedName: client.ObjectKey{Name: name}})
+			return err
+		})
+	}
+	g.Expect(eg.Wait()).To(Succeed())
+	return time.Since(start)
+}
+
+// profileCPU profiles this process's CPU into dir/name until the
 // returned function is called; with no dir, it does nothing.
-func profileCPU(g *WithT, dir string) func() {
+func profileCPU(g *WithT, dir, name string) func() {
 	if dir == "" {
 		return func() {}
 	}
-	f, err := os.Create(filepath.Join(dir, "gyre-cpu.prof"))
+	f, err := os.Create(filepath.Join(dir, name))
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(pprof.StartCPUProfile(f)).To(Succeed())
 	return func() {

@@ -11,7 +11,6 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
-	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/event"
@@ -196,7 +195,7 @@ func (d *driftTracker) forget(tenant string) {
 // changes or goes. Only metadata is cached: that is all it takes to tell
 // whose object changed, and it keeps 2,000 objects cheap.
 type kindWatches struct {
-	cache cache.Cache
+	cache *apply.MetadataCache
 	ctrl  controller.Controller
 	drift *driftTracker
 

@@ -70,6 +70,9 @@ type TenantReconciler struct {
 	metrics *tenantMetrics
 	drift   *driftTracker
 	watches *kindWatches
+	// provisioned spares a check of a provisioned Tenant building its
+	// namespaces, PVC and RBAC again.
+	provisioned tenants.Provisioned
 	// migrated remembers the targets checked for legacy tenant labels.
 	migrated relabeled
 	// live reads a Tenant from the API server when the cache has not
@@ -250,7 +253,16 @@ func (r *TenantReconciler) provision(ctx context.Context, s *tenantScope) (ctrl.
 	if s.driftOnly {
 		return ctrl.Result{}, nil
 	}
+	if r.provisioned.Current(ctx, r.watches.cache, s.tenant) {
+		r.retire(ctx, s)
+		return ctrl.Result{}, nil
+	}
 	res, err := tenants.Provision(ctx, r.Clusters, r.watches.cache, s.tenant)
+	if err == nil {
+		r.provisioned.Remember(s.tenant)
+	} else {
+		r.provisioned.Forget(s.tenant.UID)
+	}
 	if len(res.Written) > 0 {
 		ctrl.LoggerFrom(ctx).Info("Provisioned tenant", "written", res.Written)
 		r.event(s.tenant, eventNormal, "Provisioned", "Provisioned %d objects: %v", len(res.Written), res.Written)
@@ -367,6 +379,7 @@ func (r *TenantReconciler) patchStatus(ctx context.Context, s *tenantScope) erro
 	if !t.DeletionTimestamp.IsZero() && !controllerutil.ContainsFinalizer(t, convention.TenantFinalizer) {
 		r.metrics.forget(t.Name)
 		r.drift.forget(t.Name)
+		r.provisioned.Forget(t.UID)
 		return client.IgnoreNotFound(s.patcher.patch(ctx, t))
 	}
 	if !t.Spec.Suspend {

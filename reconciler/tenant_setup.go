@@ -23,6 +23,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	gyrev1alpha1 "github.com/gyreops/gyre/api/gyre/v1alpha1"
+	"github.com/gyreops/gyre/internal/apply"
 	"github.com/gyreops/gyre/internal/convention"
 	"github.com/gyreops/gyre/internal/record"
 	"github.com/gyreops/gyre/render"
@@ -88,7 +89,7 @@ func (r *TenantReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if err != nil {
 		return err
 	}
-	r.watches = &kindWatches{cache: objCache, ctrl: c, drift: r.drift, watched: map[schema.GroupVersionKind]bool{}}
+	r.watches = &kindWatches{cache: apply.NewMetadataCache(objCache), ctrl: c, drift: r.drift, watched: map[schema.GroupVersionKind]bool{}}
 	// What provisioning writes on the control cluster is watched like
 	// what the tenants apply: a change to it is put back at once.
 	return r.watches.ensureKinds(tenants.Kinds)

@@ -139,20 +139,44 @@ func (a *Applier) CurrentWants(ctx context.Context, wants []Want) bool {
 	return true
 }
 
+// Absent reports whether Live has none of the objects wants name, by
+// kind and key. It sends no request, and is false when Live cannot tell.
+func (a *Applier) Absent(ctx context.Context, wants []Want) bool {
+	for _, w := range wants {
+		if a.liveState(ctx, w) != liveAbsent {
+			return false
+		}
+	}
+	return true
+}
+
 // liveState says what Live knows of the object w describes.
 func (a *Applier) liveState(ctx context.Context, w Want) liveState {
 	if a.Live == nil || IsSecret(w.GVK) {
 		return liveUnknown
 	}
-	m := &metav1.PartialObjectMetadata{}
-	m.SetGroupVersionKind(w.GVK)
-	err := a.Live.Get(ctx, w.Key, m)
-	switch {
-	case apierrors.IsNotFound(err):
-		return liveAbsent
-	case err != nil, m.DeletionTimestamp != nil:
-		return liveUnknown
-	case m.Annotations[convention.DigestAnnotation] == w.Digest && LastWriteIsOurs(m.ManagedFields, a.Owner.Field):
+	var m *metav1.PartialObjectMetadata
+	if p, ok := a.Live.(Peeker); ok {
+		found, ok, err := p.Peek(ctx, w.GVK, w.Key)
+		switch {
+		case err != nil:
+			return liveUnknown
+		case !ok:
+			return liveAbsent
+		}
+		m = found
+	} else {
+		m = &metav1.PartialObjectMetadata{}
+		m.SetGroupVersionKind(w.GVK)
+		err := a.Live.Get(ctx, w.Key, m)
+		switch {
+		case apierrors.IsNotFound(err):
+			return liveAbsent
+		case err != nil:
+			return liveUnknown
+		}
+	}
+	if m.DeletionTimestamp == nil && m.Annotations[convention.DigestAnnotation] == w.Digest && LastWriteIsOurs(m.ManagedFields, a.Owner.Field) {
 		return liveCurrent
 	}
 	return liveUnknown
