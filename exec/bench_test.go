@@ -14,6 +14,7 @@ import (
 
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/watch"
@@ -157,9 +158,11 @@ func countingConfig(writes *writeCounter) *rest.Config {
 // coordinator, volumes, environment), and every write of it and every
 // watch event costs in proportion. So the benchmark also replays the
 // engine's own writes, raw and with no controller: as many runs created,
-// stage Pods and GC Pods created, run and deleted, and run status and
-// metadata patches. engine/replay is the engine's stages per second over
-// that replay's; what is left is the engine's own cost.
+// stage Pods and GC Pods created, run and deleted, run status and
+// metadata patches, and Events recorded on the runs. engine/replay is the
+// engine's stages per second over that replay's; what is left is the
+// engine's own cost. How many writes it makes is writes/stage's and
+// events/stage's to tell.
 //
 // ready-to-pod-p50-ms and -p99-ms are measured apart, on an idle cluster
 // with one run at a time (readyToPod).
@@ -262,7 +265,8 @@ func rawPod(template *corev1.Pod, ns, name string) *corev1.Pod {
 // Pods shaped like the engine's stage Pod and a GC Pod shaped like its GC
 // Pod are created and run to Succeeded, then the stage Pods are deleted
 // and the GC Pod too, with as many requests as the engine used; the runs
-// get as many status and metadata patches as the engine wrote. It returns
+// get as many status and metadata patches as the engine wrote, and as
+// many Events as it recorded, shaped like its Events. It returns
 // stages per second from the first create to the last Pod gone. Nothing
 // orders the Pods as a run's stages are ordered, so this is what a run
 // engine that cost nothing would reach on this cluster.
@@ -289,16 +293,20 @@ func rawWorkload(b *testing.B, res benchResult) float64 {
 	})
 	statusPatches := int(res.statusPatches + 0.5)
 	metaPatches := int(res.metaPatches + 0.5)
+	events := int(res.events + 0.5)
 	start := time.Now()
 	runs := make([]*cyclonev1alpha1.WorkflowRun, benchRuns)
 	for i := range benchRuns {
 		runs[i] = createRun(b, ns, fmt.Sprintf("run%03d", i), "diamond")
 	}
-	// Pod creates and run patches interleave, as the engine's do.
-	parallel(b, n+statusPatches+metaPatches, func(i int) error {
+	// Pod creates, run patches and Events interleave, as the engine's do.
+	parallel(b, n+statusPatches+metaPatches+events, func(i int) error {
 		switch {
 		case i < n:
 			return c.Create(ctx, podOf(i))
+		case i >= n+statusPatches+metaPatches:
+			k := i - n - statusPatches - metaPatches
+			return c.Create(ctx, runEvent(runs[k%benchRuns], k))
 		case i < n+statusPatches:
 			k := i - n
 			run := &cyclonev1alpha1.WorkflowRun{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: runs[k%benchRuns].Name}}
@@ -325,6 +333,19 @@ func rawWorkload(b *testing.B, res benchResult) float64 {
 	})
 	gone()
 	return float64(benchRuns*5) / time.Since(start).Seconds()
+}
+
+// runEvent is the k-th Event of the replay on run, shaped like the Events
+// the engine records (recordTransitions).
+func runEvent(run *cyclonev1alpha1.WorkflowRun, k int) *eventsv1.Event {
+	return &eventsv1.Event{
+		ObjectMeta: metav1.ObjectMeta{Namespace: run.Namespace, Name: fmt.Sprintf("%s.replay%d", run.Name, k)},
+		EventTime:  metav1.NewMicroTime(time.Now()),
+		Regarding: corev1.ObjectReference{APIVersion: cyclonev1alpha1.GroupVersion.String(), Kind: "WorkflowRun",
+			Namespace: run.Namespace, Name: run.Name, UID: run.UID, ResourceVersion: run.ResourceVersion},
+		Type: corev1.EventTypeNormal, Reason: EventStageSucceeded, Action: "RunStage", Note: "Stages b, c, d succeeded",
+		ReportingController: "gyre-exec", ReportingInstance: "gyre-exec-replay",
+	}
 }
 
 // parallel calls fn(0) … fn(n-1) from benchWorkers goroutines.
@@ -542,8 +563,9 @@ type benchResult struct {
 	stagesPerSec    float64
 	stagePod, gcPod *corev1.Pod
 	// statusPatches and metaPatches are the engine's run status and run
-	// metadata patches, and deletesPerRun its Pod deletions per run.
-	statusPatches, metaPatches, deletesPerRun float64
+	// metadata patches, events the Events it recorded, and deletesPerRun
+	// its Pod deletions per run.
+	statusPatches, metaPatches, events, deletesPerRun float64
 }
 
 // benchRun runs the workload and returns what it measured.
@@ -623,7 +645,7 @@ func benchRun(b *testing.B, raw, lifecycles float64) benchResult {
 	}
 	writes.mu.Lock()
 	defer writes.mu.Unlock()
-	res := benchResult{stagesPerSec: stagesPerSec}
+	res := benchResult{stagesPerSec: stagesPerSec, events: float64(writes.events.Load())}
 	for k, n := range writes.by {
 		switch {
 		case strings.HasPrefix(k, "PATCH workflowruns/status "):
