@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -39,7 +40,8 @@ const pvcBoundFor = 30 * time.Second
 // a Lost PVC at once; after the grace period (tenant provisioning, a
 // StorageClass or a PersistentVolume may be moments behind the run), a
 // missing one, and a Pending one whose StorageClass does not exist or that
-// names none where the cluster has no default. A Pending PVC
+// names none where the cluster has no default and has no PersistentVolume
+// of no class to offer. A Pending PVC
 // of an existing class may be waiting for its first consumer, as
 // WaitForFirstConsumer classes do, and one of class "" for an operator's
 // PersistentVolume; those go ahead. The PVC is read from the API server:
@@ -96,8 +98,47 @@ func (r *Engine) checkPVC(ctx context.Context, s *scope) error {
 			return nil
 		}
 	}
-	return r.unbound(s, where+" cannot bind: it names no StorageClass and the cluster has no default one; "+
-		"set spec.storage.storageClassName on the Tenant or mark a StorageClass as the default")
+	// With no default class, a claim that names none binds as one of
+	// class "" does: to a PersistentVolume of no class.
+	volumes := &corev1.PersistentVolumeList{}
+	err = t.live.List(ctx, volumes)
+	switch {
+	case apierrors.IsForbidden(err):
+		return nil
+	case err != nil:
+		return fmt.Errorf("list PersistentVolumes for %s: %w", where, err)
+	}
+	for _, pv := range volumes.Items {
+		if canBind(&pv, pvc) {
+			return nil
+		}
+	}
+	return r.unbound(s, where+" cannot bind: it names no StorageClass, the cluster has no default one and no PersistentVolume without a class is available; "+
+		"set spec.storage.storageClassName on the Tenant, mark a StorageClass as the default or make a PersistentVolume")
+}
+
+// canBind reports whether the PersistentVolume controller could bind pvc,
+// which names no StorageClass on a cluster with no default one, to pv: pv
+// has no class either, and is Available or reserved for pvc, with room
+// and the access modes pvc asks for.
+func canBind(pv *corev1.PersistentVolume, pvc *corev1.PersistentVolumeClaim) bool {
+	if pv.Spec.StorageClassName != "" {
+		return false
+	}
+	if ref := pv.Spec.ClaimRef; ref != nil {
+		if ref.Namespace != pvc.Namespace || ref.Name != pvc.Name || (ref.UID != "" && ref.UID != pvc.UID) {
+			return false
+		}
+	} else if pv.Status.Phase != corev1.VolumeAvailable {
+		return false
+	}
+	for _, mode := range pvc.Spec.AccessModes {
+		if !slices.Contains(pv.Spec.AccessModes, mode) {
+			return false
+		}
+	}
+	want, room := pvc.Spec.Resources.Requests[corev1.ResourceStorage], pv.Spec.Capacity[corev1.ResourceStorage]
+	return room.Cmp(want) >= 0
 }
 
 // unbound is the error for a PVC that cannot bind as the cluster is: a

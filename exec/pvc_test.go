@@ -25,8 +25,9 @@ func TestEngine_tenantPVC(t *testing.T) {
 		// class is the PVC's storageClassName; no PVC when absent is set.
 		class  *string
 		absent bool
-		// defaultClass makes a default StorageClass for the test.
-		defaultClass bool
+		// defaultClass makes a default StorageClass for the test, and
+		// volume a PersistentVolume of no class reserved for the PVC.
+		defaultClass, volume bool
 		// message is the failed run's message, "" when the run goes ahead;
 		// %[1]s is the tenant.
 		message string
@@ -40,8 +41,11 @@ func TestEngine_tenantPVC(t *testing.T) {
 		message: `tenant PVC cyclone-pvc-%[1]s in namespace cyclone-%[1]s-worker cannot bind: StorageClass "no-such-class" not found`,
 	}, {
 		name: "A run whose PVC names no StorageClass on a cluster without a default one fails after the grace period.",
-		message: "tenant PVC cyclone-pvc-%[1]s in namespace cyclone-%[1]s-worker cannot bind: it names no StorageClass and the cluster has no default one; " +
-			"set spec.storage.storageClassName on the Tenant or mark a StorageClass as the default",
+		message: "tenant PVC cyclone-pvc-%[1]s in namespace cyclone-%[1]s-worker cannot bind: it names no StorageClass, the cluster has no default one and no PersistentVolume without a class is available; " +
+			"set spec.storage.storageClassName on the Tenant, mark a StorageClass as the default or make a PersistentVolume",
+	}, {
+		name:   "A run whose PVC names no StorageClass, on a cluster without a default one, goes ahead when a PersistentVolume of no class awaits it.",
+		volume: true,
 	}, {
 		name:         "A run whose Pending PVC the cluster's default StorageClass will bind goes ahead.",
 		defaultClass: true,
@@ -65,6 +69,20 @@ func TestEngine_tenantPVC(t *testing.T) {
 			worker := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "cyclone-" + tenant + "-worker"}}
 			g.Expect(k8s.Create(bg, worker)).To(Succeed())
 			t.Cleanup(func() { _ = k8s.Delete(bg, worker) })
+			if tt.volume {
+				pv := &corev1.PersistentVolume{
+					ObjectMeta: metav1.ObjectMeta{Name: "pv-" + tenant},
+					Spec: corev1.PersistentVolumeSpec{
+						Capacity:               corev1.ResourceList{corev1.ResourceStorage: resource.MustParse("1Gi")},
+						AccessModes:            []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
+						PersistentVolumeSource: corev1.PersistentVolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: "/tmp/" + tenant}},
+						// Reserved, so that no other test's claim takes it.
+						ClaimRef: &corev1.ObjectReference{Namespace: worker.Name, Name: "cyclone-pvc-" + tenant},
+					},
+				}
+				g.Expect(k8s.Create(bg, pv)).To(Succeed())
+				t.Cleanup(func() { _ = k8s.Delete(bg, pv) })
+			}
 			if !tt.absent {
 				g.Expect(k8s.Create(bg, &corev1.PersistentVolumeClaim{
 					ObjectMeta: metav1.ObjectMeta{Name: "cyclone-pvc-" + tenant, Namespace: worker.Name},

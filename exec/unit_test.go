@@ -8,6 +8,7 @@ import (
 
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/event"
@@ -282,4 +283,60 @@ func TestReportDelay_stretchesWithTheRunsInProgress(t *testing.T) {
 		r.inProgress.remove(types.NamespacedName{Namespace: "t", Name: fmt.Sprint(i)}) // once only
 	}
 	NewWithT(t).Expect(r.reportDelay()).To(Equal(time.Second), "the runs finished: quiet again")
+}
+
+// TestCanBind: a claim that names no StorageClass, on a cluster with no
+// default one, is taken to bind only to a PersistentVolume the binder
+// would give it.
+func TestCanBind(t *testing.T) {
+	pvc := &corev1.PersistentVolumeClaim{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "cyclone-t-worker", Name: "cyclone-pvc-t", UID: "claim"},
+		Spec: corev1.PersistentVolumeClaimSpec{
+			AccessModes: []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
+			Resources:   corev1.VolumeResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceStorage: resource.MustParse("10Gi")}},
+		},
+	}
+	pv := func(change func(*corev1.PersistentVolume)) *corev1.PersistentVolume {
+		v := &corev1.PersistentVolume{
+			Spec: corev1.PersistentVolumeSpec{
+				Capacity:    corev1.ResourceList{corev1.ResourceStorage: resource.MustParse("20Gi")},
+				AccessModes: []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce, corev1.ReadWriteMany},
+			},
+			Status: corev1.PersistentVolumeStatus{Phase: corev1.VolumeAvailable},
+		}
+		if change != nil {
+			change(v)
+		}
+		return v
+	}
+	tests := []struct {
+		name string
+		pv   *corev1.PersistentVolume
+		want bool
+	}{
+		{"An Available volume of no class, with room and the claim's access mode.", pv(nil), true},
+		{"A volume of a class.", pv(func(v *corev1.PersistentVolume) { v.Spec.StorageClassName = "fast" }), false},
+		{"A volume bound to another claim.", pv(func(v *corev1.PersistentVolume) {
+			v.Spec.ClaimRef = &corev1.ObjectReference{Namespace: "cyclone-u-worker", Name: "cyclone-pvc-u"}
+			v.Status.Phase = corev1.VolumeBound
+		}), false},
+		{"A volume reserved for this claim, by name.", pv(func(v *corev1.PersistentVolume) {
+			v.Spec.ClaimRef = &corev1.ObjectReference{Namespace: "cyclone-t-worker", Name: "cyclone-pvc-t"}
+		}), true},
+		{"A volume reserved for an earlier claim of the same name.", pv(func(v *corev1.PersistentVolume) {
+			v.Spec.ClaimRef = &corev1.ObjectReference{Namespace: "cyclone-t-worker", Name: "cyclone-pvc-t", UID: "earlier"}
+		}), false},
+		{"A Released volume.", pv(func(v *corev1.PersistentVolume) { v.Status.Phase = corev1.VolumeReleased }), false},
+		{"A volume too small.", pv(func(v *corev1.PersistentVolume) {
+			v.Spec.Capacity[corev1.ResourceStorage] = resource.MustParse("5Gi")
+		}), false},
+		{"A volume without the claim's access mode.", pv(func(v *corev1.PersistentVolume) {
+			v.Spec.AccessModes = []corev1.PersistentVolumeAccessMode{corev1.ReadOnlyMany}
+		}), false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			NewWithT(t).Expect(canBind(tt.pv, pvc)).To(Equal(tt.want))
+		})
+	}
 }
