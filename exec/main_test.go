@@ -212,6 +212,20 @@ func onClusters(names ...string) func(*gyrev1alpha1.Tenant) {
 	}
 }
 
+// reservedPV is a hostPath PersistentVolume of 1Gi and no class, reserved
+// for tenant's PVC, so that no other test's claim takes it.
+func reservedPV(tenant string, mode corev1.PersistentVolumeAccessMode) *corev1.PersistentVolume {
+	return &corev1.PersistentVolume{
+		ObjectMeta: metav1.ObjectMeta{Name: "pv-" + tenant},
+		Spec: corev1.PersistentVolumeSpec{
+			Capacity:               corev1.ResourceList{corev1.ResourceStorage: resource.MustParse("1Gi")},
+			AccessModes:            []corev1.PersistentVolumeAccessMode{mode},
+			PersistentVolumeSource: corev1.PersistentVolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: "/tmp/" + tenant}},
+			ClaimRef:               &corev1.ObjectReference{Namespace: "cyclone-" + tenant + "-worker", Name: "cyclone-pvc-" + tenant},
+		},
+	}
+}
+
 // prepareWorker creates a tenant's worker namespace and PVC, bound to a
 // hostPath PV, and waits until the volume binder has bound them: the
 // scheduler does not place Pods with unbound claims.
@@ -220,15 +234,7 @@ func prepareWorker(t testing.TB, c client.Client, tenant string) {
 	g := NewWithT(t)
 	worker := "cyclone-" + tenant + "-worker"
 	pvcName := "cyclone-pvc-" + tenant
-	pv := &corev1.PersistentVolume{
-		ObjectMeta: metav1.ObjectMeta{Name: "pv-" + tenant},
-		Spec: corev1.PersistentVolumeSpec{
-			Capacity:               corev1.ResourceList{corev1.ResourceStorage: resource.MustParse("1Gi")},
-			AccessModes:            []corev1.PersistentVolumeAccessMode{corev1.ReadWriteMany},
-			PersistentVolumeSource: corev1.PersistentVolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: "/tmp/" + tenant}},
-			ClaimRef:               &corev1.ObjectReference{Namespace: worker, Name: pvcName},
-		},
-	}
+	pv := reservedPV(tenant, corev1.ReadWriteMany)
 	pvc := &corev1.PersistentVolumeClaim{
 		ObjectMeta: metav1.ObjectMeta{Name: pvcName, Namespace: worker},
 		Spec: corev1.PersistentVolumeClaimSpec{

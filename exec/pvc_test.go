@@ -70,16 +70,7 @@ func TestEngine_tenantPVC(t *testing.T) {
 			g.Expect(k8s.Create(bg, worker)).To(Succeed())
 			t.Cleanup(func() { _ = k8s.Delete(bg, worker) })
 			if tt.volume {
-				pv := &corev1.PersistentVolume{
-					ObjectMeta: metav1.ObjectMeta{Name: "pv-" + tenant},
-					Spec: corev1.PersistentVolumeSpec{
-						Capacity:               corev1.ResourceList{corev1.ResourceStorage: resource.MustParse("1Gi")},
-						AccessModes:            []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
-						PersistentVolumeSource: corev1.PersistentVolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: "/tmp/" + tenant}},
-						// Reserved, so that no other test's claim takes it.
-						ClaimRef: &corev1.ObjectReference{Namespace: worker.Name, Name: "cyclone-pvc-" + tenant},
-					},
-				}
+				pv := reservedPV(tenant, corev1.ReadWriteOnce)
 				g.Expect(k8s.Create(bg, pv)).To(Succeed())
 				t.Cleanup(func() { _ = k8s.Delete(bg, pv) })
 			}

@@ -18,6 +18,22 @@ import (
 	"github.com/gyreops/gyre/internal/testcluster"
 )
 
+// createControlTenant creates a Tenant of tenants/alpha whose one target
+// runs on the control cluster, checked only when asked or when something
+// changes.
+func (f *tenantFixture) createControlTenant(g *WithT, name string) {
+	tn := &gyrev1alpha1.Tenant{
+		ObjectMeta: metav1.ObjectMeta{Name: name},
+		Spec: gyrev1alpha1.TenantSpec{
+			RepositoryRef: gyrev1alpha1.ObjectReference{Name: f.repoObj.Name},
+			Path:          "tenants/alpha",
+			Interval:      &metav1.Duration{Duration: time.Hour},
+		},
+	}
+	g.Expect(testEnv.Client.Create(context.Background(), tn)).To(Succeed())
+	deleteAtCleanup(f.t, tn)
+}
+
 // TestTenantReconciler_adoption: a Tenant whose worker namespace exists
 // already, made by someone else, does not take it over, applies nothing,
 // and says so on its status until the namespace is annotated for adoption.
@@ -31,16 +47,7 @@ func TestTenantReconciler_adoption(t *testing.T) {
 	g.Expect(testEnv.Client.Create(ctx, worker)).To(Succeed())
 	deleteAtCleanup(t, worker)
 	f.start(g)
-	tn := &gyrev1alpha1.Tenant{
-		ObjectMeta: metav1.ObjectMeta{Name: "gamma"},
-		Spec: gyrev1alpha1.TenantSpec{
-			RepositoryRef: gyrev1alpha1.ObjectReference{Name: f.repoObj.Name},
-			Path:          "tenants/alpha",
-			Interval:      &metav1.Duration{Duration: time.Hour},
-		},
-	}
-	g.Expect(testEnv.Client.Create(ctx, tn)).To(Succeed())
-	deleteAtCleanup(t, tn)
+	f.createControlTenant(g, "gamma")
 
 	t.Run("The Tenant is not Ready and names the namespace it may not take.", func(t *testing.T) {
 		g := NewWithT(t)

@@ -13,7 +13,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	gyrev1alpha1 "github.com/gyreops/gyre/api/gyre/v1alpha1"
 	"github.com/gyreops/gyre/internal/convention"
 	"github.com/gyreops/gyre/internal/testcluster"
 )
@@ -29,17 +28,7 @@ func TestTenantReconciler_provisionedCheck(t *testing.T) {
 	f := newTenantFixture(t, g)
 	rev := f.publish(g, "initial")
 	f.start(g)
-	tn := &gyrev1alpha1.Tenant{
-		ObjectMeta: metav1.ObjectMeta{Name: "delta"},
-		Spec: gyrev1alpha1.TenantSpec{
-			RepositoryRef: gyrev1alpha1.ObjectReference{Name: f.repoObj.Name},
-			Path:          "tenants/alpha",
-			// Only watches and requested reconciles run during the test.
-			Interval: &metav1.Duration{Duration: time.Hour},
-		},
-	}
-	g.Expect(testEnv.Client.Create(ctx, tn)).To(Succeed())
-	deleteAtCleanup(t, tn)
+	f.createControlTenant(g, "delta")
 	expectApplied(g, "delta", rev)
 	worker := convention.WorkerNamespace("delta")
 	account := client.ObjectKey{Namespace: worker, Name: convention.WorkerServiceAccount}
