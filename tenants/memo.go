@@ -43,7 +43,7 @@ type plan struct {
 // execution cluster, whose objects live does not hold.
 func (p *Provisioned) Current(ctx context.Context, live client.Reader, t *gyrev1alpha1.Tenant) bool {
 	v, ok := p.plans.Load(t.UID)
-	if !ok || live == nil || v.(*plan).generation != t.Generation || !slices.Equal(Clusters(t), []string{ControlCluster}) {
+	if !ok || live == nil || v.(*plan).generation != t.Generation || !controlOnly(t) {
 		return false
 	}
 	pl := v.(*plan)
@@ -52,7 +52,13 @@ func (p *Provisioned) Current(ctx context.Context, live client.Reader, t *gyrev1
 }
 
 // Remember notes that Provision made t's generation without an error.
+// Of a Tenant with a target on an execution cluster there is nothing to
+// remember: Current could not use it.
 func (p *Provisioned) Remember(t *gyrev1alpha1.Tenant) {
+	if !controlOnly(t) {
+		p.Forget(t.UID)
+		return
+	}
 	worker, err := WorkerObjects(t)
 	if err != nil {
 		p.Forget(t.UID)
@@ -79,6 +85,12 @@ func (p *Provisioned) Remember(t *gyrev1alpha1.Tenant) {
 			stale(rbacv1.SchemeGroupVersion.WithKind("RoleBinding"), convention.WorkerServiceAccount))
 	}
 	p.plans.Store(t.UID, pl)
+}
+
+// controlOnly reports whether every target of t runs on the control
+// cluster.
+func controlOnly(t *gyrev1alpha1.Tenant) bool {
+	return slices.Equal(Clusters(t), []string{ControlCluster})
 }
 
 // Forget drops what was remembered of the Tenant with uid.
