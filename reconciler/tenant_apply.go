@@ -62,8 +62,16 @@ func (r *TenantReconciler) apply(ctx context.Context, s *tenantScope) (ctrl.Resu
 	statuses := make([]gyrev1alpha1.TargetStatus, len(s.targets))
 	var eg errgroup.Group
 	for i, ts := range s.targets {
+		old := targetStatus(t, ts.target.Cluster)
+		// A full check of an unchanged target keeps its status as it is:
+		// there is nothing to copy, and nothing to wait for that would
+		// call for a goroutine of its own.
+		if !s.driftOnly && r.unchanged(ctx, s, ts, old) {
+			statuses[i] = *old
+			continue
+		}
 		statuses[i] = gyrev1alpha1.TargetStatus{Cluster: ts.target.Cluster}
-		if old := targetStatus(t, ts.target.Cluster); old != nil {
+		if old != nil {
 			statuses[i] = *old.DeepCopy()
 		}
 		tctx := ctrl.LoggerInto(ctx, ctrl.LoggerFrom(ctx).WithValues("target", ts.target.Cluster))
@@ -126,15 +134,8 @@ func (r *TenantReconciler) applyTarget(ctx context.Context, s *tenantScope, ts *
 		r.event(t, eventWarning, ReasonRenderFailed, "Target %s: %s", name, msg)
 		return
 	}
-	// A full check of what the last full reconcile applied, Ready, whose
-	// objects are all still as gyre applied them, would find the same
-	// inventory and conditions and write nothing: it stops here, before
-	// building them again, which was most of the cost of checking an
-	// unchanged Tenant.
 	if ts.remembered && ts.memo != nil {
-		if len(inventoryEntries(st.Inventory)) == len(ts.memo.wants) && r.applier().CurrentWants(ctx, ts.memo.wants) {
-			return
-		}
+		// Not unchanged: the remembered objects are applied again.
 		objs, err := ts.memo.objects()
 		if err != nil {
 			setConditions(&st.Conditions, targetConditions(targetOutcome{phase: phaseApplyFailed, message: err.Error()}, t.Generation))
@@ -200,6 +201,18 @@ func (r *TenantReconciler) applyTarget(ctx context.Context, s *tenantScope, ts *
 	st.LastAppliedRevision = s.revision
 	r.warnRuns(t, st, name, plan.notes)
 	setConditions(&st.Conditions, targetConditions(targetOutcome{phase: phaseApplied, revision: s.revision, objects: len(st.Inventory.Entries), notes: plan.notes}, t.Generation))
+}
+
+// unchanged reports whether a target is what the last full reconcile
+// applied, Ready at the revision, with every object still as gyre applied
+// it: a full check would then find the same inventory and conditions and
+// write nothing, and stops before building them again, which was most of
+// the cost of checking an unchanged Tenant. It sends no request.
+func (r *TenantReconciler) unchanged(ctx context.Context, s *tenantScope, ts *targetScope, old *gyrev1alpha1.TargetStatus) bool {
+	return ts.remembered && ts.memo != nil && ts.renderErr == nil && old != nil &&
+		old.LastAttemptedRevision == s.revision &&
+		len(inventoryEntries(old.Inventory)) == len(ts.memo.wants) &&
+		r.applier().CurrentWants(ctx, ts.memo.wants)
 }
 
 // correctDrift re-applies the objects of a target that changed in the

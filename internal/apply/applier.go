@@ -122,11 +122,28 @@ type Want struct {
 	GVK    schema.GroupVersionKind
 	Key    client.ObjectKey
 	Digest string
+	// cacheKey is CacheKey(Key) when WantOf made the Want; Key's
+	// strings are then part of it, so it costs no more memory, and a
+	// check of every object builds no key.
+	cacheKey string
 }
 
 // WantOf returns o's Want.
 func WantOf(o *unstructured.Unstructured) Want {
-	return Want{GVK: o.GroupVersionKind(), Key: client.ObjectKeyFromObject(o), Digest: digestOf(o)}
+	ck := CacheKey(client.ObjectKeyFromObject(o))
+	key := client.ObjectKey{Name: ck}
+	if ns := o.GetNamespace(); ns != "" {
+		key = client.ObjectKey{Namespace: ck[:len(ns)], Name: ck[len(ns)+1:]}
+	}
+	return Want{GVK: o.GroupVersionKind(), Key: key, Digest: digestOf(o), cacheKey: ck}
+}
+
+// CacheKey is CacheKey(w.Key).
+func (w Want) CacheKey() string {
+	if w.cacheKey != "" {
+		return w.cacheKey
+	}
+	return CacheKey(w.Key)
 }
 
 // CurrentWants is Current for objects known by their Wants.
@@ -157,7 +174,7 @@ func (a *Applier) liveState(ctx context.Context, w Want) liveState {
 	}
 	var m *metav1.PartialObjectMetadata
 	if p, ok := a.Live.(Peeker); ok {
-		found, ok, err := p.Peek(ctx, w.GVK, w.Key)
+		found, ok, err := p.Peek(ctx, w.GVK, w.CacheKey())
 		switch {
 		case err != nil:
 			return liveUnknown
