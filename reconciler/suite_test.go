@@ -30,6 +30,10 @@ var testEnv struct {
 
 func TestMain(m *testing.M) {
 	testcluster.SetLogger()
+	if os.Getenv(neighbourChildEnv) != "" {
+		// A benchmark's neighbour, which needs no control plane.
+		os.Exit(m.Run())
+	}
 	if os.Getenv(benchChildEnv) != "" {
 		// A benchmark's child process, on its parent's control plane.
 		if err := connectBenchChild(); err != nil {

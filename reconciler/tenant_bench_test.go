@@ -84,7 +84,8 @@ func benchRepo(b testing.TB, dir, prefix string, n int) {
 // otherwise come out of the API server's, which the raw phases' client
 // barely uses, and gyre/ceiling-rate would measure the machine. Set
 // GYRE_BENCH_SHARED_CPUS=1 to share them, GYRE_BENCH_PROFILE_DIR to
-// profile gyre's first convergence. Run it with
+// profile gyre's first convergence, GYRE_BENCH_NEIGHBOUR to replay beside
+// a process as busy as gyre (see neighbourEnv). Run it with
 //
 //	go test ./reconciler -run '^$' -bench BenchmarkTenantReconciler -benchtime 1x
 func BenchmarkTenantReconciler(b *testing.B) {
@@ -330,6 +331,7 @@ func rawWithTenantWrites(b *testing.B, g *WithT, dir, prefix string, n int, repo
 	}
 
 	pids := controlPlanePIDs(b)
+	nb := startNeighbour(b)
 	cp := controlPlaneCPU(b, pids)
 	start := time.Now()
 	// Namespaces first: what goes in them cannot be created before.
@@ -353,6 +355,9 @@ func rawWithTenantWrites(b *testing.B, g *WithT, dir, prefix string, n int, repo
 	}
 	g.Expect(eg.Wait()).To(Succeed())
 	elapsed, cpu := time.Since(start), controlPlaneCPU(b, pids)-cp
+	if nb != nil {
+		b.Logf("replay %s: the neighbour used %.2f of a CPU", prefix, nb.stop())
+	}
 
 	for _, t := range tenantsOf {
 		g.Expect(c.Patch(ctx, t, client.RawPatch(types.MergePatchType, []byte(`{"metadata":{"finalizers":null}}`)))).To(Succeed())
