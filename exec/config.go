@@ -95,8 +95,10 @@ type Config struct {
 	GCDelay time.Duration
 
 	// TenantParallelism caps the stages running at once across all runs of
-	// one tenant (gyre controller --tenant-parallelism); 0 means no cap. The cap is counted from the engine's
-	// cache, so concurrent reconciles may briefly exceed it by a few.
+	// one tenant (gyre controller --tenant-parallelism); 0 means no cap.
+	// It holds exactly however many reconciles run at once: the engine
+	// counts other runs' stages as it last decided them, not as its cache
+	// shows them (see tenantLoad).
 	TenantParallelism int
 	// ImagePullGracePeriod is how long a stage Pod may wait on an image
 	// pull error before the attempt fails. Default 2 minutes.

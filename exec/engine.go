@@ -66,6 +66,8 @@ type Engine struct {
 	expected podExpectations
 	// gcPace follows how long GC Pods take (see foldGC).
 	gcPace gcPace
+	// load counts the tenants' active stages for TenantParallelism.
+	load tenantLoad
 	// inProgress holds the runs in progress, whose number stretches the
 	// status report delay (see reportDelay).
 	inProgress runSet
@@ -161,6 +163,7 @@ func (r *Engine) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, 
 			r.unreported.Delete(req.NamespacedName)
 			r.ending.Delete(req.NamespacedName)
 			r.inProgress.remove(req.NamespacedName)
+			r.load.forget(req.NamespacedName)
 			r.swept.Delete(req.NamespacedName)
 			r.expected.forgetRun(req.NamespacedName)
 			r.deliveries.Forget(req.NamespacedName)
@@ -186,6 +189,9 @@ func (r *Engine) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, 
 		r.ending.Delete(req.NamespacedName)
 		r.inProgress.remove(req.NamespacedName)
 		r.expected.forgetRun(req.NamespacedName)
+		if r.cfg.TenantParallelism > 0 {
+			r.load.record(run, &run.Status) // none active, whatever the cache says yet
+		}
 	}
 	return status.OnConflict(res, err)
 }
@@ -322,35 +328,18 @@ func (r *Engine) progress(ctx context.Context, s *scope) error {
 	}
 	var create []*corev1.Pod
 	if !convention.Finished(st.Overall.Phase) {
-		for {
-			more, adopted, err := r.schedule(ctx, s, st, pods)
-			if err != nil {
-				return err
+		var err error
+		if r.cfg.TenantParallelism > 0 {
+			unlock := r.load.lock(run.Namespace)
+			if create, err = r.scheduleAll(ctx, s, st, pods, missing); err == nil {
+				r.load.record(run, st)
 			}
-			create = append(create, more...)
-			if !adopted {
-				break
-			}
-			// The adopted attempts' Pods may have gone further, and what
-			// follows them may start in this round.
-			for _, name := range r.observe(s, st, pods) {
-				if !slices.Contains(missing, name) {
-					missing = append(missing, name)
-				}
-			}
+			unlock()
+		} else {
+			create, err = r.scheduleAll(ctx, s, st, pods, missing)
 		}
-		for _, name := range missing {
-			// Recorded in the status but not in the cache: created by an
-			// earlier reconcile that did not see it yet, or never created
-			// because that reconcile stopped. Create adopts either way.
-			pod, err := r.buildPod(ctx, s, st, name)
-			if err != nil {
-				if !asInvalid(err, st.Stages[name], s.now) && !r.asWaiting(err, s, st.Stages[name]) {
-					return err
-				}
-				continue
-			}
-			create = append(create, pod)
+		if err != nil {
+			return err
 		}
 		summarize(st, s.now)
 	}
@@ -391,10 +380,51 @@ func (r *Engine) progress(ctx context.Context, s *scope) error {
 			}
 		}
 	}
+	if r.cfg.TenantParallelism > 0 {
+		r.load.record(run, st) // less than recorded when a create was refused
+	}
 	if err := r.signalWorkloadEnds(ctx, s, pods); err != nil {
 		return err
 	}
 	return r.deleteStrayPods(ctx, s, st, pods)
+}
+
+// scheduleAll starts the stages that may start in this round, adopting
+// what earlier rounds created unrecorded, and returns the Pods to create,
+// those of the stages in missing included.
+func (r *Engine) scheduleAll(ctx context.Context, s *scope, st *cyclonev1alpha1.WorkflowRunStatus, pods map[string]*corev1.Pod, missing []string) ([]*corev1.Pod, error) {
+	var create []*corev1.Pod
+	for {
+		more, adopted, err := r.schedule(ctx, s, st, pods)
+		if err != nil {
+			return nil, err
+		}
+		create = append(create, more...)
+		if !adopted {
+			break
+		}
+		// The adopted attempts' Pods may have gone further, and what
+		// follows them may start in this round.
+		for _, name := range r.observe(s, st, pods) {
+			if !slices.Contains(missing, name) {
+				missing = append(missing, name)
+			}
+		}
+	}
+	for _, name := range missing {
+		// Recorded in the status but not in the cache: created by an
+		// earlier reconcile that did not see it yet, or never created
+		// because that reconcile stopped. Create adopts either way.
+		pod, err := r.buildPod(ctx, s, st, name)
+		if err != nil {
+			if !asInvalid(err, st.Stages[name], s.now) && !r.asWaiting(err, s, st.Stages[name]) {
+				return nil, err
+			}
+			continue
+		}
+		create = append(create, pod)
+	}
+	return create, nil
 }
 
 // holdBack reports whether the status of a run in progress, changed by

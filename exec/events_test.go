@@ -120,21 +120,29 @@ func TestEngine_stagesEndingTogetherShareOneEvent(t *testing.T) {
 				stage(ns, "a", succeed("0s")), stage(ns, "b", succeed("0s")), stage(ns, "c", succeed("0s")), stage(ns, "d", tc.last),
 			}, items("a", "b:a", "c:a", "d:b,c"))
 			createRun(t, ns, "run1", "wf")
-			var got []string
-			g.Eventually(func(g Gomega) {
-				got = runEvents(g, ns, "run1")
-				g.Expect(got).To(ContainElement(HavePrefix("GC")))
-			}).WithTimeout(time.Minute).WithPolling(200 * time.Millisecond).Should(Succeed())
-			var stages []string // the run's and its stages' Events
-			for _, e := range got {
-				if strings.HasPrefix(e, "Stage") || strings.HasPrefix(e, "Started") || strings.HasPrefix(e, "Succeeded") || strings.HasPrefix(e, "Failed") {
-					stages = append(stages, e)
+			// The run's and its stages' Events. Each Event is sent on its
+			// own, so they arrive in any order: the GC's may come before
+			// the run's end.
+			stages := func(g Gomega) []string {
+				var out []string
+				for _, e := range runEvents(g, ns, "run1") {
+					if strings.HasPrefix(e, "Stage") || strings.HasPrefix(e, "Started") || strings.HasPrefix(e, "Succeeded") || strings.HasPrefix(e, "Failed") {
+						out = append(out, e)
+					}
 				}
+				return out
 			}
-			for _, w := range tc.want {
-				g.Expect(stages).To(ContainElement(HavePrefix(w)))
-			}
-			g.Expect(stages).To(HaveLen(len(tc.want)), "events: %s", strings.Join(got, " | "))
+			g.Eventually(func(g Gomega) {
+				got := stages(g)
+				for _, w := range tc.want {
+					g.Expect(got).To(ContainElement(HavePrefix(w)), "events so far: %s", strings.Join(got, " | "))
+				}
+			}).WithTimeout(time.Minute).WithPolling(200 * time.Millisecond).Should(Succeed())
+			g.Eventually(func(g Gomega) {
+				g.Expect(runEvents(g, ns, "run1")).To(ContainElement(HavePrefix("GC")))
+			}).WithTimeout(time.Minute).WithPolling(200 * time.Millisecond).Should(Succeed())
+			// No further Event for a stage: one was written per write.
+			g.Consistently(stages).WithTimeout(2 * time.Second).WithPolling(200 * time.Millisecond).Should(HaveLen(len(tc.want)))
 		})
 	}
 }

@@ -80,12 +80,14 @@ func TestEngine_metrics(t *testing.T) {
 			createWorkflow(t, ns, "wf", tc.stages(ns), items("build", "test:build"))
 			createRun(t, ns, "run1", "wf")
 			waitRun(t, ns, "run1", tc.phase)
+			// The engine counts a transition once its write returns, which
+			// may be after the test sees the write.
 			for name, want := range tc.want {
 				withTenant := map[string]float64{}
 				for labels, v := range want {
 					withTenant[tenantKey(labels, tenant)] = v
 				}
-				g.Expect(series(g, name, tenant)).To(Equal(withTenant), name)
+				g.Eventually(func(g Gomega) map[string]float64 { return series(g, name, tenant) }).WithTimeout(10*time.Second).Should(Equal(withTenant), name)
 			}
 		})
 	}

@@ -61,7 +61,7 @@ func (r *Engine) schedule(ctx context.Context, s *scope, st *cyclonev1alpha1.Wor
 		}
 		if r.cfg.TenantParallelism > 0 && tenantCap == math.MaxInt {
 			// Counted lazily: most rounds start nothing.
-			n, err := r.tenantRunning(ctx, s.run)
+			n, err := r.load.others(ctx, r.client, s.run)
 			if err != nil {
 				return nil, false, err
 			}
@@ -158,28 +158,6 @@ func asInvalid(err error, ss *cyclonev1alpha1.StageStatus, now time.Time) bool {
 	transition(&ss.Status, cyclonev1alpha1.StatusFailed, ReasonInvalidStage, invalid.Error(), now)
 	ss.NextAttemptTime = nil
 	return true
-}
-
-// tenantRunning counts the stage attempts in flight in the other runs of
-// the run's tenant, from the cache.
-func (r *Engine) tenantRunning(ctx context.Context, run *cyclonev1alpha1.WorkflowRun) (int, error) {
-	list := &cyclonev1alpha1.WorkflowRunList{}
-	if err := r.client.List(ctx, list, client.InNamespace(run.Namespace), client.UnsafeDisableDeepCopy); err != nil {
-		return 0, fmt.Errorf("list runs of tenant: %w", err)
-	}
-	n := 0
-	for i := range list.Items {
-		other := &list.Items[i]
-		if other.UID == run.UID || convention.Finished(other.Status.Overall.Phase) {
-			continue
-		}
-		for _, ss := range other.Status.Stages {
-			if active(ss) {
-				n++
-			}
-		}
-	}
-	return n, nil
 }
 
 // podCreates is how many Pods one round creates at once. A round's new

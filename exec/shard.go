@@ -37,6 +37,7 @@ func (r *Engine) inShard(ctx context.Context, req types.NamespacedName) (bool, e
 	r.unreported.Delete(req)
 	r.ending.Delete(req)
 	r.inProgress.remove(req)
+	r.load.forget(req)
 	r.swept.Delete(req)
 	r.expected.forgetRun(req)
 	return false, nil

@@ -1,0 +1,114 @@
+package exec
+
+import (
+	"context"
+	"fmt"
+	"sync"
+
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	cyclonev1alpha1 "github.com/gyreops/gyre/api/cyclone/v1alpha1"
+	"github.com/gyreops/gyre/internal/convention"
+)
+
+// tenantLoad keeps Config.TenantParallelism exact within one engine.
+// The cache alone cannot: it shows another run's status as of its last
+// event, and the write that recorded that run's newest attempts may not
+// have arrived yet, so two runs of one tenant each see room for the same
+// slot and the tenant runs more stages than its cap. The engine is the
+// only writer of its runs' statuses, so what it decided last for a run is
+// newer than any cached status of that run: tenantLoad records that, and
+// one lock per tenant makes counting the other runs' stages and starting
+// this run's one step.
+type tenantLoad struct {
+	mu      sync.Mutex
+	tenants map[string]*sync.Mutex // by namespace; never removed, one per tenant
+	runs    map[types.NamespacedName]runLoad
+}
+
+// runLoad is how many stages a run had active when the engine last
+// decided its round, and which run that was: a run deleted and created
+// again under its name starts with none.
+type runLoad struct {
+	uid    types.UID
+	active int
+}
+
+// lock takes the lock of the tenant of namespace ns and returns its
+// release. A run's round holds it from counting the tenant's active
+// stages to recording its own (see progress).
+func (l *tenantLoad) lock(ns string) func() {
+	l.mu.Lock()
+	if l.tenants == nil {
+		l.tenants = map[string]*sync.Mutex{}
+	}
+	m := l.tenants[ns]
+	if m == nil {
+		m = &sync.Mutex{}
+		l.tenants[ns] = m
+	}
+	l.mu.Unlock()
+	m.Lock()
+	return m.Unlock
+}
+
+// record sets the number of stages run has active as the engine decided
+// them: attempts whose Pods are about to be created count already.
+func (l *tenantLoad) record(run *cyclonev1alpha1.WorkflowRun, st *cyclonev1alpha1.WorkflowRunStatus) {
+	n := 0
+	if !convention.Finished(st.Overall.Phase) {
+		for _, ss := range st.Stages {
+			if active(ss) {
+				n++
+			}
+		}
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.runs == nil {
+		l.runs = map[types.NamespacedName]runLoad{}
+	}
+	l.runs[client.ObjectKeyFromObject(run)] = runLoad{uid: run.UID, active: n}
+}
+
+// forget drops what is recorded of the run key, gone or no longer this
+// engine's.
+func (l *tenantLoad) forget(key types.NamespacedName) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	delete(l.runs, key)
+}
+
+// others counts the stage attempts in flight in the other runs of run's
+// tenant: as recorded for the runs this engine has decided, as cached for
+// the rest (runs it has not reconciled since it started). The caller
+// holds the tenant's lock.
+func (l *tenantLoad) others(ctx context.Context, c client.Reader, run *cyclonev1alpha1.WorkflowRun) (int, error) {
+	list := &cyclonev1alpha1.WorkflowRunList{}
+	if err := c.List(ctx, list, client.InNamespace(run.Namespace), client.UnsafeDisableDeepCopy); err != nil {
+		return 0, fmt.Errorf("list runs of tenant: %w", err)
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := 0
+	for i := range list.Items {
+		other := &list.Items[i]
+		if other.UID == run.UID {
+			continue
+		}
+		if rec, ok := l.runs[client.ObjectKeyFromObject(other)]; ok && rec.uid == other.UID {
+			n += rec.active
+			continue
+		}
+		if convention.Finished(other.Status.Overall.Phase) {
+			continue
+		}
+		for _, ss := range other.Status.Stages {
+			if active(ss) {
+				n++
+			}
+		}
+	}
+	return n, nil
+}
