@@ -15,10 +15,11 @@ import (
 // the size of gyre's, for the given share of a CPU (GYRE_BENCH_NEIGHBOUR=0.3).
 // The benchmark's CPUs are not the control plane's, but on a virtual
 // machine they still share caches and memory with it: a busy neighbour
-// slows the API server. gyre's convergence is such a neighbour, the
-// replay's own client barely one; with the neighbour, the replay tells
-// what the same writes cost with the other CPUs as busy as gyre keeps
-// them.
+// slows the API server. gyre's convergence is such a neighbour (0.29 to
+// 0.34 of a CPU), the replay's own client half of one (0.13 to 0.16, as
+// the benchmark logs): with a neighbour of the difference, the replay
+// tells what the same writes cost with the other CPUs as busy as gyre
+// keeps them.
 const neighbourEnv = "GYRE_BENCH_NEIGHBOUR"
 
 // neighbourChildEnv carries the share to the neighbour process.
