@@ -37,7 +37,10 @@ type runLoad struct {
 
 // lock takes the lock of the tenant of namespace ns and returns its
 // release. A run's round holds it from counting the tenant's active
-// stages to recording its own (see progress).
+// stages to recording its own (see progress), which includes building
+// the new attempts' Pods and the live reads of Secrets that takes: the
+// rounds of one tenant's runs that may start stages go one at a time,
+// the price of an exact cap; other tenants' rounds do not wait.
 func (l *tenantLoad) lock(ns string) func() {
 	l.mu.Lock()
 	if l.tenants == nil {
