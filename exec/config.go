@@ -126,7 +126,10 @@ type Config struct {
 	// value below RunningReportDelay keeps it fixed.
 	MaxRunningReportDelay time.Duration
 	// WaitInterval is how often a run blocked by the tenant cap or an
-	// unreachable execution cluster looks again. Default 5 seconds.
+	// unreachable execution cluster looks again. A run blocked by the cap
+	// is also woken as soon as another run of its tenant ends a stage;
+	// the interval covers what that misses, such as a run held back
+	// before a restart. Default 5 seconds.
 	WaitInterval time.Duration
 	// MissingGracePeriod is how long after a run's creation the Workflow,
 	// Stages and Resources it names may still be missing from the

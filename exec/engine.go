@@ -67,7 +67,7 @@ type Engine struct {
 	// gcPace follows how long GC Pods take (see foldGC).
 	gcPace gcPace
 	// load counts the tenants' active stages for TenantParallelism.
-	load tenantLoad
+	load *tenantLoad
 	// inProgress holds the runs in progress, whose number stretches the
 	// status report delay (see reportDelay).
 	inProgress runSet
@@ -126,6 +126,8 @@ type scope struct {
 	// writeNow says a step recorded what must not wait for a later
 	// write (see holdBack).
 	writeNow bool
+	// capped says TenantParallelism held back a stage of the round.
+	capped bool
 	// requeue is the earliest time the run must be looked at again
 	// without any event; zero means never.
 	requeue time.Time
@@ -190,7 +192,7 @@ func (r *Engine) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, 
 		r.inProgress.remove(req.NamespacedName)
 		r.expected.forgetRun(req.NamespacedName)
 		if r.cfg.TenantParallelism > 0 {
-			r.load.record(run, &run.Status) // none active, whatever the cache says yet
+			r.load.record(run, &run.Status, false) // none active, whatever the cache says yet
 		}
 	}
 	return status.OnConflict(res, err)
@@ -332,7 +334,7 @@ func (r *Engine) progress(ctx context.Context, s *scope) error {
 		if r.cfg.TenantParallelism > 0 {
 			unlock := r.load.lock(run.Namespace)
 			if create, err = r.scheduleAll(ctx, s, st, pods, missing); err == nil {
-				r.load.record(run, st)
+				r.load.record(run, st, s.capped)
 			}
 			unlock()
 		} else {
@@ -381,7 +383,7 @@ func (r *Engine) progress(ctx context.Context, s *scope) error {
 		}
 	}
 	if r.cfg.TenantParallelism > 0 {
-		r.load.record(run, st) // less than recorded when a create was refused
+		r.load.record(run, st, s.capped) // less than recorded when a create was refused
 	}
 	if err := r.signalWorkloadEnds(ctx, s, pods); err != nil {
 		return err

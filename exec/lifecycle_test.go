@@ -144,6 +144,24 @@ func TestEngine_parallelismCaps(t *testing.T) {
 		}
 		g.Expect(maxLive(rec.all())).To(Equal(2))
 	})
+	t.Run("A run the tenant's cap holds back starts when another run's stage ends, not at its next look.", func(t *testing.T) {
+		g := NewWithT(t)
+		ns := newTenant(t)
+		rec := recordPods(t, k8s, "cyclone-"+Tenant(ns)+"-worker")
+		cfg := testConfig()
+		cfg.TenantParallelism = 1
+		cfg.WaitInterval = time.Hour // the look a run held back would otherwise wait for
+		_, stop := startEngine(t, env.Config, cfg)
+		defer stop()
+		createWorkflow(t, ns, "one", []*cyclonev1alpha1.Stage{stage(ns, "a", succeed("300ms"))}, items("a"))
+		for _, run := range []string{"run1", "run2", "run3"} {
+			createRun(t, ns, run, "one")
+		}
+		for _, run := range []string{"run1", "run2", "run3"} {
+			waitRun(t, ns, run, cyclonev1alpha1.StatusSucceeded)
+		}
+		g.Expect(maxLive(rec.all())).To(Equal(1))
+	})
 }
 
 // TestEngine_reconcilesPerRun guards against excessive reconciles, as

@@ -68,6 +68,7 @@ func (r *Engine) schedule(ctx context.Context, s *scope, st *cyclonev1alpha1.Wor
 			tenantCap, tenantRunning = r.cfg.TenantParallelism, n
 		}
 		if running+tenantRunning >= tenantCap {
+			s.capped = true
 			transition(&ss.Status, cyclonev1alpha1.StatusPending, "TenantParallelism",
 				fmt.Sprintf("waiting: the tenant already runs %d stages", tenantCap), s.now)
 			s.wakeAt(s.now.Add(r.cfg.WaitInterval))

@@ -57,6 +57,7 @@ func (r *Engine) SetupWithManager(mgr ctrl.Manager) error {
 	r.builder = r.cfg.podBuilder()
 	r.gcPods = gc.PodConfig{Image: r.cfg.GCImage, Labels: r.cfg.GCPodLabels, Annotations: r.cfg.GCPodAnnotations, Resources: r.cfg.GCResources}
 	r.recorder = record.Distinct(mgr.GetEventRecorder("gyre-exec"))
+	r.load = newTenantLoad()
 
 	control, err := newPodCluster(mgr.GetConfig(), mgr.GetScheme())
 	if err != nil {
@@ -83,6 +84,7 @@ func (r *Engine) SetupWithManager(mgr ctrl.Manager) error {
 		Watches(&gyrev1alpha1.Tenant{}, handler.EnqueueRequestsFromMapFunc(r.runsOfTenant),
 			builder.WithPredicates(tenantChanged())).
 		WatchesRawSource(r.deliveries.Source()).
+		WatchesRawSource(r.load.source()).
 		WithOptions(controller.Options{MaxConcurrentReconciles: r.cfg.MaxConcurrentReconciles}).
 		Build(r)
 	if err != nil {

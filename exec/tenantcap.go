@@ -5,8 +5,12 @@ import (
 	"fmt"
 	"sync"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	cyclonev1alpha1 "github.com/gyreops/gyre/api/cyclone/v1alpha1"
 	"github.com/gyreops/gyre/internal/convention"
@@ -21,10 +25,35 @@ import (
 // newer than any cached status of that run: tenantLoad records that, and
 // one lock per tenant makes counting the other runs' stages and starting
 // this run's one step.
+//
+// A run the cap holds back is woken when another run of its tenant ends
+// a stage, as a semaphore wakes its waiters, rather than at its next
+// look WaitInterval later: a slot does not stand idle for seconds.
 type tenantLoad struct {
 	mu      sync.Mutex
 	tenants map[string]*sync.Mutex // by namespace; never removed, one per tenant
 	runs    map[types.NamespacedName]runLoad
+	// waiting holds, by namespace, the runs whose last round the cap
+	// held back.
+	waiting map[string]map[types.NamespacedName]bool
+	// wake enqueues the runs woken; see source.
+	wake chan event.GenericEvent
+}
+
+// newTenantLoad returns an empty tenantLoad.
+func newTenantLoad() *tenantLoad {
+	return &tenantLoad{
+		tenants: map[string]*sync.Mutex{},
+		runs:    map[types.NamespacedName]runLoad{},
+		waiting: map[string]map[types.NamespacedName]bool{},
+		wake:    make(chan event.GenericEvent, 1024),
+	}
+}
+
+// source enqueues the runs a freed slot wakes. A wake that finds the
+// channel full is dropped: the run still looks again after WaitInterval.
+func (l *tenantLoad) source() source.Source {
+	return source.Channel(l.wake, &handler.EnqueueRequestForObject{})
 }
 
 // runLoad is how many stages a run had active when the engine last
@@ -43,9 +72,6 @@ type runLoad struct {
 // the price of an exact cap; other tenants' rounds do not wait.
 func (l *tenantLoad) lock(ns string) func() {
 	l.mu.Lock()
-	if l.tenants == nil {
-		l.tenants = map[string]*sync.Mutex{}
-	}
 	m := l.tenants[ns]
 	if m == nil {
 		m = &sync.Mutex{}
@@ -57,8 +83,10 @@ func (l *tenantLoad) lock(ns string) func() {
 }
 
 // record sets the number of stages run has active as the engine decided
-// them: attempts whose Pods are about to be created count already.
-func (l *tenantLoad) record(run *cyclonev1alpha1.WorkflowRun, st *cyclonev1alpha1.WorkflowRunStatus) {
+// them (attempts whose Pods are about to be created count already), and
+// whether the cap held it back. Fewer than recorded before frees slots:
+// the tenant's runs held back are woken.
+func (l *tenantLoad) record(run *cyclonev1alpha1.WorkflowRun, st *cyclonev1alpha1.WorkflowRunStatus, capped bool) {
 	n := 0
 	if !convention.Finished(st.Overall.Phase) {
 		for _, ss := range st.Stages {
@@ -67,20 +95,67 @@ func (l *tenantLoad) record(run *cyclonev1alpha1.WorkflowRun, st *cyclonev1alpha
 			}
 		}
 	}
+	key := client.ObjectKeyFromObject(run)
 	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.runs == nil {
-		l.runs = map[types.NamespacedName]runLoad{}
+	prev, had := l.runs[key]
+	l.runs[key] = runLoad{uid: run.UID, active: n}
+	w := l.waiting[run.Namespace]
+	if capped {
+		if w == nil {
+			w = map[types.NamespacedName]bool{}
+			l.waiting[run.Namespace] = w
+		}
+		w[key] = true
+	} else {
+		delete(w, key)
 	}
-	l.runs[client.ObjectKeyFromObject(run)] = runLoad{uid: run.UID, active: n}
+	var woken []types.NamespacedName
+	if had && prev.uid == run.UID && n < prev.active {
+		woken = l.takeWaiting(run.Namespace)
+	}
+	l.mu.Unlock()
+	l.send(woken)
 }
 
 // forget drops what is recorded of the run key, gone or no longer this
-// engine's.
+// engine's; the slots it held free.
 func (l *tenantLoad) forget(key types.NamespacedName) {
 	l.mu.Lock()
-	defer l.mu.Unlock()
+	prev, had := l.runs[key]
 	delete(l.runs, key)
+	delete(l.waiting[key.Namespace], key)
+	var woken []types.NamespacedName
+	if had && prev.active > 0 {
+		woken = l.takeWaiting(key.Namespace)
+	}
+	l.mu.Unlock()
+	l.send(woken)
+}
+
+// takeWaiting empties the runs held back in namespace ns and returns
+// them; a run that still finds no slot is held back again. The caller
+// holds l.mu.
+func (l *tenantLoad) takeWaiting(ns string) []types.NamespacedName {
+	w := l.waiting[ns]
+	if len(w) == 0 {
+		return nil
+	}
+	delete(l.waiting, ns)
+	keys := make([]types.NamespacedName, 0, len(w))
+	for k := range w {
+		keys = append(keys, k)
+	}
+	return keys
+}
+
+// send enqueues the runs keys.
+func (l *tenantLoad) send(keys []types.NamespacedName) {
+	for _, k := range keys {
+		select {
+		case l.wake <- event.GenericEvent{Object: &cyclonev1alpha1.WorkflowRun{ObjectMeta: metav1.ObjectMeta{Namespace: k.Namespace, Name: k.Name}}}:
+		default:
+		}
+	}
 }
 
 // others counts the stage attempts in flight in the other runs of run's
