@@ -125,43 +125,48 @@ func TestEngine_parallelismCaps(t *testing.T) {
 		waitRun(t, ns, "run1", cyclonev1alpha1.StatusSucceeded)
 		g.Expect(maxLive(rec.all())).To(Equal(1))
 	})
-	t.Run("A tenant with parallelism 2 runs two stages at a time across its runs, however many are reconciled at once.", func(t *testing.T) {
-		g := NewWithT(t)
-		ns := newTenant(t)
-		rec := recordPods(t, k8s, "cyclone-"+Tenant(ns)+"-worker")
-		cfg := testConfig()
-		cfg.TenantParallelism = 2
-		_, stop := startEngine(t, env.Config, cfg)
-		defer stop()
-		wide(ns)
-		// Three runs reconciled at once, each seeing the others' newest
-		// attempts before the cache does.
-		for _, run := range []string{"run1", "run2", "run3"} {
-			createRun(t, ns, run, "wide")
-		}
-		for _, run := range []string{"run1", "run2", "run3"} {
-			waitRun(t, ns, run, cyclonev1alpha1.StatusSucceeded)
-		}
-		g.Expect(maxLive(rec.all())).To(Equal(2))
-	})
-	t.Run("A run the tenant's cap holds back starts when another run's stage ends, not at its next look.", func(t *testing.T) {
-		g := NewWithT(t)
-		ns := newTenant(t)
-		rec := recordPods(t, k8s, "cyclone-"+Tenant(ns)+"-worker")
-		cfg := testConfig()
-		cfg.TenantParallelism = 1
-		cfg.WaitInterval = time.Hour // the look a run held back would otherwise wait for
-		_, stop := startEngine(t, env.Config, cfg)
-		defer stop()
-		createWorkflow(t, ns, "one", []*cyclonev1alpha1.Stage{stage(ns, "a", succeed("300ms"))}, items("a"))
-		for _, run := range []string{"run1", "run2", "run3"} {
-			createRun(t, ns, run, "one")
-		}
-		for _, run := range []string{"run1", "run2", "run3"} {
-			waitRun(t, ns, run, cyclonev1alpha1.StatusSucceeded)
-		}
-		g.Expect(maxLive(rec.all())).To(Equal(1))
-	})
+	for _, tc := range []struct {
+		name     string
+		cap      int
+		wait     time.Duration // how long a run held back waits for its next look; 0 keeps the default
+		workflow func(ns string) string
+	}{{
+		name:     "A tenant with parallelism 2 runs two stages at a time across its runs, however many are reconciled at once.",
+		cap:      2,
+		workflow: func(ns string) string { wide(ns); return "wide" },
+	}, {
+		name: "A run the tenant's cap holds back starts when another run's stage ends, not at its next look.",
+		cap:  1,
+		wait: time.Hour,
+		workflow: func(ns string) string {
+			createWorkflow(t, ns, "one", []*cyclonev1alpha1.Stage{stage(ns, "a", succeed("300ms"))}, items("a"))
+			return "one"
+		},
+	}} {
+		t.Run(tc.name, func(t *testing.T) {
+			g := NewWithT(t)
+			ns := newTenant(t)
+			rec := recordPods(t, k8s, "cyclone-"+Tenant(ns)+"-worker")
+			cfg := testConfig()
+			cfg.TenantParallelism = tc.cap
+			if tc.wait > 0 {
+				cfg.WaitInterval = tc.wait
+			}
+			_, stop := startEngine(t, env.Config, cfg)
+			defer stop()
+			wf := tc.workflow(ns)
+			// Three runs reconciled at once, each seeing the others' newest
+			// attempts before the cache does.
+			runs := []string{"run1", "run2", "run3"}
+			for _, run := range runs {
+				createRun(t, ns, run, wf)
+			}
+			for _, run := range runs {
+				waitRun(t, ns, run, cyclonev1alpha1.StatusSucceeded)
+			}
+			g.Expect(maxLive(rec.all())).To(Equal(tc.cap))
+		})
+	}
 }
 
 // TestEngine_reconcilesPerRun guards against excessive reconciles, as
