@@ -1,8 +1,10 @@
 package exec
 
 import (
+	"cmp"
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -28,14 +30,19 @@ import (
 //
 // A run the cap holds back is woken when another run of its tenant ends
 // a stage, as a semaphore wakes its waiters, rather than at its next
-// look WaitInterval later: a slot does not stand idle for seconds.
+// look WaitInterval later: a slot does not stand idle for seconds. Like a
+// semaphore it wakes one waiter per slot freed, the longest held back
+// first: a tenant with thousands of runs held back does not have them
+// all reconciled, each counting all the others, whenever a stage ends.
 type tenantLoad struct {
 	mu      sync.Mutex
 	tenants map[string]*sync.Mutex // by namespace; never removed, one per tenant
 	runs    map[types.NamespacedName]runLoad
 	// waiting holds, by namespace, the runs whose last round the cap
-	// held back.
-	waiting map[string]map[types.NamespacedName]bool
+	// held back, each with its place in line: a woken run that finds its
+	// slot taken keeps its place.
+	waiting map[string]map[types.NamespacedName]uint64
+	line    uint64
 	// wake enqueues the runs woken; see source.
 	wake chan event.GenericEvent
 }
@@ -45,7 +52,7 @@ func newTenantLoad() *tenantLoad {
 	return &tenantLoad{
 		tenants: map[string]*sync.Mutex{},
 		runs:    map[types.NamespacedName]runLoad{},
-		waiting: map[string]map[types.NamespacedName]bool{},
+		waiting: map[string]map[types.NamespacedName]uint64{},
 		wake:    make(chan event.GenericEvent, 1024),
 	}
 }
@@ -102,16 +109,19 @@ func (l *tenantLoad) record(run *cyclonev1alpha1.WorkflowRun, st *cyclonev1alpha
 	w := l.waiting[run.Namespace]
 	if capped {
 		if w == nil {
-			w = map[types.NamespacedName]bool{}
+			w = map[types.NamespacedName]uint64{}
 			l.waiting[run.Namespace] = w
 		}
-		w[key] = true
+		if _, ok := w[key]; !ok {
+			l.line++
+			w[key] = l.line
+		}
 	} else {
 		delete(w, key)
 	}
 	var woken []types.NamespacedName
 	if had && prev.uid == run.UID && n < prev.active {
-		woken = l.takeWaiting(run.Namespace)
+		woken = l.first(run.Namespace, prev.active-n, key)
 	}
 	l.mu.Unlock()
 	l.send(woken)
@@ -126,26 +136,25 @@ func (l *tenantLoad) forget(key types.NamespacedName) {
 	delete(l.waiting[key.Namespace], key)
 	var woken []types.NamespacedName
 	if had && prev.active > 0 {
-		woken = l.takeWaiting(key.Namespace)
+		woken = l.first(key.Namespace, prev.active, key)
 	}
 	l.mu.Unlock()
 	l.send(woken)
 }
 
-// takeWaiting empties the runs held back in namespace ns and returns
-// them; a run that still finds no slot is held back again. The caller
-// holds l.mu.
-func (l *tenantLoad) takeWaiting(ns string) []types.NamespacedName {
+// first returns the n runs held back longest in namespace ns, but the
+// run freeing the slots. They stay in line until a round of theirs
+// starts what the cap held back. The caller holds l.mu.
+func (l *tenantLoad) first(ns string, n int, freeing types.NamespacedName) []types.NamespacedName {
 	w := l.waiting[ns]
-	if len(w) == 0 {
-		return nil
-	}
-	delete(l.waiting, ns)
 	keys := make([]types.NamespacedName, 0, len(w))
 	for k := range w {
-		keys = append(keys, k)
+		if k != freeing {
+			keys = append(keys, k)
+		}
 	}
-	return keys
+	slices.SortFunc(keys, func(a, b types.NamespacedName) int { return cmp.Compare(w[a], w[b]) })
+	return keys[:min(n, len(keys))]
 }
 
 // send enqueues the runs keys.
