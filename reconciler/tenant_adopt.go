@@ -100,14 +100,20 @@ type metaGroup struct {
 // labelled as a Tenant's, once per reconcile: the legacy-label migration
 // and the adoption check of every target of the Tenant share each
 // listing. A listing selects on the label server-side, so the Tenant's own
-// objects, usually all there is, cost the API server no encoding. For a
-// Tenant's first convergence this is one listing per kind, where each
-// target asked twice before.
+// objects, usually all there is, cost the API server no encoding. A
+// Tenant whose namespace provisioning made in the same reconcile, as in
+// its first convergence, lists nothing there.
 type liveOthers struct {
 	live   client.Reader
 	tenant string
 	mu     sync.Mutex
 	lists  map[metaGroup]*othersListing
+	// made are namespaces provisioning found missing and made in this
+	// reconcile: nothing of anyone else's was in them, so they are not
+	// listed. Someone could make an object in one since; as for the
+	// provisioned namespace itself, the check only narrows that window
+	// to the apply that follows.
+	made map[string]bool
 }
 
 // othersListing is one listing, shared by whoever asks for it while it
@@ -119,7 +125,16 @@ type othersListing struct {
 }
 
 func newLiveOthers(live client.Reader, tenant string) *liveOthers {
-	return &liveOthers{live: live, tenant: tenant, lists: map[metaGroup]*othersListing{}}
+	return &liveOthers{live: live, tenant: tenant, lists: map[metaGroup]*othersListing{}, made: map[string]bool{}}
+}
+
+// empty says that namespaces were made in this reconcile, empty.
+func (l *liveOthers) empty(namespaces ...string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, ns := range namespaces {
+		l.made[ns] = true
+	}
 }
 
 // list returns the metadata of the live objects of k that are not
@@ -127,10 +142,15 @@ func newLiveOthers(live client.Reader, tenant string) *liveOthers {
 // which gyre may not list, are read one by one, and returned whatever
 // their labels.
 func (l *liveOthers) list(ctx context.Context, k metaGroup, byName map[string]*unstructured.Unstructured) ([]metav1.PartialObjectMetadata, error) {
+	l.mu.Lock()
+	if l.made[k.namespace] {
+		l.mu.Unlock()
+		return nil, nil
+	}
 	if apply.IsSecret(k.gvk) {
+		l.mu.Unlock()
 		return liveMetadata(ctx, l.live, k.gvk, k.namespace, byName)
 	}
-	l.mu.Lock()
 	c := l.lists[k]
 	if c == nil {
 		c = &othersListing{done: make(chan struct{})}

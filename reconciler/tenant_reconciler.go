@@ -258,6 +258,10 @@ func (r *TenantReconciler) provision(ctx context.Context, s *tenantScope) (ctrl.
 		return ctrl.Result{}, nil
 	}
 	res, err := tenants.Provision(ctx, r.Clusters, r.watches.cache, s.tenant)
+	// A Tenant's first convergence then asks nothing of the namespaces
+	// it just made: at hundreds of Tenants, a listing per kind and
+	// target was one request in eight.
+	s.others.empty(res.Created...)
 	if err == nil {
 		r.provisioned.Remember(s.tenant)
 	} else {

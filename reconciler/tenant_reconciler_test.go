@@ -46,6 +46,9 @@ type writeCounter struct {
 	requests atomic.Int64
 	// kinds counts every request by method and resource, when set.
 	kinds map[string]int
+	// listings are the paths of the listings of one namespace's
+	// objects, watches aside.
+	listings []string
 }
 
 func (w *writeCounter) RoundTrip(req *http.Request) (*http.Response, error) {
@@ -53,6 +56,9 @@ func (w *writeCounter) RoundTrip(req *http.Request) (*http.Response, error) {
 	w.mu.Lock()
 	if w.kinds != nil {
 		w.kinds[requestKind(req)]++
+	}
+	if isNamespaceListing(req) {
+		w.listings = append(w.listings, req.URL.Path)
 	}
 	w.mu.Unlock()
 	if isWrite(req) {
@@ -73,6 +79,30 @@ func isWrite(req *http.Request) bool {
 		return false
 	}
 	return true
+}
+
+// isNamespaceListing reports whether req lists the objects of a kind in
+// one namespace: /api/v1/namespaces/NS/KIND or
+// /apis/GROUP/VERSION/namespaces/NS/KIND.
+func isNamespaceListing(req *http.Request) bool {
+	if req.Method != http.MethodGet || req.URL.Query().Get("watch") != "" {
+		return false
+	}
+	parts := strings.Split(strings.Trim(req.URL.Path, "/"), "/")
+	if len(parts) > 0 && parts[0] == "apis" {
+		parts = parts[1:] // the group
+	}
+	return len(parts) == 5 && parts[2] == "namespaces"
+}
+
+// takeListings returns the namespace listings counted since the last
+// takeListings.
+func (w *writeCounter) takeListings() []string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	out := w.listings
+	w.listings = nil
+	return out
 }
 
 // take returns the writes counted since the last take.

@@ -85,6 +85,19 @@ func TestTenantStatusWrites(t *testing.T) {
 		g.Expect(statusWrites(writes.take())).To(Equal(want))
 	})
 
+	t.Run("A new Tenant's first convergence lists nothing in the namespaces it made.", func(t *testing.T) {
+		// Nobody else's objects were in them when provisioning found
+		// them missing: the adoption check asks nothing of them.
+		// The controller also reconciles what other tests left.
+		var ours []string
+		for _, path := range writes.takeListings() {
+			if strings.Contains(path, "/namespaces/cyclone-writes") {
+				ours = append(ours, path)
+			}
+		}
+		NewWithT(t).Expect(ours).To(BeEmpty())
+	})
+
 	t.Run("A new revision shows Applying on the Tenant before it is Ready again: two status writes.", func(t *testing.T) {
 		g := NewWithT(t)
 		wc, err := client.NewWithWatch(testEnv.Config, client.Options{Scheme: testEnv.Scheme})

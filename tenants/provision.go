@@ -55,6 +55,12 @@ type Result struct {
 	// Written lists the objects created or changed, as
 	// "<cluster>: Kind/namespace/name"; empty when everything matched.
 	Written []string
+	// Created lists the namespaces of the control cluster that this
+	// Provision found missing and applied, sorted. Nothing was in them
+	// when they were read; what is in them now was made since, so a
+	// caller may take them as empty as the read found them, as
+	// Provision itself does for a worker namespace it created.
+	Created []string
 }
 
 // Provision makes a tenant's namespace on the control cluster and its
@@ -72,7 +78,8 @@ func Provision(ctx context.Context, cs *Clients, live client.Reader, t *gyrev1al
 		// The Tenant's namespace on the control cluster does not
 		// depend on what is wrong with its worker objects.
 		var res Result
-		_, cerr := provisionCluster(ctx, cs.Control, live, t, ControlObjects(t), ControlCluster, &res)
+		missing, cerr := provisionCluster(ctx, cs.Control, live, t, ControlObjects(t), ControlCluster, &res)
+		res.Created = created(missing, cerr)
 		return res, errors.Join(cerr, err)
 	}
 	// The clusters do not depend on each other: each is provisioned at
@@ -82,7 +89,9 @@ func Provision(ctx context.Context, cs *Clients, live client.Reader, t *gyrev1al
 	errs := make([]error, 1+len(clusters))
 	var g errgroup.Group
 	g.Go(func() error {
-		_, errs[0] = provisionCluster(ctx, cs.Control, live, t, ControlObjects(t), ControlCluster, &results[0])
+		var missing map[string]bool
+		missing, errs[0] = provisionCluster(ctx, cs.Control, live, t, ControlObjects(t), ControlCluster, &results[0])
+		results[0].Created = created(missing, errs[0])
 		return nil
 	})
 	for i, name := range clusters {
@@ -95,8 +104,25 @@ func Provision(ctx context.Context, cs *Clients, live client.Reader, t *gyrev1al
 	var res Result
 	for _, r := range results {
 		res.Written = append(res.Written, r.Written...)
+		res.Created = append(res.Created, r.Created...)
 	}
+	sort.Strings(res.Created)
 	return res, errors.Join(errs...)
+}
+
+// created returns the namespaces of missing, sorted, unless provisioning
+// failed: a namespace that was not applied is nobody's yet, and may be
+// made by someone else before the next try.
+func created(missing map[string]bool, err error) []string {
+	if err != nil {
+		return nil
+	}
+	names := make([]string, 0, len(missing))
+	for n := range missing {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
 }
 
 // provisionWorker provisions a tenant's worker namespace on one execution
@@ -113,6 +139,9 @@ func provisionWorker(ctx context.Context, cs *Clients, live client.Reader, t *gy
 	missing, err := provisionCluster(ctx, c, cached, t, worker, name, res)
 	if err != nil {
 		return err
+	}
+	if name == ControlCluster {
+		res.Created = created(missing, nil)
 	}
 	if missing[convention.WorkerNamespace(t.Name)] {
 		return nil // made just now: nothing stale can be in it
