@@ -25,6 +25,7 @@ import (
 	gyrev1alpha1 "github.com/gyreops/gyre/api/gyre/v1alpha1"
 	"github.com/gyreops/gyre/internal/mgrconfig"
 	"github.com/gyreops/gyre/internal/testcluster"
+	"github.com/gyreops/gyre/render"
 )
 
 // benchChildEnv carries a gyreChild's task, as JSON, from the benchmark to
@@ -42,6 +43,14 @@ const benchChildEnv = "GYRE_BENCH_GYRE_CHILD"
 // process, which then only waits for the child.
 const profileDirEnv = "GYRE_BENCH_PROFILE_DIR"
 
+// prerenderEnv, set to any value, has the child render every target of
+// its Tenants before the first convergence, so that the convergence finds
+// each render in the Renderer's cache: what is left is what gyre's
+// convergence costs beyond rendering. On a machine whose cores are not
+// independent, gyre's rendering slows the API server beside it; this
+// tells that cost from the rest.
+const prerenderEnv = "GYRE_BENCH_PRERENDER"
+
 // gyreChild is what the child process is asked to do.
 type gyreChild struct {
 	// Kubeconfig reaches the parent's control plane, with the parent's
@@ -55,6 +64,9 @@ type gyreChild struct {
 	Repository string
 	Result     string
 	ProfileDir string
+	// Prerender renders every target before the first convergence (see
+	// prerenderEnv).
+	Prerender bool
 	// ControlPlane are the control plane's processes, whose CPU time
 	// the child measures across its first convergence.
 	ControlPlane []int
@@ -84,6 +96,9 @@ type gyreResult struct {
 	// whose caches start empty, with RestartWrites writes.
 	Restart       time.Duration
 	RestartWrites []string
+	// PrerenderCPU is the child's CPU time for rendering every target
+	// before the first convergence, when asked to.
+	PrerenderCPU time.Duration
 }
 
 // runGyreChild runs gyre's phases of benchTenants for tenants
@@ -94,7 +109,7 @@ func runGyreChild(b *testing.B, dir, prefix string, n int, repo *gyrev1alpha1.Re
 	task := gyreChild{
 		Kubeconfig: testEnv.Cluster.Kubeconfig, QPS: testEnv.Config.QPS, Burst: testEnv.Config.Burst, Dir: dir, Prefix: prefix, Tenants: n,
 		Repository: repo.Name, Result: filepath.Join(b.TempDir(), "result.json"),
-		ProfileDir: os.Getenv(profileDirEnv), ControlPlane: controlPlanePIDs(b),
+		ProfileDir: os.Getenv(profileDirEnv), Prerender: os.Getenv(prerenderEnv) != "", ControlPlane: controlPlanePIDs(b),
 	}
 	data, err := json.Marshal(task)
 	if err != nil {
@@ -164,6 +179,11 @@ func gyrePhases(t *testing.T, g *WithT, task gyreChild) gyreResult {
 	writes := &writeCounter{kinds: map[string]int{}}
 	clk := clocktesting.NewFakeClock(time.Now())
 	rec, stop := startBenchController(g, task.Dir, writes, clk)
+	if task.Prerender {
+		cpu := processCPU()
+		prerender(g, rec, repo, task)
+		res.PrerenderCPU = processCPU() - cpu
+	}
 	stopProfile := profileCPU(g, task.ProfileDir, "gyre-cpu.prof")
 	cpuBefore, cpBefore := processCPU(), controlPlaneCPU(t, task.ControlPlane)
 	res.First = converge(g, repo, task.Prefix, task.Tenants)
@@ -230,6 +250,20 @@ func gyrePhases(t *testing.T, g *WithT, task gyreChild) gyreResult {
 	g.Expect(err).NotTo(HaveOccurred())
 	t.Logf("gyre's first convergence: %s, %s of CPU, %.0f MiB resident", res.First, res.CPU, res.RSS)
 	return res
+}
+
+// prerender renders every target of task's Tenants with rec's Renderer,
+// as rec's first convergence will, one after another.
+func prerender(g *WithT, rec *TenantReconciler, repo *gyrev1alpha1.Repository, task gyreChild) {
+	ctx := context.Background()
+	for i := range task.Tenants {
+		t := benchTenant(fmt.Sprintf("%s%d", task.Prefix, i), repo)
+		for _, rt := range render.TargetsForTenant(t) {
+			res, err := rec.Renderer.Render(ctx, task.Dir, rt, render.Options{AllowedKinds: t.Spec.AllowedKinds, Limits: renderLimits(repo)})
+			g.Expect(err).NotTo(HaveOccurred())
+			g.Expect(res.Err()).NotTo(HaveOccurred())
+		}
+	}
 }
 
 // controlPlanePIDs returns the processes of testEnv's control plane.

@@ -85,7 +85,9 @@ func benchRepo(b testing.TB, dir, prefix string, n int) {
 // barely uses, and gyre/ceiling-rate would measure the machine. Set
 // GYRE_BENCH_SHARED_CPUS=1 to share them, GYRE_BENCH_PROFILE_DIR to
 // profile gyre's first convergence, GYRE_BENCH_NEIGHBOUR to replay beside
-// a process as busy as gyre (see neighbourEnv). Run it with
+// a process as busy as gyre (see neighbourEnv), GYRE_BENCH_PRERENDER to
+// render every target before gyre's convergence (see prerenderEnv). Run
+// it with
 //
 //	go test ./reconciler -run '^$' -bench BenchmarkTenantReconciler -benchtime 1x
 func BenchmarkTenantReconciler(b *testing.B) {
@@ -215,6 +217,9 @@ func benchTenants(b *testing.B, tenantCount int, p benchPrefixes) {
 	b.ReportMetric(res.PeakRSS, "peak-rss-MiB")
 	b.ReportMetric(res.LifePeakRSS, "life-peak-rss-MiB")
 	b.ReportMetric(res.Heap, "heap-MiB")
+	if res.PrerenderCPU > 0 {
+		b.ReportMetric(res.PrerenderCPU.Seconds(), "prerender-cpu-s")
+	}
 	b.ReportMetric(restartTime.Seconds(), "restart-noop-s")
 	b.ReportMetric(float64(len(res.RestartWrites)), "restart-noop-writes")
 	if len(res.CheckWrites)+len(res.RestartWrites) > 0 {
@@ -276,14 +281,8 @@ func rawWithTenantWrites(b *testing.B, g *WithT, dir, prefix string, n int, repo
 	tenantsOf := make([]*gyrev1alpha1.Tenant, n)
 	targets := make([][]gyrev1alpha1.TargetStatus, n)
 	for i := range n {
-		t := &gyrev1alpha1.Tenant{
-			ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("%s%d", prefix, i)},
-			Spec: gyrev1alpha1.TenantSpec{
-				RepositoryRef: gyrev1alpha1.ObjectReference{Name: repo.Name},
-				Clusters:      []gyrev1alpha1.TenantCluster{{Name: "one"}, {Name: "two"}},
-				Suspend:       true,
-			},
-		}
+		t := benchTenant(fmt.Sprintf("%s%d", prefix, i), repo)
+		t.Spec.Suspend = true
 		tenantsOf[i] = t
 		worker, err := tenants.WorkerObjects(t)
 		g.Expect(err).NotTo(HaveOccurred())
@@ -414,13 +413,7 @@ func converge(g *WithT, repo *gyrev1alpha1.Repository, prefix string, n int) tim
 	eg.SetLimit(40)
 	for i := range n {
 		eg.Go(func() error {
-			return testEnv.Client.Create(ctx, &gyrev1alpha1.Tenant{
-				ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("%s%d", prefix, i)},
-				Spec: gyrev1alpha1.TenantSpec{
-					RepositoryRef: gyrev1alpha1.ObjectReference{Name: repo.Name},
-					Clusters:      []gyrev1alpha1.TenantCluster{{Name: "one"}, {Name: "two"}},
-				},
-			})
+			return testEnv.Client.Create(ctx, benchTenant(fmt.Sprintf("%s%d", prefix, i), repo))
 		})
 	}
 	g.Expect(eg.Wait()).To(Succeed())
@@ -459,6 +452,18 @@ func converge(g *WithT, repo *gyrev1alpha1.Repository, prefix string, n int) tim
 		}
 	}
 	return time.Since(start)
+}
+
+// benchTenant is the Tenant named name of the benchmarks: two targets, on
+// clusters one and two, from repo.
+func benchTenant(name string, repo *gyrev1alpha1.Repository) *gyrev1alpha1.Tenant {
+	return &gyrev1alpha1.Tenant{
+		ObjectMeta: metav1.ObjectMeta{Name: name},
+		Spec: gyrev1alpha1.TenantSpec{
+			RepositoryRef: gyrev1alpha1.ObjectReference{Name: repo.Name},
+			Clusters:      []gyrev1alpha1.TenantCluster{{Name: "one"}, {Name: "two"}},
+		},
+	}
 }
 
 // cleanupBench deletes what the benchmarks made, so other benchmarks and
