@@ -97,20 +97,17 @@ func isNamespaceListing(req *http.Request) bool {
 
 // takeListings returns the namespace listings counted since the last
 // takeListings.
-func (w *writeCounter) takeListings() []string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	out := w.listings
-	w.listings = nil
-	return out
-}
+func (w *writeCounter) takeListings() []string { return w.drain(&w.listings) }
 
 // take returns the writes counted since the last take.
-func (w *writeCounter) take() []string {
+func (w *writeCounter) take() []string { return w.drain(&w.log) }
+
+// drain empties one of w's records and returns what it held.
+func (w *writeCounter) drain(record *[]string) []string {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	out := w.log
-	w.log = nil
+	out := *record
+	*record = nil
 	return out
 }
 
