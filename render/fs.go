@@ -60,6 +60,12 @@ type confinedFS struct {
 	files *rootFiles
 	// checks counts the files checked rather than served from files.
 	checks *atomic.Int64
+
+	// refs serves gyre's kustomize configuration at refsPath, chosen by
+	// the words of refWords seen in the files read (see refChoice).
+	refs     *refChoice
+	refsPath string
+	words    map[string]bool
 }
 
 func newConfinedFS(root string, maxSize int64, remoteOK bool) (*confinedFS, error) {
@@ -85,6 +91,9 @@ func newConfinedFS(root string, maxSize int64, remoteOK bool) (*confinedFS, erro
 		maxSize:  maxSize,
 		remoteOK: remoteOK,
 		dirs:     map[string]struct{}{},
+		refs:     &refChoice{},
+		refsPath: filepath.Join(vdir, "gyre-config.yaml"),
+		words:    map[string]bool{},
 	}, nil
 }
 
@@ -392,8 +401,24 @@ func (f *confinedFS) ReadFile(p string) ([]byte, error) {
 		return nil, err
 	}
 	if data, ok := f.virtual[filepath.Clean(p)]; ok {
+		if filepath.Clean(p) == f.refsPath {
+			f.mu.Lock()
+			defer f.mu.Unlock()
+			return f.refs.config(func(w string) bool { return f.words[w] })
+		}
 		return data, nil
 	}
+	data, err := f.readFile(p)
+	if err == nil {
+		f.mu.Lock()
+		wordsIn(data, refWords(), f.words)
+		f.mu.Unlock()
+	}
+	return data, err
+}
+
+// readFile is ReadFile for the files of the repository.
+func (f *confinedFS) readFile(p string) ([]byte, error) {
 	resolved, err := f.resolve(p)
 	if err != nil {
 		return nil, err

@@ -25,8 +25,9 @@ import (
 	"sigs.k8s.io/yaml"
 )
 
-// kustomizeConfig is gyre's nameReference and images configuration for
-// Cyclone kinds; every render merges it into kustomize's built-in one.
+// kustomizeConfig is gyre's nameReference configuration for Cyclone
+// kinds; every render merges what it needs of it (see refChoice) into
+// kustomize's built-in one.
 //
 //go:embed kustomizeconfig.yaml
 var kustomizeConfig []byte
@@ -136,7 +137,7 @@ func kustomize(fsys *confinedFS, dir string, origins bool) (*built, error) {
 		return nil, err
 	}
 	fsys.virtual[filepath.Join(fsys.vdir, konfig.DefaultKustomizationFileName())] = entry
-	fsys.virtual[filepath.Join(fsys.vdir, "gyre-config.yaml")] = kustomizeConfig
+	fsys.virtual[fsys.refsPath] = nil // chosen when read, by fsys.refs
 
 	opts := &krusty.Options{
 		Reorder:          krusty.ReorderOptionNone,
@@ -147,6 +148,17 @@ func kustomize(fsys *confinedFS, dir string, origins bool) (*built, error) {
 	if err != nil {
 		return nil, err
 	}
+	out, err := builtOf(m, fsys, origins)
+	if err != nil || fsys.refs.full || !fsys.refs.missed(out.objects) {
+		return out, err
+	}
+	fsys.refs.full = true
+	return kustomize(fsys, dir, origins)
+}
+
+// builtOf turns kustomize's output into gyre's objects.
+func builtOf(m resmap.ResMap, fsys *confinedFS, origins bool) (*built, error) {
+	var err error
 
 	out := &built{}
 	for _, r := range m.Resources() {
