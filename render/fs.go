@@ -66,6 +66,9 @@ type confinedFS struct {
 	refs     *refChoice
 	refsPath string
 	words    map[string]bool
+	// realDirs maps directories to their paths with symlinks resolved;
+	// see evalSymlinks.
+	realDirs map[string]string
 }
 
 func newConfinedFS(root string, maxSize int64, remoteOK bool) (*confinedFS, error) {
@@ -94,6 +97,7 @@ func newConfinedFS(root string, maxSize int64, remoteOK bool) (*confinedFS, erro
 		refs:     &refChoice{},
 		refsPath: filepath.Join(vdir, "gyre-config.yaml"),
 		words:    map[string]bool{},
+		realDirs: map[string]string{},
 	}, nil
 }
 
@@ -209,7 +213,7 @@ func (f *confinedFS) resolve(p string) (string, error) {
 	if !f.allowed(p) {
 		return "", f.violate(f.rel(p), "path is outside the repository")
 	}
-	resolved, err := filepath.EvalSymlinks(p)
+	resolved, err := f.evalSymlinks(p)
 	if err != nil {
 		return p, nil
 	}
@@ -217,6 +221,42 @@ func (f *confinedFS) resolve(p string) (string, error) {
 		return "", f.violate(f.rel(p), "symlink resolves outside the repository")
 	}
 	return resolved, nil
+}
+
+// evalSymlinks is filepath.EvalSymlinks of the clean absolute path p,
+// with the directories it resolved before remembered: a build asks about
+// the same few directories hundreds of times, and resolving one costs a
+// system call per path element. Remembering is as safe as resolving
+// again: the path that comes back is checked against the root and opened
+// the same way, and a directory swapped for a symlink after it was
+// resolved is no more followed than one swapped between a resolution and
+// the open that follows it.
+func (f *confinedFS) evalSymlinks(p string) (string, error) {
+	dir, base := filepath.Dir(p), filepath.Base(p)
+	if dir == p {
+		return filepath.EvalSymlinks(p)
+	}
+	f.mu.Lock()
+	real, ok := f.realDirs[dir]
+	f.mu.Unlock()
+	if !ok {
+		var err error
+		if real, err = filepath.EvalSymlinks(dir); err != nil {
+			return "", err
+		}
+		f.mu.Lock()
+		f.realDirs[dir] = real
+		f.mu.Unlock()
+	}
+	full := filepath.Join(real, base)
+	fi, err := os.Lstat(full)
+	if err != nil {
+		return "", err
+	}
+	if fi.Mode()&fs.ModeSymlink != 0 {
+		return filepath.EvalSymlinks(full)
+	}
+	return full, nil
 }
 
 func (f *confinedFS) isVirtual(p string) bool {
@@ -296,7 +336,7 @@ func (f *confinedFS) resolveQuiet(p string) (string, error) {
 	if within(f.vdir, p) || !f.allowed(p) {
 		return "", fs.ErrNotExist
 	}
-	resolved, err := filepath.EvalSymlinks(p)
+	resolved, err := f.evalSymlinks(p)
 	if err != nil {
 		return "", err
 	}

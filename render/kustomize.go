@@ -68,6 +68,7 @@ const openAPIRefusal = "a custom OpenAPI schema is refused: kustomize would use 
 type built struct {
 	objects []*unstructured.Unstructured
 	origins []string // per object: source file relative to the root
+	sizes   []int    // per object: the size of kustomize's output as JSON
 }
 
 // entryKustomization is the in-memory kustomization gyre builds for a
@@ -184,6 +185,7 @@ func builtOf(m resmap.ResMap, fsys *confinedFS, origins bool) (*built, error) {
 		u.SetAnnotations(annotations)
 		out.objects = append(out.objects, u)
 		out.origins = append(out.origins, fsys.originFile(origin))
+		out.sizes = append(out.sizes, len(b))
 	}
 	return out, nil
 }

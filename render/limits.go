@@ -2,12 +2,10 @@ package render
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"time"
 
 	"k8s.io/apimachinery/pkg/api/resource"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 )
 
 // Defaults of Limits, the same as the Repository API's.
@@ -45,20 +43,17 @@ func (l Limits) withDefaults() Limits {
 	return l
 }
 
-// checkLimits refuses a build with too many objects or too many bytes.
-// It runs before the schemas are checked, which cost far more per object.
-func checkLimits(objs []*unstructured.Unstructured, l Limits) []Error {
+// checkLimits refuses a build with too many objects or too many bytes of
+// JSON. It runs before the schemas are checked, which cost far more per
+// object.
+func checkLimits(b *built, l Limits) []Error {
 	l = l.withDefaults()
-	if n := int64(len(objs)); n > l.MaxObjects {
+	if n := int64(len(b.objects)); n > l.MaxObjects {
 		return []Error{{Message: fmt.Sprintf("the target renders %d objects, more than spec.limits.maxObjects (%d)", n, l.MaxObjects)}}
 	}
 	var total int64
-	for _, o := range objs {
-		b, err := json.Marshal(o.Object)
-		if err != nil {
-			return []Error{{Kind: o.GetKind(), Name: o.GetName(), Message: err.Error()}}
-		}
-		total += int64(len(b))
+	for _, size := range b.sizes {
+		total += int64(size)
 		if total > l.MaxBytes {
 			max := resource.NewQuantity(l.MaxBytes, resource.BinarySI)
 			return []Error{{Message: fmt.Sprintf("the target renders more than %d bytes, more than spec.limits.maxRenderBytes (%s)", total, max)}}

@@ -256,7 +256,7 @@ func (r *Renderer) renderTarget(ctx context.Context, root, dir string, t Target,
 		return res, fsys.Dirs(), cacheable
 	}
 
-	if errs := checkLimits(b.objects, opts.Limits); len(errs) > 0 {
+	if errs := checkLimits(b, opts.Limits); len(errs) > 0 {
 		res.fail(errs...)
 		return res, fsys.Dirs(), cacheable
 	}
