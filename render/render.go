@@ -130,35 +130,33 @@ func (r *Renderer) Render(ctx context.Context, root string, t Target, opts Optio
 
 	key := keyOf(t, opts)
 	var res *Result
+	var kept *compactResult
 	if e := r.lookup(key); e != nil && e.dir == dir {
 		if d, err := treeDigest(root, e.dirs); err == nil && d == e.digest {
-			if res, err = e.result.expand(); err != nil {
-				return nil, fmt.Errorf("render %s: %w", t, err)
-			}
+			kept = e.result
 		}
 	}
-	if res == nil {
+	if kept == nil {
 		var dirs []string
 		var cacheable bool
 		r.builds.Add(1)
 		if res, dirs, cacheable, err = r.renderWithin(ctx, root, dir, t, opts); err != nil {
 			return nil, err
 		}
+		if kept, err = compact(res); err != nil {
+			return nil, fmt.Errorf("render %s: %w", t, err)
+		}
 		if cacheable && r.cache != nil {
 			if d, err := treeDigest(root, dirs); err == nil {
-				c, err := compact(res)
-				if err != nil {
-					return nil, fmt.Errorf("render %s: %w", t, err)
-				}
-				r.store(key, &cacheEntry{dir: dir, dirs: dirs, digest: d, result: c})
+				r.store(key, &cacheEntry{dir: dir, dirs: dirs, digest: d, result: kept})
 			}
 		}
+	} else if res, err = kept.expand(); err != nil {
+		return nil, fmt.Errorf("render %s: %w", t, err)
 	}
 	if len(res.Errors) == 0 {
 		stampRevision(res.Objects, opts.Revision)
-		if res.Digest, err = digestOf(res.Objects); err != nil {
-			return nil, fmt.Errorf("render %s: %w", t, err)
-		}
+		res.Digest = kept.digest(opts.Revision)
 	}
 	return res, nil
 }
@@ -183,9 +181,12 @@ func (r *Renderer) store(k cacheKey, e *cacheEntry) {
 // runs, and the objects it applies besides: as maps, each render would be
 // held twice, at about three times its JSON's size each time. A cache hit
 // decodes them again, which costs far less than the render it saves.
+// Every render is compacted, cached or not: its digest is taken of the
+// JSON.
 type compactResult struct {
 	result  Result // without objects
 	objects [][]byte
+	sum     [sha256.Size]byte // of objects, one per line
 }
 
 func compact(r *Result) (*compactResult, error) {
@@ -193,14 +194,27 @@ func compact(r *Result) (*compactResult, error) {
 	c.result.Objects = nil
 	c.result.Errors = append(Errors(nil), r.Errors...)
 	c.result.Warnings = append(Errors(nil), r.Warnings...)
+	h := sha256.New()
 	for i, o := range r.Objects {
 		data, err := o.MarshalJSON()
 		if err != nil {
 			return nil, fmt.Errorf("keep %s %s: %w", o.GetKind(), o.GetName(), err)
 		}
 		c.objects[i] = data
+		h.Write(data)
+		h.Write([]byte{'\n'})
 	}
+	h.Sum(c.sum[:0])
 	return c, nil
+}
+
+// digest is Result.Digest for the objects stamped with revision: the
+// stamp is the one thing a render adds to what was compacted.
+func (c *compactResult) digest(revision string) string {
+	h := sha256.New()
+	h.Write(c.sum[:])
+	h.Write([]byte(revision))
+	return "sha256:" + hex.EncodeToString(h.Sum(nil))
 }
 
 // expand returns a Result of its own, equal to the one compacted.

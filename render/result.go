@@ -1,10 +1,6 @@
 package render
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
-	"encoding/json"
-	"fmt"
 	"strings"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -64,9 +60,9 @@ type Result struct {
 	Dir string `json:"dir,omitempty"`
 	// Objects, sorted in apply order (see Sort).
 	Objects []*unstructured.Unstructured `json:"-"`
-	// Digest is "sha256:<hex>" of the objects' JSON, one per line in
-	// order; it changes exactly when the objects do. Empty when Errors is
-	// not.
+	// Digest is "sha256:<hex>" of the objects' JSON before the revision
+	// stamp, one per line in order, and of the revision; it changes
+	// exactly when the objects do. Empty when Errors is not.
 	Digest string `json:"digest,omitempty"`
 	// Errors are every reason the target did not render.
 	Errors Errors `json:"errors,omitempty"`
@@ -90,18 +86,4 @@ func (r *Result) fail(errs ...Error) {
 	r.Errors = append(r.Errors, errs...)
 	r.Objects = nil
 	r.Digest = ""
-}
-
-// digestOf hashes the objects' JSON, one object per line. JSON, not
-// YAML, because it is several times cheaper to produce and just as
-// canonical: encoding/json sorts map keys.
-func digestOf(objs []*unstructured.Unstructured) (string, error) {
-	h := sha256.New()
-	enc := json.NewEncoder(h)
-	for _, o := range objs {
-		if err := enc.Encode(o.Object); err != nil {
-			return "", fmt.Errorf("digest %s/%s: %w", o.GetKind(), o.GetName(), err)
-		}
-	}
-	return "sha256:" + hex.EncodeToString(h.Sum(nil)), nil
 }
