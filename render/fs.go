@@ -237,18 +237,18 @@ func (f *confinedFS) evalSymlinks(p string) (string, error) {
 		return filepath.EvalSymlinks(p)
 	}
 	f.mu.Lock()
-	real, ok := f.realDirs[dir]
+	dirReal, ok := f.realDirs[dir]
 	f.mu.Unlock()
 	if !ok {
 		var err error
-		if real, err = filepath.EvalSymlinks(dir); err != nil {
+		if dirReal, err = filepath.EvalSymlinks(dir); err != nil {
 			return "", err
 		}
 		f.mu.Lock()
-		f.realDirs[dir] = real
+		f.realDirs[dir] = dirReal
 		f.mu.Unlock()
 	}
-	full := filepath.Join(real, base)
+	full := filepath.Join(dirReal, base)
 	fi, err := os.Lstat(full)
 	if err != nil {
 		return "", err
