@@ -15,6 +15,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	gyrev1alpha1 "github.com/gyreops/gyre/api/gyre/v1alpha1"
+	"github.com/gyreops/gyre/internal/apply"
 	"github.com/gyreops/gyre/internal/convention"
 )
 
@@ -72,6 +73,9 @@ func (r *TenantReconciler) relabelLegacy(ctx context.Context, others *liveOthers
 	}
 	var relabeled []string
 	for k, byName := range byGroup {
+		if r.labelledCurrent(ctx, t.Name, k, byName) {
+			continue
+		}
 		// Only objects without the tenant's label are listed: a
 		// listing of every object of a namespace, with its managed
 		// fields, costs the API server more than applying them did.
@@ -97,6 +101,25 @@ func (r *TenantReconciler) relabelLegacy(ctx context.Context, others *liveOthers
 	}
 	r.migrated.add(key)
 	return nil
+}
+
+// labelledCurrent reports whether the metadata cache holds every object
+// of byName, of kind and namespace k, with the tenant's current label.
+// None of them can then carry the legacy pair alone, and k needs no
+// listing: a controller restarted over applied Tenants would otherwise
+// list each kind of each target once (1,000 listings at 500 Tenants).
+// Secrets, which are not cached, and a cache that cannot answer say no.
+func (r *TenantReconciler) labelledCurrent(ctx context.Context, tenant string, k metaGroup, byName map[string]*unstructured.Unstructured) bool {
+	if r.watches == nil || apply.IsSecret(k.gvk) {
+		return false
+	}
+	for name := range byName {
+		m, ok, err := r.watches.cache.Peek(ctx, k.gvk, apply.CacheKey(client.ObjectKey{Namespace: k.namespace, Name: name}))
+		if err != nil || !ok || m.Labels[convention.TenantLabel] != tenant {
+			return false
+		}
+	}
+	return true
 }
 
 // relabel moves one object from the legacy label pair to the current one.

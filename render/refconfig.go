@@ -42,9 +42,9 @@ var parsedRefConfig = sync.OnceValues(func() (refConfig, error) {
 	return c, nil
 })
 
-// refWords are the words of every path in gyre's configuration: a path
-// can hold a value in a build only if each of its words appears in a file
-// the build read (see refChoice).
+// refWords are the words of every path in gyre's configuration: as a
+// rule, a build's objects have a path's field only if each of its words
+// appears in a file the build read (see refChoice).
 var refWords = sync.OnceValue(func() []string {
 	c, _ := parsedRefConfig()
 	var words []string
@@ -127,8 +127,10 @@ func allSeen(path string, saw func(string) bool) bool {
 func (r *refChoice) missed(objs []*unstructured.Unstructured) bool {
 	for _, s := range r.left {
 		for _, o := range objs {
+			// As in kustomize, an empty part of a field spec's kind
+			// matches anything.
 			gvk := o.GroupVersionKind()
-			if gvk.Kind != s.Kind || gvk.Group != s.Group || (s.Version != "" && gvk.Version != s.Version) {
+			if (s.Kind != "" && gvk.Kind != s.Kind) || (s.Group != "" && gvk.Group != s.Group) || (s.Version != "" && gvk.Version != s.Version) {
 				continue
 			}
 			if hasField(o.Object, strings.Split(s.Path, "/")) {
