@@ -16,7 +16,14 @@ import (
 // gives kustomize only the field specs whose words its files hold (see
 // refChoice), and must not lose a reference that way.
 func TestRender_referencesFollowRenamesHoweverWritten(t *testing.T) {
-	const settings = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\ndata:\n  A: b\n"
+	// beside is a base of stage and the ConfigMap it refers to.
+	beside := func(stage string) map[string]string {
+		return map[string]string{
+			"tenants/t/base/stage.yaml":         stage,
+			"tenants/t/base/settings.yaml":      "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\ndata:\n  A: b\n",
+			"tenants/t/base/kustomization.yaml": "resources:\n- stage.yaml\n- settings.yaml\n",
+		}
+	}
 	cases := []struct {
 		name  string
 		files map[string]string
@@ -24,13 +31,9 @@ func TestRender_referencesFollowRenamesHoweverWritten(t *testing.T) {
 		// indexes, to its value.
 		want map[string]string
 	}{{
-		name: "in the Stage's own file",
-		files: map[string]string{
-			"tenants/t/base/stage.yaml":         stageYAML,
-			"tenants/t/base/settings.yaml":      settings,
-			"tenants/t/base/kustomization.yaml": "resources:\n- stage.yaml\n- settings.yaml\n",
-		},
-		want: map[string]string{"spec.pod.spec.containers.0.envFrom.0.configMapRef.name": "settings-one"},
+		name:  "in the Stage's own file",
+		files: beside(stageYAML),
+		want:  map[string]string{"spec.pod.spec.containers.0.envFrom.0.configMapRef.name": "settings-one"},
 	}, {
 		name: "added by an inline patch",
 		files: map[string]string{
@@ -41,13 +44,9 @@ func TestRender_referencesFollowRenamesHoweverWritten(t *testing.T) {
 		},
 		want: map[string]string{"spec.pod.spec.containers.0.env.0.valueFrom.secretKeyRef.name": "token-one"},
 	}, {
-		name: "with its keys spelled in YAML escapes",
-		files: map[string]string{
-			"tenants/t/base/stage.yaml":         strings.Replace(stageYAML, "- configMapRef:", `- "config\x4dap\x52ef":`, 1),
-			"tenants/t/base/settings.yaml":      settings,
-			"tenants/t/base/kustomization.yaml": "resources:\n- stage.yaml\n- settings.yaml\n",
-		},
-		want: map[string]string{"spec.pod.spec.containers.0.envFrom.0.configMapRef.name": "settings-one"},
+		name:  "with its keys spelled in YAML escapes",
+		files: beside(strings.Replace(stageYAML, "- configMapRef:", `- "config\x4dap\x52ef":`, 1)),
+		want:  map[string]string{"spec.pod.spec.containers.0.envFrom.0.configMapRef.name": "settings-one"},
 	}, {
 		name: "to a generated ConfigMap, beside an image the overlay sets",
 		files: map[string]string{
