@@ -88,18 +88,13 @@ func (r *TenantReconciler) apply(ctx context.Context, s *tenantScope) (ctrl.Resu
 	applied := map[string]*memoTarget{}
 	if !s.driftOnly {
 		for _, ts := range s.targets {
-			if ts.memo != nil {
-				applied[ts.target.Cluster] = ts.memo
-				continue
-			}
-			memo, err := newMemoTarget(ts.objects)
-			if err != nil {
-				// Not remembered: the next check renders again.
-				ctrl.LoggerFrom(ctx).Error(err, "Remember applied objects", "target", ts.target.Cluster)
+			if ts.memo == nil {
+				// It did not render: nothing is remembered, and the
+				// next check renders again.
 				applied = nil
 				break
 			}
-			applied[ts.target.Cluster] = memo
+			applied[ts.target.Cluster] = ts.memo
 		}
 	}
 	if !s.driftOnly {
@@ -142,7 +137,7 @@ func (r *TenantReconciler) applyTarget(ctx context.Context, s *tenantScope, ts *
 			s.fail(err)
 			return
 		}
-		ts.objects = objs
+		ts.objects, ts.encoded = objs, ts.memo.bodies(objs)
 	}
 	next := newInventory(ts.objects)
 	stale := staleEntries(st.Inventory, next)
@@ -174,7 +169,9 @@ func (r *TenantReconciler) applyTarget(ctx context.Context, s *tenantScope, ts *
 		return
 	}
 	ctrl.LoggerFrom(ctx).V(1).Info("Applying objects", "count", len(plan.apply))
-	cs, err := r.applier().Apply(actx, plan.apply)
+	applier := r.applier()
+	applier.Encoded = ts.encoded
+	cs, err := applier.Apply(actx, plan.apply)
 	st.StartedRuns = plan.started(cs, err)
 	if written := changed(cs); len(written) > 0 {
 		r.metrics.applied.WithLabelValues(t.Name, name).Add(float64(len(written)))

@@ -96,6 +96,11 @@ type gyreResult struct {
 	// whose caches start empty, with RestartWrites writes.
 	Restart       time.Duration
 	RestartWrites []string
+	// Alloc is what the child allocated during the first convergence, in
+	// MiB, and GCs the garbage collections it ran meanwhile: unlike its
+	// CPU time, neither depends on how busy the machine is.
+	Alloc float64
+	GCs   uint32
 	// PrerenderCPU is the child's CPU time for rendering every target
 	// before the first convergence, when asked to.
 	PrerenderCPU time.Duration
@@ -185,9 +190,13 @@ func gyrePhases(t *testing.T, g *WithT, task gyreChild) gyreResult {
 		res.PrerenderCPU = processCPU() - cpu
 	}
 	stopProfile := profileCPU(g, task.ProfileDir, "gyre-cpu.prof")
+	var memBefore, memAfter runtime.MemStats
+	runtime.ReadMemStats(&memBefore)
 	cpuBefore, cpBefore := processCPU(), controlPlaneCPU(t, task.ControlPlane)
 	res.First = converge(g, repo, task.Prefix, task.Tenants)
 	res.CPU, res.ControlPlaneCPU = processCPU()-cpuBefore, controlPlaneCPU(t, task.ControlPlane)-cpBefore
+	runtime.ReadMemStats(&memAfter)
+	res.Alloc, res.GCs = float64(memAfter.TotalAlloc-memBefore.TotalAlloc)/(1<<20), memAfter.NumGC-memBefore.NumGC
 	stopProfile()
 	res.Requests = writes.requests.Load()
 	writes.mu.Lock()

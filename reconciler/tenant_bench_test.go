@@ -99,7 +99,10 @@ func BenchmarkTenantReconciler(b *testing.B) {
 // phase, which would only repeat the raw one at this size. rss-MiB is gyre's
 // process's VmRSS once it converged, peak-rss-MiB its VmHWM then,
 // life-peak-rss-MiB its VmHWM after the no-op checks too, and heap-MiB the
-// live heap after a collection. The raw phases apply their objects with
+// live heap after a collection. gyre-alloc-MiB and gyre-gc-cycles are what
+// gyre's process allocated and collected in its first convergence: they
+// tell a change in gyre's own work from a change in the machine's speed,
+// which moves gyre-cpu-s as much. The raw phases apply their objects with
 // the tenant label renamed, so gyre's caches hold only its own tenants'
 // objects. Run it with -v to see
 // the first convergence's requests by kind:
@@ -191,6 +194,8 @@ func benchTenants(b *testing.B, tenantCount int, p benchPrefixes) {
 	b.ReportMetric(objects/gyreTime.Seconds(), "gyre-obj/s")
 	b.ReportMetric(float64(res.Requests)/objects, "gyre-requests/obj")
 	b.ReportMetric(gyreCPU.Seconds(), "gyre-cpu-s")
+	b.ReportMetric(res.Alloc, "gyre-alloc-MiB")
+	b.ReportMetric(float64(res.GCs), "gyre-gc-cycles")
 	b.ReportMetric(rawTime.Seconds(), "raw-ssa-s")
 	b.ReportMetric(objects/rawTime.Seconds(), "raw-obj/s")
 	b.ReportMetric(rawTime.Seconds()/gyreTime.Seconds(), "gyre/raw-rate")

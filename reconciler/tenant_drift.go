@@ -90,6 +90,17 @@ func newMemoTarget(objs []*unstructured.Unstructured) (*memoTarget, error) {
 	return m, nil
 }
 
+// bodies returns the JSON m holds for each of objs, the objects m was
+// made from or decoded into, in order: a lookup for apply.Applier's
+// Encoded.
+func (m *memoTarget) bodies(objs []*unstructured.Unstructured) func(*unstructured.Unstructured) []byte {
+	byObject := make(map[*unstructured.Unstructured][]byte, len(objs))
+	for i, o := range objs {
+		byObject[o] = m.data[i]
+	}
+	return func(o *unstructured.Unstructured) []byte { return byObject[o] }
+}
+
 // object decodes the i-th object.
 func (m *memoTarget) object(i int) (*unstructured.Unstructured, error) {
 	o := &unstructured.Unstructured{}

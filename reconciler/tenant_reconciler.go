@@ -142,9 +142,14 @@ type targetScope struct {
 	// remembered is set when memo is what the last full reconcile
 	// applied, for the same generation and artifact, and every target
 	// was Ready at the revision: render. objects are then decoded from
-	// memo only if the target is not current (applyTarget).
+	// memo only if the target is not current (applyTarget). Otherwise
+	// memo holds the objects just rendered, to be remembered once
+	// applied.
 	remembered bool
 	memo       *memoTarget
+	// encoded gives the JSON memo holds for each of objects, which the
+	// apply sends as it is.
+	encoded func(*unstructured.Unstructured) []byte
 }
 
 // Reconcile brings one Tenant's targets in line with its Repository.
@@ -361,6 +366,11 @@ func (r *TenantReconciler) render(ctx context.Context, s *tenantScope) (ctrl.Res
 					return ctrl.Result{}, err
 				}
 			}
+			memo, err := newMemoTarget(ts.objects)
+			if err != nil {
+				return ctrl.Result{}, err
+			}
+			ts.memo, ts.encoded = memo, memo.bodies(ts.objects)
 		}
 		s.targets = append(s.targets, ts)
 	}

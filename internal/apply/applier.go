@@ -2,6 +2,7 @@ package apply
 
 import (
 	"context"
+	"encoding/json"
 	"sync/atomic"
 
 	"github.com/fluxcd/cli-utils/pkg/object"
@@ -52,6 +53,23 @@ type Applier struct {
 	// that deleting them would not take back. A new one is validated with
 	// a dry run and created after everything else of its batch.
 	CreateLast func(*unstructured.Unstructured) bool
+	// Encoded, when set, returns the JSON of an object the caller holds
+	// already encoded, exactly as json.Marshal(o.Object) would give it
+	// once stamped, or nil. A creation sends those bytes: gyre keeps
+	// every applied object as JSON anyway, and encoding each again for
+	// its apply was over a third of the JSON gyre encoded in a first
+	// convergence of 20,000 objects.
+	Encoded func(*unstructured.Unstructured) []byte
+}
+
+// body is the JSON o is applied as.
+func (a *Applier) body(o *unstructured.Unstructured) ([]byte, error) {
+	if a.Encoded != nil {
+		if b := a.Encoded(o); b != nil {
+			return b, nil
+		}
+	}
+	return json.Marshal(o.Object)
 }
 
 // createLast reports whether o is created after the rest of its batch.

@@ -2,7 +2,6 @@ package apply
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"time"
 
@@ -127,7 +126,7 @@ func (a *Applier) create(ctx context.Context, objs []*unstructured.Unstructured)
 	// Creation times have a resolution of a second.
 	start := time.Now().Add(-time.Second)
 	err = a.each(ctx, objs, false, func(ctx context.Context, i int, o *unstructured.Unstructured) error {
-		body, err := json.Marshal(o.Object)
+		body, err := a.body(o)
 		if err != nil {
 			return fmt.Errorf("%s: %w", ssautils.FmtUnstructured(o), err)
 		}

@@ -167,6 +167,28 @@ func TestApplier(t *testing.T) {
 		g.Expect(getData(g, "one")).To(HaveKeyWithValue("key", "1"))
 	})
 
+	t.Run("A new object is created from the JSON its caller holds for it.", func(t *testing.T) {
+		g := NewWithT(t)
+		o := configMap("held", "as the object says")
+		g.Expect(apply.Stamp(o)).To(Succeed())
+		held := o.DeepCopy()
+		g.Expect(unstructured.SetNestedField(held.Object, "as the JSON says", "data", "key")).To(Succeed())
+		body, err := held.MarshalJSON()
+		g.Expect(err).NotTo(HaveOccurred())
+		withHeld := *a
+		withHeld.Encoded = func(u *unstructured.Unstructured) []byte {
+			if u == o {
+				return body
+			}
+			return nil
+		}
+		cs, err := withHeld.Apply(ctx, wanted(o))
+		g.Expect(err).NotTo(HaveOccurred())
+		g.Expect(actions(cs)).To(HaveKeyWithValue("ConfigMap/apply-test/held", ssa.CreatedAction))
+		g.Expect(getData(g, "held")).To(HaveKeyWithValue("key", "as the JSON says"))
+		g.Expect(c.Delete(ctx, o)).To(Succeed())
+	})
+
 	t.Run("Applying the same objects again sends no request at all.", func(t *testing.T) {
 		g := NewWithT(t)
 		objs := wanted(configMap("one", "1"), configMap("two", "2"))
