@@ -96,6 +96,11 @@ type gyreResult struct {
 	// whose caches start empty, with RestartWrites writes.
 	Restart       time.Duration
 	RestartWrites []string
+	// FirstApply is how long after the first convergence began gyre sent
+	// its first object apply, and Tail how long before it ended its
+	// last: the start-up and the end of the convergence, which a replay
+	// of its writes does not have.
+	FirstApply, Tail time.Duration
 	// Alloc is what the child allocated during the first convergence, in
 	// MiB, and GCs the garbage collections it ran meanwhile: unlike its
 	// CPU time, neither depends on how busy the machine is.
@@ -193,7 +198,11 @@ func gyrePhases(t *testing.T, g *WithT, task gyreChild) gyreResult {
 	var memBefore, memAfter runtime.MemStats
 	runtime.ReadMemStats(&memBefore)
 	cpuBefore, cpBefore := processCPU(), controlPlaneCPU(t, task.ControlPlane)
+	writes.firstApply.Store(0)
+	began := time.Now()
 	res.First = converge(g, repo, task.Prefix, task.Tenants)
+	res.FirstApply = time.Duration(writes.firstApply.Load() - began.UnixNano())
+	res.Tail = began.Add(res.First).Sub(time.Unix(0, writes.lastApply.Load()))
 	res.CPU, res.ControlPlaneCPU = processCPU()-cpuBefore, controlPlaneCPU(t, task.ControlPlane)-cpBefore
 	runtime.ReadMemStats(&memAfter)
 	res.Alloc, res.GCs = float64(memAfter.TotalAlloc-memBefore.TotalAlloc)/(1<<20), memAfter.NumGC-memBefore.NumGC

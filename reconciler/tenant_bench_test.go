@@ -102,7 +102,10 @@ func BenchmarkTenantReconciler(b *testing.B) {
 // live heap after a collection. gyre-alloc-MiB and gyre-gc-cycles are what
 // gyre's process allocated and collected in its first convergence: they
 // tell a change in gyre's own work from a change in the machine's speed,
-// which moves gyre-cpu-s as much. The raw phases apply their objects with
+// which moves gyre-cpu-s as much. gyre-first-apply-s is how long after
+// the convergence began gyre sent its first object apply, gyre-tail-s how
+// long before it ended its last: the start-up and the end that a replay of
+// the same writes does not have. The raw phases apply their objects with
 // the tenant label renamed, so gyre's caches hold only its own tenants'
 // objects. Run it with -v to see
 // the first convergence's requests by kind:
@@ -195,6 +198,8 @@ func benchTenants(b *testing.B, tenantCount int, p benchPrefixes) {
 	b.ReportMetric(float64(res.Requests)/objects, "gyre-requests/obj")
 	b.ReportMetric(gyreCPU.Seconds(), "gyre-cpu-s")
 	b.ReportMetric(res.Alloc, "gyre-alloc-MiB")
+	b.ReportMetric(res.FirstApply.Seconds(), "gyre-first-apply-s")
+	b.ReportMetric(res.Tail.Seconds(), "gyre-tail-s")
 	b.ReportMetric(float64(res.GCs), "gyre-gc-cycles")
 	b.ReportMetric(rawTime.Seconds(), "raw-ssa-s")
 	b.ReportMetric(objects/rawTime.Seconds(), "raw-obj/s")

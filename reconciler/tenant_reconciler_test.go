@@ -49,6 +49,10 @@ type writeCounter struct {
 	// listings are the paths of the listings of one namespace's
 	// objects, watches aside.
 	listings []string
+	// firstApply and lastApply are when the first and the last object
+	// apply (a PATCH of neither a status nor a lease) was sent, in Unix
+	// nanoseconds, 0 before any.
+	firstApply, lastApply atomic.Int64
 }
 
 func (w *writeCounter) RoundTrip(req *http.Request) (*http.Response, error) {
@@ -61,6 +65,11 @@ func (w *writeCounter) RoundTrip(req *http.Request) (*http.Response, error) {
 		w.listings = append(w.listings, req.URL.Path)
 	}
 	w.mu.Unlock()
+	if req.Method == http.MethodPatch && !strings.HasSuffix(req.URL.Path, "/status") && !strings.Contains(req.URL.Path, "/leases/") {
+		now := time.Now().UnixNano()
+		w.firstApply.CompareAndSwap(0, now)
+		w.lastApply.Store(now)
+	}
 	if isWrite(req) {
 		w.mu.Lock()
 		w.log = append(w.log, req.Method+" "+req.URL.Path)
