@@ -86,8 +86,9 @@ func benchRepo(b testing.TB, dir, prefix string, n int) {
 // GYRE_BENCH_SHARED_CPUS=1 to share them, GYRE_BENCH_PROFILE_DIR to
 // profile gyre's first convergence, GYRE_BENCH_NEIGHBOUR to replay beside
 // a process as busy as gyre (see neighbourEnv), GYRE_BENCH_PRERENDER to
-// render every target before gyre's convergence (see prerenderEnv). Run
-// it with
+// render every target before gyre's convergence (see prerenderEnv),
+// GYRE_BENCH_FLOOR_WATCHES to replay with gyre's watches open (see
+// floorWatchesEnv). Run it with
 //
 //	go test ./reconciler -run '^$' -bench BenchmarkTenantReconciler -benchtime 1x
 func BenchmarkTenantReconciler(b *testing.B) {
@@ -339,6 +340,7 @@ func rawWithTenantWrites(b *testing.B, g *WithT, dir, prefix string, n int, repo
 		return c.Status().Patch(ctx, t, client.MergeFrom(orig))
 	}
 
+	stopWatches := startFloorWatches(b, g)
 	pids := controlPlanePIDs(b)
 	nb := startNeighbour(b)
 	cp, self := controlPlaneCPU(b, pids), controlPlaneCPU(b, []int{os.Getpid()})
@@ -364,6 +366,7 @@ func rawWithTenantWrites(b *testing.B, g *WithT, dir, prefix string, n int, repo
 	}
 	g.Expect(eg.Wait()).To(Succeed())
 	elapsed, cpu := time.Since(start), controlPlaneCPU(b, pids)-cp
+	stopWatches()
 	// The replay's client shares the benchmark's CPUs with gyre's
 	// process, which is idle meanwhile: what a neighbour should add to
 	// make them as busy as gyre makes them.
