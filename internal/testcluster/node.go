@@ -151,6 +151,24 @@ type realNode struct {
 // process's node to stop and saying so, then removes what a crashed node
 // left.
 func lockNode(ctx context.Context) (*os.File, error) {
+	f, err := waitNodeLock(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := cleanNode(); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("remove what an earlier real node left: %w", err)
+	}
+	if err := saveIPForward(); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
+}
+
+// waitNodeLock takes the real-node lock and nothing else: whatever an
+// earlier node left is still there.
+func waitNodeLock(ctx context.Context) (*os.File, error) {
 	f, err := os.OpenFile(nodeLock, os.O_CREATE|os.O_RDWR, 0o600)
 	if err != nil {
 		return nil, err
@@ -181,14 +199,6 @@ func lockNode(ctx context.Context) (*os.File, error) {
 	}
 	if err := f.Truncate(0); err == nil {
 		_, _ = f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
-	}
-	if err := cleanNode(); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("remove what an earlier real node left: %w", err)
-	}
-	if err := saveIPForward(); err != nil {
-		f.Close()
-		return nil, err
 	}
 	return f, nil
 }

@@ -102,8 +102,12 @@ func TestRealNode_runsAPodAndLeavesNothing(t *testing.T) {
 	SkipWithoutRealNode(t)
 	g := NewWithT(t)
 	ctx := context.Background()
-	ipForwardBefore, err := os.ReadFile(ipForward)
-	g.Expect(err).NotTo(HaveOccurred())
+	ipForwardBefore := func() []byte {
+		lock, err := waitNodeLock(ctx)
+		g.Expect(err).NotTo(HaveOccurred())
+		defer lock.Close()
+		return hostIPForward(g)
+	}()
 	crashANode(t, g)
 	start := time.Now()
 	c, err := Start(ctx, Options{Scheduler: true, RealNode: true})
@@ -137,6 +141,12 @@ func TestRealNode_runsAPodAndLeavesNothing(t *testing.T) {
 	t.Logf("Pod ran to its end in %s", time.Since(created).Round(100*time.Millisecond))
 
 	g.Expect(c.Stop()).To(Succeed())
+	// Other test packages run real nodes too, and one may take the lock
+	// as soon as Stop releases it. The checks hold the lock, so they see
+	// what a stopped node left, never a running one.
+	lock, err := waitNodeLock(ctx)
+	g.Expect(err).NotTo(HaveOccurred())
+	defer lock.Close()
 	points, err := mounts()
 	g.Expect(err).NotTo(HaveOccurred())
 	for _, p := range points {
@@ -151,7 +161,19 @@ func TestRealNode_runsAPodAndLeavesNothing(t *testing.T) {
 		g.Expect(err).NotTo(HaveOccurred())
 		g.Expect(string(rules)).NotTo(ContainSubstring("KUBE-"), "iptables table %s", table)
 	}
-	g.Expect(os.ReadFile(ipForward)).To(Equal(ipForwardBefore), "ip_forward is as it was")
+	g.Expect(hostIPForward(g)).To(Equal(ipForwardBefore), "ip_forward is as it was")
+}
+
+// hostIPForward is the machine's own ip_forward, read with the node lock
+// held. A node that crashed may have left ip_forward on; the value it
+// saved is then the machine's.
+func hostIPForward(g Gomega) []byte {
+	if saved, err := os.ReadFile(ipForwardFile); err == nil {
+		return saved
+	}
+	v, err := os.ReadFile(ipForward)
+	g.Expect(err).NotTo(HaveOccurred())
+	return v
 }
 
 // stopCrashChildren kills the control plane programs left running by the
