@@ -21,6 +21,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/source"
 
+	gyrev1alpha1 "github.com/gyreops/gyre/api/gyre/v1alpha1"
 	"github.com/gyreops/gyre/internal/clusters"
 	"github.com/gyreops/gyre/internal/convention"
 )
@@ -41,6 +42,10 @@ type target struct {
 	// level is the Pod Security level of the run's Tenant, which every
 	// Pod of the run must meet.
 	level string
+	// scheduling is the run's Tenant's spec.scheduling, the zero value
+	// when it has none: every Pod of the run gets its node selector and
+	// tolerations, and may ask for nothing beyond them.
+	scheduling *gyrev1alpha1.TenantScheduling
 	// pods reads container logs from the cluster's API server.
 	pods corev1client.PodsGetter
 }

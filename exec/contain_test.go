@@ -2,6 +2,7 @@ package exec
 
 import (
 	"errors"
+	"sync"
 	"testing"
 	"time"
 
@@ -293,4 +294,86 @@ func TestEngine_checkExecutionContext(t *testing.T) {
 			g.Expect(refusal.reason).To(Equal(ReasonExecutionContextRefused))
 		})
 	}
+}
+
+// TestEngine_checksScheduling: a Stage created through the API cannot
+// pick its node or priority beyond its Tenant's spec.scheduling, and
+// every Pod of a run, the GC Pod too, gets the Tenant's node selector and
+// tolerations, which the scheduler then honours.
+func TestEngine_checksScheduling(t *testing.T) {
+	requireCluster(t)
+	startEngine(t, env.Config, testConfig())
+
+	t.Run("A Stage that names its node, tolerates the control plane and takes a system priority fails with each named and never gets a Pod.", func(t *testing.T) {
+		g := NewWithT(t)
+		ns := newTenant(t)
+		own := recordPods(t, k8s, "cyclone-"+Tenant(ns)+"-worker")
+		st := stage(ns, "squat", succeed("0s"))
+		st.Spec.Pod.Spec.NodeName = "kwok-node-0"
+		st.Spec.Pod.Spec.PriorityClassName = "system-node-critical"
+		st.Spec.Pod.Spec.Tolerations = []corev1.Toleration{{Key: "node-role.kubernetes.io/control-plane", Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoSchedule}}
+		createWorkflow(t, ns, "wf", []*cyclonev1alpha1.Stage{st}, items("squat"),
+			func(wf *cyclonev1alpha1.Workflow) { wf.Spec.Stages[0].Retries = 2 })
+		createRun(t, ns, "run", "wf")
+		run := waitRun(t, ns, "run", cyclonev1alpha1.StatusFailed)
+		ss := run.Status.Stages["squat"]
+		g.Expect(ss.Status.Reason).To(Equal(ReasonScheduling))
+		g.Expect(ss.Status.Message).To(And(
+			ContainSubstring(`breaks the Tenant's scheduling: nodeName: "kwok-node-0"`),
+			ContainSubstring(`tolerations[0]: toleration "node-role.kubernetes.io/control-plane:NoSchedule" is not among`),
+			ContainSubstring(`priorityClassName: "system-node-critical" is not among`)))
+		g.Expect(ss.Attempt).To(BeEquivalentTo(1), "no retry: the spec must change")
+		g.Expect(own.created()).NotTo(ContainElement(convention.PodName("run", "squat", 1)))
+	})
+
+	t.Run("A Tenant's node selector and tolerations reach every Pod of its runs, and the Pods land on the selected node.", func(t *testing.T) {
+		g := NewWithT(t)
+		ns := newTenant(t)
+		dedicated := corev1.Toleration{Key: "dedicated", Operator: corev1.TolerationOpEqual, Value: "builds", Effect: corev1.TaintEffectNoSchedule}
+		updateTenant(t, ns, func(tn *gyrev1alpha1.Tenant) {
+			tn.Spec.Scheduling = &gyrev1alpha1.TenantScheduling{
+				NodeSelector: map[string]string{"kubernetes.io/hostname": "kwok-node-1"},
+				Tolerations:  []corev1.Toleration{dedicated},
+			}
+		})
+		worker := "cyclone-" + Tenant(ns) + "-worker"
+		w, err := k8s.Watch(bg, &corev1.PodList{}, client.InNamespace(worker))
+		g.Expect(err).NotTo(HaveOccurred())
+		t.Cleanup(w.Stop)
+		var mu sync.Mutex
+		seen := map[string]*corev1.Pod{} // the latest version of each Pod
+		go func() {
+			for ev := range w.ResultChan() {
+				if pod, ok := ev.Object.(*corev1.Pod); ok {
+					mu.Lock()
+					seen[pod.Name] = pod
+					mu.Unlock()
+				}
+			}
+		}()
+		// The Stage tolerates the same taint itself: it is not doubled.
+		st := stage(ns, "build", succeed("0s"))
+		st.Spec.Pod.Spec.Tolerations = []corev1.Toleration{{Key: "dedicated", Value: "builds", Effect: corev1.TaintEffectNoSchedule}}
+		createWorkflow(t, ns, "wf", []*cyclonev1alpha1.Stage{st}, items("build"))
+		createRun(t, ns, "run", "wf")
+		waitRun(t, ns, "run", cyclonev1alpha1.StatusSucceeded)
+		stagePod, gcPod := convention.PodName("run", "build", 1), convention.GCPodName("run")
+		g.Eventually(func(g Gomega) {
+			mu.Lock()
+			defer mu.Unlock()
+			for _, name := range []string{stagePod, gcPod} {
+				pod := seen[name]
+				g.Expect(pod).NotTo(BeNil(), "pod %s", name)
+				g.Expect(pod.Spec.NodeSelector).To(HaveKeyWithValue("kubernetes.io/hostname", "kwok-node-1"), "pod %s", name)
+				n := 0
+				for _, tol := range pod.Spec.Tolerations {
+					if tol.Key == "dedicated" {
+						n++
+					}
+				}
+				g.Expect(n).To(Equal(1), "pod %s tolerates dedicated=builds once: %+v", name, pod.Spec.Tolerations)
+				g.Expect(pod.Spec.NodeName).To(Equal("kwok-node-1"), "the scheduler placed pod %s by the Tenant's selector", name)
+			}
+		}).WithTimeout(30 * time.Second).Should(Succeed())
+	})
 }

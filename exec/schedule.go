@@ -18,6 +18,7 @@ import (
 	cyclonev1alpha1 "github.com/gyreops/gyre/api/cyclone/v1alpha1"
 	"github.com/gyreops/gyre/exec/podbuild"
 	"github.com/gyreops/gyre/internal/convention"
+	"github.com/gyreops/gyre/internal/scheduling"
 )
 
 // schedule records a new attempt for every stage that may start now, within
@@ -266,6 +267,9 @@ func (r *Engine) createPod(ctx context.Context, s *scope, pod *corev1.Pod) error
 		s.wakeAt(s.now) // what follows GC, history pruning, goes on
 		return r.writeStatus(ctx, s.run, st)
 	}
+	// After the check, which sees what the Stage asked for: the Tenant's
+	// own node selector and tolerations are gyre's to add.
+	scheduling.Apply(s.target.scheduling, &pod.Spec)
 	key := client.ObjectKeyFromObject(pod)
 	if r.expected.pending(s.run.UID, key, s.now) {
 		return nil // an earlier round created it; the cache will show it

@@ -17,6 +17,7 @@ import (
 	gyrev1alpha1 "github.com/gyreops/gyre/api/gyre/v1alpha1"
 	"github.com/gyreops/gyre/internal/convention"
 	"github.com/gyreops/gyre/internal/podsecurity"
+	"github.com/gyreops/gyre/internal/scheduling"
 )
 
 // Where a run executes is gyre's to choose, not the run's: its Tenant's
@@ -53,13 +54,18 @@ func (r *Engine) targetOf(ctx context.Context, run *cyclonev1alpha1.WorkflowRun)
 			return nil, fmt.Errorf("pods/log client: %w", err)
 		}
 	}
+	sched := tn.Spec.Scheduling
+	if sched == nil {
+		sched = &gyrev1alpha1.TenantScheduling{}
+	}
 	return &target{
-		pods:      pods,
-		client:    c.cluster.GetClient(),
-		live:      c.cluster.GetAPIReader(),
-		namespace: r.cfg.WorkerNamespace(tn.Name),
-		pvc:       r.cfg.PVCName(tn.Name),
-		level:     level,
+		pods:       pods,
+		client:     c.cluster.GetClient(),
+		live:       c.cluster.GetAPIReader(),
+		namespace:  r.cfg.WorkerNamespace(tn.Name),
+		pvc:        r.cfg.PVCName(tn.Name),
+		level:      level,
+		scheduling: sched,
 	}, nil
 }
 
@@ -72,6 +78,10 @@ const (
 	ReasonExecutionContextRefused = "ExecutionContextRefused"
 	// ReasonPodSecurity: a Pod would break its Tenant's Pod Security level.
 	ReasonPodSecurity = "PodSecurity"
+	// ReasonScheduling: a Pod would name its node, or carry a toleration,
+	// node selector or priority class its Tenant's spec.scheduling does
+	// not allow.
+	ReasonScheduling = "Scheduling"
 )
 
 // refusedError says a run, or one of its Pods, may not execute as
@@ -182,9 +192,10 @@ func describeClusters(names []string) string {
 }
 
 // checkPod refuses a Pod, just before it is created, that runs as a
-// ServiceAccount it may not, or breaks the Pod Security level of the run's
-// Tenant. Stages and runs created through the API never went through
-// render's checks, so this is where the promise is kept.
+// ServiceAccount it may not, or breaks the Pod Security level or the
+// scheduling of the run's Tenant. Stages and runs created through the API
+// never went through render's checks, so this is where the promise is
+// kept.
 func (r *Engine) checkPod(s *scope, pod *corev1.Pod) error {
 	if sa := pod.Spec.ServiceAccountName; sa != "" {
 		if msg := r.serviceAccountProblem(sa); msg != "" {
@@ -196,6 +207,9 @@ func (r *Engine) checkPod(s *scope, pod *corev1.Pod) error {
 	}
 	if v := podsecurity.Check(s.target.level, &pod.ObjectMeta, &pod.Spec); len(v) > 0 {
 		return refused(ReasonPodSecurity, "pod %s %s", pod.Name, podsecurity.Error(s.target.level, v))
+	}
+	if v := scheduling.Check(s.target.scheduling, &pod.Spec); len(v) > 0 {
+		return refused(ReasonScheduling, "pod %s %s", pod.Name, scheduling.Error(v))
 	}
 	return nil
 }

@@ -8,12 +8,14 @@ import (
 
 	cyclonev1alpha1 "github.com/gyreops/gyre/api/cyclone/v1alpha1"
 	"github.com/gyreops/gyre/internal/podsecurity"
+	"github.com/gyreops/gyre/internal/scheduling"
 )
 
 // stagePolicy checks a Stage's Pod workload against the target's Pod
-// Security level with the upstream checks, the ones the worker
-// namespace's admission runs, so that a stage the API server would refuse
-// at run time is refused in review instead. The workload's own sidecars
+// Security level, with the upstream checks, the ones the worker
+// namespace's admission runs, and against its Tenant's scheduling, so
+// that a stage the API server or the engine would refuse at run time is
+// refused in review instead. The workload's own sidecars
 // ("wsc-…") and init containers are part of spec.pod.spec and are
 // checked with it; gyre's helpers are the engine's to check.
 func (c *checker) stagePolicy(i int, s *cyclonev1alpha1.Stage) {
@@ -27,6 +29,9 @@ func (c *checker) stagePolicy(i int, s *cyclonev1alpha1.Stage) {
 	}
 	if vs := podsecurity.Check(level, meta, &s.Spec.Pod.Spec); len(vs) > 0 {
 		c.fail(i, "spec.pod.spec", "%s", podsecurity.Error(level, vs))
+	}
+	for _, v := range scheduling.Check(c.target.Scheduling, &s.Spec.Pod.Spec) {
+		c.fail(i, "spec.pod.spec."+v.Field, "%s", v.Message)
 	}
 	c.serviceAccount(i, "spec.pod.spec.serviceAccountName", s.Spec.Pod.Spec.ServiceAccountName, s)
 	c.serviceAccount(i, "spec.pod.spec.serviceAccount", s.Spec.Pod.Spec.DeprecatedServiceAccount, s)

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	gyrev1alpha1 "github.com/gyreops/gyre/api/gyre/v1alpha1"
@@ -15,8 +16,10 @@ import (
 )
 
 // policyTarget is the target of the testdata/policy cases: a tenant at
-// the default level that runs on the control cluster and on "build-eu".
-var policyTarget = Target{Tenant: "t", Cluster: DefaultCluster, ExecutionClusters: []string{"", "build-eu"}}
+// the default level, without scheduling, that runs on the control
+// cluster and on "build-eu".
+var policyTarget = Target{Tenant: "t", Cluster: DefaultCluster, ExecutionClusters: []string{"", "build-eu"},
+	Scheduling: &gyrev1alpha1.TenantScheduling{}}
 
 // TestRender_refusesWhatEscapesTheTenant renders the repositories of
 // testdata/policy, each asking for something the tenant was not given,
@@ -106,6 +109,44 @@ func TestRender_cacheKnowsTheLevel(t *testing.T) {
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(res.Errors).NotTo(BeEmpty())
 }
+
+// TestRender_scheduling renders a stage that names its node, tolerates
+// the control plane's taint and takes a system priority, for a Tenant
+// that is not known (a review of Git alone), one without scheduling, and
+// one that allows the toleration and the class.
+func TestRender_scheduling(t *testing.T) {
+	root := "testdata/policy/stage-picks-its-node"
+	nodeName := `tenants/t/base/stage.yaml: Stage/squat: spec.pod.spec.nodeName: "cp-1": a tenant's Pod may not name its node`
+	toleration := `Stage/squat: spec.pod.spec.tolerations[0]: toleration "node-role.kubernetes.io/control-plane:NoSchedule" is not among the Tenant's spec.scheduling.tolerations (none)`
+	class := `Stage/squat: spec.pod.spec.priorityClassName: "system-node-critical" is not among the Tenant's spec.scheduling.priorityClassNames (none)`
+	allowing := &gyrev1alpha1.TenantScheduling{
+		Tolerations:        []corev1.Toleration{{Key: "node-role.kubernetes.io/control-plane", Operator: corev1.TolerationOpExists}},
+		PriorityClassNames: []string{"system-node-critical"},
+	}
+	for _, tc := range []struct {
+		name   string
+		sched  *gyrev1alpha1.TenantScheduling
+		errors []string
+	}{
+		{"A review without the Tenant refuses only the node name.", nil, []string{nodeName}},
+		{"A Tenant without scheduling refuses all three.", &gyrev1alpha1.TenantScheduling{}, []string{nodeName, class, toleration}},
+		{"A Tenant that allows the toleration and the class still refuses the node name.", allowing, []string{nodeName}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			g := NewWithT(t)
+			// One Renderer for all: its cache must tell the Tenants apart.
+			res, err := schedulingRenderer.Render(context.Background(), root, Target{Tenant: "t", Cluster: DefaultCluster, Scheduling: tc.sched}, Options{})
+			g.Expect(err).NotTo(HaveOccurred())
+			g.Expect(res.Objects).To(BeEmpty())
+			g.Expect(res.Errors).To(HaveLen(len(tc.errors)))
+			for i, want := range tc.errors {
+				g.Expect(res.Errors[i].Error()).To(ContainSubstring(want))
+			}
+		})
+	}
+}
+
+var schedulingRenderer = NewRenderer()
 
 func TestTargetsForTenant_policy(t *testing.T) {
 	cases := []struct {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -83,8 +84,10 @@ type cacheKey struct {
 }
 
 func keyOf(t Target, opts Options) cacheKey {
+	// encoding/json writes map keys sorted, so equal rules give equal keys.
+	sched, _ := json.Marshal(t.Scheduling)
 	return cacheKey{
-		target:  fmt.Sprintf("%s|%s|%s|%s|%s|%q", t.Tenant, t.Cluster, t.TenantDir, t.Path, t.level(), t.ExecutionClusters),
+		target:  fmt.Sprintf("%s|%s|%s|%s|%s|%q|%s", t.Tenant, t.Cluster, t.TenantDir, t.Path, t.level(), t.ExecutionClusters, sched),
 		options: opts.fingerprint(),
 	}
 }

@@ -44,6 +44,11 @@ type Target struct {
 	// has no Tenant objects: any cluster then passes the render and the
 	// engine checks it before it creates a Pod.
 	ExecutionClusters []string `json:"executionClusters,omitempty"`
+	// Scheduling is the Tenant's spec.scheduling, the zero value when it
+	// has none. Nil when the Tenant is not known, as in gyre validate:
+	// then only what no Tenant allows is refused, and the engine checks
+	// the rest before it creates a Pod.
+	Scheduling *gyrev1alpha1.TenantScheduling `json:"scheduling,omitempty"`
 }
 
 // String returns "tenant/cluster", the way errors and output name a target.
@@ -105,19 +110,23 @@ func (t Target) Resolve(root string) (string, error) {
 
 // TargetsForTenant returns the targets of a Tenant object, one per
 // cluster, or the single DefaultCluster target when it lists none. Each
-// carries the Tenant's Pod Security level and the execution clusters of
-// all its targets: a run of one target may run on any of the tenant's
+// carries the Tenant's Pod Security level and scheduling, and the
+// execution clusters of all its targets: a run of one target may run on any of the tenant's
 // clusters, and on no other.
 func TargetsForTenant(tenant *gyrev1alpha1.Tenant) []Target {
 	clusters := executionClusters(tenant)
+	sched := tenant.Spec.Scheduling
+	if sched == nil {
+		sched = &gyrev1alpha1.TenantScheduling{}
+	}
 	if len(tenant.Spec.Clusters) == 0 {
 		return []Target{{Tenant: tenant.Name, Cluster: DefaultCluster, TenantDir: tenant.Spec.Path,
-			PodSecurity: tenant.Spec.PodSecurity, ExecutionClusters: clusters}}
+			PodSecurity: tenant.Spec.PodSecurity, ExecutionClusters: clusters, Scheduling: sched}}
 	}
 	targets := make([]Target, 0, len(tenant.Spec.Clusters))
 	for _, c := range tenant.Spec.Clusters {
 		targets = append(targets, Target{Tenant: tenant.Name, Cluster: c.Name, TenantDir: tenant.Spec.Path, Path: c.Path,
-			PodSecurity: tenant.Spec.PodSecurity, ExecutionClusters: clusters})
+			PodSecurity: tenant.Spec.PodSecurity, ExecutionClusters: clusters, Scheduling: sched})
 	}
 	sortTargets(targets)
 	return targets

@@ -322,10 +322,12 @@ func (c *Cluster) addNodes(ctx context.Context, n int) error {
 		return err
 	}
 	for i := range n {
+		name := fmt.Sprintf("kwok-node-%d", i)
+		// The labels a kubelet gives its node, so a Pod can select one.
 		node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{
-			Name:        fmt.Sprintf("kwok-node-%d", i),
+			Name:        name,
 			Annotations: map[string]string{"kwok.x-k8s.io/node": "fake"},
-			Labels:      map[string]string{"type": "kwok", "kubernetes.io/os": "linux"},
+			Labels:      map[string]string{"type": "kwok", "kubernetes.io/os": "linux", "kubernetes.io/hostname": name},
 		}}
 		if _, err := cs.CoreV1().Nodes().Create(ctx, node, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
 			return fmt.Errorf("create node %s: %w", node.Name, err)

@@ -124,6 +124,37 @@ type TenantSpec struct {
 	// +optional
 	// +listType=set
 	WorkerAccess []WorkerAccess `json:"workerAccess,omitempty"`
+	// Scheduling says which nodes the tenant's Pods may run on and which
+	// priority they may take. Without it a Stage could tolerate the
+	// taints that keep other tenants' and the control plane's nodes to
+	// themselves, or preempt other Pods with a high priority class.
+	// Unset, stage Pods may carry no toleration and no priority class.
+	// +optional
+	Scheduling *TenantScheduling `json:"scheduling,omitempty"`
+}
+
+// TenantScheduling places a tenant's Pods. Every Pod of the tenant, gyre's
+// GC Pods included, gets its NodeSelector and Tolerations; a Stage may
+// narrow them but not widen them. A Pod may never name its node
+// (spec.nodeName), since that skips the scheduler and every taint.
+type TenantScheduling struct {
+	// NodeSelector is added to every Pod of the tenant. A Stage may add
+	// keys of its own, but not give one of these another value.
+	// +optional
+	NodeSelector map[string]string `json:"nodeSelector,omitempty"`
+	// Tolerations are added to every Pod of the tenant, and are the only
+	// ones a Stage may carry: a Stage's toleration must be one of these,
+	// or narrower (an Exists toleration here allows any value of its
+	// key; one without effect allows every effect).
+	// +optional
+	// +kubebuilder:validation:MaxItems=32
+	Tolerations []corev1.Toleration `json:"tolerations,omitempty"`
+	// PriorityClassNames a Stage may name in priorityClassName. None when
+	// empty: stage Pods then get the cluster's default priority.
+	// +optional
+	// +listType=set
+	// +kubebuilder:validation:MaxItems=32
+	PriorityClassNames []string `json:"priorityClassNames,omitempty"`
 }
 
 // WorkerAccess is a right a Tenant grants its worker ServiceAccount.
