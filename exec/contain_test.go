@@ -304,13 +304,14 @@ func TestEngine_checksScheduling(t *testing.T) {
 	requireCluster(t)
 	startEngine(t, env.Config, testConfig())
 
-	t.Run("A Stage that names its node, tolerates the control plane and takes a system priority fails with each named and never gets a Pod.", func(t *testing.T) {
+	t.Run("A Stage that names its node, tolerates the control plane and takes a system priority and a runtime class fails with each named and never gets a Pod.", func(t *testing.T) {
 		g := NewWithT(t)
 		ns := newTenant(t)
 		own := recordPods(t, k8s, "cyclone-"+Tenant(ns)+"-worker")
 		st := stage(ns, "squat", succeed("0s"))
 		st.Spec.Pod.Spec.NodeName = "kwok-node-0"
 		st.Spec.Pod.Spec.PriorityClassName = "system-node-critical"
+		st.Spec.Pod.Spec.RuntimeClassName = ptr.To("runc")
 		st.Spec.Pod.Spec.Tolerations = []corev1.Toleration{{Key: "node-role.kubernetes.io/control-plane", Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoSchedule}}
 		createWorkflow(t, ns, "wf", []*cyclonev1alpha1.Stage{st}, items("squat"),
 			func(wf *cyclonev1alpha1.Workflow) { wf.Spec.Stages[0].Retries = 2 })
@@ -321,7 +322,8 @@ func TestEngine_checksScheduling(t *testing.T) {
 		g.Expect(ss.Status.Message).To(And(
 			ContainSubstring(`breaks the Tenant's scheduling: nodeName: "kwok-node-0"`),
 			ContainSubstring(`tolerations[0]: toleration "node-role.kubernetes.io/control-plane:NoSchedule" is not among`),
-			ContainSubstring(`priorityClassName: "system-node-critical" is not among`)))
+			ContainSubstring(`priorityClassName: "system-node-critical" is not among`),
+			ContainSubstring(`runtimeClassName: "runc" is not among`)))
 		g.Expect(ss.Attempt).To(BeEquivalentTo(1), "no retry: the spec must change")
 		g.Expect(own.created()).NotTo(ContainElement(convention.PodName("run", "squat", 1)))
 	})

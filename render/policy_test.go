@@ -111,17 +111,19 @@ func TestRender_cacheKnowsTheLevel(t *testing.T) {
 }
 
 // TestRender_scheduling renders a stage that names its node, tolerates
-// the control plane's taint and takes a system priority, for a Tenant
-// that is not known (a review of Git alone), one without scheduling, and
-// one that allows the toleration and the class.
+// the control plane's taint and takes a system priority and a runtime
+// class, for a Tenant that is not known (a review of Git alone), one
+// without scheduling, and one that allows the toleration and the classes.
 func TestRender_scheduling(t *testing.T) {
 	root := "testdata/policy/stage-picks-its-node"
 	nodeName := `tenants/t/base/stage.yaml: Stage/squat: spec.pod.spec.nodeName: "cp-1": a tenant's Pod may not name its node`
 	toleration := `Stage/squat: spec.pod.spec.tolerations[0]: toleration "node-role.kubernetes.io/control-plane:NoSchedule" is not among the Tenant's spec.scheduling.tolerations (none)`
 	class := `Stage/squat: spec.pod.spec.priorityClassName: "system-node-critical" is not among the Tenant's spec.scheduling.priorityClassNames (none)`
+	runtime := `Stage/squat: spec.pod.spec.runtimeClassName: "runc" is not among the Tenant's spec.scheduling.runtimeClassNames (none)`
 	allowing := &gyrev1alpha1.TenantScheduling{
 		Tolerations:        []corev1.Toleration{{Key: "node-role.kubernetes.io/control-plane", Operator: corev1.TolerationOpExists}},
 		PriorityClassNames: []string{"system-node-critical"},
+		RuntimeClassNames:  []string{"runc"},
 	}
 	for _, tc := range []struct {
 		name   string
@@ -129,8 +131,8 @@ func TestRender_scheduling(t *testing.T) {
 		errors []string
 	}{
 		{"A review without the Tenant refuses only the node name.", nil, []string{nodeName}},
-		{"A Tenant without scheduling refuses all three.", &gyrev1alpha1.TenantScheduling{}, []string{nodeName, class, toleration}},
-		{"A Tenant that allows the toleration and the class still refuses the node name.", allowing, []string{nodeName}},
+		{"A Tenant without scheduling refuses all four.", &gyrev1alpha1.TenantScheduling{}, []string{nodeName, class, runtime, toleration}},
+		{"A Tenant that allows the toleration and the classes still refuses the node name.", allowing, []string{nodeName}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			g := NewWithT(t)

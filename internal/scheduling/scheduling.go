@@ -1,8 +1,9 @@
 // Package scheduling keeps a tenant's Pods on the nodes its Tenant gives
 // it. The Pod Security Standards leave placement alone, yet placement is
 // how one tenant reaches another's nodes: a toleration lets a Pod onto a
-// node tainted for someone else, spec.nodeName skips the scheduler and
-// every taint, and a high priority class preempts other tenants' Pods.
+// node tainted for someone else, and so does a RuntimeClass that brings
+// one; spec.nodeName skips the scheduler and every taint; a high priority
+// class preempts other tenants' Pods.
 // Render and the engine both check with this package, so a Stage in Git
 // and a run made through the API meet the same rules.
 package scheduling
@@ -55,13 +56,21 @@ func Check(rules *gyrev1alpha1.TenantScheduling, spec *corev1.PodSpec) []Violati
 		}
 	}
 	if pc := spec.PriorityClassName; pc != "" && !slices.Contains(rules.PriorityClassNames, pc) {
-		allowed := "none"
-		if len(rules.PriorityClassNames) > 0 {
-			allowed = strings.Join(rules.PriorityClassNames, ", ")
-		}
-		out = append(out, Violation{"priorityClassName", fmt.Sprintf("%q is not among the Tenant's spec.scheduling.priorityClassNames (%s)", pc, allowed)})
+		out = append(out, Violation{"priorityClassName", fmt.Sprintf("%q is not among the Tenant's spec.scheduling.priorityClassNames (%s)", pc, names(rules.PriorityClassNames))})
+	}
+	// A RuntimeClass's own tolerations and node selector are added to the
+	// Pod by the API server, after every check here.
+	if rc := spec.RuntimeClassName; rc != nil && !slices.Contains(rules.RuntimeClassNames, *rc) {
+		out = append(out, Violation{"runtimeClassName", fmt.Sprintf("%q is not among the Tenant's spec.scheduling.runtimeClassNames (%s)", *rc, names(rules.RuntimeClassNames))})
 	}
 	return out
+}
+
+func names(list []string) string {
+	if len(list) == 0 {
+		return "none"
+	}
+	return strings.Join(list, ", ")
 }
 
 // alwaysAllowed are the tolerations the API server gives every Pod, for

@@ -20,6 +20,7 @@ func TestCheck(t *testing.T) {
 			{Key: "spot", Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoExecute, TolerationSeconds: ptr.To[int64](60)},
 		},
 		PriorityClassNames: []string{"builds-low"},
+		RuntimeClassNames:  []string{"gvisor"},
 	}
 	controlPlane := corev1.Toleration{Key: "node-role.kubernetes.io/control-plane", Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoSchedule}
 	for _, tc := range []struct {
@@ -32,6 +33,9 @@ func TestCheck(t *testing.T) {
 		{"Without scheduling, a toleration of the control plane's taint is refused.", none,
 			corev1.PodSpec{Tolerations: []corev1.Toleration{controlPlane}},
 			[]string{`tolerations[0]: toleration "node-role.kubernetes.io/control-plane:NoSchedule" is not among the Tenant's spec.scheduling.tolerations (none)`}},
+		{"Without scheduling, a runtime class, which may bring tolerations of its own, is refused.", none,
+			corev1.PodSpec{RuntimeClassName: ptr.To("kata-on-gpu-pool")},
+			[]string{`runtimeClassName: "kata-on-gpu-pool" is not among the Tenant's spec.scheduling.runtimeClassNames (none)`}},
 		{"Without scheduling, a priority class is refused.", none,
 			corev1.PodSpec{PriorityClassName: "system-node-critical"},
 			[]string{`priorityClassName: "system-node-critical" is not among the Tenant's spec.scheduling.priorityClassNames (none)`}},
@@ -55,6 +59,7 @@ func TestCheck(t *testing.T) {
 					{Key: "spot", Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoExecute, TolerationSeconds: ptr.To[int64](30)},
 				},
 				PriorityClassName: "builds-low",
+				RuntimeClassName:  ptr.To("gvisor"),
 			}, nil},
 		{"Wider tolerations, another selector value and another class are refused, each named.", builders,
 			corev1.PodSpec{
@@ -67,6 +72,7 @@ func TestCheck(t *testing.T) {
 					{Operator: corev1.TolerationOpExists},
 				},
 				PriorityClassName: "builds-high",
+				RuntimeClassName:  ptr.To("runc"),
 			},
 			[]string{
 				`nodeSelector.pool: "infra": the Tenant's spec.scheduling.nodeSelector keeps its Pods on pool=builds`,
@@ -76,6 +82,7 @@ func TestCheck(t *testing.T) {
 				`tolerations[3]: toleration "spot:NoExecute" is not among the Tenant's spec.scheduling.tolerations ("dedicated=builds:NoSchedule", "gpu", "spot:NoExecute for 60s")`,
 				`tolerations[4]: toleration "every taint" is not among the Tenant's spec.scheduling.tolerations ("dedicated=builds:NoSchedule", "gpu", "spot:NoExecute for 60s")`,
 				`priorityClassName: "builds-high" is not among the Tenant's spec.scheduling.priorityClassNames (builds-low)`,
+				`runtimeClassName: "runc" is not among the Tenant's spec.scheduling.runtimeClassNames (gvisor)`,
 			}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -127,8 +127,9 @@ type TenantSpec struct {
 	// Scheduling says which nodes the tenant's Pods may run on and which
 	// priority they may take. Without it a Stage could tolerate the
 	// taints that keep other tenants' and the control plane's nodes to
-	// themselves, or preempt other Pods with a high priority class.
-	// Unset, stage Pods may carry no toleration and no priority class.
+	// themselves, preempt other Pods with a high priority class, or
+	// choose a runtime that is not the nodes' default. Unset, stage Pods
+	// may carry no toleration, priority class or runtime class.
 	// +optional
 	Scheduling *TenantScheduling `json:"scheduling,omitempty"`
 }
@@ -155,6 +156,16 @@ type TenantScheduling struct {
 	// +listType=set
 	// +kubebuilder:validation:MaxItems=32
 	PriorityClassNames []string `json:"priorityClassNames,omitempty"`
+	// RuntimeClassNames a Stage may name in runtimeClassName. None when
+	// empty: stage Pods then run in the nodes' default runtime. A
+	// RuntimeClass is listed here only when its own scheduling keeps
+	// within the tenant's nodes, since the API server adds a
+	// RuntimeClass's tolerations and node selector to the Pods that name
+	// it.
+	// +optional
+	// +listType=set
+	// +kubebuilder:validation:MaxItems=32
+	RuntimeClassNames []string `json:"runtimeClassNames,omitempty"`
 }
 
 // WorkerAccess is a right a Tenant grants its worker ServiceAccount.
