@@ -36,6 +36,7 @@ var watchedKinds = []metav1.TypeMeta{
 	{APIVersion: "v1", Kind: "ResourceQuota"},
 	{APIVersion: rbacv1.SchemeGroupVersion.String(), Kind: "Role"},
 	{APIVersion: rbacv1.SchemeGroupVersion.String(), Kind: "RoleBinding"},
+	{APIVersion: "networking.k8s.io/v1", Kind: "NetworkPolicy"},
 }
 
 // startFloorWatches opens, when floorWatchesEnv asks for them, the

@@ -6,6 +6,7 @@ import (
 	"slices"
 
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -29,6 +30,47 @@ var Kinds = []schema.GroupVersionKind{
 	corev1.SchemeGroupVersion.WithKind("ServiceAccount"),
 	rbacv1.SchemeGroupVersion.WithKind("Role"),
 	rbacv1.SchemeGroupVersion.WithKind("RoleBinding"),
+	networkingv1.SchemeGroupVersion.WithKind("NetworkPolicy"),
+}
+
+// MetadataAddresses are the cloud metadata services, which hand out the
+// node's cloud credentials to whoever asks from the node: the worker
+// NetworkPolicy keeps stage Pods from them. 169.254.169.254 serves AWS,
+// Azure, GCP and most others; fd00:ec2::254 is AWS's IPv6 address. The
+// rest of the link-local range stays open: node-local DNS caches listen
+// there.
+var MetadataAddresses = []string{"169.254.169.254/32", "fd00:ec2::254/128"}
+
+// workerNetworkPolicy is the NetworkPolicy of a worker namespace. Stage
+// Pods run pull request code, so they may be reached only from their own
+// namespace, never from another tenant's, and may reach anything but the
+// cloud metadata services. Network policies add up: a platform team
+// relaxes either rule with a policy of its own in the namespace. Only a
+// network plugin that implements NetworkPolicy enforces it.
+func workerNetworkPolicy(meta metav1.ObjectMeta) *networkingv1.NetworkPolicy {
+	anywhere := func(cidr, except string) networkingv1.NetworkPolicyPeer {
+		return networkingv1.NetworkPolicyPeer{IPBlock: &networkingv1.IPBlock{CIDR: cidr, Except: []string{except}}}
+	}
+	return &networkingv1.NetworkPolicy{
+		TypeMeta:   typeMeta(networkingv1.SchemeGroupVersion, "NetworkPolicy"),
+		ObjectMeta: meta,
+		Spec: networkingv1.NetworkPolicySpec{
+			PolicyTypes: []networkingv1.PolicyType{networkingv1.PolicyTypeIngress, networkingv1.PolicyTypeEgress},
+			Ingress: []networkingv1.NetworkPolicyIngressRule{{
+				From: []networkingv1.NetworkPolicyPeer{{PodSelector: &metav1.LabelSelector{}}},
+			}},
+			Egress: []networkingv1.NetworkPolicyEgressRule{{
+				// Pods of every namespace: some plugins match IP blocks
+				// only outside the cluster's Pods.
+				To: []networkingv1.NetworkPolicyPeer{{NamespaceSelector: &metav1.LabelSelector{}}},
+			}, {
+				To: []networkingv1.NetworkPolicyPeer{
+					anywhere("0.0.0.0/0", MetadataAddresses[0]),
+					anywhere("::/0", MetadataAddresses[1]),
+				},
+			}},
+		},
+	}
 }
 
 // ControlObjects returns what a tenant needs on the control cluster: the
@@ -80,8 +122,9 @@ func workerRules(t *gyrev1alpha1.Tenant) []rbacv1.PolicyRule {
 
 // WorkerObjects returns what a tenant needs on each execution cluster, in
 // apply order: the worker namespace, then its ResourceQuota (when the
-// Tenant sets a quota), PVC (see Storage), ServiceAccount, and
-// Role and RoleBinding (when the Tenant grants the worker any access).
+// Tenant sets a quota), PVC (see Storage), ServiceAccount,
+// NetworkPolicy, and Role and RoleBinding (when the Tenant grants the
+// worker any access).
 func WorkerObjects(t *gyrev1alpha1.Tenant) ([]*unstructured.Unstructured, error) {
 	ns := convention.WorkerNamespace(t.Name)
 	meta := func(name string) metav1.ObjectMeta {
@@ -114,6 +157,7 @@ func WorkerObjects(t *gyrev1alpha1.Tenant) ([]*unstructured.Unstructured, error)
 			TypeMeta:   typeMeta(corev1.SchemeGroupVersion, "ServiceAccount"),
 			ObjectMeta: meta(convention.WorkerServiceAccount),
 		},
+		workerNetworkPolicy(meta(convention.WorkerServiceAccount)),
 	)
 	if rules := workerRules(t); len(rules) > 0 {
 		typed = append(typed,

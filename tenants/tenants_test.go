@@ -14,6 +14,7 @@ import (
 	. "github.com/onsi/gomega"
 	authorizationv1 "k8s.io/api/authorization/v1"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -107,7 +108,7 @@ func TestProvision_twoClusters(t *testing.T) {
 	}
 	res, err := tenants.Provision(ctx, cs, nil, tenant)
 	g.Expect(err).NotTo(HaveOccurred())
-	g.Expect(res.Written).To(HaveLen(1 + 2*6))
+	g.Expect(res.Written).To(HaveLen(1 + 2*7))
 
 	g.Expect(cc.Get(ctx, client.ObjectKey{Name: "cyclone-acme"}, &corev1.Namespace{})).To(Succeed())
 	for _, c := range []client.Client{cc, fc} {
@@ -119,6 +120,7 @@ func TestProvision_twoClusters(t *testing.T) {
 		g.Expect(c.Get(ctx, client.ObjectKey{Namespace: ns, Name: "cyclone-pvc-acme"}, &corev1.PersistentVolumeClaim{})).To(Succeed())
 		g.Expect(c.Get(ctx, client.ObjectKey{Namespace: ns, Name: convention.WorkerServiceAccount}, &corev1.ServiceAccount{})).To(Succeed())
 		g.Expect(c.Get(ctx, client.ObjectKey{Namespace: ns, Name: convention.WorkerServiceAccount}, &rbacv1.RoleBinding{})).To(Succeed())
+		expectWorkerNetworkPolicy(ctx, g, c, ns)
 		// Granted PatchPods, stage Pods may patch the Pods of their own
 		// namespace, and touch no Pod of another namespace.
 		for podNS, allowed := range map[string]bool{ns: true, "cyclone-other-worker": false} {
@@ -145,13 +147,20 @@ func TestProvision_twoClusters(t *testing.T) {
 		q.Spec.Hard[corev1.ResourcePods] = resource.MustParse("99")
 		g.Expect(fc.Update(ctx, q)).To(Succeed())
 		g.Expect(fc.Delete(ctx, &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Namespace: "cyclone-acme-worker", Name: convention.WorkerServiceAccount}})).To(Succeed())
+		// Someone opens the worker namespace to every other namespace.
+		np := &networkingv1.NetworkPolicy{}
+		g.Expect(fc.Get(ctx, client.ObjectKey{Namespace: "cyclone-acme-worker", Name: convention.WorkerServiceAccount}, np)).To(Succeed())
+		np.Spec.Ingress[0].From[0] = networkingv1.NetworkPolicyPeer{NamespaceSelector: &metav1.LabelSelector{}}
+		g.Expect(fc.Update(ctx, np)).To(Succeed())
 
 		res, err := tenants.Provision(ctx, cs, nil, tenant)
 		g.Expect(err).NotTo(HaveOccurred())
 		g.Expect(res.Written).To(ConsistOf(
 			"far: ResourceQuota/cyclone-acme-worker/cyclone-quota",
 			"far: Role/cyclone-acme-worker/cyclone-worker",
+			"far: NetworkPolicy/cyclone-acme-worker/cyclone-worker",
 		))
+		expectWorkerNetworkPolicy(ctx, g, fc, "cyclone-acme-worker")
 		g.Expect(fc.Get(ctx, client.ObjectKeyFromObject(q), q)).To(Succeed())
 		g.Expect(q.Spec.Hard.Pods().String()).To(Equal("10"))
 	})
@@ -278,3 +287,30 @@ func (emptyCache) List(context.Context, client.ObjectList, ...client.ListOption)
 type roundTripFunc func(*http.Request) (*http.Response, error)
 
 func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// expectWorkerNetworkPolicy checks what the worker namespace's
+// NetworkPolicy lets through: from outside, only Pods of the namespace
+// itself; to outside, everything but the cloud metadata services.
+func expectWorkerNetworkPolicy(ctx context.Context, g Gomega, c client.Client, ns string) {
+	np := &networkingv1.NetworkPolicy{}
+	g.Expect(c.Get(ctx, client.ObjectKey{Namespace: ns, Name: convention.WorkerServiceAccount}, np)).To(Succeed())
+	g.Expect(np.Labels).To(HaveKeyWithValue(convention.TenantLabel, "acme"))
+	g.Expect(np.Spec.PodSelector.MatchLabels).To(BeEmpty(), "every Pod of %s", ns)
+	g.Expect(np.Spec.PolicyTypes).To(ConsistOf(networkingv1.PolicyTypeIngress, networkingv1.PolicyTypeEgress))
+	g.Expect(np.Spec.Ingress).To(HaveLen(1))
+	g.Expect(np.Spec.Ingress[0].From).To(ConsistOf(networkingv1.NetworkPolicyPeer{PodSelector: &metav1.LabelSelector{}}),
+		"only Pods of the same namespace reach stage Pods")
+	var blocks []networkingv1.IPBlock
+	for _, rule := range np.Spec.Egress {
+		g.Expect(rule.Ports).To(BeEmpty(), "every port")
+		for _, peer := range rule.To {
+			if peer.IPBlock != nil {
+				blocks = append(blocks, *peer.IPBlock)
+			}
+		}
+	}
+	g.Expect(blocks).To(ConsistOf(
+		networkingv1.IPBlock{CIDR: "0.0.0.0/0", Except: []string{"169.254.169.254/32"}},
+		networkingv1.IPBlock{CIDR: "::/0", Except: []string{"fd00:ec2::254/128"}},
+	), "everywhere but the metadata services")
+}
