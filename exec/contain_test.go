@@ -49,6 +49,25 @@ func waitRefused(t *testing.T, ns, name, reason, want string) *cyclonev1alpha1.W
 	return run
 }
 
+// runRefusedStage runs st alone, with retries to spare, in the tenant
+// namespace ns, and returns its status once the run has failed. The stage
+// must not have been retried, since only a change to its spec helps, nor
+// have got a Pod.
+func runRefusedStage(t *testing.T, ns string, st *cyclonev1alpha1.Stage) *cyclonev1alpha1.StageStatus {
+	t.Helper()
+	g := NewWithT(t)
+	own := recordPods(t, k8s, "cyclone-"+Tenant(ns)+"-worker")
+	createWorkflow(t, ns, "wf", []*cyclonev1alpha1.Stage{st}, items(st.Name),
+		func(wf *cyclonev1alpha1.Workflow) { wf.Spec.Stages[0].Retries = 2 })
+	createRun(t, ns, "run", "wf")
+	run := waitRun(t, ns, "run", cyclonev1alpha1.StatusFailed)
+	ss := run.Status.Stages[st.Name]
+	g.Expect(ss).NotTo(BeNil())
+	g.Expect(ss.Attempt).To(BeEquivalentTo(1), "no retry: the spec must change")
+	g.Expect(own.created()).NotTo(ContainElement(convention.PodName("run", st.Name, 1)))
+	return ss
+}
+
 // TestEngine_runsOnlyForATenant: the engine runs nothing in a namespace no
 // Tenant owns, and says why on the run.
 func TestEngine_runsOnlyForATenant(t *testing.T) {
@@ -203,18 +222,11 @@ func TestEngine_checksPodSecurity(t *testing.T) {
 	t.Run("A privileged Stage of a baseline Tenant fails with the broken rules and never gets a Pod.", func(t *testing.T) {
 		g := NewWithT(t)
 		ns := newTenant(t)
-		own := recordPods(t, k8s, "cyclone-"+Tenant(ns)+"-worker")
-		createWorkflow(t, ns, "wf", []*cyclonev1alpha1.Stage{hostStage(ns, "root")}, items("root"),
-			func(wf *cyclonev1alpha1.Workflow) { wf.Spec.Stages[0].Retries = 2 })
-		createRun(t, ns, "run", "wf")
-		run := waitRun(t, ns, "run", cyclonev1alpha1.StatusFailed)
-		ss := run.Status.Stages["root"]
+		ss := runRefusedStage(t, ns, hostStage(ns, "root"))
 		g.Expect(ss.Status.Reason).To(Equal(ReasonPodSecurity))
 		g.Expect(ss.Status.Message).To(And(
 			ContainSubstring(`violates PodSecurity "baseline"`),
 			ContainSubstring("privileged"), ContainSubstring("host namespaces"), ContainSubstring("hostPath volumes")))
-		g.Expect(ss.Attempt).To(BeEquivalentTo(1), "no retry: the spec must change")
-		g.Expect(own.created()).NotTo(ContainElement(convention.PodName("run", "root", 1)))
 	})
 
 	t.Run("The same Stage runs when its Tenant is privileged.", func(t *testing.T) {
@@ -307,25 +319,18 @@ func TestEngine_checksScheduling(t *testing.T) {
 	t.Run("A Stage that names its node, tolerates the control plane and takes a system priority and a runtime class fails with each named and never gets a Pod.", func(t *testing.T) {
 		g := NewWithT(t)
 		ns := newTenant(t)
-		own := recordPods(t, k8s, "cyclone-"+Tenant(ns)+"-worker")
 		st := stage(ns, "squat", succeed("0s"))
 		st.Spec.Pod.Spec.NodeName = "kwok-node-0"
 		st.Spec.Pod.Spec.PriorityClassName = "system-node-critical"
 		st.Spec.Pod.Spec.RuntimeClassName = ptr.To("runc")
 		st.Spec.Pod.Spec.Tolerations = []corev1.Toleration{{Key: "node-role.kubernetes.io/control-plane", Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoSchedule}}
-		createWorkflow(t, ns, "wf", []*cyclonev1alpha1.Stage{st}, items("squat"),
-			func(wf *cyclonev1alpha1.Workflow) { wf.Spec.Stages[0].Retries = 2 })
-		createRun(t, ns, "run", "wf")
-		run := waitRun(t, ns, "run", cyclonev1alpha1.StatusFailed)
-		ss := run.Status.Stages["squat"]
+		ss := runRefusedStage(t, ns, st)
 		g.Expect(ss.Status.Reason).To(Equal(ReasonScheduling))
 		g.Expect(ss.Status.Message).To(And(
 			ContainSubstring(`breaks the Tenant's scheduling: nodeName: "kwok-node-0"`),
 			ContainSubstring(`tolerations[0]: toleration "node-role.kubernetes.io/control-plane:NoSchedule" is not among`),
 			ContainSubstring(`priorityClassName: "system-node-critical" is not among`),
 			ContainSubstring(`runtimeClassName: "runc" is not among`)))
-		g.Expect(ss.Attempt).To(BeEquivalentTo(1), "no retry: the spec must change")
-		g.Expect(own.created()).NotTo(ContainElement(convention.PodName("run", "squat", 1)))
 	})
 
 	t.Run("A Tenant's node selector and tolerations reach every Pod of its runs, and the Pods land on the selected node.", func(t *testing.T) {
