@@ -16,7 +16,7 @@ import (
 
 func newBuildCmd() *cobra.Command {
 	var sel targetSelector
-	var level podSecurityLevel
+	var policy reviewPolicy
 	cmd := &cobra.Command{
 		Use:   "build [REPO_DIR]",
 		Short: "Render a pipeline repository's targets as YAML",
@@ -28,11 +28,11 @@ stdout unless every selected target renders; errors go to stderr.
 Exit status: 0 rendered, 1 the repository is invalid, 2 gyre failed.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := level.validate(); err != nil {
+			if err := policy.prepare(); err != nil {
 				return err
 			}
 			root := repoDir(args)
-			results, err := renderRepo(cmd.Context(), root, sel, level, progress(cmd))
+			results, err := renderRepo(cmd.Context(), root, sel, &policy, progress(cmd))
 			if err != nil {
 				return err
 			}
@@ -44,7 +44,7 @@ Exit status: 0 rendered, 1 the repository is invalid, 2 gyre failed.`,
 		},
 	}
 	sel.addFlags(cmd)
-	level.addFlag(cmd)
+	policy.addFlags(cmd)
 	return cmd
 }
 
@@ -93,8 +93,8 @@ func repoDir(args []string) string {
 // checks them for conflicts. Conflicts are found among all the targets of
 // the selected tenants, since a tenant's clusters share its namespace, so
 // those are rendered even when --cluster leaves them out of the result.
-// Every target is checked at level.
-func renderRepo(ctx context.Context, root string, sel targetSelector, level podSecurityLevel, progress io.Writer) ([]*render.Result, error) {
+// Every target is checked against policy.
+func renderRepo(ctx context.Context, root string, sel targetSelector, policy *reviewPolicy, progress io.Writer) ([]*render.Result, error) {
 	targets, err := render.Discover(root)
 	if err != nil {
 		return nil, err
@@ -102,7 +102,7 @@ func renderRepo(ctx context.Context, root string, sel targetSelector, level podS
 	var todo []render.Target
 	for _, t := range targets {
 		if sel.tenant == "" || t.Tenant == sel.tenant {
-			t.PodSecurity = string(level)
+			policy.apply(&t)
 			todo = append(todo, t)
 		}
 	}

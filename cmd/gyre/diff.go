@@ -51,7 +51,7 @@ that does not render).`,
 			if o.base != "" && o.live {
 				return errors.New("--base and --live exclude each other")
 			}
-			if err := o.podSecurity.validate(); err != nil {
+			if err := o.policy.prepare(); err != nil {
 				return err
 			}
 			switch o.output {
@@ -96,7 +96,7 @@ that does not render).`,
 	f.StringVarP(&o.output, "output", "o", "text", "output format: text, markdown or json")
 	f.BoolVar(&o.live, "live", false, "compare with the objects live in a cluster (server-side dry-run apply) instead of --base")
 	f.StringVar(&o.kubeconfig, "kubeconfig", "", "kubeconfig of the cluster for --live (default: $KUBECONFIG, ~/.kube/config)")
-	o.podSecurity.addFlag(cmd)
+	o.policy.addFlags(cmd)
 	return cmd
 }
 
@@ -104,7 +104,7 @@ type diffOptions struct {
 	base, head, output string
 	live               bool
 	kubeconfig         string
-	podSecurity        podSecurityLevel
+	policy             reviewPolicy
 }
 
 // repoDiff is what gyre diff found; its JSON form is --output json.
@@ -162,11 +162,11 @@ func diffRevisions(ctx context.Context, dir string, o diffOptions, progress io.W
 		}
 		headName = o.head
 	}
-	base, err := renderAllOrNone(ctx, baseRoot, o.podSecurity, progress)
+	base, err := renderAllOrNone(ctx, baseRoot, &o.policy, progress)
 	if err != nil {
 		return nil, fmt.Errorf("render %s: %w", o.base, err)
 	}
-	head, err := renderAllOrNone(ctx, headRoot, o.podSecurity, progress)
+	head, err := renderAllOrNone(ctx, headRoot, &o.policy, progress)
 	if err != nil {
 		return nil, fmt.Errorf("render %s: %w", headName, err)
 	}
@@ -228,11 +228,11 @@ func checkoutLocal(ctx context.Context, top, rev, cache string) (string, error) 
 
 // renderAllOrNone renders every target, or none when the revision has no
 // tenants yet (a repository's first pipelines are all additions).
-func renderAllOrNone(ctx context.Context, root string, level podSecurityLevel, progress io.Writer) ([]*render.Result, error) {
+func renderAllOrNone(ctx context.Context, root string, policy *reviewPolicy, progress io.Writer) ([]*render.Result, error) {
 	if _, err := os.Stat(filepath.Join(root, render.TenantsDir)); errors.Is(err, os.ErrNotExist) {
 		return nil, nil
 	}
-	return renderRepo(ctx, root, targetSelector{}, level, progress)
+	return renderRepo(ctx, root, targetSelector{}, policy, progress)
 }
 
 // gitTopLevel returns the work tree root of the Git repository holding

@@ -32,7 +32,7 @@ func diffLive(ctx context.Context, dir string, o diffOptions, progress io.Writer
 		}
 		headName = o.head
 	}
-	head, err := renderRepo(ctx, root, targetSelector{}, o.podSecurity, progress)
+	head, err := renderRepo(ctx, root, targetSelector{}, &o.policy, progress)
 	if err != nil {
 		return nil, err
 	}

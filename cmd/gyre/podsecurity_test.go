@@ -96,3 +96,38 @@ func TestValidate_exampleWarnsOnlyAboutImageBuilds(t *testing.T) {
 		g.Expect(l).To(MatchRegexp(`^warning: .*: Stage/[a-z-]+: spec\.pod\.outputs\.resources\[0\]: stage .* outputs image resource .*: it needs a privileged Docker daemon`))
 	}
 }
+
+// TestValidate_tenants checks a stage for a tainted build pool against
+// the Tenant objects of --tenants, which decide as the cluster's do.
+func TestValidate_tenants(t *testing.T) {
+	repo := "testdata/scheduling/repo"
+	for _, tc := range []struct {
+		name, tenants string
+		code          int
+		stdout        []string
+		stderr        string
+	}{
+		{name: "Without --tenants the Tenant is not known, and only a node name would be refused.", code: 0},
+		{name: "A Tenant that allows the toleration and the priority class makes the stage valid.", tenants: "allowed.yaml", code: 0},
+		{name: "A Tenant without scheduling refuses both, each named.", tenants: "plain.yaml", code: 1, stdout: []string{
+			`tenants/builds/pipeline.yaml: Stage/compile: spec.pod.spec.priorityClassName: "builds-low" is not among the Tenant's spec.scheduling.priorityClassNames (none)`,
+			`tenants/builds/pipeline.yaml: Stage/compile: spec.pod.spec.tolerations[0]: toleration "dedicated=builds:NoSchedule" is not among the Tenant's spec.scheduling.tolerations (none)`,
+		}},
+		{name: "A file with something else than Tenants is refused with the document named.", tenants: "not-tenants.yaml", code: 2,
+			stderr: "testdata/scheduling/not-tenants.yaml: document 2: is v1 ConfigMap, not a gyre.dev/v1alpha1 Tenant"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			g := NewWithT(t)
+			args := []string{"validate", repo}
+			if tc.tenants != "" {
+				args = append(args, "--tenants", "testdata/scheduling/"+tc.tenants)
+			}
+			stdout, stderr, code := execute(t, args...)
+			g.Expect(code).To(Equal(tc.code), "stdout:\n%s\nstderr:\n%s", stdout, stderr)
+			g.Expect(strings.Split(strings.TrimSpace(stdout), "\n")).To(ContainElements(tc.stdout))
+			if tc.stderr != "" {
+				g.Expect(stderr).To(ContainSubstring(tc.stderr))
+			}
+		})
+	}
+}

@@ -13,7 +13,7 @@ import (
 
 func newValidateCmd() *cobra.Command {
 	var output string
-	var level podSecurityLevel
+	var policy reviewPolicy
 	cmd := &cobra.Command{
 		Use:   "validate [REPO_DIR]",
 		Short: "Check that every target of a pipeline repository renders and is valid",
@@ -24,7 +24,10 @@ references that lead nowhere, workflows that are not DAGs, cron schedules
 that do not parse, objects two targets both render, and stages or runs
 that break the Pod Security level of --pod-security (baseline unless
 told: a Tenant's spec.podSecurity decides in the cluster) or name a
-namespace, PVC or ServiceAccount that is not the tenant's.
+namespace, PVC or ServiceAccount that is not the tenant's, and stages
+that name their node. With --tenants, the Tenant objects it holds decide
+for their tenants, as in the cluster: their level, and the tolerations,
+priority and runtime classes their spec.scheduling allows.
 
 Warnings, prefixed "warning: ", say what the level will stop at run
 time though the YAML is valid, such as an image build below
@@ -36,10 +39,10 @@ Exit status: 0 valid, 1 invalid, 2 gyre failed.`,
 			if output != "text" && output != "json" {
 				return fmt.Errorf("--output must be text or json, not %q", output)
 			}
-			if err := level.validate(); err != nil {
+			if err := policy.prepare(); err != nil {
 				return err
 			}
-			results, err := renderRepo(cmd.Context(), repoDir(args), targetSelector{}, level, progress(cmd))
+			results, err := renderRepo(cmd.Context(), repoDir(args), targetSelector{}, &policy, progress(cmd))
 			if err != nil {
 				return err
 			}
@@ -60,7 +63,7 @@ Exit status: 0 valid, 1 invalid, 2 gyre failed.`,
 		},
 	}
 	cmd.Flags().StringVarP(&output, "output", "o", "text", "output format: text or json")
-	level.addFlag(cmd)
+	policy.addFlags(cmd)
 	return cmd
 }
 
