@@ -89,6 +89,10 @@ func TestImport_endToEnd(t *testing.T) {
 			built, stderr, code := execute(t, "build", out)
 			g.Expect(code).To(Equal(0), stderr)
 			g.Expect(built).To(ContainSubstring("# target: shop/default (tenants/shop/base)\n"))
+			// The first step the written README gives: checked against
+			// the Tenants the import wrote.
+			_, stderr, code = execute(t, "validate", "--tenants", filepath.Join(out, "gyre", "tenants.yaml"), out)
+			g.Expect(code).To(Equal(0), stderr)
 
 			repo.CopyDir(out)
 			repo.Commit("import tenant shop from Cyclone")

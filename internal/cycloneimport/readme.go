@@ -27,7 +27,7 @@ func readme(rep *Report, o Options) string {
 	p("")
 	p("## Next steps")
 	p("")
-	p("1. `gyre validate --pod-security %s .` renders every tenant as gyre will.", o.PodSecurity)
+	p("1. `gyre validate --tenants %s/tenants.yaml .` renders every tenant as gyre will, at its Tenant's level and scheduling.", GyreDir)
 	if o.RepoURL == "" {
 		p("2. Push this directory to a Git repository and set its URL as `spec.url` in `%s/repository.yaml`.", GyreDir)
 	} else {
