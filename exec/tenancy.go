@@ -54,10 +54,6 @@ func (r *Engine) targetOf(ctx context.Context, run *cyclonev1alpha1.WorkflowRun)
 			return nil, fmt.Errorf("pods/log client: %w", err)
 		}
 	}
-	sched := tn.Spec.Scheduling
-	if sched == nil {
-		sched = &gyrev1alpha1.TenantScheduling{}
-	}
 	return &target{
 		pods:       pods,
 		client:     c.cluster.GetClient(),
@@ -65,7 +61,7 @@ func (r *Engine) targetOf(ctx context.Context, run *cyclonev1alpha1.WorkflowRun)
 		namespace:  r.cfg.WorkerNamespace(tn.Name),
 		pvc:        r.cfg.PVCName(tn.Name),
 		level:      level,
-		scheduling: sched,
+		scheduling: scheduling.Of(tn),
 	}, nil
 }
 
@@ -79,8 +75,8 @@ const (
 	// ReasonPodSecurity: a Pod would break its Tenant's Pod Security level.
 	ReasonPodSecurity = "PodSecurity"
 	// ReasonScheduling: a Pod would name its node, or carry a toleration,
-	// node selector or priority class its Tenant's spec.scheduling does
-	// not allow.
+	// node selector, priority class or runtime class its Tenant's
+	// spec.scheduling does not allow.
 	ReasonScheduling = "Scheduling"
 )
 

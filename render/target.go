@@ -11,6 +11,7 @@ import (
 	gyrev1alpha1 "github.com/gyreops/gyre/api/gyre/v1alpha1"
 	"github.com/gyreops/gyre/internal/convention"
 	"github.com/gyreops/gyre/internal/podsecurity"
+	"github.com/gyreops/gyre/internal/scheduling"
 )
 
 // TenantsDir is the repository directory holding one directory per tenant.
@@ -111,14 +112,11 @@ func (t Target) Resolve(root string) (string, error) {
 // TargetsForTenant returns the targets of a Tenant object, one per
 // cluster, or the single DefaultCluster target when it lists none. Each
 // carries the Tenant's Pod Security level and scheduling, and the
-// execution clusters of all its targets: a run of one target may run on any of the tenant's
-// clusters, and on no other.
+// execution clusters of all its targets: a run of one target may run on
+// any of the tenant's clusters, and on no other.
 func TargetsForTenant(tenant *gyrev1alpha1.Tenant) []Target {
 	clusters := executionClusters(tenant)
-	sched := tenant.Spec.Scheduling
-	if sched == nil {
-		sched = &gyrev1alpha1.TenantScheduling{}
-	}
+	sched := scheduling.Of(tenant)
 	if len(tenant.Spec.Clusters) == 0 {
 		return []Target{{Tenant: tenant.Name, Cluster: DefaultCluster, TenantDir: tenant.Spec.Path,
 			PodSecurity: tenant.Spec.PodSecurity, ExecutionClusters: clusters, Scheduling: sched}}

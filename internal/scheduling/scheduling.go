@@ -32,6 +32,15 @@ type Violation struct {
 
 func (v Violation) String() string { return v.Field + ": " + v.Message }
 
+// Of returns the rules of Tenant t: its spec.scheduling, or the zero
+// value, which allows no toleration, priority class or runtime class.
+func Of(t *gyrev1alpha1.Tenant) *gyrev1alpha1.TenantScheduling {
+	if t.Spec.Scheduling == nil {
+		return &gyrev1alpha1.TenantScheduling{}
+	}
+	return t.Spec.Scheduling
+}
+
 // Check returns what in spec breaks the rules of a Tenant whose
 // spec.scheduling is rules; a Tenant without it has the zero value. A nil
 // rules stands for a Tenant that is not known, as in a review of Git
